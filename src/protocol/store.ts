@@ -1,0 +1,59 @@
+import type { Condition, DeleteResult, Item, RawItem, RawScanOptions, ScanOptions, ScanPage, WriteOp, WriteOutcome } from "./types.js";
+
+/** What a backend can do; the conformance suite checks each claim both ways. */
+export interface Capabilities {
+  /** Scan returns keys in ascending UTF-8 byte order. */
+  orderedScan: boolean;
+  /** scanRaw accepts segment/totalSegments for parallel scans. */
+  segmentedScan: boolean;
+  /** Largest value the backend can hold for a key of the given size. */
+  maxValueBytes(key: string): number;
+  /** Data survives a restart of the sidecar. */
+  durable: boolean;
+}
+
+/**
+ * One datastore. Client operations assign versions (the store is the primary for them);
+ * the replication operations carry versions assigned elsewhere (DESIGN.md §3).
+ * Every method validates nothing the server already validated, but must never write
+ * partially: a thrown error means the write did not happen (or is safe to retry).
+ */
+export interface Store {
+  /** Backend kind: memory, sqlite, postgres, mysql, dynamodb, redis. */
+  readonly kind: string;
+  /** The store's URL with any password redacted, for logs and status. */
+  readonly description: string;
+  readonly capabilities: Capabilities;
+
+  get(ns: string, key: string): Promise<Item | null>;
+  batchGet(ns: string, keys: string[]): Promise<Item[]>;
+  put(ns: string, key: string, value: Buffer, condition?: Condition): Promise<bigint>;
+  delete(ns: string, key: string, condition?: Condition): Promise<DeleteResult>;
+  batchWrite(ns: string, ops: WriteOp[]): Promise<WriteOutcome[]>;
+  scan(ns: string, options: ScanOptions): Promise<ScanPage<Item>>;
+
+  /** Reads an item including a tombstone (null if never written). */
+  getRaw(ns: string, key: string): Promise<RawItem | null>;
+  /**
+   * Writes each item with its given version only where the stored version is lower or the
+   * key is absent; atomic per item. Returns, per item, whether it was applied.
+   */
+  applyIfNewer(ns: string, items: RawItem[]): Promise<boolean[]>;
+  /** Pages of items including tombstones, resumable from a cursor. */
+  scanRaw(ns: string, options: RawScanOptions): Promise<ScanPage<RawItem>>;
+  /** Every namespace that holds items or tombstones, reserved ones included. */
+  namespaces(): Promise<string[]>;
+  /** A cheap estimate of items (incl. tombstones) in a namespace, for progress. */
+  estimateCount(ns: string): Promise<number>;
+  /** Removes every item and tombstone of a namespace (used to clear an aborted target). */
+  dropNamespace(ns: string): Promise<void>;
+  /** Removes tombstones (only while no migration is in progress). Returns how many. */
+  purgeTombstones(ns: string): Promise<number>;
+
+  close(): Promise<void>;
+}
+
+export interface StoreOptions {
+  /** Bound on every call to the backend, in ms. */
+  timeoutMs?: number;
+}

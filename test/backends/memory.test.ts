@@ -1,0 +1,4 @@
+import { MemoryStore } from "../../src/backends/memory.js";
+import { conformance } from "../conformance/suite.js";
+
+conformance("memory", { open: async () => new MemoryStore() });

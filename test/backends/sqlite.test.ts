@@ -1,0 +1,48 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect } from "chai";
+import { openStore } from "../../src/backends/index.js";
+import { conformance } from "../conformance/suite.js";
+import { buf, freshNamespace } from "../support/names.js";
+
+const dir = mkdtempSync(join(tmpdir(), "decant-sqlite-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+conformance("sqlite", { open: () => openStore(`sqlite:${join(dir, "conformance.db")}`) });
+
+describe("sqlite specifics", function () {
+  it("keeps data across a reopen of the file", async function () {
+    const url = `sqlite:${join(dir, "reopen.db")}`;
+    const ns = freshNamespace();
+    const a = await openStore(url);
+    await a.put(ns, "k", buf("kept"));
+    await a.delete(ns, "gone").catch(() => undefined);
+    await a.close();
+    const b = await openStore(url);
+    expect((await b.get(ns, "k"))!.value.toString()).to.equal("kept");
+    await b.close();
+  });
+
+  it("two handles on one file never lose a conditional update", async function () {
+    const url = `sqlite:${join(dir, "shared.db")}`;
+    const ns = freshNamespace();
+    const [a, b] = [await openStore(url), await openStore(url)];
+    await a.put(ns, "k", buf("0"));
+    const cur = (await b.get(ns, "k"))!;
+    await a.put(ns, "k", buf("1"), { kind: "expected_version", version: cur.version });
+    let err: unknown;
+    await b.put(ns, "k", buf("2"), { kind: "expected_version", version: cur.version }).catch((e) => (err = e));
+    expect((err as { kind?: string }).kind).to.equal("version_mismatch");
+    await a.close();
+    await b.close();
+  });
+
+  it("reports an unusable path as unavailable, naming the path", async function () {
+    const store = await openStore("sqlite:/dev/null/no/such/dir/x.db");
+    let err: unknown;
+    await store.get("ns", "k").catch((e) => (err = e));
+    expect((err as { kind?: string }).kind).to.equal("unavailable");
+    expect(String((err as Error).message)).to.include("/dev/null/no/such/dir/x.db");
+  });
+});

@@ -1,0 +1,502 @@
+// The conformance suite: every backend (and the migration layer, which is itself a store)
+// runs it unchanged. Options only describe a backend's declared quirks.
+import { expect } from "chai";
+import { DecantError, isDecantError, type ErrorKind } from "../../src/protocol/errors.js";
+import type { Store } from "../../src/protocol/store.js";
+import type { Item, RawItem } from "../../src/protocol/types.js";
+import { compareKeys } from "../../src/backends/common.js";
+import { buf, freshNamespace } from "../support/names.js";
+
+export interface ConformanceOptions {
+  /** Creates a store (called once for the suite). */
+  open: () => Promise<Store>;
+  /** Called after the suite; close what open() created. */
+  close?: (store: Store) => Promise<void>;
+}
+
+async function rejects(p: Promise<unknown>, kind: ErrorKind): Promise<DecantError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(isDecantError(err), `expected a DecantError(${kind}), got ${String(err)}`).to.equal(true);
+    expect((err as DecantError).kind, (err as Error).message).to.equal(kind);
+    return err as DecantError;
+  }
+  expect.fail(`expected the call to fail with ${kind}`);
+}
+
+async function scanAll(store: Store, ns: string, limit: number, prefix?: string): Promise<{ items: Item[]; pages: number }> {
+  const items: Item[] = [];
+  let cursor: string | undefined;
+  let pages = 0;
+  do {
+    const page = await store.scan(ns, { limit, prefix, cursor });
+    expect(page.items.length).to.be.at.most(limit);
+    items.push(...page.items);
+    cursor = page.cursor;
+    if (++pages > 10_000) expect.fail("scan does not end");
+  } while (cursor !== undefined);
+  return { items, pages };
+}
+
+async function scanRawAll(store: Store, ns: string, limit: number, segment?: number, totalSegments?: number): Promise<RawItem[]> {
+  const items: RawItem[] = [];
+  let cursor: string | undefined;
+  let pages = 0;
+  do {
+    const page = await store.scanRaw(ns, { limit, cursor, segment, totalSegments });
+    items.push(...page.items);
+    cursor = page.cursor;
+    if (++pages > 10_000) expect.fail("scanRaw does not end");
+  } while (cursor !== undefined);
+  return items;
+}
+
+const shuffle = <T>(xs: T[]): T[] => {
+  const a = [...xs];
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
+};
+
+export function conformance(name: string, options: ConformanceOptions): void {
+  describe(`conformance: ${name}`, function () {
+    let store: Store;
+    let ns: string;
+
+    before(async function () {
+      store = await options.open();
+    });
+    after(async function () {
+      if (store) await (options.close ? options.close(store) : store.close());
+    });
+    beforeEach(function () {
+      ns = freshNamespace();
+    });
+
+    describe("basic", function () {
+      it("reads an absent key as null", async function () {
+        expect(await store.get(ns, "nothing")).to.equal(null);
+      });
+
+      it("puts and gets a value with version 1", async function () {
+        expect(await store.put(ns, "a", buf("hello"))).to.equal(1n);
+        const item = await store.get(ns, "a");
+        expect(item).to.not.equal(null);
+        expect(item!.key).to.equal("a");
+        expect(item!.value.toString()).to.equal("hello");
+        expect(item!.version).to.equal(1n);
+      });
+
+      it("keeps an empty value distinct from absence", async function () {
+        await store.put(ns, "empty", Buffer.alloc(0));
+        const item = await store.get(ns, "empty");
+        expect(item).to.not.equal(null);
+        expect(item!.value.length).to.equal(0);
+      });
+
+      it("round-trips arbitrary bytes and unicode keys", async function () {
+        const bytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+        const key = "ключ/键/🔑 with spaces";
+        await store.put(ns, key, bytes);
+        expect((await store.get(ns, key))!.value.equals(bytes)).to.equal(true);
+      });
+
+      it("holds a key of 1024 bytes", async function () {
+        const key = "k".repeat(1024);
+        await store.put(ns, key, buf("v"));
+        expect((await store.get(ns, key))!.key).to.equal(key);
+      });
+
+      it("holds a value of 64 KiB", async function () {
+        const value = Buffer.alloc(64 * 1024, 7);
+        await store.put(ns, "big", value);
+        expect((await store.get(ns, "big"))!.value.equals(value)).to.equal(true);
+      });
+
+      it("keeps namespaces apart", async function () {
+        const other = freshNamespace();
+        await store.put(ns, "k", buf("one"));
+        await store.put(other, "k", buf("two"));
+        expect((await store.get(ns, "k"))!.value.toString()).to.equal("one");
+        expect((await store.get(other, "k"))!.value.toString()).to.equal("two");
+      });
+
+      it("lists namespaces that hold items", async function () {
+        await store.put(ns, "k", buf("v"));
+        expect(await store.namespaces()).to.include(ns);
+      });
+    });
+
+    describe("conditions and versions", function () {
+      it("increments the version on every write", async function () {
+        for (let i = 1n; i <= 5n; i++) expect(await store.put(ns, "k", buf(`v${i}`))).to.equal(i);
+        expect((await store.get(ns, "k"))!.version).to.equal(5n);
+      });
+
+      it("writes when expected_version matches", async function () {
+        await store.put(ns, "k", buf("a"));
+        expect(await store.put(ns, "k", buf("b"), { kind: "expected_version", version: 1n })).to.equal(2n);
+        expect((await store.get(ns, "k"))!.value.toString()).to.equal("b");
+      });
+
+      it("refuses a stale expected_version, reports the current version and writes nothing", async function () {
+        await store.put(ns, "k", buf("a"));
+        await store.put(ns, "k", buf("b"));
+        const err = await rejects(store.put(ns, "k", buf("c"), { kind: "expected_version", version: 1n }), "version_mismatch");
+        expect(err.currentVersion).to.equal(2n);
+        const item = await store.get(ns, "k");
+        expect(item!.value.toString()).to.equal("b");
+        expect(item!.version).to.equal(2n);
+      });
+
+      it("refuses expected_version on an absent key with current version 0", async function () {
+        const err = await rejects(store.put(ns, "k", buf("c"), { kind: "expected_version", version: 1n }), "version_mismatch");
+        expect(err.currentVersion).to.equal(0n);
+        expect(await store.get(ns, "k")).to.equal(null);
+      });
+
+      it("must_not_exist creates once, then refuses", async function () {
+        expect(await store.put(ns, "k", buf("a"), { kind: "must_not_exist" })).to.equal(1n);
+        const err = await rejects(store.put(ns, "k", buf("b"), { kind: "must_not_exist" }), "version_mismatch");
+        expect(err.currentVersion).to.equal(1n);
+        expect((await store.get(ns, "k"))!.value.toString()).to.equal("a");
+      });
+
+      it("conditional delete refuses a stale version and deletes on a match", async function () {
+        await store.put(ns, "k", buf("a"));
+        await store.put(ns, "k", buf("b"));
+        const err = await rejects(store.delete(ns, "k", { kind: "expected_version", version: 1n }), "version_mismatch");
+        expect(err.currentVersion).to.equal(2n);
+        expect(await store.get(ns, "k")).to.not.equal(null);
+        expect(await store.delete(ns, "k", { kind: "expected_version", version: 2n })).to.deep.equal({ deleted: true, version: 3n });
+        expect(await store.get(ns, "k")).to.equal(null);
+      });
+
+      it("never loses an update among concurrent conditional writers", async function () {
+        await store.put(ns, "counter", buf("0"));
+        const writers = 6;
+        const incrementsEach = 5;
+        const worker = async () => {
+          let done = 0;
+          while (done < incrementsEach) {
+            const cur = (await store.get(ns, "counter"))!;
+            const next = String(Number(cur.value.toString()) + 1);
+            try {
+              await store.put(ns, "counter", buf(next), { kind: "expected_version", version: cur.version });
+              done++;
+            } catch (err) {
+              if (!isDecantError(err, "version_mismatch")) throw err;
+            }
+          }
+        };
+        await Promise.all(Array.from({ length: writers }, worker));
+        const final = (await store.get(ns, "counter"))!;
+        expect(final.value.toString()).to.equal(String(writers * incrementsEach));
+        expect(final.version).to.equal(BigInt(writers * incrementsEach + 1));
+      });
+    });
+
+    describe("tombstones and re-create", function () {
+      it("delete leaves a tombstone that keeps the version; reads treat it as absent", async function () {
+        await store.put(ns, "k", buf("a"));
+        expect(await store.delete(ns, "k")).to.deep.equal({ deleted: true, version: 2n });
+        expect(await store.get(ns, "k")).to.equal(null);
+        const raw = await store.getRaw(ns, "k");
+        expect(raw).to.deep.equal({ key: "k", value: null, version: 2n });
+      });
+
+      it("re-create continues the version sequence after a delete", async function () {
+        await store.put(ns, "k", buf("a"));
+        await store.delete(ns, "k");
+        expect(await store.put(ns, "k", buf("b"))).to.equal(3n);
+        expect((await store.get(ns, "k"))!.version).to.equal(3n);
+      });
+
+      it("must_not_exist succeeds on a deleted key and keeps the sequence", async function () {
+        await store.put(ns, "k", buf("a"));
+        await store.delete(ns, "k");
+        expect(await store.put(ns, "k", buf("b"), { kind: "must_not_exist" })).to.equal(3n);
+      });
+
+      it("expected_version of a deleted key's tombstone is refused (the key is absent)", async function () {
+        await store.put(ns, "k", buf("a"));
+        await store.delete(ns, "k");
+        const err = await rejects(store.put(ns, "k", buf("b"), { kind: "expected_version", version: 2n }), "version_mismatch");
+        expect(err.currentVersion).to.equal(0n);
+      });
+
+      it("deleting an absent key writes nothing", async function () {
+        expect(await store.delete(ns, "never")).to.deep.equal({ deleted: false, version: 0n });
+        expect(await store.getRaw(ns, "never")).to.equal(null);
+      });
+
+      it("deleting twice leaves the first tombstone", async function () {
+        await store.put(ns, "k", buf("a"));
+        await store.delete(ns, "k");
+        expect(await store.delete(ns, "k")).to.deep.equal({ deleted: false, version: 2n });
+        expect((await store.getRaw(ns, "k"))!.version).to.equal(2n);
+      });
+
+      it("scan and batchGet skip tombstones", async function () {
+        await store.put(ns, "a", buf("1"));
+        await store.put(ns, "b", buf("2"));
+        await store.delete(ns, "a");
+        expect((await scanAll(store, ns, 10)).items.map((i) => i.key)).to.deep.equal(["b"]);
+        expect((await store.batchGet(ns, ["a", "b"])).map((i) => i.key)).to.deep.equal(["b"]);
+      });
+
+      it("purgeTombstones removes tombstones only", async function () {
+        await store.put(ns, "a", buf("1"));
+        await store.put(ns, "b", buf("2"));
+        await store.delete(ns, "a");
+        expect(await store.purgeTombstones(ns)).to.equal(1);
+        expect(await store.getRaw(ns, "a")).to.equal(null);
+        expect((await store.get(ns, "b"))!.version).to.equal(1n);
+      });
+    });
+
+    describe("batch", function () {
+      it("batchGet returns only the keys found, each once", async function () {
+        await store.put(ns, "a", buf("1"));
+        await store.put(ns, "c", buf("3"));
+        const items = await store.batchGet(ns, ["a", "b", "c", "a"]);
+        expect(items.map((i) => i.key).sort()).to.deep.equal(["a", "c"]);
+        expect(items.find((i) => i.key === "c")!.value.toString()).to.equal("3");
+      });
+
+      it("batchGet of no keys is empty", async function () {
+        expect(await store.batchGet(ns, [])).to.deep.equal([]);
+      });
+
+      it("batchGet reads many keys", async function () {
+        const keys = Array.from({ length: 150 }, (_, i) => `key${i}`);
+        await store.batchWrite(ns, keys.map((key) => ({ type: "put" as const, key, value: buf(key) })));
+        const items = await store.batchGet(ns, keys);
+        expect(items.length).to.equal(150);
+        for (const it of items) expect(it.value.toString()).to.equal(it.key);
+      });
+
+      it("batchWrite applies each write on its own and reports per item", async function () {
+        await store.put(ns, "x", buf("old"));
+        const results = await store.batchWrite(ns, [
+          { type: "put", key: "a", value: buf("1") },
+          { type: "put", key: "x", value: buf("new"), condition: { kind: "expected_version", version: 9n } },
+          { type: "delete", key: "x" },
+          { type: "put", key: "b", value: buf("2"), condition: { kind: "must_not_exist" } },
+          { type: "delete", key: "none" },
+        ]);
+        expect(results.map((r) => r.key)).to.deep.equal(["a", "x", "x", "b", "none"]);
+        expect(results[0]).to.deep.include({ ok: true, version: 1n });
+        expect(results[1]!.ok).to.equal(false);
+        if (!results[1]!.ok) {
+          expect(results[1]!.error.kind).to.equal("version_mismatch");
+          expect(results[1]!.error.currentVersion).to.equal(1n);
+        }
+        expect(results[2]).to.deep.include({ ok: true, version: 2n, deleted: true });
+        expect(results[3]).to.deep.include({ ok: true, version: 1n });
+        expect(results[4]).to.deep.include({ ok: true, deleted: false });
+        expect(await store.get(ns, "x")).to.equal(null);
+        expect((await store.get(ns, "b"))!.value.toString()).to.equal("2");
+      });
+
+      it("batchWrite applies writes to one key in order", async function () {
+        const results = await store.batchWrite(ns, [
+          { type: "put", key: "k", value: buf("1") },
+          { type: "put", key: "k", value: buf("2"), condition: { kind: "expected_version", version: 1n } },
+          { type: "delete", key: "k" },
+          { type: "put", key: "k", value: buf("4") },
+        ]);
+        expect(results.map((r) => r.ok && r.version)).to.deep.equal([1n, 2n, 3n, 4n]);
+        expect((await store.get(ns, "k"))!.value.toString()).to.equal("4");
+      });
+
+      it("batchWrite of nothing is empty", async function () {
+        expect(await store.batchWrite(ns, [])).to.deep.equal([]);
+      });
+    });
+
+    describe("scan and pagination", function () {
+      const keys = Array.from({ length: 23 }, (_, i) => `item/${String(i).padStart(3, "0")}`);
+
+      it("pages through every key exactly once with tiny pages", async function () {
+        await store.batchWrite(ns, keys.map((key) => ({ type: "put" as const, key, value: buf(key) })));
+        const { items, pages } = await scanAll(store, ns, 3);
+        expect(pages).to.be.at.least(8);
+        expect(items.map((i) => i.key).sort()).to.deep.equal(keys);
+        for (const it of items) {
+          expect(it.value.toString()).to.equal(it.key);
+          expect(it.version).to.equal(1n);
+        }
+      });
+
+      it("filters by prefix", async function () {
+        await store.batchWrite(ns, [...keys, "other/1", "item", "iten/1"].map((key) => ({ type: "put" as const, key, value: buf("v") })));
+        const { items } = await scanAll(store, ns, 4, "item/");
+        expect(items.map((i) => i.key).sort()).to.deep.equal(keys);
+      });
+
+      it("scans an empty or unknown namespace as empty and done", async function () {
+        const page = await store.scan(ns, { limit: 5 });
+        expect(page.items).to.deep.equal([]);
+        expect(page.cursor).to.equal(undefined);
+      });
+
+      it("sees keys that exist for the whole scan exactly once while others change", async function () {
+        await store.batchWrite(ns, keys.map((key) => ({ type: "put" as const, key, value: buf("v") })));
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        let n = 0;
+        do {
+          const page = await store.scan(ns, { limit: 4, cursor });
+          seen.push(...page.items.map((i) => i.key));
+          cursor = page.cursor;
+          await store.put(ns, `zz/new${n}`, buf("late"));
+          await store.put(ns, `aa/new${n++}`, buf("late"));
+        } while (cursor !== undefined);
+        const stable = seen.filter((k) => k.startsWith("item/"));
+        expect(stable.sort()).to.deep.equal(keys);
+        expect(new Set(seen).size).to.equal(seen.length);
+      });
+
+      it("orders keys by UTF-8 bytes when it declares orderedScan", async function () {
+        if (!store.capabilities.orderedScan) this.skip();
+        const odd = ["b", "a", "A", "é", "z", "ab", "😀", "\uffff", "a/b"];
+        await store.batchWrite(ns, odd.map((key) => ({ type: "put" as const, key, value: buf("v") })));
+        const { items } = await scanAll(store, ns, 2);
+        expect(items.map((i) => i.key)).to.deep.equal([...odd].sort(compareKeys));
+      });
+    });
+
+    describe("replication operations", function () {
+      it("applyIfNewer writes absent keys with their given versions, tombstones too", async function () {
+        const applied = await store.applyIfNewer(ns, [
+          { key: "a", value: buf("A"), version: 7n },
+          { key: "gone", value: null, version: 4n },
+        ]);
+        expect(applied).to.deep.equal([true, true]);
+        expect(await store.get(ns, "a")).to.deep.include({ key: "a", version: 7n });
+        expect(await store.get(ns, "gone")).to.equal(null);
+        expect(await store.getRaw(ns, "gone")).to.deep.equal({ key: "gone", value: null, version: 4n });
+      });
+
+      it("applyIfNewer keeps the highest version, in any order", async function () {
+        const versions = shuffle(Array.from({ length: 20 }, (_, i) => BigInt(i + 1)));
+        for (const v of versions) await store.applyIfNewer(ns, [{ key: "k", value: buf(`v${v}`), version: v }]);
+        const item = (await store.get(ns, "k"))!;
+        expect(item.version).to.equal(20n);
+        expect(item.value.toString()).to.equal("v20");
+      });
+
+      it("applyIfNewer does not overwrite an equal version", async function () {
+        await store.applyIfNewer(ns, [{ key: "k", value: buf("first"), version: 3n }]);
+        expect(await store.applyIfNewer(ns, [{ key: "k", value: buf("second"), version: 3n }])).to.deep.equal([false]);
+        expect((await store.get(ns, "k"))!.value.toString()).to.equal("first");
+      });
+
+      it("a tombstone with a higher version is never overwritten by an older value", async function () {
+        await store.applyIfNewer(ns, [{ key: "k", value: null, version: 5n }]);
+        expect(await store.applyIfNewer(ns, [{ key: "k", value: buf("old"), version: 4n }])).to.deep.equal([false]);
+        expect(await store.get(ns, "k")).to.equal(null);
+        expect((await store.getRaw(ns, "k"))!.version).to.equal(5n);
+      });
+
+      it("8 concurrent appliers of versions 1..N in random order leave the highest", async function () {
+        const n = 40;
+        const keys = ["r1", "r2", "r3"];
+        const appliers = Array.from({ length: 8 }, async () => {
+          for (const v of shuffle(Array.from({ length: n }, (_, i) => BigInt(i + 1)))) {
+            const batch = keys.map((key) => ({ key, value: v % 7n === 0n ? null : buf(`${key}@${v}`), version: v }));
+            await store.applyIfNewer(ns, shuffle(batch));
+          }
+        });
+        await Promise.all(appliers);
+        for (const key of keys) {
+          const raw = (await store.getRaw(ns, key))!;
+          expect(raw.version).to.equal(BigInt(n));
+          expect(raw.value!.toString()).to.equal(`${key}@${n}`);
+        }
+        // n=42 would be a tombstone: apply it and older values concurrently; the tombstone wins.
+        await Promise.all([
+          store.applyIfNewer(ns, [{ key: "r1", value: null, version: 42n }]),
+          ...Array.from({ length: 8 }, (_, i) => store.applyIfNewer(ns, [{ key: "r1", value: buf("older"), version: BigInt(41 - i) }])),
+        ]);
+        expect(await store.getRaw(ns, "r1")).to.deep.equal({ key: "r1", value: null, version: 42n });
+      });
+
+      it("applyIfNewer applies a batch and reports per item", async function () {
+        await store.put(ns, "b", buf("x"));
+        await store.put(ns, "b", buf("y"));
+        const items = Array.from({ length: 60 }, (_, i) => ({ key: `k${i}`, value: buf(String(i)), version: BigInt(i + 1) }));
+        const applied = await store.applyIfNewer(ns, [...items, { key: "b", value: buf("z"), version: 1n }]);
+        expect(applied.length).to.equal(61);
+        expect(applied.slice(0, 60).every((a) => a)).to.equal(true);
+        expect(applied[60]).to.equal(false);
+        expect((await store.get(ns, "k59"))!.version).to.equal(60n);
+      });
+
+      it("applyIfNewer of nothing is empty", async function () {
+        expect(await store.applyIfNewer(ns, [])).to.deep.equal([]);
+      });
+
+      it("a client write after applyIfNewer continues from the applied version", async function () {
+        await store.applyIfNewer(ns, [{ key: "k", value: buf("a"), version: 10n }]);
+        expect(await store.put(ns, "k", buf("b"))).to.equal(11n);
+      });
+
+      it("scanRaw pages through items and tombstones with their versions", async function () {
+        const live = Array.from({ length: 11 }, (_, i) => `k${String(i).padStart(2, "0")}`);
+        await store.batchWrite(ns, live.map((key) => ({ type: "put" as const, key, value: buf(key) })));
+        await store.delete(ns, "k03");
+        await store.delete(ns, "k07");
+        const items = await scanRawAll(store, ns, 2);
+        expect(items.map((i) => i.key).sort()).to.deep.equal(live);
+        const tomb = items.find((i) => i.key === "k03")!;
+        expect(tomb.value).to.equal(null);
+        expect(tomb.version).to.equal(2n);
+        expect(items.find((i) => i.key === "k05")!.value!.toString()).to.equal("k05");
+      });
+
+      it("scanRaw splits into segments when it declares segmentedScan, and refuses them otherwise", async function () {
+        const keys = Array.from({ length: 40 }, (_, i) => `s${i}`);
+        await store.batchWrite(ns, keys.map((key) => ({ type: "put" as const, key, value: buf(key) })));
+        if (store.capabilities.segmentedScan) {
+          const parts = await Promise.all([0, 1, 2, 3].map((s) => scanRawAll(store, ns, 3, s, 4)));
+          const all = parts.flat().map((i) => i.key);
+          expect(all.sort()).to.deep.equal([...keys].sort());
+        } else {
+          await rejects(store.scanRaw(ns, { limit: 3, segment: 1, totalSegments: 4 }), "unimplemented");
+        }
+      });
+
+      it("estimateCount and dropNamespace", async function () {
+        await store.batchWrite(ns, ["a", "b", "c"].map((key) => ({ type: "put" as const, key, value: buf("v") })));
+        expect(await store.estimateCount(ns)).to.be.at.least(0);
+        await store.dropNamespace(ns);
+        expect(await store.getRaw(ns, "a")).to.equal(null);
+        expect(await store.namespaces()).to.not.include(ns);
+      });
+    });
+
+    describe("bad input", function () {
+      it("refuses a malformed scan cursor", async function () {
+        await rejects(store.scan(ns, { limit: 2, cursor: "not-a-cursor!" }), "invalid_argument");
+        await rejects(store.scanRaw(ns, { limit: 2, cursor: "bm9wZQ" }), "invalid_argument");
+      });
+
+      it("refuses a value over the backend's declared limit and writes nothing", async function () {
+        const max = store.capabilities.maxValueBytes("k");
+        await rejects(store.put(ns, "k", Buffer.alloc(max + 1)), "invalid_argument");
+        expect(await store.getRaw(ns, "k")).to.equal(null);
+      });
+
+      it("a failed condition in a batch writes nothing for that item", async function () {
+        const r = await store.batchWrite(ns, [{ type: "put", key: "k", value: buf("v"), condition: { kind: "expected_version", version: 3n } }]);
+        expect(r[0]!.ok).to.equal(false);
+        expect(await store.getRaw(ns, "k")).to.equal(null);
+      });
+    });
+  });
+}

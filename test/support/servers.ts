@@ -1,0 +1,33 @@
+// Real servers for backend tests. Connection URLs come from the environment with loopback
+// defaults. With CI=true an unreachable server fails the run; locally the backend is
+// skipped with one loud line, so a laptop without MariaDB still runs everything else.
+
+export const TEST_URLS = {
+  postgres: process.env.DECANT_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/decant_test",
+  mysql: process.env.DECANT_TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/decant_test",
+  redis: process.env.DECANT_TEST_REDIS_URL ?? "redis://127.0.0.1:6379/0",
+};
+
+/** A loopback port with nothing listening, for the server-down tests. */
+export const CLOSED_PORT = 1;
+
+/**
+ * Resolves whether the backend's server can be used. Call at module top level (ESM allows
+ * top-level await) and wrap the suite in `if (ok)`.
+ */
+export async function serverAvailable(name: string, probe: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await probe();
+    return true;
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    if (process.env.CI === "true" || process.env.CI === "1") {
+      throw new Error(`${name} test server is not reachable and CI is set: ${why}`);
+    }
+    console.warn(`\n!!! SKIPPING ${name} tests: its server is not reachable (${why}). Start it, or set CI=true to make this fail.\n`);
+    describe(`${name} (server not reachable — skipped)`, function () {
+      it.skip(`needs a running ${name} server`);
+    });
+    return false;
+  }
+}
