@@ -1,0 +1,214 @@
+// Configuration: one YAML file plus environment overrides (DESIGN.md §5), validated at start
+// with errors that name the field. Secrets come only from the environment or files.
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { parse as parseYaml } from "yaml";
+import { parseStoreUrl } from "../backends/index.js";
+import { redactUrl } from "../backends/common.js";
+import { DEFAULT_MAX_VALUE_BYTES } from "../protocol/types.js";
+
+export interface TlsConfig {
+  certFile: string;
+  keyFile: string;
+  /** When set, clients must present a certificate signed by this CA (mTLS). */
+  clientCaFile?: string;
+}
+
+export interface Config {
+  /** Store URL of the current store. */
+  current: string;
+  /** Store URL of the migration target; absent = no migration. */
+  target?: string;
+  /** Store URL of the control store; absent = the current store. */
+  control?: string;
+  listen: string;
+  metricsListen: string;
+  replicaId: string;
+  maxValueBytes: number;
+  logLevel: string;
+  logFormat: "auto" | "json" | "pretty";
+  drainTimeoutMs: number;
+  tls?: TlsConfig;
+  /** Bearer token the Migration service requires (from env or a file only). */
+  adminToken?: string;
+  /** Where the config came from, for the start-up log line. */
+  source: string;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+export const DEFAULT_STORE = "sqlite:./data/decant.db";
+export const DEFAULT_LISTEN = "127.0.0.1:50051";
+export const DEFAULT_METRICS_LISTEN = "127.0.0.1:9464";
+
+const KEYS: Record<string, string> = {
+  current: "store URL of the current store",
+  target: "store URL of the migration target",
+  control: "store URL of the control store",
+  listen: "host:port for gRPC",
+  metrics_listen: "host:port for /metrics",
+  replica_id: "this sidecar's name among replicas",
+  max_value_bytes: "largest value accepted",
+  log_level: "error|warn|info|debug",
+  log_format: "auto|json|pretty",
+  drain_timeout_ms: "how long shutdown waits for in-flight requests",
+  tls: "cert_file, key_file, client_ca_file",
+  admin_token_file: "file holding the Migration service's bearer token",
+};
+
+type Env = Record<string, string | undefined>;
+
+/** Expands ${VAR} from the environment and ${file:/path} from a file (trailing newline dropped). */
+function expand(value: string, field: string, env: Env): string {
+  return value.replace(/\$\{([^}]+)\}/g, (_, ref: string) => {
+    if (ref.startsWith("file:")) {
+      try {
+        return readFileSync(ref.slice(5), "utf8").replace(/\r?\n$/, "");
+      } catch (err) {
+        throw new ConfigError(field, `cannot read ${ref.slice(5)}: ${(err as Error).message}`);
+      }
+    }
+    const v = env[ref];
+    if (v === undefined) throw new ConfigError(field, `refers to \${${ref}}, which is not set in the environment`);
+    return v;
+  });
+}
+
+function storeUrl(raw: unknown, field: string, env: Env, fromFile: boolean): string {
+  if (typeof raw !== "string" || raw.trim() === "") throw new ConfigError(field, "must be a store URL, e.g. sqlite:./data/decant.db or postgres://user@host:5432/db");
+  if (fromFile && /^[a-z][a-z0-9+.-]*:\/\/[^/@:]*:[^@${}]+@/i.test(raw)) {
+    throw new ConfigError(field, `holds a password in the config file (${redactUrl(raw)}); write \${SOME_ENV_VAR} or \${file:/run/secrets/x} for it instead`);
+  }
+  const url = expand(raw.trim(), field, env);
+  try {
+    parseStoreUrl(url, field);
+  } catch (err) {
+    throw new ConfigError(field, (err as Error).message.replace(new RegExp(`^${field}: `), ""));
+  }
+  return url;
+}
+
+function hostPort(raw: unknown, field: string): string {
+  if (typeof raw !== "string" || !/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(raw)) throw new ConfigError(field, `must be host:port, e.g. ${DEFAULT_LISTEN} (got ${JSON.stringify(raw)})`);
+  const port = Number(raw.slice(raw.lastIndexOf(":") + 1));
+  if (port > 65535) throw new ConfigError(field, `port ${port} is out of range`);
+  return raw;
+}
+
+function positiveInt(raw: unknown, field: string, min: number, max: number): number {
+  const n = typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : raw;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) throw new ConfigError(field, `must be a whole number from ${min} to ${max} (got ${JSON.stringify(raw)})`);
+  return n;
+}
+
+function readSecretFile(path: unknown, field: string): string {
+  if (typeof path !== "string" || !path) throw new ConfigError(field, "must be a file path");
+  try {
+    const v = readFileSync(path, "utf8").trim();
+    if (!v) throw new ConfigError(field, `${path} is empty`);
+    return v;
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(field, `cannot read ${path}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Loads the configuration: file (path from `configPath`, else DECANT_CONFIG, else none),
+ * then environment overrides, then defaults. Throws ConfigError naming the field.
+ */
+export function loadConfig(configPath?: string, env: Env = process.env): Config {
+  const path = configPath ?? env.DECANT_CONFIG;
+  let file: Record<string, unknown> = {};
+  if (path) {
+    let text: string;
+    try {
+      text = readFileSync(path, "utf8");
+    } catch (err) {
+      throw new ConfigError("config", `cannot read ${path}: ${(err as Error).message}`);
+    }
+    let parsed: unknown;
+    try {
+      parsed = parseYaml(text);
+    } catch (err) {
+      throw new ConfigError("config", `${path} is not valid YAML: ${(err as Error).message}`);
+    }
+    if (parsed !== null && parsed !== undefined && (typeof parsed !== "object" || Array.isArray(parsed))) throw new ConfigError("config", `${path} must hold a mapping of settings`);
+    file = (parsed ?? {}) as Record<string, unknown>;
+    for (const key of Object.keys(file)) {
+      if (!(key in KEYS)) throw new ConfigError(key, `is not a setting; known settings: ${Object.keys(KEYS).join(", ")}`);
+    }
+  }
+
+  const pick = (key: string, envName: string): { value: unknown; fromFile: boolean } =>
+    env[envName] !== undefined && env[envName] !== "" ? { value: env[envName], fromFile: false } : { value: file[key], fromFile: true };
+
+  const cur = pick("current", "DECANT_CURRENT");
+  const current = storeUrl(cur.value ?? DEFAULT_STORE, "current", env, cur.fromFile && cur.value !== undefined);
+  const tgt = pick("target", "DECANT_TARGET");
+  const target = tgt.value === undefined || tgt.value === null ? undefined : storeUrl(tgt.value, "target", env, tgt.fromFile);
+  const ctl = pick("control", "DECANT_CONTROL");
+  const control = ctl.value === undefined || ctl.value === null ? undefined : storeUrl(ctl.value, "control", env, ctl.fromFile);
+  if (target !== undefined && target === current) throw new ConfigError("target", "is the same store as current; a migration needs two different stores");
+
+  const logFormat = (pick("log_format", "DECANT_LOG_FORMAT").value ?? "auto") as string;
+  if (!["auto", "json", "pretty"].includes(logFormat)) throw new ConfigError("log_format", `must be auto, json or pretty (got ${JSON.stringify(logFormat)})`);
+  const logLevel = (pick("log_level", "DECANT_LOG_LEVEL").value ?? "info") as string;
+  if (!["error", "warn", "info", "debug"].includes(logLevel)) throw new ConfigError("log_level", `must be error, warn, info or debug (got ${JSON.stringify(logLevel)})`);
+
+  let tls: TlsConfig | undefined;
+  if (file.tls !== undefined && file.tls !== null) {
+    const t = file.tls as Record<string, unknown>;
+    if (typeof t !== "object") throw new ConfigError("tls", "must be a mapping with cert_file and key_file");
+    for (const k of Object.keys(t)) if (!["cert_file", "key_file", "client_ca_file"].includes(k)) throw new ConfigError(`tls.${k}`, "is not a setting; use cert_file, key_file, client_ca_file");
+    if (typeof t.cert_file !== "string") throw new ConfigError("tls.cert_file", "is required when tls is set");
+    if (typeof t.key_file !== "string") throw new ConfigError("tls.key_file", "is required when tls is set");
+    tls = { certFile: t.cert_file, keyFile: t.key_file, clientCaFile: typeof t.client_ca_file === "string" ? t.client_ca_file : undefined };
+  }
+
+  const adminToken = env.DECANT_ADMIN_TOKEN
+    ? env.DECANT_ADMIN_TOKEN
+    : file.admin_token_file !== undefined
+      ? readSecretFile(file.admin_token_file, "admin_token_file")
+      : undefined;
+
+  return {
+    current,
+    target,
+    control,
+    listen: hostPort(pick("listen", "DECANT_LISTEN").value ?? DEFAULT_LISTEN, "listen"),
+    metricsListen: hostPort(pick("metrics_listen", "DECANT_METRICS_LISTEN").value ?? DEFAULT_METRICS_LISTEN, "metrics_listen"),
+    replicaId: String(pick("replica_id", "DECANT_REPLICA_ID").value ?? `${hostname()}-${process.pid}`),
+    maxValueBytes: positiveInt(pick("max_value_bytes", "DECANT_MAX_VALUE_BYTES").value ?? DEFAULT_MAX_VALUE_BYTES, "max_value_bytes", 1, 64 * 1024 * 1024),
+    logLevel,
+    logFormat: logFormat as Config["logFormat"],
+    drainTimeoutMs: positiveInt(pick("drain_timeout_ms", "DECANT_DRAIN_TIMEOUT_MS").value ?? 10_000, "drain_timeout_ms", 0, 600_000),
+    tls,
+    adminToken,
+    source: path ?? "defaults and environment",
+  };
+}
+
+/** The configuration as it may be printed: store passwords and the token redacted. */
+export function describeConfig(c: Config): Record<string, unknown> {
+  return {
+    source: c.source,
+    current: redactUrl(c.current),
+    target: c.target ? redactUrl(c.target) : undefined,
+    control: c.control ? redactUrl(c.control) : undefined,
+    listen: c.listen,
+    metrics_listen: c.metricsListen,
+    replica_id: c.replicaId,
+    max_value_bytes: c.maxValueBytes,
+    tls: c.tls ? { cert_file: c.tls.certFile, client_auth: Boolean(c.tls.clientCaFile) } : "off",
+    admin_token: c.adminToken ? "***" : "none",
+  };
+}

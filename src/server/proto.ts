@@ -1,0 +1,104 @@
+// Loads the protocol once: grpc-js service definitions (proto-loader) and the protobufjs
+// types needed for the wire check of conditions and for error details.
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import protobuf from "protobufjs";
+
+/** proto/ sits at the repository root; this file may run from src/ or from dist/src/. */
+export function protoDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(join(dir, "proto", "decant", "v1", "store.proto"))) return join(dir, "proto");
+    dir = dirname(dir);
+  }
+  throw new Error("cannot find the proto/ directory next to the Decant sources");
+}
+
+export const PROTO_FILES = ["decant/v1/store.proto", "decant/v1/migration.proto"];
+
+export const LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: true,
+  longs: String, // uint64 versions as decimal strings, converted to bigint at the edge
+  enums: String,
+  bytes: Buffer,
+  defaults: true,
+  oneofs: true,
+  includeDirs: [],
+};
+
+let cached: { packageDefinition: protoLoader.PackageDefinition; grpcObject: grpc.GrpcObject; root: protobuf.Root } | undefined;
+
+export function loadProtocol() {
+  if (cached) return cached;
+  const dir = protoDir();
+  const packageDefinition = protoLoader.loadSync(PROTO_FILES, { ...LOADER_OPTIONS, includeDirs: [dir] });
+  const grpcObject = grpc.loadPackageDefinition(packageDefinition);
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin, target) => (existsSync(join(dir, target)) ? join(dir, target) : target);
+  root.loadSync([...PROTO_FILES, "google/rpc/status.proto"], { keepCase: true });
+  root.resolveAll();
+  cached = { packageDefinition, grpcObject, root };
+  return cached;
+}
+
+export function serviceDefinition(name: "Store" | "Migration"): grpc.ServiceDefinition {
+  const pkg = (loadProtocol().grpcObject.decant as grpc.GrpcObject).v1 as grpc.GrpcObject;
+  return (pkg[name] as grpc.ServiceClientConstructor).service;
+}
+
+export function clientConstructor(name: "Store" | "Migration"): grpc.ServiceClientConstructor {
+  const pkg = (loadProtocol().grpcObject.decant as grpc.GrpcObject).v1 as grpc.GrpcObject;
+  return pkg[name] as grpc.ServiceClientConstructor;
+}
+
+const CONDITION = ".decant.v1.Condition";
+
+/**
+ * Finds a field inside any Condition of an encoded request that this server does not know,
+ * and returns its path (e.g. "writes[2].put.condition.<field 7>"). protobuf drops unknown
+ * fields silently; in a condition that would turn a newer client's conditional write into
+ * an unconditional one, so the server refuses it instead.
+ */
+export function unknownConditionField(type: protobuf.Type, buf: Uint8Array, path = "", inCondition = false): string | null {
+  const reader = protobuf.Reader.create(buf);
+  const seen = new Map<number, number>();
+  while (reader.pos < reader.len) {
+    const tag = reader.uint32();
+    const id = tag >>> 3;
+    const wireType = tag & 7;
+    const field = type.fieldsById[id];
+    if (!field) {
+      if (inCondition) return `${path}.<field ${id}>`;
+      reader.skipType(wireType);
+      continue;
+    }
+    const sub = field.resolvedType;
+    if (wireType === 2 && sub instanceof protobuf.Type && (sub.fullName === CONDITION || hasCondition(sub))) {
+      const index = seen.get(id) ?? 0;
+      seen.set(id, index + 1);
+      const at = `${path ? `${path}.` : ""}${field.name}${field.repeated ? `[${index}]` : ""}`;
+      const found = unknownConditionField(sub, reader.bytes(), at, inCondition || sub.fullName === CONDITION);
+      if (found) return found;
+    } else {
+      reader.skipType(wireType);
+    }
+  }
+  return null;
+}
+
+const conditionCache = new Map<string, boolean>();
+function hasCondition(type: protobuf.Type, seen = new Set<string>()): boolean {
+  const cachedValue = conditionCache.get(type.fullName);
+  if (cachedValue !== undefined) return cachedValue;
+  if (seen.has(type.fullName)) return false;
+  seen.add(type.fullName);
+  const result = type.fieldsArray.some((f) => {
+    const t = f.resolvedType;
+    return t instanceof protobuf.Type && (t.fullName === CONDITION || hasCondition(t, seen));
+  });
+  conditionCache.set(type.fullName, result);
+  return result;
+}

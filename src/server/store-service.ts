@@ -1,0 +1,110 @@
+// decant.v1.Store: decodes and validates requests, calls the Store, encodes responses.
+import * as grpc from "@grpc/grpc-js";
+import { invalidArgument } from "../protocol/errors.js";
+import { validateCondition, validateKey, validateKeys, validateNamespace, validatePageSize, validateValue, validateWrites, type Limits } from "../protocol/validate.js";
+import type { Store } from "../protocol/store.js";
+import type { Item } from "../protocol/types.js";
+import { loadProtocol, serviceDefinition, unknownConditionField } from "./proto.js";
+import { decodePageToken, encodePageToken } from "./page-token.js";
+import type { UnaryHandlerFactory } from "./rpc.js";
+import { codeOf, toServiceError } from "./status.js";
+
+/** Marks requests whose conditions carry fields this server does not know (see proto.ts). */
+const UNKNOWN = Symbol("unknownConditionField");
+
+/** The Store service definition, with a wire check of conditions on the write methods. */
+export function storeServiceDefinition(): grpc.ServiceDefinition {
+  const base = serviceDefinition("Store");
+  const { root } = loadProtocol();
+  const def: Record<string, grpc.MethodDefinition<object, object>> = { ...base };
+  for (const [method, type] of [["Put", "PutRequest"], ["Delete", "DeleteRequest"], ["BatchWrite", "BatchWriteRequest"]] as const) {
+    const original = base[method]!;
+    const requestType = root.lookupType(`decant.v1.${type}`);
+    def[method] = {
+      ...original,
+      requestDeserialize: (buf: Buffer) => {
+        const msg = original.requestDeserialize(buf) as Record<symbol, unknown>;
+        const unknown = unknownConditionField(requestType, buf);
+        if (unknown) msg[UNKNOWN] = unknown;
+        return msg;
+      },
+    };
+  }
+  return def;
+}
+
+function refuseUnknownConditionFields(req: Record<symbol, unknown>): void {
+  const path = req[UNKNOWN];
+  if (typeof path === "string") throw invalidArgument(path, "is not a field of decant.v1.Condition (this server would ignore it, so the write is refused)");
+}
+
+const itemMessage = (i: Item) => ({ key: i.key, value: i.value, version: i.version.toString() });
+
+type Req = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+export function storeHandlers(store: () => Store, limits: () => Limits, unary: UnaryHandlerFactory): grpc.UntypedServiceImplementation {
+  return {
+    Get: unary("Get", async (req: Req) => {
+      const ns = validateNamespace(req.namespace);
+      const key = validateKey(req.key);
+      const item = await store().get(ns, key);
+      return item ? { found: true, item: itemMessage(item) } : { found: false };
+    }),
+
+    BatchGet: unary("BatchGet", async (req: Req) => {
+      const ns = validateNamespace(req.namespace);
+      const keys = validateKeys(req.keys);
+      if (keys.length === 0) return { items: [] };
+      return { items: (await store().batchGet(ns, keys)).map(itemMessage) };
+    }),
+
+    Put: unary("Put", async (req: Req) => {
+      refuseUnknownConditionFields(req);
+      const ns = validateNamespace(req.namespace);
+      const key = validateKey(req.key);
+      const value = validateValue(req.value, limits());
+      const condition = validateCondition(req.condition);
+      return { version: (await store().put(ns, key, value, condition)).toString() };
+    }),
+
+    Delete: unary("Delete", async (req: Req) => {
+      refuseUnknownConditionFields(req);
+      const ns = validateNamespace(req.namespace);
+      const key = validateKey(req.key);
+      const condition = validateCondition(req.condition);
+      const r = await store().delete(ns, key, condition);
+      return { deleted: r.deleted, version: r.version.toString() };
+    }),
+
+    BatchWrite: unary("BatchWrite", async (req: Req) => {
+      refuseUnknownConditionFields(req);
+      const ns = validateNamespace(req.namespace);
+      const ops = validateWrites(req.writes, limits());
+      if (ops.length === 0) return { results: [] };
+      const outcomes = await store().batchWrite(ns, ops);
+      return {
+        results: outcomes.map((o) =>
+          o.ok
+            ? { key: o.key, version: o.version.toString(), code: grpc.status.OK, message: "", deleted: o.deleted ?? false }
+            : {
+                key: o.key,
+                version: "0",
+                code: codeOf(o.error),
+                message: toServiceError(o.error).details ?? o.error.message,
+                current_version: (o.error.currentVersion ?? 0n).toString(),
+              },
+        ),
+      };
+    }),
+
+    Scan: unary("Scan", async (req: Req) => {
+      const ns = validateNamespace(req.namespace);
+      const prefix = typeof req.prefix === "string" ? req.prefix : "";
+      if (Buffer.byteLength(prefix) > 1024) throw invalidArgument("prefix", "is longer than the longest key (1024 bytes)");
+      const limit = validatePageSize(req.page_size);
+      const cursor = req.page_token ? decodePageToken(req.page_token, ns, prefix) : undefined;
+      const page = await store().scan(ns, { prefix: prefix || undefined, limit, cursor });
+      return { items: page.items.map(itemMessage), next_page_token: page.cursor === undefined ? "" : encodePageToken(ns, prefix, page.cursor) };
+    }),
+  };
+}
