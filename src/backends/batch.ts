@@ -28,7 +28,9 @@ async function runOne(store: Store, ns: string, op: WriteOp): Promise<WriteOutco
     const r = await store.delete(ns, op.key, op.condition);
     return { ok: true, key: op.key, version: r.version, deleted: r.deleted };
   } catch (err) {
-    if (isDecantError(err)) return { ok: false, key: op.key, error: err };
+    // A failed condition or a bad item is that item's result; an outage fails the whole call,
+    // as it does for the backends that run a batch in one transaction.
+    if (isDecantError(err) && err.kind !== "unavailable" && err.kind !== "deadline_exceeded") return { ok: false, key: op.key, error: err };
     throw err;
   }
 }

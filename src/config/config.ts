@@ -31,9 +31,14 @@ export interface Config {
   tls?: TlsConfig;
   /** Bearer token the Migration service requires (from env or a file only). */
   adminToken?: string;
+  /** Migration timings in ms (heartbeat_ms, lease_ms, replica_ttl_ms, fence_hold_ms, fence_timeout_ms, backfill_lease_ms). */
+  migration: Partial<Record<MigrationTiming, number>>;
   /** Where the config came from, for the start-up log line. */
   source: string;
 }
+
+const TIMINGS = ["heartbeat_ms", "lease_ms", "replica_ttl_ms", "fence_hold_ms", "fence_timeout_ms", "backfill_lease_ms"] as const;
+export type MigrationTiming = (typeof TIMINGS)[number];
 
 export class ConfigError extends Error {
   constructor(
@@ -62,6 +67,7 @@ const KEYS: Record<string, string> = {
   drain_timeout_ms: "how long shutdown waits for in-flight requests",
   tls: "cert_file, key_file, client_ca_file",
   admin_token_file: "file holding the Migration service's bearer token",
+  migration: `timings: ${"heartbeat_ms, lease_ms, replica_ttl_ms, fence_hold_ms, fence_timeout_ms, backfill_lease_ms"}`,
 };
 
 type Env = Record<string, string | undefined>;
@@ -180,7 +186,19 @@ export function loadConfig(configPath?: string, env: Env = process.env): Config 
       ? readSecretFile(file.admin_token_file, "admin_token_file")
       : undefined;
 
+  const migrationFile = (file.migration ?? {}) as Record<string, unknown>;
+  if (typeof migrationFile !== "object" || Array.isArray(migrationFile)) throw new ConfigError("migration", "must be a mapping of timings");
+  for (const k of Object.keys(migrationFile)) if (!(TIMINGS as readonly string[]).includes(k)) throw new ConfigError(`migration.${k}`, `is not a setting; use ${TIMINGS.join(", ")}`);
+  const migration: Config["migration"] = {};
+  for (const t of TIMINGS) {
+    const raw = env[`DECANT_${t.toUpperCase()}`] ?? migrationFile[t];
+    if (raw !== undefined && raw !== "") migration[t] = positiveInt(raw, `migration.${t}`, 10, 3_600_000);
+  }
+  const lease = migration.lease_ms ?? 5000;
+  if ((migration.replica_ttl_ms ?? 10_000) <= lease) throw new ConfigError("migration.replica_ttl_ms", `must be longer than lease_ms (${lease}), so a replica fails closed before the others stop waiting for it`);
+
   return {
+    migration,
     current,
     target,
     control,

@@ -8,12 +8,19 @@ import { Metrics } from "../metrics/metrics.js";
 import type { Store } from "../protocol/store.js";
 import { startGrpcServer, type ServiceRegistration } from "./grpc-server.js";
 import { storeHandlers, storeServiceDefinition } from "./store-service.js";
+import { migrationHandlers } from "./migration-service.js";
+import { serviceDefinition } from "./proto.js";
+import { MigrationController } from "../migration/controller.js";
+import { MigratingStore } from "../migration/migrating-store.js";
+import { MigrationMetrics } from "../metrics/migration-metrics.js";
 
 export interface Sidecar {
   grpcPort: number;
   metricsPort: number;
   metrics: Metrics;
+  /** The store clients are served from (the migration layer when a target is configured). */
   store: Store;
+  controller?: MigrationController;
   /** Graceful stop: drain, then force after the configured deadline; closes the stores. */
   stop(): Promise<void>;
 }
@@ -26,9 +33,48 @@ export interface SidecarHooks {
 
 export async function startSidecar(config: Config, logger: Logger, hooks: SidecarHooks = {}): Promise<Sidecar> {
   const metrics = new Metrics();
-  const current = instrumentStore(await openStore(config.current, "current"), "current", metrics);
-  const limits = { maxValueBytes: config.maxValueBytes };
+  const migrationMetrics = new MigrationMetrics(metrics.registry);
   logger.info("starting decant", describeConfig(config));
+  const current = instrumentStore(await openStore(config.current, "current"), "current", metrics);
+  const target = config.target ? instrumentStore(await openStore(config.target, "target"), "target", metrics) : undefined;
+  const control = config.control ? instrumentStore(await openStore(config.control, "control"), "control", metrics) : current;
+  const limits = { maxValueBytes: config.maxValueBytes };
+  const closeStores = async () => {
+    await current.close();
+    await target?.close();
+    if (control !== current) await control.close();
+  };
+
+  let controller: MigrationController | undefined;
+  let served: Store = current;
+  if (target) {
+    const m = config.migration;
+    controller = new MigrationController({
+      current,
+      target,
+      control,
+      replicaId: config.replicaId,
+      metrics: migrationMetrics,
+      logger,
+      timings: {
+        heartbeatMs: m.heartbeat_ms,
+        leaseMs: m.lease_ms,
+        replicaTtlMs: m.replica_ttl_ms,
+        fenceHoldMs: m.fence_hold_ms,
+        fenceTimeoutMs: m.fence_timeout_ms,
+        backfillLeaseMs: m.backfill_lease_ms,
+      },
+    });
+    try {
+      await controller.start();
+    } catch (err) {
+      await closeStores();
+      throw err;
+    }
+    served = new MigratingStore(controller);
+  } else {
+    migrationMetrics.setPhase("SINGLE");
+  }
 
   let grpcServer;
   let httpServer;
@@ -39,31 +85,35 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
       logger,
       tls: config.tls,
       services: [
-        { name: "decant.v1.Store", definition: storeServiceDefinition(), handlers: (unary) => storeHandlers(() => current, () => limits, unary) },
+        { name: "decant.v1.Store", definition: storeServiceDefinition(), handlers: (unary) => storeHandlers(() => served, () => limits, unary) },
+        { name: "decant.v1.Migration", definition: serviceDefinition("Migration"), handlers: (unary) => migrationHandlers(controller, current, config.adminToken, unary) },
         ...(hooks.services ?? []),
       ],
     });
     httpServer = await startMetricsServer(config.metricsListen, metrics, hooks.routes);
   } catch (err) {
     await grpcServer?.shutdown(0);
-    await current.close();
+    await controller?.stop();
+    await closeStores();
     throw err;
   }
-  logger.info("decant is serving", { grpc: `${config.listen.slice(0, config.listen.lastIndexOf(":"))}:${grpcServer.port}`, metrics_port: httpServer.port, store: current.description });
+  logger.info("decant is serving", { grpc: `${config.listen.slice(0, config.listen.lastIndexOf(":"))}:${grpcServer.port}`, metrics_port: httpServer.port, store: served.description, phase: controller?.phase ?? "SINGLE" });
 
   let stopping: Promise<void> | undefined;
   return {
     grpcPort: grpcServer.port,
     metricsPort: httpServer.port,
     metrics,
-    store: current,
+    store: served,
+    controller,
     stop() {
       stopping ??= (async () => {
         logger.info("stopping decant: draining in-flight requests", { drain_timeout_ms: config.drainTimeoutMs });
         const { forced } = await grpcServer.shutdown(config.drainTimeoutMs);
         if (forced) logger.warn("drain deadline passed; cancelled the requests still in flight");
+        await controller?.stop(); // the backfill checkpoints before its stores close
         await httpServer.close();
-        await current.close();
+        await closeStores();
         logger.info("decant stopped");
       })();
       return stopping;

@@ -1,0 +1,44 @@
+import client from "prom-client";
+import { PHASES, type Phase } from "../migration/phases.js";
+
+/** The migration's Prometheus metrics (names fixed by the migration issue; the dashboard and alerts use them). */
+export class MigrationMetrics {
+  readonly phase: client.Gauge<"phase">;
+  readonly replicas: client.Gauge<"state">;
+  readonly backfillItems: client.Counter<"result">;
+  readonly backfillProgress: client.Gauge;
+  readonly backfillRate: client.Gauge;
+  readonly backfillRunning: client.Gauge;
+  readonly secondaryFailures: client.Counter<"store">;
+  readonly journalDepth: client.Gauge;
+  readonly verifyItems: client.Gauge<"result">;
+  readonly inSyncRatio: client.Gauge;
+  readonly shadowMismatches: client.Counter;
+  readonly repaired: client.Counter;
+  readonly failClosed: client.Gauge;
+
+  constructor(registry: client.Registry) {
+    const registers = [registry];
+    this.phase = new client.Gauge({ name: "decant_migration_phase", help: "1 for the migration phase this sidecar is in.", labelNames: ["phase"], registers });
+    this.replicas = new client.Gauge({ name: "decant_migration_replicas", help: "Live replicas that acknowledged the current phase change, and those pending.", labelNames: ["state"], registers });
+    this.backfillItems = new client.Counter({ name: "decant_backfill_items_total", help: "Items the backfill wrote to the target (copied) or found newer there (skipped_newer).", labelNames: ["result"], registers });
+    this.backfillProgress = new client.Gauge({ name: "decant_backfill_progress_ratio", help: "Backfill progress: items scanned / estimated total.", registers });
+    this.backfillRate = new client.Gauge({ name: "decant_backfill_items_per_second", help: "Backfill rate, items scanned per second.", registers });
+    this.backfillRunning = new client.Gauge({ name: "decant_backfill_running", help: "1 while a backfill is running (on any replica).", registers });
+    this.secondaryFailures = new client.Counter({ name: "decant_secondary_write_failures_total", help: "Writes to the secondary store that failed (their keys went to the repair journal).", labelNames: ["store"], registers });
+    this.journalDepth = new client.Gauge({ name: "decant_repair_journal_depth", help: "Keys waiting in the repair journal.", registers });
+    this.verifyItems = new client.Gauge({ name: "decant_verify_items", help: "Keys of the last verification by result.", labelNames: ["result"], registers });
+    this.inSyncRatio = new client.Gauge({ name: "decant_migration_in_sync_ratio", help: "In-sync share of the keys of the last verification (1 = equal).", registers });
+    this.shadowMismatches = new client.Counter({ name: "decant_shadow_read_mismatches_total", help: "Shadow reads where the target disagreed with the current store.", registers });
+    this.repaired = new client.Counter({ name: "decant_repair_items_total", help: "Journal entries repaired.", registers });
+    this.failClosed = new client.Gauge({ name: "decant_fail_closed", help: "1 while this sidecar refuses writes because it cannot renew its view of the control record.", registers });
+    for (const r of ["copied", "skipped_newer"]) this.backfillItems.labels(r).inc(0);
+    for (const r of ["in_sync", "missing", "stale", "extra"]) this.verifyItems.labels(r).set(0);
+    this.secondaryFailures.labels("target").inc(0);
+    this.secondaryFailures.labels("current").inc(0);
+  }
+
+  setPhase(phase: Phase): void {
+    for (const p of PHASES) this.phase.labels(p).set(p === phase ? 1 : 0);
+  }
+}

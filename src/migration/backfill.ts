@@ -1,0 +1,244 @@
+// The backfill copies every item of the current store (tombstones included) to the target
+// with its primary version, through applyIfNewer, so it can never overwrite a newer live
+// write nor resurrect a deleted key (DESIGN.md §4). One runner across replicas holds a lease
+// in the control store; the cursor is checkpointed after every round, so a killed runner's
+// successor resumes where it stopped. Memory stays flat: it streams pages.
+import { DecantError, describe as describeError } from "../protocol/errors.js";
+import { CONTROL_NAMESPACE, type RawItem } from "../protocol/types.js";
+import { BACKFILL_KEY } from "./control.js";
+import type { MigrationController } from "./controller.js";
+
+export type BackfillState = "idle" | "running" | "paused" | "done" | "failed";
+
+export interface BackfillRecord {
+  state: BackfillState;
+  runner?: string;
+  leaseUntil?: number;
+  rateLimit: number;
+  concurrency: number;
+  pageSize: number;
+  namespaces: string[];
+  nsIndex: number;
+  /** One cursor per segment of the namespace being copied; null = not started, "" = done. */
+  segments: (string | null)[];
+  scanned: number;
+  copied: number;
+  skipped: number;
+  estimatedTotal: number;
+  startedAt: number;
+  /** Time spent running (excludes pauses), for the rate. */
+  activeMs: number;
+  updatedAt: number;
+  error?: string;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class Backfill {
+  private running?: Promise<void>;
+  private stopRequested = false;
+  /** Latency of live primary writes (EWMA, ms), fed by the write path, for throttling. */
+  private liveLatency = 0;
+  private baselineLatency = 0;
+
+  constructor(private readonly c: MigrationController) {}
+
+  observeLiveLatency(ms: number): void {
+    this.liveLatency = this.liveLatency === 0 ? ms : this.liveLatency * 0.9 + ms * 0.1;
+  }
+
+  async read(): Promise<{ value: BackfillRecord; version: bigint } | null> {
+    return this.c.control.read<BackfillRecord>(BACKFILL_KEY);
+  }
+
+  /** StartBackfill: only once DUAL_WRITE (or later, before the primary moves) is active everywhere. */
+  async start(rateLimit: number, concurrency: number, pageSize = 500): Promise<void> {
+    const phase = this.c.phase;
+    if (phase !== "DUAL_WRITE" && phase !== "SHADOW_READ" && phase !== "READ_TARGET") {
+      throw new DecantError("failed_precondition", `the backfill runs in DUAL_WRITE (now ${phase}); set the phase to DUAL_WRITE first`);
+    }
+    if (!(await this.c.isActive())) throw new DecantError("failed_precondition", `${phase} is not active yet: not every live replica has acknowledged it; try again in a few seconds`);
+    if (!Number.isFinite(rateLimit) || rateLimit < 0) throw new DecantError("invalid_argument", "rate_limit: must be 0 (unlimited) or a positive number of items per second", { field: "rate_limit" });
+    if (!Number.isInteger(concurrency) || concurrency < 0 || concurrency > 64) throw new DecantError("invalid_argument", "concurrency: must be 1 to 64 (0 = default 4)", { field: "concurrency" });
+    const existing = await this.read();
+    if (existing && (existing.value.state === "running" || existing.value.state === "paused")) {
+      throw new DecantError("failed_precondition", `a backfill is already ${existing.value.state}${existing.value.runner ? ` on ${existing.value.runner}` : ""}; pause/resume it instead`);
+    }
+    const namespaces = (await this.c.current.namespaces()).filter((ns) => ns !== CONTROL_NAMESPACE).sort();
+    let estimatedTotal = 0;
+    for (const ns of namespaces) estimatedTotal += await this.c.current.estimateCount(ns);
+    const record: BackfillRecord = {
+      state: "running",
+      rateLimit,
+      concurrency: concurrency || 4,
+      pageSize,
+      namespaces,
+      nsIndex: 0,
+      segments: [],
+      scanned: 0,
+      copied: 0,
+      skipped: 0,
+      estimatedTotal,
+      startedAt: Date.now(),
+      activeMs: 0,
+      updatedAt: Date.now(),
+    };
+    const ok = await this.c.control.compareAndSet(BACKFILL_KEY, record, existing?.version ?? null);
+    if (ok === false) throw new DecantError("failed_precondition", "the backfill record changed meanwhile; try again");
+    this.c.logger.info("backfill started", { namespaces: namespaces.length, estimated_total: estimatedTotal, rate_limit: rateLimit, concurrency: record.concurrency });
+    await this.maybeTakeOver();
+  }
+
+  async setPaused(paused: boolean): Promise<void> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const rec = await this.read();
+      if (!rec) throw new DecantError("failed_precondition", "no backfill has been started");
+      const want: BackfillState = paused ? "paused" : "running";
+      if (rec.value.state === want) return;
+      if (rec.value.state !== (paused ? "running" : "paused")) throw new DecantError("failed_precondition", `the backfill is ${rec.value.state}; only a ${paused ? "running" : "paused"} backfill can be ${paused ? "paused" : "resumed"}`);
+      const next: BackfillRecord = { ...rec.value, state: want, runner: undefined, leaseUntil: undefined, updatedAt: Date.now() };
+      if ((await this.c.control.compareAndSet(BACKFILL_KEY, next, rec.version)) !== false) {
+        this.c.logger.info(`backfill ${paused ? "paused" : "resumed"}`, { scanned: rec.value.scanned });
+        if (!paused) await this.maybeTakeOver();
+        return;
+      }
+      await sleep(20); // the runner checkpointed meanwhile; retry on the fresh record
+    }
+    throw new DecantError("unavailable", "could not update the backfill record (it keeps changing)");
+  }
+
+  /** Called every tick: take the lease if the backfill runs and nobody holds it. */
+  async maybeTakeOver(): Promise<void> {
+    if (this.running || this.stopRequested) return;
+    const rec = await this.read();
+    if (!rec || rec.value.state !== "running") return;
+    if (rec.value.runner && rec.value.runner !== this.c.replicaId && (rec.value.leaseUntil ?? 0) > Date.now()) return;
+    const mine: BackfillRecord = { ...rec.value, runner: this.c.replicaId, leaseUntil: Date.now() + this.c.timings.backfillLeaseMs };
+    const version = await this.c.control.compareAndSet(BACKFILL_KEY, mine, rec.version);
+    if (version === false) return;
+    if (rec.value.runner && rec.value.runner !== this.c.replicaId) this.c.logger.warn(`took over the backfill from ${rec.value.runner} at its checkpoint`, { scanned: rec.value.scanned });
+    this.running = this.run(mine, version).finally(() => {
+      this.running = undefined;
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopRequested = true;
+    await this.running;
+  }
+
+  private async run(start: BackfillRecord, startVersion: bigint): Promise<void> {
+    let rec = start;
+    let version = startVersion;
+    const target = this.c.store("target");
+    const current = this.c.current;
+    const segmented = current.capabilities.segmentedScan;
+    let tokens = 0;
+    let lastRefill = Date.now();
+    let lastRound = Date.now();
+    this.baselineLatency = this.liveLatency;
+    try {
+      while (!this.stopRequested) {
+        if (rec.nsIndex >= rec.namespaces.length) {
+          rec = { ...rec, state: "done", runner: undefined, leaseUntil: undefined, updatedAt: Date.now() };
+          await this.checkpoint(rec, version);
+          this.c.logger.info("backfill done", { scanned: rec.scanned, copied: rec.copied, skipped_newer: rec.skipped });
+          return;
+        }
+        const ns = rec.namespaces[rec.nsIndex]!;
+        if (rec.segments.length === 0) rec = { ...rec, segments: Array(segmented ? rec.concurrency : 1).fill(null) };
+        const total = rec.segments.length;
+
+        // One round: every unfinished segment copies one page, in parallel.
+        const results = await Promise.all(
+          rec.segments.map(async (cursor, segment) => {
+            if (cursor === "") return { cursor: "", scanned: 0, copied: 0, skipped: 0 };
+            const page = await current.scanRaw(ns, { limit: rec.pageSize, cursor: cursor ?? undefined, ...(total > 1 ? { segment, totalSegments: total } : {}) });
+            const { copied, skipped } = await this.copy(target, ns, page.items, segmented ? 1 : rec.concurrency);
+            return { cursor: page.cursor ?? "", scanned: page.items.length, copied, skipped };
+          }),
+        );
+        const scanned = results.reduce((n, r) => n + r.scanned, 0);
+        const copied = results.reduce((n, r) => n + r.copied, 0);
+        const skipped = results.reduce((n, r) => n + r.skipped, 0);
+        this.c.metrics.backfillItems.labels("copied").inc(copied);
+        this.c.metrics.backfillItems.labels("skipped_newer").inc(skipped);
+        const segments = results.map((r) => r.cursor);
+        const nsDone = segments.every((s) => s === "");
+        const now = Date.now();
+        rec = {
+          ...rec,
+          segments: nsDone ? [] : segments,
+          nsIndex: nsDone ? rec.nsIndex + 1 : rec.nsIndex,
+          scanned: rec.scanned + scanned,
+          copied: rec.copied + copied,
+          skipped: rec.skipped + skipped,
+          activeMs: rec.activeMs + (now - lastRound),
+          leaseUntil: now + this.c.timings.backfillLeaseMs,
+          updatedAt: now,
+        };
+        lastRound = now;
+        const next = await this.checkpoint(rec, version);
+        if (next === null) return; // paused, or someone else holds the lease now
+        version = next;
+        this.publish(rec);
+
+        // Rate limit (token bucket in items/s) and back-off when live latency rises.
+        if (rec.rateLimit > 0) {
+          tokens += ((Date.now() - lastRefill) / 1000) * rec.rateLimit - scanned;
+          lastRefill = Date.now();
+          if (tokens < 0) await sleep((-tokens / rec.rateLimit) * 1000);
+        }
+        if (this.baselineLatency > 0 && this.liveLatency > 3 * this.baselineLatency + 2) await sleep(Math.min(1000, this.liveLatency * 4));
+      }
+    } catch (err) {
+      const message = describeError(err);
+      this.c.logger.error("backfill round failed; will retry from the checkpoint", { error: message });
+      // Leave the record running with the lease lapsed: this or another replica retries from the checkpoint.
+      const fresh = await this.read().catch(() => null);
+      if (fresh && fresh.value.runner === this.c.replicaId) {
+        await this.c.control.compareAndSet(BACKFILL_KEY, { ...fresh.value, runner: undefined, leaseUntil: undefined, error: message, updatedAt: Date.now() }, fresh.version).catch(() => false);
+      }
+      await sleep(this.c.timings.heartbeatMs);
+    }
+  }
+
+  /** Saves progress if this replica still holds the lease and the backfill still runs. */
+  private async checkpoint(rec: BackfillRecord, version: bigint): Promise<bigint | null> {
+    const v = await this.c.control.compareAndSet(BACKFILL_KEY, rec, version);
+    if (v !== false) return v;
+    const fresh = await this.read();
+    if (!fresh || fresh.value.state !== "running" || (fresh.value.runner && fresh.value.runner !== this.c.replicaId)) {
+      // Paused (or taken over): keep the cursor we reached so a resume does not redo the round.
+      if (fresh && fresh.value.state === "paused" && fresh.value.nsIndex <= rec.nsIndex) {
+        await this.c.control.compareAndSet(BACKFILL_KEY, { ...rec, state: "paused", runner: undefined, leaseUntil: undefined }, fresh.version);
+      }
+      this.c.logger.info("backfill runner stopped", { state: fresh?.value.state ?? "gone" });
+      return null;
+    }
+    return this.c.control.compareAndSet(BACKFILL_KEY, rec, fresh.version).then((x) => (x === false ? null : x));
+  }
+
+  /** applyIfNewer in chunks, `concurrency` at a time. */
+  private async copy(target: import("../protocol/store.js").Store, ns: string, items: RawItem[], concurrency: number) {
+    let copied = 0;
+    let skipped = 0;
+    const chunk = Math.max(1, Math.ceil(items.length / concurrency));
+    const parts: RawItem[][] = [];
+    for (let i = 0; i < items.length; i += chunk) parts.push(items.slice(i, i + chunk));
+    await Promise.all(
+      parts.map(async (part) => {
+        const applied = await target.applyIfNewer(ns, part);
+        for (const a of applied) a ? copied++ : skipped++;
+      }),
+    );
+    return { copied, skipped };
+  }
+
+  publish(rec: BackfillRecord): void {
+    const m = this.c.metrics;
+    m.backfillProgress.set(rec.estimatedTotal > 0 ? Math.min(1, rec.scanned / rec.estimatedTotal) : rec.state === "done" ? 1 : 0);
+    m.backfillRate.set(rec.state === "running" && rec.activeMs > 0 ? (rec.scanned / rec.activeMs) * 1000 : 0);
+    m.backfillRunning.set(rec.state === "running" ? 1 : 0);
+  }
+}
