@@ -1,0 +1,267 @@
+import { randomBytes } from "node:crypto";
+import { createServer, type AddressInfo, type Socket } from "node:net";
+import { expect } from "chai";
+import pg from "pg";
+import { openStore } from "../../src/backends/index.js";
+import { isDecantError } from "../../src/protocol/errors.js";
+import type { Store } from "../../src/protocol/store.js";
+import { conformance } from "../conformance/suite.js";
+import { buf, freshNamespace } from "../support/names.js";
+import { CLOSED_PORT, serverAvailable, TEST_URLS } from "../support/servers.js";
+
+const ok = await serverAvailable("postgres", async () => {
+  const client = new pg.Client({ connectionString: TEST_URLS.postgres, connectionTimeoutMillis: 2000 });
+  await client.connect();
+  await client.end();
+});
+
+/** Random table/schema names per run, so runs never interfere; all dropped at the end. */
+const tag = randomBytes(4).toString("hex");
+const table = `decant_test_${tag}`;
+const schema = `decant_test_schema_${tag}`;
+const appName = `decant_test_${tag}`;
+
+/** The test server's URL with extra query options. */
+function pgUrl(options: Record<string, string>, base = TEST_URLS.postgres): string {
+  const url = new URL(base);
+  for (const [k, v] of Object.entries(options)) url.searchParams.set(k, v);
+  return url.href;
+}
+
+async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: TEST_URLS.postgres });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+async function failure(p: Promise<unknown>): Promise<{ kind?: string; message: string; field?: string }> {
+  try {
+    await p;
+  } catch (err) {
+    expect(isDecantError(err), `expected a DecantError, got ${String(err)}`).to.equal(true);
+    return err as { kind?: string; message: string; field?: string };
+  }
+  return expect.fail("expected the call to fail");
+}
+
+if (ok) {
+  after(async function () {
+    await admin(async (c) => {
+      const tables = await c.query<{ t: string }>("SELECT quote_ident(tablename) AS t FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE $1", [`${table}%`]);
+      for (const { t } of tables.rows) await c.query(`DROP TABLE IF EXISTS public.${t}`);
+      await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    });
+  });
+
+  conformance("postgres", { open: () => openStore(pgUrl({ table, application_name: appName })) });
+
+  describe("postgres specifics", function () {
+    let store: Store;
+    let ns: string;
+    before(async function () {
+      store = await openStore(pgUrl({ table, application_name: appName }));
+    });
+    after(async function () {
+      await store?.close();
+    });
+    beforeEach(function () {
+      ns = freshNamespace();
+    });
+
+    it("reports a server that is down as unavailable, quickly", async function () {
+      const down = await openStore(`postgres://postgres@127.0.0.1:${CLOSED_PORT}/decant_test?timeout_ms=1000`);
+      const started = Date.now();
+      const err = await failure(down.get("ns", "k"));
+      const elapsed = Date.now() - started;
+      expect(err.kind).to.equal("unavailable");
+      expect(elapsed).to.be.below(3000);
+      const err2 = await failure(down.put("ns", "k", buf("v")));
+      expect(err2.kind).to.equal("unavailable");
+      await down.close();
+    });
+
+    it("opening does not connect", async function () {
+      const lazy = await openStore(`postgresql://postgres@192.0.2.1:5432/none?timeout_ms=300`);
+      expect(lazy.kind).to.equal("postgres");
+      await lazy.close();
+    });
+
+    it("bounds a server that accepts but never answers by timeout_ms (deadline_exceeded)", async function () {
+      const sockets: Socket[] = [];
+      const silent = createServer((socket) => void sockets.push(socket));
+      await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+      const port = (silent.address() as AddressInfo).port;
+      const black = await openStore(`postgres://postgres@127.0.0.1:${port}/none?timeout_ms=400`);
+      try {
+        const started = Date.now();
+        const err = await failure(black.get("ns", "k"));
+        expect(err.kind).to.equal("deadline_exceeded");
+        expect(Date.now() - started).to.be.below(1500);
+      } finally {
+        await black.close();
+        for (const socket of sockets) socket.destroy();
+        await new Promise((r) => silent.close(r));
+      }
+    });
+
+    it("reports a statement that waits too long as deadline_exceeded within timeout_ms", async function () {
+      const quick = await openStore(pgUrl({ table, timeout_ms: "500" }));
+      await quick.put(ns, "locked", buf("v"));
+      const holder = new pg.Client({ connectionString: TEST_URLS.postgres });
+      await holder.connect();
+      try {
+        await holder.query("BEGIN");
+        await holder.query(`SELECT 1 FROM public.${table} WHERE ns = $1 AND key = 'locked' FOR UPDATE`, [ns]);
+        const started = Date.now();
+        const err = await failure(quick.put(ns, "locked", buf("w")));
+        expect(err.kind).to.equal("deadline_exceeded");
+        expect(Date.now() - started).to.be.below(2000);
+      } finally {
+        await holder.query("ROLLBACK");
+        await holder.end();
+      }
+      expect((await quick.get(ns, "locked"))!.version).to.equal(1n);
+      await quick.close();
+    });
+
+    it("keeps versions above 2^53 exact", async function () {
+      const big = 2n ** 60n + 1n;
+      expect(await store.applyIfNewer(ns, [{ key: "k", value: buf("a"), version: big }])).to.deep.equal([true]);
+      expect((await store.getRaw(ns, "k"))!.version).to.equal(big);
+      expect(await store.put(ns, "k", buf("b"))).to.equal(2n ** 60n + 2n);
+      expect(await store.put(ns, "k", buf("c"), { kind: "expected_version", version: 2n ** 60n + 2n })).to.equal(2n ** 60n + 3n);
+      expect(await store.delete(ns, "k")).to.deep.equal({ deleted: true, version: 2n ** 60n + 4n });
+      const page = await store.scanRaw(ns, { limit: 10 });
+      expect(page.items[0]!.version).to.equal(2n ** 60n + 4n);
+    });
+
+    it("refuses versions a BIGINT cannot hold and writes nothing", async function () {
+      const err = await failure(store.applyIfNewer(ns, [{ key: "k", value: buf("a"), version: 2n ** 63n }]));
+      expect(err.kind).to.equal("invalid_argument");
+      expect(await store.getRaw(ns, "k")).to.equal(null);
+      await store.put(ns, "k", buf("a"));
+      const mismatch = (await failure(store.put(ns, "k", buf("b"), { kind: "expected_version", version: 2n ** 64n - 1n }))) as { kind?: string; currentVersion?: bigint };
+      expect(mismatch.kind).to.equal("version_mismatch");
+      expect(mismatch.currentVersion).to.equal(1n);
+    });
+
+    it("applyIfNewer with one key several times in a batch keeps the highest version", async function () {
+      const applied = await store.applyIfNewer(ns, [
+        { key: "k", value: buf("three"), version: 3n },
+        { key: "k", value: buf("five"), version: 5n },
+        { key: "other", value: buf("o"), version: 1n },
+        { key: "k", value: null, version: 4n },
+      ]);
+      expect(applied).to.deep.equal([false, true, true, false]);
+      expect(await store.getRaw(ns, "k")).to.deep.equal({ key: "k", value: buf("five"), version: 5n });
+    });
+
+    it("applyIfNewer splits a batch of large values into several statements", async function () {
+      const value = Buffer.alloc(3 * 1024 * 1024, 9);
+      const items = Array.from({ length: 4 }, (_, i) => ({ key: `big${i}`, value, version: BigInt(i + 1) })); // 12 MiB: two statements
+      expect(await store.applyIfNewer(ns, items)).to.deep.equal(items.map(() => true));
+      const got = await store.batchGet(ns, items.map((i) => i.key));
+      expect(got.length).to.equal(4);
+      for (const item of got) expect(item.value.equals(value)).to.equal(true);
+    });
+
+    it("segments of scanRaw are disjoint and a cursor stays in its segment", async function () {
+      const keys = Array.from({ length: 50 }, (_, i) => `s${i}`);
+      await store.applyIfNewer(ns, keys.map((key, i) => ({ key, value: i % 5 === 0 ? null : buf(key), version: 1n })));
+      const seen: string[] = [];
+      let foreign: string | undefined;
+      for (let s = 0; s < 3; s++) {
+        let cursor: string | undefined;
+        do {
+          const p = await store.scanRaw(ns, { limit: 4, cursor, segment: s, totalSegments: 3 });
+          seen.push(...p.items.map((i) => i.key));
+          cursor = p.cursor;
+          if (s === 0 && cursor) foreign = cursor;
+        } while (cursor);
+      }
+      expect(seen.length).to.equal(keys.length);
+      expect([...seen].sort()).to.deep.equal([...keys].sort());
+      expect((await failure(store.scanRaw(ns, { limit: 4, cursor: foreign, segment: 1, totalSegments: 3 }))).kind).to.equal("invalid_argument");
+      expect((await failure(store.scanRaw(ns, { limit: 4, segment: 3, totalSegments: 3 }))).kind).to.equal("invalid_argument");
+    });
+
+    it("counts a namespace, including tombstones, and purges only tombstones", async function () {
+      await store.batchWrite(ns, ["a", "b", "c", "d"].map((key) => ({ type: "put" as const, key, value: buf("v") })));
+      await store.delete(ns, "b");
+      await store.delete(ns, "d");
+      expect(await store.estimateCount(ns)).to.equal(4);
+      expect(await store.purgeTombstones(ns)).to.equal(2);
+      expect(await store.estimateCount(ns)).to.equal(2);
+      expect(await store.purgeTombstones(ns)).to.equal(0);
+    });
+
+    it("drops a namespace larger than one delete chunk and leaves others alone", async function () {
+      const other = freshNamespace();
+      await store.put(other, "keep", buf("v"));
+      const items = Array.from({ length: 12_000 }, (_, i) => ({ key: `k${i}`, value: i % 3 === 0 ? null : buf("v"), version: 1n }));
+      for (let i = 0; i < items.length; i += 1000) await store.applyIfNewer(ns, items.slice(i, i + 1000));
+      expect(await store.estimateCount(ns)).to.equal(12_000);
+      await store.dropNamespace(ns);
+      expect(await store.estimateCount(ns)).to.equal(0);
+      expect(await store.namespaces()).to.not.include(ns);
+      expect(await store.namespaces()).to.include(other);
+    });
+
+    it("delete with must_not_exist or a stale version writes nothing", async function () {
+      expect(await store.delete(ns, "none", { kind: "must_not_exist" })).to.deep.equal({ deleted: false, version: 0n });
+      await store.put(ns, "k", buf("v"));
+      expect((await failure(store.delete(ns, "k", { kind: "must_not_exist" }))).kind).to.equal("version_mismatch");
+      expect((await failure(store.delete(ns, "none", { kind: "expected_version", version: 1n }))).kind).to.equal("version_mismatch");
+      expect((await store.getRaw(ns, "k"))!.version).to.equal(1n);
+    });
+
+    it("uses the table and schema options, creating the schema if missing", async function () {
+      const custom = await openStore(pgUrl({ schema, table: "Items_X" }));
+      await custom.put(ns, "k", buf("v"));
+      const rows = await admin((c) => c.query(`SELECT key, version FROM "${schema}"."Items_X" WHERE ns = $1`, [ns]));
+      expect(rows.rows).to.deep.equal([{ key: "k", version: "1" }]);
+      expect(await store.get(ns, "k")).to.equal(null); // another table, so not visible here
+      const collation = await admin((c) =>
+        c.query(`SELECT collation_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'Items_X' AND column_name = 'key'`, [schema]),
+      );
+      expect(collation.rows[0].collation_name).to.equal("C");
+      await custom.close();
+    });
+
+    it("several stores creating one new table at once all succeed", async function () {
+      const url = pgUrl({ table: `${table}_race` });
+      const stores = await Promise.all(Array.from({ length: 6 }, () => openStore(url)));
+      await Promise.all(stores.map((s, i) => s.put(ns, `k${i}`, buf("v"))));
+      expect((await stores[0]!.scan(ns, { limit: 10 })).items.length).to.equal(6);
+      await Promise.all(stores.map((s) => s.close()));
+    });
+
+    it("recovers when the server drops its connections (reads are retried)", async function () {
+      await store.put(ns, "k", buf("v"));
+      await admin((c) => c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()", [appName]));
+      await new Promise((r) => setTimeout(r, 100));
+      expect((await store.get(ns, "k"))!.value.toString()).to.equal("v");
+      expect((await store.scanRaw(ns, { limit: 5 })).items.length).to.equal(1);
+    });
+
+    it("refuses bad options, naming them", async function () {
+      for (const [opt, value] of [["table", "bad-name"], ["schema", "x;drop"], ["pool_max", "0"], ["timeout_ms", "soon"]] as const) {
+        const err = await failure(openStore(pgUrl({ [opt]: value })));
+        expect(err.kind).to.equal("invalid_argument");
+        expect(err.message).to.include(opt);
+      }
+    });
+
+    it("never shows the password", async function () {
+      const secretStore = await openStore(`postgres://postgres:s3cret-pw@127.0.0.1:${CLOSED_PORT}/decant_test?timeout_ms=500`);
+      expect(secretStore.description).to.not.include("s3cret-pw");
+      const err = await failure(secretStore.get("ns", "k"));
+      expect(err.message).to.not.include("s3cret-pw");
+      await secretStore.close();
+    });
+  });
+}
