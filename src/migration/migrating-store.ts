@@ -1,7 +1,7 @@
 // The migration layer is itself a store built from two stores (like unstorage's overlay):
 // reads go where the phase says, writes go to the primary (which assigns the version) and
 // then to the secondary through applyIfNewer. It never speaks SQL or DynamoDB itself.
-import { isDecantError } from "../protocol/errors.js";
+import { DecantError, isDecantError } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, RawItem, RawScanOptions, ScanOptions, ScanPage, WriteOp, WriteOutcome } from "../protocol/types.js";
 import type { MigrationController } from "./controller.js";
@@ -29,6 +29,7 @@ export class MigratingStore implements Store {
       segmentedScan: reads.capabilities.segmentedScan,
       maxValueBytes: (key) => Math.min(current.capabilities.maxValueBytes(key), target ? target.capabilities.maxValueBytes(key) : Infinity),
       durable: current.capabilities.durable && (target?.capabilities.durable ?? true),
+      purgeTombstones: this.controller.phase === "SINGLE" || this.controller.phase === "COMPLETE",
     };
   }
 
@@ -149,7 +150,7 @@ export class MigratingStore implements Store {
   /** Tombstones are purged only while no migration is in progress (DESIGN.md §1). */
   async purgeTombstones(ns: string): Promise<number> {
     const phase = this.controller.phase;
-    if (phase !== "SINGLE" && phase !== "COMPLETE") return 0;
+    if (phase !== "SINGLE" && phase !== "COMPLETE") throw new DecantError("failed_precondition", `tombstones are kept while a migration is in progress (phase ${phase}): they carry the versions that make it converge`);
     return this.controller.store(ROLES[phase].primary).purgeTombstones(ns);
   }
 

@@ -10,6 +10,8 @@ export interface Capabilities {
   maxValueBytes(key: string): number;
   /** Data survives a restart of the sidecar. */
   durable: boolean;
+  /** purgeTombstones is allowed now (absent = yes); the migration layer refuses it mid-migration. */
+  purgeTombstones?: boolean;
 }
 
 /**

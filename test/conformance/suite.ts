@@ -248,10 +248,15 @@ export function conformance(name: string, options: ConformanceOptions): void {
         expect((await store.batchGet(ns, ["a", "b"])).map((i) => i.key)).to.deep.equal(["b"]);
       });
 
-      it("purgeTombstones removes tombstones only", async function () {
+      it("purgeTombstones removes tombstones only, or is refused where not declared", async function () {
         await store.put(ns, "a", buf("1"));
         await store.put(ns, "b", buf("2"));
         await store.delete(ns, "a");
+        if (store.capabilities.purgeTombstones === false) {
+          await rejects(store.purgeTombstones(ns), "failed_precondition");
+          expect((await store.getRaw(ns, "a"))!.version).to.equal(2n);
+          return;
+        }
         expect(await store.purgeTombstones(ns)).to.equal(1);
         expect(await store.getRaw(ns, "a")).to.equal(null);
         expect((await store.get(ns, "b"))!.version).to.equal(1n);
