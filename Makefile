@@ -1,0 +1,37 @@
+# Decant — common tasks. `make help` lists them.
+.DEFAULT_GOAL := help
+NODE_MODULES := node_modules/.package-lock.json
+
+$(NODE_MODULES): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+.PHONY: run
+run: $(NODE_MODULES) ## run the sidecar on the embedded default (sqlite:./data/decant.db)
+	node bin/decant.js serve $(if $(CONFIG),--config $(CONFIG),)
+
+.PHONY: test
+test: $(NODE_MODULES) ## run every test (needs PostgreSQL, MariaDB and Redis on loopback; see README)
+	npm run typecheck
+	npm test
+
+.PHONY: build
+build: $(NODE_MODULES) ## compile TypeScript to dist/
+	npx tsc -p tsconfig.build.json
+
+.PHONY: lint
+lint: $(NODE_MODULES) ## type-check everything and lint the protocol with buf
+	npm run typecheck
+	npx buf lint proto
+
+.PHONY: bench
+bench: $(NODE_MODULES) ## run the benchmarks (ratios against baselines measured in the same run)
+	npm run bench
+
+.PHONY: proto
+proto: $(NODE_MODULES) ## check the protocol files (buf lint + breaking-change check is manual)
+	npx buf lint proto
