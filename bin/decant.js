@@ -1,14 +1,15 @@
 #!/usr/bin/env node
-// Runs the compiled CLI when it was built (npm run build, the container image), else the
-// TypeScript sources through tsx.
+// In a checkout, runs the TypeScript sources through tsx (so an edit is never shadowed by a
+// stale build); where only the compiled output ships (the container image), runs dist/.
 import { existsSync } from "node:fs";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
+const source = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
 const built = fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url));
-if (existsSync(built)) {
-  await import(pathToFileURL(built).href);
-} else {
+if (existsSync(source)) {
   const { register } = await import("tsx/esm/api");
   register();
-  await import("../src/cli/main.ts");
+  await import(pathToFileURL(source).href);
+} else {
+  await import(pathToFileURL(built).href);
 }

@@ -1,0 +1,692 @@
+// DynamoDB through @aws-sdk/client-dynamodb. One table holds every namespace. Each item's
+// partition key is "<ns>#<key>", so a namespace's items spread over all partitions (a busy
+// namespace never becomes one hot partition); ns and key are stored as attributes too.
+// A namespace scan is therefore a table Scan filtered on ns (order unspecified). One small
+// registry item ("#namespaces", a string set) lists the namespaces, so namespaces() is one read.
+//
+//   pk   S     "<ns>#<key>"  (ns never contains "#", so the split is unambiguous)
+//   ns   S     namespace          k    S    key
+//   ver  N     version (a decimal string end to end: bigint-safe)
+//   val  B     value; absent on a tombstone, which carries tomb = true instead
+import {
+  BatchGetItemCommand,
+  BatchWriteItemCommand,
+  CreateTableCommand,
+  DeleteItemCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  ScanCommand,
+  UpdateItemCommand,
+  type AttributeValue,
+  type TableDescription,
+} from "@aws-sdk/client-dynamodb";
+import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable, versionMismatch } from "../protocol/errors.js";
+import type { Capabilities, Store } from "../protocol/store.js";
+import type { Condition, DeleteResult, Item, RawItem, RawScanOptions, ScanOptions, ScanPage, WriteOp, WriteOutcome } from "../protocol/types.js";
+import { runBatch } from "./batch.js";
+import { checkCondition, checkValueSize, decodeCursor, encodeCursor, isNetworkError, redactUrl, retry, type RetryPolicy } from "./common.js";
+
+type Attrs = Record<string, AttributeValue>;
+
+const REGISTRY_PK = "#namespaces"; // an item pk always starts with a namespace, never with "#"
+const ITEM_LIMIT = 400 * 1024; // DynamoDB's item size limit: names + values, key included
+const MAX_NS_BYTES = 64;
+/** Attribute names pk ns k ver val (11 bytes) + the largest version number (21 bytes). */
+const FIXED_OVERHEAD = 11 + 21;
+const REGISTRY_TTL_MS = 60_000;
+const WRITE_CONCURRENCY = 16;
+const MAX_EVALUATED = 2000;
+const TABLE_WAIT_MS = 5 * 60_000;
+const RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 25, maxDelayMs: 1000 };
+
+/** Rejected before execution: safe to repeat even for a write that bumps a version. */
+const THROTTLED = new Set(["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"]);
+const SERVER_FAULTS = new Set(["InternalServerError", "ServiceUnavailable", "InternalFailure"]);
+
+const httpStatus = (err: unknown): number => (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode ?? 0;
+const errName = (err: unknown): string => (typeof err === "object" && err !== null ? String((err as { name?: unknown }).name ?? "") : "");
+const notExecuted = (err: unknown): boolean => THROTTLED.has(errName(err));
+/** For reads and idempotent writes (applyIfNewer, the deletes of drop and purge): anything that may pass. */
+const transient = (err: unknown): boolean => notExecuted(err) || SERVER_FAULTS.has(errName(err)) || httpStatus(err) >= 500 || isNetworkError(err);
+const isConditionFailed = (err: unknown): err is { Item?: Attrs } => errName(err) === "ConditionalCheckFailedException";
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Expression attribute names for every #name used (DynamoDB refuses unused ones). */
+function names(...expressions: (string | undefined)[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of expressions) for (const m of (e ?? "").matchAll(/#(\w+)/g)) out[m[0]] = m[1]!;
+  return out;
+}
+
+const isStartCursor = (v: unknown): v is { s: string } =>
+  typeof v === "object" && v !== null && typeof (v as { s?: unknown }).s === "string" && (v as { s: string }).s.length > 0;
+
+/** Runs fn over xs, `limit` at a time, stopping early once one fails. */
+async function mapLimit<T, R>(xs: T[], limit: number, fn: (x: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(xs.length);
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (next < xs.length && !failed) {
+      const i = next++;
+      try {
+        out[i] = await fn(xs[i]!);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, xs.length) }, worker));
+  return out;
+}
+
+export interface DynamoOptions {
+  table: string;
+  region?: string;
+  endpoint?: string;
+  create: boolean;
+  timeoutMs: number;
+}
+
+export class DynamoStore implements Store {
+  readonly kind = "dynamodb";
+  readonly description: string;
+  readonly capabilities: Capabilities = {
+    orderedScan: false,
+    segmentedScan: true,
+    // The key is stored twice (in pk and k) and the namespace twice (pk and ns).
+    maxValueBytes: (key) => ITEM_LIMIT - FIXED_OVERHEAD - 2 * (MAX_NS_BYTES + 1) - 2 * Buffer.byteLength(key, "utf8"),
+    durable: true,
+  };
+  private client?: DynamoDBClient;
+  private ready?: Promise<void>;
+  private readonly registered = new Map<string, { until: number; done: Promise<unknown> }>();
+
+  constructor(
+    private readonly options: DynamoOptions,
+    raw: string,
+  ) {
+    this.description = redactUrl(raw);
+  }
+
+  private get table(): string {
+    return this.options.table;
+  }
+
+  private db(): DynamoDBClient {
+    if (this.client) return this.client;
+    const { region, endpoint, timeoutMs } = this.options;
+    // A local server (dynalite, DynamoDB Local) accepts any credentials; AWS uses the default chain.
+    const local = endpoint !== undefined && !process.env.AWS_ACCESS_KEY_ID && !process.env.AWS_PROFILE;
+    this.client = new DynamoDBClient({
+      region: region ?? (endpoint ? "us-east-1" : undefined),
+      endpoint,
+      credentials: local ? { accessKeyId: "decant-local", secretAccessKey: "decant-local" } : undefined,
+      maxAttempts: 1, // retries are ours: only we know whether an operation is safe to repeat
+      requestHandler: { connectionTimeout: timeoutMs, requestTimeout: timeoutMs, throwOnRequestTimeout: true },
+    });
+    return this.client;
+  }
+
+  /** One bounded SDK round trip (with retries where `retryOn` allows); errors become DecantErrors. */
+  private async send<T>(op: string, run: (c: DynamoDBClient, o: { abortSignal: AbortSignal }) => Promise<T>, retryOn: (e: unknown) => boolean, ensure = true): Promise<T> {
+    const abort = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        abort.abort();
+        reject(deadlineExceeded(this.description, op, this.options.timeoutMs));
+      }, this.options.timeoutMs);
+    });
+    try {
+      const work = (async () => {
+        if (ensure) await this.ensureTable();
+        return retry(() => run(this.db(), { abortSignal: abort.signal }), (e) => !abort.signal.aborted && retryOn(e), RETRY);
+      })();
+      work.catch(() => undefined); // may reject after the timeout won the race
+      return await Promise.race([work, timeout]);
+    } catch (err) {
+      if (isConditionFailed(err)) throw err;
+      // The table was deleted under us: check (and maybe create) it again next time.
+      if (ensure && errName(err) === "ResourceNotFoundException") this.ready = undefined;
+      throw this.fail(err, op);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private fail(err: unknown, op: string): DecantError {
+    if (isDecantError(err)) return err;
+    const name = errName(err);
+    const message = err instanceof Error ? err.message : String(err);
+    if (name === "TimeoutError" || name === "AbortError") return deadlineExceeded(this.description, op, this.options.timeoutMs);
+    if (name === "ResourceNotFoundException") {
+      return new DecantError("unavailable", `store ${this.description} is unavailable: table ${this.table} was not found (${message})`, { cause: err });
+    }
+    if (name === "ValidationException") {
+      if (/start(ing)? ?key/i.test(message)) return invalidArgument("page_token", "is not a token this server issued");
+      if (/size/i.test(message)) return invalidArgument("value", `is too large for a DynamoDB item: ${message}`);
+      return new DecantError("internal", `store ${this.description} refused ${op}: ${message}`, { cause: err });
+    }
+    // An answer that is not DynamoDB's (a proxy, a wrong endpoint) has no useful name: show the status.
+    const status = httpStatus(err);
+    if (status && name === "Unknown") return new DecantError("unavailable", `store ${this.description} is unavailable: HTTP ${status} from the endpoint, not a DynamoDB answer`, { cause: err });
+    return unavailable(this.description, err);
+  }
+
+  // ---- table -------------------------------------------------------------------------------
+
+  /** Checks (and, with create=true, creates) the table once; a failure is retried on the next call. */
+  private ensureTable(): Promise<void> {
+    if (!this.ready) {
+      const ready = this.prepareTable();
+      this.ready = ready;
+      ready.catch(() => {
+        if (this.ready === ready) this.ready = undefined;
+      });
+    }
+    return this.ready;
+  }
+
+  private async describeTable(): Promise<TableDescription | null> {
+    try {
+      const out = await this.send("describe table", (c, o) => c.send(new DescribeTableCommand({ TableName: this.table }), o), transient, false);
+      return out.Table ?? null;
+    } catch (err) {
+      if (isDecantError(err) && err.cause !== undefined && errName(err.cause) === "ResourceNotFoundException") return null;
+      throw err;
+    }
+  }
+
+  private async prepareTable(): Promise<void> {
+    let table = await this.describeTable();
+    if (!table) {
+      if (!this.options.create) {
+        throw new DecantError(
+          "failed_precondition",
+          `store ${this.description}: table ${this.table} does not exist and create=false; create it with partition key "pk" (type S) and no sort key, or set create=true`,
+        );
+      }
+      try {
+        await this.send(
+          "create table",
+          (c, o) =>
+            c.send(
+              new CreateTableCommand({
+                TableName: this.table,
+                BillingMode: "PAY_PER_REQUEST",
+                AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
+                KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
+              }),
+              o,
+            ),
+          notExecuted,
+          false,
+        );
+      } catch (err) {
+        // Another sidecar created it first: fine.
+        if (!(isDecantError(err) && errName(err.cause) === "ResourceInUseException")) throw err;
+      }
+    }
+    const deadline = Date.now() + TABLE_WAIT_MS;
+    while (table?.TableStatus !== "ACTIVE" && table?.TableStatus !== "UPDATING") {
+      if (table?.TableStatus === "DELETING") throw unavailable(this.description, new Error(`table ${this.table} is being deleted`));
+      if (Date.now() > deadline) throw unavailable(this.description, new Error(`table ${this.table} did not become ACTIVE within ${TABLE_WAIT_MS / 1000} s`));
+      await sleep(200);
+      table = await this.describeTable();
+    }
+    const keys = table.KeySchema ?? [];
+    const pkType = table.AttributeDefinitions?.find((a) => a.AttributeName === "pk")?.AttributeType;
+    if (keys.length !== 1 || keys[0]!.AttributeName !== "pk" || keys[0]!.KeyType !== "HASH" || pkType !== "S") {
+      const found = keys.map((k) => `${k.AttributeName} (${k.KeyType})`).join(", ");
+      throw new DecantError(
+        "failed_precondition",
+        `store ${this.description}: table ${this.table} has key schema [${found}]; decant needs partition key "pk" (type S) and no sort key — name another table`,
+      );
+    }
+  }
+
+  // ---- items -------------------------------------------------------------------------------
+
+  private keyOf(ns: string, key: string): Attrs {
+    return { pk: { S: `${ns}#${key}` } };
+  }
+
+  private static toRaw(a: Attrs): RawItem {
+    const val = a.val?.B;
+    return { key: a.k!.S!, value: val ? Buffer.from(val.buffer, val.byteOffset, val.byteLength) : null, version: BigInt(a.ver!.N!) };
+  }
+
+  /** Makes sure namespaces() lists ns before its first item is written (cached for a while). */
+  private async register(ns: string): Promise<void> {
+    const hit = this.registered.get(ns);
+    if (hit && hit.until > Date.now()) {
+      await hit.done;
+      return;
+    }
+    const done = this.send(
+      "register namespace",
+      (c, o) =>
+        c.send(
+          new UpdateItemCommand({
+            TableName: this.table,
+            Key: { pk: { S: REGISTRY_PK } },
+            UpdateExpression: "ADD #names :ns",
+            ExpressionAttributeNames: names("#names"),
+            ExpressionAttributeValues: { ":ns": { SS: [ns] } },
+          }),
+          o,
+        ),
+      transient, // adding to a set is idempotent
+    );
+    this.registered.set(ns, { until: Date.now() + REGISTRY_TTL_MS, done });
+    done.catch(() => this.registered.delete(ns));
+    await done;
+  }
+
+  async get(ns: string, key: string): Promise<Item | null> {
+    const raw = await this.getRaw(ns, key);
+    return raw && raw.value !== null ? (raw as Item) : null;
+  }
+
+  async getRaw(ns: string, key: string): Promise<RawItem | null> {
+    const out = await this.send(
+      "get",
+      (c, o) =>
+        c.send(
+          new GetItemCommand({ TableName: this.table, Key: this.keyOf(ns, key), ConsistentRead: true, ProjectionExpression: "#k, #ver, #val", ExpressionAttributeNames: names("#k #ver #val") }),
+          o,
+        ),
+      transient,
+    );
+    return out.Item ? DynamoStore.toRaw(out.Item) : null;
+  }
+
+  async batchGet(ns: string, keys: string[]): Promise<Item[]> {
+    const unique = [...new Set(keys)];
+    const chunks: string[][] = [];
+    for (let i = 0; i < unique.length; i += 100) chunks.push(unique.slice(i, i + 100));
+    const found = new Map<string, RawItem>();
+    await mapLimit(chunks, 4, async (chunk) => {
+      let pending: Attrs[] = chunk.map((k) => this.keyOf(ns, k));
+      for (let attempt = 1; pending.length > 0; attempt++) {
+        if (attempt > 1) {
+          // DynamoDB returns UnprocessedKeys when throttled: back off before asking again.
+          if (attempt > 8) throw unavailable(this.description, new Error(`${pending.length} keys stayed unprocessed (throttled)`));
+          await sleep(Math.random() * Math.min(1000, 25 * 2 ** attempt));
+        }
+        const keys = pending;
+        const out = await this.send(
+          "batchGet",
+          (c, o) =>
+            c.send(
+              new BatchGetItemCommand({
+                RequestItems: { [this.table]: { Keys: keys, ConsistentRead: true, ProjectionExpression: "#k, #ver, #val", ExpressionAttributeNames: names("#k #ver #val") } },
+              }),
+              o,
+            ),
+          transient,
+        );
+        for (const a of out.Responses?.[this.table] ?? []) found.set(a.k!.S!, DynamoStore.toRaw(a));
+        pending = out.UnprocessedKeys?.[this.table]?.Keys ?? [];
+      }
+    });
+    return unique.map((k) => found.get(k)).filter((r): r is Item => r !== undefined && r.value !== null);
+  }
+
+  /** Reads the item a failed condition saw: from the error (AWS) or, where not returned (dynalite), again. */
+  private async storedAfterFailure(ns: string, key: string, err: { Item?: Attrs }): Promise<RawItem | null> {
+    return err.Item?.k ? DynamoStore.toRaw(err.Item) : this.getRaw(ns, key);
+  }
+
+  async put(ns: string, key: string, value: Buffer, condition?: Condition): Promise<bigint> {
+    checkValueSize(this, key, value);
+    await this.register(ns);
+    const mustBeAbsent = condition?.kind === "must_not_exist" || (condition?.kind === "expected_version" && condition.version === 0n);
+    const guard = !condition ? undefined : mustBeAbsent ? "attribute_not_exists(#val)" : "attribute_exists(#val) AND #ver = :expected";
+    const update = "SET #ver = if_not_exists(#ver, :zero) + :one, #val = :val, #ns = :ns, #k = :k REMOVE #tomb";
+    const values: Attrs = { ":zero": { N: "0" }, ":one": { N: "1" }, ":val": { B: value }, ":ns": { S: ns }, ":k": { S: key } };
+    if (condition?.kind === "expected_version" && !mustBeAbsent) values[":expected"] = { N: condition.version.toString() };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const out = await this.send(
+          "put",
+          (c, o) =>
+            c.send(
+              new UpdateItemCommand({
+                TableName: this.table,
+                Key: this.keyOf(ns, key),
+                UpdateExpression: update,
+                ConditionExpression: guard,
+                ExpressionAttributeNames: names(update, guard),
+                ExpressionAttributeValues: values,
+                ReturnValues: "UPDATED_NEW",
+                ReturnValuesOnConditionCheckFailure: guard ? "ALL_OLD" : undefined,
+              }),
+              o,
+            ),
+          notExecuted, // never repeat a write that may have bumped the version already
+        );
+        return BigInt(out.Attributes!.ver!.N!);
+      } catch (err) {
+        if (!isConditionFailed(err)) throw err;
+        const stored = await this.storedAfterFailure(ns, key, err);
+        checkCondition(key, stored, condition); // throws version_mismatch with the current version
+        // The re-read says the condition holds now (the key changed in between): try again.
+        if (attempt >= 3) throw versionMismatch(key, stored?.value ? stored.version : 0n, "the key kept changing");
+      }
+    }
+  }
+
+  async delete(ns: string, key: string, condition?: Condition): Promise<DeleteResult> {
+    const mustBeAbsent = condition?.kind === "must_not_exist" || (condition?.kind === "expected_version" && condition.version === 0n);
+    if (mustBeAbsent) {
+      // Only an absent key passes, and then there is nothing to delete: no write at all.
+      const stored = await this.getRaw(ns, key);
+      checkCondition(key, stored, condition);
+      return { deleted: false, version: stored?.version ?? 0n };
+    }
+    const update = "SET #ver = #ver + :one, #tomb = :true REMOVE #val";
+    const guard = condition ? "attribute_exists(#val) AND #ver = :expected" : "attribute_exists(#val)";
+    const values: Attrs = { ":one": { N: "1" }, ":true": { BOOL: true } };
+    if (condition?.kind === "expected_version") values[":expected"] = { N: condition.version.toString() };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const out = await this.send(
+          "delete",
+          (c, o) =>
+            c.send(
+              new UpdateItemCommand({
+                TableName: this.table,
+                Key: this.keyOf(ns, key),
+                UpdateExpression: update,
+                ConditionExpression: guard,
+                ExpressionAttributeNames: names(update, guard),
+                ExpressionAttributeValues: values,
+                ReturnValues: "UPDATED_NEW",
+                ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+              }),
+              o,
+            ),
+          notExecuted,
+        );
+        return { deleted: true, version: BigInt(out.Attributes!.ver!.N!) };
+      } catch (err) {
+        if (!isConditionFailed(err)) throw err;
+        const stored = await this.storedAfterFailure(ns, key, err);
+        checkCondition(key, stored, condition);
+        if (!stored || stored.value === null) return { deleted: false, version: stored?.version ?? 0n };
+        if (attempt >= 3) throw versionMismatch(key, stored.version, "the key kept changing");
+      }
+    }
+  }
+
+  batchWrite(ns: string, ops: WriteOp[]): Promise<WriteOutcome[]> {
+    return runBatch(this, ns, ops, WRITE_CONCURRENCY);
+  }
+
+  async applyIfNewer(ns: string, items: RawItem[]): Promise<boolean[]> {
+    for (const item of items) checkValueSize(this, item.key, item.value);
+    if (items.length === 0) return [];
+    await this.register(ns);
+    // BatchWriteItem cannot carry conditions, so: one conditional PutItem per item, in parallel.
+    const guard = "attribute_not_exists(#pk) OR #ver < :v";
+    return mapLimit(items, WRITE_CONCURRENCY, async (item) => {
+      const attrs: Attrs = { ...this.keyOf(ns, item.key), ns: { S: ns }, k: { S: item.key }, ver: { N: item.version.toString() } };
+      if (item.value === null) attrs.tomb = { BOOL: true };
+      else attrs.val = { B: item.value };
+      try {
+        await this.send(
+          "applyIfNewer",
+          (c, o) => c.send(new PutItemCommand({ TableName: this.table, Item: attrs, ConditionExpression: guard, ExpressionAttributeNames: names(guard), ExpressionAttributeValues: { ":v": attrs.ver! } }), o),
+          transient, // idempotent: the same version never applies twice
+        );
+        return true;
+      } catch (err) {
+        if (isConditionFailed(err)) return false;
+        throw err;
+      }
+    });
+  }
+
+  // ---- scans -------------------------------------------------------------------------------
+
+  /**
+   * Reads a namespace's items through a filtered table Scan. DynamoDB applies Limit before the
+   * filter, so pages are read until `limit` items matched or the table ends; a page that holds
+   * more matches than wanted is cut, and the cursor is the pk of the last item returned (a
+   * valid ExclusiveStartKey), so nothing is buffered and nothing is skipped.
+   */
+  private async scanItems(op: string, ns: string, limit: number, cursor: string | undefined, filter: string, extra: Attrs, segment?: { segment: number; total: number }): Promise<ScanPage<RawItem>> {
+    let start = cursor === undefined ? undefined : decodeCursor(cursor, isStartCursor).s;
+    const filterExpression = `#ns = :ns${filter}`;
+    const projection = "#pk, #k, #ver, #val";
+    const began = Date.now();
+    let evaluate = Math.min(MAX_EVALUATED, limit + 1);
+    const out: RawItem[] = [];
+    for (;;) {
+      const from = start;
+      const page = await this.send(
+        op,
+        (c, o) =>
+          c.send(
+            new ScanCommand({
+              TableName: this.table,
+              Limit: evaluate,
+              ExclusiveStartKey: from === undefined ? undefined : { pk: { S: from } },
+              FilterExpression: filterExpression,
+              ProjectionExpression: projection,
+              ExpressionAttributeNames: names(filterExpression, projection),
+              ExpressionAttributeValues: { ":ns": { S: ns }, ...extra },
+              ConsistentRead: true,
+              Segment: segment?.segment,
+              TotalSegments: segment?.total,
+            }),
+            o,
+          ),
+        transient,
+      );
+      const items = page.Items ?? [];
+      for (let i = 0; i < items.length; i++) {
+        out.push(DynamoStore.toRaw(items[i]!));
+        if (out.length === limit) {
+          const done = i === items.length - 1 && !page.LastEvaluatedKey;
+          return { items: out, cursor: done ? undefined : encodeCursor({ s: items[i]!.pk!.S! }) };
+        }
+      }
+      if (!page.LastEvaluatedKey) return { items: out };
+      start = page.LastEvaluatedKey.pk!.S!;
+      // A sparse namespace in a big table: return a short page rather than outrun the timeout.
+      if (Date.now() - began > this.options.timeoutMs / 2) return { items: out, cursor: encodeCursor({ s: start }) };
+      evaluate = Math.min(MAX_EVALUATED, evaluate * 4);
+    }
+  }
+
+  async scan(ns: string, options: ScanOptions): Promise<ScanPage<Item>> {
+    const prefix = options.prefix ?? "";
+    const page = await this.scanItems(
+      "scan",
+      ns,
+      options.limit,
+      options.cursor,
+      ` AND attribute_exists(#val)${prefix ? " AND begins_with(#k, :prefix)" : ""}`,
+      prefix ? { ":prefix": { S: prefix } } : {},
+    );
+    return page as ScanPage<Item>;
+  }
+
+  async scanRaw(ns: string, options: RawScanOptions): Promise<ScanPage<RawItem>> {
+    const total = options.totalSegments ?? 1;
+    const segment = options.segment ?? 0;
+    if (!Number.isInteger(total) || total < 1 || total > 1_000_000) throw invalidArgument("total_segments", "must be a whole number from 1 to 1000000");
+    if (!Number.isInteger(segment) || segment < 0 || segment >= total) throw invalidArgument("segment", `must be a whole number from 0 to ${total - 1}`);
+    return this.scanItems("scanRaw", ns, options.limit, options.cursor, "", {}, total > 1 ? { segment, total } : undefined);
+  }
+
+  /** Every pk (and version) matching a filter, page by page, for drop and purge. */
+  private async *keys(op: string, ns: string, filter: string): AsyncGenerator<Attrs[]> {
+    let start: Attrs | undefined;
+    const filterExpression = `#ns = :ns${filter}`;
+    do {
+      const from = start;
+      const page = await this.send(
+        op,
+        (c, o) =>
+          c.send(
+            new ScanCommand({
+              TableName: this.table,
+              ExclusiveStartKey: from,
+              ConsistentRead: true, // so a drop or purge sees the latest writes
+              FilterExpression: filterExpression,
+              ProjectionExpression: "#pk, #ver",
+              ExpressionAttributeNames: names(filterExpression, "#pk #ver"),
+              ExpressionAttributeValues: { ":ns": { S: ns } },
+            }),
+            o,
+          ),
+        transient,
+      );
+      if (page.Items?.length) yield page.Items;
+      start = page.LastEvaluatedKey;
+    } while (start);
+  }
+
+  async namespaces(): Promise<string[]> {
+    const out = await this.send(
+      "namespaces",
+      (c, o) => c.send(new GetItemCommand({ TableName: this.table, Key: { pk: { S: REGISTRY_PK } }, ConsistentRead: true }), o),
+      transient,
+    );
+    return [...(out.Item?.names?.SS ?? [])].sort();
+  }
+
+  /**
+   * Approximate: counts the namespace's items in one parallel-scan segment sized to about
+   * 10 000 table items (from DescribeTable's ItemCount, which AWS refreshes every ~6 hours) and
+   * scales up, so the cost stays small however big the table is.
+   */
+  async estimateCount(ns: string): Promise<number> {
+    const table = await this.send("estimateCount", (c, o) => c.send(new DescribeTableCommand({ TableName: this.table }), o), transient);
+    const total = Math.max(1, Math.min(1_000_000, Math.ceil((table.Table?.ItemCount ?? 0) / 10_000)));
+    const began = Date.now();
+    let count = 0;
+    let start: Attrs | undefined;
+    do {
+      const from = start;
+      const page = await this.send(
+        "estimateCount",
+        (c, o) =>
+          c.send(
+            new ScanCommand({
+              TableName: this.table,
+              Select: "COUNT",
+              ExclusiveStartKey: from,
+              FilterExpression: "#ns = :ns",
+              ExpressionAttributeNames: names("#ns"),
+              ExpressionAttributeValues: { ":ns": { S: ns } },
+              Segment: total > 1 ? 0 : undefined,
+              TotalSegments: total > 1 ? total : undefined,
+            }),
+            o,
+          ),
+        transient,
+      );
+      count += page.Count ?? 0;
+      start = page.LastEvaluatedKey;
+    } while (start && Date.now() - began < this.options.timeoutMs / 2);
+    return count * total;
+  }
+
+  async dropNamespace(ns: string): Promise<void> {
+    this.registered.delete(ns);
+    for await (const items of this.keys("dropNamespace", ns, "")) {
+      const chunks: Attrs[][] = [];
+      for (let i = 0; i < items.length; i += 25) chunks.push(items.slice(i, i + 25));
+      await mapLimit(chunks, 4, (chunk) => this.batchDelete(chunk.map((a) => ({ pk: a.pk! }))));
+    }
+    await this.send(
+      "dropNamespace",
+      (c, o) =>
+        c.send(
+          new UpdateItemCommand({
+            TableName: this.table,
+            Key: { pk: { S: REGISTRY_PK } },
+            UpdateExpression: "DELETE #names :ns",
+            ExpressionAttributeNames: names("#names"),
+            ExpressionAttributeValues: { ":ns": { SS: [ns] } },
+          }),
+          o,
+        ),
+      transient,
+    );
+  }
+
+  private async batchDelete(keys: Attrs[]): Promise<void> {
+    let pending = keys.map((Key) => ({ DeleteRequest: { Key } }));
+    for (let attempt = 1; pending.length > 0; attempt++) {
+      if (attempt > 1) {
+        if (attempt > 8) throw unavailable(this.description, new Error(`${pending.length} deletes stayed unprocessed (throttled)`));
+        await sleep(Math.random() * Math.min(1000, 25 * 2 ** attempt));
+      }
+      const requests = pending;
+      const out = await this.send("dropNamespace", (c, o) => c.send(new BatchWriteItemCommand({ RequestItems: { [this.table]: requests } }), o), transient);
+      pending = (out.UnprocessedItems?.[this.table] ?? []).filter((r) => r.DeleteRequest?.Key).map((r) => ({ DeleteRequest: { Key: r.DeleteRequest!.Key! } }));
+    }
+  }
+
+  async purgeTombstones(ns: string): Promise<number> {
+    let purged = 0;
+    const guard = "attribute_exists(#tomb) AND #ver = :v"; // a re-created or newer item stays
+    for await (const items of this.keys("purgeTombstones", ns, " AND attribute_exists(#tomb)")) {
+      const done = await mapLimit(items, WRITE_CONCURRENCY, async (a) => {
+        try {
+          await this.send(
+            "purgeTombstones",
+            (c, o) =>
+              c.send(
+                new DeleteItemCommand({ TableName: this.table, Key: { pk: a.pk! }, ConditionExpression: guard, ExpressionAttributeNames: names(guard), ExpressionAttributeValues: { ":v": a.ver! } }),
+                o,
+              ),
+            transient,
+          );
+          return true;
+        } catch (err) {
+          if (isConditionFailed(err)) return false;
+          throw err;
+        }
+      });
+      purged += done.filter(Boolean).length;
+    }
+    return purged;
+  }
+
+  async close(): Promise<void> {
+    this.client?.destroy();
+    this.client = undefined;
+    this.ready = undefined;
+    this.registered.clear();
+  }
+}
+
+const OPTIONS = new Set(["region", "endpoint", "create", "timeout_ms"]);
+
+/** dynamodb://TABLE?region=R&endpoint=URL&create=true|false&timeout_ms=5000 (endpoint only for local servers). */
+export function createDynamoStore(url: URL, raw: string): DynamoStore {
+  const table = decodeURIComponent(url.hostname || url.pathname.replace(/^\/+/, ""));
+  if (!/^[A-Za-z0-9_.-]{3,255}$/.test(table)) {
+    throw invalidArgument("store", `dynamodb: needs a table name of 3-255 letters, digits, _ . or - (dynamodb://TABLE?region=...), got ${JSON.stringify(table)}`);
+  }
+  const q = url.searchParams;
+  for (const name of q.keys()) if (!OPTIONS.has(name)) throw invalidArgument("store", `dynamodb: unknown option ${JSON.stringify(name)}; use ${[...OPTIONS].join(", ")}`);
+  const endpoint = q.get("endpoint") ?? undefined;
+  if (endpoint !== undefined && !/^https?:\/\/[^/]+/.test(endpoint)) throw invalidArgument("store", `dynamodb endpoint must be an http(s) URL, got ${JSON.stringify(endpoint)}`);
+  const create = q.get("create") ?? "true";
+  if (create !== "true" && create !== "false") throw invalidArgument("store", `dynamodb create must be true or false, got ${JSON.stringify(create)}`);
+  const timeoutMs = Number(q.get("timeout_ms") ?? 5000);
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw invalidArgument("store", "dynamodb timeout_ms must be a positive whole number of milliseconds");
+  const region = q.get("region") || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined;
+  return new DynamoStore({ table, region, endpoint, create: create === "true", timeoutMs }, raw);
+}
