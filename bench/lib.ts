@@ -1,0 +1,69 @@
+// Measurement helpers. Every figure is reported as a ratio to a baseline measured in the
+// same run, because these machines are small and noisy.
+
+export interface LoadResult {
+  ops: number;
+  seconds: number;
+  opsPerSec: number;
+  p50: number; // ms
+  p99: number; // ms
+}
+
+const quantile = (sorted: number[], q: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
+
+/** Runs `op` with `inFlight` callers for `ms` (after a short warm-up) and reports throughput and latency. */
+export async function load(op: (i: number) => Promise<unknown>, inFlight: number, ms: number, warmupMs = Math.min(500, ms / 4)): Promise<LoadResult> {
+  const run = async (durationMs: number, record: boolean) => {
+    const latencies: number[] = [];
+    let n = 0;
+    const end = performance.now() + durationMs;
+    const start = performance.now();
+    await Promise.all(
+      Array.from({ length: inFlight }, async () => {
+        while (performance.now() < end) {
+          const i = n++;
+          const t = performance.now();
+          await op(i);
+          if (record) latencies.push(performance.now() - t);
+        }
+      }),
+    );
+    return { latencies, seconds: (performance.now() - start) / 1000 };
+  };
+  await run(warmupMs, false);
+  const { latencies, seconds } = await run(ms, true);
+  latencies.sort((a, b) => a - b);
+  return { ops: latencies.length, seconds, opsPerSec: latencies.length / seconds, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) };
+}
+
+export interface Row {
+  section: string;
+  figure: string;
+  value: number;
+  unit: string;
+  baseline?: number;
+  ratio?: number;
+  goal?: string;
+  met?: boolean;
+  note?: string;
+}
+
+export const rows: Row[] = [];
+
+export function record(row: Row): void {
+  if (row.baseline !== undefined && row.ratio === undefined) row.ratio = row.value / row.baseline;
+  rows.push(row);
+  const ratio = row.ratio !== undefined ? ` ratio ${row.ratio.toFixed(2)}` : "";
+  const goal = row.goal ? ` goal ${row.goal} ${row.met === undefined ? "" : row.met ? "MET" : "NOT MET"}` : "";
+  console.log(`  ${row.section.padEnd(12)} ${row.figure.padEnd(52)} ${fmt(row.value).padStart(10)} ${row.unit}${row.baseline !== undefined ? ` (baseline ${fmt(row.baseline)})` : ""}${ratio}${goal}${row.note ? `  [${row.note}]` : ""}`);
+}
+
+export const fmt = (v: number) => (Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toFixed(3));
+
+export function table(): string {
+  const head = "| section | figure | value | baseline | ratio | goal | met |\n|---|---|---|---|---|---|---|";
+  return [
+    head,
+    ...rows.map((r) => `| ${r.section} | ${r.figure}${r.note ? ` (${r.note})` : ""} | ${fmt(r.value)} ${r.unit} | ${r.baseline !== undefined ? fmt(r.baseline) : ""} | ${r.ratio !== undefined ? r.ratio.toFixed(2) : ""} | ${r.goal ?? ""} | ${r.met === undefined ? "" : r.met ? "yes" : "no"} |`),
+  ].join("\n");
+}

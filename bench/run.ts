@@ -1,0 +1,471 @@
+// npm run bench [-- --quick] [-- --backend NAME] [-- --only hop,backend,dual,backfill,memory,verify]
+// Prints every figure next to a baseline measured in the same run, writes
+// bench/results/<date>.json and (on a full run) docs/PERFORMANCE.md.
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import * as grpc from "@grpc/grpc-js";
+import pg from "pg";
+import { openStore } from "../src/backends/index.js";
+import { DecantClient } from "../src/client/client.js";
+import { loadConfig } from "../src/config/config.js";
+import { silentLogger } from "../src/log.js";
+import { serviceDefinition } from "../src/server/proto.js";
+import { startSidecar } from "../src/server/sidecar.js";
+import { freePort, startDynalite, type Dynalite } from "../test/support/dynalite.js";
+import { TEST_URLS } from "../test/support/servers.js";
+import { load, record, rows, table } from "./lib.js";
+
+const { values } = parseArgs({ options: { quick: { type: "boolean" }, backend: { type: "string" }, only: { type: "string" } } });
+const QUICK = Boolean(values.quick);
+const ONLY = values.only ? new Set(values.only.split(",")) : undefined;
+const BACKENDS = values.backend ? values.backend.split(",") : ["memory", "sqlite", "postgres", "mysql", "redis", "dynamodb"];
+const RUN_MS = QUICK ? 300 : 3000;
+const run = Math.random().toString(36).slice(2, 8);
+const scratch = mkdtempSync(join(tmpdir(), "decant-bench-"));
+const want = (section: string) => !ONLY || ONLY.has(section);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let dynalite: Dynalite | undefined;
+async function dynamoEndpoint(): Promise<string> {
+  dynalite ??= await startDynalite();
+  return dynalite.endpoint;
+}
+
+async function storeUrl(backend: string, tag: string): Promise<string> {
+  const table = `bench_${tag}_${run}`;
+  switch (backend) {
+    case "memory":
+      return "memory:";
+    case "sqlite":
+      return `sqlite:${join(scratch, `${tag}.db`)}`;
+    case "postgres":
+      return `${TEST_URLS.postgres}?table=${table}`;
+    case "mysql":
+      return `${TEST_URLS.mysql}?table=${table}`;
+    case "redis":
+      return `${TEST_URLS.redis}?prefix=${table}`;
+    case "dynamodb":
+      return `dynamodb://${table}?region=us-east-1&endpoint=${await dynamoEndpoint()}`;
+  }
+  throw new Error(`unknown backend ${backend}`);
+}
+
+async function inProcessSidecar(env: Record<string, string>) {
+  const config = loadConfig(undefined, { DECANT_LISTEN: "127.0.0.1:0", DECANT_METRICS_LISTEN: "127.0.0.1:0", DECANT_HEARTBEAT_MS: "100", ...env });
+  const sidecar = await startSidecar(config, silentLogger());
+  const client = new DecantClient(`127.0.0.1:${sidecar.grpcPort}`);
+  return { sidecar, client, stop: async () => (client.close(), await sidecar.stop()) };
+}
+
+const value1k = Buffer.alloc(1024, 7);
+const value100 = Buffer.alloc(100, 7);
+
+// 1. The cost of the sidecar hop: Decant on memory vs a bare grpc-js server answering from a Map.
+async function hop(): Promise<void> {
+  const bare = new grpc.Server();
+  const map = new Map<string, { value: Buffer; version: number }>();
+  bare.addService(serviceDefinition("Store"), {
+    Get: (call: grpc.ServerUnaryCall<{ namespace: string; key: string }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      const hit = map.get(`${call.request.namespace}/${call.request.key}`);
+      cb(null, hit ? { found: true, item: { key: call.request.key, value: hit.value, version: String(hit.version) } } : { found: false });
+    },
+    Put: (call: grpc.ServerUnaryCall<{ namespace: string; key: string; value: Buffer }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      const k = `${call.request.namespace}/${call.request.key}`;
+      const version = (map.get(k)?.version ?? 0) + 1;
+      map.set(k, { value: call.request.value, version });
+      cb(null, { version: String(version) });
+    },
+  });
+  const port = await new Promise<number>((res, rej) => bare.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+  const bareClient = new DecantClient(`127.0.0.1:${port}`);
+  const decant = await inProcessSidecar({ DECANT_CURRENT: "memory:" });
+  try {
+    for (const c of [bareClient, decant.client]) for (let i = 0; i < 1000; i++) await c.put("bench", `k${i}`, value100);
+    for (const op of ["Get", "Put"] as const) {
+      for (const inFlight of [1, 64]) {
+        const call = (c: DecantClient) => (i: number) => (op === "Get" ? c.get("bench", `k${i % 1000}`) : c.put("bench", `k${i % 1000}`, value100));
+        // Alternate the two runs so drift on a noisy machine hits both alike.
+        const b1 = await load(call(bareClient), inFlight, RUN_MS / 2);
+        const d1 = await load(call(decant.client), inFlight, RUN_MS / 2);
+        const b2 = await load(call(bareClient), inFlight, RUN_MS / 2);
+        const d2 = await load(call(decant.client), inFlight, RUN_MS / 2);
+        const base = { opsPerSec: (b1.opsPerSec + b2.opsPerSec) / 2, p50: (b1.p50 + b2.p50) / 2, p99: (b1.p99 + b2.p99) / 2 };
+        const dec = { opsPerSec: (d1.opsPerSec + d2.opsPerSec) / 2, p50: (d1.p50 + d2.p50) / 2, p99: (d1.p99 + d2.p99) / 2 };
+        const thr = dec.opsPerSec / base.opsPerSec;
+        const p50 = dec.p50 / base.p50;
+        record({ section: "hop", figure: `${op} throughput, ${inFlight} in flight`, value: dec.opsPerSec, unit: "ops/s", baseline: base.opsPerSec, goal: "≥ 0.8×", met: thr >= 0.8 });
+        record({ section: "hop", figure: `${op} p50, ${inFlight} in flight`, value: dec.p50, unit: "ms", baseline: base.p50, goal: "≤ 1.2×", met: p50 <= 1.2 });
+        record({ section: "hop", figure: `${op} p99, ${inFlight} in flight`, value: dec.p99, unit: "ms", baseline: base.p99 });
+      }
+    }
+  } finally {
+    bareClient.close();
+    bare.forceShutdown();
+    await decant.stop();
+  }
+}
+
+interface Direct {
+  get(key: string): Promise<unknown>;
+  put(key: string, value: Buffer): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+/** The same operations done directly with each driver (the statement/command Decant needs at minimum). */
+async function directDriver(backend: string, url: string): Promise<Direct> {
+  const ns = "bench";
+  if (backend === "postgres") {
+    const u = new URL(url);
+    const tableName = u.searchParams.get("table")!;
+    u.searchParams.delete("table");
+    const pool = new pg.Pool({ connectionString: u.toString(), max: 10 });
+    return {
+      get: (key) => pool.query(`SELECT value, version FROM "${tableName}" WHERE ns = $1 AND key = $2`, [ns, key]),
+      put: (key, value) =>
+        pool.query(`INSERT INTO "${tableName}" AS t (ns, key, value, version) VALUES ($1, $2, $3, 1) ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, version = t.version + 1 RETURNING version`, [ns, key, value]),
+      close: () => pool.end(),
+    };
+  }
+  if (backend === "mysql") {
+    const mysql = (await import("mysql2/promise")).default;
+    const u = new URL(url);
+    const tableName = u.searchParams.get("table")!;
+    u.search = "";
+    const pool = mysql.createPool({ uri: u.toString(), connectionLimit: 10 });
+    return {
+      get: (key) => pool.query(`SELECT value, version FROM \`${tableName}\` WHERE ns = ? AND k = ?`, [ns, key]),
+      put: (key, value) => pool.query(`INSERT INTO \`${tableName}\` (ns, k, value, version) VALUES (?, ?, ?, 1) ON DUPLICATE KEY UPDATE value = VALUES(value), version = version + 1`, [ns, key, value]),
+      close: () => pool.end(),
+    };
+  }
+  if (backend === "redis") {
+    const { Redis } = await import("ioredis");
+    const r = new Redis(TEST_URLS.redis);
+    const p = `benchdirect_${run}`;
+    return {
+      get: (key) => r.pipeline().hget(`${p}:v`, key).hget(`${p}:d`, key).exec(),
+      put: (key, value) => r.eval("redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]); return redis.call('HINCRBY', KEYS[1], ARGV[1], 1)", 2, `${p}:v`, `${p}:d`, key, value),
+      close: async () => {
+        await r.del(`${p}:v`, `${p}:d`);
+        r.disconnect();
+      },
+    };
+  }
+  if (backend === "dynamodb") {
+    const { DynamoDBClient, GetItemCommand, UpdateItemCommand } = await import("@aws-sdk/client-dynamodb");
+    const u = new URL(url);
+    const client = new DynamoDBClient({ region: "us-east-1", endpoint: u.searchParams.get("endpoint")!, credentials: { accessKeyId: "x", secretAccessKey: "x" } });
+    const TableName = u.host;
+    return {
+      get: (key) => client.send(new GetItemCommand({ TableName, Key: { pk: { S: `${ns}#${key}` } }, ConsistentRead: true })),
+      put: (key, value) =>
+        client.send(new UpdateItemCommand({ TableName, Key: { pk: { S: `${ns}#${key}` } }, UpdateExpression: "SET val = :v, ver = if_not_exists(ver, :z) + :o", ExpressionAttributeValues: { ":v": { B: value }, ":z": { N: "0" }, ":o": { N: "1" } } })),
+      close: async () => client.destroy(),
+    };
+  }
+  // memory and sqlite have no separate server: the adapter called in-process is the baseline.
+  const store = await openStore(url);
+  return { get: (key) => store.get(ns, key), put: (key, value) => store.put(ns, key, value), close: () => store.close() };
+}
+
+// 2. Backend overhead: Get/Put through Decant vs the same operation done directly with the driver.
+async function backendOverhead(): Promise<void> {
+  for (const backend of BACKENDS) {
+    let url: string;
+    let decant;
+    try {
+      url = await storeUrl(backend, "ovh");
+      decant = await inProcessSidecar({ DECANT_CURRENT: url });
+      await decant.client.put("bench", "warm", value100);
+    } catch (err) {
+      record({ section: "backend", figure: `${backend}: not measured`, value: NaN, unit: "", note: (err as Error).message.slice(0, 80) });
+      await decant?.stop();
+      continue;
+    }
+    const direct = await directDriver(backend, url);
+    try {
+      for (let i = 0; i < 200; i++) await decant.client.put("bench", `k${i}`, value100);
+      for (let i = 0; i < 200; i++) await direct.put(`k${i}`, value100);
+      for (const [op, inFlight] of [["Get", 1], ["Put", 1], ["Get", 16], ["Put", 16]] as const) {
+        const viaDecant = (i: number) => (op === "Get" ? decant.client.get("bench", `k${i % 200}`) : decant.client.put("bench", `k${i % 200}`, value100));
+        const viaDriver = (i: number) => (op === "Get" ? direct.get(`k${i % 200}`) : direct.put(`k${i % 200}`, value100));
+        const b = await load(viaDriver, inFlight, RUN_MS);
+        const d = await load(viaDecant, inFlight, RUN_MS);
+        record({ section: "backend", figure: `${backend} ${op} p50, ${inFlight} in flight`, value: d.p50, unit: "ms", baseline: b.p50, goal: "≤ 1.3×", met: d.p50 / b.p50 <= 1.3 });
+        record({ section: "backend", figure: `${backend} ${op} p99, ${inFlight} in flight`, value: d.p99, unit: "ms", baseline: b.p99 });
+        record({ section: "backend", figure: `${backend} ${op} throughput, ${inFlight} in flight`, value: d.opsPerSec, unit: "ops/s", baseline: b.opsPerSec });
+      }
+    } finally {
+      await direct.close();
+      await decant.stop();
+    }
+  }
+}
+
+// 3. Dual-write cost: Put in DUAL_WRITE vs SINGLE, against primary + secondary latency.
+async function dualWrite(): Promise<void> {
+  const current = await storeUrl("postgres", "dwc");
+  const target = await storeUrl("postgres", "dwt");
+  const single = await inProcessSidecar({ DECANT_CURRENT: current });
+  const s = await load((i) => single.client.put("bench", `k${i % 500}`, value100), 1, RUN_MS);
+  await single.stop();
+  const secondary = await openStore(target);
+  let v = 1n;
+  const sec = await load((i) => secondary.applyIfNewer("bench", [{ key: `k${i % 500}`, value: value100, version: v++ }]), 1, RUN_MS);
+  await secondary.close();
+  const dual = await inProcessSidecar({ DECANT_CURRENT: current, DECANT_TARGET: target });
+  await dual.client.call("migration", "SetPhase", { phase: "DUAL_WRITE", force: true });
+  const d = await load((i) => dual.client.put("bench", `k${i % 500}`, value100), 1, RUN_MS);
+  await dual.stop();
+  const budget = s.p50 + sec.p50 + 0.1;
+  record({ section: "dual-write", figure: "Put p50 in SINGLE (postgres)", value: s.p50, unit: "ms" });
+  record({ section: "dual-write", figure: "secondary applyIfNewer p50 (postgres, direct)", value: sec.p50, unit: "ms" });
+  record({ section: "dual-write", figure: "Put p50 in DUAL_WRITE (postgres → postgres)", value: d.p50, unit: "ms", baseline: s.p50, goal: `≤ ${budget.toFixed(3)} ms (single + secondary + 0.1)`, met: d.p50 <= budget });
+}
+
+/** Compiles once into .tmp/bench-dist, so process figures (memory above all) are those of the built sidecar, not of tsx. */
+let built: string | undefined;
+async function buildOnce(): Promise<string> {
+  if (built) return built;
+  const out = ".tmp/bench-dist";
+  await new Promise<void>((resolve, reject) => {
+    const tsc = spawn(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json", "--outDir", out], { stdio: "inherit" });
+    tsc.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`tsc exited ${code}`))));
+  });
+  return (built = `${out}/src/cli/main.js`);
+}
+
+/** A sidecar in its own process, so its memory can be read from /proc. */
+async function sidecarProcess(env: Record<string, string>) {
+  const main = await buildOnce();
+  const grpcPort = await freePort();
+  const metricsPort = await freePort();
+  const child = spawn(process.execPath, [main, "serve"], {
+    env: { ...process.env, DECANT_LISTEN: `127.0.0.1:${grpcPort}`, DECANT_METRICS_LISTEN: `127.0.0.1:${metricsPort}`, DECANT_LOG_FORMAT: "json", DECANT_HEARTBEAT_MS: "200", ...env },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let log = "";
+  child.stderr!.on("data", (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
+  const client = new DecantClient(`127.0.0.1:${grpcPort}`);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      await client.call("store", "Get", { namespace: "bench", key: "x" }, 1000);
+      break;
+    } catch {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`sidecar did not start: ${log}`);
+      await sleep(200);
+    }
+  }
+  const rssMb = (field = "VmRSS") => {
+    const m = readFileSync(`/proc/${child.pid}/status`, "utf8").match(new RegExp(`${field}:\\s+(\\d+) kB`));
+    return m ? Number(m[1]) / 1024 : NaN;
+  };
+  return {
+    client,
+    rssMb,
+    stop: async () => {
+      client.close();
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+    },
+  };
+}
+
+async function preloadPostgres(url: string, n: number, valueBytes: number): Promise<void> {
+  const store = await openStore(url);
+  await store.put("bench", "__create", Buffer.alloc(0)); // creates the table
+  await store.close();
+  const u = new URL(url);
+  const tableName = u.searchParams.get("table")!;
+  u.searchParams.delete("table");
+  const client = new pg.Client({ connectionString: u.toString() });
+  await client.connect();
+  await client.query(`INSERT INTO "${tableName}" (ns, key, value, version) SELECT 'bench', 'key' || lpad(g::text, 8, '0'), decode(repeat('ab', ${valueBytes}), 'hex'), 1 + g % 5 FROM generate_series(1, ${n}) g ON CONFLICT DO NOTHING`);
+  await client.query(`ANALYZE "${tableName}"`);
+  await client.end();
+}
+
+async function preloadSqlite(url: string, n: number, valueBytes: number): Promise<void> {
+  const store = await openStore(url);
+  const value = Buffer.alloc(valueBytes, 0xab);
+  for (let i = 0; i < n; i += 2000) {
+    await store.applyIfNewer("bench", Array.from({ length: Math.min(2000, n - i) }, (_, j) => ({ key: `key${String(i + j + 1).padStart(8, "0")}`, value, version: BigInt(1 + ((i + j) % 5)) })));
+  }
+  await store.close();
+}
+
+/** PostgreSQL's own single-statement copy of the same rows: the baseline for the backfill rate. */
+async function inDatabaseCopy(sourceUrl: string, targetTable: string, n: number): Promise<number> {
+  const u = new URL(sourceUrl);
+  const source = u.searchParams.get("table")!;
+  u.searchParams.delete("table");
+  const client = new pg.Client({ connectionString: u.toString() });
+  await client.connect();
+  await client.query(`CREATE TABLE "${targetTable}" (LIKE "${source}" INCLUDING ALL)`);
+  const t = performance.now();
+  await client.query(`INSERT INTO "${targetTable}" AS t SELECT * FROM "${source}" ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, version = excluded.version WHERE t.version < excluded.version`);
+  const seconds = (performance.now() - t) / 1000;
+  await client.query(`DROP TABLE "${targetTable}"`);
+  await client.end();
+  return n / seconds;
+}
+
+async function dropPg(url: string): Promise<void> {
+  if (!url.startsWith("postgres")) return;
+  const u = new URL(url);
+  const t = u.searchParams.get("table")!;
+  u.searchParams.delete("table");
+  const c = new pg.Client({ connectionString: u.toString() });
+  await c.connect();
+  await c.query(`DROP TABLE IF EXISTS "${t}"`);
+  await c.end();
+}
+
+/** Runs a whole backfill (and optionally a verify) in a sidecar process; returns rates and peak RSS. */
+async function backfillRun(currentUrl: string, targetUrl: string, n: number, withVerify: boolean) {
+  const p = await sidecarProcess({ DECANT_CURRENT: currentUrl, DECANT_TARGET: targetUrl });
+  try {
+    const idle = p.rssMb();
+    await p.client.call("migration", "SetPhase", { phase: "DUAL_WRITE", force: true });
+    for (let i = 0; i < 100 && !(await p.client.call("migration", "GetStatus", {})).active; i++) await sleep(100);
+    let peak = 0;
+    const t = performance.now();
+    await p.client.call("migration", "StartBackfill", { rate_limit: 0, concurrency: 4 });
+    for (;;) {
+      peak = Math.max(peak, p.rssMb());
+      const s = await p.client.call("migration", "GetStatus", {});
+      if (s.backfill.state === "done") break;
+      if (s.backfill.state === "failed") throw new Error(`backfill failed: ${s.backfill.error}`);
+      await sleep(200);
+    }
+    const rate = n / ((performance.now() - t) / 1000);
+    let verifyRate: number | undefined;
+    if (withVerify) {
+      const tv = performance.now();
+      let last: { missing?: string; stale?: string; extra?: string; checked?: string } = {};
+      await new Promise<void>((resolve, reject) => {
+        const stream = p.client.stream("Verify", {});
+        stream.on("data", (r) => {
+          last = r;
+          peak = Math.max(peak, p.rssMb());
+        });
+        stream.on("end", resolve);
+        stream.on("error", reject);
+      });
+      verifyRate = Number(last.checked) / ((performance.now() - tv) / 1000);
+      if (Number(last.missing) + Number(last.stale) + Number(last.extra) > 0) throw new Error(`verify found differences: ${JSON.stringify(last)}`);
+    }
+    return { rate, verifyRate, idle, peak: Math.max(peak, p.rssMb("VmHWM")) };
+  } finally {
+    await p.stop();
+  }
+}
+
+// 4-6. Backfill rate against PostgreSQL's own copy, memory during backfills, verify rate.
+async function backfillAndVerify(): Promise<void> {
+  const n = QUICK ? 2000 : 200_000;
+  const pgSource = await storeUrl("postgres", "bfsrc");
+  await preloadPostgres(pgSource, n, 1024);
+  const baseline = await inDatabaseCopy(pgSource, `bench_copy_${run}`, n);
+  record({ section: "backfill", figure: `PostgreSQL INSERT … SELECT copy, ${n} × 1 KiB`, value: baseline, unit: "items/s" });
+
+  const pairs: [string, string, number][] = [
+    ["postgres → postgres", "postgres", n],
+    ["postgres → redis", "redis", n],
+    ["postgres → dynamodb (dynalite)", "dynamodb", QUICK ? 500 : 20_000],
+  ];
+  for (const [name, targetBackend, count] of pairs) {
+    const source = count === n ? pgSource : await storeUrl("postgres", `bfsmall${targetBackend}`);
+    if (count !== n) await preloadPostgres(source, count, 1024);
+    const target = await storeUrl(targetBackend, `bft${targetBackend}`);
+    try {
+      const r = await backfillRun(source, target, count, true);
+      const isPg = targetBackend === "postgres";
+      record({ section: "backfill", figure: `${name}, ${count} × 1 KiB`, value: r.rate, unit: "items/s", ...(isPg ? { baseline, goal: "≥ 1.0×", met: r.rate >= baseline } : {}) });
+      record({ section: "verify", figure: `${name}, ${count} keys`, value: r.verifyRate!, unit: "keys/s" });
+      record({ section: "memory", figure: `sidecar peak RSS, backfill + verify ${name} ${count} keys`, value: r.peak, unit: "MB", goal: "≤ 100 MB", met: r.peak <= 100 });
+    } catch (err) {
+      record({ section: "backfill", figure: `${name}: failed`, value: NaN, unit: "", note: (err as Error).message.slice(0, 100) });
+    } finally {
+      await dropPg(target);
+      if (source !== pgSource) await dropPg(source);
+    }
+  }
+
+  const sqliteSource = await storeUrl("sqlite", "bfsrc");
+  await preloadSqlite(sqliteSource, n, 1024);
+  const pgTarget = await storeUrl("postgres", "bftsqlite");
+  try {
+    const r = await backfillRun(sqliteSource, pgTarget, n, false);
+    record({ section: "backfill", figure: `sqlite → postgres, ${n} × 1 KiB`, value: r.rate, unit: "items/s", baseline, goal: "≥ 1.0×", met: r.rate >= baseline });
+    record({ section: "memory", figure: `sidecar idle RSS (sqlite → postgres configured)`, value: r.idle, unit: "MB", goal: "≤ 60 MB", met: r.idle <= 60 });
+  } finally {
+    await dropPg(pgTarget);
+    await dropPg(pgSource);
+  }
+
+  if (!QUICK) {
+    // Memory must be flat in the number of keys: 1M small items.
+    const big = 1_000_000;
+    const src = await storeUrl("postgres", "bf1m");
+    const dst = await storeUrl("postgres", "bf1mt");
+    await preloadPostgres(src, big, 64);
+    try {
+      const r = await backfillRun(src, dst, big, false);
+      record({ section: "backfill", figure: `postgres → postgres, ${big} × 64 B`, value: r.rate, unit: "items/s" });
+      record({ section: "memory", figure: `sidecar peak RSS, backfill of ${big} keys`, value: r.peak, unit: "MB", goal: "≤ 100 MB", met: r.peak <= 100 });
+    } finally {
+      await dropPg(src);
+      await dropPg(dst);
+    }
+  }
+}
+
+// 5 (part). Memory idle and under load, on the memory backend.
+async function memory(): Promise<void> {
+  const p = await sidecarProcess({ DECANT_CURRENT: "memory:" });
+  try {
+    await sleep(500);
+    const idle = p.rssMb();
+    record({ section: "memory", figure: "sidecar idle RSS (memory backend)", value: idle, unit: "MB", goal: "≤ 60 MB", met: idle <= 60 });
+    let peak = 0;
+    const sampler = setInterval(() => (peak = Math.max(peak, p.rssMb())), 100);
+    await load((i) => p.client.put("bench", `k${i % 1000}`, value1k), 64, QUICK ? 500 : 5000);
+    clearInterval(sampler);
+    record({ section: "memory", figure: "sidecar RSS under load (64 in flight, 1 KiB puts)", value: peak, unit: "MB" });
+  } finally {
+    await p.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  console.log(`decant bench — ${started.toISOString()} — ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}${QUICK ? " — QUICK (smoke) run" : ""}`);
+  try {
+    if (want("hop")) await hop();
+    if (want("backend")) await backendOverhead();
+    if (want("dual")) await dualWrite();
+    if (want("memory")) await memory();
+    if (want("backfill")) await backfillAndVerify();
+  } finally {
+    await dynalite?.stop();
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  const machine = `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}`;
+  mkdirSync("bench/results", { recursive: true });
+  const file = `bench/results/${started.toISOString().slice(0, 10)}${QUICK ? "-quick" : ""}.json`;
+  writeFileSync(file, `${JSON.stringify({ date: started.toISOString(), machine, quick: QUICK, rows }, null, 2)}\n`);
+  console.log(`\n${table()}\n\nwrote ${file}`);
+  if (!QUICK && !ONLY && !values.backend) {
+    const doc = readFileSync("docs/PERFORMANCE.md", "utf8").replace(/<!-- results -->[\s\S]*<!-- \/results -->/, `<!-- results -->\nMeasured ${started.toISOString()} on ${machine}.\n\n${table()}\n<!-- /results -->`);
+    writeFileSync("docs/PERFORMANCE.md", doc);
+    console.log("updated docs/PERFORMANCE.md");
+  }
+  process.exit(0);
+}
+
+await main();
