@@ -62,8 +62,18 @@ export class MigratingStore implements Store {
     return this.readStore().batchGet(ns, keys);
   }
 
-  scan(ns: string, options: ScanOptions): Promise<ScanPage<Item>> {
-    return this.readStore().scan(ns, options);
+  /** Cursors name the store they came from: a scan cannot continue on the other store's cursor. */
+  async scan(ns: string, options: ScanOptions): Promise<ScanPage<Item>> {
+    const role = ROLES[this.controller.phase].reads;
+    let cursor = options.cursor;
+    if (cursor !== undefined) {
+      const [from, rest] = [cursor.slice(0, cursor.indexOf(":")), cursor.slice(cursor.indexOf(":") + 1)];
+      if (from !== "current" && from !== "target") throw new DecantError("invalid_argument", "page_token: is not a token this server issued", { field: "page_token" });
+      if (from !== role) throw new DecantError("failed_precondition", `the migration moved reads from the ${from} store to the ${role} store during this scan; start the scan again`);
+      cursor = rest;
+    }
+    const page = await this.controller.store(role).scan(ns, { ...options, cursor });
+    return { items: page.items, cursor: page.cursor === undefined ? undefined : `${role}:${page.cursor}` };
   }
 
   async put(ns: string, key: string, value: Buffer, condition?: Condition): Promise<bigint> {
