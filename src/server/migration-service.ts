@@ -117,7 +117,8 @@ export function migrationHandlers(controller: MigrationController | undefined, c
           await verify(c, { namespace, repair: Boolean(call.request.repair), onProgress: (r) => call.write(verifyMessage(r)) });
           call.end();
         } catch (err) {
-          call.destroy(toServiceError(err) as grpc.ServiceError);
+          // emit("error"), not destroy(): grpc-js sends the status only through its error listener.
+          call.emit("error", toServiceError(err));
         }
       })();
     }) as grpc.handleServerStreamingCall<Req, unknown>,
