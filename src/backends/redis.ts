@@ -1,0 +1,566 @@
+// The Redis backend, through ioredis. Every write is one Lua script, so the condition check,
+// the version bump and the write are atomic on the server; reads of several keys are scripts
+// too, so a value and its version always come from the same moment.
+//
+// Key layout (P = the prefix option, ns = namespace), per namespace:
+//   P:{ns}:ver   hash  key -> version (decimal string), for live items and tombstones
+//   P:{ns}:val   hash  key -> value bytes, live items only (a tombstone has no field here)
+//   P:{ns}:live  zset  score 0, member = key of every live item (scan walks it)
+//   P:{ns}:tomb  zset  score 0, member = key of every tombstone (scanRaw merges it; purge empties it)
+// and one registry for the whole store:
+//   P:namespaces set   every namespace ever written through this prefix
+//
+// Why sorted sets instead of SCAN: SCAN may return a key more than once and in no order, but a
+// scan must see every key that existed for the whole scan exactly once. ZRANGEBYLEX over a
+// score-0 set pages by key ("(" + last key), compares bytes (so scans are ordered by UTF-8
+// bytes), and a prefix is the range [prefix .. (prefixEnd). Keeping live keys and tombstones in
+// two sets means a scan never wades through tombstones and purging needs no full walk.
+//
+// Redis Cluster: the {ns} hash tag puts every key of a namespace in one slot, so each script
+// touches one slot. The registry lives in another slot and is never touched by a script: a
+// namespace is added (SADD, idempotent) before its first write from this process and never
+// removed, and namespaces() reports only those whose sets exist. That is race-free: removing
+// an entry could race a writer that registered a moment before.
+//
+// Versions are uint64 but Lua numbers are doubles (exact only to 2^53), so versions are kept
+// as decimal strings without leading zeros, compared by (length, then bytes) and incremented
+// digit by digit in Lua.
+import { Redis } from "ioredis";
+import { DecantError, invalidArgument, isDecantError, unavailable, unsupported } from "../protocol/errors.js";
+import type { Capabilities, Store } from "../protocol/store.js";
+import type { Condition, DeleteResult, Item, RawItem, RawScanOptions, ScanOptions, ScanPage, WriteOp, WriteOutcome } from "../protocol/types.js";
+import { asStoreError, checkCondition, checkValueSize, compareKeys, decodeCursor, encodeCursor, isKeyCursor, isNetworkError, prefixEnd, redactUrl, retry, withTimeout } from "./common.js";
+
+export interface RedisStoreOptions {
+  host: string;
+  port: number;
+  db: number;
+  username?: string;
+  password?: string;
+  tls: boolean;
+  prefix: string;
+  timeoutMs: number;
+}
+
+const LUA_HELPERS = `
+local function vless(a, b) -- a < b for decimal strings without leading zeros
+  if #a ~= #b then return #a < #b end
+  for i = 1, #a do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return false
+end
+local function vnext(s) -- s + 1, digit by digit
+  local i = #s
+  while i > 0 and string.byte(s, i) == 57 do i = i - 1 end
+  if i == 0 then return '1' .. string.rep('0', #s) end
+  return string.sub(s, 1, i - 1) .. string.char(string.byte(s, i) + 1) .. string.rep('0', #s - i)
+end
+local function kless(a, b) -- byte order; Lua's own < follows the server's locale
+  local n = math.min(#a, #b)
+  local i = 1
+  while i + 63 <= n and string.sub(a, i, i + 63) == string.sub(b, i, i + 63) do i = i + 64 end
+  while i <= n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+    i = i + 1
+  end
+  return #a < #b
+end
+local function setlive(key, value)
+  redis.call('HSET', KEYS[2], key, value)
+  redis.call('ZADD', KEYS[3], 0, key)
+  redis.call('ZREM', KEYS[4], key)
+end
+local function settomb(key)
+  redis.call('HDEL', KEYS[2], key)
+  redis.call('ZREM', KEYS[3], key)
+  redis.call('ZADD', KEYS[4], 0, key)
+end
+`;
+
+// KEYS: ver val live tomb. Always all four, in this order (the helpers above rely on it).
+const SCRIPTS = {
+  // ARGV: (op 'p'|'d', key, value, condition ''|'nx'|'v', expected version) per write, applied in order.
+  // Returns per write: status ('put'|'del'|'absent'|'mismatch'), version (live version for a mismatch).
+  decantWrite: `${LUA_HELPERS}
+local out = {}
+for i = 1, #ARGV, 5 do
+  local op, key, value, cond, want = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local cur = redis.call('HGET', KEYS[1], key)
+  local live = cur and redis.call('HEXISTS', KEYS[2], key) == 1
+  local livever = live and cur or '0'
+  if (cond == 'nx' and live) or (cond == 'v' and livever ~= want) then
+    out[#out + 1] = 'mismatch'; out[#out + 1] = livever
+  elseif op == 'd' and not live then
+    out[#out + 1] = 'absent'; out[#out + 1] = cur or '0'
+  else
+    local nv = cur and vnext(cur) or '1'
+    redis.call('HSET', KEYS[1], key, nv)
+    if op == 'p' then setlive(key, value); out[#out + 1] = 'put' else settomb(key); out[#out + 1] = 'del' end
+    out[#out + 1] = nv
+  end
+end
+return out`,
+  // ARGV: (key, version, 'v'|'t', value) per item. Returns 1/0 per item: applied or not.
+  decantApply: `${LUA_HELPERS}
+local out = {}
+for i = 1, #ARGV, 4 do
+  local key, ver, kind = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local cur = redis.call('HGET', KEYS[1], key)
+  if cur and not vless(cur, ver) then
+    out[#out + 1] = 0
+  else
+    redis.call('HSET', KEYS[1], key, ver)
+    if kind == 'v' then setlive(key, ARGV[i + 3]) else settomb(key) end
+    out[#out + 1] = 1
+  end
+end
+return out`,
+  // ARGV: keys. Returns per key: version or nil, value or nil.
+  decantRead: `
+local out = {}
+for i = 1, #ARGV do
+  out[#out + 1] = redis.call('HGET', KEYS[1], ARGV[i])
+  out[#out + 1] = redis.call('HGET', KEYS[2], ARGV[i])
+end
+return out`,
+  // ARGV: min, max (ZRANGEBYLEX bounds), count. Live items only: (key, version, value) each.
+  decantScan: `
+local out = {}
+for _, k in ipairs(redis.call('ZRANGEBYLEX', KEYS[3], ARGV[1], ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))) do
+  out[#out + 1] = k; out[#out + 1] = redis.call('HGET', KEYS[1], k); out[#out + 1] = redis.call('HGET', KEYS[2], k)
+end
+return out`,
+  // ARGV: min, count. Live items and tombstones merged in byte order: (key, version, value or nil) each.
+  decantScanRaw: `${LUA_HELPERS}
+local n = tonumber(ARGV[2])
+local a = redis.call('ZRANGEBYLEX', KEYS[3], ARGV[1], '+', 'LIMIT', 0, n)
+local b = redis.call('ZRANGEBYLEX', KEYS[4], ARGV[1], '+', 'LIMIT', 0, n)
+local out, i, j, taken = {}, 1, 1, 0
+while taken < n and (i <= #a or j <= #b) do
+  local k
+  if j > #b or (i <= #a and kless(a[i], b[j])) then k = a[i]; i = i + 1 else k = b[j]; j = j + 1 end
+  out[#out + 1] = k; out[#out + 1] = redis.call('HGET', KEYS[1], k); out[#out + 1] = redis.call('HGET', KEYS[2], k)
+  taken = taken + 1
+end
+return out`,
+  // ARGV: count. Removes up to count tombstones; returns how many.
+  decantPurge: `
+local ks = redis.call('ZRANGE', KEYS[4], 0, tonumber(ARGV[1]) - 1)
+if #ks > 0 then
+  redis.call('HDEL', KEYS[1], unpack(ks))
+  redis.call('ZREM', KEYS[4], unpack(ks))
+end
+return #ks`,
+} as const;
+
+type ScriptName = keyof typeof SCRIPTS;
+type Reply = Buffer | string | number | null | Reply[];
+
+/** Writes and key lookups go to the server in chunks, so one call never blocks Redis for long. */
+const CHUNK_ITEMS = 200;
+const CHUNK_BYTES = 8 * 1024 * 1024;
+const PURGE_CHUNK = 500;
+const MAX_VERSION = 2n ** 64n - 1n;
+
+/** Errors that may pass on their own (and a call that failed with them may be repeated if idempotent). */
+function isTransient(err: unknown): boolean {
+  if (isDecantError(err)) return false;
+  if (isNetworkError(err)) return true;
+  const message = err instanceof Error ? err.message : String(err);
+  return /Connection is closed|Stream isn't writeable|max retries per request|^(LOADING|BUSY|TRYAGAIN|MASTERDOWN|READONLY)\b/.test(message);
+}
+
+export class RedisStore implements Store {
+  readonly kind = "redis";
+  readonly description: string;
+  readonly capabilities: Capabilities = {
+    orderedScan: true,
+    segmentedScan: false,
+    // Redis holds up to 512 MB per value, but one huge value stalls the single-threaded server for everyone.
+    maxValueBytes: () => 16 * 1024 * 1024,
+    durable: true,
+  };
+  private client?: Redis;
+  private connecting?: Promise<void>;
+  private lastError?: unknown;
+  private closed = false;
+  /** Namespaces this process has registered already (registry entries are never removed). */
+  private readonly registered = new Set<string>();
+
+  constructor(
+    private readonly options: RedisStoreOptions,
+    description: string,
+  ) {
+    this.description = description;
+  }
+
+  // ---- connection -------------------------------------------------------------------------
+
+  private newClient(): Redis {
+    const o = this.options;
+    const client = new Redis({
+      host: o.host,
+      port: o.port,
+      db: o.db,
+      username: o.username,
+      password: o.password,
+      tls: o.tls ? { servername: o.host } : undefined,
+      lazyConnect: true, // the factory must not connect; the first operation does
+      connectTimeout: o.timeoutMs,
+      commandTimeout: o.timeoutMs,
+      disconnectTimeout: Math.min(o.timeoutMs, 2000), // a socket the server never closes is destroyed after this
+      // No background reconnect loop and no offline queue: a call on a down server fails at once,
+      // and ready() reconnects on demand, so a restarted server is picked up by the next call.
+      retryStrategy: () => null,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      // A write must never be sent twice behind our back (it would bump a version twice).
+      autoResendUnfulfilledCommands: false,
+    });
+    client.on("error", (err: unknown) => {
+      this.lastError = err; // reported in the next failure; the listener also keeps ioredis from printing it
+    });
+    for (const [name, lua] of Object.entries(SCRIPTS)) client.defineCommand(name, { numberOfKeys: 4, lua });
+    return client;
+  }
+
+  /** A connected client; (re)connects when the connection is new or was lost. */
+  private async ready(): Promise<Redis> {
+    if (this.closed) throw new DecantError("unavailable", `store ${this.description} is closed`);
+    const client = (this.client ??= this.newClient());
+    if (client.status === "ready") return client;
+    this.connecting ??= new Promise<void>((resolve, reject) => {
+      this.lastError = undefined;
+      const finish = (err?: Error) => {
+        clearTimeout(timer);
+        client.off("ready", onReady);
+        client.off("end", onEnd);
+        this.connecting = undefined;
+        if (!err) return resolve();
+        // Leave it in "end", so the next call starts a fresh attempt. (Not when already ended:
+        // disconnect() would then mark the next attempt as manually closed and hide its error.)
+        if (client.status !== "end") client.disconnect();
+        reject(this.lastError ?? err);
+      };
+      const onReady = () => finish();
+      const onEnd = () => finish(new Error("Connection is closed."));
+      // The TCP connect and the handshake (AUTH, SELECT, ready check) together get timeout_ms: a
+      // server that accepts but never answers must not leave a connection hanging.
+      const timer = setTimeout(() => finish(new Error(`no answer while connecting within ${this.options.timeoutMs} ms`)), this.options.timeoutMs);
+      client.once("ready", onReady);
+      client.once("end", onEnd);
+      if (client.status === "wait" || client.status === "end") client.connect().catch(() => undefined);
+    });
+    await this.connecting;
+    return client;
+  }
+
+  /**
+   * Runs one operation, bounded by timeout_ms. Connecting is always retried (nothing was sent);
+   * the operation itself only when `idempotent`.
+   */
+  private async call<T>(op: string, idempotent: boolean, run: (client: Redis) => Promise<T>): Promise<T> {
+    // withTimeout abandons the attempt at the deadline; the deadline also stops further retries.
+    const deadline = Date.now() + this.options.timeoutMs;
+    const retryable = (err: unknown) => Date.now() < deadline && isTransient(err);
+    const once = async () => run(idempotent ? await this.ready() : await retry(() => this.ready(), retryable));
+    try {
+      return await withTimeout(this.description, op, this.options.timeoutMs, () => (idempotent ? retry(once, retryable) : once()));
+    } catch (err) {
+      if (isDecantError(err)) throw err;
+      const cause = err instanceof Error && err.message === "Connection is closed." && this.lastError ? this.lastError : err;
+      throw unavailable(this.description, cause);
+    }
+  }
+
+  private keys(ns: string): [string, string, string, string] {
+    const base = `${this.options.prefix}:{${ns}}:`;
+    return [`${base}ver`, `${base}val`, `${base}live`, `${base}tomb`];
+  }
+
+  private get registryKey(): string {
+    return `${this.options.prefix}:namespaces`;
+  }
+
+  private script(client: Redis, name: ScriptName, ns: string, args: (string | Buffer | number)[], buffers = false): Promise<Reply> {
+    const fn = (client as unknown as Record<string, (...a: unknown[]) => Promise<Reply>>)[buffers ? `${name}Buffer` : name]!;
+    return fn.call(client, ...this.keys(ns), ...args);
+  }
+
+  /** Adds ns to the registry before its first write from this process (idempotent, so safe to repeat). */
+  private async register(client: Redis, ns: string): Promise<void> {
+    if (this.registered.has(ns)) return;
+    await client.sadd(this.registryKey, ns);
+    this.registered.add(ns);
+  }
+
+  // ---- client operations ------------------------------------------------------------------
+
+  async get(ns: string, key: string): Promise<Item | null> {
+    const raw = await this.getRaw(ns, key);
+    return raw && raw.value !== null ? { key, value: raw.value, version: raw.version } : null;
+  }
+
+  async batchGet(ns: string, keys: string[]): Promise<Item[]> {
+    const raws = await this.readMany(ns, [...new Set(keys)]);
+    return raws.filter((r): r is Item => r.value !== null);
+  }
+
+  async getRaw(ns: string, key: string): Promise<RawItem | null> {
+    return (await this.readMany(ns, [key]))[0] ?? null;
+  }
+
+  private async readMany(ns: string, keys: string[]): Promise<RawItem[]> {
+    const out: RawItem[] = [];
+    for (let i = 0; i < keys.length; i += CHUNK_ITEMS * 2) {
+      const chunk = keys.slice(i, i + CHUNK_ITEMS * 2);
+      const reply = (await this.call("get", true, (c) => this.script(c, "decantRead", ns, chunk, true))) as (Buffer | null)[];
+      chunk.forEach((key, j) => {
+        const version = reply[2 * j];
+        if (version) out.push({ key, version: BigInt(version.toString()), value: reply[2 * j + 1] ?? null });
+      });
+    }
+    return out;
+  }
+
+  async put(ns: string, key: string, value: Buffer, condition?: Condition): Promise<bigint> {
+    const [outcome] = await this.batchWrite(ns, [{ type: "put", key, value, condition }]);
+    if (!outcome!.ok) throw outcome!.error;
+    return outcome!.version;
+  }
+
+  async delete(ns: string, key: string, condition?: Condition): Promise<DeleteResult> {
+    const [outcome] = await this.batchWrite(ns, [{ type: "delete", key, condition }]);
+    if (!outcome!.ok) throw outcome!.error;
+    return { deleted: outcome!.deleted === true, version: outcome!.version };
+  }
+
+  /**
+   * Sends the writes in chunks, each one script call (so writes to one key keep their order). Not
+   * retried: a blind put repeated would bump the version twice. If the first chunk fails nothing
+   * was written and the error is thrown; a later chunk's failure is reported on its items.
+   */
+  async batchWrite(ns: string, ops: WriteOp[]): Promise<WriteOutcome[]> {
+    const results: WriteOutcome[] = new Array(ops.length);
+    const pending: number[] = [];
+    ops.forEach((op, i) => {
+      try {
+        if (op.type === "put") checkValueSize(this, op.key, op.value);
+        pending.push(i);
+      } catch (err) {
+        results[i] = { ok: false, key: op.key, error: asStoreError(this.description, err) };
+      }
+    });
+    let wrote = false;
+    const size = (i: number) => {
+      const op = ops[i]!;
+      return op.type === "put" ? op.value.length : 0;
+    };
+    for (const chunk of chunks(pending, size)) {
+      const args: (string | Buffer)[] = [];
+      for (const i of chunk) {
+        const op = ops[i]!;
+        const cond = op.condition;
+        args.push(op.type === "put" ? "p" : "d", op.key, op.type === "put" ? op.value : "", !cond ? "" : cond.kind === "must_not_exist" ? "nx" : "v", cond?.kind === "expected_version" ? cond.version.toString() : "");
+      }
+      let reply: string[];
+      try {
+        reply = (await this.call("write", false, async (c) => {
+          await this.register(c, ns);
+          return this.script(c, "decantWrite", ns, args);
+        })) as string[];
+      } catch (err) {
+        if (!wrote) throw err;
+        for (const i of chunk) results[i] = { ok: false, key: ops[i]!.key, error: asStoreError(this.description, err) };
+        continue;
+      }
+      wrote = true;
+      chunk.forEach((i, j) => (results[i] = this.outcome(ops[i]!, reply[2 * j]!, BigInt(reply[2 * j + 1]!))));
+    }
+    return results;
+  }
+
+  private outcome(op: WriteOp, status: string, version: bigint): WriteOutcome {
+    if (status === "put") return { ok: true, key: op.key, version };
+    if (status === "del") return { ok: true, key: op.key, version, deleted: true };
+    if (status === "absent") return { ok: true, key: op.key, version, deleted: false };
+    try {
+      // The script found the condition false; checkCondition builds the same error every backend reports.
+      checkCondition(op.key, version === 0n ? null : { key: op.key, value: Buffer.alloc(0), version }, op.condition);
+    } catch (err) {
+      if (isDecantError(err)) return { ok: false, key: op.key, error: err };
+    }
+    return { ok: false, key: op.key, error: new DecantError("internal", `redis write script returned ${status} for key ${JSON.stringify(op.key)}`) };
+  }
+
+  async scan(ns: string, options: ScanOptions): Promise<ScanPage<Item>> {
+    const prefix = options.prefix ?? "";
+    const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor, isKeyCursor).k;
+    const min = after !== undefined && compareKeys(after, prefix) >= 0 ? `(${after}` : prefix ? `[${prefix}` : "-";
+    const end = prefix ? prefixEnd(prefix) : null;
+    const max = end === null ? "+" : `(${end}`;
+    const reply = (await this.call("scan", true, (c) => this.script(c, "decantScan", ns, [min, max, options.limit + 1], true))) as (Buffer | null)[];
+    return page(triples(reply).filter((r): r is Item => r.value !== null), options.limit);
+  }
+
+  // ---- replication operations -------------------------------------------------------------
+
+  async applyIfNewer(ns: string, items: RawItem[]): Promise<boolean[]> {
+    for (const item of items) {
+      checkValueSize(this, item.key, item.value);
+      if (item.version < 1n || item.version > MAX_VERSION) throw invalidArgument("version", `${item.version} is not a uint64 version above 0 (key ${JSON.stringify(item.key)})`);
+    }
+    const applied: boolean[] = [];
+    const indexes = items.map((_, i) => i);
+    for (const chunk of chunks(indexes, (i) => items[i]!.value?.length ?? 0)) {
+      const args: (string | Buffer)[] = [];
+      for (const i of chunk) {
+        const item = items[i]!;
+        args.push(item.key, item.version.toString(), item.value === null ? "t" : "v", item.value ?? "");
+      }
+      // Idempotent by version, so retried like a read.
+      const reply = (await this.call("applyIfNewer", true, async (c) => {
+        await this.register(c, ns);
+        return this.script(c, "decantApply", ns, args);
+      })) as number[];
+      applied.push(...reply.map((r) => r === 1));
+    }
+    return applied;
+  }
+
+  async scanRaw(ns: string, options: RawScanOptions): Promise<ScanPage<RawItem>> {
+    if ((options.totalSegments ?? 1) > 1) throw unsupported(this.kind, "segmented scans");
+    const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor, isKeyCursor).k;
+    const min = after === undefined ? "-" : `(${after}`;
+    const reply = (await this.call("scanRaw", true, (c) => this.script(c, "decantScanRaw", ns, [min, options.limit + 1], true))) as (Buffer | null)[];
+    return page(triples(reply), options.limit);
+  }
+
+  async namespaces(): Promise<string[]> {
+    return this.call("namespaces", true, async (c) => {
+      const names = await c.smembers(this.registryKey);
+      const pipeline = c.pipeline();
+      for (const ns of names) pipeline.exists(this.keys(ns)[2], this.keys(ns)[3]);
+      const counts = (await pipeline.exec()) ?? [];
+      return names
+        .filter((_, i) => {
+          const [err, n] = counts[i] ?? [new Error("no reply")];
+          if (err) throw err;
+          return Number(n) > 0;
+        })
+        .sort();
+    });
+  }
+
+  async estimateCount(ns: string): Promise<number> {
+    const [, , live, tomb] = this.keys(ns);
+    return this.call("estimateCount", true, async (c) => (await c.zcard(live)) + (await c.zcard(tomb)));
+  }
+
+  async dropNamespace(ns: string): Promise<void> {
+    // One command over one slot: atomic, and UNLINK frees the memory in the background.
+    await this.call("dropNamespace", true, (c) => c.unlink(...this.keys(ns)));
+  }
+
+  async purgeTombstones(ns: string): Promise<number> {
+    let purged = 0;
+    for (;;) {
+      const n = Number(await this.call("purgeTombstones", true, (c) => this.script(c, "decantPurge", ns, [PURGE_CHUNK])));
+      purged += n;
+      if (n < PURGE_CHUNK) return purged;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const client = this.client;
+    this.client = undefined;
+    if (!client) return;
+    if (client.status === "ready") {
+      try {
+        await withTimeout(this.description, "quit", this.options.timeoutMs, () => client.quit());
+        return;
+      } catch {
+        // fall through: drop the connection instead
+      }
+    }
+    client.disconnect();
+  }
+}
+
+/** Splits indexes into chunks of at most CHUNK_ITEMS items and (unless one item is bigger) CHUNK_BYTES bytes. */
+function chunks(indexes: number[], size: (i: number) => number): number[][] {
+  const out: number[][] = [];
+  let cur: number[] = [];
+  let bytes = 0;
+  for (const i of indexes) {
+    const s = size(i);
+    if (cur.length > 0 && (cur.length >= CHUNK_ITEMS || bytes + s > CHUNK_BYTES)) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(i);
+    bytes += s;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}
+
+/** Script replies of (key, version, value) triples. */
+function triples(reply: (Buffer | null)[]): RawItem[] {
+  const out: RawItem[] = [];
+  for (let i = 0; i + 2 < reply.length; i += 3) {
+    out.push({ key: reply[i]!.toString("utf8"), version: BigInt(reply[i + 1]!.toString()), value: reply[i + 2] ?? null });
+  }
+  return out;
+}
+
+/** The scripts read limit+1 keys, so a full last page is known to be last without an empty page. */
+function page<T extends { key: string }>(rows: T[], limit: number): ScanPage<T> {
+  const items = rows.slice(0, limit);
+  return { items, cursor: rows.length > limit ? encodeCursor({ k: items[items.length - 1]!.key }) : undefined };
+}
+
+const OPTIONS = ["prefix", "timeout_ms", "tls"];
+
+/**
+ * redis://[user][:password@]host[:6379][/db][?options]
+ *   prefix=P        every key starts with "P:" (default "decant"), so several services can share
+ *                   one Redis (and an ACL can grant ~P:*); letters, digits and _ . : / - only
+ *   timeout_ms=N    bound on every call, connecting included (default 5000)
+ *   tls=true        connect with TLS (default false)
+ */
+export function createRedisStore(url: URL, raw: string): RedisStore {
+  for (const name of url.searchParams.keys()) {
+    if (!OPTIONS.includes(name)) throw invalidArgument("store", `unknown redis option ${JSON.stringify(name)}; use ${OPTIONS.join(", ")}`);
+  }
+  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  if (!host) throw invalidArgument("store", "redis: needs a host, e.g. redis://127.0.0.1:6379/0");
+  const port = url.port ? Number(url.port) : 6379;
+  const dbText = url.pathname.replace(/^\//, "") || "0";
+  if (!/^\d+$/.test(dbText)) throw invalidArgument("store", `redis database (the URL path) must be a number, got ${JSON.stringify(dbText)}`);
+  const prefix = url.searchParams.get("prefix") ?? "decant";
+  if (!/^[A-Za-z0-9_.:/-]{1,100}$/.test(prefix)) throw invalidArgument("store", "redis prefix must be 1-100 letters, digits or _ . : / - (no braces: they would change the cluster hash tag)");
+  const timeoutText = url.searchParams.get("timeout_ms") ?? "5000";
+  const timeoutMs = Number(timeoutText);
+  if (!/^\d+$/.test(timeoutText) || timeoutMs < 1) throw invalidArgument("store", "redis timeout_ms must be a whole number of milliseconds above 0");
+  const tlsText = url.searchParams.get("tls") ?? "false";
+  if (tlsText !== "true" && tlsText !== "false") throw invalidArgument("store", "redis tls must be true or false");
+  return new RedisStore(
+    {
+      host,
+      port,
+      db: Number(dbText),
+      username: url.username ? decodeURIComponent(url.username) : undefined,
+      password: url.password ? decodeURIComponent(url.password) : undefined,
+      tls: tlsText === "true",
+      prefix,
+      timeoutMs,
+    },
+    redactUrl(raw),
+  );
+}
