@@ -116,7 +116,8 @@ export function prefixEnd(prefix: string): string | null {
 
 /** Redacts the password of a URL, for anything that is printed. */
 export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)([^@]*)@/i, "$1***@");
+  // The password ends at the last "@" before the path, as URL parsers read it.
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)([^/]*)@/i, "$1***@");
 }
 
 /** Adapters refuse what they cannot hold before any call (the server checks the configured limit first). */

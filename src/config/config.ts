@@ -90,7 +90,10 @@ function expand(value: string, field: string, env: Env): string {
 
 function storeUrl(raw: unknown, field: string, env: Env, fromFile: boolean): string {
   if (typeof raw !== "string" || raw.trim() === "") throw new ConfigError(field, "must be a store URL, e.g. sqlite:./data/decant.db or postgres://user@host:5432/db");
-  if (fromFile && /^[a-z][a-z0-9+.-]*:\/\/[^/@:]*:[^@${}]+@/i.test(raw)) {
+  // A password written in the file (anything left once ${...} references are taken out) is refused.
+  const userinfo = /^[a-z][a-z0-9+.-]*:\/\/([^/]*)@/i.exec(raw)?.[1];
+  const password = userinfo?.includes(":") ? userinfo.slice(userinfo.indexOf(":") + 1).replace(/\$\{[^}]*\}/g, "") : "";
+  if (fromFile && password !== "") {
     throw new ConfigError(field, `holds a password in the config file (${redactUrl(raw)}); write \${SOME_ENV_VAR} or \${file:/run/secrets/x} for it instead`);
   }
   const url = expand(raw.trim(), field, env);

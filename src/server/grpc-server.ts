@@ -4,12 +4,12 @@ import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import * as protoLoader from "@grpc/proto-loader";
-import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
+import { HealthImplementation } from "grpc-health-check";
 import type { TlsConfig } from "../config/config.js";
 import type { Logger } from "../log.js";
 import { isDecantError } from "../protocol/errors.js";
 import type { Metrics } from "../metrics/metrics.js";
-import { loadProtocol } from "./proto.js";
+import { loadProtocol, protoDir } from "./proto.js";
 import { unaryFactory, type UnaryHandlerFactory } from "./rpc.js";
 
 export interface ServiceRegistration {
@@ -64,7 +64,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   const health = new HealthImplementation(statusMap);
   health.addToServer(server);
   // Reflection describes the health service too, so grpcurl/buf curl can call it without files.
-  const healthDefinition = protoLoader.loadSync(healthProtoPath, { keepCase: true });
+  const healthDefinition = protoLoader.loadSync("grpc/health/v1/health.proto", { keepCase: true, includeDirs: [protoDir()] });
   new ReflectionService({ ...loadProtocol().packageDefinition, ...healthDefinition }).addToServer(server);
 
   const host = options.listen.slice(0, options.listen.lastIndexOf(":"));
