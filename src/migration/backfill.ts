@@ -7,6 +7,7 @@ import { DecantError, describe as describeError } from "../protocol/errors.js";
 import { CONTROL_NAMESPACE, type RawItem } from "../protocol/types.js";
 import { BACKFILL_KEY } from "./control.js";
 import type { MigrationController } from "./controller.js";
+import { yieldToEventLoop } from "./verify.js";
 
 export type BackfillState = "idle" | "running" | "paused" | "done" | "failed";
 
@@ -182,6 +183,7 @@ export class Backfill {
         if (next === null) return; // paused, or someone else holds the lease now
         version = next;
         this.publish(rec);
+        await yieldToEventLoop();
 
         // Rate limit (token bucket in items/s) and back-off when live latency rises.
         if (rec.rateLimit > 0) {

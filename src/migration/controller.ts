@@ -296,6 +296,12 @@ export class MigrationController {
     if (from.phase === "SINGLE" && to === "DUAL_WRITE") await this.checkTargetReady(force);
     if (from.phase === "SHADOW_READ" && to === "READ_TARGET" && !force) await this.checkVerified();
 
+    if (to === "COMPLETE") {
+      // The old store is left as it was; journalled writes it missed are repaired first.
+      await this.repairJournal(from.phase, true);
+      const left = await this.journalDepth();
+      if (left > 0) throw new DecantError("failed_precondition", `the repair journal still holds ${left} keys for the current store; wait for it to drain (is the current store reachable?)`);
+    }
     if (!movesPrimary(from.phase, to)) {
       await this.commit(rec.version, { phase: to, epoch: from.epoch + 1, fence: false, changedAt: Date.now(), changedBy: this.replicaId });
     } else {

@@ -32,6 +32,9 @@ const SAMPLE = 20;
 const PAGE = 200;
 const LOOKUPS_IN_FLIGHT = 16;
 
+/** Synchronous backends (SQLite) never yield on their own: let the sidecar serve between pages. */
+export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 const digest = (v: Buffer | null) => (v === null ? "tombstone" : createHash("sha256").update(v).digest("hex"));
 
 type Verdict = "in_sync" | "missing" | "stale" | "extra";
@@ -106,6 +109,7 @@ export async function verify(c: MigrationController, options: { namespace?: stri
       });
       page.items.forEach((item, i) => count(ns, item.key, verdicts[i]!));
       cursor = page.cursor;
+      await yieldToEventLoop();
     } while (cursor !== undefined);
     // Keys only the copy holds are extra.
     cursor = undefined;
@@ -119,6 +123,7 @@ export async function verify(c: MigrationController, options: { namespace?: stri
         if (found[i] !== null && found[i] !== undefined) count(ns, item.key, found[i]!);
       });
       cursor = page.cursor;
+      await yieldToEventLoop();
     } while (cursor !== undefined);
   }
   report.done = true;
