@@ -23,6 +23,7 @@ Usage:
   decant delete <namespace> <key> [--if-version N]
   decant scan <namespace> [--prefix P] [--limit N] [--page-size N] [--json]
   decant migrate status|phase <name>|backfill start|pause|resume|verify   (see README)
+  decant demo [--keys N] [--seconds S]       a whole live migration on SQLite, with traffic, in one command
 
 Client options: --addr host:port (default $DECANT_ADDR or 127.0.0.1:50051), --token T
 (or $DECANT_ADMIN_TOKEN) for migration commands.
@@ -179,6 +180,8 @@ export async function main(argv: string[]): Promise<number | undefined> {
         return await client(command, rest);
       case "migrate":
         return await (await import("./migrate.js")).migrate(rest, clientFrom);
+      case "demo":
+        return await (await import("./demo.js")).demo(rest);
       case undefined:
       case "help":
       case "--help":

@@ -9,6 +9,7 @@ import type { Store } from "../protocol/store.js";
 import { startGrpcServer, type ServiceRegistration } from "./grpc-server.js";
 import { storeHandlers, storeServiceDefinition } from "./store-service.js";
 import { migrationHandlers } from "./migration-service.js";
+import { statusPageRoutes } from "./status-page.js";
 import { serviceDefinition } from "./proto.js";
 import { MigrationController } from "../migration/controller.js";
 import { MigratingStore } from "../migration/migrating-store.js";
@@ -90,7 +91,8 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
         ...(hooks.services ?? []),
       ],
     });
-    httpServer = await startMetricsServer(config.metricsListen, metrics, hooks.routes);
+    const statusRoutes = statusPageRoutes({ controller, metrics, current, adminToken: config.adminToken });
+    httpServer = await startMetricsServer(config.metricsListen, metrics, [...(hooks.routes ?? []), ...statusRoutes]);
   } catch (err) {
     await grpcServer?.shutdown(0);
     await controller?.stop();
