@@ -8,7 +8,7 @@ $(NODE_MODULES): package.json package-lock.json
 
 .PHONY: help
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 .PHONY: run
 run: $(NODE_MODULES) ## run the sidecar on the embedded default (sqlite:./data/decant.db)
@@ -35,3 +35,18 @@ bench: $(NODE_MODULES) ## run the benchmarks (ratios against baselines measured 
 .PHONY: proto
 proto: $(NODE_MODULES) ## check the protocol files (buf lint + breaking-change check is manual)
 	npx buf lint proto
+
+# --- Deployment: container image (deploy/Dockerfile) and Kubernetes manifests (k8s/) ---
+IMAGE ?= decant:dev
+
+.PHONY: image
+image: ## build the container image (IMAGE=decant:dev) from deploy/Dockerfile; needs a Docker engine
+	docker build -f deploy/Dockerfile -t $(IMAGE) .
+
+.PHONY: k8s-validate
+k8s-validate: $(NODE_MODULES) ## validate k8s/ (schemas, kustomize overlays, config, probes, secrets)
+	npx mocha --no-config --node-option import=tsx --timeout 120000 --exit test/deploy/k8s.test.ts
+
+.PHONY: demo
+demo: $(NODE_MODULES) ## run a whole live migration on SQLite in one command
+	node bin/decant.js demo
