@@ -23,7 +23,7 @@ export class MigrationMetrics {
     this.replicas = new client.Gauge({ name: "decant_migration_replicas", help: "Live replicas that acknowledged the current phase change, and those pending.", labelNames: ["state"], registers });
     this.backfillItems = new client.Counter({ name: "decant_backfill_items_total", help: "Items the backfill wrote to the target (copied) or found newer there (skipped_newer).", labelNames: ["result"], registers });
     this.backfillProgress = new client.Gauge({ name: "decant_backfill_progress_ratio", help: "Backfill progress: items scanned / estimated total.", registers });
-    this.backfillRate = new client.Gauge({ name: "decant_backfill_items_per_second", help: "Backfill rate, items scanned per second.", registers });
+    this.backfillRate = new client.Gauge({ name: "decant_backfill_items_per_second", help: "Backfill rate now: items scanned per second over the last rounds (0 when the backfill is not running or has stalled).", registers });
     this.backfillRunning = new client.Gauge({ name: "decant_backfill_running", help: "1 while a backfill is running (on any replica).", registers });
     this.secondaryFailures = new client.Counter({ name: "decant_secondary_write_failures_total", help: "Writes to the secondary store that failed (their keys went to the repair journal).", labelNames: ["store"], registers });
     this.journalDepth = new client.Gauge({ name: "decant_repair_journal_depth", help: "Keys waiting in the repair journal.", registers });

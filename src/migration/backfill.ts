@@ -27,11 +27,18 @@ export interface BackfillRecord {
   skipped: number;
   estimatedTotal: number;
   startedAt: number;
-  /** Time spent running (excludes pauses), for the rate. */
+  /** Time spent running (excludes pauses), for the average rate. */
   activeMs: number;
+  /** Items/s over the last rounds (moving average), so a stall shows as a falling rate. */
+  recentRate?: number;
   updatedAt: number;
   error?: string;
 }
+
+const movingRate = (previous: number | undefined, items: number, ms: number): number => {
+  const rate = ms > 0 ? (items / ms) * 1000 : 0;
+  return previous === undefined ? rate : previous * 0.7 + rate * 0.3;
+};
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -175,6 +182,7 @@ export class Backfill {
           copied: rec.copied + copied,
           skipped: rec.skipped + skipped,
           activeMs: rec.activeMs + (now - lastRound),
+          recentRate: movingRate(rec.recentRate, scanned, now - lastRound),
           leaseUntil: now + this.c.timings.backfillLeaseMs,
           updatedAt: now,
         };
@@ -237,10 +245,16 @@ export class Backfill {
     return { copied, skipped };
   }
 
+  /** Items/s now: the recent rate while rounds keep checkpointing, 0 once they stop. */
+  currentRate(rec: BackfillRecord): number {
+    const stalledAfter = Math.max(10_000, 10 * this.c.timings.heartbeatMs);
+    return rec.state === "running" && Date.now() - rec.updatedAt < stalledAfter ? (rec.recentRate ?? 0) : 0;
+  }
+
   publish(rec: BackfillRecord): void {
     const m = this.c.metrics;
     m.backfillProgress.set(rec.estimatedTotal > 0 ? Math.min(1, rec.scanned / rec.estimatedTotal) : rec.state === "done" ? 1 : 0);
-    m.backfillRate.set(rec.state === "running" && rec.activeMs > 0 ? (rec.scanned / rec.activeMs) * 1000 : 0);
+    m.backfillRate.set(this.currentRate(rec));
     m.backfillRunning.set(rec.state === "running" ? 1 : 0);
   }
 }

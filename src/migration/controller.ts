@@ -98,11 +98,16 @@ export class MigrationController {
 
   /** Reads the record once (creating it on first start), then keeps watching. */
   async start(): Promise<void> {
-    const existing = await this.control.read<PhaseRecord>(PHASE_KEY);
-    if (!existing) await this.control.compareAndSet<PhaseRecord>(PHASE_KEY, { ...this.record, changedAt: Date.now(), changedBy: this.replicaId }, null);
+    try {
+      const existing = await this.control.read<PhaseRecord>(PHASE_KEY);
+      if (!existing) await this.control.compareAndSet<PhaseRecord>(PHASE_KEY, { ...this.record, changedAt: Date.now(), changedBy: this.replicaId }, null);
+    } catch (err) {
+      // A store that is down at start is not fatal: writes are refused until the view renews.
+      this.logger.warn("cannot read the control record yet; writes are refused until it can be read", { error: describeError(err) });
+    }
     await this.tick();
-    if (!this.target && this.record.phase !== "SINGLE" && this.record.phase !== "COMPLETE") {
-      this.logger.warn(`the control record says ${this.record.phase} but no target is configured: writes will be refused until the target is configured again or the phase is set back to SINGLE`);
+    if (!this.canServe()) {
+      this.logger.warn(`the control record says ${this.record.phase} but no target is configured: writes are refused until this sidecar is configured with the target (after COMPLETE: with the target as current)`);
     }
     this.timer = setInterval(() => void this.tick(), this.timings.heartbeatMs);
     this.timer.unref();
@@ -112,18 +117,25 @@ export class MigrationController {
     this.stopped = true;
     clearInterval(this.timer);
     await this.ticking;
+    await this.housekeepingRun;
     await this.backfill.stop();
   }
 
   /** One round: renew the view, acknowledge, heartbeat, repair, maybe take over the backfill. */
+  /**
+   * One round: renew the view and acknowledge with a heartbeat. Kept short, so a slow store
+   * does not stretch it: housekeeping (gauges, journal repair, backfill lease) runs beside it.
+   */
   tick(): Promise<void> {
     if (this.ticking) return this.ticking;
     this.ticking = (async () => {
       try {
+        const readAt = Date.now(); // the view is as old as the read that produced it
         const rec = await this.control.read<PhaseRecord>(PHASE_KEY);
         if (rec) this.adopt(rec.value);
-        // Acknowledge a fence only once this replica's in-flight writes are done (rule 3).
-        if (!this.record.fence || this.inflightWrites === 0) this.ackedEpoch = this.record.epoch;
+        // Acknowledge a fence only once this replica's in-flight writes are done (rule 3), and
+        // never a phase this replica cannot serve (no target configured): it stays pending.
+        if ((!this.record.fence || this.inflightWrites === 0) && this.canServe()) this.ackedEpoch = this.record.epoch;
         await this.control.write<Heartbeat>(heartbeatKey(this.replicaId), {
           id: this.replicaId,
           phase: this.record.phase,
@@ -132,14 +144,11 @@ export class MigrationController {
           secondaryFailures: this.secondaryFailures,
           lastSecondaryFailureAt: this.lastSecondaryFailureAt,
         });
-        this.renewedAt = Date.now();
+        this.renewedAt = readAt;
         this.metrics.failClosed.set(0);
-        await this.refreshGauges();
-        if (!this.stopped) {
-          void this.repairJournal();
-          await this.backfill.maybeTakeOver();
-        }
+        if (!this.stopped) void this.housekeeping();
       } catch (err) {
+        if (Date.now() - this.renewedAt > this.timings.leaseMs) this.metrics.failClosed.set(1);
         this.logger.warn("cannot renew the view of the control record", { error: describeError(err) });
       } finally {
         this.ticking = undefined;
@@ -148,12 +157,33 @@ export class MigrationController {
     return this.ticking;
   }
 
+  private housekeepingRun?: Promise<void>;
+  private housekeeping(): Promise<void> {
+    this.housekeepingRun ??= (async () => {
+      try {
+        await this.refreshGauges();
+        await this.repairJournal();
+        if (!this.stopped) await this.backfill.maybeTakeOver();
+      } catch (err) {
+        this.logger.warn("migration housekeeping failed; will retry", { error: describeError(err) });
+      } finally {
+        this.housekeepingRun = undefined;
+      }
+    })();
+    return this.housekeepingRun;
+  }
+
   private adopt(rec: PhaseRecord): void {
     if (rec.epoch !== this.record.epoch) {
       this.logger.info(`phase ${rec.phase}${rec.fence ? ` (write fence before ${rec.pending})` : ""}, epoch ${rec.epoch}`);
     }
     this.record = rec;
     this.metrics.setPhase(rec.phase);
+  }
+
+  /** Without a target, only SINGLE can be served: a stale-config replica must not write alone. */
+  private canServe(): boolean {
+    return this.target !== undefined || this.record.phase === "SINGLE";
   }
 
   /** Rule 2: refuse writes when this replica's view of the phase may be stale. */
@@ -176,8 +206,8 @@ export class MigrationController {
       await sleep(10);
       this.checkLease();
     }
-    if (!this.target && this.record.phase !== "SINGLE" && this.record.phase !== "COMPLETE") {
-      throw new DecantError("unavailable", `the migration is in ${this.record.phase} but this sidecar has no target configured`);
+    if (!this.canServe()) {
+      throw new DecantError("unavailable", `the migration is in ${this.record.phase} but this sidecar has no target configured; configure the target (or, after COMPLETE, the target as current)`);
     }
     this.inflightWrites++;
     let finished = false;

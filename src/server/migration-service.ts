@@ -47,7 +47,8 @@ export async function migrationStatus(controller: MigrationController) {
           copied: String(b.copied),
           skipped: String(b.skipped),
           estimated_total: String(b.estimatedTotal),
-          items_per_second: b.activeMs > 0 ? (b.scanned / b.activeMs) * 1000 : 0,
+          // While running: the recent rate (0 when stalled); afterwards: the average of the run.
+          items_per_second: b.state === "running" ? c.backfill.currentRate(b) : b.activeMs > 0 ? (b.scanned / b.activeMs) * 1000 : 0,
           error: b.error ?? "",
           runner: b.runner ?? "",
         }

@@ -46,36 +46,33 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
     if (control !== current) await control.close();
   };
 
-  let controller: MigrationController | undefined;
-  let served: Store = current;
-  if (target) {
-    const m = config.migration;
-    controller = new MigrationController({
-      current,
-      target,
-      control,
-      replicaId: config.replicaId,
-      metrics: migrationMetrics,
-      logger,
-      timings: {
-        heartbeatMs: m.heartbeat_ms,
-        leaseMs: m.lease_ms,
-        replicaTtlMs: m.replica_ttl_ms,
-        fenceHoldMs: m.fence_hold_ms,
-        fenceTimeoutMs: m.fence_timeout_ms,
-        backfillLeaseMs: m.backfill_lease_ms,
-      },
-    });
-    try {
-      await controller.start();
-    } catch (err) {
-      await closeStores();
-      throw err;
-    }
-    served = new MigratingStore(controller);
-  } else {
-    migrationMetrics.setPhase("SINGLE");
+  // Every replica runs the controller, with or without a target: it heartbeats, so a replica
+  // that lacks the target (an old pod mid-rollout) is seen as pending and refuses writes
+  // outside SINGLE instead of writing to the current store alone.
+  const m = config.migration;
+  const controller = new MigrationController({
+    current,
+    target,
+    control,
+    replicaId: config.replicaId,
+    metrics: migrationMetrics,
+    logger,
+    timings: {
+      heartbeatMs: m.heartbeat_ms,
+      leaseMs: m.lease_ms,
+      replicaTtlMs: m.replica_ttl_ms,
+      fenceHoldMs: m.fence_hold_ms,
+      fenceTimeoutMs: m.fence_timeout_ms,
+      backfillLeaseMs: m.backfill_lease_ms,
+    },
+  });
+  try {
+    await controller.start();
+  } catch (err) {
+    await closeStores();
+    throw err;
   }
+  const served: Store = new MigratingStore(controller);
 
   let grpcServer;
   let httpServer;
@@ -91,15 +88,15 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
         ...(hooks.services ?? []),
       ],
     });
-    const statusRoutes = statusPageRoutes({ controller, metrics, current, adminToken: config.adminToken });
+    const statusRoutes = statusPageRoutes({ controller: target ? controller : undefined, metrics, current, adminToken: config.adminToken });
     httpServer = await startMetricsServer(config.metricsListen, metrics, [...(hooks.routes ?? []), ...statusRoutes]);
   } catch (err) {
     await grpcServer?.shutdown(0);
-    await controller?.stop();
+    await controller.stop();
     await closeStores();
     throw err;
   }
-  logger.info("decant is serving", { grpc: `${config.listen.slice(0, config.listen.lastIndexOf(":"))}:${grpcServer.port}`, metrics_port: httpServer.port, store: served.description, phase: controller?.phase ?? "SINGLE" });
+  logger.info("decant is serving", { grpc: `${config.listen.slice(0, config.listen.lastIndexOf(":"))}:${grpcServer.port}`, metrics_port: httpServer.port, store: served.description, phase: controller.phase });
 
   let stopping: Promise<void> | undefined;
   return {
@@ -113,7 +110,7 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
         logger.info("stopping decant: draining in-flight requests", { drain_timeout_ms: config.drainTimeoutMs });
         const { forced } = await grpcServer.shutdown(config.drainTimeoutMs);
         if (forced) logger.warn("drain deadline passed; cancelled the requests still in flight");
-        await controller?.stop(); // the backfill checkpoints before its stores close
+        await controller.stop(); // the backfill checkpoints before its stores close
         await httpServer.close();
         await closeStores();
         logger.info("decant stopped");
