@@ -3,7 +3,7 @@
 // directory each run), preloads items, runs a load generator through the gRPC client, walks
 // every phase through the Migration service, and at the end compares both stores directly
 // through their adapters. Exit 0 only if nothing differs and no request failed.
-import { createHash } from "node:crypto";
+import { describeRaw, readAllRaw } from "../migration/compare.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -199,19 +199,6 @@ class LoadGenerator {
   }
 }
 
-async function rawAll(store: Store, ns: string): Promise<Map<string, RawItem>> {
-  const out = new Map<string, RawItem>();
-  let cursor: string | undefined;
-  do {
-    const page = await store.scanRaw(ns, { limit: 500, cursor });
-    for (const item of page.items) out.set(item.key, item);
-    cursor = page.cursor;
-  } while (cursor !== undefined);
-  return out;
-}
-
-const show = (i: RawItem | undefined) => (i ? `v${i.version} ${i.value === null ? "tombstone" : createHash("sha256").update(i.value).digest("hex").slice(0, 12)}` : "absent");
-
 /** Both stores read directly through their adapters: every key's presence, version and value, tombstones included. */
 async function compareStores(current: Store, target: Store) {
   const namespaces = [...new Set([...(await current.namespaces()), ...(await target.namespaces())])].filter((ns) => ns !== CONTROL_NAMESPACE).sort();
@@ -220,14 +207,14 @@ async function compareStores(current: Store, target: Store) {
   let tombstones = 0;
   let targetDemo = new Map<string, RawItem>();
   for (const ns of namespaces) {
-    const [a, b] = await Promise.all([rawAll(current, ns), rawAll(target, ns)]);
+    const [a, b] = await Promise.all([readAllRaw(current, ns), readAllRaw(target, ns)]);
     if (ns === NS) targetDemo = b;
     for (const key of new Set([...a.keys(), ...b.keys()])) {
       keys++;
       const l = a.get(key);
       const r = b.get(key);
       if (l?.value === null) tombstones++;
-      if (show(l) !== show(r)) diffs.push(`${ns}/${key}: current ${show(l)}, target ${show(r)}`);
+      if (describeRaw(l) !== describeRaw(r)) diffs.push(`${ns}/${key}: current ${describeRaw(l)}, target ${describeRaw(r)}`);
     }
   }
   return { namespaces, keys, tombstones, diffs, targetDemo };

@@ -3,11 +3,11 @@ import { createServer, type AddressInfo, type Socket } from "node:net";
 import { expect } from "chai";
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, GetItemCommand, ListTablesCommand } from "@aws-sdk/client-dynamodb";
 import { openStore } from "../../src/backends/index.js";
-import { isDecantError, type DecantError } from "../../src/protocol/errors.js";
 import type { Store } from "../../src/protocol/store.js";
 import { conformance } from "../conformance/suite.js";
 import { startDynalite, type Dynalite } from "../support/dynalite.js";
 import { buf, freshNamespace } from "../support/names.js";
+import { failure } from "../support/errors.js";
 import { CLOSED_PORT, serverAvailable } from "../support/servers.js";
 
 let server: Dynalite | undefined;
@@ -26,15 +26,6 @@ after(async () => server?.stop());
 const freshTable = () => `decant_test_${randomBytes(5).toString("hex")}`;
 const urlFor = (table: string, extra = "") => `dynamodb://${table}?region=us-east-1&endpoint=${server!.endpoint}${extra}`;
 
-async function failure(p: Promise<unknown>): Promise<DecantError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(isDecantError(err), String(err)).to.equal(true);
-    return err as DecantError;
-  }
-  return expect.fail("expected the call to fail");
-}
 
 if (ok) {
   conformance("dynamodb", { open: () => openStore(urlFor(freshTable())) });

@@ -2,10 +2,11 @@ import { randomBytes } from "node:crypto";
 import { expect } from "chai";
 import mysql from "mysql2/promise";
 import { openStore } from "../../src/backends/index.js";
-import { isDecantError, type DecantError } from "../../src/protocol/errors.js";
+import type { DecantError } from "../../src/protocol/errors.js";
 import type { Store } from "../../src/protocol/store.js";
 import { conformance } from "../conformance/suite.js";
 import { buf, freshNamespace } from "../support/names.js";
+import { failure } from "../support/errors.js";
 import { CLOSED_PORT, TEST_URLS, serverAvailable } from "../support/servers.js";
 
 // Every run uses its own tables, dropped at the end, so runs never interfere.
@@ -22,15 +23,6 @@ function urlWith(options: Record<string, string>, base = TEST_URLS.mysql): strin
 /** A direct connection for checks and cleanup behind the adapter's back. */
 const direct = () => mysql.createConnection({ uri: TEST_URLS.mysql, connectTimeout: 2000 });
 
-async function failure(p: Promise<unknown>): Promise<DecantError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(isDecantError(err), String(err)).to.equal(true);
-    return err as DecantError;
-  }
-  return expect.fail("expected the call to fail");
-}
 
 const ok = await serverAvailable("mysql", async () => (await direct()).end());
 

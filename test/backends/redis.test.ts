@@ -2,11 +2,12 @@ import { createServer, type Server } from "node:net";
 import { randomBytes } from "node:crypto";
 import { expect } from "chai";
 import { Redis } from "ioredis";
-import { isDecantError, type DecantError } from "../../src/protocol/errors.js";
+import { isDecantError } from "../../src/protocol/errors.js";
 import type { Store } from "../../src/protocol/store.js";
 import { openStore } from "../../src/backends/index.js";
 import { conformance } from "../conformance/suite.js";
 import { buf, freshNamespace } from "../support/names.js";
+import { failure } from "../support/errors.js";
 import { CLOSED_PORT, TEST_URLS, serverAvailable } from "../support/servers.js";
 
 // Every run writes under its own prefixes and deletes its keys afterwards. The start time in the
@@ -24,15 +25,6 @@ const ok = await serverAvailable("redis", async () => {
   await probe.ping();
 });
 
-async function failure(p: Promise<unknown>): Promise<DecantError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(isDecantError(err), String(err)).to.equal(true);
-    return err as DecantError;
-  }
-  return expect.fail("expected the call to fail");
-}
 
 /** Keys of this run in Redis (the prefix has no glob characters). */
 async function keysOf(prefix: string): Promise<string[]> {
