@@ -54,7 +54,7 @@ async function storeUrl(backend: string, tag: string): Promise<string> {
 }
 
 async function inProcessSidecar(env: Record<string, string>) {
-  const config = loadConfig(undefined, { DECANT_LISTEN: "127.0.0.1:0", DECANT_METRICS_LISTEN: "127.0.0.1:0", DECANT_HEARTBEAT_MS: "100", ...env });
+  const config = loadConfig(undefined, { DECANT_LISTEN: "127.0.0.1:0", DECANT_METRICS_LISTEN: "127.0.0.1:0", ...env });
   const sidecar = await startSidecar(config, silentLogger());
   const client = new DecantClient(`127.0.0.1:${sidecar.grpcPort}`);
   return { sidecar, client, stop: async () => (client.close(), await sidecar.stop()) };
@@ -194,7 +194,9 @@ async function backendOverhead(): Promise<void> {
         const viaDriver = (i: number) => (op === "Get" ? direct.get(`k${i % 200}`) : direct.put(`k${i % 200}`, value100));
         const b = await load(viaDriver, inFlight, RUN_MS);
         const d = await load(viaDecant, inFlight, RUN_MS);
-        record({ section: "backend", figure: `${backend} ${op} p50, ${inFlight} in flight`, value: d.p50, unit: "ms", baseline: b.p50, goal: "≤ 1.3×", met: d.p50 / b.p50 <= 1.3 });
+        // The goal is for networked stores; memory and SQLite run in-process, so their baseline has no hop at all.
+        const networked = backend !== "memory" && backend !== "sqlite";
+        record({ section: "backend", figure: `${backend} ${op} p50, ${inFlight} in flight`, value: d.p50, unit: "ms", baseline: b.p50, ...(networked ? { goal: "≤ 1.3×", met: d.p50 / b.p50 <= 1.3 } : { note: "baseline in-process" }) });
         record({ section: "backend", figure: `${backend} ${op} p99, ${inFlight} in flight`, value: d.p99, unit: "ms", baseline: b.p99 });
         record({ section: "backend", figure: `${backend} ${op} throughput, ${inFlight} in flight`, value: d.opsPerSec, unit: "ops/s", baseline: b.opsPerSec });
       }
@@ -216,7 +218,7 @@ async function dualWrite(): Promise<void> {
   let v = 1n;
   const sec = await load((i) => secondary.applyIfNewer("bench", [{ key: `k${i % 500}`, value: value100, version: v++ }]), 1, RUN_MS);
   await secondary.close();
-  const dual = await inProcessSidecar({ DECANT_CURRENT: current, DECANT_TARGET: target });
+  const dual = await inProcessSidecar({ DECANT_CURRENT: current, DECANT_TARGET: target, DECANT_CONTROL: `sqlite:${join(scratch, "control-dual.db")}` });
   await dual.client.call("migration", "SetPhase", { phase: "DUAL_WRITE", force: true });
   const d = await load((i) => dual.client.put("bench", `k${i % 500}`, value100), 1, RUN_MS);
   await dual.stop();
@@ -327,7 +329,10 @@ async function dropPg(url: string): Promise<void> {
 
 /** Runs a whole backfill (and optionally a verify) in a sidecar process; returns rates and peak RSS. */
 async function backfillRun(currentUrl: string, targetUrl: string, n: number, withVerify: boolean) {
-  const p = await sidecarProcess({ DECANT_CURRENT: currentUrl, DECANT_TARGET: targetUrl });
+  // A control store of its own per run: runs reuse source tables, and a control record left in
+  // one by an earlier run would say the migration is already under way.
+  const control = `sqlite:${join(scratch, `control-${Math.random().toString(36).slice(2)}.db`)}`;
+  const p = await sidecarProcess({ DECANT_CURRENT: currentUrl, DECANT_TARGET: targetUrl, DECANT_CONTROL: control });
   try {
     const idle = p.rssMb();
     await p.client.call("migration", "SetPhase", { phase: "DUAL_WRITE", force: true });

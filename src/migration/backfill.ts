@@ -4,7 +4,7 @@
 // in the control store; the cursor is checkpointed after every round, so a killed runner's
 // successor resumes where it stopped. Memory stays flat: it streams pages.
 import { DecantError, describe as describeError } from "../protocol/errors.js";
-import { CONTROL_NAMESPACE, type RawItem } from "../protocol/types.js";
+import { CONTROL_NAMESPACE, type RawItem, type ScanPage } from "../protocol/types.js";
 import { BACKFILL_KEY } from "./control.js";
 import type { MigrationController } from "./controller.js";
 import { yieldToEventLoop } from "./verify.js";
@@ -60,7 +60,7 @@ export class Backfill {
   }
 
   /** StartBackfill: only once DUAL_WRITE (or later, before the primary moves) is active everywhere. */
-  async start(rateLimit: number, concurrency: number, pageSize = 500): Promise<void> {
+  async start(rateLimit: number, concurrency: number, pageSize = 1000): Promise<void> {
     const phase = this.c.phase;
     if (phase !== "DUAL_WRITE" && phase !== "SHADOW_READ" && phase !== "READ_TARGET") {
       throw new DecantError("failed_precondition", `the backfill runs in DUAL_WRITE (now ${phase}); set the phase to DUAL_WRITE first`);
@@ -140,7 +140,11 @@ export class Backfill {
     let version = startVersion;
     const target = this.c.store("target");
     const current = this.c.current;
-    const segmented = current.capabilities.segmentedScan;
+    // Ordered backends page through their key index cheaply, and their hash segments would each
+    // read the whole index: one stream with the next page prefetched and parallel writes is
+    // faster there. Unordered backends (DynamoDB) scale their scans by segments.
+    const segmented = current.capabilities.segmentedScan && !current.capabilities.orderedScan;
+    let prefetch: { ns: string; cursor: string | null; page: Promise<ScanPage<RawItem>> } | undefined;
     let tokens = 0;
     let lastRefill = Date.now();
     let lastRound = Date.now();
@@ -161,7 +165,15 @@ export class Backfill {
         const results = await Promise.all(
           rec.segments.map(async (cursor, segment) => {
             if (cursor === "") return { cursor: "", scanned: 0, copied: 0, skipped: 0 };
-            const page = await current.scanRaw(ns, { limit: rec.pageSize, cursor: cursor ?? undefined, ...(total > 1 ? { segment, totalSegments: total } : {}) });
+            const read = (c: string | null) => current.scanRaw(ns, { limit: rec.pageSize, cursor: c ?? undefined, ...(total > 1 ? { segment, totalSegments: total } : {}) });
+            const ahead = total === 1 && prefetch && prefetch.ns === ns && prefetch.cursor === cursor ? prefetch.page : undefined;
+            prefetch = undefined;
+            const page = await (ahead ?? read(cursor));
+            if (total === 1 && page.cursor !== undefined) {
+              const next = page.cursor;
+              prefetch = { ns, cursor: next, page: read(next) };
+              prefetch.page.catch(() => undefined); // a failed prefetch is retried by the next round's own read
+            }
             const { copied, skipped } = await this.copy(target, ns, page.items, segmented ? 1 : rec.concurrency);
             return { cursor: page.cursor ?? "", scanned: page.items.length, copied, skipped };
           }),
