@@ -140,11 +140,18 @@ export class PostgresStore implements Store {
         client.release();
         throw deadlineExceeded(this.description, op, this.options.timeoutMs);
       }
+      // pg-pool drops its idle 'error' listener on checkout: without one of ours, a connection
+      // dying mid-query is an uncaught 'error' event that kills the process. The query itself
+      // still rejects, which is where the failure is reported.
+      const onError = () => undefined;
+      client.on("error", onError);
       try {
         const result = await client.query<R>(sql, params);
+        client.removeListener("error", onError);
         client.release();
         return result;
       } catch (err) {
+        client.removeListener("error", onError);
         client.release(err as Error); // never reuse a connection in an unknown state
         throw err;
       }

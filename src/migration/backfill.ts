@@ -149,6 +149,9 @@ export class Backfill {
     let lastRefill = Date.now();
     let lastRound = Date.now();
     this.baselineLatency = this.liveLatency;
+    // A round into a slow target can outlast the lease: renew it in the background meanwhile,
+    // or the other replicas would take over mid-round, again and again.
+    const renewal = setInterval(() => void this.renewLease(), Math.max(50, this.c.timings.backfillLeaseMs / 3));
     try {
       while (!this.stopRequested) {
         if (rec.nsIndex >= rec.namespaces.length) {
@@ -222,6 +225,19 @@ export class Backfill {
         await this.c.control.compareAndSet(BACKFILL_KEY, { ...fresh.value, runner: undefined, leaseUntil: undefined, error: message, updatedAt: Date.now() }, fresh.version).catch(() => false);
       }
       await sleep(this.c.timings.heartbeatMs);
+    } finally {
+      clearInterval(renewal);
+    }
+  }
+
+  /** Extends this runner's lease, if it still runs the backfill (a pause or takeover ends that). */
+  private async renewLease(): Promise<void> {
+    try {
+      const fresh = await this.read();
+      if (!fresh || fresh.value.state !== "running" || fresh.value.runner !== this.c.replicaId) return;
+      await this.c.control.compareAndSet(BACKFILL_KEY, { ...fresh.value, leaseUntil: Date.now() + this.c.timings.backfillLeaseMs }, fresh.version);
+    } catch {
+      // The next checkpoint or renewal tries again; a lapsed lease only means another replica resumes.
     }
   }
 
