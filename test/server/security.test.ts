@@ -11,18 +11,11 @@ import { PassThrough } from "node:stream";
 import { DecantClient } from "../../src/client/client.js";
 import { createLogger } from "../../src/log.js";
 import { buf, freshNamespace } from "../support/names.js";
+import { grpcError } from "../support/errors.js";
 import { startTestSidecar } from "../support/sidecar.js";
 
 type Running = Awaited<ReturnType<typeof startTestSidecar>>;
 
-async function grpcError(p: Promise<unknown>): Promise<grpc.ServiceError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as grpc.ServiceError;
-  }
-  expect.fail("expected the call to fail");
-}
 
 /** A logger writing JSON lines into memory; `text()` is everything logged so far. */
 function capturingLogger() {

@@ -5,18 +5,11 @@ import protobuf from "protobufjs";
 import { CURRENT_VERSION_METADATA, decodeDetails } from "../../src/server/status.js";
 import { loadProtocol } from "../../src/server/proto.js";
 import { freshNamespace } from "../support/names.js";
+import { grpcError } from "../support/errors.js";
 import { startTestSidecar } from "../support/sidecar.js";
 
 type Running = Awaited<ReturnType<typeof startTestSidecar>>;
 
-async function grpcError(p: Promise<unknown>): Promise<grpc.ServiceError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as grpc.ServiceError;
-  }
-  expect.fail("expected the call to fail");
-}
 
 describe("Store service over gRPC", function () {
   let s: Running;

@@ -11,3 +11,13 @@ export async function failure(p: Promise<unknown>): Promise<DecantError> {
   }
   return expect.fail("expected the call to fail");
 }
+
+/** Awaits a gRPC call that must fail, and returns its ServiceError (code, details, metadata). */
+export async function grpcError(p: Promise<unknown>): Promise<import("@grpc/grpc-js").ServiceError> {
+  try {
+    await p;
+  } catch (err) {
+    return err as import("@grpc/grpc-js").ServiceError;
+  }
+  return expect.fail("expected the call to fail");
+}
