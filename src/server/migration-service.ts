@@ -11,8 +11,6 @@ import type { BackfillRecord } from "../migration/backfill.js";
 import { PHASE_KEY, VERIFY_KEY, type PhaseRecord } from "../migration/control.js";
 import type { VerifyRecord } from "../migration/verify.js";
 import type { UnaryHandlerFactory } from "./rpc.js";
-import type { Store } from "../protocol/store.js";
-import { ControlStore } from "../migration/control.js";
 import { redactUrl } from "../backends/common.js";
 import { toServiceError } from "./status.js";
 
@@ -71,11 +69,8 @@ const verifyMessage = (r: VerifyRecord["report"]) => ({
   sample_keys: r.sample_keys,
 });
 
-export function migrationHandlers(controller: MigrationController | undefined, current: Store, token: string | undefined, unary: UnaryHandlerFactory): grpc.UntypedServiceImplementation {
-  const need = (): MigrationController => {
-    if (!controller) throw new DecantError("failed_precondition", "no migration target is configured (set target in decant.yaml or DECANT_TARGET); only SINGLE is possible");
-    return controller;
-  };
+/** Every sidecar runs a controller (with or without a target); without one it refuses every step but SINGLE. */
+export function migrationHandlers(c: MigrationController, token: string | undefined, unary: UnaryHandlerFactory): grpc.UntypedServiceImplementation {
   const guarded = <T>(rpc: string, fn: (req: Req) => Promise<T>) =>
     unary(rpc, async (req: Req, call: grpc.ServerUnaryCall<Req, T>) => {
       checkToken(call.metadata, token);
@@ -83,29 +78,21 @@ export function migrationHandlers(controller: MigrationController | undefined, c
     });
 
   return {
-    GetStatus: guarded("GetStatus", async () => {
-      if (controller) return migrationStatus(controller);
-      const rec = await new ControlStore(current).read<PhaseRecord>(PHASE_KEY).catch(() => null);
-      return { phase: rec?.value.phase ?? "SINGLE", active: true, current_store: redactUrl(current.description), backfill: { state: "idle" }, repair_journal_depth: "0" };
-    }),
+    GetStatus: guarded("GetStatus", () => migrationStatus(c)),
     SetPhase: guarded("SetPhase", async (req) => {
       if (!isPhase(req.phase)) throw invalidArgument("phase", `must be one of ${PHASES.join(", ")}`);
-      const c = need();
       await c.setPhase(req.phase, Boolean(req.force));
       return migrationStatus(c);
     }),
     StartBackfill: guarded("StartBackfill", async (req) => {
-      const c = need();
       await c.backfill.start(Number(req.rate_limit ?? 0), Number(req.concurrency ?? 0));
       return migrationStatus(c);
     }),
     PauseBackfill: guarded("PauseBackfill", async () => {
-      const c = need();
       await c.backfill.setPaused(true);
       return migrationStatus(c);
     }),
     ResumeBackfill: guarded("ResumeBackfill", async () => {
-      const c = need();
       await c.backfill.setPaused(false);
       return migrationStatus(c);
     }),
@@ -113,7 +100,6 @@ export function migrationHandlers(controller: MigrationController | undefined, c
       void (async () => {
         try {
           checkToken(call.metadata, token);
-          const c = need();
           const namespace = call.request.namespace ? validateNamespace(call.request.namespace) : undefined;
           await verify(c, { namespace, repair: Boolean(call.request.repair), onProgress: (r) => call.write(verifyMessage(r)) });
           call.end();

@@ -21,7 +21,7 @@ export interface Sidecar {
   metrics: Metrics;
   /** The store clients are served from (the migration layer when a target is configured). */
   store: Store;
-  controller?: MigrationController;
+  controller: MigrationController;
   /** Graceful stop: drain, then force after the configured deadline; closes the stores. */
   stop(): Promise<void>;
 }
@@ -84,7 +84,7 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
       tls: config.tls,
       services: [
         { name: "decant.v1.Store", definition: storeServiceDefinition(), handlers: (unary) => storeHandlers(() => served, () => limits, unary) },
-        { name: "decant.v1.Migration", definition: serviceDefinition("Migration"), handlers: (unary) => migrationHandlers(controller, current, config.adminToken, unary) },
+        { name: "decant.v1.Migration", definition: serviceDefinition("Migration"), handlers: (unary) => migrationHandlers(controller, config.adminToken, unary) },
         ...(hooks.services ?? []),
       ],
     });
