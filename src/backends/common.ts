@@ -19,11 +19,7 @@ export function checkCondition(key: string, stored: RawItem | null, condition: C
 /** The version the next write of a key gets: one above anything stored, tombstones included. */
 export const nextVersion = (stored: RawItem | null): bigint => (stored ? stored.version + 1n : 1n);
 
-/** Orders keys by their UTF-8 bytes (= code point order), which is what SQL "C"/binary collations do. */
-export function compareKeys(a: string, b: string): number {
-  if (a === b) return 0;
-  return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
-}
+export { compareKeys } from "../protocol/types.js";
 
 /** Cursors are opaque to callers; a malformed one is the caller's bad input, not a crash. */
 export function encodeCursor(value: unknown): string {

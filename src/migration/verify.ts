@@ -1,8 +1,9 @@
-// The verifier compares both stores key by key (version and value digest), re-checks
+// The verifier compares both stores key by key (version and value bytes), re-checks
 // mismatches to rule out writes in flight, and reports missing / stale / extra keys (rule 6).
-import { createHash } from "node:crypto";
+// Two ordered stores are walked side by side (a merge join); otherwise each key of one store
+// is looked up in the other.
 import type { Store } from "../protocol/store.js";
-import { CONTROL_NAMESPACE, type RawItem } from "../protocol/types.js";
+import { compareKeys, CONTROL_NAMESPACE, type RawItem, type ScanPage } from "../protocol/types.js";
 import { VERIFY_KEY } from "./control.js";
 import type { MigrationController } from "./controller.js";
 import { ROLES } from "./phases.js";
@@ -29,13 +30,13 @@ export interface VerifyRecord {
 const RECHECKS = 3;
 const RECHECK_DELAY_MS = 50;
 const SAMPLE = 20;
-const PAGE = 200;
+/** Keys per page of an ordered scan (merge) and per page of a scan checked by lookups. */
+const MERGE_PAGE = 1000;
+const LOOKUP_PAGE = 200;
 const LOOKUPS_IN_FLIGHT = 16;
 
 /** Synchronous backends (SQLite) never yield on their own: let the sidecar serve between pages. */
 export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-const digest = (v: Buffer | null) => (v === null ? "tombstone" : createHash("sha256").update(v).digest("hex"));
 
 type Verdict = "in_sync" | "missing" | "stale" | "extra";
 
@@ -43,7 +44,9 @@ type Verdict = "in_sync" | "missing" | "stale" | "extra";
 function judge(source: RawItem | null, copy: RawItem | null): Verdict {
   if (source === null) return copy === null ? "in_sync" : "extra";
   if (copy === null) return "missing";
-  return source.version === copy.version && digest(source.value) === digest(copy.value) ? "in_sync" : "stale";
+  if (source.version !== copy.version) return "stale";
+  const same = source.value === null || copy.value === null ? source.value === copy.value : source.value.equals(copy.value);
+  return same ? "in_sync" : "stale";
 }
 
 async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
@@ -58,6 +61,46 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R
   return out;
 }
 
+/** Pages through a raw scan item by item, with the next page already on its way. */
+class ScanCursor {
+  private items: RawItem[] = [];
+  private at = 0;
+  private next: Promise<ScanPage<RawItem>> | undefined;
+
+  constructor(private readonly store: Store, private readonly ns: string, private readonly pageSize: number) {
+    this.next = this.read(undefined);
+  }
+
+  /** The current item (undefined at the end); loads the next page when this one is used up. */
+  async head(): Promise<RawItem | undefined> {
+    while (this.at >= this.items.length) {
+      if (!this.next) return undefined;
+      const page = await this.next;
+      this.items = page.items;
+      this.at = 0;
+      this.next = page.cursor === undefined ? undefined : this.read(page.cursor);
+    }
+    return this.items[this.at];
+  }
+
+  advance(): void {
+    this.at++;
+  }
+
+  private read(cursor: string | undefined): Promise<ScanPage<RawItem>> {
+    const page = this.store.scanRaw(this.ns, { limit: this.pageSize, cursor });
+    page.catch(() => undefined); // reported when head() awaits it
+    return page;
+  }
+}
+
+interface Finding {
+  key: string;
+  verdict: Verdict;
+  src: RawItem | null;
+  cp: RawItem | null;
+}
+
 export async function verify(c: MigrationController, options: { namespace?: string; repair: boolean; onProgress?: (r: VerifyReport) => void }): Promise<VerifyReport> {
   const roles = ROLES[c.phase];
   // Before the primary moves the current store is the source; after, the target is.
@@ -70,23 +113,6 @@ export async function verify(c: MigrationController, options: { namespace?: stri
     : [...new Set([...(await source.namespaces()), ...(await copy.namespaces())])].filter((ns) => ns !== CONTROL_NAMESPACE).sort();
   let lastProgress = 0;
 
-  const settle = async (ns: string, key: string, first: Verdict, src: RawItem | null, cp: RawItem | null): Promise<Verdict> => {
-    let verdict = first;
-    for (let i = 0; i < RECHECKS && verdict !== "in_sync"; i++) {
-      await new Promise((r) => setTimeout(r, RECHECK_DELAY_MS * (i + 1)));
-      [src, cp] = await Promise.all([source.getRaw(ns, key), copy.getRaw(ns, key)]);
-      verdict = judge(src, cp);
-    }
-    if (verdict !== "in_sync" && options.repair && src !== null) {
-      const [applied] = await copy.applyIfNewer(ns, [src]);
-      if (applied) {
-        report.repaired++;
-        verdict = judge(src, await copy.getRaw(ns, key));
-      }
-    }
-    return verdict;
-  };
-
   const count = (ns: string, key: string, verdict: Verdict) => {
     report.checked++;
     report[verdict]++;
@@ -97,35 +123,97 @@ export async function verify(c: MigrationController, options: { namespace?: stri
     }
   };
 
+  /**
+   * A difference may be a write in flight between the two stores: re-read it a few times, a
+   * page's worth together, before counting it; then repair what is still behind if asked.
+   */
+  const settle = async (ns: string, findings: Finding[]): Promise<void> => {
+    let open = findings;
+    for (let i = 0; i < RECHECKS && open.length > 0; i++) {
+      await new Promise((r) => setTimeout(r, RECHECK_DELAY_MS * (i + 1)));
+      await mapLimit(open, LOOKUPS_IN_FLIGHT, async (f) => {
+        [f.src, f.cp] = await Promise.all([source.getRaw(ns, f.key), copy.getRaw(ns, f.key)]);
+        f.verdict = judge(f.src, f.cp);
+      });
+      open = open.filter((f) => f.verdict !== "in_sync");
+    }
+    const repairable = options.repair ? open.filter((f) => f.src !== null) : [];
+    for (let i = 0; i < repairable.length; i += MERGE_PAGE) {
+      const part = repairable.slice(i, i + MERGE_PAGE);
+      const applied = await copy.applyIfNewer(ns, part.map((f) => f.src!));
+      await mapLimit(part.filter((_, j) => applied[j]), LOOKUPS_IN_FLIGHT, async (f) => {
+        report.repaired++;
+        f.verdict = judge(f.src, await copy.getRaw(ns, f.key));
+      });
+    }
+    for (const f of findings) count(ns, f.key, f.verdict);
+  };
+
   for (const ns of namespaces) {
+    if (source.capabilities.orderedScan && copy.capabilities.orderedScan) await mergeNamespace(ns);
+    else await lookupNamespace(ns);
+  }
+
+  /** Both stores scan in key order: walk the two scans side by side, no per-key reads. */
+  async function mergeNamespace(ns: string): Promise<void> {
+    const a = new ScanCursor(source, ns, MERGE_PAGE);
+    const b = new ScanCursor(copy, ns, MERGE_PAGE);
+    let findings: Finding[] = [];
+    let sinceYield = 0;
+    for (;;) {
+      const x = await a.head();
+      const y = await b.head();
+      if (x === undefined && y === undefined) break;
+      const order = x === undefined ? 1 : y === undefined ? -1 : compareKeys(x.key, y.key);
+      const src = order <= 0 ? x! : null;
+      const cp = order >= 0 ? y! : null;
+      if (order <= 0) a.advance();
+      if (order >= 0) b.advance();
+      const verdict = judge(src, cp);
+      const key = (src ?? cp)!.key;
+      if (verdict === "in_sync") count(ns, key, verdict);
+      else findings.push({ key, verdict, src, cp });
+      if (++sinceYield >= MERGE_PAGE) {
+        sinceYield = 0;
+        if (findings.length > 0) await settle(ns, findings);
+        findings = [];
+        await yieldToEventLoop();
+      }
+    }
+    await settle(ns, findings);
+  }
+
+  /** Unordered scans (DynamoDB): look up each key of one store in the other, both ways. */
+  async function lookupNamespace(ns: string): Promise<void> {
     // Every key of the source must be in the copy with the same version and value.
     let cursor: string | undefined;
     do {
-      const page = await source.scanRaw(ns, { limit: PAGE, cursor });
-      const verdicts = await mapLimit(page.items, LOOKUPS_IN_FLIGHT, async (item) => {
+      const page = await source.scanRaw(ns, { limit: LOOKUP_PAGE, cursor });
+      const findings: Finding[] = [];
+      await mapLimit(page.items, LOOKUPS_IN_FLIGHT, async (item) => {
         const cp = await copy.getRaw(ns, item.key);
-        const v = judge(item, cp);
-        return v === "in_sync" ? v : settle(ns, item.key, v, item, cp);
+        const verdict = judge(item, cp);
+        if (verdict === "in_sync") count(ns, item.key, verdict);
+        else findings.push({ key: item.key, verdict, src: item, cp });
       });
-      page.items.forEach((item, i) => count(ns, item.key, verdicts[i]!));
+      await settle(ns, findings);
       cursor = page.cursor;
       await yieldToEventLoop();
     } while (cursor !== undefined);
     // Keys only the copy holds are extra.
     cursor = undefined;
     do {
-      const page = await copy.scanRaw(ns, { limit: PAGE, cursor });
-      const found = await mapLimit(page.items, LOOKUPS_IN_FLIGHT, async (item) => {
-        const src = await source.getRaw(ns, item.key);
-        return src === null ? settle(ns, item.key, "extra", null, item) : null;
+      const page = await copy.scanRaw(ns, { limit: LOOKUP_PAGE, cursor });
+      const findings: Finding[] = [];
+      await mapLimit(page.items, LOOKUPS_IN_FLIGHT, async (item) => {
+        if ((await source.getRaw(ns, item.key)) === null) findings.push({ key: item.key, verdict: "extra", src: null, cp: item });
       });
-      page.items.forEach((item, i) => {
-        if (found[i] !== null && found[i] !== undefined) count(ns, item.key, found[i]!);
-      });
+      await settle(ns, findings);
       cursor = page.cursor;
       await yieldToEventLoop();
     } while (cursor !== undefined);
   }
+
   report.done = true;
   await c.control.write<VerifyRecord>(VERIFY_KEY, { report, namespace: options.namespace ?? "", startedAt, finishedAt: Date.now(), by: c.replicaId });
   c.publishVerify({ report, namespace: options.namespace ?? "", startedAt, by: c.replicaId });

@@ -63,3 +63,23 @@ export const DEFAULT_MAX_VALUE_BYTES = 400 * 1024;
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
 export const MAX_BATCH = 1000;
+
+/**
+ * Orders keys by their UTF-8 bytes (= code point order), which is what SQL "C"/binary
+ * collations do. Compares UTF-16 code units without allocating (the verifier's merge calls it
+ * per key): they order like UTF-8 except that a surrogate (a code point above U+FFFF) sorts
+ * after U+E000..U+FFFF.
+ */
+export function compareKeys(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    const xSurrogate = x >= 0xd800 && x <= 0xdfff;
+    const ySurrogate = y >= 0xd800 && y <= 0xdfff;
+    if (xSurrogate !== ySurrogate && (x >= 0xe000 || y >= 0xe000)) return xSurrogate ? 1 : -1;
+    return x - y;
+  }
+  return a.length - b.length;
+}
