@@ -6,6 +6,8 @@
 //   schema      schema of that table (default public), created if missing; same pattern
 //   pool_max    most connections the pool opens (default 10)
 //   timeout_ms  bound on each statement, pool wait and connect included (default 5000)
+//   prepared    true (default): statements are prepared once per connection; false for a
+//               connection pooler that cannot keep them (PgBouncer before 1.21 in transaction mode)
 //
 // Every other query parameter (sslmode, application_name, …) goes to pg unchanged. The password
 // may come from the URL or from PGPASSWORD; it is never shown (description uses redactUrl).
@@ -26,20 +28,28 @@ import { runBatch } from "./batch.js";
 const MAX_VERSION = 2n ** 63n - 1n;
 const MAX_VALUE_BYTES = 64 * 1024 * 1024;
 /** applyIfNewer writes at most this much per statement, so each one stays well within timeout_ms. */
-const APPLY_CHUNK_ITEMS = 1000;
+const APPLY_CHUNK_ITEMS = 1024;
 const APPLY_CHUNK_BYTES = 8 * 1024 * 1024;
 /** Rows per DELETE in dropNamespace/purgeTombstones, so each statement stays within timeout_ms. */
 const DELETE_CHUNK = 5000;
 /** estimateCount counts exactly up to here, then asks the planner. */
 const EXACT_COUNT_CAP = 250_000;
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
-const OUR_OPTIONS = ["table", "schema", "pool_max", "timeout_ms"];
+const OUR_OPTIONS = ["table", "schema", "pool_max", "timeout_ms", "prepared"];
 
 interface Row {
   key: string;
-  value: Buffer | null;
+  value: string | null; // base64: see COLUMNS
   version: string; // int8 arrives as text; BigInt() it, never Number()
 }
+
+/**
+ * What every read selects. pg returns bytea as hex text, and turning 2 bytes of hex into each
+ * byte was the largest cost of a backfill in the sidecar; base64 is a third shorter and Node
+ * decodes it faster (measured: 19% less CPU per item). PostgreSQL's line breaks in it are
+ * skipped by Node's decoder.
+ */
+const COLUMNS = "key, encode(value, 'base64') AS value, version";
 
 export interface PostgresOptions {
   /** The URL pg connects with (our options removed). */
@@ -49,13 +59,14 @@ export interface PostgresOptions {
   table: string;
   poolMax: number;
   timeoutMs: number;
+  prepared: boolean;
 }
 
 type SegmentCursor = { k: string; seg?: string };
 const isSegmentCursor = (v: unknown): v is SegmentCursor =>
   typeof v === "object" && v !== null && typeof (v as { k?: unknown }).k === "string" && ["string", "undefined"].includes(typeof (v as { seg?: unknown }).seg);
 
-const toRaw = (r: Row): RawItem => ({ key: r.key, value: r.value, version: BigInt(r.version) });
+const toRaw = (r: Row): RawItem => ({ key: r.key, value: r.value === null ? null : Buffer.from(r.value, "base64"), version: BigInt(r.version) });
 const liveVersion = (stored: RawItem | null): bigint => (stored && stored.value !== null ? stored.version : 0n);
 
 export class PostgresStore implements Store {
@@ -130,7 +141,10 @@ export class PostgresStore implements Store {
    * chunked deletes) are retried on transient failures; others only while getting a
    * connection, since a statement that was never sent cannot have been applied.
    */
-  private async q<R extends pg.QueryResultRow>(op: string, sql: string, params: unknown[], repeatable: boolean): Promise<pg.QueryResult<R>> {
+  private async q<R extends pg.QueryResultRow>(op: string, sql: string, params: unknown[], repeatable: boolean, name?: string): Promise<pg.QueryResult<R>> {
+    // A named statement is parsed and planned once per connection. For the multi-row
+    // applyIfNewer that was a third of PostgreSQL's work (backfill 69k → 94k items/s).
+    const query: pg.QueryConfig = { text: sql, values: params, name: this.options.prepared ? name : undefined };
     let expired = false;
     const connect = () => this.getPool().connect();
     const once = async () => {
@@ -146,7 +160,7 @@ export class PostgresStore implements Store {
       const onError = () => undefined;
       client.on("error", onError);
       try {
-        const result = await client.query<R>(sql, params);
+        const result = await client.query<R>(query);
         client.removeListener("error", onError);
         client.release();
         return result;
@@ -183,7 +197,7 @@ export class PostgresStore implements Store {
   // ---- client operations ----------------------------------------------------------------
 
   async getRaw(ns: string, key: string): Promise<RawItem | null> {
-    const { rows } = await this.q<Row>("get", `SELECT key, value, version FROM ${this.t} WHERE ns = $1 AND key = $2`, [ns, key], true);
+    const { rows } = await this.q<Row>("get", `SELECT ${COLUMNS} FROM ${this.t} WHERE ns = $1 AND key = $2`, [ns, key], true, "decant_get");
     return rows[0] ? toRaw(rows[0]) : null;
   }
 
@@ -197,9 +211,10 @@ export class PostgresStore implements Store {
     if (unique.length === 0) return [];
     const { rows } = await this.q<Row>(
       "batchGet",
-      `SELECT key, value, version FROM ${this.t} WHERE ns = $1 AND key = ANY($2::text[]) AND value IS NOT NULL`,
+      `SELECT ${COLUMNS} FROM ${this.t} WHERE ns = $1 AND key = ANY($2::text[]) AND value IS NOT NULL`,
       [ns, unique],
       true,
+      "decant_batch_get",
     );
     return rows.map((r) => toRaw(r) as Item);
   }
@@ -213,11 +228,11 @@ export class PostgresStore implements Store {
     // upsert/update); the follow-up read only builds the error.
     for (let attempt = 1; ; attempt++) {
       let rows: { version: string }[] = [];
-      if (!cond) rows = (await this.q<{ version: string }>("put", `${upsert} RETURNING version`, [ns, key, value], false)).rows;
-      else if (cond.kind === "must_not_exist") rows = (await this.q<{ version: string }>("put", `${upsert} WHERE t.value IS NULL RETURNING version`, [ns, key, value], false)).rows;
+      if (!cond) rows = (await this.q<{ version: string }>("put", `${upsert} RETURNING version`, [ns, key, value], false, "decant_put")).rows;
+      else if (cond.kind === "must_not_exist") rows = (await this.q<{ version: string }>("put", `${upsert} WHERE t.value IS NULL RETURNING version`, [ns, key, value], false, "decant_put_new")).rows;
       else if (cond.version <= MAX_VERSION) {
         const sql = `UPDATE ${this.t} SET value = $3, version = version + 1 WHERE ns = $1 AND key = $2 AND value IS NOT NULL AND version = $4 RETURNING version`;
-        rows = (await this.q<{ version: string }>("put", sql, [ns, key, value, String(cond.version)], false)).rows;
+        rows = (await this.q<{ version: string }>("put", sql, [ns, key, value, String(cond.version)], false, "decant_put_if")).rows;
       }
       if (rows[0]) return BigInt(rows[0].version);
       const stored = await this.getRaw(ns, key);
@@ -234,7 +249,7 @@ export class PostgresStore implements Store {
       if (cond?.kind !== "must_not_exist" && !(cond && cond.version > MAX_VERSION)) {
         const check = cond ? " AND version = $3" : "";
         const sql = `UPDATE ${this.t} SET value = NULL, version = version + 1 WHERE ns = $1 AND key = $2 AND value IS NOT NULL${check} RETURNING version`;
-        const { rows } = await this.q<{ version: string }>("delete", sql, cond ? [ns, key, String(cond.version)] : [ns, key], false);
+        const { rows } = await this.q<{ version: string }>("delete", sql, cond ? [ns, key, String(cond.version)] : [ns, key], false, cond ? "decant_delete_if" : "decant_delete");
         if (rows[0]) return { deleted: true, version: BigInt(rows[0].version) };
       }
       const stored = await this.getRaw(ns, key);
@@ -257,10 +272,10 @@ export class PostgresStore implements Store {
     const limit = Math.max(1, options.limit);
     const params: unknown[] = [ns, after, prefix, limit + 1];
     if (end !== null) params.push(end);
-    const sql = `SELECT key, value, version FROM ${this.t}
+    const sql = `SELECT ${COLUMNS} FROM ${this.t}
       WHERE ns = $1 AND key > $2 AND key >= $3${end !== null ? " AND key < $5" : ""} AND value IS NOT NULL
       ORDER BY key LIMIT $4`;
-    const { rows } = await this.q<Row>("scan", sql, params, true);
+    const { rows } = await this.q<Row>("scan", sql, params, true, end !== null ? "decant_scan_prefix" : "decant_scan");
     return page(rows.map(toRaw) as Item[], limit);
   }
 
@@ -283,18 +298,24 @@ export class PostgresStore implements Store {
     const chosen = [...winner.values()].map((i) => items[i]!).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const applied = new Set<string>();
     for (const chunk of chunks(chosen)) {
-      // One multi-row statement per chunk. VALUES with one parameter per field (not unnest of
+      // One multi-row statement per piece. VALUES with one parameter per field (not unnest of
       // arrays) because pg sends Buffer parameters as binary, while a bytea[] goes as hex text:
-      // measured 2-6x faster for values of a few KiB and up.
-      const rows = chunk.map((_, i) => `($1, $${3 * i + 2}, $${3 * i + 3}::bytea, $${3 * i + 4}::int8)`).join(", ");
-      const sql = `INSERT INTO ${this.t} AS t (ns, key, value, version) VALUES ${rows}
-        ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, version = excluded.version
-        WHERE t.version < excluded.version
-        RETURNING key`;
-      const params = [ns, ...chunk.flatMap((i) => [i.key, i.value, String(i.version)])];
-      // Safe to repeat: a row written by a lost attempt has the same version and is skipped.
-      const result = await this.q<{ key: string }>("applyIfNewer", sql, params, true);
-      for (const r of result.rows) applied.add(r.key);
+      // measured 2-6x faster for values of a few KiB and up. Pieces have power-of-two sizes so
+      // that a connection prepares at most 11 of these statements (1 … 1024 rows).
+      for (let at = 0; at < chunk.length; ) {
+        const size = 2 ** Math.floor(Math.log2(chunk.length - at));
+        const piece = chunk.slice(at, at + size);
+        at += size;
+        const rows = piece.map((_, i) => `($1, $${3 * i + 2}, $${3 * i + 3}::bytea, $${3 * i + 4}::int8)`).join(", ");
+        const sql = `INSERT INTO ${this.t} AS t (ns, key, value, version) VALUES ${rows}
+          ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, version = excluded.version
+          WHERE t.version < excluded.version
+          RETURNING key`;
+        const params = [ns, ...piece.flatMap((i) => [i.key, i.value, String(i.version)])];
+        // Safe to repeat: a row written by a lost attempt has the same version and is skipped.
+        const result = await this.q<{ key: string }>("applyIfNewer", sql, params, true, `decant_apply_${size}`);
+        for (const r of result.rows) applied.add(r.key);
+      }
     }
     return items.map((item, i) => winner.get(item.key) === i && applied.has(item.key));
   }
@@ -318,8 +339,8 @@ export class PostgresStore implements Store {
     }
     const limit = Math.max(1, options.limit);
     const bucket = seg ? " AND (hashtext(key) & 2147483647) % $4 = $5" : "";
-    const sql = `SELECT key, value, version FROM ${this.t} WHERE ns = $1 AND key > $2${bucket} ORDER BY key LIMIT $3`;
-    const { rows } = await this.q<Row>("scanRaw", sql, seg ? [ns, after, limit + 1, total, segment] : [ns, after, limit + 1], true);
+    const sql = `SELECT ${COLUMNS} FROM ${this.t} WHERE ns = $1 AND key > $2${bucket} ORDER BY key LIMIT $3`;
+    const { rows } = await this.q<Row>("scanRaw", sql, seg ? [ns, after, limit + 1, total, segment] : [ns, after, limit + 1], true, seg ? "decant_scan_segment" : "decant_scan_raw");
     return page(rows.map(toRaw), limit, seg);
   }
 
@@ -434,6 +455,13 @@ function intOption(url: URL, name: string, fallback: number, min: number): numbe
   return n;
 }
 
+function boolOption(url: URL, name: string, fallback: boolean): boolean {
+  const raw = url.searchParams.get(name);
+  if (raw === null) return fallback;
+  if (raw !== "true" && raw !== "false") throw invalidArgument("store", `postgres option ${name}=${JSON.stringify(raw)} must be true or false`);
+  return raw === "true";
+}
+
 function nameOption(url: URL, name: string, fallback: string): string {
   const value = url.searchParams.get(name) ?? fallback;
   if (!IDENTIFIER.test(value)) throw invalidArgument("store", `postgres option ${name}=${JSON.stringify(value)} must match ${IDENTIFIER.source}`);
@@ -449,6 +477,7 @@ export function createPostgresStore(url: URL, raw: string): PostgresStore {
     schema: nameOption(url, "schema", "public"),
     poolMax: intOption(url, "pool_max", 10, 1),
     timeoutMs: intOption(url, "timeout_ms", 5000, 1),
+    prepared: boolOption(url, "prepared", true),
   };
   const forPg = new URL(url.href);
   for (const name of OUR_OPTIONS) forPg.searchParams.delete(name);

@@ -60,7 +60,7 @@ export class Backfill {
   }
 
   /** StartBackfill: only once DUAL_WRITE (or later, before the primary moves) is active everywhere. */
-  async start(rateLimit: number, concurrency: number, pageSize = 1000): Promise<void> {
+  async start(rateLimit: number, concurrency: number, pageSize = 1024): Promise<void> {
     const phase = this.c.phase;
     if (phase !== "DUAL_WRITE" && phase !== "SHADOW_READ" && phase !== "READ_TARGET") {
       throw new DecantError("failed_precondition", `the backfill runs in DUAL_WRITE (now ${phase}); set the phase to DUAL_WRITE first`);
@@ -257,17 +257,22 @@ export class Backfill {
     return this.c.control.compareAndSet(BACKFILL_KEY, rec, fresh.version).then((x) => (x === false ? null : x));
   }
 
-  /** applyIfNewer in chunks, `concurrency` at a time. */
+  /**
+   * applyIfNewer in chunks, `concurrency` at a time. Chunks have a power-of-two size, so SQL
+   * adapters run each as one statement they prepared before (see postgres.ts applyIfNewer).
+   */
   private async copy(target: import("../protocol/store.js").Store, ns: string, items: RawItem[], concurrency: number) {
     let copied = 0;
     let skipped = 0;
-    const chunk = Math.max(1, Math.ceil(items.length / concurrency));
-    const parts: RawItem[][] = [];
-    for (let i = 0; i < items.length; i += chunk) parts.push(items.slice(i, i + chunk));
+    const chunk = 2 ** Math.max(0, Math.floor(Math.log2(Math.ceil(items.length / concurrency))));
+    let next = 0;
     await Promise.all(
-      parts.map(async (part) => {
-        const applied = await target.applyIfNewer(ns, part);
-        for (const a of applied) a ? copied++ : skipped++;
+      Array.from({ length: Math.min(concurrency, Math.ceil(items.length / chunk)) }, async () => {
+        while (next < items.length) {
+          const part = items.slice(next, (next += chunk));
+          const applied = await target.applyIfNewer(ns, part);
+          for (const a of applied) a ? copied++ : skipped++;
+        }
       }),
     );
     return { copied, skipped };

@@ -169,6 +169,26 @@ if (ok) {
       for (const item of got) expect(item.value.equals(value)).to.equal(true);
     });
 
+    for (const prepared of ["true", "false"]) {
+      it(`applyIfNewer of an odd-sized batch (statements of 1024, 8, 4 and 1 rows) applies each newer item once (prepared=${prepared})`, async function () {
+        const s = await openStore(pgUrl({ table, prepared }));
+        try {
+          const n = 1037;
+          // Every third key already holds a newer version: those items must be skipped.
+          await s.applyIfNewer(ns, Array.from({ length: n }, (_, i) => i).filter((i) => i % 3 === 0).map((i) => ({ key: `k${i}`, value: buf("newer"), version: 10n })));
+          const items = Array.from({ length: n }, (_, i) => ({ key: `k${i}`, value: i % 7 === 0 ? null : buf(`v${i}`), version: BigInt(1 + (i % 5)) }));
+          expect(await s.applyIfNewer(ns, items)).to.deep.equal(items.map((_, i) => i % 3 !== 0));
+          expect(await s.applyIfNewer(ns, items)).to.deep.equal(items.map(() => false)); // repeating changes nothing
+          const { items: stored } = await s.scanRaw(ns, { limit: 2000 });
+          expect(stored.length).to.equal(n);
+          const byKey = new Map(stored.map((i) => [i.key, i]));
+          for (const [i, item] of items.entries()) expect(byKey.get(item.key), item.key).to.deep.equal(i % 3 === 0 ? { key: item.key, value: buf("newer"), version: 10n } : item);
+        } finally {
+          await s.close();
+        }
+      });
+    }
+
     it("segments of scanRaw are disjoint and a cursor stays in its segment", async function () {
       const keys = Array.from({ length: 50 }, (_, i) => `s${i}`);
       await store.applyIfNewer(ns, keys.map((key, i) => ({ key, value: i % 5 === 0 ? null : buf(key), version: 1n })));
@@ -249,7 +269,7 @@ if (ok) {
     });
 
     it("refuses bad options, naming them", async function () {
-      for (const [opt, value] of [["table", "bad-name"], ["schema", "x;drop"], ["pool_max", "0"], ["timeout_ms", "soon"]] as const) {
+      for (const [opt, value] of [["table", "bad-name"], ["schema", "x;drop"], ["pool_max", "0"], ["timeout_ms", "soon"], ["prepared", "yes"]] as const) {
         const err = await failure(openStore(pgUrl({ [opt]: value })));
         expect(err.kind).to.equal("invalid_argument");
         expect(err.message).to.include(opt);
