@@ -4,6 +4,7 @@
 // in the control store; the cursor is checkpointed after every round, so a killed runner's
 // successor resumes where it stopped. Memory stays flat: it streams pages.
 import { DecantError, describe as describeError } from "../protocol/errors.js";
+import type { Store } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, type RawItem, type ScanPage } from "../protocol/types.js";
 import { BACKFILL_KEY } from "./control.js";
 import type { MigrationController } from "./controller.js";
@@ -41,6 +42,45 @@ const movingRate = (previous: number | undefined, items: number, ms: number): nu
 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Pages of one stream per round (one checkpoint per round): fewer waits for the slowest write. */
+const PAGES_PER_ROUND = 4;
+
+/**
+ * applyIfNewer in chunks with at most `concurrency` in flight; write() returns once its chunks
+ * are all under way, so the caller reads the next page meanwhile. Chunks have a power-of-two
+ * size, so SQL adapters run each as one statement they prepared before (see postgres.ts).
+ */
+class Writer {
+  private readonly inFlight = new Set<Promise<void>>();
+  private failure: unknown;
+  private copied = 0;
+  private skipped = 0;
+
+  constructor(private readonly target: Store, private readonly ns: string, private readonly concurrency: number) {}
+
+  async write(items: RawItem[]): Promise<void> {
+    const chunk = 2 ** Math.max(0, Math.floor(Math.log2(Math.ceil(items.length / this.concurrency))));
+    for (let at = 0; at < items.length && this.failure === undefined; at += chunk) {
+      while (this.inFlight.size >= this.concurrency) await Promise.race(this.inFlight);
+      const part = items.slice(at, at + chunk);
+      const done: Promise<void> = this.target.applyIfNewer(this.ns, part).then(
+        (applied) => {
+          for (const a of applied) a ? this.copied++ : this.skipped++;
+        },
+        (err) => void (this.failure ??= err),
+      ).finally(() => this.inFlight.delete(done));
+      this.inFlight.add(done);
+    }
+  }
+
+  /** Waits for every write; throws the first failure (the round is then redone from its checkpoint). */
+  async finish(): Promise<{ copied: number; skipped: number }> {
+    await Promise.all(this.inFlight);
+    if (this.failure !== undefined) throw this.failure;
+    return { copied: this.copied, skipped: this.skipped };
+  }
+}
 
 export class Backfill {
   private running?: Promise<void>;
@@ -164,23 +204,40 @@ export class Backfill {
         if (rec.segments.length === 0) rec = { ...rec, segments: Array(segmented ? rec.concurrency : 1).fill(null) };
         const total = rec.segments.length;
 
-        // One round: every unfinished segment copies one page, in parallel.
-        const results = await Promise.all(
-          rec.segments.map(async (cursor, segment) => {
-            if (cursor === "") return { cursor: "", scanned: 0, copied: 0, skipped: 0 };
-            const read = (c: string | null) => current.scanRaw(ns, { limit: rec.pageSize, cursor: c ?? undefined, ...(total > 1 ? { segment, totalSegments: total } : {}) });
-            const ahead = total === 1 && prefetch && prefetch.ns === ns && prefetch.cursor === cursor ? prefetch.page : undefined;
+        // One round. One stream: a few pages, each read while the one before is written, with
+        // `concurrency` writes in flight. Segments: every unfinished segment copies one page.
+        const round = rec;
+        const streamRound = async (cursor: string | null) => {
+          const read = (c: string | null) => current.scanRaw(ns, { limit: round.pageSize, cursor: c ?? undefined });
+          const writer = new Writer(target, ns, round.concurrency);
+          let scanned = 0;
+          // A rate-limited backfill keeps rounds to one page, so its pauses stay short.
+          for (let p = 0; p < (round.rateLimit > 0 ? 1 : PAGES_PER_ROUND) && cursor !== ""; p++) {
+            const ahead = prefetch && prefetch.ns === ns && prefetch.cursor === cursor ? prefetch.page : undefined;
             prefetch = undefined;
             const page = await (ahead ?? read(cursor));
-            if (total === 1 && page.cursor !== undefined) {
-              const next = page.cursor;
-              prefetch = { ns, cursor: next, page: read(next) };
+            if (page.cursor !== undefined) {
+              prefetch = { ns, cursor: page.cursor, page: read(page.cursor) };
               prefetch.page.catch(() => undefined); // a failed prefetch is retried by the next round's own read
             }
-            const { copied, skipped } = await this.copy(target, ns, page.items, segmented ? 1 : rec.concurrency);
-            return { cursor: page.cursor ?? "", scanned: page.items.length, copied, skipped };
-          }),
-        );
+            await writer.write(page.items);
+            scanned += page.items.length;
+            cursor = page.cursor ?? "";
+          }
+          const { copied, skipped } = await writer.finish();
+          return { cursor, scanned, copied, skipped };
+        };
+        const results = segmented
+          ? await Promise.all(
+              rec.segments.map(async (cursor, segment) => {
+                if (cursor === "") return { cursor: "", scanned: 0, copied: 0, skipped: 0 };
+                const page = await current.scanRaw(ns, { limit: round.pageSize, cursor: cursor ?? undefined, segment, totalSegments: total });
+                const writer = new Writer(target, ns, 1);
+                await writer.write(page.items);
+                return { cursor: page.cursor ?? "", scanned: page.items.length, ...(await writer.finish()) };
+              }),
+            )
+          : [await streamRound(rec.segments[0]!)];
         const scanned = results.reduce((n, r) => n + r.scanned, 0);
         const copied = results.reduce((n, r) => n + r.copied, 0);
         const skipped = results.reduce((n, r) => n + r.skipped, 0);
@@ -255,27 +312,6 @@ export class Backfill {
       return null;
     }
     return this.c.control.compareAndSet(BACKFILL_KEY, rec, fresh.version).then((x) => (x === false ? null : x));
-  }
-
-  /**
-   * applyIfNewer in chunks, `concurrency` at a time. Chunks have a power-of-two size, so SQL
-   * adapters run each as one statement they prepared before (see postgres.ts applyIfNewer).
-   */
-  private async copy(target: import("../protocol/store.js").Store, ns: string, items: RawItem[], concurrency: number) {
-    let copied = 0;
-    let skipped = 0;
-    const chunk = 2 ** Math.max(0, Math.floor(Math.log2(Math.ceil(items.length / concurrency))));
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: Math.min(concurrency, Math.ceil(items.length / chunk)) }, async () => {
-        while (next < items.length) {
-          const part = items.slice(next, (next += chunk));
-          const applied = await target.applyIfNewer(ns, part);
-          for (const a of applied) a ? copied++ : skipped++;
-        }
-      }),
-    );
-    return { copied, skipped };
   }
 
   /** Items/s now: the recent rate while rounds keep checkpointing, 0 once they stop. */

@@ -406,6 +406,39 @@ if (ok) {
       }
     });
 
+    it("target outage mid-backfill: the failed round is redone from its checkpoint once the target is back", async function () {
+      const ns = "items";
+      const total = 12_000;
+      const currentUrl = `sqlite:${join(dir, "bf-outage.db")}`;
+      const table = `${prefix}_bf_outage`;
+      const current = await open(currentUrl);
+      for (let start = 0; start < total; start += 500) {
+        await current.applyIfNewer(ns, Array.from({ length: 500 }, (_, j) => ({ key: `k${start + j}`, value: (start + j) % 25 === 0 ? null : Buffer.from(`v${start + j}`), version: 1n + BigInt(j % 3) })));
+      }
+      const p = await startSidecarProcess({ DECANT_CURRENT: currentUrl, DECANT_TARGET: proxy.url(TEST_URLS.postgres, { table, timeout_ms: "1000" }), DECANT_REPLICA_ID: "bf-outage", ...FAST });
+      try {
+        await p.client.call("migration", "SetPhase", { phase: "DUAL_WRITE" });
+        await waitFor(async () => (await status(p.client)).active, "DUAL_WRITE active");
+        await p.client.call("migration", "StartBackfill", { rate_limit: 3000, concurrency: 4 });
+        await waitFor(async () => Number((await status(p.client)).backfill.scanned) >= 3000, "the backfill to be under way");
+        await cut("stop");
+        let error = "";
+        await waitFor(async () => ((error = (await status(p.client)).backfill.error ?? ""), error !== ""), "the failed round to be reported", 30_000);
+        const during = (await status(p.client)).backfill;
+        await restore("stop");
+        await waitFor(async () => (await status(p.client)).backfill.state === "done", "the backfill to finish after the outage", 60_000);
+        const bf = (await status(p.client)).backfill;
+        const diff = await compareStores(current, await open(withParams(TEST_URLS.postgres, { table })), [ns]);
+        console.log(`      backfill outage: round failed at scanned ${during.scanned}/${total} with "${error.slice(0, 80)}"; finished with scanned ${bf.scanned}, copied ${bf.copied}`);
+        expect(during.state, "a failed round leaves the backfill running, to be retried").to.equal("running");
+        expect(Number(bf.scanned)).to.be.at.least(total);
+        expect(diff, diff.slice(0, 10).join("\n")).to.deep.equal([]);
+      } finally {
+        await restore("stop");
+        await p.stop();
+      }
+    });
+
     /** Rule 2: a sidecar that cannot renew its view of the control record stops accepting writes within its lease. */
     async function failClosed(mode: Outage): Promise<void> {
       const ns = "users";
