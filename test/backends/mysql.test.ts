@@ -122,6 +122,16 @@ if (ok) {
       const max = 2n ** 64n - 1n;
       await store.applyIfNewer(ns, [{ key: "top", value: buf("t"), version: max }]);
       expect((await store.getRaw(ns, "top"))!.version).to.equal(max);
+      // A put reads the new version back from a signed field: above 2^63 it must still be right.
+      await store.applyIfNewer(ns, [{ key: "high", value: buf("h"), version: 2n ** 63n + 5n }]);
+      expect(await store.put(ns, "high", buf("i"))).to.equal(2n ** 63n + 6n);
+      // No version above the top: refused as the version's problem, and nothing written.
+      for (const condition of [undefined, { kind: "expected_version" as const, version: max }]) {
+        const err = await failure(store.put(ns, "top", buf("u"), condition));
+        expect(err.kind).to.equal("invalid_argument");
+        expect(err.message).to.include("version");
+        expect(await store.getRaw(ns, "top")).to.deep.equal({ key: "top", value: buf("t"), version: max });
+      }
     });
 
     it("applyIfNewer replaces value and version together, or neither (assignment order)", async function () {

@@ -174,6 +174,15 @@ export function conformance(name: string, options: ConformanceOptions): void {
         expect(await store.get(ns, "k")).to.equal(null);
       });
 
+      it("gives concurrent unconditional puts of one key distinct, consecutive versions", async function () {
+        await store.put(ns, "k", buf("start"));
+        await store.delete(ns, "k"); // version 2, a tombstone: puts continue above it
+        const versions = await Promise.all(Array.from({ length: 12 }, (_, i) => store.put(ns, "k", buf(`w${i}`))));
+        expect([...versions].sort((a, b) => (a < b ? -1 : 1))).to.deep.equal(Array.from({ length: 12 }, (_, i) => BigInt(i + 3)));
+        const last = versions.indexOf(14n);
+        expect(await store.get(ns, "k")).to.deep.equal({ key: "k", value: buf(`w${last}`), version: 14n });
+      });
+
       it("never loses an update among concurrent conditional writers", async function () {
         await store.put(ns, "counter", buf("0"));
         const writers = 6;
