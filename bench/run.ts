@@ -172,13 +172,15 @@ async function directDriver(backend: string, url: string): Promise<Direct> {
 }
 
 // 2. Backend overhead: Get/Put through Decant vs the same operation done directly with the driver.
+// Decant runs as its own process, as deployed next to a service; the adapter alone (in this
+// process, no hop) is measured too, to tell the adapter's cost from the hop's.
 async function backendOverhead(): Promise<void> {
   for (const backend of BACKENDS) {
     let url: string;
     let decant;
     try {
       url = await storeUrl(backend, "ovh");
-      decant = await inProcessSidecar({ DECANT_CURRENT: url });
+      decant = await sidecarProcess({ DECANT_CURRENT: url, DECANT_CONTROL: `sqlite:${join(scratch, `control-ovh-${backend}.db`)}` });
       await decant.client.put("bench", "warm", value100);
     } catch (err) {
       record({ section: "backend", figure: `${backend}: not measured`, value: NaN, unit: "", note: (err as Error).message.slice(0, 80) });
@@ -186,12 +188,14 @@ async function backendOverhead(): Promise<void> {
       continue;
     }
     const direct = await directDriver(backend, url);
+    const adapter = await openStore(url);
     try {
       for (let i = 0; i < 200; i++) await decant.client.put("bench", `k${i}`, value100);
       for (let i = 0; i < 200; i++) await direct.put(`k${i}`, value100);
       for (const [op, inFlight] of [["Get", 1], ["Put", 1], ["Get", 16], ["Put", 16]] as const) {
         const viaDecant = (i: number) => (op === "Get" ? decant.client.get("bench", `k${i % 200}`) : decant.client.put("bench", `k${i % 200}`, value100));
         const viaDriver = (i: number) => (op === "Get" ? direct.get(`k${i % 200}`) : direct.put(`k${i % 200}`, value100));
+        const viaAdapter = (i: number) => (op === "Get" ? adapter.get("bench", `k${i % 200}`) : adapter.put("bench", `k${i % 200}`, value100));
         const b = await load(viaDriver, inFlight, RUN_MS);
         const d = await load(viaDecant, inFlight, RUN_MS);
         // The goal is for networked stores; memory and SQLite run in-process, so their baseline has no hop at all.
@@ -199,9 +203,14 @@ async function backendOverhead(): Promise<void> {
         record({ section: "backend", figure: `${backend} ${op} p50, ${inFlight} in flight`, value: d.p50, unit: "ms", baseline: b.p50, ...(networked ? { goal: "≤ 1.3×", met: d.p50 / b.p50 <= 1.3 } : { note: "baseline in-process" }) });
         record({ section: "backend", figure: `${backend} ${op} p99, ${inFlight} in flight`, value: d.p99, unit: "ms", baseline: b.p99 });
         record({ section: "backend", figure: `${backend} ${op} throughput, ${inFlight} in flight`, value: d.opsPerSec, unit: "ops/s", baseline: b.opsPerSec });
+        if (networked && inFlight === 1) {
+          const a = await load(viaAdapter, inFlight, RUN_MS);
+          record({ section: "backend", figure: `${backend} ${op} p50, adapter alone (no hop)`, value: a.p50, unit: "ms", baseline: b.p50 });
+        }
       }
     } finally {
       await direct.close();
+      await adapter.close();
       await decant.stop();
     }
   }
