@@ -306,6 +306,14 @@ export class DynamoStore implements Store {
   }
 
   async batchGet(ns: string, keys: string[]): Promise<Item[]> {
+    return (await this.readMany("batchGet", ns, keys)).filter((r): r is Item => r.value !== null);
+  }
+
+  async batchGetRaw(ns: string, keys: string[]): Promise<RawItem[]> {
+    return this.readMany("batchGetRaw", ns, keys);
+  }
+
+  private async readMany(op: string, ns: string, keys: string[]): Promise<RawItem[]> {
     const unique = [...new Set(keys)];
     const chunks: string[][] = [];
     for (let i = 0; i < unique.length; i += 100) chunks.push(unique.slice(i, i + 100));
@@ -320,7 +328,7 @@ export class DynamoStore implements Store {
         }
         const keys = pending;
         const out = await this.send(
-          "batchGet",
+          op,
           (c, o) =>
             c.send(
               new BatchGetItemCommand({
@@ -334,7 +342,7 @@ export class DynamoStore implements Store {
         pending = out.UnprocessedKeys?.[this.table]?.Keys ?? [];
       }
     });
-    return unique.map((k) => found.get(k)).filter((r): r is Item => r !== undefined && r.value !== null);
+    return unique.flatMap((k) => found.get(k) ?? []);
   }
 
   /** Reads the item a failed condition saw: from the error (AWS) or, where not returned (dynalite), again. */

@@ -38,6 +38,10 @@ export class MemoryStore implements Store {
     return s && s.value !== null ? { key, value: s.value, version: s.version } : null;
   }
 
+  async batchGetRaw(ns: string, keys: string[]): Promise<RawItem[]> {
+    return [...new Set(keys)].map((k) => this.raw(ns, k)).filter((r): r is RawItem => r !== null);
+  }
+
   async batchGet(ns: string, keys: string[]): Promise<Item[]> {
     const out: Item[] = [];
     for (const key of new Set(keys)) {

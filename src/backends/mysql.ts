@@ -342,17 +342,22 @@ export class MysqlStore implements Store {
   }
 
   async batchGet(ns: string, keys: string[]): Promise<Item[]> {
+    return (await this.readMany("batchGet", ns, keys)).filter((r): r is Item => r.value !== null);
+  }
+
+  async batchGetRaw(ns: string, keys: string[]): Promise<RawItem[]> {
+    return this.readMany("batchGetRaw", ns, keys);
+  }
+
+  private async readMany(op: string, ns: string, keys: string[]): Promise<RawItem[]> {
     const unique = [...new Set(keys)];
     if (unique.length === 0) return [];
-    const found = await this.call("batchGet", () =>
+    const found = await this.call(op, () =>
       this.withConnection(async (q) => {
-        const out = new Map<string, Item>();
+        const out = new Map<string, RawItem>();
         for (const part of chunk(unique, hexSize, this.budget)) {
-          const rows = await q<ItemRow[]>(`SELECT k, value, version FROM ${this.t} WHERE ns = ? AND k IN (${part.map(() => "?").join(",")}) AND value IS NOT NULL`, [
-            keyBytes(ns),
-            ...part.map(keyBytes),
-          ]);
-          for (const r of rows) out.set(r.k.toString("utf8"), toItem(r) as Item);
+          const rows = await q<ItemRow[]>(`SELECT k, value, version FROM ${this.t} WHERE ns = ? AND k IN (${part.map(() => "?").join(",")})`, [keyBytes(ns), ...part.map(keyBytes)]);
+          for (const r of rows) out.set(r.k.toString("utf8"), toItem(r));
         }
         return out;
       }),

@@ -96,7 +96,10 @@ export class PostgresStore implements Store {
       connectionString,
       max: poolMax,
       connectionTimeoutMillis: timeoutMs, // connect and wait for a free client
-      statement_timeout: timeoutMs, // the server stops work nobody waits for any more
+      // The server stops work nobody waits for any more, a little before the caller's deadline:
+      // a write stuck behind a lock is then cancelled by the server rather than applied just
+      // after the caller was told deadline_exceeded.
+      statement_timeout: Math.max(1, timeoutMs - Math.min(100, Math.floor(timeoutMs / 10))),
       query_timeout: timeoutMs + 1000, // backstop if the server does not answer at all
       idleTimeoutMillis: 30_000,
       application_name: "decant",
@@ -207,16 +210,19 @@ export class PostgresStore implements Store {
   }
 
   async batchGet(ns: string, keys: string[]): Promise<Item[]> {
+    return (await this.readMany("batchGet", ns, keys)).filter((r): r is Item => r.value !== null);
+  }
+
+  async batchGetRaw(ns: string, keys: string[]): Promise<RawItem[]> {
+    return this.readMany("batchGetRaw", ns, keys);
+  }
+
+  private async readMany(op: string, ns: string, keys: string[]): Promise<RawItem[]> {
     const unique = [...new Set(keys)];
     if (unique.length === 0) return [];
-    const { rows } = await this.q<Row>(
-      "batchGet",
-      `SELECT ${COLUMNS} FROM ${this.t} WHERE ns = $1 AND key = ANY($2::text[]) AND value IS NOT NULL`,
-      [ns, unique],
-      true,
-      "decant_batch_get",
-    );
-    return rows.map((r) => toRaw(r) as Item);
+    const sql = `SELECT ${COLUMNS} FROM ${this.t} WHERE ns = $1 AND key = ANY($2::text[])`;
+    const { rows } = await this.q<Row>(op, sql, [ns, unique], true, "decant_read_many");
+    return rows.map(toRaw);
   }
 
   async put(ns: string, key: string, value: Buffer, condition?: Condition): Promise<bigint> {

@@ -309,6 +309,10 @@ export class RedisStore implements Store {
     return raws.filter((r): r is Item => r.value !== null);
   }
 
+  async batchGetRaw(ns: string, keys: string[]): Promise<RawItem[]> {
+    return this.readMany(ns, [...new Set(keys)]);
+  }
+
   async getRaw(ns: string, key: string): Promise<RawItem | null> {
     return (await this.readMany(ns, [key]))[0] ?? null;
   }

@@ -128,7 +128,11 @@ export class SqliteStore implements Store {
   }
 
   async batchGet(ns: string, keys: string[]): Promise<Item[]> {
-    return this.tryRead(() => [...new Set(keys)].map((k) => this.raw(ns, k)).filter((r): r is Item => r !== null && r.value !== null));
+    return (await this.batchGetRaw(ns, keys)).filter((r): r is Item => r.value !== null);
+  }
+
+  async batchGetRaw(ns: string, keys: string[]): Promise<RawItem[]> {
+    return this.tryRead(() => [...new Set(keys)].map((k) => this.raw(ns, k)).filter((r): r is RawItem => r !== null));
   }
 
   async put(ns: string, key: string, value: Buffer, condition?: Condition): Promise<bigint> {

@@ -126,6 +126,10 @@ export class MigratingStore implements Store {
     return this.readStore().getRaw(ns, key);
   }
 
+  batchGetRaw(ns: string, keys: string[]): Promise<RawItem[]> {
+    return this.readStore().batchGetRaw(ns, keys);
+  }
+
   async applyIfNewer(ns: string, items: RawItem[]): Promise<boolean[]> {
     for (const item of items) this.controller.checkValueFits(item.key, item.value);
     const { phase, done } = await this.controller.admitWrite();

@@ -32,8 +32,7 @@ const RECHECK_DELAY_MS = 50;
 const SAMPLE = 20;
 /** Keys per page of an ordered scan (merge) and per page of a scan checked by lookups. */
 const MERGE_PAGE = 1000;
-const LOOKUP_PAGE = 200;
-const LOOKUPS_IN_FLIGHT = 16;
+const LOOKUP_PAGE = 500;
 
 /** Synchronous backends (SQLite) never yield on their own: let the sidecar serve between pages. */
 export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -49,16 +48,11 @@ function judge(source: RawItem | null, copy: RawItem | null): Verdict {
   return same ? "in_sync" : "stale";
 }
 
-async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  }));
-  return out;
+/** The stored items (tombstones included) of these keys, by key. */
+async function lookup(store: Store, ns: string, keys: string[]): Promise<Map<string, RawItem>> {
+  const found = new Map<string, RawItem>();
+  if (keys.length > 0) for (const item of await store.batchGetRaw(ns, keys)) found.set(item.key, item);
+  return found;
 }
 
 /** Pages through a raw scan item by item, with the next page already on its way. */
@@ -131,20 +125,25 @@ export async function verify(c: MigrationController, options: { namespace?: stri
     let open = findings;
     for (let i = 0; i < RECHECKS && open.length > 0; i++) {
       await new Promise((r) => setTimeout(r, RECHECK_DELAY_MS * (i + 1)));
-      await mapLimit(open, LOOKUPS_IN_FLIGHT, async (f) => {
-        [f.src, f.cp] = await Promise.all([source.getRaw(ns, f.key), copy.getRaw(ns, f.key)]);
+      const keys = open.map((f) => f.key);
+      const [src, cp] = await Promise.all([lookup(source, ns, keys), lookup(copy, ns, keys)]);
+      for (const f of open) {
+        f.src = src.get(f.key) ?? null;
+        f.cp = cp.get(f.key) ?? null;
         f.verdict = judge(f.src, f.cp);
-      });
+      }
       open = open.filter((f) => f.verdict !== "in_sync");
     }
     const repairable = options.repair ? open.filter((f) => f.src !== null) : [];
     for (let i = 0; i < repairable.length; i += MERGE_PAGE) {
       const part = repairable.slice(i, i + MERGE_PAGE);
       const applied = await copy.applyIfNewer(ns, part.map((f) => f.src!));
-      await mapLimit(part.filter((_, j) => applied[j]), LOOKUPS_IN_FLIGHT, async (f) => {
+      const fixed = part.filter((_, j) => applied[j]);
+      const now = await lookup(copy, ns, fixed.map((f) => f.key));
+      for (const f of fixed) {
         report.repaired++;
-        f.verdict = judge(f.src, await copy.getRaw(ns, f.key));
-      });
+        f.verdict = judge(f.src, now.get(f.key) ?? null);
+      }
     }
     for (const f of findings) count(ns, f.key, f.verdict);
   };
@@ -190,12 +189,13 @@ export async function verify(c: MigrationController, options: { namespace?: stri
     do {
       const page = await source.scanRaw(ns, { limit: LOOKUP_PAGE, cursor });
       const findings: Finding[] = [];
-      await mapLimit(page.items, LOOKUPS_IN_FLIGHT, async (item) => {
-        const cp = await copy.getRaw(ns, item.key);
+      const copies = await lookup(copy, ns, page.items.map((i) => i.key));
+      for (const item of page.items) {
+        const cp = copies.get(item.key) ?? null;
         const verdict = judge(item, cp);
         if (verdict === "in_sync") count(ns, item.key, verdict);
         else findings.push({ key: item.key, verdict, src: item, cp });
-      });
+      }
       await settle(ns, findings);
       cursor = page.cursor;
       await yieldToEventLoop();
@@ -204,11 +204,11 @@ export async function verify(c: MigrationController, options: { namespace?: stri
     cursor = undefined;
     do {
       const page = await copy.scanRaw(ns, { limit: LOOKUP_PAGE, cursor });
-      const findings: Finding[] = [];
-      await mapLimit(page.items, LOOKUPS_IN_FLIGHT, async (item) => {
-        if ((await source.getRaw(ns, item.key)) === null) findings.push({ key: item.key, verdict: "extra", src: null, cp: item });
-      });
-      await settle(ns, findings);
+      const sources = await lookup(source, ns, page.items.map((i) => i.key));
+      await settle(
+        ns,
+        page.items.filter((item) => !sources.has(item.key)).map((item) => ({ key: item.key, verdict: "extra" as const, src: null, cp: item })),
+      );
       cursor = page.cursor;
       await yieldToEventLoop();
     } while (cursor !== undefined);

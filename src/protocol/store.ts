@@ -36,6 +36,8 @@ export interface Store {
 
   /** Reads an item including a tombstone (null if never written). */
   getRaw(ns: string, key: string): Promise<RawItem | null>;
+  /** getRaw of many keys: the items found, tombstones included, each once, in any order. */
+  batchGetRaw(ns: string, keys: string[]): Promise<RawItem[]>;
   /**
    * Writes each item with its given version only where the stored version is lower or the
    * key is absent; atomic per item. Returns, per item, whether it was applied.

@@ -292,6 +292,19 @@ export function conformance(name: string, options: ConformanceOptions): void {
         for (const it of items) expect(it.value.toString()).to.equal(it.key);
       });
 
+      it("batchGetRaw returns items and tombstones of the keys found, each once", async function () {
+        await store.put(ns, "a", buf("1"));
+        await store.put(ns, "gone", buf("x"));
+        await store.delete(ns, "gone");
+        expect(await store.batchGetRaw(ns, [])).to.deep.equal([]);
+        const keys = ["a", "gone", "never", "a", ...Array.from({ length: 130 }, (_, i) => `absent${i}`)]; // more than one DynamoDB batch
+        const items = await store.batchGetRaw(ns, keys);
+        expect([...items].sort((x, y) => (x.key < y.key ? -1 : 1))).to.deep.equal([
+          { key: "a", value: buf("1"), version: 1n },
+          { key: "gone", value: null, version: 2n },
+        ]);
+      });
+
       it("batchWrite applies each write on its own and reports per item", async function () {
         await store.put(ns, "x", buf("old"));
         const results = await store.batchWrite(ns, [
