@@ -81,6 +81,7 @@ export class PostgresStore implements Store {
   private readonly t: string; // "schema"."table", quoted (names are validated, so quoting is safe)
   private pool?: pg.Pool;
   private schemaReady?: Promise<void>;
+  private readonly applyStatements = new Map<number, string>();
 
   constructor(private readonly options: PostgresOptions) {
     this.description = options.description;
@@ -312,18 +313,28 @@ export class PostgresStore implements Store {
         const size = 2 ** Math.floor(Math.log2(chunk.length - at));
         const piece = chunk.slice(at, at + size);
         at += size;
-        const rows = piece.map((_, i) => `($1, $${3 * i + 2}, $${3 * i + 3}::bytea, $${3 * i + 4}::int8)`).join(", ");
-        const sql = `INSERT INTO ${this.t} AS t (ns, key, value, version) VALUES ${rows}
-          ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, version = excluded.version
-          WHERE t.version < excluded.version
-          RETURNING key`;
-        const params = [ns, ...piece.flatMap((i) => [i.key, i.value, String(i.version)])];
+        const params: unknown[] = [ns];
+        for (const i of piece) params.push(i.key, i.value, String(i.version));
         // Safe to repeat: a row written by a lost attempt has the same version and is skipped.
-        const result = await this.q<{ key: string }>("applyIfNewer", sql, params, true, `decant_apply_${size}`);
+        const result = await this.q<{ key: string }>("applyIfNewer", this.applySql(size), params, true, `decant_apply_${size}`);
         for (const r of result.rows) applied.add(r.key);
       }
     }
     return items.map((item, i) => winner.get(item.key) === i && applied.has(item.key));
+  }
+
+  /** The applyIfNewer statement for `rows` rows, built once per size. */
+  private applySql(rows: number): string {
+    let sql = this.applyStatements.get(rows);
+    if (sql === undefined) {
+      const values = Array.from({ length: rows }, (_, i) => `($1, $${3 * i + 2}, $${3 * i + 3}::bytea, $${3 * i + 4}::int8)`).join(", ");
+      sql = `INSERT INTO ${this.t} AS t (ns, key, value, version) VALUES ${values}
+        ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, version = excluded.version
+        WHERE t.version < excluded.version
+        RETURNING key`;
+      this.applyStatements.set(rows, sql);
+    }
+    return sql;
   }
 
   /**
