@@ -10,9 +10,13 @@ $(NODE_MODULES): package.json package-lock.json
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
+# Start-time V8 flags of the sidecar, as in the image (deploy/Dockerfile, NODE_OPTIONS): a
+# young generation of 2 x 4 MB instead of 2 x 16 MB (lower peak RSS, same throughput).
+NODE_FLAGS := --max-semi-space-size=4
+
 .PHONY: run
 run: $(NODE_MODULES) ## run the sidecar on the embedded default (sqlite:./data/decant.db)
-	node bin/decant.js serve $(if $(CONFIG),--config $(CONFIG),)
+	node $(NODE_FLAGS) bin/decant.js serve $(if $(CONFIG),--config $(CONFIG),)
 
 .PHONY: test
 test: $(NODE_MODULES) ## run every test (needs PostgreSQL, MariaDB and Redis on loopback; see README)

@@ -254,7 +254,8 @@ async function sidecarProcess(env: Record<string, string>) {
   const main = await buildOnce();
   const grpcPort = await freePort();
   const metricsPort = await freePort();
-  const child = spawn(process.execPath, [main, "serve"], {
+  // The V8 flag the image and make run give it (deploy/Dockerfile NODE_OPTIONS, Makefile NODE_FLAGS).
+  const child = spawn(process.execPath, ["--max-semi-space-size=4", main, "serve"], {
     env: { ...process.env, DECANT_LISTEN: `127.0.0.1:${grpcPort}`, DECANT_METRICS_LISTEN: `127.0.0.1:${metricsPort}`, DECANT_LOG_FORMAT: "json", DECANT_HEARTBEAT_MS: "200", ...env },
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -275,9 +276,21 @@ async function sidecarProcess(env: Record<string, string>) {
     const m = readFileSync(`/proc/${child.pid}/status`, "utf8").match(new RegExp(`${field}:\\s+(\\d+) kB`));
     return m ? Number(m[1]) / 1024 : NaN;
   };
+  /** RSS once idle: V8 returns start-up garbage only some seconds after start, so wait until it settles. */
+  const settledRssMb = async () => {
+    let last = rssMb();
+    for (let i = 0; i < (QUICK ? 1 : 10); i++) {
+      await sleep(2000);
+      const now = rssMb();
+      if (Math.abs(now - last) < 0.5) return now;
+      last = now;
+    }
+    return last;
+  };
   return {
     client,
     rssMb,
+    settledRssMb,
     stop: async () => {
       client.close();
       child.kill("SIGTERM");
@@ -343,7 +356,7 @@ async function backfillRun(currentUrl: string, targetUrl: string, n: number, wit
   const control = `sqlite:${join(scratch, `control-${Math.random().toString(36).slice(2)}.db`)}`;
   const p = await sidecarProcess({ DECANT_CURRENT: currentUrl, DECANT_TARGET: targetUrl, DECANT_CONTROL: control });
   try {
-    const idle = p.rssMb();
+    const idle = await p.settledRssMb();
     await p.client.call("migration", "SetPhase", { phase: "DUAL_WRITE", force: true });
     for (let i = 0; i < 100 && !(await p.client.call("migration", "GetStatus", {})).active; i++) await sleep(100);
     let peak = 0;
@@ -416,7 +429,7 @@ async function backfillAndVerify(): Promise<void> {
   try {
     const r = await backfillRun(sqliteSource, pgTarget, n, false);
     record({ section: "backfill", figure: `sqlite → postgres, ${n} × 1 KiB`, value: r.rate, unit: "items/s", baseline, goal: "≥ 1.0×", met: r.rate >= baseline });
-    record({ section: "memory", figure: `sidecar idle RSS (sqlite → postgres configured)`, value: r.idle, unit: "MB", goal: "≤ 60 MB", met: r.idle <= 60 });
+    record({ section: "memory", figure: `sidecar idle RSS, settled (sqlite → postgres configured)`, value: r.idle, unit: "MB", goal: "≤ 60 MB", met: r.idle <= 60 });
   } finally {
     await dropPg(pgTarget);
     await dropPg(pgSource);
@@ -443,9 +456,10 @@ async function backfillAndVerify(): Promise<void> {
 async function memory(): Promise<void> {
   const p = await sidecarProcess({ DECANT_CURRENT: "memory:" });
   try {
-    await sleep(500);
-    const idle = p.rssMb();
-    record({ section: "memory", figure: "sidecar idle RSS (memory backend)", value: idle, unit: "MB", goal: "≤ 60 MB", met: idle <= 60 });
+    const early = p.rssMb();
+    const idle = await p.settledRssMb();
+    record({ section: "memory", figure: "sidecar RSS just after start (memory backend)", value: early, unit: "MB" });
+    record({ section: "memory", figure: "sidecar idle RSS, settled (memory backend)", value: idle, unit: "MB", goal: "≤ 60 MB", met: idle <= 60 });
     let peak = 0;
     const sampler = setInterval(() => (peak = Math.max(peak, p.rssMb())), 100);
     await load((i) => p.client.put("bench", `k${i % 1000}`, value1k), 64, QUICK ? 500 : 5000);
