@@ -7,6 +7,7 @@ import { DecantError, describe as describeError } from "../protocol/errors.js";
 import type { Store } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, type RawItem, type ScanPage } from "../protocol/types.js";
 import { BACKFILL_KEY } from "./control.js";
+import { FIRST_PAGE_ITEMS, nextPageLimit } from "./pages.js";
 import type { MigrationController } from "./controller.js";
 import { yieldToEventLoop } from "./verify.js";
 
@@ -185,6 +186,7 @@ export class Backfill {
     // faster there. Unordered backends (DynamoDB) scale their scans by segments.
     const segmented = current.capabilities.segmentedScan && !current.capabilities.orderedScan;
     let prefetch: { ns: string; cursor: string | null; page: Promise<ScanPage<RawItem>> } | undefined;
+    let pageLimit = Math.min(FIRST_PAGE_ITEMS, rec.pageSize);
     let tokens = 0;
     let lastRefill = Date.now();
     let lastRound = Date.now();
@@ -208,7 +210,7 @@ export class Backfill {
         // `concurrency` writes in flight. Segments: every unfinished segment copies one page.
         const round = rec;
         const streamRound = async (cursor: string | null) => {
-          const read = (c: string | null) => current.scanRaw(ns, { limit: round.pageSize, cursor: c ?? undefined });
+          const read = (c: string | null) => current.scanRaw(ns, { limit: pageLimit, cursor: c ?? undefined });
           const writer = new Writer(target, ns, round.concurrency);
           let scanned = 0;
           // A rate-limited backfill keeps rounds to one page, so its pauses stay short.
@@ -216,6 +218,7 @@ export class Backfill {
             const ahead = prefetch && prefetch.ns === ns && prefetch.cursor === cursor ? prefetch.page : undefined;
             prefetch = undefined;
             const page = await (ahead ?? read(cursor));
+            pageLimit = nextPageLimit(page.items, pageLimit, round.pageSize);
             if (page.cursor !== undefined) {
               prefetch = { ns, cursor: page.cursor, page: read(page.cursor) };
               prefetch.page.catch(() => undefined); // a failed prefetch is retried by the next round's own read
@@ -231,7 +234,8 @@ export class Backfill {
           ? await Promise.all(
               rec.segments.map(async (cursor, segment) => {
                 if (cursor === "") return { cursor: "", scanned: 0, copied: 0, skipped: 0 };
-                const page = await current.scanRaw(ns, { limit: round.pageSize, cursor: cursor ?? undefined, segment, totalSegments: total });
+                const page = await current.scanRaw(ns, { limit: pageLimit, cursor: cursor ?? undefined, segment, totalSegments: total });
+                pageLimit = nextPageLimit(page.items, pageLimit, round.pageSize);
                 const writer = new Writer(target, ns, 1);
                 await writer.write(page.items);
                 return { cursor: page.cursor ?? "", scanned: page.items.length, ...(await writer.finish()) };

@@ -5,6 +5,7 @@
 import type { Store } from "../protocol/store.js";
 import { compareKeys, CONTROL_NAMESPACE, type RawItem, type ScanPage } from "../protocol/types.js";
 import { VERIFY_KEY } from "./control.js";
+import { FIRST_PAGE_ITEMS, nextPageLimit } from "./pages.js";
 import type { MigrationController } from "./controller.js";
 import { ROLES } from "./phases.js";
 
@@ -60,6 +61,7 @@ class ScanCursor {
   private items: RawItem[] = [];
   private at = 0;
   private next: Promise<ScanPage<RawItem>> | undefined;
+  private limit = FIRST_PAGE_ITEMS;
 
   constructor(private readonly store: Store, private readonly ns: string, private readonly pageSize: number) {
     this.next = this.read(undefined);
@@ -72,6 +74,7 @@ class ScanCursor {
       const page = await this.next;
       this.items = page.items;
       this.at = 0;
+      this.limit = nextPageLimit(page.items, this.limit, this.pageSize);
       this.next = page.cursor === undefined ? undefined : this.read(page.cursor);
     }
     return this.items[this.at];
@@ -82,7 +85,7 @@ class ScanCursor {
   }
 
   private read(cursor: string | undefined): Promise<ScanPage<RawItem>> {
-    const page = this.store.scanRaw(this.ns, { limit: this.pageSize, cursor });
+    const page = this.store.scanRaw(this.ns, { limit: this.limit, cursor });
     page.catch(() => undefined); // reported when head() awaits it
     return page;
   }
@@ -186,8 +189,10 @@ export async function verify(c: MigrationController, options: { namespace?: stri
   async function lookupNamespace(ns: string): Promise<void> {
     // Every key of the source must be in the copy with the same version and value.
     let cursor: string | undefined;
+    let limit = FIRST_PAGE_ITEMS;
     do {
-      const page = await source.scanRaw(ns, { limit: LOOKUP_PAGE, cursor });
+      const page = await source.scanRaw(ns, { limit, cursor });
+      limit = nextPageLimit(page.items, limit, LOOKUP_PAGE);
       const findings: Finding[] = [];
       const copies = await lookup(copy, ns, page.items.map((i) => i.key));
       for (const item of page.items) {
@@ -203,7 +208,8 @@ export async function verify(c: MigrationController, options: { namespace?: stri
     // Keys only the copy holds are extra.
     cursor = undefined;
     do {
-      const page = await copy.scanRaw(ns, { limit: LOOKUP_PAGE, cursor });
+      const page = await copy.scanRaw(ns, { limit, cursor });
+      limit = nextPageLimit(page.items, limit, LOOKUP_PAGE);
       const sources = await lookup(source, ns, page.items.map((i) => i.key));
       await settle(
         ns,
