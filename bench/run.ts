@@ -276,10 +276,12 @@ async function sidecarProcess(env: Record<string, string>) {
     const m = readFileSync(`/proc/${child.pid}/status`, "utf8").match(new RegExp(`${field}:\\s+(\\d+) kB`));
     return m ? Number(m[1]) / 1024 : NaN;
   };
-  /** RSS once idle: V8 returns start-up garbage only some seconds after start, so wait until it settles. */
+  /** RSS once idle: V8 hands start-up garbage back only 8-10 s after start, so wait, then until it holds still. */
   const settledRssMb = async () => {
+    if (QUICK) return rssMb();
+    await sleep(12_000);
     let last = rssMb();
-    for (let i = 0; i < (QUICK ? 1 : 10); i++) {
+    for (let i = 0; i < 5; i++) {
       await sleep(2000);
       const now = rssMb();
       if (Math.abs(now - last) < 0.5) return now;
