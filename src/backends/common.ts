@@ -1,6 +1,6 @@
 // Small pieces every adapter needs; the semantics of versions and conditions live here once.
 import { DecantError, isDecantError, deadlineExceeded, invalidArgument, unavailable, versionMismatch } from "../protocol/errors.js";
-import type { Condition, RawItem } from "../protocol/types.js";
+import type { Condition, Item, RawItem } from "../protocol/types.js";
 
 /**
  * Checks a write condition against the stored item (null = never written; a null value =
@@ -15,6 +15,9 @@ export function checkCondition(key: string, stored: RawItem | null, condition: C
     throw versionMismatch(key, live, `expected version ${condition.version}`);
   }
 }
+
+/** The live items among raw ones (tombstones dropped), for the client reads built on raw reads. */
+export const liveItems = (items: RawItem[]): Item[] => items.filter((r): r is Item => r.value !== null);
 
 /** The version the next write of a key gets: one above anything stored, tombstones included. */
 export const nextVersion = (stored: RawItem | null): bigint => (stored ? stored.version + 1n : 1n);

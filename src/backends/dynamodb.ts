@@ -26,7 +26,7 @@ import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavaila
 import type { Capabilities, Store } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, RawItem, RawScanOptions, ScanOptions, ScanPage, WriteOp, WriteOutcome } from "../protocol/types.js";
 import { runBatch } from "./batch.js";
-import { checkCondition, checkValueSize, decodeCursor, encodeCursor, isNetworkError, redactUrl, retry, type RetryPolicy } from "./common.js";
+import { checkCondition, checkValueSize, decodeCursor, encodeCursor, isNetworkError, liveItems, redactUrl, retry, type RetryPolicy } from "./common.js";
 
 type Attrs = Record<string, AttributeValue>;
 
@@ -306,7 +306,7 @@ export class DynamoStore implements Store {
   }
 
   async batchGet(ns: string, keys: string[]): Promise<Item[]> {
-    return (await this.readMany("batchGet", ns, keys)).filter((r): r is Item => r.value !== null);
+    return liveItems(await this.readMany("batchGet", ns, keys));
   }
 
   async batchGetRaw(ns: string, keys: string[]): Promise<RawItem[]> {

@@ -3,7 +3,7 @@ import { invalidArgument, unsupported } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, RawItem, RawScanOptions, ScanOptions, ScanPage, WriteOp, WriteOutcome } from "../protocol/types.js";
 import { DEFAULT_MAX_VALUE_BYTES } from "../protocol/types.js";
-import { checkCondition, checkValueSize, compareKeys, decodeCursor, encodeCursor, isKeyCursor, nextVersion } from "./common.js";
+import { checkCondition, checkValueSize, compareKeys, decodeCursor, encodeCursor, isKeyCursor, liveItems, nextVersion } from "./common.js";
 import { runBatch } from "./batch.js";
 
 interface Stored {
@@ -43,12 +43,7 @@ export class MemoryStore implements Store {
   }
 
   async batchGet(ns: string, keys: string[]): Promise<Item[]> {
-    const out: Item[] = [];
-    for (const key of new Set(keys)) {
-      const item = await this.get(ns, key);
-      if (item) out.push(item);
-    }
-    return out;
+    return liveItems(await this.batchGetRaw(ns, keys));
   }
 
   async put(ns: string, key: string, value: Buffer, condition?: Condition): Promise<bigint> {

@@ -24,7 +24,7 @@ import type { Pool, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { DecantError, deadlineExceeded, describe, invalidArgument, isDecantError, unavailable } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, RawItem, RawScanOptions, ScanOptions, ScanPage, WriteOp, WriteOutcome } from "../protocol/types.js";
-import { checkCondition, checkValueSize, compareKeys, decodeCursor, encodeCursor, isKeyCursor, isNetworkError, nextVersion, prefixEnd, redactUrl, retry, withTimeout, type RetryPolicy } from "./common.js";
+import { checkCondition, checkValueSize, compareKeys, decodeCursor, encodeCursor, isKeyCursor, isNetworkError, liveItems, nextVersion, prefixEnd, redactUrl, retry, withTimeout, type RetryPolicy } from "./common.js";
 
 export interface MysqlOptions {
   host: string;
@@ -342,7 +342,7 @@ export class MysqlStore implements Store {
   }
 
   async batchGet(ns: string, keys: string[]): Promise<Item[]> {
-    return (await this.readMany("batchGet", ns, keys)).filter((r): r is Item => r.value !== null);
+    return liveItems(await this.readMany("batchGet", ns, keys));
   }
 
   async batchGetRaw(ns: string, keys: string[]): Promise<RawItem[]> {

@@ -21,7 +21,7 @@ import pg from "pg";
 import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable, versionMismatch } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, RawItem, RawScanOptions, ScanOptions, ScanPage, WriteOp, WriteOutcome } from "../protocol/types.js";
-import { checkCondition, checkValueSize, decodeCursor, encodeCursor, isNetworkError, prefixEnd, redactUrl, retry, withTimeout } from "./common.js";
+import { checkCondition, checkValueSize, decodeCursor, encodeCursor, isNetworkError, liveItems, prefixEnd, redactUrl, retry, withTimeout } from "./common.js";
 import { runBatch } from "./batch.js";
 
 /** Versions are BIGINT (signed): the largest one PostgreSQL can hold. */
@@ -211,7 +211,7 @@ export class PostgresStore implements Store {
   }
 
   async batchGet(ns: string, keys: string[]): Promise<Item[]> {
-    return (await this.readMany("batchGet", ns, keys)).filter((r): r is Item => r.value !== null);
+    return liveItems(await this.readMany("batchGet", ns, keys));
   }
 
   async batchGetRaw(ns: string, keys: string[]): Promise<RawItem[]> {

@@ -29,7 +29,7 @@ import { Redis } from "ioredis";
 import { DecantError, invalidArgument, isDecantError, unavailable, unsupported } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, RawItem, RawScanOptions, ScanOptions, ScanPage, WriteOp, WriteOutcome } from "../protocol/types.js";
-import { asStoreError, checkCondition, checkValueSize, compareKeys, decodeCursor, encodeCursor, isKeyCursor, isNetworkError, prefixEnd, redactUrl, retry, withTimeout } from "./common.js";
+import { asStoreError, checkCondition, checkValueSize, compareKeys, decodeCursor, encodeCursor, isKeyCursor, isNetworkError, liveItems, prefixEnd, redactUrl, retry, withTimeout } from "./common.js";
 
 export interface RedisStoreOptions {
   host: string;
@@ -306,7 +306,7 @@ export class RedisStore implements Store {
 
   async batchGet(ns: string, keys: string[]): Promise<Item[]> {
     const raws = await this.readMany(ns, [...new Set(keys)]);
-    return raws.filter((r): r is Item => r.value !== null);
+    return liveItems(raws);
   }
 
   async batchGetRaw(ns: string, keys: string[]): Promise<RawItem[]> {
@@ -407,7 +407,7 @@ export class RedisStore implements Store {
     const end = prefix ? prefixEnd(prefix) : null;
     const max = end === null ? "+" : `(${end}`;
     const reply = (await this.call("scan", true, (c) => this.script(c, "decantScan", ns, [min, max, options.limit + 1], true))) as (Buffer | null)[];
-    return page(triples(reply).filter((r): r is Item => r.value !== null), options.limit);
+    return page(liveItems(triples(reply)), options.limit);
   }
 
   // ---- replication operations -------------------------------------------------------------

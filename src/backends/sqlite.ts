@@ -9,7 +9,7 @@ import { DecantError, invalidArgument, isDecantError, unavailable, unsupported }
 import type { Capabilities, Store } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, RawItem, RawScanOptions, ScanOptions, ScanPage, WriteOp, WriteOutcome } from "../protocol/types.js";
 import { DEFAULT_MAX_VALUE_BYTES } from "../protocol/types.js";
-import { checkCondition, checkValueSize, decodeCursor, encodeCursor, isKeyCursor, nextVersion, prefixEnd } from "./common.js";
+import { checkCondition, checkValueSize, decodeCursor, encodeCursor, isKeyCursor, liveItems, nextVersion, prefixEnd } from "./common.js";
 
 interface Row {
   key: string;
@@ -128,7 +128,7 @@ export class SqliteStore implements Store {
   }
 
   async batchGet(ns: string, keys: string[]): Promise<Item[]> {
-    return (await this.batchGetRaw(ns, keys)).filter((r): r is Item => r.value !== null);
+    return liveItems(await this.batchGetRaw(ns, keys));
   }
 
   async batchGetRaw(ns: string, keys: string[]): Promise<RawItem[]> {
