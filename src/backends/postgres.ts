@@ -125,11 +125,13 @@ export class PostgresStore implements Store {
   private async createSchema(): Promise<void> {
     const pool = this.getPool();
     const { schema } = this.options;
-    const found = await pool.query<{ found: boolean }>("SELECT to_regclass($1::text) IS NOT NULL AS found", [this.t]);
-    if (found.rows[0]?.found) return;
+    const tableExists = async () => (await pool.query<{ found: boolean }>("SELECT to_regclass($1::text) IS NOT NULL AS found", [this.t])).rows[0]?.found === true;
+    if (await tableExists()) return;
     const ns = await pool.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [schema]);
     if (ns.rowCount === 0) await pool.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
-    // Concurrent creators can still collide on pg_type/pg_namespace (23505/42P07/42P06): retried.
+    // IF NOT EXISTS does not stop concurrent creators colliding in the catalog (23505, 42P07,
+    // 42710 "type … already exists"): after such a collision, if the table is there now the
+    // other creator won and we are done; if not yet, ensureSchema retries.
     await pool.query(`
       CREATE TABLE IF NOT EXISTS ${this.t} (
         ns      TEXT COLLATE "C" NOT NULL,
@@ -137,7 +139,10 @@ export class PostgresStore implements Store {
         value   BYTEA,            -- NULL = tombstone
         version BIGINT NOT NULL,
         PRIMARY KEY (ns, key)
-      ) WITH (fillfactor = 90)`); // room for HOT updates: writes never change the key
+      ) WITH (fillfactor = 90)`) // room for HOT updates: writes never change the key
+      .catch(async (err) => {
+        if (!(isCreateRace(err) && (await tableExists()))) throw err;
+      });
   }
 
   /**
@@ -462,7 +467,8 @@ function isTransient(err: unknown): boolean {
 }
 
 /** Two sessions creating the same table/schema at once (pg reports it on its catalogs). */
-const isCreateRace = (err: unknown): boolean => ["23505", "42P07", "42P06"].includes((err as { code?: string }).code ?? "");
+/** Catalog collisions of concurrent CREATE … IF NOT EXISTS (unique violation, duplicate table/schema/object). */
+const isCreateRace = (err: unknown): boolean => ["23505", "42P07", "42P06", "42710"].includes((err as { code?: string }).code ?? "");
 
 function intOption(url: URL, name: string, fallback: number, min: number): number {
   const raw = url.searchParams.get(name);
