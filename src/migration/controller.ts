@@ -3,7 +3,7 @@
 // fence, drains the repair journal, and runs the backfill when it holds the lease.
 import { DecantError, describe as describeError, unavailable } from "../protocol/errors.js";
 import type { Store } from "../protocol/store.js";
-import { CONTROL_NAMESPACE } from "../protocol/types.js";
+import { CONTROL_NAMESPACE, MAX_KEY_BYTES } from "../protocol/types.js";
 import type { Logger } from "../log.js";
 import type { MigrationMetrics } from "../metrics/migration-metrics.js";
 import { checkValueSize } from "../backends/common.js";
@@ -393,6 +393,9 @@ export class MigrationController {
       for (const ns of leftovers) await target.dropNamespace(ns);
       this.logger.warn("cleared the target before starting the migration (forced)", { namespaces: leftovers.length });
     }
+    // When the target holds any value the current store can, reading every value is pointless
+    // (and on a large store slow, inside SetPhase).
+    if (target.capabilities.maxValueBytes("k".repeat(MAX_KEY_BYTES)) >= this.current.capabilities.maxValueBytes("")) return;
     const tooBig: string[] = [];
     for (const ns of await this.current.namespaces()) {
       if (ns === CONTROL_NAMESPACE) continue;
