@@ -484,7 +484,6 @@ function isTransient(err: unknown): boolean {
   return !TIMEOUT_MESSAGES.some((m) => message.includes(m)) && CONNECTION_MESSAGES.some((m) => message.includes(m));
 }
 
-/** Two sessions creating the same table/schema at once (pg reports it on its catalogs). */
 /** Catalog collisions of concurrent CREATE … IF NOT EXISTS (unique violation, duplicate table/schema/object). */
 const isCreateRace = (err: unknown): boolean => ["23505", "42P07", "42P06", "42710"].includes((err as { code?: string }).code ?? "");
 
