@@ -38,7 +38,7 @@ const metadataText = (md: grpc.Metadata) =>
     .map(([k, v]) => `${k}: ${Buffer.isBuffer(v) ? v.toString("latin1") : v}`)
     .join("\n");
 
-/** Winston writes asynchronously through the stream; give it a turn to flush. */
+/** The stream hands written lines to its "data" listener asynchronously; give it a turn. */
 const flush = () => new Promise((r) => setTimeout(r, 50));
 
 interface Pki {
