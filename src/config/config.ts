@@ -1,8 +1,8 @@
 // Configuration: one YAML file plus environment overrides (DESIGN.md §5), validated at start
 // with errors that name the field. Secrets come only from the environment or files.
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { hostname } from "node:os";
-import { parse as parseYaml } from "yaml";
 import { parseStoreUrl } from "../backends/index.js";
 import { redactUrl } from "../backends/common.js";
 import { DEFAULT_MAX_VALUE_BYTES } from "../protocol/types.js";
@@ -144,9 +144,12 @@ export function loadConfig(configPath?: string, env: Env = process.env): Config 
     } catch (err) {
       throw new ConfigError("config", `cannot read ${path}: ${(err as Error).message}`);
     }
+    // Loaded only when there is a file: configured by the environment alone, a sidecar does
+    // without the YAML parser's ~1 MB. (require, as loadConfig is synchronous.)
+    const yaml = createRequire(import.meta.url)("yaml") as typeof import("yaml");
     let parsed: unknown;
     try {
-      parsed = parseYaml(text);
+      parsed = yaml.parse(text);
     } catch (err) {
       throw new ConfigError("config", `${path} is not valid YAML: ${(err as Error).message}`);
     }
