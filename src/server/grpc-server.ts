@@ -1,8 +1,8 @@
 // The gRPC listener: Store (+ Migration when given), standard health checking and server
 // reflection. Shutdown drains in-flight calls, then forces after a deadline.
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import * as grpc from "@grpc/grpc-js";
-import { ReflectionService } from "@grpc/reflection";
 import * as protoLoader from "@grpc/proto-loader";
 import { HealthImplementation } from "grpc-health-check";
 import type { TlsConfig } from "../config/config.js";
@@ -46,6 +46,43 @@ function credentials(tls: TlsConfig | undefined): grpc.ServerCredentials {
   return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: read(tls.certFile, "cert_file"), private_key: read(tls.keyFile, "key_file") }], Boolean(ca));
 }
 
+/** The options @grpc/reflection loads its own protos with: its handlers expect messages in this shape. */
+const REFLECTION_LOADER_OPTIONS: protoLoader.Options = { longs: String, enums: String, bytes: Array, defaults: true, oneofs: true };
+
+/**
+ * Server reflection (v1 and v1alpha), loaded on its first call: @grpc/reflection and the
+ * descriptor index it builds were ~2 MB of an idle sidecar's RSS, for a service only tools
+ * such as grpcurl and buf curl call. Until then each version is served by a stub that loads
+ * the real handlers and hands them its stream (a stream keeps the messages nobody reads yet).
+ */
+function addReflectionOnFirstUse(server: grpc.Server, describe: () => protoLoader.PackageDefinition): void {
+  type Handler = grpc.handleBidiStreamingCall<unknown, unknown>;
+  let handlers: Promise<Map<string, Handler>> | undefined;
+  const load = async () => {
+    const { ReflectionService } = await import("@grpc/reflection");
+    const byPath = new Map<string, Handler>();
+    new ReflectionService(describe()).addToServer({
+      addService: (definition, implementation) => byPath.set(definition.ServerReflectionInfo!.path, implementation.ServerReflectionInfo as Handler),
+    });
+    return byPath;
+  };
+  const require = createRequire(import.meta.url);
+  for (const version of ["v1", "v1alpha"]) {
+    const file = require.resolve(`@grpc/reflection/build/proto/grpc/reflection/${version}/reflection.proto`);
+    const definition = protoLoader.loadSync(file, REFLECTION_LOADER_OPTIONS)[`grpc.reflection.${version}.ServerReflection`] as grpc.ServiceDefinition;
+    const path = definition.ServerReflectionInfo!.path;
+    server.addService(definition, {
+      ServerReflectionInfo: (stream: grpc.ServerDuplexStream<unknown, unknown>) => {
+        handlers ??= load();
+        handlers.then(
+          (byPath) => byPath.get(path)!(stream),
+          (err: Error) => stream.emit("error", { code: grpc.status.INTERNAL, details: `server reflection is unavailable: ${err.message}` }),
+        );
+      },
+    });
+  }
+}
+
 const isLoopback = (host: string) => /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]|::1)$/.test(host);
 
 export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
@@ -64,8 +101,10 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   const health = new HealthImplementation(statusMap);
   health.addToServer(server);
   // Reflection describes the health service too, so grpcurl/buf curl can call it without files.
-  const healthDefinition = protoLoader.loadSync("grpc/health/v1/health.proto", { keepCase: true, includeDirs: [protoDir()] });
-  new ReflectionService({ ...loadProtocol().packageDefinition, ...healthDefinition }).addToServer(server);
+  addReflectionOnFirstUse(server, () => ({
+    ...loadProtocol().packageDefinition,
+    ...protoLoader.loadSync("grpc/health/v1/health.proto", { keepCase: true, includeDirs: [protoDir()] }),
+  }));
 
   const host = options.listen.slice(0, options.listen.lastIndexOf(":"));
   if (!isLoopback(host) && !options.tls) {

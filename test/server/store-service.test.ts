@@ -207,6 +207,40 @@ describe("Store service over gRPC", function () {
       health.close();
     });
 
+    it("reflection answers on v1 and v1alpha, also to streams opened before it has loaded", async function () {
+      const protoLoader = await import("@grpc/proto-loader");
+      const { createRequire } = await import("node:module");
+      const require = createRequire(import.meta.url);
+      const ask = (version: "v1" | "v1alpha") => {
+        const file = require.resolve(`@grpc/reflection/build/proto/grpc/reflection/${version}/reflection.proto`);
+        const def = grpc.loadPackageDefinition(protoLoader.loadSync(file, { keepCase: false, defaults: true, oneofs: true })) as any; // eslint-disable-line @typescript-eslint/no-explicit-any
+        const client = new def.grpc.reflection[version].ServerReflection(`127.0.0.1:${s.sidecar.grpcPort}`, grpc.credentials.createInsecure());
+        const stream = client.ServerReflectionInfo();
+        const answers: any[] = []; // eslint-disable-line @typescript-eslint/no-explicit-any
+        const done = new Promise<any[]>((resolve, reject) => { // eslint-disable-line @typescript-eslint/no-explicit-any
+          stream.on("data", (a: unknown) => answers.push(a));
+          stream.on("error", reject);
+          stream.on("end", () => {
+            client.close();
+            resolve(answers);
+          });
+        });
+        // Written at once, before the server can have loaded its reflection handlers.
+        stream.write({ listServices: "" });
+        stream.write({ fileContainingSymbol: "decant.v1.Store" });
+        stream.write({ fileContainingSymbol: "grpc.health.v1.Health" });
+        stream.end();
+        return done;
+      };
+      for (const answers of await Promise.all([ask("v1"), ask("v1alpha")])) {
+        expect(answers).to.have.length(3);
+        const services = answers[0].listServicesResponse.service.map((x: { name: string }) => x.name);
+        expect(services).to.include.members(["decant.v1.Store", "decant.v1.Migration", "grpc.health.v1.Health"]);
+        expect(answers[1].fileDescriptorResponse.fileDescriptorProto.length).to.be.greaterThan(0);
+        expect(answers[2].fileDescriptorResponse.fileDescriptorProto.length).to.be.greaterThan(0);
+      }
+    });
+
     it("counts requests by rpc and code on /metrics", async function () {
       await call("Get", { namespace: ns, key: "x" });
       await grpcError(call("Get", { namespace: "BAD", key: "x" }));
