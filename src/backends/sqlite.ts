@@ -17,6 +17,12 @@ interface Row {
   version: bigint;
 }
 
+/**
+ * A rowid table with (ns, key) as its primary-key index. Files made before 2026-11-29 have a
+ * WITHOUT ROWID table and keep it (every statement works on both), but that layout suits rows
+ * of a few hundred bytes: a 1 KiB value spills into an overflow page of its own. Measured on
+ * 1 KiB values: the file 4.6x the data instead of 1.4x, bulk writes 4x and scans 1.5x slower.
+ */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS decant_items (
   ns      TEXT    NOT NULL,
@@ -24,7 +30,7 @@ CREATE TABLE IF NOT EXISTS decant_items (
   value   BLOB,              -- NULL = tombstone
   version INTEGER NOT NULL,
   PRIMARY KEY (ns, key)
-) WITHOUT ROWID;`;
+);`;
 
 export interface SqliteOptions {
   path: string;

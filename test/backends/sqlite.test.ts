@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
+import Database from "better-sqlite3";
 import { openStore } from "../../src/backends/index.js";
 import { conformance } from "../conformance/suite.js";
 import { buf, freshNamespace } from "../support/names.js";
@@ -11,7 +12,35 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 conformance("sqlite", { open: () => openStore(`sqlite:${join(dir, "conformance.db")}`) });
 
+// Files made before 2026-11-29 hold a WITHOUT ROWID table, which the store keeps using.
+function withoutRowidFile(path: string): string {
+  const db = new Database(path);
+  db.exec("CREATE TABLE IF NOT EXISTS decant_items (ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB, version INTEGER NOT NULL, PRIMARY KEY (ns, key)) WITHOUT ROWID");
+  db.close();
+  return path;
+}
+conformance("sqlite, a file with the earlier WITHOUT ROWID table", { open: () => openStore(`sqlite:${withoutRowidFile(join(dir, "without-rowid.db"))}`) });
+
 describe("sqlite specifics", function () {
+  it("creates new files with a rowid table and leaves an earlier WITHOUT ROWID table as it is", async function () {
+    const layout = (path: string) => {
+      const db = new Database(path, { readonly: true });
+      const sql = (db.prepare("SELECT sql FROM sqlite_master WHERE name = 'decant_items'").get() as { sql: string }).sql;
+      db.close();
+      return /WITHOUT ROWID/i.test(sql) ? "without rowid" : "rowid";
+    };
+    const fresh = join(dir, "layout.db");
+    const s = await openStore(`sqlite:${fresh}`);
+    await s.put(freshNamespace(), "k", buf("v"));
+    await s.close();
+    expect(layout(fresh)).to.equal("rowid");
+    const oldFile = withoutRowidFile(join(dir, "layout-old.db"));
+    const old = await openStore(`sqlite:${oldFile}`);
+    await old.put(freshNamespace(), "k", buf("v"));
+    await old.close();
+    expect(layout(oldFile)).to.equal("without rowid");
+  });
+
   it("keeps data across a reopen of the file", async function () {
     const url = `sqlite:${join(dir, "reopen.db")}`;
     const ns = freshNamespace();
