@@ -75,6 +75,11 @@ class Writer {
     }
   }
 
+  /** A write failed: the round is lost, so reading more of it is pointless. */
+  get failed(): boolean {
+    return this.failure !== undefined;
+  }
+
   /** Waits for every write; throws the first failure (the round is then redone from its checkpoint). */
   async finish(): Promise<{ copied: number; skipped: number }> {
     await Promise.all(this.inFlight);
@@ -214,7 +219,7 @@ export class Backfill {
           const writer = new Writer(target, ns, round.concurrency);
           let scanned = 0;
           // A rate-limited backfill keeps rounds to one page, so its pauses stay short.
-          for (let p = 0; p < (round.rateLimit > 0 ? 1 : PAGES_PER_ROUND) && cursor !== ""; p++) {
+          for (let p = 0; p < (round.rateLimit > 0 ? 1 : PAGES_PER_ROUND) && cursor !== "" && !writer.failed; p++) {
             const ahead = prefetch && prefetch.ns === ns && prefetch.cursor === cursor ? prefetch.page : undefined;
             prefetch = undefined;
             const page = await (ahead ?? read(cursor));
