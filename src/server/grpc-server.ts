@@ -3,13 +3,13 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
-import { HealthImplementation } from "grpc-health-check";
+import protobuf from "protobufjs";
 import type { TlsConfig } from "../config/config.js";
 import type { Logger } from "../log.js";
 import { isDecantError } from "../protocol/errors.js";
 import type { Metrics } from "../metrics/metrics.js";
-import { loadProtocol, protoDir } from "./proto.js";
+import { Health } from "./health.js";
+import { definitionOf, LOADER_OPTIONS, PROTO_FILES, protoDir } from "./proto.js";
 import { unaryFactory, type UnaryHandlerFactory } from "./rpc.js";
 
 export interface ServiceRegistration {
@@ -28,7 +28,7 @@ export interface GrpcServerOptions {
 
 export interface RunningGrpcServer {
   port: number;
-  health: HealthImplementation;
+  health: Health;
   /** Stops accepting, drains in-flight calls for up to `drainMs`, then cancels what is left. */
   shutdown(drainMs: number): Promise<{ forced: boolean }>;
 }
@@ -46,30 +46,32 @@ function credentials(tls: TlsConfig | undefined): grpc.ServerCredentials {
   return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: read(tls.certFile, "cert_file"), private_key: read(tls.keyFile, "key_file") }], Boolean(ca));
 }
 
-/** The options @grpc/reflection loads its own protos with: its handlers expect messages in this shape. */
-const REFLECTION_LOADER_OPTIONS: protoLoader.Options = { longs: String, enums: String, bytes: Array, defaults: true, oneofs: true };
-
 /**
- * Server reflection (v1 and v1alpha), loaded on its first call: @grpc/reflection and the
- * descriptor index it builds were ~2 MB of an idle sidecar's RSS, for a service only tools
- * such as grpcurl and buf curl call. Until then each version is served by a stub that loads
- * the real handlers and hands them its stream (a stream keeps the messages nobody reads yet).
+ * Server reflection (v1 and v1alpha), loaded on its first call: @grpc/reflection, proto-loader
+ * and the descriptor index they build were ~2 MB of an idle sidecar's RSS, for a service only
+ * tools such as grpcurl and buf curl call. Until then each version is served by a stub that
+ * loads the real handlers and hands them its stream (a stream keeps the messages nobody reads
+ * yet). The stubs decode messages as @grpc/reflection's own proto-loader options would.
  */
-function addReflectionOnFirstUse(server: grpc.Server, describe: () => protoLoader.PackageDefinition): void {
+function addReflectionOnFirstUse(server: grpc.Server): void {
   type Handler = grpc.handleBidiStreamingCall<unknown, unknown>;
   let handlers: Promise<Map<string, Handler>> | undefined;
   const load = async () => {
-    const { ReflectionService } = await import("@grpc/reflection");
+    const [{ ReflectionService }, protoLoader] = await Promise.all([import("@grpc/reflection"), import("@grpc/proto-loader")]);
+    // Reflection describes the health service too, so grpcurl/buf curl can call it without files.
+    const described = protoLoader.loadSync([...PROTO_FILES, "grpc/health/v1/health.proto"], { ...LOADER_OPTIONS, includeDirs: [protoDir()] });
     const byPath = new Map<string, Handler>();
-    new ReflectionService(describe()).addToServer({
+    new ReflectionService(described).addToServer({
       addService: (definition, implementation) => byPath.set(definition.ServerReflectionInfo!.path, implementation.ServerReflectionInfo as Handler),
     });
     return byPath;
   };
   const require = createRequire(import.meta.url);
-  for (const version of ["v1", "v1alpha"]) {
-    const file = require.resolve(`@grpc/reflection/build/proto/grpc/reflection/${version}/reflection.proto`);
-    const definition = protoLoader.loadSync(file, REFLECTION_LOADER_OPTIONS)[`grpc.reflection.${version}.ServerReflection`] as grpc.ServiceDefinition;
+  const versions = ["v1", "v1alpha"];
+  const root = new protobuf.Root().loadSync(versions.map((v) => require.resolve(`@grpc/reflection/build/proto/grpc/reflection/${v}/reflection.proto`)));
+  root.resolveAll();
+  for (const version of versions) {
+    const definition = definitionOf(root, `grpc.reflection.${version}.ServerReflection`, { longs: String, enums: String, bytes: Array, defaults: true, oneofs: true });
     const path = definition.ServerReflectionInfo!.path;
     server.addService(definition, {
       ServerReflectionInfo: (stream: grpc.ServerDuplexStream<unknown, unknown>) => {
@@ -98,13 +100,9 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     server.addService(svc.definition, svc.handlers(unary));
     statusMap[svc.name] = "SERVING";
   }
-  const health = new HealthImplementation(statusMap);
+  const health = new Health(statusMap);
   health.addToServer(server);
-  // Reflection describes the health service too, so grpcurl/buf curl can call it without files.
-  addReflectionOnFirstUse(server, () => ({
-    ...loadProtocol().packageDefinition,
-    ...protoLoader.loadSync("grpc/health/v1/health.proto", { keepCase: true, includeDirs: [protoDir()] }),
-  }));
+  addReflectionOnFirstUse(server);
 
   const host = options.listen.slice(0, options.listen.lastIndexOf(":"));
   if (!isLoopback(host) && !options.tls) {

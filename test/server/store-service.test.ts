@@ -195,16 +195,49 @@ describe("Store service over gRPC", function () {
   });
 
   describe("health, reflection and metrics", function () {
-    it("health is SERVING", async function () {
+    it("health: Check, Watch and List as grpc-health-check answers them", async function () {
       const { protoPath } = await import("grpc-health-check");
       const protoLoader = await import("@grpc/proto-loader");
       const def = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: String })) as any; // eslint-disable-line @typescript-eslint/no-explicit-any
       const health = new def.grpc.health.v1.Health(`127.0.0.1:${s.sidecar.grpcPort}`, grpc.credentials.createInsecure());
-      for (const service of ["", "decant.v1.Store"]) {
-        const r = await new Promise<{ status: string }>((res, rej) => health.Check({ service }, (e: Error, v: { status: string }) => (e ? rej(e) : res(v))));
-        expect(r.status).to.equal("SERVING");
+      const unary = (method: string, req: object) =>
+        new Promise<any>((res, rej) => health[method](req, (e: Error, v: unknown) => (e ? rej(e) : res(v)))); // eslint-disable-line @typescript-eslint/no-explicit-any
+      try {
+        for (const service of ["", "decant.v1.Store", "decant.v1.Migration"]) expect((await unary("Check", { service })).status).to.equal("SERVING");
+        const unknown = await grpcError(unary("Check", { service: "nope.v1.Nothing" }));
+        expect(unknown.code).to.equal(grpc.status.NOT_FOUND);
+        expect(unknown.details).to.equal("Health status unknown for service nope.v1.Nothing");
+        const list = await unary("List", {});
+        expect(list.statuses).to.deep.equal({ "": { status: "SERVING" }, "decant.v1.Store": { status: "SERVING" }, "decant.v1.Migration": { status: "SERVING" } });
+        for (const [service, want] of [["decant.v1.Store", "SERVING"], ["nope.v1.Nothing", "SERVICE_UNKNOWN"]]) {
+          const watch = health.Watch({ service });
+          const first = await new Promise<{ status: string }>((res, rej) => watch.once("data", res).once("error", rej));
+          expect(first.status).to.equal(want);
+          watch.cancel();
+          await new Promise((r) => watch.once("error", r).once("end", r));
+        }
+      } finally {
+        health.close();
       }
-      health.close();
+    });
+
+    it("health: a watcher hears NOT_SERVING when the sidecar stops", async function () {
+      const { protoPath } = await import("grpc-health-check");
+      const protoLoader = await import("@grpc/proto-loader");
+      const def = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: String })) as any; // eslint-disable-line @typescript-eslint/no-explicit-any
+      const own = await startTestSidecar({ DECANT_DRAIN_TIMEOUT_MS: "300" });
+      const health = new def.grpc.health.v1.Health(`127.0.0.1:${own.sidecar.grpcPort}`, grpc.credentials.createInsecure());
+      try {
+        const watch = health.Watch({ service: "decant.v1.Store" });
+        const seen: string[] = [];
+        watch.on("data", (m: { status: string }) => seen.push(m.status));
+        watch.on("error", () => {});
+        while (seen.length === 0) await new Promise((r) => setTimeout(r, 10));
+        await own.stop();
+        expect(seen).to.deep.equal(["SERVING", "NOT_SERVING"]);
+      } finally {
+        health.close();
+      }
     });
 
     it("reflection answers on v1 and v1alpha, also to streams opened before it has loaded", async function () {
