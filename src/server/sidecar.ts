@@ -9,7 +9,6 @@ import type { Store } from "../protocol/store.js";
 import { startGrpcServer, type ServiceRegistration } from "./grpc-server.js";
 import { storeHandlers, storeServiceDefinition } from "./store-service.js";
 import { migrationHandlers } from "./migration-service.js";
-import { statusPageRoutes } from "./status-page.js";
 import { serviceDefinition } from "./proto.js";
 import { MigrationController } from "../migration/controller.js";
 import { MigratingStore } from "../migration/migrating-store.js";
@@ -88,8 +87,16 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
         ...(hooks.services ?? []),
       ],
     });
-    const statusRoutes = statusPageRoutes({ controller: target ? controller : undefined, metrics, current, adminToken: config.adminToken });
-    httpServer = await startMetricsServer(config.metricsListen, metrics, [...(hooks.routes ?? []), ...statusRoutes]);
+    // The status page is for people: its module (page, style and script templates) is loaded
+    // on the first request other than /metrics and /healthz, not kept by every idle sidecar.
+    const statusOptions = { controller: target ? controller : undefined, metrics, current, adminToken: config.adminToken };
+    let statusRoutes: Promise<Route[]> | undefined;
+    const statusPage: Route = async (req, res) => {
+      statusRoutes ??= import("./status-page.js").then((page) => page.statusPageRoutes(statusOptions));
+      for (const route of await statusRoutes) if (await route(req, res)) return true;
+      return false;
+    };
+    httpServer = await startMetricsServer(config.metricsListen, metrics, [...(hooks.routes ?? []), statusPage]);
   } catch (err) {
     await grpcServer?.shutdown(0);
     await controller.stop();
