@@ -1,0 +1,34 @@
+// The sidecar takes prom-client's classes file by file (src/metrics/prom.ts): its metrics must
+// be the ones the package's index gives, default metrics included.
+import { expect } from "chai";
+import client from "prom-client";
+import { Metrics } from "../../src/metrics/metrics.js";
+import { MigrationMetrics } from "../../src/metrics/migration-metrics.js";
+
+const families = (text: string) =>
+  text
+    .split("\n")
+    .filter((l) => l.startsWith("# TYPE "))
+    .sort();
+
+describe("metrics", function () {
+  it("has prom-client's default metrics and Decant's own, with their types", async function () {
+    const metrics = new Metrics();
+    new MigrationMetrics(metrics.registry);
+    const reference = new client.Registry();
+    client.collectDefaultMetrics({ register: reference, prefix: "decant_" });
+    const ours = families((await metrics.render()).body);
+    expect(ours).to.include.members(families(await reference.metrics()));
+    expect(ours).to.include.members(["# TYPE decant_requests_total counter", "# TYPE decant_request_duration_seconds histogram", "# TYPE decant_migration_phase gauge"]);
+    expect((await metrics.render()).contentType).to.equal(reference.contentType);
+  });
+
+  it("observes and renders like prom-client", async function () {
+    const metrics = new Metrics(false);
+    metrics.requests.labels("Store/Get", "OK").inc();
+    metrics.requestDuration.labels("Store/Get").observe(0.002);
+    const text = (await metrics.render()).body;
+    expect(text).to.include('decant_requests_total{rpc="Store/Get",code="OK"} 1');
+    expect(text).to.include('decant_request_duration_seconds_bucket{le="0.0025",rpc="Store/Get"} 1');
+  });
+});
