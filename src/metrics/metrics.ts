@@ -1,6 +1,6 @@
 // Prometheus metrics (prefix decant_). One Metrics object per sidecar, with its own registry
 // so tests can run several sidecars in one process.
-import * as client from "./prom.js";
+import client from "prom-client";
 
 export class Metrics {
   readonly registry = new client.Registry();

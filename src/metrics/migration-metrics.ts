@@ -1,4 +1,4 @@
-import * as client from "./prom.js";
+import client from "prom-client";
 import { PHASES, type Phase } from "../migration/phases.js";
 
 /** The migration's Prometheus metrics (names fixed by the migration issue; the dashboard and alerts use them). */

@@ -1,5 +1,5 @@
-// The sidecar takes prom-client's classes file by file (src/metrics/prom.ts): its metrics must
-// be the ones the package's index gives, default metrics included.
+// The sidecar's registry: prom-client's default metrics (prefix decant_) and Decant's own, in
+// prom-client's exposition format.
 import { expect } from "chai";
 import client from "prom-client";
 import { Metrics } from "../../src/metrics/metrics.js";
