@@ -255,6 +255,7 @@ async function sidecarProcess(env: Record<string, string>) {
   const grpcPort = await freePort();
   const metricsPort = await freePort();
   // The V8 flag the image and make run give it (deploy/Dockerfile NODE_OPTIONS, Makefile NODE_FLAGS).
+  const started = Date.now();
   const child = spawn(process.execPath, ["--max-semi-space-size=4", main, "serve"], {
     env: { ...process.env, DECANT_LISTEN: `127.0.0.1:${grpcPort}`, DECANT_METRICS_LISTEN: `127.0.0.1:${metricsPort}`, DECANT_LOG_FORMAT: "json", DECANT_HEARTBEAT_MS: "200", ...env },
     stdio: ["ignore", "ignore", "pipe"],
@@ -276,18 +277,23 @@ async function sidecarProcess(env: Record<string, string>) {
     const m = readFileSync(`/proc/${child.pid}/status`, "utf8").match(new RegExp(`${field}:\\s+(\\d+) kB`));
     return m ? Number(m[1]) / 1024 : NaN;
   };
-  /** RSS once idle: V8 hands start-up garbage back only 8-10 s after start, so wait, then until it holds still. */
+  /**
+   * RSS once idle. V8's memory reducer hands start-up garbage back 8-10 s after start, or, when
+   * it judged the allocation rate too high then (a slow start on a busy machine), 8 s later:
+   * wait until RSS has dropped from its start-up level and held still, or 30 s.
+   */
   const settledRssMb = async () => {
     if (QUICK) return rssMb();
-    await sleep(12_000);
-    let last = rssMb();
-    for (let i = 0; i < 5; i++) {
-      await sleep(2000);
+    let highest = rssMb();
+    let last = highest;
+    for (;;) {
+      await sleep(1000);
       const now = rssMb();
-      if (Math.abs(now - last) < 0.5) return now;
+      highest = Math.max(highest, now);
+      const held = Math.abs(now - last) < 0.5;
       last = now;
+      if (Date.now() - started >= 30_000 || (Date.now() - started >= 12_000 && highest - now >= 3 && held)) return now;
     }
-    return last;
   };
   return {
     client,
