@@ -76,7 +76,10 @@ export class MigrationController {
     this.target = options.target;
     this.control = new ControlStore(options.control);
     this.replicaId = options.replicaId;
-    this.timings = { ...DEFAULT_TIMINGS, ...options.timings };
+    // Only the timings given: spreading { heartbeatMs: undefined } over the defaults would
+    // replace them with undefined (a heartbeat every millisecond, a lease that never expires).
+    const given = Object.fromEntries(Object.entries(options.timings ?? {}).filter(([, v]) => v !== undefined));
+    this.timings = { ...DEFAULT_TIMINGS, ...given };
     this.metrics = options.metrics;
     this.logger = options.logger;
     this.backfill = new Backfill(this);
