@@ -48,7 +48,15 @@ export function createLogger(options: { level?: string; format?: "json" | "prett
   const line = (level: LogLevel, message: string, fields: LogFields = {}): string => {
     if (!pretty) return stableJson({ ...fields, level, message, timestamp: new Date().toISOString() })!;
     const { level: _level, message: _message, timestamp: _timestamp, ...rest } = fields;
-    const extra = Object.keys(rest).length ? ` ${JSON.stringify(rest)}` : "";
+    // Fields in the order given; stableJson when JSON.stringify cannot (bigints, cycles).
+    let extra = "";
+    if (Object.keys(rest).length) {
+      try {
+        extra = ` ${JSON.stringify(rest)}`;
+      } catch {
+        extra = ` ${stableJson(rest)}`;
+      }
+    }
     const now = new Date();
     return `${two(now.getHours())}:${two(now.getMinutes())}:${two(now.getSeconds())} \u001b[${COLOUR[level]}m${level}\u001b[39m ${message}${extra}`;
   };

@@ -61,4 +61,14 @@ describe("logger", function () {
     expect(stableJson({ b: [1, undefined, () => 1], a: cyclic, n: NaN })).to.equal('{"a":{"a":1,"self":"[Circular]"},"b":[1,null,null],"n":null}');
     expect(() => silentLogger().error("nothing", { cyclic })).not.to.throw();
   });
+
+  it("writes bigints and cycles in both formats instead of throwing", async function () {
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic.self = cyclic;
+    for (const format of ["json", "pretty"] as const) {
+      const { logger, text } = capture(format);
+      logger.info("version", { version: 2n ** 64n, cyclic });
+      expect(await text()).to.include('"version":"18446744073709551616"').and.include('"self":"[Circular]"');
+    }
+  });
 });
