@@ -10,12 +10,12 @@ import { isDecantError } from "../protocol/errors.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { Health } from "./health.js";
 import { definitionOf, LOADER_OPTIONS, PROTO_FILES, protoDir } from "./proto.js";
-import { unaryFactory, type UnaryHandlerFactory } from "./rpc.js";
+import { serverStreamFactory, unaryFactory, type ServerStreamHandlerFactory, type UnaryHandlerFactory } from "./rpc.js";
 
 export interface ServiceRegistration {
   name: string; // e.g. "decant.v1.Store"
   definition: grpc.ServiceDefinition;
-  handlers: (unary: UnaryHandlerFactory) => grpc.UntypedServiceImplementation;
+  handlers: (unary: UnaryHandlerFactory, serverStream: ServerStreamHandlerFactory) => grpc.UntypedServiceImplementation;
 }
 
 export interface GrpcServerOptions {
@@ -93,11 +93,11 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   const statusMap: Record<string, "SERVING" | "NOT_SERVING"> = { "": "SERVING" };
   for (const svc of options.services) {
     const service = svc.name.split(".").pop()!;
-    const unary = unaryFactory(service, metrics, (rpc, err) => {
+    const onError = (rpc: string, err: unknown) => {
       // Expected failures are the client's business; only the unexpected ones are logged.
       if (!isDecantError(err) || err.kind === "internal") logger.error("request failed unexpectedly", { rpc, error: err instanceof Error ? err.stack : String(err) });
-    });
-    server.addService(svc.definition, svc.handlers(unary));
+    };
+    server.addService(svc.definition, svc.handlers(unaryFactory(service, metrics, onError), serverStreamFactory(service, metrics, onError)));
     statusMap[svc.name] = "SERVING";
   }
   const health = new Health(statusMap);

@@ -10,9 +10,8 @@ import { verify } from "../migration/verify.js";
 import type { BackfillRecord } from "../migration/backfill.js";
 import { PHASE_KEY, VERIFY_KEY, type PhaseRecord } from "../migration/control.js";
 import type { VerifyRecord } from "../migration/verify.js";
-import type { UnaryHandlerFactory } from "./rpc.js";
+import type { ServerStreamHandlerFactory, UnaryHandlerFactory } from "./rpc.js";
 import { redactUrl } from "../backends/common.js";
-import { toServiceError } from "./status.js";
 
 export function checkToken(metadata: grpc.Metadata, token: string | undefined): void {
   if (!token) return;
@@ -70,7 +69,7 @@ const verifyMessage = (r: VerifyRecord["report"]) => ({
 });
 
 /** Every sidecar runs a controller (with or without a target); without one it refuses every step but SINGLE. */
-export function migrationHandlers(c: MigrationController, token: string | undefined, unary: UnaryHandlerFactory): grpc.UntypedServiceImplementation {
+export function migrationHandlers(c: MigrationController, token: string | undefined, unary: UnaryHandlerFactory, serverStream: ServerStreamHandlerFactory): grpc.UntypedServiceImplementation {
   const guarded = <T>(rpc: string, fn: (req: Req) => Promise<T>) =>
     unary(rpc, async (req: Req, call: grpc.ServerUnaryCall<Req, T>) => {
       checkToken(call.metadata, token);
@@ -96,18 +95,10 @@ export function migrationHandlers(c: MigrationController, token: string | undefi
       await c.backfill.setPaused(false);
       return migrationStatus(c);
     }),
-    Verify: ((call: grpc.ServerWritableStream<Req, unknown>) => {
-      void (async () => {
-        try {
-          checkToken(call.metadata, token);
-          const namespace = call.request.namespace ? validateNamespace(call.request.namespace) : undefined;
-          await verify(c, { namespace, repair: Boolean(call.request.repair), onProgress: (r) => call.write(verifyMessage(r)) });
-          call.end();
-        } catch (err) {
-          // emit("error"), not destroy(): grpc-js sends the status only through its error listener.
-          call.emit("error", toServiceError(err));
-        }
-      })();
-    }) as grpc.handleServerStreamingCall<Req, unknown>,
+    Verify: serverStream("Verify", async (req: Req, call: grpc.ServerWritableStream<Req, unknown>) => {
+      checkToken(call.metadata, token);
+      const namespace = req.namespace ? validateNamespace(req.namespace) : undefined;
+      await verify(c, { namespace, repair: Boolean(req.repair), onProgress: (r) => call.write(verifyMessage(r)) });
+    }),
   };
 }

@@ -83,7 +83,7 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
       tls: config.tls,
       services: [
         { name: "decant.v1.Store", definition: storeServiceDefinition(), handlers: (unary) => storeHandlers(() => served, () => limits, unary) },
-        { name: "decant.v1.Migration", definition: serviceDefinition("Migration"), handlers: (unary) => migrationHandlers(controller, config.adminToken, unary) },
+        { name: "decant.v1.Migration", definition: serviceDefinition("Migration"), handlers: (unary, serverStream) => migrationHandlers(controller, config.adminToken, unary, serverStream) },
         ...(hooks.services ?? []),
       ],
     });

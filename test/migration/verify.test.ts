@@ -120,6 +120,17 @@ for (const pair of PAIRS) {
       );
     });
 
+    it("counts each Verify in decant_requests_total", async function () {
+      const before = await verifyCount();
+      await verify();
+      expect(await verifyCount()).to.equal(before + 1);
+    });
+
+    const verifyCount = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${sidecar.sidecar.metricsPort}/metrics`)).text();
+      return Number(/^decant_requests_total\{rpc="Migration\/Verify",code="OK"\} (\d+)/m.exec(text)?.[1] ?? 0);
+    };
+
     it("repairs what the source can overwrite, reports what it cannot, and a second run agrees", async function () {
       const repaired = await verify(true);
       // applyIfNewer cannot overwrite the same version, nor delete a key the source never had.
