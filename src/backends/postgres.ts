@@ -162,7 +162,11 @@ export class PostgresStore implements Store {
   private copyOut(op: string, sql: string): Promise<Buffer> {
     return this.withClient(op, true, async (client) => {
       const chunks: Buffer[] = [];
-      for await (const chunk of client.query(copyTo(`COPY (${sql}) TO STDOUT (FORMAT binary)`))) chunks.push(chunk as Buffer);
+      const stream = client.query(copyTo(`COPY (${sql}) TO STDOUT (FORMAT binary)`));
+      for await (const chunk of stream) chunks.push(chunk as Buffer);
+      // pg arms its query_timeout timer for every query and clears it in the query's callback,
+      // which a COPY stream never calls: without this, each COPY left a timer that fired later.
+      (stream as { callback?: (err: Error | null) => void }).callback?.(null);
       return Buffer.concat(chunks);
     });
   }

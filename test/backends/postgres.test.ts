@@ -239,6 +239,15 @@ if (ok) {
       expect(count.rows[0].n).to.be.greaterThan(0); // the table is still there
     });
 
+    it("a raw scan (COPY) leaves no timer behind", async function () {
+      await store.put(ns, "k", buf("v"));
+      await store.scanRaw(ns, { limit: 1 });
+      const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+      const before = timers();
+      for (let i = 0; i < 5; i++) await store.scanRaw(ns, { limit: 1 });
+      expect(timers()).to.equal(before);
+    });
+
     it("counts a namespace, including tombstones, and purges only tombstones", async function () {
       await store.batchWrite(ns, ["a", "b", "c", "d"].map((key) => ({ type: "put" as const, key, value: buf("v") })));
       await store.delete(ns, "b");
