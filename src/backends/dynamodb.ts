@@ -24,7 +24,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable, versionMismatch } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
-import type { Condition, DeleteResult, Item, RawItem, RawScanOptions, ScanOptions, ScanPage, WriteOp, WriteOutcome } from "../protocol/types.js";
+import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
 import { runBatch } from "./batch.js";
 import { checkCondition, checkValueSize, decodeCursor, encodeCursor, isNetworkError, liveItems, redactUrl, retry, type RetryPolicy } from "./common.js";
 
@@ -532,6 +532,12 @@ export class DynamoStore implements Store {
     if (!Number.isInteger(total) || total < 1 || total > 1_000_000) throw invalidArgument("total_segments", "must be a whole number from 1 to 1000000");
     if (!Number.isInteger(segment) || segment < 0 || segment >= total) throw invalidArgument("segment", `must be a whole number from 0 to ${total - 1}`);
     return this.scanItems("scanRaw", ns, options.limit, options.cursor, "", {}, total > 1 ? { segment, total } : undefined);
+  }
+
+  /** The size filter runs in DynamoDB; only the few large items come back, values included. */
+  async largeValues(ns: string, options: LargeValueOptions): Promise<ScanPage<ValueSize>> {
+    const page = await this.scanItems("largeValues", ns, options.limit, options.cursor, " AND size(#val) > :min", { ":min": { N: String(options.minBytes) } });
+    return { items: page.items.map((i) => ({ key: i.key, bytes: i.value!.length })), cursor: page.cursor };
   }
 
   /** Every pk (and version) matching a filter, page by page, for drop and purge. */

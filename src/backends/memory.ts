@@ -1,7 +1,7 @@
 // The memory backend: a Map per namespace. Not durable; for tests, demos and benchmarks.
 import { invalidArgument, unsupported } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
-import type { Condition, DeleteResult, Item, RawItem, RawScanOptions, ScanOptions, ScanPage, WriteOp, WriteOutcome } from "../protocol/types.js";
+import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
 import { DEFAULT_MAX_VALUE_BYTES } from "../protocol/types.js";
 import { checkCondition, checkValueSize, compareKeys, decodeCursor, encodeCursor, isKeyCursor, liveItems, nextVersion } from "./common.js";
 import { runBatch } from "./batch.js";
@@ -102,6 +102,16 @@ export class MemoryStore implements Store {
     const items = keys.slice(0, options.limit).map((k) => ({ key: k, ...t.get(k)! }));
     const more = keys.length > options.limit;
     return { items, cursor: more ? encodeCursor({ k: items[items.length - 1]!.key }) : undefined };
+  }
+
+  async largeValues(ns: string, options: LargeValueOptions): Promise<ScanPage<ValueSize>> {
+    const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor, isKeyCursor).k;
+    const found: ValueSize[] = [];
+    for (const [key, s] of this.table(ns, false) ?? []) {
+      if (s.value !== null && s.value.length > options.minBytes && (after === undefined || compareKeys(key, after) > 0)) found.push({ key, bytes: s.value.length });
+    }
+    const items = found.sort((a, b) => compareKeys(a.key, b.key)).slice(0, options.limit);
+    return { items, cursor: found.length > options.limit ? encodeCursor({ k: items[items.length - 1]!.key }) : undefined };
   }
 
   async namespaces(): Promise<string[]> {

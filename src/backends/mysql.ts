@@ -23,7 +23,7 @@ import mysql from "mysql2/promise";
 import type { Pool, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { DecantError, deadlineExceeded, describe, invalidArgument, isDecantError, unavailable } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
-import type { Condition, DeleteResult, Item, RawItem, RawScanOptions, ScanOptions, ScanPage, WriteOp, WriteOutcome } from "../protocol/types.js";
+import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
 import { checkCondition, checkValueSize, compareKeys, decodeCursor, encodeCursor, isKeyCursor, isNetworkError, liveItems, nextVersion, prefixEnd, redactUrl, retry, withTimeout, type RetryPolicy } from "./common.js";
 
 export interface MysqlOptions {
@@ -508,6 +508,14 @@ export class MysqlStore implements Store {
     }
     const rows = await this.select("scanRaw", `SELECT k, value, version FROM ${this.t} WHERE ${where.join(" AND ")} ORDER BY k LIMIT ?`, [...values, options.limit + 1]);
     return page(rows.map(toItem), options.limit);
+  }
+
+  async largeValues(ns: string, options: LargeValueOptions): Promise<ScanPage<ValueSize>> {
+    const after = options.cursor === undefined ? "" : decodeCursor(options.cursor, isKeyCursor).k;
+    const sql = `SELECT k, LENGTH(value) AS bytes FROM ${this.t} WHERE ns = ? AND k > ? AND value IS NOT NULL AND LENGTH(value) > ? ORDER BY k LIMIT ?`;
+    const values = [keyBytes(ns), keyBytes(after), options.minBytes, options.limit + 1];
+    const rows = await this.call("largeValues", () => this.withConnection((q) => q<RowDataPacket[]>(sql, values)));
+    return page(rows.map((r) => ({ key: (r.k as Buffer).toString("utf8"), bytes: Number(r.bytes) })), options.limit);
   }
 
   async namespaces(): Promise<string[]> {

@@ -21,7 +21,7 @@ import pg from "pg";
 import { to as copyTo } from "pg-copy-streams";
 import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable, versionMismatch } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
-import type { Condition, DeleteResult, Item, RawItem, RawScanOptions, ScanOptions, ScanPage, WriteOp, WriteOutcome } from "../protocol/types.js";
+import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
 import { checkCondition, checkValueSize, decodeCursor, encodeCursor, isNetworkError, liveItems, prefixEnd, redactUrl, retry, withTimeout } from "./common.js";
 import { runBatch } from "./batch.js";
 
@@ -385,6 +385,15 @@ export class PostgresStore implements Store {
     const bucket = seg ? ` AND (hashtext(key) & 2147483647) % ${total} = ${segment}` : "";
     const sql = `SELECT key, value, version FROM ${this.t} WHERE ns = ${pg.escapeLiteral(ns)} AND key > ${pg.escapeLiteral(after)}${bucket} ORDER BY key LIMIT ${limit + 1}`;
     return page(parseBinaryCopy(await this.copyOut("scanRaw", sql)), limit, seg);
+  }
+
+  async largeValues(ns: string, options: LargeValueOptions): Promise<ScanPage<ValueSize>> {
+    const after = options.cursor === undefined ? "" : decodeCursor(options.cursor, isSegmentCursor).k;
+    // octet_length of a stored (even TOASTed) bytea comes from its header: the values stay put.
+    const sql = `SELECT key, octet_length(value) AS bytes FROM ${this.t}
+      WHERE ns = $1 AND key > $2 AND value IS NOT NULL AND octet_length(value) > $3 ORDER BY key LIMIT $4`;
+    const { rows } = await this.q<ValueSize>("largeValues", sql, [ns, after, options.minBytes, options.limit + 1], true, "decant_large_values");
+    return page(rows, options.limit);
   }
 
   async namespaces(): Promise<string[]> {

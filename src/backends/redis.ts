@@ -28,7 +28,7 @@
 import { Redis } from "ioredis";
 import { DecantError, invalidArgument, isDecantError, unavailable, unsupported } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
-import type { Condition, DeleteResult, Item, RawItem, RawScanOptions, ScanOptions, ScanPage, WriteOp, WriteOutcome } from "../protocol/types.js";
+import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
 import { asStoreError, checkCondition, checkValueSize, compareKeys, decodeCursor, encodeCursor, isKeyCursor, isNetworkError, liveItems, prefixEnd, redactUrl, retry, withTimeout } from "./common.js";
 
 export interface RedisStoreOptions {
@@ -144,6 +144,18 @@ while taken < n and (i <= #a or j <= #b) do
   if j > #b or (i <= #a and kless(a[i], b[j])) then k = a[i]; i = i + 1 else k = b[j]; j = j + 1 end
   out[#out + 1] = k; out[#out + 1] = redis.call('HGET', KEYS[1], k); out[#out + 1] = redis.call('HGET', KEYS[2], k)
   taken = taken + 1
+end
+return out`,
+  // ARGV: min, count, minBytes. Walks count live keys; returns the last key walked (or nil when
+  // there were fewer), then (key, value length) for each value longer than minBytes.
+  decantLargeValues: `
+local ks = redis.call('ZRANGEBYLEX', KEYS[3], ARGV[1], '+', 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {false}
+if #ks == tonumber(ARGV[2]) then out[1] = ks[#ks] end
+local min = tonumber(ARGV[3])
+for _, k in ipairs(ks) do
+  local n = redis.call('HSTRLEN', KEYS[2], k)
+  if n > min then out[#out + 1] = k; out[#out + 1] = n end
 end
 return out`,
   // ARGV: count. Removes up to count tombstones; returns how many.
@@ -441,6 +453,20 @@ export class RedisStore implements Store {
     const min = after === undefined ? "-" : `(${after}`;
     const reply = (await this.call("scanRaw", true, (c) => this.script(c, "decantScanRaw", ns, [min, options.limit + 1], true))) as (Buffer | null)[];
     return page(triples(reply), options.limit);
+  }
+
+  /**
+   * Walks `limit` live keys per call: a page may hold fewer items (even none) and still have a
+   * cursor, but each call does bounded work on the server.
+   */
+  async largeValues(ns: string, options: LargeValueOptions): Promise<ScanPage<ValueSize>> {
+    const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor, isKeyCursor).k;
+    const min = after === undefined ? "-" : `(${after}`;
+    const reply = (await this.call("largeValues", true, (c) => this.script(c, "decantLargeValues", ns, [min, options.limit, options.minBytes], true))) as (Buffer | number | null)[];
+    const items: ValueSize[] = [];
+    for (let i = 1; i + 1 < reply.length; i += 2) items.push({ key: (reply[i] as Buffer).toString("utf8"), bytes: Number(reply[i + 1]) });
+    const last = reply[0];
+    return { items, cursor: last ? encodeCursor({ k: (last as Buffer).toString("utf8") }) : undefined };
   }
 
   async namespaces(): Promise<string[]> {

@@ -7,7 +7,7 @@ import { createRequire } from "node:module";
 import type BetterSqlite3 from "better-sqlite3";
 import { DecantError, invalidArgument, isDecantError, unavailable, unsupported } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
-import type { Condition, DeleteResult, Item, RawItem, RawScanOptions, ScanOptions, ScanPage, WriteOp, WriteOutcome } from "../protocol/types.js";
+import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
 import { DEFAULT_MAX_VALUE_BYTES } from "../protocol/types.js";
 import { checkCondition, checkValueSize, decodeCursor, encodeCursor, isKeyCursor, liveItems, nextVersion, prefixEnd } from "./common.js";
 
@@ -88,6 +88,10 @@ export class SqliteStore implements Store {
         "SELECT key, value, version FROM decant_items WHERE ns = ? AND key > ? AND key >= ? AND (? IS NULL OR key < ?) AND value IS NOT NULL ORDER BY key LIMIT ?",
       ),
       scanRaw: db.prepare<[string, string, bigint], Row>("SELECT key, value, version FROM decant_items WHERE ns = ? AND key > ? ORDER BY key LIMIT ?"),
+      // length() of a BLOB reads its size from the record header, not the value.
+      largeValues: db.prepare<[string, string, bigint, bigint], { key: string; bytes: bigint }>(
+        "SELECT key, length(value) AS bytes FROM decant_items WHERE ns = ? AND key > ? AND value IS NOT NULL AND length(value) > ? ORDER BY key LIMIT ?",
+      ),
       namespaces: db.prepare<[], { ns: string }>("SELECT DISTINCT ns FROM decant_items ORDER BY ns"),
       count: db.prepare<[string], { n: bigint }>("SELECT count(*) AS n FROM decant_items WHERE ns = ?"),
       drop: db.prepare("DELETE FROM decant_items WHERE ns = ?"),
@@ -187,6 +191,12 @@ export class SqliteStore implements Store {
     if ((options.totalSegments ?? 1) > 1) throw unsupported(this.kind, "segmented scans");
     const after = options.cursor === undefined ? "" : decodeCursor(options.cursor, isKeyCursor).k;
     return this.page(this.tryRead(() => this.open().scanRaw.all(ns, after, BigInt(options.limit + 1))), options.limit);
+  }
+
+  async largeValues(ns: string, options: LargeValueOptions): Promise<ScanPage<ValueSize>> {
+    const after = options.cursor === undefined ? "" : decodeCursor(options.cursor, isKeyCursor).k;
+    const rows = this.tryRead(() => this.open().largeValues.all(ns, after, BigInt(options.minBytes), BigInt(options.limit + 1)));
+    return this.page<ValueSize>(rows.map((r) => ({ key: r.key, bytes: Number(r.bytes) })), options.limit);
   }
 
   /** Reads limit+1 rows to know whether another page exists without an empty last page. */

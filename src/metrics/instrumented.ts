@@ -4,7 +4,7 @@ import type { Metrics } from "./metrics.js";
 
 const TIMED = [
   "get", "batchGet", "put", "delete", "batchWrite", "scan",
-  "getRaw", "batchGetRaw", "applyIfNewer", "scanRaw", "namespaces", "estimateCount", "dropNamespace", "purgeTombstones",
+  "getRaw", "batchGetRaw", "applyIfNewer", "scanRaw", "largeValues", "namespaces", "estimateCount", "dropNamespace", "purgeTombstones",
 ] as const;
 
 /**

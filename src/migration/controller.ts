@@ -396,17 +396,19 @@ export class MigrationController {
       for (const ns of leftovers) await target.dropNamespace(ns);
       this.logger.warn("cleared the target before starting the migration (forced)", { namespaces: leftovers.length });
     }
-    // When the target holds any value the current store can, reading every value is pointless
-    // (and on a large store slow, inside SetPhase).
-    if (target.capabilities.maxValueBytes("k".repeat(MAX_KEY_BYTES)) >= this.current.capabilities.maxValueBytes("")) return;
+    // The target's limit is lowest for the longest key; when even that holds anything the
+    // current store can, there is nothing to look for. Otherwise the current store lists the
+    // values above it (sizes only, filtered in the store), and each is checked for its own key.
+    const lowest = target.capabilities.maxValueBytes("k".repeat(MAX_KEY_BYTES));
+    if (lowest >= this.current.capabilities.maxValueBytes("")) return;
     const tooBig: string[] = [];
     for (const ns of await this.current.namespaces()) {
       if (ns === CONTROL_NAMESPACE) continue;
       let cursor: string | undefined;
       do {
-        const page = await this.current.scanRaw(ns, { limit: 500, cursor });
-        for (const item of page.items) {
-          if (item.value !== null && item.value.length > target.capabilities.maxValueBytes(item.key)) tooBig.push(`${ns}/${item.key} (${item.value.length} bytes)`);
+        const page = await this.current.largeValues(ns, { minBytes: lowest, limit: 500, cursor });
+        for (const { key, bytes } of page.items) {
+          if (bytes > target.capabilities.maxValueBytes(key)) tooBig.push(`${ns}/${key} (${bytes} bytes)`);
         }
         cursor = page.cursor;
       } while (cursor !== undefined && tooBig.length < 20);

@@ -3,7 +3,7 @@
 // then to the secondary through applyIfNewer. It never speaks SQL or DynamoDB itself.
 import { DecantError, isDecantError } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
-import type { Condition, DeleteResult, Item, RawItem, RawScanOptions, ScanOptions, ScanPage, WriteOp, WriteOutcome } from "../protocol/types.js";
+import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
 import type { MigrationController } from "./controller.js";
 import { ROLES, secondaryServesReads, type Phase } from "./phases.js";
 
@@ -145,6 +145,10 @@ export class MigratingStore implements Store {
 
   scanRaw(ns: string, options: RawScanOptions): Promise<ScanPage<RawItem>> {
     return this.readStore().scanRaw(ns, options);
+  }
+
+  largeValues(ns: string, options: LargeValueOptions): Promise<ScanPage<ValueSize>> {
+    return this.readStore().largeValues(ns, options);
   }
 
   namespaces(): Promise<string[]> {

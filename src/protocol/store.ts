@@ -1,4 +1,4 @@
-import type { Condition, DeleteResult, Item, RawItem, RawScanOptions, ScanOptions, ScanPage, WriteOp, WriteOutcome } from "./types.js";
+import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "./types.js";
 
 /** What a backend can do; the conformance suite checks each claim both ways. */
 export interface Capabilities {
@@ -45,6 +45,12 @@ export interface Store {
   applyIfNewer(ns: string, items: RawItem[]): Promise<boolean[]>;
   /** Pages of items including tombstones, resumable from a cursor. */
   scanRaw(ns: string, options: RawScanOptions): Promise<ScanPage<RawItem>>;
+  /**
+   * Pages of the live items whose value is longer than minBytes: keys and sizes only. The
+   * DUAL_WRITE gate checks with it that every value fits the target without carrying every
+   * value out of the store (the filter runs in the store where it can).
+   */
+  largeValues(ns: string, options: LargeValueOptions): Promise<ScanPage<ValueSize>>;
   /** Every namespace that holds items or tombstones, reserved ones included. */
   namespaces(): Promise<string[]>;
   /** A cheap estimate of items (incl. tombstones) in a namespace, for progress. */

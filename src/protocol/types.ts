@@ -47,6 +47,19 @@ export interface ScanPage<T> {
   cursor?: string;
 }
 
+/** The size of one live value, without the value (see Store.largeValues). */
+export interface ValueSize {
+  key: string;
+  bytes: number;
+}
+
+export interface LargeValueOptions {
+  /** Only values longer than this many bytes. */
+  minBytes: number;
+  limit: number;
+  cursor?: string;
+}
+
 export interface RawScanOptions {
   limit: number;
   cursor?: string;

@@ -3,7 +3,7 @@
 import { expect } from "chai";
 import { DecantError, isDecantError, type ErrorKind } from "../../src/protocol/errors.js";
 import type { Store } from "../../src/protocol/store.js";
-import type { Item, RawItem } from "../../src/protocol/types.js";
+import type { Item, RawItem, ValueSize } from "../../src/protocol/types.js";
 import { buf, freshNamespace } from "../support/names.js";
 
 export interface ConformanceOptions {
@@ -49,6 +49,20 @@ async function scanRawAll(store: Store, ns: string, limit: number, segment?: num
     if (++pages > 10_000) expect.fail("scanRaw does not end");
   } while (cursor !== undefined);
   return items;
+}
+
+async function largeValuesAll(store: Store, ns: string, minBytes: number, limit: number): Promise<{ items: ValueSize[]; pages: number }> {
+  const items: ValueSize[] = [];
+  let cursor: string | undefined;
+  let pages = 0;
+  do {
+    const page = await store.largeValues(ns, { minBytes, limit, cursor });
+    expect(page.items.length).to.be.at.most(limit);
+    items.push(...page.items);
+    cursor = page.cursor;
+    if (++pages > 10_000) expect.fail("largeValues does not end");
+  } while (cursor !== undefined);
+  return { items: items.sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key))), pages };
 }
 
 const shuffle = <T>(xs: T[]): T[] => {
@@ -497,6 +511,25 @@ export function conformance(name: string, options: ConformanceOptions): void {
         }
       });
 
+      it("largeValues pages through the live values longer than a size: keys and sizes", async function () {
+        const sizes: Record<string, number> = { a: 10, b: 300, c: 301, "dé": 5000, e: 299, f: 4096, gone: 400, empty: 0 };
+        await store.batchWrite(ns, Object.entries(sizes).map(([key, n]) => ({ type: "put" as const, key, value: Buffer.alloc(n, 1) })));
+        await store.delete(ns, "gone");
+        const { items, pages } = await largeValuesAll(store, ns, 300, 1);
+        expect(items).to.deep.equal([
+          { key: "c", bytes: 301 },
+          { key: "dé", bytes: 5000 },
+          { key: "f", bytes: 4096 },
+        ]);
+        expect(pages).to.be.at.least(3);
+        expect((await largeValuesAll(store, ns, 0, 3)).items.map((i) => i.key)).to.deep.equal(["a", "b", "c", "dé", "e", "f"]);
+        expect((await largeValuesAll(store, ns, 5000, 2)).items).to.deep.equal([]);
+      });
+
+      it("largeValues of an empty namespace is empty", async function () {
+        expect((await largeValuesAll(store, ns, 0, 10)).items).to.deep.equal([]);
+      });
+
       it("estimateCount and dropNamespace", async function () {
         await store.batchWrite(ns, ["a", "b", "c"].map((key) => ({ type: "put" as const, key, value: buf("v") })));
         expect(await store.estimateCount(ns)).to.be.at.least(0);
@@ -510,6 +543,7 @@ export function conformance(name: string, options: ConformanceOptions): void {
       it("refuses a malformed scan cursor", async function () {
         await rejects(store.scan(ns, { limit: 2, cursor: "not-a-cursor!" }), "invalid_argument");
         await rejects(store.scanRaw(ns, { limit: 2, cursor: "bm9wZQ" }), "invalid_argument");
+        await rejects(store.largeValues(ns, { minBytes: 0, limit: 2, cursor: "bm9wZQ" }), "invalid_argument");
       });
 
       it("refuses a value over the backend's declared limit and writes nothing", async function () {
