@@ -342,7 +342,11 @@ function postgresCpuSeconds(): number {
   return pids.reduce((sum, pid) => sum + processCpuSeconds(pid, pid === postmaster), 0);
 }
 
-const cpuNote = (sidecar: number, postgres: number) => `CPU: sidecar ${sidecar.toFixed(1)} s${Number.isNaN(postgres) ? "" : `, postgres ${postgres.toFixed(1)} s`}`;
+/** "CPU: sidecar 2.7 s, postgres 3.9 s": the parts that were measured (postgres only when local). */
+function cpuNote(seconds: Record<string, number>): string {
+  const parts = Object.entries(seconds).filter(([, s]) => !Number.isNaN(s));
+  return `CPU: ${parts.map(([who, s]) => `${who} ${s.toFixed(1)} s`).join(", ")}`;
+}
 
 async function preloadPostgres(url: string, n: number, valueBytes: number): Promise<void> {
   const store = await openStore(url);
@@ -383,6 +387,46 @@ async function inDatabaseCopy(sourceUrl: string, targetTable: string, n: number)
   await client.query(`DROP TABLE "${targetTable}"`);
   await client.end();
   return { rate: n / seconds, postgresCpu };
+}
+
+/**
+ * The issue's reference for the backfill: a plain loop of keyset pages and unnest upserts with
+ * 4 writers, each over a quarter of the preloaded keys (key00000001 …), in this process.
+ */
+async function plainLoopCopy(sourceUrl: string, targetTable: string, n: number): Promise<{ rate: number; postgresCpu: number; clientCpu: number }> {
+  const u = new URL(sourceUrl);
+  const source = u.searchParams.get("table")!;
+  u.searchParams.delete("table");
+  const pool = new pg.Pool({ connectionString: u.toString(), max: 4 });
+  await pool.query(`CREATE TABLE "${targetTable}" (LIKE "${source}" INCLUDING ALL)`);
+  const bound = (i: number) => `key${String(i).padStart(8, "0")}`;
+  const cpu = postgresCpuSeconds();
+  const clientCpu = process.cpuUsage();
+  const t = performance.now();
+  await Promise.all(
+    [0, 1, 2, 3].map(async (w) => {
+      let after = w === 0 ? "" : bound(Math.floor((n * w) / 4));
+      const until = bound(Math.floor((n * (w + 1)) / 4));
+      for (;;) {
+        const { rows } = await pool.query<{ key: string; value: Buffer; version: string }>(`SELECT key, value, version FROM "${source}" WHERE ns = 'bench' AND key > $1 AND key <= $2 ORDER BY key LIMIT 1000`, [after, until]);
+        if (rows.length === 0) break;
+        await pool.query(
+          `INSERT INTO "${targetTable}" AS t (ns, key, value, version) SELECT 'bench', k, v, ver FROM unnest($1::text[], $2::bytea[], $3::int8[]) AS u(k, v, ver)
+           ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, version = excluded.version WHERE t.version < excluded.version`,
+          [rows.map((r) => r.key), rows.map((r) => r.value), rows.map((r) => r.version)],
+        );
+        after = rows[rows.length - 1]!.key;
+      }
+    }),
+  );
+  const seconds = (performance.now() - t) / 1000;
+  const postgresCpu = postgresCpuSeconds() - cpu;
+  const used = process.cpuUsage(clientCpu);
+  const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM "${targetTable}" WHERE ns = 'bench' AND key LIKE 'key%'`);
+  await pool.query(`DROP TABLE "${targetTable}"`);
+  await pool.end();
+  if (Number(rows[0]!.n) !== n) throw new Error(`the reference loop copied ${rows[0]!.n} of ${n} rows`);
+  return { rate: n / seconds, postgresCpu, clientCpu: (used.user + used.system) / 1e6 };
 }
 
 /**
@@ -460,7 +504,7 @@ async function backfillRun(currentUrl: string, targetUrl: string, n: number, wit
       await sleep(200);
     }
     const rate = n / ((performance.now() - t) / 1000);
-    const cpu = cpuNote(p.cpuSeconds() - sidecarCpu, postgresCpuSeconds() - postgresCpu);
+    const cpu = cpuNote({ sidecar: p.cpuSeconds() - sidecarCpu, postgres: postgresCpuSeconds() - postgresCpu });
     let verifyRate: number | undefined;
     if (withVerify) {
       const tv = performance.now();
@@ -491,7 +535,9 @@ async function backfillAndVerify(): Promise<void> {
   await preloadPostgres(pgSource, n, 1024);
   const copy = await inDatabaseCopy(pgSource, `bench_copy_${run}`, n);
   const baseline = copy.rate;
-  record({ section: "backfill", figure: `PostgreSQL INSERT … SELECT copy, ${n} × 1 KiB`, value: baseline, unit: "items/s", ...(Number.isNaN(copy.postgresCpu) ? {} : { note: `CPU: postgres ${copy.postgresCpu.toFixed(1)} s` }) });
+  record({ section: "backfill", figure: `PostgreSQL INSERT … SELECT copy, ${n} × 1 KiB`, value: baseline, unit: "items/s", note: cpuNote({ postgres: copy.postgresCpu }) });
+  const plain = await plainLoopCopy(pgSource, `bench_plain_${run}`, n);
+  record({ section: "backfill", figure: `reference: keyset pages + unnest upserts, 4 writers, ${n} × 1 KiB`, value: plain.rate, unit: "items/s", baseline, note: cpuNote({ loop: plain.clientCpu, postgres: plain.postgresCpu }) });
 
   const pairs: [string, string, number][] = [
     ["postgres → postgres", "postgres", n],
