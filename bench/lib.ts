@@ -67,3 +67,29 @@ export function table(): string {
     ...rows.map((r) => `| ${r.section} | ${r.figure}${r.note ? ` (${r.note})` : ""} | ${fmt(r.value)} ${r.unit} | ${r.baseline !== undefined ? fmt(r.baseline) : ""} | ${r.ratio !== undefined ? r.ratio.toFixed(2) : ""} | ${r.goal ?? ""} | ${r.met === undefined ? "" : r.met ? "yes" : "no"} |`),
   ].join("\n");
 }
+
+/**
+ * Runs several operations one call at a time in turn (a, b, c, a, b, c, …) for `ms` after a
+ * short warm-up and reports each one's p50 and p99: a figure and its baseline then share every
+ * slow second of the machine, instead of one getting the quiet half of the run.
+ */
+export async function interleaved(ops: ((i: number) => Promise<unknown>)[], ms: number, warmupMs = Math.min(500, ms / 4)): Promise<LoadResult[]> {
+  const latencies: number[][] = ops.map(() => []);
+  let i = 0;
+  const warmEnd = performance.now() + warmupMs;
+  while (performance.now() < warmEnd) for (const op of ops) await op(i++);
+  const start = performance.now();
+  const end = start + ms;
+  while (performance.now() < end) {
+    for (const [k, op] of ops.entries()) {
+      const t = performance.now();
+      await op(i++);
+      latencies[k]!.push(performance.now() - t);
+    }
+  }
+  const seconds = (performance.now() - start) / 1000;
+  return latencies.map((l) => {
+    l.sort((a, b) => a - b);
+    return { ops: l.length, seconds, opsPerSec: l.length / seconds, p50: quantile(l, 0.5), p99: quantile(l, 0.99) };
+  });
+}

@@ -16,7 +16,7 @@ import { serviceDefinition } from "../src/server/proto.js";
 import { startSidecar } from "../src/server/sidecar.js";
 import { freePort, startDynalite, type Dynalite } from "../test/support/dynalite.js";
 import { TEST_URLS } from "../test/support/servers.js";
-import { load, record, rows, table } from "./lib.js";
+import { interleaved, load, record, rows, table, type LoadResult } from "./lib.js";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean" }, backend: { type: "string" }, only: { type: "string" } } });
 const QUICK = Boolean(values.quick);
@@ -218,19 +218,25 @@ async function backendOverhead(): Promise<void> {
 
 // 3. Dual-write cost: Put in DUAL_WRITE vs SINGLE, against primary + secondary latency.
 async function dualWrite(): Promise<void> {
-  const current = await storeUrl("postgres", "dwc");
-  const target = await storeUrl("postgres", "dwt");
-  const single = await inProcessSidecar({ DECANT_CURRENT: current });
-  const s = await load((i) => single.client.put("bench", `k${i % 500}`, value100), 1, RUN_MS);
-  await single.stop();
-  const secondary = await openStore(target);
-  let v = 1n;
-  const sec = await load((i) => secondary.applyIfNewer("bench", [{ key: `k${i % 500}`, value: value100, version: v++ }]), 1, RUN_MS);
-  await secondary.close();
-  const dual = await inProcessSidecar({ DECANT_CURRENT: current, DECANT_TARGET: target, DECANT_CONTROL: `sqlite:${join(scratch, "control-dual.db")}` });
+  // Three pairs of tables, and the three operations measured in turn (see interleaved()).
+  const single = await inProcessSidecar({ DECANT_CURRENT: await storeUrl("postgres", "dws") });
+  const secondary = await openStore(await storeUrl("postgres", "dwd"));
+  const dual = await inProcessSidecar({
+    DECANT_CURRENT: await storeUrl("postgres", "dwc"),
+    DECANT_TARGET: await storeUrl("postgres", "dwt"),
+    DECANT_CONTROL: `sqlite:${join(scratch, "control-dual.db")}`,
+  });
   await dual.client.call("migration", "SetPhase", { phase: "DUAL_WRITE", force: true });
-  const d = await load((i) => dual.client.put("bench", `k${i % 500}`, value100), 1, RUN_MS);
-  await dual.stop();
+  let v = 1n;
+  const [s, sec, d] = (await interleaved(
+    [
+      (i) => single.client.put("bench", `k${i % 500}`, value100),
+      (i) => secondary.applyIfNewer("bench", [{ key: `k${i % 500}`, value: value100, version: v++ }]),
+      (i) => dual.client.put("bench", `k${i % 500}`, value100),
+    ],
+    3 * RUN_MS,
+  )) as [LoadResult, LoadResult, LoadResult];
+  await Promise.all([single.stop(), secondary.close(), dual.stop()]);
   const budget = s.p50 + sec.p50 + 0.1;
   record({ section: "dual-write", figure: "Put p50 in SINGLE (postgres)", value: s.p50, unit: "ms" });
   record({ section: "dual-write", figure: "secondary applyIfNewer p50 (postgres, direct)", value: sec.p50, unit: "ms" });
