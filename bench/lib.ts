@@ -13,6 +13,12 @@ const quantile = (sorted: number[], q: number) => (sorted.length === 0 ? NaN : s
 
 /** Runs `op` with `inFlight` callers for `ms` (after a short warm-up) and reports throughput and latency. */
 export async function load(op: (i: number) => Promise<unknown>, inFlight: number, ms: number, warmupMs = Math.min(500, ms / 4)): Promise<LoadResult> {
+  const { latencies, seconds } = await measure(op, inFlight, ms, warmupMs);
+  return summary(latencies, seconds);
+}
+
+/** Latencies (ms) of every call after the warm-up, and the seconds they took. */
+async function measure(op: (i: number) => Promise<unknown>, inFlight: number, ms: number, warmupMs: number): Promise<{ latencies: number[]; seconds: number }> {
   const run = async (durationMs: number, record: boolean) => {
     const latencies: number[] = [];
     let n = 0;
@@ -31,7 +37,10 @@ export async function load(op: (i: number) => Promise<unknown>, inFlight: number
     return { latencies, seconds: (performance.now() - start) / 1000 };
   };
   await run(warmupMs, false);
-  const { latencies, seconds } = await run(ms, true);
+  return run(ms, true);
+}
+
+function summary(latencies: number[], seconds: number): LoadResult {
   latencies.sort((a, b) => a - b);
   return { ops: latencies.length, seconds, opsPerSec: latencies.length / seconds, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) };
 }
@@ -69,27 +78,21 @@ export function table(): string {
 }
 
 /**
- * Runs several operations one call at a time in turn (a, b, c, a, b, c, …) for `ms` after a
- * short warm-up and reports each one's p50 and p99: a figure and its baseline then share every
- * slow second of the machine, instead of one getting the quiet half of the run.
+ * Runs each operation with `inFlight` callers in turn, `slices` times, for `ms` in all, and
+ * merges each one's slices: a figure and its baseline then share the machine's slow stretches
+ * instead of one getting the quiet half of the run. Slices, not call by call: a call right
+ * after another kind of call pays for that one's leftover work (measured: the driver's Get
+ * doubled between sidecar calls), which would favour whichever is measured against it.
  */
-export async function interleaved(ops: ((i: number) => Promise<unknown>)[], ms: number, warmupMs = Math.min(500, ms / 4)): Promise<LoadResult[]> {
-  const latencies: number[][] = ops.map(() => []);
-  let i = 0;
-  const warmEnd = performance.now() + warmupMs;
-  while (performance.now() < warmEnd) for (const op of ops) await op(i++);
-  const start = performance.now();
-  const end = start + ms;
-  while (performance.now() < end) {
+export async function alternating(ops: ((i: number) => Promise<unknown>)[], inFlight: number, ms: number, slices = 4): Promise<LoadResult[]> {
+  const slice = ms / slices / ops.length;
+  const all = ops.map(() => ({ latencies: [] as number[], seconds: 0 }));
+  for (let s = 0; s < slices; s++) {
     for (const [k, op] of ops.entries()) {
-      const t = performance.now();
-      await op(i++);
-      latencies[k]!.push(performance.now() - t);
+      const part = await measure(op, inFlight, slice, s === 0 ? Math.min(500, slice / 4) : Math.min(100, slice / 4));
+      all[k]!.latencies.push(...part.latencies);
+      all[k]!.seconds += part.seconds;
     }
   }
-  const seconds = (performance.now() - start) / 1000;
-  return latencies.map((l) => {
-    l.sort((a, b) => a - b);
-    return { ops: l.length, seconds, opsPerSec: l.length / seconds, p50: quantile(l, 0.5), p99: quantile(l, 0.99) };
-  });
+  return all.map(({ latencies, seconds }) => summary(latencies, seconds));
 }

@@ -16,7 +16,7 @@ import { serviceDefinition } from "../src/server/proto.js";
 import { startSidecar } from "../src/server/sidecar.js";
 import { freePort, startDynalite, type Dynalite } from "../test/support/dynalite.js";
 import { TEST_URLS } from "../test/support/servers.js";
-import { interleaved, load, record, rows, table, type LoadResult } from "./lib.js";
+import { alternating, load, record, rows, table, type LoadResult } from "./lib.js";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean" }, backend: { type: "string" }, only: { type: "string" } } });
 const QUICK = Boolean(values.quick);
@@ -87,13 +87,8 @@ async function hop(): Promise<void> {
     for (const op of ["Get", "Put"] as const) {
       for (const inFlight of [1, 64]) {
         const call = (c: DecantClient) => (i: number) => (op === "Get" ? c.get("bench", `k${i % 1000}`) : c.put("bench", `k${i % 1000}`, value100));
-        // Alternate the two runs so drift on a noisy machine hits both alike.
-        const b1 = await load(call(bareClient), inFlight, RUN_MS / 2);
-        const d1 = await load(call(decant.client), inFlight, RUN_MS / 2);
-        const b2 = await load(call(bareClient), inFlight, RUN_MS / 2);
-        const d2 = await load(call(decant.client), inFlight, RUN_MS / 2);
-        const base = { opsPerSec: (b1.opsPerSec + b2.opsPerSec) / 2, p50: (b1.p50 + b2.p50) / 2, p99: (b1.p99 + b2.p99) / 2 };
-        const dec = { opsPerSec: (d1.opsPerSec + d2.opsPerSec) / 2, p50: (d1.p50 + d2.p50) / 2, p99: (d1.p99 + d2.p99) / 2 };
+        // In alternating slices, so drift on a noisy machine hits both alike.
+        const [base, dec] = (await alternating([call(bareClient), call(decant.client)], inFlight, 2 * RUN_MS)) as [LoadResult, LoadResult];
         const thr = dec.opsPerSec / base.opsPerSec;
         const p50 = dec.p50 / base.p50;
         record({ section: "hop", figure: `${op} throughput, ${inFlight} in flight`, value: dec.opsPerSec, unit: "ops/s", baseline: base.opsPerSec, goal: "≥ 0.8×", met: thr >= 0.8 });
@@ -196,8 +191,8 @@ async function backendOverhead(): Promise<void> {
         const viaDecant = (i: number) => (op === "Get" ? decant.client.get("bench", `k${i % 200}`) : decant.client.put("bench", `k${i % 200}`, value100));
         const viaDriver = (i: number) => (op === "Get" ? direct.get(`k${i % 200}`) : direct.put(`k${i % 200}`, value100));
         const viaAdapter = (i: number) => (op === "Get" ? adapter.get("bench", `k${i % 200}`) : adapter.put("bench", `k${i % 200}`, value100));
-        const b = await load(viaDriver, inFlight, RUN_MS);
-        const d = await load(viaDecant, inFlight, RUN_MS);
+        // In alternating slices, so drift on a noisy machine hits both alike.
+        const [b, d] = (await alternating([viaDriver, viaDecant], inFlight, 2 * RUN_MS)) as [LoadResult, LoadResult];
         // The goal is for networked stores; memory and SQLite run in-process, so their baseline has no hop at all.
         const networked = backend !== "memory" && backend !== "sqlite";
         record({ section: "backend", figure: `${backend} ${op} p50, ${inFlight} in flight`, value: d.p50, unit: "ms", baseline: b.p50, ...(networked ? { goal: "≤ 1.3×", met: d.p50 / b.p50 <= 1.3 } : { note: "baseline in-process" }) });
@@ -218,7 +213,7 @@ async function backendOverhead(): Promise<void> {
 
 // 3. Dual-write cost: Put in DUAL_WRITE vs SINGLE, against primary + secondary latency.
 async function dualWrite(): Promise<void> {
-  // Three pairs of tables, and the three operations measured in turn (see interleaved()).
+  // Three pairs of tables, and the three operations measured in alternating slices.
   const single = await inProcessSidecar({ DECANT_CURRENT: await storeUrl("postgres", "dws") });
   const secondary = await openStore(await storeUrl("postgres", "dwd"));
   const dual = await inProcessSidecar({
@@ -228,12 +223,13 @@ async function dualWrite(): Promise<void> {
   });
   await dual.client.call("migration", "SetPhase", { phase: "DUAL_WRITE", force: true });
   let v = 1n;
-  const [s, sec, d] = (await interleaved(
+  const [s, sec, d] = (await alternating(
     [
       (i) => single.client.put("bench", `k${i % 500}`, value100),
       (i) => secondary.applyIfNewer("bench", [{ key: `k${i % 500}`, value: value100, version: v++ }]),
       (i) => dual.client.put("bench", `k${i % 500}`, value100),
     ],
+    1,
     3 * RUN_MS,
   )) as [LoadResult, LoadResult, LoadResult];
   await Promise.all([single.stop(), secondary.close(), dual.stop()]);
