@@ -16,7 +16,7 @@ import { serviceDefinition } from "../src/server/proto.js";
 import { startSidecar } from "../src/server/sidecar.js";
 import { freePort, startDynalite, type Dynalite } from "../test/support/dynalite.js";
 import { TEST_URLS } from "../test/support/servers.js";
-import { alternating, load, record, rows, table, type LoadResult } from "./lib.js";
+import { alternating, fmt, load, record, rows, table, type LoadResult } from "./lib.js";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean" }, backend: { type: "string" }, only: { type: "string" } } });
 const QUICK = Boolean(values.quick);
@@ -232,11 +232,36 @@ async function dualWrite(): Promise<void> {
     1,
     3 * RUN_MS,
   )) as [LoadResult, LoadResult, LoadResult];
+  // The same two writes as the DUAL_WRITE sidecar timed them itself (means, from its metrics):
+  // inside a request they are slower than in the direct store's tight loop.
+  const inside = await storeMeansMs(dual.sidecar.metricsPort);
   await Promise.all([single.stop(), secondary.close(), dual.stop()]);
   const budget = s.p50 + sec.p50 + 0.1;
   record({ section: "dual-write", figure: "Put p50 in SINGLE (postgres)", value: s.p50, unit: "ms" });
   record({ section: "dual-write", figure: "secondary applyIfNewer p50 (postgres, direct)", value: sec.p50, unit: "ms" });
-  record({ section: "dual-write", figure: "Put p50 in DUAL_WRITE (postgres → postgres)", value: d.p50, unit: "ms", baseline: s.p50, goal: `≤ ${budget.toFixed(3)} ms (single + secondary + 0.1)`, met: d.p50 <= budget });
+  record({
+    section: "dual-write",
+    figure: "Put p50 in DUAL_WRITE (postgres → postgres)",
+    value: d.p50,
+    unit: "ms",
+    baseline: s.p50,
+    goal: `≤ ${budget.toFixed(3)} ms (single + secondary + 0.1)`,
+    met: d.p50 <= budget,
+    note: `inside the sidecar, means: primary put ${fmt(inside["current:put"] ?? NaN)} ms, secondary applyIfNewer ${fmt(inside["target:applyIfNewer"] ?? NaN)} ms`,
+  });
+}
+
+/** Mean latency (ms) of each store operation a sidecar has timed, as "role:op". */
+async function storeMeansMs(metricsPort: number): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const sums = new Map<string, number>();
+  const means: Record<string, number> = {};
+  for (const m of text.matchAll(/^decant_store_operation_duration_seconds_(sum|count)\{store="(\w+):\w+",op="(\w+)"\} (\S+)$/gm)) {
+    const key = `${m[2]}:${m[3]}`;
+    if (m[1] === "sum") sums.set(key, Number(m[4]));
+    else if (Number(m[4]) > 0) means[key] = ((sums.get(key) ?? NaN) / Number(m[4])) * 1000;
+  }
+  return means;
 }
 
 /** Compiles once into .tmp/bench-dist, so process figures (memory above all) are those of the built sidecar, not of tsx. */
