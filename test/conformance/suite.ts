@@ -3,7 +3,7 @@
 import { expect } from "chai";
 import { DecantError, isDecantError, type ErrorKind } from "../../src/protocol/errors.js";
 import type { Store } from "../../src/protocol/store.js";
-import type { Item, RawItem, ValueSize } from "../../src/protocol/types.js";
+import type { RawItem, ScanPage, ValueSize } from "../../src/protocol/types.js";
 import { buf, freshNamespace } from "../support/names.js";
 
 export interface ConformanceOptions {
@@ -24,44 +24,29 @@ async function rejects(p: Promise<unknown>, kind: ErrorKind): Promise<DecantErro
   expect.fail(`expected the call to fail with ${kind}`);
 }
 
-async function scanAll(store: Store, ns: string, limit: number, prefix?: string): Promise<{ items: Item[]; pages: number }> {
-  const items: Item[] = [];
+/** Every page of a paged read, each at most `limit` long. */
+async function allPages<T>(read: (cursor: string | undefined) => Promise<ScanPage<T>>, limit: number, what: string): Promise<{ items: T[]; pages: number }> {
+  const items: T[] = [];
   let cursor: string | undefined;
   let pages = 0;
   do {
-    const page = await store.scan(ns, { limit, prefix, cursor });
+    const page = await read(cursor);
     expect(page.items.length).to.be.at.most(limit);
     items.push(...page.items);
     cursor = page.cursor;
-    if (++pages > 10_000) expect.fail("scan does not end");
+    if (++pages > 10_000) expect.fail(`${what} does not end`);
   } while (cursor !== undefined);
   return { items, pages };
 }
 
+const scanAll = (store: Store, ns: string, limit: number, prefix?: string) => allPages((cursor) => store.scan(ns, { limit, prefix, cursor }), limit, "scan");
+
 async function scanRawAll(store: Store, ns: string, limit: number, segment?: number, totalSegments?: number): Promise<RawItem[]> {
-  const items: RawItem[] = [];
-  let cursor: string | undefined;
-  let pages = 0;
-  do {
-    const page = await store.scanRaw(ns, { limit, cursor, segment, totalSegments });
-    items.push(...page.items);
-    cursor = page.cursor;
-    if (++pages > 10_000) expect.fail("scanRaw does not end");
-  } while (cursor !== undefined);
-  return items;
+  return (await allPages((cursor) => store.scanRaw(ns, { limit, cursor, segment, totalSegments }), limit, "scanRaw")).items;
 }
 
 async function largeValuesAll(store: Store, ns: string, minBytes: number, limit: number): Promise<{ items: ValueSize[]; pages: number }> {
-  const items: ValueSize[] = [];
-  let cursor: string | undefined;
-  let pages = 0;
-  do {
-    const page = await store.largeValues(ns, { minBytes, limit, cursor });
-    expect(page.items.length).to.be.at.most(limit);
-    items.push(...page.items);
-    cursor = page.cursor;
-    if (++pages > 10_000) expect.fail("largeValues does not end");
-  } while (cursor !== undefined);
+  const { items, pages } = await allPages((cursor) => store.largeValues(ns, { minBytes, limit, cursor }), limit, "largeValues");
   return { items: items.sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key))), pages };
 }
 
