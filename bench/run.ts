@@ -109,14 +109,20 @@ interface Direct {
   close(): Promise<void>;
 }
 
+/** A bench PostgreSQL store URL as what pg connects with and the table it names. */
+function pgTable(url: string): { connectionString: string; table: string } {
+  const u = new URL(url);
+  const table = u.searchParams.get("table")!;
+  u.searchParams.delete("table");
+  return { connectionString: u.toString(), table };
+}
+
 /** The same operations done directly with each driver (the statement/command Decant needs at minimum). */
 async function directDriver(backend: string, url: string): Promise<Direct> {
   const ns = "bench";
   if (backend === "postgres") {
-    const u = new URL(url);
-    const tableName = u.searchParams.get("table")!;
-    u.searchParams.delete("table");
-    const pool = new pg.Pool({ connectionString: u.toString(), max: 10 });
+    const { connectionString, table: tableName } = pgTable(url);
+    const pool = new pg.Pool({ connectionString, max: 10 });
     return {
       get: (key) => pool.query(`SELECT value, version FROM "${tableName}" WHERE ns = $1 AND key = $2`, [ns, key]),
       put: (key, value) =>
@@ -379,10 +385,8 @@ async function preloadPostgres(url: string, n: number, valueBytes: number): Prom
   const store = await openStore(url);
   await store.put("bench", "__create", Buffer.alloc(0)); // creates the table
   await store.close();
-  const u = new URL(url);
-  const tableName = u.searchParams.get("table")!;
-  u.searchParams.delete("table");
-  const client = new pg.Client({ connectionString: u.toString() });
+  const { connectionString, table: tableName } = pgTable(url);
+  const client = new pg.Client({ connectionString });
   await client.connect();
   await client.query(`INSERT INTO "${tableName}" (ns, key, value, version) SELECT 'bench', 'key' || lpad(g::text, 8, '0'), decode(repeat('ab', ${valueBytes}), 'hex'), 1 + g % 5 FROM generate_series(1, ${n}) g ON CONFLICT DO NOTHING`);
   await client.query(`ANALYZE "${tableName}"`);
@@ -400,10 +404,8 @@ async function preloadSqlite(url: string, n: number, valueBytes: number): Promis
 
 /** PostgreSQL's own single-statement copy of the same rows: the baseline for the backfill rate. */
 async function inDatabaseCopy(sourceUrl: string, targetTable: string, n: number): Promise<{ rate: number; postgresCpu: number }> {
-  const u = new URL(sourceUrl);
-  const source = u.searchParams.get("table")!;
-  u.searchParams.delete("table");
-  const client = new pg.Client({ connectionString: u.toString() });
+  const { connectionString, table: source } = pgTable(sourceUrl);
+  const client = new pg.Client({ connectionString });
   await client.connect();
   await client.query(`CREATE TABLE "${targetTable}" (LIKE "${source}" INCLUDING ALL)`);
   const cpu = postgresCpuSeconds();
@@ -421,10 +423,8 @@ async function inDatabaseCopy(sourceUrl: string, targetTable: string, n: number)
  * 4 writers, each over a quarter of the preloaded keys (key00000001 …), in this process.
  */
 async function plainLoopCopy(sourceUrl: string, targetTable: string, n: number): Promise<{ rate: number; postgresCpu: number; clientCpu: number }> {
-  const u = new URL(sourceUrl);
-  const source = u.searchParams.get("table")!;
-  u.searchParams.delete("table");
-  const pool = new pg.Pool({ connectionString: u.toString(), max: 4 });
+  const { connectionString, table: source } = pgTable(sourceUrl);
+  const pool = new pg.Pool({ connectionString, max: 4 });
   await pool.query(`CREATE TABLE "${targetTable}" (LIKE "${source}" INCLUDING ALL)`);
   const bound = (i: number) => `key${String(i).padStart(8, "0")}`;
   const cpu = postgresCpuSeconds();
@@ -493,10 +493,8 @@ async function sdkConditionalPuts(endpoint: string, n: number): Promise<number> 
 
 async function dropPg(url: string): Promise<void> {
   if (!url.startsWith("postgres")) return;
-  const u = new URL(url);
-  const t = u.searchParams.get("table")!;
-  u.searchParams.delete("table");
-  const c = new pg.Client({ connectionString: u.toString() });
+  const { connectionString, table: t } = pgTable(url);
+  const c = new pg.Client({ connectionString });
   await c.connect();
   await c.query(`DROP TABLE IF EXISTS "${t}"`);
   await c.end();
