@@ -1,5 +1,5 @@
 // The memory backend: a Map per namespace. Not durable; for tests, demos and benchmarks.
-import { invalidArgument, unsupported } from "../protocol/errors.js";
+import { DecantError, invalidArgument, unsupported } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
 import { DEFAULT_MAX_VALUE_BYTES } from "../protocol/types.js";
@@ -19,7 +19,9 @@ export class MemoryStore implements Store {
     segmentedScan: false,
     maxValueBytes: () => DEFAULT_MAX_VALUE_BYTES * 16,
     durable: false,
+    fencing: true,
   };
+  private fence = 0;
   private readonly data = new Map<string, Map<string, Stored>>();
 
   private table(ns: string, create: boolean): Map<string, Stored> | undefined {
@@ -46,8 +48,18 @@ export class MemoryStore implements Store {
     return liveItems(await this.batchGetRaw(ns, keys));
   }
 
-  async put(ns: string, key: string, value: Buffer, condition?: Condition): Promise<bigint> {
+  async raiseFence(epoch: number): Promise<number> {
+    this.fence = Math.max(this.fence, epoch);
+    return this.fence;
+  }
+
+  private checkFence(fence: number | undefined): void {
+    if (fence !== undefined && fence < this.fence) throw new DecantError("fenced", `memory: a write of epoch ${fence} is below the store's fence ${this.fence}`);
+  }
+
+  async put(ns: string, key: string, value: Buffer, condition?: Condition, fence?: number): Promise<bigint> {
     checkValueSize(this, key, value);
+    this.checkFence(fence);
     const stored = this.raw(ns, key);
     checkCondition(key, stored, condition);
     const version = nextVersion(stored);
@@ -55,7 +67,8 @@ export class MemoryStore implements Store {
     return version;
   }
 
-  async delete(ns: string, key: string, condition?: Condition): Promise<DeleteResult> {
+  async delete(ns: string, key: string, condition?: Condition, fence?: number): Promise<DeleteResult> {
+    this.checkFence(fence);
     const stored = this.raw(ns, key);
     checkCondition(key, stored, condition);
     if (!stored || stored.value === null) return { deleted: false, version: stored?.version ?? 0n };
@@ -84,7 +97,8 @@ export class MemoryStore implements Store {
     return this.raw(ns, key);
   }
 
-  async applyIfNewer(ns: string, items: RawItem[]): Promise<boolean[]> {
+  async applyIfNewer(ns: string, items: RawItem[], fence?: number): Promise<boolean[]> {
+    this.checkFence(fence);
     return items.map((item) => {
       const stored = this.table(ns, false)?.get(item.key);
       if (stored && stored.version >= item.version) return false;

@@ -77,6 +77,7 @@ export class PostgresStore implements Store {
     segmentedScan: true,
     maxValueBytes: () => MAX_VALUE_BYTES,
     durable: true,
+    maxVersion: 2n ** 63n - 1n, // a signed 64-bit column
   };
   private readonly t: string; // "schema"."table", quoted (names are validated, so quoting is safe)
   private pool?: pg.Pool;

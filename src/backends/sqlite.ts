@@ -45,6 +45,7 @@ export class SqliteStore implements Store {
     segmentedScan: false,
     maxValueBytes: () => 64 * 1024 * 1024,
     durable: true,
+    maxVersion: 2n ** 63n - 1n, // a signed 64-bit column
   };
   private db?: BetterSqlite3.Database;
   private stmts?: ReturnType<SqliteStore["prepare"]>;

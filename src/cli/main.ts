@@ -53,6 +53,12 @@ async function serve(args: string[]): Promise<void> {
     logger.error("decant could not start", { error: (err as Error).message });
     process.exit(EXIT.unavailable);
   }
+  // An unexpected rejection must neither kill the process silently nor leave it writing in an
+  // unknown state: log it and refuse writes until the sidecar is restarted (finding 7).
+  process.on("unhandledRejection", (err) => {
+    logger.error("unexpected error in the sidecar", { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    sidecar.controller.failClosed("an unexpected error was not handled (see the log line before)");
+  });
   let signals = 0;
   const onSignal = (signal: string) => {
     if (++signals > 1) {

@@ -33,6 +33,10 @@ export interface Config {
   adminToken?: string;
   /** Migration timings in ms (heartbeat_ms, lease_ms, replica_ttl_ms, fence_hold_ms, fence_timeout_ms, backfill_lease_ms). */
   migration: Partial<Record<MigrationTiming, number>>;
+  /** migration.id: names the migration; the control record must carry the same (absent = not checked). */
+  migrationId?: string;
+  /** The largest timeout_ms of the network stores configured: a call may still land that long after it began. */
+  storeTimeoutMs: number;
   /** Where the config came from, for the start-up log line. */
   source: string;
 }
@@ -67,7 +71,7 @@ const KEYS: Record<string, string> = {
   drain_timeout_ms: "how long shutdown waits for in-flight requests",
   tls: "cert_file, key_file, client_ca_file",
   admin_token_file: "file holding the Migration service's bearer token",
-  migration: `timings: ${"heartbeat_ms, lease_ms, replica_ttl_ms, fence_hold_ms, fence_timeout_ms, backfill_lease_ms"}`,
+  migration: `id, and timings: ${"heartbeat_ms, lease_ms, replica_ttl_ms, fence_hold_ms, fence_timeout_ms, backfill_lease_ms"}`,
 };
 
 type Env = Record<string, string | undefined>;
@@ -194,17 +198,27 @@ export function loadConfig(configPath?: string, env: Env = process.env): Config 
 
   const migrationFile = (file.migration ?? {}) as Record<string, unknown>;
   if (typeof migrationFile !== "object" || Array.isArray(migrationFile)) throw new ConfigError("migration", "must be a mapping of timings");
-  for (const k of Object.keys(migrationFile)) if (!(TIMINGS as readonly string[]).includes(k)) throw new ConfigError(`migration.${k}`, `is not a setting; use ${TIMINGS.join(", ")}`);
+  for (const k of Object.keys(migrationFile)) if (k !== "id" && !(TIMINGS as readonly string[]).includes(k)) throw new ConfigError(`migration.${k}`, `is not a setting; use id, ${TIMINGS.join(", ")}`);
+  const rawId = env.DECANT_MIGRATION_ID ?? migrationFile.id;
+  if (rawId !== undefined && rawId !== "" && (typeof rawId !== "string" || !/^[A-Za-z0-9._-]{1,64}$/.test(rawId))) throw new ConfigError("migration.id", "must be 1 to 64 letters, digits, dots, dashes or underscores");
+  const migrationId = typeof rawId === "string" && rawId !== "" ? rawId : undefined;
   const migration: Config["migration"] = {};
   for (const t of TIMINGS) {
     const raw = env[`DECANT_${t.toUpperCase()}`] ?? migrationFile[t];
     if (raw !== undefined && raw !== "") migration[t] = positiveInt(raw, `migration.${t}`, 10, 3_600_000);
   }
+  const storeTimeoutMs = Math.max(...[current, target, control].map((u) => (u === undefined ? 0 : networkTimeout(u))));
   const lease = migration.lease_ms ?? 5000;
-  if ((migration.replica_ttl_ms ?? 10_000) <= lease) throw new ConfigError("migration.replica_ttl_ms", `must be longer than lease_ms (${lease}), so a replica fails closed before the others stop waiting for it`);
+  const heartbeat = migration.heartbeat_ms ?? 1000;
+  const minTtl = lease + storeTimeoutMs + heartbeat;
+  if ((migration.replica_ttl_ms ?? 15_000) < minTtl) {
+    throw new ConfigError("migration.replica_ttl_ms", `must be at least lease_ms + the largest store timeout_ms + heartbeat_ms (${lease} + ${storeTimeoutMs} + ${heartbeat} = ${minTtl}), so a replica counted dead has failed closed and its last store call has ended (docs/PROTOCOL.md step 5)`);
+  }
 
   return {
     migration,
+    migrationId,
+    storeTimeoutMs,
     current,
     target,
     control,
@@ -219,6 +233,18 @@ export function loadConfig(configPath?: string, env: Env = process.env): Config 
     adminToken,
     source: path ?? "defaults and environment",
   };
+}
+
+/**
+ * How long a call to a store over the network may run (its timeout_ms, default 5000). Memory
+ * and SQLite calls are synchronous in the process: none outlives it.
+ */
+function networkTimeout(raw: string): number {
+  const url = new URL(raw);
+  const scheme = url.protocol.replace(/:$/, "");
+  if (scheme === "memory" || scheme === "sqlite") return 0;
+  const t = Number(url.searchParams.get("timeout_ms") ?? 5000);
+  return Number.isFinite(t) && t > 0 ? t : 5000;
 }
 
 /** The configuration as it may be printed: store passwords and the token redacted. */

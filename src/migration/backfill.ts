@@ -8,13 +8,15 @@ import type { Store } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, type RawItem, type ScanPage } from "../protocol/types.js";
 import { BACKFILL_KEY } from "./control.js";
 import { FIRST_PAGE_ITEMS, nextPageLimit } from "./pages.js";
-import type { MigrationController } from "./controller.js";
+import { backfillAllowed, type MigrationController } from "./controller.js";
 import { yieldToEventLoop } from "./verify.js";
 
 export type BackfillState = "idle" | "running" | "paused" | "done" | "failed";
 
 export interface BackfillRecord {
   state: BackfillState;
+  /** The migration attempt it belongs to (PhaseRecord.attempt). */
+  attempt?: string;
   runner?: string;
   leaseUntil?: number;
   rateLimit: number;
@@ -108,7 +110,7 @@ export class Backfill {
   /** StartBackfill: only once DUAL_WRITE (or later, before the primary moves) is active everywhere. */
   async start(rateLimit: number, concurrency: number, pageSize = 1024): Promise<void> {
     const phase = this.c.phase;
-    if (phase !== "DUAL_WRITE" && phase !== "SHADOW_READ" && phase !== "READ_TARGET") {
+    if (!backfillAllowed(phase) || !this.c.target) {
       throw new DecantError("failed_precondition", `the backfill runs in DUAL_WRITE (now ${phase}); set the phase to DUAL_WRITE first`);
     }
     if (!(await this.c.isActive())) throw new DecantError("failed_precondition", `${phase} is not active yet: not every live replica has acknowledged it; try again in a few seconds`);
@@ -123,6 +125,7 @@ export class Backfill {
     for (const ns of namespaces) estimatedTotal += await this.c.current.estimateCount(ns);
     const record: BackfillRecord = {
       state: "running",
+      attempt: this.c.attempt,
       rateLimit,
       concurrency: concurrency || 4,
       pageSize,
@@ -150,6 +153,9 @@ export class Backfill {
       const want: BackfillState = paused ? "paused" : "running";
       if (rec.value.state === want) return;
       if (rec.value.state !== (paused ? "running" : "paused")) throw new DecantError("failed_precondition", `the backfill is ${rec.value.state}; only a ${paused ? "running" : "paused"} backfill can be ${paused ? "paused" : "resumed"}`);
+      if (!paused && (!backfillAllowed(this.c.phase) || !this.c.target || rec.value.attempt !== this.c.attempt)) {
+        throw new DecantError("failed_precondition", `the backfill cannot resume in ${this.c.phase}${rec.value.attempt !== this.c.attempt ? " (it belongs to an earlier migration attempt)" : ""}; it runs in DUAL_WRITE, SHADOW_READ or READ_TARGET on a sidecar with the target configured`);
+      }
       const next: BackfillRecord = { ...rec.value, state: want, runner: undefined, leaseUntil: undefined, updatedAt: Date.now() };
       if ((await this.c.control.compareAndSet(BACKFILL_KEY, next, rec.version)) !== false) {
         this.c.logger.info(`backfill ${paused ? "paused" : "resumed"}`, { scanned: rec.value.scanned });
@@ -161,19 +167,30 @@ export class Backfill {
     throw new DecantError("unavailable", "could not update the backfill record (it keeps changing)");
   }
 
-  /** Called every tick: take the lease if the backfill runs and nobody holds it. */
+  /**
+   * Called every tick: take the lease if the backfill runs and nobody holds it — only on a
+   * replica with the target, in a phase the backfill runs in, for this migration attempt.
+   */
   async maybeTakeOver(): Promise<void> {
-    if (this.running || this.stopRequested) return;
+    if (this.running || this.stopRequested || !this.c.target || !backfillAllowed(this.c.phase)) return;
     const rec = await this.read();
-    if (!rec || rec.value.state !== "running") return;
+    if (!rec || rec.value.state !== "running" || rec.value.attempt !== this.c.attempt) return;
     if (rec.value.runner && rec.value.runner !== this.c.replicaId && (rec.value.leaseUntil ?? 0) > Date.now()) return;
     const mine: BackfillRecord = { ...rec.value, runner: this.c.replicaId, leaseUntil: Date.now() + this.c.timings.backfillLeaseMs };
     const version = await this.c.control.compareAndSet(BACKFILL_KEY, mine, rec.version);
     if (version === false) return;
     if (rec.value.runner && rec.value.runner !== this.c.replicaId) this.c.logger.warn(`took over the backfill from ${rec.value.runner} at its checkpoint`, { scanned: rec.value.scanned });
-    this.running = this.run(mine, version).finally(() => {
-      this.running = undefined;
-    });
+    this.running = this.run(mine, version)
+      .catch((err) => this.c.logger.error("the backfill runner stopped on an unexpected error; another round retries from the checkpoint", { error: describeError(err) }))
+      .finally(() => {
+        this.running = undefined;
+      });
+  }
+
+  /** A rollback to SINGLE ends the attempt: its backfill stops and its record goes. */
+  async abandon(): Promise<void> {
+    const rec = await this.read();
+    if (rec) await this.c.control.remove(BACKFILL_KEY);
   }
 
   async stop(): Promise<void> {
@@ -201,6 +218,10 @@ export class Backfill {
     const renewal = setInterval(() => void this.renewLease(), Math.max(50, this.c.timings.backfillLeaseMs / 3));
     try {
       while (!this.stopRequested) {
+        if (!backfillAllowed(this.c.phase) || rec.attempt !== this.c.attempt) {
+          this.c.logger.info(`backfill runner stopped: the migration is in ${this.c.phase}`);
+          return;
+        }
         if (rec.nsIndex >= rec.namespaces.length) {
           rec = { ...rec, state: "done", runner: undefined, leaseUntil: undefined, updatedAt: Date.now() };
           await this.checkpoint(rec, version);

@@ -2,35 +2,70 @@
 // and 9). Records are JSON items in a reserved namespace that clients cannot name; updates
 // are compare-and-set on the item version, so two replicas never overwrite each other.
 import { createHash } from "node:crypto";
-import { isDecantError } from "../protocol/errors.js";
+import { DecantError, isDecantError } from "../protocol/errors.js";
 import type { Store } from "../protocol/store.js";
 import { CONTROL_NAMESPACE } from "../protocol/types.js";
 import type { Phase } from "./phases.js";
 
+/**
+ * The layout of the records below. A sidecar refuses to act on a record of a newer schema than
+ * it knows (a rolling upgrade must never let an old replica misread a new record).
+ */
+export const SCHEMA = 2;
+
 export interface PhaseRecord {
+  schema?: number;
   phase: Phase;
   /** Bumped on every change; replicas acknowledge epochs. */
   epoch: number;
   /** Writes are held while set (the primary is about to move to `pending`). */
   fence: boolean;
   pending?: Phase;
+  /** One migration attempt, from SINGLE → DUAL_WRITE to its end; backfill and verify belong to one. */
+  attempt?: string;
+  /** The configured migration id (migration.id), when one is configured. */
+  migrationId?: string;
   changedAt: number;
   changedBy: string;
 }
 
 export interface Heartbeat {
+  schema?: number;
   id: string;
   phase: Phase;
+  /** The highest epoch this replica acknowledges: no write of an older epoch is in flight on it. */
   epoch: number;
+  /** For people only: liveness is judged on the reader's clock from the record's version changing. */
   at: number;
+  hasTarget?: boolean;
+  /** Secondary writes that failed on this replica, ever (kept across restarts). */
   secondaryFailures: number;
   lastSecondaryFailureAt: number;
+  /** Set by a graceful stop: the replica is gone and holds nothing in flight. */
+  stopped?: boolean;
 }
 
+/**
+ * One write's intent, put into the journal before its primary write whenever the phase has a
+ * secondary, and removed once the secondary holds it. What stays is repair work.
+ */
 export interface JournalEntry {
+  schema?: number;
   ns: string;
   key: string;
+  /** The replica that wrote it, and this process's incarnation of it. */
+  owner?: string;
+  incarnation?: string;
+  /** The write settled without reaching the secondary (a failure, or an unknown outcome). */
+  failed?: boolean;
   at: number;
+}
+
+/** Thrown when a record was written by a newer Decant than this one. */
+export function checkSchema(key: string, value: { schema?: number }): void {
+  if ((value.schema ?? 1) > SCHEMA) {
+    throw new DecantError("failed_precondition", `the control record ${key} has schema ${value.schema}, newer than this sidecar understands (${SCHEMA}); upgrade this sidecar before it acts on the migration`);
+  }
 }
 
 export interface Versioned<T> {
@@ -43,13 +78,13 @@ export class ControlStore {
 
   async read<T>(key: string): Promise<Versioned<T> | null> {
     const item = await this.store.get(CONTROL_NAMESPACE, key);
-    return item ? { value: JSON.parse(item.value.toString("utf8")) as T, version: item.version } : null;
+    return item ? { value: parse<T>(key, item.value), version: item.version } : null;
   }
 
   /** Writes `value` if the record is still at `expected` (null = absent). Returns false if it moved. */
   async compareAndSet<T>(key: string, value: T, expected: bigint | null): Promise<bigint | false> {
     try {
-      return await this.store.put(CONTROL_NAMESPACE, key, Buffer.from(JSON.stringify(value)), expected === null ? { kind: "must_not_exist" } : { kind: "expected_version", version: expected });
+      return await this.store.put(CONTROL_NAMESPACE, key, encode(value), expected === null ? { kind: "must_not_exist" } : { kind: "expected_version", version: expected });
     } catch (err) {
       if (isDecantError(err, "version_mismatch")) return false;
       throw err;
@@ -57,7 +92,7 @@ export class ControlStore {
   }
 
   async write<T>(key: string, value: T): Promise<bigint> {
-    return this.store.put(CONTROL_NAMESPACE, key, Buffer.from(JSON.stringify(value)));
+    return this.store.put(CONTROL_NAMESPACE, key, encode(value));
   }
 
   async remove(key: string, expected?: bigint): Promise<boolean> {
@@ -75,12 +110,20 @@ export class ControlStore {
     let cursor: string | undefined;
     do {
       const page = await this.store.scan(CONTROL_NAMESPACE, { prefix, limit: 500, cursor });
-      for (const item of page.items) out.push({ key: item.key, value: JSON.parse(item.value.toString("utf8")) as T, version: item.version });
+      for (const item of page.items) out.push({ key: item.key, value: parse<T>(item.key, item.value), version: item.version });
       cursor = page.cursor;
     } while (cursor !== undefined && out.length < max);
     return out;
   }
 }
+
+function parse<T>(key: string, raw: Buffer): T {
+  const value = JSON.parse(raw.toString("utf8")) as T;
+  if (value && typeof value === "object") checkSchema(key, value as { schema?: number });
+  return value;
+}
+
+const encode = (value: unknown): Buffer => Buffer.from(JSON.stringify(value && typeof value === "object" ? { ...value, schema: SCHEMA } : value));
 
 export const PHASE_KEY = "phase";
 export const BACKFILL_KEY = "backfill";
@@ -88,5 +131,10 @@ export const VERIFY_KEY = "verify";
 export const heartbeatKey = (id: string) => `replica/${id}`;
 /** Journal keys are hashed: a namespace plus a 1024-byte key would not fit some backends' key limit. */
 export const journalKey = (ns: string, key: string) => `journal/${createHash("sha256").update(ns).update("\u0000").update(key).digest("hex")}`;
+/** One write's intent: the key's journal key, then who wrote it (one entry per write). */
+export const intentKey = (ns: string, key: string, incarnation: string, seq: number) => `${journalKey(ns, key)}/${incarnation}-${seq}`;
 export const JOURNAL_PREFIX = "journal/";
+/** Which control store coordinates the data store it is kept in (rule 9: no drift between replicas). */
+export const IDENTITY_KEY = "identity";
+export const BINDING_KEY = "binding";
 export const HEARTBEAT_PREFIX = "replica/";

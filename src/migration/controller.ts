@@ -1,14 +1,16 @@
 // One sidecar's view of the migration: it watches the control record, acknowledges phase
 // changes with heartbeats, fails closed when it cannot renew its view, holds writes during a
-// fence, drains the repair journal, and runs the backfill when it holds the lease.
-import { DecantError, describe as describeError, unavailable } from "../protocol/errors.js";
+// fence, keeps the repair journal, and runs the backfill when it holds the lease. The safety
+// argument, step by step, is docs/PROTOCOL.md; the step numbers below refer to it.
+import { randomBytes } from "node:crypto";
+import { DecantError, describe as describeError } from "../protocol/errors.js";
 import type { Store } from "../protocol/store.js";
-import { CONTROL_NAMESPACE, MAX_KEY_BYTES } from "../protocol/types.js";
+import { CONTROL_NAMESPACE, MAX_KEY_BYTES, type RawItem } from "../protocol/types.js";
 import type { Logger } from "../log.js";
 import type { MigrationMetrics } from "../metrics/migration-metrics.js";
 import { checkValueSize } from "../backends/common.js";
-import { BACKFILL_KEY, ControlStore, HEARTBEAT_PREFIX, JOURNAL_PREFIX, PHASE_KEY, VERIFY_KEY, heartbeatKey, journalKey, type Heartbeat, type JournalEntry, type PhaseRecord } from "./control.js";
-import { ROLES, movesPrimary, transitionError, type Phase, type Role } from "./phases.js";
+import { BACKFILL_KEY, BINDING_KEY, ControlStore, HEARTBEAT_PREFIX, IDENTITY_KEY, JOURNAL_PREFIX, PHASE_KEY, VERIFY_KEY, heartbeatKey, intentKey, type Heartbeat, type JournalEntry, type PhaseRecord } from "./control.js";
+import { PHASES, ROLES, movesPrimary, transitionError, type Phase, type Role } from "./phases.js";
 import { Backfill, type BackfillRecord } from "./backfill.js";
 import type { VerifyRecord } from "./verify.js";
 
@@ -17,7 +19,7 @@ export interface Timings {
   heartbeatMs: number;
   /** A replica that could not renew its view for this long refuses writes (rule 2). */
   leaseMs: number;
-  /** A replica whose heartbeat is older than this is no longer counted as live. */
+  /** A replica whose heartbeat has not changed for this long (on the observer's clock) is dead. */
   replicaTtlMs: number;
   /** How long a write waits for a fence to lift before UNAVAILABLE. */
   fenceHoldMs: number;
@@ -25,9 +27,21 @@ export interface Timings {
   fenceTimeoutMs: number;
   /** The backfill runner's lease; another replica takes over after it lapses. */
   backfillLeaseMs: number;
+  /** The longest a store call may take (the largest timeout_ms): an unknown outcome settles after it. */
+  storeTimeoutMs: number;
 }
 
-export const DEFAULT_TIMINGS: Timings = { heartbeatMs: 1000, leaseMs: 5000, replicaTtlMs: 10_000, fenceHoldMs: 5000, fenceTimeoutMs: 15_000, backfillLeaseMs: 10_000 };
+export const DEFAULT_TIMINGS: Timings = { heartbeatMs: 1000, leaseMs: 5000, replicaTtlMs: 15_000, fenceHoldMs: 5000, fenceTimeoutMs: 20_000, backfillLeaseMs: 10_000, storeTimeoutMs: 5000 };
+
+/** Test hooks: hold a write or a fence at a step, to replay an interleaving deterministically. */
+export interface MigrationHooks {
+  /** After admission (and the intent), before the primary write. */
+  beforePrimary?(w: AdmittedWrite): Promise<void> | void;
+  /** After the primary write, before the secondary write. */
+  beforeSecondary?(w: AdmittedWrite): Promise<void> | void;
+  /** In the fenced switch, after the fence is committed and the old primary fenced. */
+  duringFence?(): Promise<void> | void;
+}
 
 export interface ControllerOptions {
   current: Store;
@@ -37,6 +51,9 @@ export interface ControllerOptions {
   timings?: Partial<Timings>;
   metrics: MigrationMetrics;
   logger: Logger;
+  /** migration.id from the config: the control record must carry the same. */
+  migrationId?: string;
+  hooks?: MigrationHooks;
 }
 
 export interface ReplicaStatus {
@@ -45,9 +62,33 @@ export interface ReplicaStatus {
   epoch: number;
   ageSeconds: number;
   live: boolean;
+  hasTarget: boolean;
+}
+
+/** A write admitted in one phase and epoch; `done` ends it. */
+export interface AdmittedWrite {
+  phase: Phase;
+  epoch: number;
+  ns?: string;
+  key?: string;
+  done: () => void;
+}
+
+/** The journal entry of one write, until it is removed or left for repair. */
+export interface Intent {
+  key: string;
+  entry: JournalEntry;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The monotonic clock: leases and liveness never compare timestamps from another machine (step 5). */
+const now = () => performance.now();
+
+const BACKFILL_PHASES: readonly Phase[] = ["DUAL_WRITE", "SHADOW_READ", "READ_TARGET"];
+export const backfillAllowed = (p: Phase): boolean => BACKFILL_PHASES.includes(p);
+
+/** Phases where a failed secondary write fails the request (step 9: already before reads move). */
+export const strictSecondary = (p: Phase): boolean => p === "SHADOW_READ" || p === "READ_TARGET";
 
 export class MigrationController {
   readonly current: Store;
@@ -58,18 +99,35 @@ export class MigrationController {
   readonly metrics: MigrationMetrics;
   readonly logger: Logger;
   readonly backfill: Backfill;
+  readonly hooks: MigrationHooks;
+  private readonly migrationId?: string;
+  /** This process's incarnation: intents of an earlier run under the same id are not in flight. */
+  readonly incarnation = randomBytes(6).toString("hex");
 
-  /** The record this replica last read, and when it last renewed its view. */
+  /** The record this replica last read, and when (monotonic) the read that produced it started. */
   private record: PhaseRecord = { phase: "SINGLE", epoch: 0, fence: false, changedAt: 0, changedBy: "" };
-  private renewedAt = 0;
+  private recordVersion = 0n;
+  private renewedAt = -Infinity;
   private ackedEpoch = -1;
-  private inflightWrites = 0;
+  /** Writes in flight, by the epoch they were admitted under (step 4). */
+  private readonly inflight = new Map<number, number>();
   private secondaryFailures = 0;
   private lastSecondaryFailureAt = 0;
   private timer?: NodeJS.Timeout;
   private ticking?: Promise<void>;
   private stopped = false;
   private repairing = false;
+  private failingSince?: number;
+  private lastHeartbeatAt = -Infinity;
+  private fatal?: string;
+  private bound = false;
+  /** Heartbeat records as this replica watched them: version and when it last changed (step 5). */
+  private readonly watched = new Map<string, { version: bigint; changedAt: number }>();
+  /** When this replica first saw the fence record it is looking at (step 13: abandoned fences). */
+  private fenceSeen?: { version: bigint; at: number };
+  /** This replica's intents: in flight (undefined) or settled and due for repair at a time. */
+  private readonly ownIntents = new Map<string, number | undefined>();
+  private intentSeq = 0;
 
   constructor(options: ControllerOptions) {
     this.current = options.current;
@@ -82,6 +140,8 @@ export class MigrationController {
     this.timings = { ...DEFAULT_TIMINGS, ...given };
     this.metrics = options.metrics;
     this.logger = options.logger;
+    this.hooks = options.hooks ?? {};
+    this.migrationId = options.migrationId;
     this.backfill = new Backfill(this);
   }
 
@@ -93,38 +153,67 @@ export class MigrationController {
     return this.record.epoch;
   }
 
+  get attempt(): string | undefined {
+    return this.record.attempt;
+  }
+
   store(role: Role): Store {
     if (role === "current") return this.current;
     if (!this.target) throw new DecantError("failed_precondition", "no migration target is configured (set target or DECANT_TARGET)");
     return this.target;
   }
 
-  /** Reads the record once (creating it on first start), then keeps watching. */
+  /** Reads the record once (creating it on first start), checks who coordinates, then keeps watching. */
   async start(): Promise<void> {
     try {
+      await this.checkBinding();
+      this.bound = true;
       const existing = await this.control.read<PhaseRecord>(PHASE_KEY);
-      if (!existing) await this.control.compareAndSet<PhaseRecord>(PHASE_KEY, { ...this.record, changedAt: Date.now(), changedBy: this.replicaId }, null);
+      if (!existing) await this.control.compareAndSet<PhaseRecord>(PHASE_KEY, { ...this.record, migrationId: this.migrationId, changedAt: Date.now(), changedBy: this.replicaId }, null);
+      else this.checkMigrationId(existing.value);
+      await this.restoreFailureCount();
     } catch (err) {
+      if (err instanceof DecantError && err.kind === "failed_precondition") throw err;
       // A store that is down at start is not fatal: writes are refused until the view renews.
-      this.logger.warn("cannot read the control record yet; writes are refused until it can be read", { error: describeError(err) });
+      this.logger.warn(`cannot read the control record yet (${this.control.store.description}); writes are refused until it can be read`, { error: describeError(err) });
     }
     await this.tick();
     if (!this.canServe()) {
-      this.logger.warn(`the control record says ${this.record.phase} but no target is configured: writes are refused until this sidecar is configured with the target (after COMPLETE: with the target as current)`);
+      this.logger.warn(`the control record says ${this.record.phase} but no target is configured: writes are refused until this sidecar is configured with the target (after COMPLETE: with the target as current, or run \`decant migrate reset\`)`);
     }
-    this.timer = setInterval(() => void this.tick(), this.timings.heartbeatMs);
+    this.schedule();
+  }
+
+  /** Ticks every heartbeat; faster while failing closed, so writes resume soon after the store returns. */
+  private schedule(): void {
+    if (this.stopped) return;
+    const delay = this.failingSince !== undefined ? Math.min(this.timings.heartbeatMs, 200) : this.timings.heartbeatMs;
+    this.timer = setTimeout(() => void this.tick().finally(() => this.schedule()), delay);
     this.timer.unref();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.timer);
+    clearTimeout(this.timer);
     await this.ticking;
     await this.housekeepingRun;
     await this.backfill.stop();
+    // Tell the others this replica is gone, so a fence does not wait for it (its failure count stays).
+    await this.control.write<Heartbeat>(heartbeatKey(this.replicaId), { ...this.heartbeat(), stopped: true }).catch(() => undefined);
   }
 
-  /** One round: renew the view, acknowledge, heartbeat, repair, maybe take over the backfill. */
+  /** Stops this replica from writing until it restarts (an unexpected error in the process). */
+  failClosed(reason: string): void {
+    this.fatal = reason;
+    this.metrics.failClosed.set(1);
+    this.logger.error(`this sidecar refuses writes until it is restarted: ${reason}`);
+  }
+
+  /** Fail closed (rule 2), or an unexpected error: this replica cannot serve writes. */
+  isFailClosed(): boolean {
+    return this.fatal !== undefined || now() - this.renewedAt > this.timings.leaseMs;
+  }
+
   /**
    * One round: renew the view and acknowledge with a heartbeat. Kept short, so a slow store
    * does not stretch it: housekeeping (gauges, journal repair, backfill lease) runs beside it.
@@ -133,26 +222,30 @@ export class MigrationController {
     if (this.ticking) return this.ticking;
     this.ticking = (async () => {
       try {
-        const readAt = Date.now(); // the view is as old as the read that produced it
+        const readAt = now(); // the view is as old as the read that produced it
+        if (!this.bound) await this.bindLate();
         const rec = await this.control.read<PhaseRecord>(PHASE_KEY);
-        if (rec) this.adopt(rec.value);
-        // Acknowledge a fence only once this replica's in-flight writes are done (rule 3), and
-        // never a phase this replica cannot serve (no target configured): it stays pending.
-        if ((!this.record.fence || this.inflightWrites === 0) && this.canServe()) this.ackedEpoch = this.record.epoch;
-        await this.control.write<Heartbeat>(heartbeatKey(this.replicaId), {
-          id: this.replicaId,
-          phase: this.record.phase,
-          epoch: this.ackedEpoch,
-          at: Date.now(),
-          secondaryFailures: this.secondaryFailures,
-          lastSecondaryFailureAt: this.lastSecondaryFailureAt,
-        });
+        if (rec) this.adopt(rec.value, rec.version);
+        const before = this.ackedEpoch;
+        if (this.canAcknowledge()) this.ackedEpoch = this.record.epoch;
+        // Liveness needs a changing heartbeat; without a migration (SINGLE, no target) one every
+        // third of the TTL is enough to be counted when one starts (step 5).
+        const quiet = this.record.phase === "SINGLE" && !this.target && this.ackedEpoch === before;
+        if (!quiet || now() - this.lastHeartbeatAt >= this.timings.replicaTtlMs / 3) {
+          await this.control.write<Heartbeat>(heartbeatKey(this.replicaId), this.heartbeat());
+          this.lastHeartbeatAt = now();
+        }
         this.renewedAt = readAt;
-        this.metrics.failClosed.set(0);
+        if (this.failingSince !== undefined) {
+          this.logger.info(`the control store ${this.control.store.description} answers again; writes are accepted`, { unreachable_ms: Math.round(now() - this.failingSince) });
+          this.failingSince = undefined;
+        }
+        if (!this.fatal) this.metrics.failClosed.set(0);
         if (!this.stopped) void this.housekeeping();
       } catch (err) {
-        if (Date.now() - this.renewedAt > this.timings.leaseMs) this.metrics.failClosed.set(1);
-        this.logger.warn("cannot renew the view of the control record", { error: describeError(err) });
+        if (this.failingSince === undefined) this.failingSince = now();
+        if (this.isFailClosed()) this.metrics.failClosed.set(1);
+        this.logger.warn(`cannot renew the view of the control record: ${this.outageText()}`, { error: describeError(err) });
       } finally {
         this.ticking = undefined;
       }
@@ -160,13 +253,36 @@ export class MigrationController {
     return this.ticking;
   }
 
+  private heartbeat(): Heartbeat {
+    return {
+      id: this.replicaId,
+      phase: this.record.phase,
+      epoch: this.ackedEpoch,
+      at: Date.now(),
+      hasTarget: this.target !== undefined,
+      secondaryFailures: this.secondaryFailures,
+      lastSecondaryFailureAt: this.lastSecondaryFailureAt,
+    };
+  }
+
+  /**
+   * Step 4: acknowledge the epoch only once no write admitted under an older one is in flight
+   * here, and never a phase this replica cannot serve (no target configured): it stays pending.
+   */
+  private canAcknowledge(): boolean {
+    if (!this.canServe()) return false;
+    for (const [epoch, n] of this.inflight) if (epoch < this.record.epoch && n > 0) return false;
+    return true;
+  }
+
   private housekeepingRun?: Promise<void>;
   private housekeeping(): Promise<void> {
     this.housekeepingRun ??= (async () => {
       try {
         await this.refreshGauges();
+        await this.clearAbandonedFence();
         await this.repairJournal();
-        if (!this.stopped) await this.backfill.maybeTakeOver();
+        if (!this.stopped && !this.fatal) await this.backfill.maybeTakeOver();
       } catch (err) {
         this.logger.warn("migration housekeeping failed; will retry", { error: describeError(err) });
       } finally {
@@ -176,11 +292,15 @@ export class MigrationController {
     return this.housekeepingRun;
   }
 
-  private adopt(rec: PhaseRecord): void {
+  private adopt(rec: PhaseRecord, version: bigint): void {
     if (rec.epoch !== this.record.epoch) {
       this.logger.info(`phase ${rec.phase}${rec.fence ? ` (write fence before ${rec.pending})` : ""}, epoch ${rec.epoch}`);
     }
     this.record = rec;
+    this.recordVersion = version;
+    if (rec.fence) {
+      if (this.fenceSeen?.version !== version) this.fenceSeen = { version, at: now() };
+    } else this.fenceSeen = undefined;
     this.metrics.setPhase(rec.phase);
   }
 
@@ -189,38 +309,55 @@ export class MigrationController {
     return this.target !== undefined || this.record.phase === "SINGLE";
   }
 
+  /** Without a migration the control store is the data store: say that it is unreachable. */
+  private outageText(): string {
+    const store = this.control.store.description;
+    return !this.target && this.record.phase === "SINGLE"
+      ? `the store ${store} is unreachable`
+      : `the control store ${store} is unreachable, so this sidecar cannot renew its view of the migration phase`;
+  }
+
   /** Rule 2: refuse writes when this replica's view of the phase may be stale. */
   private checkLease(): void {
-    if (Date.now() - this.renewedAt > this.timings.leaseMs) {
+    if (this.fatal) throw new DecantError("unavailable", `this sidecar refuses writes until it is restarted: ${this.fatal}`);
+    if (now() - this.renewedAt > this.timings.leaseMs) {
       this.metrics.failClosed.set(1);
-      throw new DecantError("unavailable", `this sidecar could not renew its view of the migration phase for over ${this.timings.leaseMs} ms; it refuses writes rather than write in a stale phase`);
+      throw new DecantError("unavailable", `${this.outageText()} for over ${this.timings.leaseMs} ms; it refuses writes rather than write in a stale phase`);
     }
+  }
+
+  /** True while the view this write was admitted under is still within its lease (step 7). */
+  leaseHeld(): boolean {
+    return !this.fatal && now() - this.renewedAt <= this.timings.leaseMs;
   }
 
   /**
    * Admits a write: checks the lease, waits out a fence (bounded), and counts the write as in
-   * flight until `done` is called. Returns the phase the write must use.
+   * flight under its epoch until `done` is called (step 3).
    */
-  async admitWrite(): Promise<{ phase: Phase; done: () => void }> {
+  async admitWrite(): Promise<AdmittedWrite> {
     this.checkLease();
-    const deadline = Date.now() + this.timings.fenceHoldMs;
+    const deadline = now() + this.timings.fenceHoldMs;
     while (this.record.fence) {
-      if (Date.now() > deadline) throw new DecantError("unavailable", `writes are fenced while the primary moves to ${this.record.pending}; try again`);
+      if (now() > deadline) throw new DecantError("unavailable", `writes are fenced while the primary moves to ${this.record.pending}; try again`);
       await sleep(10);
       this.checkLease();
     }
     if (!this.canServe()) {
       throw new DecantError("unavailable", `the migration is in ${this.record.phase} but this sidecar has no target configured; configure the target (or, after COMPLETE, the target as current)`);
     }
-    this.inflightWrites++;
+    const epoch = this.record.epoch;
+    this.inflight.set(epoch, (this.inflight.get(epoch) ?? 0) + 1);
     let finished = false;
     return {
       phase: this.record.phase,
+      epoch,
       done: () => {
-        if (!finished) {
-          finished = true;
-          this.inflightWrites--;
-        }
+        if (finished) return;
+        finished = true;
+        const n = (this.inflight.get(epoch) ?? 1) - 1;
+        if (n > 0) this.inflight.set(epoch, n);
+        else this.inflight.delete(epoch);
       },
     };
   }
@@ -231,19 +368,60 @@ export class MigrationController {
     if (this.target) checkValueSize(this.target, key, value);
   }
 
-  /** Rule 4: a failed secondary write goes to the shared journal; if that fails too, the request fails. */
-  async recordSecondaryFailure(role: Role, ns: string, key: string, err: unknown): Promise<void> {
+  /** Step 6: the intent goes into the journal before the primary write; if it cannot, nothing is written. */
+  async writeIntent(ns: string, key: string): Promise<Intent> {
+    const k = intentKey(ns, key, this.incarnation, ++this.intentSeq);
+    const entry: JournalEntry = { ns, key, owner: this.replicaId, incarnation: this.incarnation, at: Date.now() };
+    this.ownIntents.set(k, undefined);
+    try {
+      await this.control.write<JournalEntry>(k, entry);
+    } catch (err) {
+      this.ownIntents.delete(k);
+      throw new DecantError("unavailable", `the repair journal on ${this.control.store.description} cannot be written, so the write was refused (nothing was written): ${describeError(err)}`, { cause: err });
+    }
+    return { key: k, entry };
+  }
+
+  /** The write reached the secondary: its intent is no longer needed (a failed removal is repaired later). */
+  clearIntent(intent: Intent): void {
+    this.control.remove(intent.key).then(
+      () => this.ownIntents.delete(intent.key),
+      () => this.ownIntents.set(intent.key, 0),
+    );
+  }
+
+  /** The primary refused the write outright: nothing to repair. */
+  dropIntent(intent: Intent): void {
+    this.clearIntent(intent);
+  }
+
+  /**
+   * Rule 4: the write settled without its secondary copy (a failure, an unknown outcome, or a
+   * refused applyIfNewer). The intent stays, marked, and is repaired once any late landing of
+   * the write is over. Counted and stamped in the heartbeat, which survives restarts.
+   */
+  async leaveForRepair(role: Role, intent: Intent, ambiguous: boolean, err: unknown): Promise<void> {
     this.secondaryFailures++;
     this.lastSecondaryFailureAt = Date.now();
     this.metrics.secondaryFailures.labels(role).inc();
-    try {
-      await this.control.write<JournalEntry>(journalKey(ns, key), { ns, key, at: Date.now() });
-    } catch (journalErr) {
-      throw unavailable(`${role} (and the repair journal)`, new Error(`${describeError(err)}; journal: ${describeError(journalErr)}`));
-    }
+    this.ownIntents.set(intent.key, now() + (ambiguous ? this.timings.storeTimeoutMs : 0));
+    this.logger.warn(`a write of ${intent.entry.ns}/${intent.entry.key} did not reach the ${role} store; it is in the repair journal`, { error: describeError(err) });
+    await this.control.write<JournalEntry>(intent.key, { ...intent.entry, failed: true }).catch(() => undefined);
   }
 
-  /** Copies journalled keys from the primary to the secondary; any replica may do it. */
+  /** Who may repair an entry now (step 10): its owner once settled, anyone once the owner is dead. */
+  private repairable(e: JournalEntry, key: string, live: Set<string>): boolean {
+    if (e.incarnation === this.incarnation) {
+      const due = this.ownIntents.get(key);
+      return due !== undefined && now() >= due;
+    }
+    return e.owner === undefined || !live.has(e.owner) || (e.owner === this.replicaId && e.incarnation !== this.incarnation);
+  }
+
+  /**
+   * Copies journalled keys from the primary to the secondary. `all` (during a fence, COMPLETE
+   * and SINGLE, when nothing is in flight that counts) takes every entry.
+   */
   async repairJournal(phase: Phase = this.record.phase, all = false): Promise<number> {
     if (this.repairing && !all) return 0;
     this.repairing = true;
@@ -251,17 +429,20 @@ export class MigrationController {
     try {
       const roles = ROLES[phase];
       const entries = await this.control.list<JournalEntry>(JOURNAL_PREFIX, all ? 100_000 : 500);
+      if (entries.length === 0) return 0;
+      const live = new Set((await this.replicas()).filter((r) => r.live).map((r) => r.id));
       if (!roles.secondary) {
-        for (const e of entries) await this.control.remove(e.key, e.version); // nothing to repair without a secondary
+        // Nothing to repair without a secondary: settled entries are dropped.
+        for (const e of entries) if (all || this.repairable(e.value, e.key, live)) await this.removeEntry(e.key, e.version);
         return 0;
       }
       const primary = this.store(roles.primary);
       const secondary = this.store(roles.secondary);
       for (const e of entries) {
+        if (!all && !this.repairable(e.value, e.key, live)) continue;
         const raw = await primary.getRaw(e.value.ns, e.value.key);
         if (raw) await secondary.applyIfNewer(e.value.ns, [raw]);
-        // Only remove the entry if nobody journalled the key again meanwhile.
-        if (await this.control.remove(e.key, e.version)) {
+        if (await this.removeEntry(e.key, e.version)) {
           repaired++;
           this.metrics.repaired.inc();
         }
@@ -275,19 +456,40 @@ export class MigrationController {
     return repaired;
   }
 
-  async journalDepth(): Promise<number> {
-    return (await this.control.list(JOURNAL_PREFIX)).length;
+  private async removeEntry(key: string, version?: bigint): Promise<boolean> {
+    const removed = await this.control.remove(key, version);
+    if (removed) this.ownIntents.delete(key);
+    return removed;
   }
 
+  /** Entries waiting for repair: marked failed, or left by a dead replica or an earlier run of this one. */
+  async journalDepth(): Promise<number> {
+    const live = new Set((await this.replicas()).filter((r) => r.live).map((r) => r.id));
+    const entries = await this.control.list<JournalEntry>(JOURNAL_PREFIX);
+    return entries.filter((e) => e.value.failed || e.value.owner === undefined || !live.has(e.value.owner) || (e.value.owner === this.replicaId && e.value.incarnation !== this.incarnation) || this.ownIntents.get(e.key) !== undefined).length;
+  }
+
+  /**
+   * Every replica that has a heartbeat record. Live is judged on this replica's own monotonic
+   * clock: dead once the record has not changed for the TTL while watched (step 5).
+   */
   async replicas(): Promise<ReplicaStatus[]> {
-    const now = Date.now();
-    return (await this.control.list<Heartbeat>(HEARTBEAT_PREFIX)).map(({ value: h }) => ({
-      id: h.id,
-      phase: h.phase,
-      epoch: h.epoch,
-      ageSeconds: (now - h.at) / 1000,
-      live: now - h.at < this.timings.replicaTtlMs,
-    }));
+    const t = now();
+    const out: ReplicaStatus[] = [];
+    for (const { key, value: h, version } of await this.control.list<Heartbeat>(HEARTBEAT_PREFIX)) {
+      let w = this.watched.get(key);
+      if (!w || w.version !== version) this.watched.set(key, (w = { version, changedAt: t }));
+      const self = h.id === this.replicaId;
+      out.push({
+        id: h.id,
+        phase: h.phase,
+        epoch: h.epoch,
+        ageSeconds: (t - w.changedAt) / 1000,
+        live: self ? !this.stopped : !h.stopped && t - w.changedAt < this.timings.replicaTtlMs,
+        hasTarget: h.hasTarget ?? true,
+      });
+    }
+    return out;
   }
 
   /** A phase change is active once every live replica has acknowledged its epoch (rule 1). */
@@ -316,32 +518,80 @@ export class MigrationController {
     this.metrics.inSyncRatio.set(r.checked === 0 ? 1 : r.in_sync / r.checked);
   }
 
+  /** How long a fence may stand before any replica takes it for abandoned (its fencer died). */
+  private get fenceAbandonedAfterMs(): number {
+    return this.timings.fenceTimeoutMs + this.timings.replicaTtlMs + this.timings.storeTimeoutMs;
+  }
+
+  /** Step 13: a fence this replica has watched unchanged for too long is rolled back. */
+  private async clearAbandonedFence(): Promise<boolean> {
+    const seen = this.fenceSeen;
+    if (!this.record.fence || !seen || now() - seen.at < this.fenceAbandonedAfterMs) return false;
+    const rec = this.record;
+    const next: PhaseRecord = { ...rec, epoch: rec.epoch + 1, fence: false, pending: undefined, changedAt: Date.now(), changedBy: this.replicaId };
+    if ((await this.control.compareAndSet(PHASE_KEY, next, seen.version)) === false) return false;
+    this.logger.warn(`rolled back a write fence (before ${rec.pending}) that stood for over ${this.fenceAbandonedAfterMs} ms: its SetPhase caller is gone; the migration stays in ${rec.phase}`);
+    await this.tick();
+    return true;
+  }
+
   /** SetPhase: validates the step and its gates, then changes the record (fenced if the primary moves). */
   async setPhase(to: Phase, force: boolean): Promise<void> {
-    const rec = await this.control.read<PhaseRecord>(PHASE_KEY);
+    let rec = await this.control.read<PhaseRecord>(PHASE_KEY);
     if (!rec) throw new DecantError("unavailable", "the control record is missing");
+    if (rec.value.fence) {
+      this.adopt(rec.value, rec.version);
+      if (await this.clearAbandonedFence()) rec = await this.control.read<PhaseRecord>(PHASE_KEY);
+      if (!rec) throw new DecantError("unavailable", "the control record is missing");
+    }
     const from = rec.value;
     if (from.fence) throw new DecantError("failed_precondition", `a write fence is in progress (moving to ${from.pending}); try again shortly`);
     if (to !== "SINGLE" && !this.target) throw new DecantError("failed_precondition", `cannot move to ${to}: no migration target is configured (set target or DECANT_TARGET)`);
     const wrong = transitionError(from.phase, to);
     if (wrong) throw new DecantError("failed_precondition", wrong);
 
-    if (from.phase === "SINGLE" && to === "DUAL_WRITE") await this.checkTargetReady(force);
-    if (from.phase === "SHADOW_READ" && to === "READ_TARGET" && !force) await this.checkVerified();
-
+    let attempt = from.attempt;
+    if (from.phase === "SINGLE" && to === "DUAL_WRITE") {
+      await this.checkTargetReady(force);
+      attempt = randomBytes(8).toString("hex"); // step 11: a new attempt; earlier records no longer count
+      await this.control.remove(BACKFILL_KEY);
+      await this.control.remove(VERIFY_KEY);
+    }
+    if (from.phase === "SHADOW_READ" && to === "READ_TARGET") {
+      if (!(await this.isActive(from.epoch))) throw new DecantError("failed_precondition", "SHADOW_READ is not active yet: not every live replica has acknowledged it (so some may still answer OK for a failed target write); try again in a few seconds");
+      if (!force) await this.checkVerified(from);
+    }
     if (to === "COMPLETE") {
       // The old store is left as it was; journalled writes it missed are repaired first.
       await this.repairJournal(from.phase, true);
       const left = await this.journalDepth();
       if (left > 0) throw new DecantError("failed_precondition", `the repair journal still holds ${left} keys for the current store; wait for it to drain (is the current store reachable?)`);
     }
+    const base = { migrationId: from.migrationId ?? this.migrationId, attempt: to === "SINGLE" ? undefined : attempt, changedAt: Date.now(), changedBy: this.replicaId };
     if (!movesPrimary(from.phase, to)) {
-      await this.commit(rec.version, { phase: to, epoch: from.epoch + 1, fence: false, changedAt: Date.now(), changedBy: this.replicaId });
+      await this.commit(rec.version, { ...base, phase: to, epoch: from.epoch + 1, fence: false });
+      // A write of SINGLE still on its way to the current store would miss the target: once
+      // the fence is raised it is refused and admitted again as a DUAL_WRITE write.
+      if (from.phase === "SINGLE" && to === "DUAL_WRITE") await this.raiseFence(this.current, from.epoch + 1);
     } else {
-      await this.fencedSwitch(rec.version, from, to);
+      await this.fencedSwitch(rec.version, from, to, base);
     }
+    // Step 11: a rollback invalidates the last verification; a rollback to SINGLE ends the attempt.
+    if (PHASES.indexOf(to) < PHASES.indexOf(from.phase)) await this.control.remove(VERIFY_KEY);
+    if (to === "SINGLE") await this.backfill.abandon();
     if (to === "SINGLE" || to === "COMPLETE") await this.repairJournal(to, true); // clears entries that no longer matter
     await this.tick();
+  }
+
+  /** Step 8: the store refuses primary writes admitted before `epoch` (where it can). */
+  private async raiseFence(store: Store, epoch: number, required = false): Promise<void> {
+    if (!store.capabilities.fencing || !store.raiseFence) return;
+    try {
+      await store.raiseFence(epoch);
+    } catch (err) {
+      if (required) throw err;
+      this.logger.warn(`could not raise the write fence of ${store.description}; a write admitted before the phase change could still land there`, { error: describeError(err) });
+    }
   }
 
   private async commit(expected: bigint, next: PhaseRecord): Promise<bigint> {
@@ -351,17 +601,25 @@ export class MigrationController {
     return v;
   }
 
-  /** Rule 3: hold writes everywhere, drain the journal, then move the primary. */
-  private async fencedSwitch(expected: bigint, from: PhaseRecord, to: Phase): Promise<void> {
+  /**
+   * Rule 3 / step 13: hold writes everywhere, fence the old primary in the store, wait until no
+   * replica has a write in flight, drain the journal, then move the primary. Any failure rolls
+   * the record back to the old phase with a new epoch.
+   */
+  private async fencedSwitch(expected: bigint, from: PhaseRecord, to: Phase, base: Pick<PhaseRecord, "migrationId" | "attempt" | "changedAt" | "changedBy">): Promise<void> {
     const fenceEpoch = from.epoch + 1;
-    let version = await this.commit(expected, { phase: from.phase, epoch: fenceEpoch, fence: true, pending: to, changedAt: Date.now(), changedBy: this.replicaId });
-    const deadline = Date.now() + this.timings.fenceTimeoutMs;
+    let version = await this.commit(expected, { ...base, phase: from.phase, epoch: fenceEpoch, fence: true, pending: to });
     let failure: string | undefined;
     try {
+      const oldPrimary = this.store(ROLES[from.phase].primary);
+      // From here no write admitted before the fence can land on the old primary (stores that can).
+      await this.raiseFence(oldPrimary, fenceEpoch, true);
+      await this.hooks.duringFence?.();
       await this.tick();
+      const deadline = now() + this.timings.fenceTimeoutMs;
       for (;;) {
         if (await this.isActive(fenceEpoch)) break;
-        if (Date.now() > deadline) {
+        if (now() > deadline) {
           const pending = (await this.replicas()).filter((r) => r.live && r.epoch < fenceEpoch).map((r) => r.id);
           failure = `replicas ${pending.join(", ")} did not acknowledge the write fence within ${this.timings.fenceTimeoutMs} ms`;
           break;
@@ -370,22 +628,28 @@ export class MigrationController {
       }
       if (!failure) {
         await this.repairJournal(from.phase, true);
-        const left = await this.journalDepth();
+        const left = (await this.control.list(JOURNAL_PREFIX)).length;
         if (left > 0) failure = `the repair journal still holds ${left} keys`;
       }
     } catch (err) {
       failure = describeError(err);
     }
-    const cur = await this.control.read<PhaseRecord>(PHASE_KEY);
-    version = cur?.version ?? version;
-    if (failure) {
-      await this.commit(version, { phase: from.phase, epoch: fenceEpoch + 1, fence: false, changedAt: Date.now(), changedBy: this.replicaId });
-      throw new DecantError("unavailable", `stayed in ${from.phase}: ${failure}`);
+    try {
+      const cur = await this.control.read<PhaseRecord>(PHASE_KEY);
+      version = cur?.version ?? version;
+      if (failure) {
+        await this.commit(version, { ...base, phase: from.phase, attempt: from.attempt, epoch: fenceEpoch + 1, fence: false, changedAt: Date.now() });
+        throw new DecantError("unavailable", `stayed in ${from.phase}: ${failure}`);
+      }
+      await this.commit(version, { ...base, phase: to, epoch: fenceEpoch + 1, fence: false, changedAt: Date.now() });
+    } catch (err) {
+      // The fence stays until a replica rolls it back as abandoned (clearAbandonedFence).
+      if (err instanceof DecantError && err.message.startsWith("stayed in")) throw err;
+      throw new DecantError("unavailable", `the fence before ${to} could not be lifted (${describeError(err)}); it is rolled back automatically after ${this.fenceAbandonedAfterMs} ms`);
     }
-    await this.commit(version, { phase: to, epoch: fenceEpoch + 1, fence: false, changedAt: Date.now(), changedBy: this.replicaId });
   }
 
-  /** Rule 8 and §1: the target must be empty, and every stored value must fit it. */
+  /** Rule 8 and §1: the target must be empty, every stored value must fit it, and every version too. */
   private async checkTargetReady(force: boolean): Promise<void> {
     const target = this.store("target");
     const leftovers = (await target.namespaces()).filter((ns) => ns !== CONTROL_NAMESPACE);
@@ -396,9 +660,16 @@ export class MigrationController {
       for (const ns of leftovers) await target.dropNamespace(ns);
       this.logger.warn("cleared the target before starting the migration (forced)", { namespaces: leftovers.length });
     }
-    // The target's limit is lowest for the longest key; when even that holds anything the
-    // current store can, there is nothing to look for. Otherwise the current store lists the
-    // values above it (sizes only, filtered in the store), and each is checked for its own key.
+    await this.checkValuesFit(target);
+    await this.checkVersionsFit(target);
+  }
+
+  /**
+   * The target's limit is lowest for the longest key; when even that holds anything the current
+   * store can, there is nothing to look for. Otherwise the current store lists the values above
+   * it (sizes only, filtered in the store), and each is checked for its own key.
+   */
+  private async checkValuesFit(target: Store): Promise<void> {
     const lowest = target.capabilities.maxValueBytes("k".repeat(MAX_KEY_BYTES));
     if (lowest >= this.current.capabilities.maxValueBytes("")) return;
     const tooBig: string[] = [];
@@ -418,16 +689,107 @@ export class MigrationController {
     }
   }
 
-  /** Rule 6: the last verification found the stores equal, and nothing failed since it started. */
-  private async checkVerified(): Promise<void> {
+  /**
+   * Finding 10: a target with a smaller version range than the current store (SQL's signed
+   * BIGINT) must not meet a version it cannot hold mid-write, after the primary applied it.
+   * Versions grow by one per write, so a wide margin below the target's limit is kept.
+   */
+  private async checkVersionsFit(target: Store): Promise<void> {
+    const targetMax = target.capabilities.maxVersion ?? MAX_U64;
+    if (targetMax >= (this.current.capabilities.maxVersion ?? MAX_U64)) return;
+    const limit = targetMax - VERSION_HEADROOM;
+    const over: string[] = [];
+    for (const ns of await this.current.namespaces()) {
+      if (ns === CONTROL_NAMESPACE) continue;
+      let cursor: string | undefined;
+      do {
+        const page = await this.current.scanRaw(ns, { limit: 1000, cursor });
+        for (const item of page.items) if (item.version > limit) over.push(`${ns}/${item.key} (version ${item.version})`);
+        cursor = page.cursor;
+      } while (cursor !== undefined && over.length < 10);
+    }
+    if (over.length > 0) {
+      throw new DecantError("failed_precondition", `the ${target.kind} target holds versions up to ${target.capabilities.maxVersion}, and these items are too close to it or above: ${over.join(", ")}; this pair of stores cannot be migrated`);
+    }
+  }
+
+  /** Rule 6 / step 12: a verification of this attempt, in this SHADOW_READ, found the stores equal, nothing failed since. */
+  private async checkVerified(rec: PhaseRecord): Promise<void> {
+    const bf = await this.control.read<BackfillRecord>(BACKFILL_KEY);
+    if (!bf || bf.value.attempt !== rec.attempt || bf.value.state !== "done") throw new DecantError("failed_precondition", "the backfill of this migration has not finished: READ_TARGET needs it done (or force)");
     const v = await this.control.read<VerifyRecord>(VERIFY_KEY);
-    if (!v || !v.value.report.done) throw new DecantError("failed_precondition", "run Verify first: READ_TARGET needs a verification that found the stores equal (or force)");
+    if (!v || !v.value.report.done || v.value.attempt !== rec.attempt) throw new DecantError("failed_precondition", "run Verify first: READ_TARGET needs a verification of this migration that found the stores equal (or force)");
+    if (v.value.epoch !== rec.epoch) throw new DecantError("failed_precondition", "the last verification ran before SHADOW_READ; verify again now that every write fails without its target copy (or force)");
     if (v.value.namespace) throw new DecantError("failed_precondition", `the last verification covered only namespace ${v.value.namespace}; verify all namespaces (or force)`);
     const r = v.value.report;
     if (r.missing + r.stale + r.extra > 0) throw new DecantError("failed_precondition", `the last verification found differences (missing ${r.missing}, stale ${r.stale}, extra ${r.extra}); repair and verify again (or force)`);
-    const failedSince = (await this.control.list<Heartbeat>(HEARTBEAT_PREFIX)).filter((h) => h.value.lastSecondaryFailureAt >= v.value.startedAt);
+    const failedSince = (await this.control.list<Heartbeat>(HEARTBEAT_PREFIX)).filter((h) => h.value.secondaryFailures > (v.value.failures?.[h.value.id] ?? 0));
     if (failedSince.length > 0) throw new DecantError("failed_precondition", `secondary writes failed on ${failedSince.map((h) => h.value.id).join(", ")} since the last verification started; verify again (or force)`);
     const depth = await this.journalDepth();
     if (depth > 0) throw new DecantError("failed_precondition", `the repair journal holds ${depth} keys; wait for it to drain and verify again (or force)`);
   }
+
+  /** Every replica's failure count now, for a verification to compare against later. */
+  async failureCounts(): Promise<Record<string, number>> {
+    const counts: Record<string, number> = {};
+    for (const h of await this.control.list<Heartbeat>(HEARTBEAT_PREFIX)) counts[h.value.id] = h.value.secondaryFailures;
+    return counts;
+  }
+
+  /** A replica restarted under the same id keeps counting its failures (step 9). */
+  private async restoreFailureCount(): Promise<void> {
+    const mine = await this.control.read<Heartbeat>(heartbeatKey(this.replicaId));
+    if (mine) {
+      this.secondaryFailures = mine.value.secondaryFailures;
+      this.lastSecondaryFailureAt = mine.value.lastSecondaryFailureAt;
+    }
+  }
+
+  /**
+   * Rule 9 / finding 9: the current store records which control store coordinates it, so a
+   * replica configured with another control store (DECANT_CONTROL drift) refuses to start
+   * instead of acting as a second primary.
+   */
+  private async checkBinding(): Promise<void> {
+    let identity = await this.control.read<{ id: string }>(IDENTITY_KEY);
+    if (!identity) {
+      await this.control.compareAndSet(IDENTITY_KEY, { id: randomBytes(8).toString("hex") }, null);
+      identity = await this.control.read<{ id: string }>(IDENTITY_KEY);
+    }
+    const id = identity!.value.id;
+    const data = new ControlStore(this.current);
+    let binding = await data.read<{ control: string; description: string }>(BINDING_KEY);
+    if (!binding) {
+      await data.compareAndSet(BINDING_KEY, { control: id, description: this.control.store.description }, null);
+      binding = await data.read<{ control: string; description: string }>(BINDING_KEY);
+    }
+    if (binding!.value.control !== id) {
+      throw new DecantError("failed_precondition", `the current store ${this.current.description} is coordinated by the control store ${binding!.value.description}, but this sidecar's control store is ${this.control.store.description}: every replica must use the same control store (check DECANT_CONTROL)`);
+    }
+  }
+
+  /** The binding check of a sidecar that started while its stores were down. */
+  private async bindLate(): Promise<void> {
+    try {
+      await this.checkBinding();
+      this.bound = true;
+    } catch (err) {
+      if (err instanceof DecantError && err.kind === "failed_precondition") this.failClosed(err.message);
+      throw err;
+    }
+  }
+
+  private checkMigrationId(rec: PhaseRecord): void {
+    if (this.migrationId && rec.migrationId && rec.migrationId !== this.migrationId) {
+      throw new DecantError("failed_precondition", `the control record belongs to migration ${JSON.stringify(rec.migrationId)}, but this sidecar is configured for ${JSON.stringify(this.migrationId)} (migration.id / DECANT_MIGRATION_ID)`);
+    }
+  }
+
+  /** The raw item of a key on one store, for checking what a refused applyIfNewer met. */
+  async rawOn(role: Role, ns: string, key: string): Promise<RawItem | null> {
+    return this.store(role).getRaw(ns, key);
+  }
 }
+
+const MAX_U64 = 2n ** 64n - 1n;
+const VERSION_HEADROOM = 2n ** 32n;

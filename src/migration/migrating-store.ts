@@ -4,8 +4,14 @@
 import { DecantError, isDecantError } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
-import type { MigrationController } from "./controller.js";
-import { ROLES, secondaryServesReads, type Phase } from "./phases.js";
+import { describe as describeError } from "../protocol/errors.js";
+import { runBatch } from "../backends/batch.js";
+import { strictSecondary, type Intent, type MigrationController } from "./controller.js";
+import { ROLES, type Phase, type Role } from "./phases.js";
+
+/** Kinds after which a store guarantees nothing was written (the Store contract). */
+const DEFINITE = new Set(["invalid_argument", "version_mismatch", "failed_precondition", "fenced", "unimplemented"]);
+const definite = (err: unknown): boolean => isDecantError(err) && DEFINITE.has(err.kind);
 
 const MAX_SHADOW_READS_IN_FLIGHT = 32;
 
@@ -29,7 +35,7 @@ export class MigratingStore implements Store {
       segmentedScan: reads.capabilities.segmentedScan,
       maxValueBytes: (key) => Math.min(current.capabilities.maxValueBytes(key), target ? target.capabilities.maxValueBytes(key) : Infinity),
       durable: current.capabilities.durable && (target?.capabilities.durable ?? true),
-      purgeTombstones: this.controller.phase === "SINGLE" || this.controller.phase === "COMPLETE",
+      purgeTombstones: false,
     };
   }
 
@@ -78,46 +84,111 @@ export class MigratingStore implements Store {
 
   async put(ns: string, key: string, value: Buffer, condition?: Condition): Promise<bigint> {
     this.controller.checkValueFits(key, value);
-    const { phase, done } = await this.controller.admitWrite();
-    try {
-      const started = performance.now();
-      const version = await this.controller.store(ROLES[phase].primary).put(ns, key, value, condition);
-      this.controller.backfill.observeLiveLatency(performance.now() - started);
-      await this.replicate(phase, ns, { key, value, version });
-      return version;
-    } finally {
-      done();
-    }
+    return this.write(
+      ns,
+      key,
+      (store, fence) => store.put(ns, key, value, condition, fence),
+      (version) => ({ key, value, version }),
+    );
   }
 
   async delete(ns: string, key: string, condition?: Condition): Promise<DeleteResult> {
-    const { phase, done } = await this.controller.admitWrite();
-    try {
-      const result = await this.controller.store(ROLES[phase].primary).delete(ns, key, condition);
-      if (result.deleted) await this.replicate(phase, ns, { key, value: null, version: result.version });
-      return result;
-    } finally {
-      done();
-    }
+    return this.write(
+      ns,
+      key,
+      (store, fence) => store.delete(ns, key, condition, fence),
+      (result) => (result.deleted ? { key, value: null, version: result.version } : null),
+    );
   }
 
   /** Each write on its own (not atomic), in order per key, a few keys at a time. */
   async batchWrite(ns: string, ops: WriteOp[]): Promise<WriteOutcome[]> {
-    const { runBatch } = await import("../backends/batch.js");
     return runBatch(this, ns, ops, 8);
   }
 
-  /** Sends a primary write to the secondary (rule 4 decides what a failure means). */
-  private async replicate(phase: Phase, ns: string, item: RawItem): Promise<void> {
-    const role = ROLES[phase].secondary;
-    if (!role) return;
-    try {
-      await this.controller.store(role).applyIfNewer(ns, [item]);
-    } catch (err) {
-      if (isDecantError(err, "invalid_argument")) throw err;
-      await this.controller.recordSecondaryFailure(role, ns, item.key, err);
-      if (secondaryServesReads(phase)) throw err;
+  /**
+   * One client write (docs/PROTOCOL.md steps 3–9): admitted under an epoch, its intent in the
+   * journal first whenever there is a secondary, the primary write carrying the epoch for the
+   * store's fence, a lease check after it, then the secondary. A write refused by the fence
+   * wrote nothing: it is admitted again under the phase the record says now.
+   */
+  private async write<T>(ns: string, key: string, primaryWrite: (store: Store, fence?: number) => Promise<T>, replica: (result: T) => RawItem | null): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.writeOnce(ns, key, primaryWrite, replica);
+      } catch (err) {
+        if (!isDecantError(err, "fenced") || attempt >= 2) throw err;
+        await this.controller.tick();
+      }
     }
+  }
+
+  private async writeOnce<T>(ns: string, key: string, primaryWrite: (store: Store, fence?: number) => Promise<T>, replica: (result: T) => RawItem | null): Promise<T> {
+    const c = this.controller;
+    const w = await c.admitWrite();
+    try {
+      const roles = ROLES[w.phase];
+      const intent = roles.secondary ? await c.writeIntent(ns, key) : undefined;
+      await c.hooks.beforePrimary?.({ ...w, ns, key });
+      const primary = c.store(roles.primary);
+      let result: T;
+      const started = performance.now();
+      try {
+        result = await primaryWrite(primary, primary.capabilities.fencing ? w.epoch : undefined);
+      } catch (err) {
+        if (intent && definite(err)) c.dropIntent(intent);
+        else if (intent) await c.leaveForRepair(roles.secondary!, intent, true, err);
+        throw err;
+      }
+      c.backfill.observeLiveLatency(performance.now() - started);
+      if (!c.leaseHeld()) {
+        // Step 7: the view lapsed during the call, so the phase may have moved meanwhile.
+        const err = new DecantError("unavailable", "this sidecar's view of the migration phase lapsed while the write ran; it is not acknowledged (if it landed, the repair journal copies it)");
+        if (intent) await c.leaveForRepair(roles.secondary!, intent, true, err);
+        throw err;
+      }
+      const item = replica(result);
+      if (!intent) return result;
+      if (!item) {
+        c.dropIntent(intent); // nothing was deleted: nothing to copy
+        return result;
+      }
+      await c.hooks.beforeSecondary?.({ ...w, ns, key });
+      await this.replicate(w.phase, ns, item, intent);
+      return result;
+    } finally {
+      w.done();
+    }
+  }
+
+  /** Sends a primary write to the secondary; step 9 decides what a failure means. */
+  private async replicate(phase: Phase, ns: string, item: RawItem, intent: Intent): Promise<void> {
+    const c = this.controller;
+    const role = ROLES[phase].secondary!;
+    let problem: unknown;
+    try {
+      const [applied] = await c.store(role).applyIfNewer(ns, [item]);
+      if (applied || (await this.holdsSame(role, ns, item))) {
+        c.clearIntent(intent);
+        return;
+      }
+      problem = new DecantError("internal", `the ${role} store holds a different item at version ${item.version} or later for ${ns}/${item.key}; left for repair`);
+    } catch (err) {
+      // Even invalid_argument (a version the secondary cannot hold): the primary has applied it.
+      problem = err;
+    }
+    await c.leaveForRepair(role, intent, !isDecantError(problem) || !DEFINITE.has(problem.kind), problem);
+    if (strictSecondary(phase)) {
+      throw new DecantError("unavailable", `the write reached the primary but not the ${role} store, which serves (or is about to serve) reads; it is not acknowledged and will be repaired: ${describeError(problem)}`, { cause: problem });
+    }
+  }
+
+  /** applyIfNewer refused: the secondary already holds this item (the backfill or a repair copied it), or a newer one. */
+  private async holdsSame(role: Role, ns: string, item: RawItem): Promise<boolean> {
+    const there = await this.controller.rawOn(role, ns, item.key);
+    if (!there) return false;
+    if (there.version > item.version) return true;
+    return there.version === item.version && (there.value === null ? item.value === null : item.value !== null && there.value.equals(item.value));
   }
 
   // Replication operations address the primary (and carry the write to the secondary), so the
@@ -165,11 +236,13 @@ export class MigratingStore implements Store {
     if (roles.secondary) await this.controller.store(roles.secondary).dropNamespace(ns);
   }
 
-  /** Tombstones are purged only while no migration is in progress (DESIGN.md §1). */
-  async purgeTombstones(ns: string): Promise<number> {
-    const phase = this.controller.phase;
-    if (phase !== "SINGLE" && phase !== "COMPLETE") throw new DecantError("failed_precondition", `tombstones are kept while a migration is in progress (phase ${phase}): they carry the versions that make it converge`);
-    return this.controller.store(ROLES[phase].primary).purgeTombstones(ns);
+  /**
+   * Finding 8: a purge cannot be fenced against a migration that starts while it runs (purged
+   * keys would restart at version 1 under tombstones already copied), so a running sidecar
+   * never purges. Purge with the store's own tools while no sidecar runs, or not at all.
+   */
+  async purgeTombstones(): Promise<number> {
+    throw new DecantError("failed_precondition", "tombstones are not purged through a running sidecar: a migration started meanwhile would lose the versions that make it converge");
   }
 
   async close(): Promise<void> {}

@@ -23,6 +23,11 @@ export interface VerifyReport {
 export interface VerifyRecord {
   report: VerifyReport;
   namespace: string;
+  /** The migration attempt and phase epoch it ran in: the READ_TARGET gate takes only its own. */
+  attempt?: string;
+  epoch?: number;
+  /** Every replica's secondary-failure count when it started (failures since then void it). */
+  failures?: Record<string, number>;
   startedAt: number;
   finishedAt?: number;
   by: string;
@@ -104,6 +109,9 @@ export async function verify(c: MigrationController, options: { namespace?: stri
   const source: Store = c.store(roles.primary);
   const copy: Store = c.store(roles.primary === "current" ? "target" : "current");
   const startedAt = Date.now();
+  const attempt = c.attempt;
+  const epoch = c.epoch;
+  const failures = await c.failureCounts();
   const report: VerifyReport = { checked: 0, in_sync: 0, missing: 0, stale: 0, extra: 0, repaired: 0, done: false, sample_keys: [] };
   const namespaces = options.namespace
     ? [options.namespace]
@@ -221,7 +229,7 @@ export async function verify(c: MigrationController, options: { namespace?: stri
   }
 
   report.done = true;
-  await c.control.write<VerifyRecord>(VERIFY_KEY, { report, namespace: options.namespace ?? "", startedAt, finishedAt: Date.now(), by: c.replicaId });
+  await c.control.write<VerifyRecord>(VERIFY_KEY, { report, namespace: options.namespace ?? "", attempt, epoch, failures, startedAt, finishedAt: Date.now(), by: c.replicaId });
   c.publishVerify({ report, namespace: options.namespace ?? "", startedAt, by: c.replicaId });
   c.logger.info("verification done", { ...report, sample_keys: report.sample_keys.slice(0, 5) });
   options.onProgress?.(report);

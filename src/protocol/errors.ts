@@ -7,6 +7,7 @@ export type ErrorKind =
   | "failed_precondition" // the operation is not allowed in the current state
   | "not_found"
   | "unavailable" // the store cannot be reached (or this sidecar fails closed)
+  | "fenced" // a write from a stale primary epoch, refused by the store's fence; nothing was written
   | "deadline_exceeded" // the store did not answer in time
   | "unauthenticated"
   | "unimplemented" // a capability the backend does not declare

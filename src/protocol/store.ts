@@ -12,13 +12,23 @@ export interface Capabilities {
   durable: boolean;
   /** purgeTombstones is allowed now (absent = yes); the migration layer refuses it mid-migration. */
   purgeTombstones?: boolean;
+  /**
+   * Primary writes can carry an epoch, and the store refuses, atomically with the write, one
+   * whose epoch is below its fence (absent = no). The fenced switch relies on it (docs/PROTOCOL.md).
+   */
+  fencing?: boolean;
+  /** The highest version the store can hold (absent = 2^64 - 1). */
+  maxVersion?: bigint;
 }
 
 /**
  * One datastore. Client operations assign versions (the store is the primary for them);
  * the replication operations carry versions assigned elsewhere (DESIGN.md §3).
  * Every method validates nothing the server already validated, but must never write
- * partially: a thrown error means the write did not happen (or is safe to retry).
+ * partially. A thrown error of kind invalid_argument, version_mismatch, failed_precondition,
+ * fenced or unimplemented means nothing was written. Any other error (unavailable,
+ * deadline_exceeded, internal) leaves the outcome unknown: the write may have happened, or may
+ * still happen (an abandoned request), so callers that replicate must treat it as ambiguous.
  */
 export interface Store {
   /** Backend kind: memory, sqlite, postgres, mysql, dynamodb, redis. */
@@ -29,8 +39,9 @@ export interface Store {
 
   get(ns: string, key: string): Promise<Item | null>;
   batchGet(ns: string, keys: string[]): Promise<Item[]>;
-  put(ns: string, key: string, value: Buffer, condition?: Condition): Promise<bigint>;
-  delete(ns: string, key: string, condition?: Condition): Promise<DeleteResult>;
+  /** `fence`: the epoch a primary write was admitted under (only where capabilities.fencing). */
+  put(ns: string, key: string, value: Buffer, condition?: Condition, fence?: number): Promise<bigint>;
+  delete(ns: string, key: string, condition?: Condition, fence?: number): Promise<DeleteResult>;
   batchWrite(ns: string, ops: WriteOp[]): Promise<WriteOutcome[]>;
   scan(ns: string, options: ScanOptions): Promise<ScanPage<Item>>;
 
@@ -42,7 +53,12 @@ export interface Store {
    * Writes each item with its given version only where the stored version is lower or the
    * key is absent; atomic per item. Returns, per item, whether it was applied.
    */
-  applyIfNewer(ns: string, items: RawItem[]): Promise<boolean[]>;
+  applyIfNewer(ns: string, items: RawItem[], fence?: number): Promise<boolean[]>;
+  /**
+   * Raises the store's write fence to `epoch` (never lowers it) and returns the fence in force.
+   * Once it returns, every fenced write below it has either committed or will be refused.
+   */
+  raiseFence?(epoch: number): Promise<number>;
   /** Pages of items including tombstones, resumable from a cursor. */
   scanRaw(ns: string, options: RawScanOptions): Promise<ScanPage<RawItem>>;
   /**

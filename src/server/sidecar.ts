@@ -10,7 +10,7 @@ import { startGrpcServer, type ServiceRegistration } from "./grpc-server.js";
 import { storeHandlers, storeServiceDefinition } from "./store-service.js";
 import { migrationHandlers } from "./migration-service.js";
 import { serviceDefinition } from "./proto.js";
-import { MigrationController } from "../migration/controller.js";
+import { MigrationController, type MigrationHooks } from "../migration/controller.js";
 import { MigratingStore } from "../migration/migrating-store.js";
 import { MigrationMetrics } from "../metrics/migration-metrics.js";
 
@@ -29,6 +29,8 @@ export interface SidecarHooks {
   /** Extra services and routes (the migration layer adds its own). */
   services?: ServiceRegistration[];
   routes?: Route[];
+  /** Holds a write or a fence at a step (tests replay interleavings with them). */
+  migration?: MigrationHooks;
 }
 
 export async function startSidecar(config: Config, logger: Logger, hooks: SidecarHooks = {}): Promise<Sidecar> {
@@ -63,7 +65,10 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
       fenceHoldMs: m.fence_hold_ms,
       fenceTimeoutMs: m.fence_timeout_ms,
       backfillLeaseMs: m.backfill_lease_ms,
+      storeTimeoutMs: config.storeTimeoutMs,
     },
+    migrationId: config.migrationId,
+    hooks: hooks.migration,
   });
   try {
     await controller.start();

@@ -129,7 +129,7 @@ const ok = await serverAvailable("postgres", async () => {
 
 const run = randomBytes(4).toString("hex");
 const prefix = `decant_faults_${run}`;
-const FAST = { DECANT_HEARTBEAT_MS: "100", DECANT_LEASE_MS: "2000", DECANT_REPLICA_TTL_MS: "4000", DECANT_BACKFILL_LEASE_MS: "2000", DECANT_FENCE_TIMEOUT_MS: "10000" };
+const FAST = { DECANT_HEARTBEAT_MS: "100", DECANT_LEASE_MS: "2000", DECANT_REPLICA_TTL_MS: "7500", DECANT_BACKFILL_LEASE_MS: "2000", DECANT_FENCE_TIMEOUT_MS: "10000" };
 const pgUpstream = new URL(TEST_URLS.postgres);
 
 interface Traffic {
