@@ -497,6 +497,15 @@ export class MigrationController {
     return (await this.replicas()).filter((r) => r.live).every((r) => r.epoch >= epoch);
   }
 
+  /** Waits (up to the fence timeout) until every live replica acknowledged `epoch`. */
+  private async waitActive(epoch: number, refusal: string): Promise<void> {
+    const deadline = now() + this.timings.fenceTimeoutMs;
+    while (!(await this.isActive(epoch))) {
+      if (now() > deadline) throw new DecantError("failed_precondition", refusal);
+      await sleep(Math.min(50, this.timings.heartbeatMs));
+    }
+  }
+
   private async refreshGauges(): Promise<void> {
     const live = (await this.replicas()).filter((r) => r.live);
     const acked = live.filter((r) => r.epoch >= this.record.epoch).length;
@@ -558,7 +567,7 @@ export class MigrationController {
       await this.control.remove(VERIFY_KEY);
     }
     if (from.phase === "SHADOW_READ" && to === "READ_TARGET") {
-      if (!(await this.isActive(from.epoch))) throw new DecantError("failed_precondition", "SHADOW_READ is not active yet: not every live replica has acknowledged it (so some may still answer OK for a failed target write); try again in a few seconds");
+      await this.waitActive(from.epoch, "SHADOW_READ is not active yet: not every live replica has acknowledged it (so some may still answer OK for a failed target write); try again in a few seconds");
       if (!force) await this.checkVerified(from);
     }
     if (to === "COMPLETE") {

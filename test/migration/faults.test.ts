@@ -478,7 +478,13 @@ if (ok) {
           await sleep(50);
         }
         const read = await p.client.get(ns, "before").catch((e: grpc.ServiceError) => e);
-        const closed = await scrapeMetric(p.metricsPort, "decant_fail_closed").catch(() => NaN);
+        // A write may be refused before the lease lapses (its journal intent cannot be written);
+        // the sidecar fails closed once the lease has lapsed.
+        let closed = NaN;
+        for (const until = cutAt + lease + heartbeat + 1500; Date.now() < until; await sleep(50)) {
+          closed = await scrapeMetric(p.metricsPort, "decant_fail_closed").catch(() => NaN);
+          if (closed === 1) break;
+        }
         const again = await p.client.put(ns, "still", Buffer.from("x")).catch((e: grpc.ServiceError) => e);
         const diedDuringOutage = p.exited();
 
