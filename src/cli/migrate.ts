@@ -6,7 +6,8 @@ const USAGE = `decant migrate status [--json]
 decant migrate phase <SINGLE|DUAL_WRITE|SHADOW_READ|READ_TARGET|TARGET_PRIMARY|COMPLETE> [--force]
 decant migrate backfill start [--rate N] [--concurrency N] [--wait]
 decant migrate backfill pause|resume
-decant migrate verify [--namespace NS] [--repair]`;
+decant migrate verify [--namespace NS] [--repair]
+decant migrate reset          after COMPLETE, on a sidecar of the old store: make it a plain store again`;
 
 type Status = {
   phase: string;
@@ -91,6 +92,9 @@ export async function migrate(args: string[], clientFrom: (v: { addr?: string; t
         print(s);
         return s.backfill?.state === "done" ? 0 : 4;
       }
+      case "reset":
+        print(await client.call<Status>("migration", "Reset", {}));
+        return 0;
       case "verify": {
         let last: Record<string, string | boolean> = {};
         await new Promise<void>((resolve, reject) => {

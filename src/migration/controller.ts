@@ -603,6 +603,27 @@ export class MigrationController {
     }
   }
 
+  /**
+   * After COMPLETE the old store keeps a COMPLETE record, so a sidecar serving it alone refuses
+   * reads and writes. Reset makes it a plain store again — only when no live replica could still
+   * be writing by the old record (a replica configured with a target, this one included).
+   */
+  async reset(): Promise<void> {
+    const rec = await this.control.read<PhaseRecord>(PHASE_KEY);
+    if (!rec) throw new DecantError("unavailable", "the control record is missing");
+    if (rec.value.phase === "SINGLE" && !rec.value.fence) return;
+    if (rec.value.phase !== "COMPLETE") throw new DecantError("failed_precondition", `the migration is in ${rec.value.phase}, not COMPLETE; roll it back with SetPhase(SINGLE) instead`);
+    if (this.target) throw new DecantError("failed_precondition", "this sidecar is configured with a target; reset runs on a sidecar of the old store alone");
+    const busy = (await this.replicas()).filter((r) => r.live && r.hasTarget && r.id !== this.replicaId).map((r) => r.id);
+    if (busy.length > 0) throw new DecantError("failed_precondition", `replicas ${busy.join(", ")} are configured with a migration target and still heartbeat on this control store; stop or reconfigure them first`);
+    await this.commit(rec.version, { phase: "SINGLE", epoch: rec.value.epoch + 1, fence: false, migrationId: rec.value.migrationId, changedAt: Date.now(), changedBy: this.replicaId });
+    await this.control.remove(BACKFILL_KEY);
+    await this.control.remove(VERIFY_KEY);
+    await this.repairJournal("SINGLE", true);
+    this.logger.info("the migration record was reset: this store is a plain store again (phase SINGLE)");
+    await this.tick();
+  }
+
   private async commit(expected: bigint, next: PhaseRecord): Promise<bigint> {
     const v = await this.control.compareAndSet(PHASE_KEY, next, expected);
     if (v === false) throw new DecantError("failed_precondition", "the phase was changed by someone else meanwhile; read the status and try again");

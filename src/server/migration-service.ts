@@ -95,6 +95,10 @@ export function migrationHandlers(c: MigrationController, token: string | undefi
       await c.backfill.setPaused(false);
       return migrationStatus(c);
     }),
+    Reset: guarded("Reset", async () => {
+      await c.reset();
+      return migrationStatus(c);
+    }),
     Verify: serverStream("Verify", async (req: Req, call: grpc.ServerWritableStream<Req, unknown>) => {
       checkToken(call.metadata, token);
       const namespace = req.namespace ? validateNamespace(req.namespace) : undefined;
