@@ -4,7 +4,7 @@
 import { expect } from "chai";
 import { MemoryStore } from "../../src/backends/memory.js";
 import { SqliteStore } from "../../src/backends/sqlite.js";
-import { DecantError, isDecantError } from "../../src/protocol/errors.js";
+import { isDecantError } from "../../src/protocol/errors.js";
 import type { Store } from "../../src/protocol/store.js";
 import { MigrationController, type MigrationHooks, type Timings } from "../../src/migration/controller.js";
 import { MigratingStore } from "../../src/migration/migrating-store.js";
@@ -15,6 +15,7 @@ import { Metrics } from "../../src/metrics/metrics.js";
 import { silentLogger } from "../../src/log.js";
 import type { Phase } from "../../src/migration/phases.js";
 import { waitFor } from "../support/migration.js";
+import { faulty } from "../support/faulty-store.js";
 
 const TIMINGS: Partial<Timings> = { heartbeatMs: 20, leaseMs: 400, replicaTtlMs: 800, fenceHoldMs: 3000, fenceTimeoutMs: 3000, backfillLeaseMs: 400, storeTimeoutMs: 0 };
 
@@ -49,23 +50,6 @@ function hold(key: string) {
     reached: reachedP,
     release,
   };
-}
-
-/** A real store with faults switched on by the test (a proxy, not a mock: every call reaches the store). */
-function faulty(store: Store) {
-  const faults = { put: false, applyIfNewer: false, applyThenFail: false };
-  const s = Object.create(store) as Store;
-  s.put = async (...args: Parameters<Store["put"]>) => {
-    if (faults.put) throw new DecantError("unavailable", "injected: store down");
-    const v = await store.put(...args);
-    if (faults.applyThenFail) throw new DecantError("deadline_exceeded", "injected: applied, but the answer was lost");
-    return v;
-  };
-  s.applyIfNewer = async (...args: Parameters<Store["applyIfNewer"]>) => {
-    if (faults.applyIfNewer) throw new DecantError("unavailable", "injected: secondary down");
-    return store.applyIfNewer(...args);
-  };
-  return { store: s, faults };
 }
 
 async function walk(c: MigrationController, phases: Phase[], force = true): Promise<void> {

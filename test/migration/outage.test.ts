@@ -1,0 +1,59 @@
+// Issue 13 (8): a sidecar without a migration says its store is unreachable (not "the migration
+// phase"), accepts writes again soon after the store returns, logs the return, and heartbeats
+// into the user's store only as often as liveness needs.
+import { expect } from "chai";
+import { MemoryStore } from "../../src/backends/memory.js";
+import { MigrationController } from "../../src/migration/controller.js";
+import { MigratingStore } from "../../src/migration/migrating-store.js";
+import { MigrationMetrics } from "../../src/metrics/migration-metrics.js";
+import { Metrics } from "../../src/metrics/metrics.js";
+import { isDecantError } from "../../src/protocol/errors.js";
+import type { Logger } from "../../src/log.js";
+import { silentLogger } from "../../src/log.js";
+import { CONTROL_NAMESPACE } from "../../src/protocol/types.js";
+import { waitFor } from "../support/migration.js";
+import { faulty } from "../support/faulty-store.js";
+
+describe("migration: a store outage without a migration", function () {
+  this.timeout(20_000);
+
+  async function solo(logger: Logger = silentLogger()) {
+    const f = faulty(new MemoryStore());
+    const c = new MigrationController({ current: f.store, control: f.store, replicaId: "solo", metrics: new MigrationMetrics(new Metrics(false).registry), logger, timings: { heartbeatMs: 50, leaseMs: 300, replicaTtlMs: 1500, storeTimeoutMs: 0 } });
+    await c.start();
+    return { c, s: new MigratingStore(c), f };
+  }
+
+  it("names the store, resumes writes within a few hundred ms of its return, and logs the return", async function () {
+    const lines: string[] = [];
+    const logger = { ...silentLogger(), info: (m: string) => void lines.push(m), warn: (m: string) => void lines.push(m) } as Logger;
+    const { c, s, f } = await solo(logger);
+    try {
+      f.faults.get = f.faults.put = true;
+      await waitFor(async () => c.isFailClosed(), "fail closed");
+      const err = await s.put("users", "k", Buffer.from("v")).catch((e) => e);
+      expect(isDecantError(err, "unavailable")).to.equal(true);
+      expect(err.message).to.include("the store memory: is unreachable").and.not.include("migration phase");
+      f.faults.get = f.faults.put = false;
+      const back = performance.now();
+      await waitFor(async () => (await s.put("users", "k", Buffer.from("v")).then(() => true, () => false)), "writes accepted again");
+      expect(performance.now() - back).to.be.below(600);
+      expect(lines.some((l) => l.includes("answers again"))).to.equal(true);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it("heartbeats every third of the TTL, not every tick, while SINGLE with no target", async function () {
+    const { c, f } = await solo();
+    try {
+      const before = f.calls.put.get(CONTROL_NAMESPACE) ?? 0;
+      await new Promise((r) => setTimeout(r, 2000));
+      const writes = (f.calls.put.get(CONTROL_NAMESPACE) ?? 0) - before;
+      // 40 ticks in 2 s; a heartbeat every 500 ms is 4 or 5 writes.
+      expect(writes).to.be.within(3, 6);
+    } finally {
+      await c.stop();
+    }
+  });
+});
