@@ -236,6 +236,7 @@ export class MigrationController {
           this.lastHeartbeatAt = now();
         }
         this.renewedAt = readAt;
+        this.metrics.renewal.observe((now() - readAt) / 1000);
         if (this.failingSince !== undefined) {
           this.logger.info(`the control store ${this.control.store.description} answers again; writes are accepted`, { unreachable_ms: Math.round(now() - this.failingSince) });
           this.failingSince = undefined;

@@ -33,13 +33,19 @@ export interface SidecarHooks {
   migration?: MigrationHooks;
 }
 
+const ownConnection = (url: string): boolean => !/^(memory|sqlite):/.test(url);
+
 export async function startSidecar(config: Config, logger: Logger, hooks: SidecarHooks = {}): Promise<Sidecar> {
   const metrics = new Metrics();
   const migrationMetrics = new MigrationMetrics(metrics.registry);
   logger.info("starting decant", describeConfig(config));
   const current = instrumentStore(await openStore(config.current, "current"), "current", metrics);
   const target = config.target ? instrumentStore(await openStore(config.target, "target"), "target", metrics) : undefined;
-  const control = config.control ? instrumentStore(await openStore(config.control, "control"), "control", metrics) : current;
+  // The control record is read every heartbeat: on a network store it gets a pool of its own,
+  // so renewals never queue behind data traffic or backfill pages (a busy sidecar must not fail
+  // closed). Memory and SQLite stores are shared (in-process, nothing to queue behind).
+  const controlUrl = config.control ?? (ownConnection(config.current) ? config.current : undefined);
+  const control = controlUrl ? instrumentStore(await openStore(controlUrl, "control"), "control", metrics) : current;
   const limits = { maxValueBytes: config.maxValueBytes };
   const closeStores = async () => {
     await current.close();
