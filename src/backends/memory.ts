@@ -3,7 +3,7 @@ import { invalidArgument, unsupported } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
 import { DEFAULT_MAX_VALUE_BYTES } from "../protocol/types.js";
-import { checkCondition, checkValueSize, compareKeys, decodeCursor, encodeCursor, isKeyCursor, liveItems, nextVersion } from "./common.js";
+import { checkCondition, checkEpoch, checkValueSize, compareKeys, decodeCursor, encodeCursor, isKeyCursor, liveItems, nextVersion, refuseIfFenced } from "./common.js";
 import { runBatch } from "./batch.js";
 
 interface Stored {
@@ -19,8 +19,10 @@ export class MemoryStore implements Store {
     segmentedScan: false,
     maxValueBytes: () => DEFAULT_MAX_VALUE_BYTES * 16,
     durable: false,
+    fencing: true, // every method runs to its end without yielding, so check and write are one step
   };
   private readonly data = new Map<string, Map<string, Stored>>();
+  private fence = 0;
 
   private table(ns: string, create: boolean): Map<string, Stored> | undefined {
     let t = this.data.get(ns);
@@ -46,8 +48,9 @@ export class MemoryStore implements Store {
     return liveItems(await this.batchGetRaw(ns, keys));
   }
 
-  async put(ns: string, key: string, value: Buffer, condition?: Condition): Promise<bigint> {
+  async put(ns: string, key: string, value: Buffer, condition?: Condition, fence?: number): Promise<bigint> {
     checkValueSize(this, key, value);
+    this.checkFence(fence);
     const stored = this.raw(ns, key);
     checkCondition(key, stored, condition);
     const version = nextVersion(stored);
@@ -55,7 +58,8 @@ export class MemoryStore implements Store {
     return version;
   }
 
-  async delete(ns: string, key: string, condition?: Condition): Promise<DeleteResult> {
+  async delete(ns: string, key: string, condition?: Condition, fence?: number): Promise<DeleteResult> {
+    this.checkFence(fence);
     const stored = this.raw(ns, key);
     checkCondition(key, stored, condition);
     if (!stored || stored.value === null) return { deleted: false, version: stored?.version ?? 0n };
@@ -84,7 +88,8 @@ export class MemoryStore implements Store {
     return this.raw(ns, key);
   }
 
-  async applyIfNewer(ns: string, items: RawItem[]): Promise<boolean[]> {
+  async applyIfNewer(ns: string, items: RawItem[], fence?: number): Promise<boolean[]> {
+    if (items.length > 0) this.checkFence(fence);
     return items.map((item) => {
       const stored = this.table(ns, false)?.get(item.key);
       if (stored && stored.version >= item.version) return false;
@@ -131,6 +136,17 @@ export class MemoryStore implements Store {
     let purged = 0;
     for (const [k, s] of t ?? []) if (s.value === null && t!.delete(k)) purged++;
     return purged;
+  }
+
+  async raiseFence(epoch: number): Promise<number> {
+    checkEpoch(epoch);
+    this.fence = Math.max(this.fence, epoch);
+    return this.fence;
+  }
+
+  private checkFence(epoch: number | undefined): void {
+    checkEpoch(epoch);
+    refuseIfFenced(this.description, epoch, this.fence);
   }
 
   async close(): Promise<void> {}

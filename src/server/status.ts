@@ -13,6 +13,7 @@ const CODES: Record<ErrorKind, grpc.status> = {
   deadline_exceeded: grpc.status.DEADLINE_EXCEEDED,
   unauthenticated: grpc.status.UNAUTHENTICATED,
   unimplemented: grpc.status.UNIMPLEMENTED,
+  fenced: grpc.status.UNAVAILABLE, // the client retries and reaches the current primary
   internal: grpc.status.INTERNAL,
 };
 

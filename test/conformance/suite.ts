@@ -524,6 +524,119 @@ export function conformance(name: string, options: ConformanceOptions): void {
       });
     });
 
+    // A store that declares fencing refuses, in the same atomic step as the write, a write whose
+    // epoch is below its fence. One that does not has no raiseFence (so no caller can believe a
+    // fence holds) and ignores the fence argument: such writes are applied as unfenced ones.
+    describe("write fence", function () {
+      let raise: (epoch: number) => Promise<number>;
+      /** The fence in force now (it persists across tests and runs, so tests work above it). */
+      let base: number;
+
+      beforeEach(async function () {
+        if (!store.capabilities.fencing) return;
+        raise = store.raiseFence!.bind(store);
+        base = await raise(0);
+      });
+
+      it("has raiseFence exactly when it declares fencing; without it, a fence argument changes nothing", async function () {
+        if (store.capabilities.fencing) {
+          expect(store.raiseFence).to.be.a("function");
+          return;
+        }
+        expect(store.raiseFence).to.equal(undefined);
+        expect(await store.put(ns, "k", buf("a"), undefined, 0)).to.equal(1n);
+        expect(await store.applyIfNewer(ns, [{ key: "r", value: buf("r"), version: 3n }], 0)).to.deep.equal([true]);
+        expect(await store.delete(ns, "k", undefined, 0)).to.deep.equal({ deleted: true, version: 2n });
+      });
+
+      it("raiseFence returns the highest fence asked for and never lowers it", async function () {
+        if (!store.capabilities.fencing) this.skip();
+        expect(await raise(base + 3)).to.equal(base + 3);
+        expect(await raise(base + 1)).to.equal(base + 3);
+        expect(await raise(base + 3)).to.equal(base + 3);
+        expect(await raise(base + 4)).to.equal(base + 4);
+        expect(await raise(0)).to.equal(base + 4);
+      });
+
+      it("refuses a bad epoch as invalid_argument naming the fence", async function () {
+        if (!store.capabilities.fencing) this.skip();
+        for (const bad of [-1, 1.5, Number.NaN]) {
+          expect((await rejects(raise(bad), "invalid_argument")).field).to.equal("fence");
+          expect((await rejects(store.put(ns, "k", buf("v"), undefined, bad), "invalid_argument")).field).to.equal("fence");
+        }
+        expect(await store.getRaw(ns, "k")).to.equal(null);
+        expect(await raise(0)).to.equal(base);
+      });
+
+      it("refuses put, delete and applyIfNewer below the fence and writes nothing", async function () {
+        if (!store.capabilities.fencing) this.skip();
+        await store.put(ns, "live", buf("kept"));
+        await raise(base + 2);
+        const stale = base + 1;
+        await rejects(store.put(ns, "new", buf("x"), undefined, stale), "fenced");
+        await rejects(store.put(ns, "live", buf("x"), undefined, stale), "fenced");
+        await rejects(store.put(ns, "live", buf("x"), { kind: "expected_version", version: 1n }, stale), "fenced");
+        await rejects(store.put(ns, "new", buf("x"), { kind: "must_not_exist" }, stale), "fenced");
+        await rejects(store.delete(ns, "live", undefined, stale), "fenced");
+        await rejects(store.delete(ns, "live", { kind: "expected_version", version: 1n }, stale), "fenced");
+        await rejects(store.delete(ns, "never", undefined, stale), "fenced");
+        const batch = [
+          { key: "a1", value: buf("a"), version: 5n },
+          { key: "live", value: buf("newer"), version: 9n },
+          { key: "a2", value: null, version: 2n },
+        ];
+        await rejects(store.applyIfNewer(ns, batch, stale), "fenced");
+        expect(await store.batchGetRaw(ns, ["new", "never", "a1", "a2"])).to.deep.equal([]);
+        expect(await store.getRaw(ns, "live")).to.deep.equal({ key: "live", value: buf("kept"), version: 1n });
+      });
+
+      it("writes at or above the fence, and without an epoch", async function () {
+        if (!store.capabilities.fencing) this.skip();
+        const fence = await raise(base + 2);
+        expect(await store.put(ns, "k", buf("at"), undefined, fence)).to.equal(1n);
+        expect(await store.put(ns, "k", buf("above"), { kind: "expected_version", version: 1n }, fence + 1)).to.equal(2n);
+        expect(await store.put(ns, "k", buf("plain"))).to.equal(3n);
+        expect(await store.put(ns, "n", buf("new"), { kind: "must_not_exist" }, fence)).to.equal(1n);
+        expect(await store.delete(ns, "k", undefined, fence)).to.deep.equal({ deleted: true, version: 4n });
+        expect(await store.delete(ns, "n", { kind: "expected_version", version: 1n }, fence + 7)).to.deep.equal({ deleted: true, version: 2n });
+        expect(await store.applyIfNewer(ns, [{ key: "a", value: buf("a"), version: 5n }, { key: "k", value: buf("old"), version: 2n }], fence)).to.deep.equal([true, false]);
+        expect(await store.applyIfNewer(ns, [{ key: "b", value: null, version: 3n }])).to.deep.equal([true]);
+        expect(await store.getRaw(ns, "a")).to.deep.equal({ key: "a", value: buf("a"), version: 5n });
+        expect(await store.getRaw(ns, "k")).to.deep.equal({ key: "k", value: null, version: 4n });
+        // A condition still decides as before under a fence that lets the write through.
+        const err = await rejects(store.put(ns, "a", buf("x"), { kind: "expected_version", version: 1n }, fence), "version_mismatch");
+        expect(err.currentVersion).to.equal(5n);
+      });
+
+      it("a fence raised during fenced writes lets through only writes that are visible when it returns", async function () {
+        if (!store.capabilities.fencing) this.skip();
+        const epoch = await raise(base + 5);
+        const keys = Array.from({ length: 48 }, (_, i) => `race${String(i).padStart(2, "0")}`);
+        const settle = (key: string) =>
+          store.put(ns, key, buf(key), undefined, epoch).then(
+            (version) => ({ key, version }),
+            (err: unknown) => {
+              if (!isDecantError(err, "fenced")) throw err;
+              return { key, version: undefined };
+            },
+          );
+        const puts = keys.slice(0, 32).map(settle);
+        const raised = raise(epoch + 1);
+        puts.push(...keys.slice(32).map(settle)); // sent while raiseFence is on its way
+        expect(await raised).to.equal(epoch + 1);
+        const seenAtRaise = (await store.batchGetRaw(ns, keys)).map((i) => i.key).sort();
+        const late = await Promise.all(["after1", "after2"].map(settle));
+        const outcomes = await Promise.all(puts);
+        const seenAfter = (await store.batchGetRaw(ns, keys)).map((i) => i.key).sort();
+        // Nothing lands after raiseFence returned, and exactly the acknowledged writes are there.
+        expect(seenAfter).to.deep.equal(seenAtRaise);
+        expect(seenAfter).to.deep.equal(outcomes.filter((o) => o.version !== undefined).map((o) => o.key).sort());
+        for (const o of outcomes) if (o.version !== undefined) expect(o.version).to.equal(1n);
+        expect(late.map((o) => o.version)).to.deep.equal([undefined, undefined]);
+        expect(await store.batchGetRaw(ns, ["after1", "after2"])).to.deep.equal([]);
+      });
+    });
+
     describe("bad input", function () {
       it("refuses a malformed scan cursor", async function () {
         await rejects(store.scan(ns, { limit: 2, cursor: "not-a-cursor!" }), "invalid_argument");
