@@ -22,8 +22,9 @@
 // table's name (two stores may share a schema), created on the first fenced call, not with the
 // items table (a DML-only role that never fences keeps working). A fenced write is its usual
 // statement inside a CTE that first locks the store's fence row FOR SHARE and writes only if the
-// epoch is not below it; raiseFence's upsert of that row waits for every such lock, so when it
-// returns, every fenced write that passed the old fence has committed and none can pass any more.
+// epoch is not below it; raiseFence locks the fence table EXCLUSIVE, which waits for every such
+// write to commit, then raises the row, so when it returns, every fenced write that passed the
+// old fence has committed and none can pass any more.
 import pg from "pg";
 import { to as copyTo } from "pg-copy-streams";
 import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable, versionMismatch } from "../protocol/errors.js";
@@ -372,12 +373,25 @@ export class PostgresStore implements Store {
 
   async raiseFence(epoch: number): Promise<number> {
     checkEpoch(epoch);
-    // The update of the row waits for every fenced write holding it FOR SHARE (an unchanged
-    // epoch is written too, so even raiseFence(current) waits for them). Safe to repeat.
-    const sql = `INSERT INTO ${this.fenceTable} AS f (tbl, epoch) VALUES ($1, $2::int8)
+    const upsert = `INSERT INTO ${this.fenceTable} AS f (tbl, epoch) VALUES ($1, $2::int8)
       ON CONFLICT (tbl) DO UPDATE SET epoch = GREATEST(f.epoch, excluded.epoch) RETURNING epoch`;
-    const { rows } = await this.q<{ epoch: string }>("raiseFence", sql, [this.options.table, String(epoch)], true, "decant_raise_fence", true);
-    return Number(rows[0]!.epoch);
+    // Safe to repeat. The table lock waits for every fenced write in progress (FOR SHARE holds
+    // ROW SHARE on the table until commit) and, while waiting, queues new ones behind it. The
+    // row update alone would not: PostgreSQL grants new FOR SHARE lockers past a waiting
+    // updater, so under steady fenced writes it could wait until its timeout.
+    const fence = await this.withClient(
+      "raiseFence",
+      true,
+      async (client) => {
+        await client.query("BEGIN");
+        await client.query(`LOCK TABLE ${this.fenceTable} IN EXCLUSIVE MODE`);
+        const { rows } = await client.query<{ epoch: string }>(upsert, [this.options.table, String(epoch)]);
+        await client.query("COMMIT");
+        return rows[0]!.epoch;
+      },
+      true,
+    );
+    return Number(fence);
   }
 
   async batchWrite(ns: string, ops: WriteOp[]): Promise<WriteOutcome[]> {

@@ -3,7 +3,7 @@ import { createServer, type AddressInfo, type Socket } from "node:net";
 import { expect } from "chai";
 import pg from "pg";
 import { openStore } from "../../src/backends/index.js";
-import { isDecantError } from "../../src/protocol/errors.js";
+import { isDecantError, type DecantError } from "../../src/protocol/errors.js";
 import type { Store } from "../../src/protocol/store.js";
 import { conformance } from "../conformance/suite.js";
 import { buf, freshNamespace } from "../support/names.js";
@@ -321,12 +321,15 @@ if (ok) {
       }
     });
 
-    it("raiseFence waits for a fenced write in flight (one holding the fence row) to commit", async function () {
+    it("raiseFence waits for a fenced write in flight to commit, and fenced writes sent meanwhile queue behind it", async function () {
       const app = `${appName}_fence`;
       const fencer = await openStore(pgUrl({ table, application_name: app }));
+      const writer = await openStore(pgUrl({ table, application_name: `${app}_w` }));
       const base = await fencer.raiseFence!(0); // the fence table and this table's row exist from here
       const holder = new pg.Client({ connectionString: TEST_URLS.postgres });
       await holder.connect();
+      const waitingOnLock = (name: string) => async () =>
+        (await admin((c) => c.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'", [name]))).rows[0]!.n === 1;
       try {
         // What a fenced write does, held open as if its commit were slow.
         await holder.query("BEGIN");
@@ -334,17 +337,24 @@ if (ok) {
         await holder.query(`INSERT INTO public.${table} (ns, key, value, version) VALUES ($1, 'inflight', 'x', 1)`, [ns]);
         let returned = false;
         const raising = fencer.raiseFence!(base + 1).then((fence) => ((returned = true), fence));
-        const waiting = async () =>
-          (await admin((c) => c.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'", [app]))).rows[0]!.n === 1;
-        await waitFor(waiting, "raiseFence to wait for the row lock", 5000);
+        await waitFor(waitingOnLock(app), "raiseFence to wait for the fenced write", 5000);
+        // A fenced write sent now must not slip past the waiting raiseFence (PostgreSQL would let
+        // a second FOR SHARE past a waiting row update): it waits, and is then refused.
+        const late = writer.put(ns, "late", buf("v"), undefined, base).then(
+          () => "written",
+          (err: DecantError) => err.kind,
+        );
+        await waitFor(waitingOnLock(`${app}_w`), "the late fenced write to queue behind raiseFence", 5000);
         expect(returned).to.equal(false);
         await holder.query("COMMIT");
         expect(await raising).to.equal(base + 1);
         expect(await fencer.getRaw(ns, "inflight")).to.not.equal(null);
-        expect((await failure(fencer.put(ns, "late", buf("v"), undefined, base))).kind).to.equal("fenced");
+        expect(await late).to.equal("fenced");
+        expect(await fencer.getRaw(ns, "late")).to.equal(null);
       } finally {
         await holder.end();
         await fencer.close();
+        await writer.close();
       }
     });
 
