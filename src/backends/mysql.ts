@@ -23,8 +23,8 @@
 // Write fence (raiseFence): one row per store in `decant_fence` (tbl = the items table's name),
 // created on the first fenced call. A fenced write's transaction first reads that row LOCK IN
 // SHARE MODE (before any key lock, so no lock cycle) and stops if the fence is above its epoch;
-// raiseFence's upsert of the row takes it exclusively, so it waits for every fenced transaction
-// holding it, and InnoDB queues later share requests behind it.
+// raiseFence raises the row under LOCK TABLES … WRITE, which waits for every fenced transaction
+// to end (each holds the table's metadata lock until then) and holds new ones back meanwhile.
 import mysql from "mysql2/promise";
 import type { Pool, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { DecantError, deadlineExceeded, describe, invalidArgument, isDecantError, unavailable } from "../protocol/errors.js";
@@ -346,13 +346,27 @@ export class MysqlStore implements Store {
 
   async raiseFence(epoch: number): Promise<number> {
     checkEpoch(epoch);
-    return this.call("raiseFence", async (deadline) => {
+    const lockWait = Math.max(1, Math.ceil(this.options.timeoutMs / 1000));
+    return this.call("raiseFence", async () => {
       await this.readyFence();
-      return this.tx(deadline, async (q) => {
-        // Takes the row exclusively even when the epoch is unchanged: waits for every fenced write holding it.
-        await q(`INSERT INTO \`${FENCE_TABLE}\` (tbl, epoch) VALUES (?, ?) ON DUPLICATE KEY UPDATE epoch = GREATEST(epoch, VALUES(epoch))`, [this.options.table, epoch]);
-        const [row] = await q<RowDataPacket[]>(`SELECT epoch FROM \`${FENCE_TABLE}\` WHERE tbl = ?`, [this.options.table]);
-        return Number(row!.epoch);
+      return this.withConnection(async (q) => {
+        // A table lock, not the row's: InnoDB grants a new share lock past an update waiting for
+        // the row, so under steady fenced writes that update could wait until its timeout.
+        // LOCK TABLES … WRITE waits for the metadata lock each fenced transaction holds on the
+        // table until it ends, and new ones queue behind it while it waits (bounded here).
+        await q(`SET SESSION lock_wait_timeout = ${lockWait}`);
+        await q(`LOCK TABLES \`${FENCE_TABLE}\` WRITE`);
+        let fence: number;
+        try {
+          await q(`INSERT INTO \`${FENCE_TABLE}\` (tbl, epoch) VALUES (?, ?) ON DUPLICATE KEY UPDATE epoch = GREATEST(epoch, VALUES(epoch))`, [this.options.table, epoch]);
+          const [row] = await q<RowDataPacket[]>(`SELECT epoch FROM \`${FENCE_TABLE}\` WHERE tbl = ?`, [this.options.table]);
+          fence = Number(row!.epoch);
+        } catch (err) {
+          mark(err, BROKEN); // it may still hold the table lock: close it rather than pool it
+          throw err;
+        }
+        await q("UNLOCK TABLES");
+        return fence;
       });
     });
   }

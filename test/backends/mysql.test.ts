@@ -301,11 +301,18 @@ if (ok) {
       await withPw.close();
     });
 
-    it("raiseFence waits for a fenced write in flight (one holding the fence row) to commit, and keeps one fence per table", async function () {
+    it("raiseFence waits for a fenced write in flight to commit, fenced writes sent meanwhile queue behind it, and each table has its own fence", async function () {
       const base = await store.raiseFence!(0); // the fence table and this table's row exist from here
+      const writer = await openStore(urlWith({ table: tables.specifics }));
       const other = await openStore(urlWith({ table: tables.fenced }));
       const holder = await direct();
       const watcher = await direct();
+      const lockWaits = (n: number) => async () => {
+        const [rows] = await watcher.query<mysql.RowDataPacket[]>(
+          "SELECT count(*) AS n FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND STATE LIKE 'Waiting for table metadata lock%'",
+        );
+        return Number(rows[0]!.n) === n;
+      };
       try {
         // What a fenced write does, held open as if its commit were slow.
         await holder.query("START TRANSACTION");
@@ -313,23 +320,25 @@ if (ok) {
         await holder.query(`INSERT INTO \`${tables.specifics}\` (ns, k, value, version) VALUES (?, 'inflight', 'x', 1)`, [ns]);
         let returned = false;
         const raising = store.raiseFence!(base + 1).then((fence) => ((returned = true), fence));
-        const waiting = async () => {
-          const [rows] = await watcher.query<mysql.RowDataPacket[]>(
-            "SELECT count(*) AS n FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id WHERE t.trx_state = 'LOCK WAIT' AND p.DB = DATABASE()",
-          );
-          return Number(rows[0]!.n) === 1;
-        };
-        await waitFor(waiting, "raiseFence to wait for the row lock", 5000);
+        await waitFor(lockWaits(1), "raiseFence to wait for the fenced write", 5000);
+        // A fenced write sent now must not slip past the waiting raiseFence: it waits, and is then refused.
+        const late = writer.put(ns, "late", buf("v"), undefined, base).then(
+          () => "written",
+          (err: DecantError) => err.kind,
+        );
+        await waitFor(lockWaits(2), "the late fenced write to queue behind raiseFence", 5000);
         expect(returned).to.equal(false);
         await holder.query("COMMIT");
         expect(await raising).to.equal(base + 1);
         expect(await store.getRaw(ns, "inflight")).to.not.equal(null);
-        expect((await failure(store.put(ns, "late", buf("v"), undefined, base))).kind).to.equal("fenced");
+        expect(await late).to.equal("fenced");
+        expect(await store.getRaw(ns, "late")).to.equal(null);
         // Another table in the same database has a fence of its own.
         expect(await other.put(ns, "k", buf("v"), undefined, 0)).to.equal(1n);
       } finally {
         await holder.end();
         await watcher.end();
+        await writer.close();
         await other.close();
       }
     });
