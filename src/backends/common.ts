@@ -1,5 +1,5 @@
 // Small pieces every adapter needs; the semantics of versions and conditions live here once.
-import { DecantError, isDecantError, deadlineExceeded, invalidArgument, unavailable, versionMismatch } from "../protocol/errors.js";
+import { DecantError, isDecantError, deadlineExceeded, fenced, invalidArgument, unavailable, versionMismatch } from "../protocol/errors.js";
 import type { Condition, Item, RawItem } from "../protocol/types.js";
 
 /**
@@ -124,4 +124,14 @@ export function checkValueSize(store: { kind: string; capabilities: { maxValueBy
   if (value === null) return;
   const max = store.capabilities.maxValueBytes(key);
   if (value.length > max) throw invalidArgument("value", `is ${value.length} bytes; the ${store.kind} store holds at most ${max} bytes for this key`);
+}
+
+/** A fence epoch is a whole number from 0 up; anything else is refused before any call. */
+export function checkEpoch(epoch: number | undefined): void {
+  if (epoch !== undefined && (!Number.isSafeInteger(epoch) || epoch < 0)) throw invalidArgument("fence", `must be a whole number from 0 up, got ${epoch}`);
+}
+
+/** Refuses a write admitted under `epoch` (undefined = unfenced) when the store's fence (null = none) is above it. */
+export function refuseIfFenced(store: string, epoch: number | undefined, fence: bigint | number | null): void {
+  if (epoch !== undefined && fence !== null && BigInt(fence) > BigInt(epoch)) throw fenced(store, epoch, fence);
 }

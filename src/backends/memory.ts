@@ -1,9 +1,9 @@
 // The memory backend: a Map per namespace. Not durable; for tests, demos and benchmarks.
-import { DecantError, invalidArgument, unsupported } from "../protocol/errors.js";
+import { invalidArgument, unsupported } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
 import { DEFAULT_MAX_VALUE_BYTES } from "../protocol/types.js";
-import { checkCondition, checkValueSize, compareKeys, decodeCursor, encodeCursor, isKeyCursor, liveItems, nextVersion } from "./common.js";
+import { checkCondition, checkEpoch, checkValueSize, compareKeys, decodeCursor, encodeCursor, isKeyCursor, liveItems, nextVersion, refuseIfFenced } from "./common.js";
 import { runBatch } from "./batch.js";
 
 interface Stored {
@@ -19,10 +19,10 @@ export class MemoryStore implements Store {
     segmentedScan: false,
     maxValueBytes: () => DEFAULT_MAX_VALUE_BYTES * 16,
     durable: false,
-    fencing: true,
+    fencing: true, // every method runs to its end without yielding, so check and write are one step
   };
-  private fence = 0;
   private readonly data = new Map<string, Map<string, Stored>>();
+  private fence = 0;
 
   private table(ns: string, create: boolean): Map<string, Stored> | undefined {
     let t = this.data.get(ns);
@@ -46,15 +46,6 @@ export class MemoryStore implements Store {
 
   async batchGet(ns: string, keys: string[]): Promise<Item[]> {
     return liveItems(await this.batchGetRaw(ns, keys));
-  }
-
-  async raiseFence(epoch: number): Promise<number> {
-    this.fence = Math.max(this.fence, epoch);
-    return this.fence;
-  }
-
-  private checkFence(fence: number | undefined): void {
-    if (fence !== undefined && fence < this.fence) throw new DecantError("fenced", `memory: a write of epoch ${fence} is below the store's fence ${this.fence}`);
   }
 
   async put(ns: string, key: string, value: Buffer, condition?: Condition, fence?: number): Promise<bigint> {
@@ -98,7 +89,7 @@ export class MemoryStore implements Store {
   }
 
   async applyIfNewer(ns: string, items: RawItem[], fence?: number): Promise<boolean[]> {
-    this.checkFence(fence);
+    if (items.length > 0) this.checkFence(fence);
     return items.map((item) => {
       const stored = this.table(ns, false)?.get(item.key);
       if (stored && stored.version >= item.version) return false;
@@ -145,6 +136,17 @@ export class MemoryStore implements Store {
     let purged = 0;
     for (const [k, s] of t ?? []) if (s.value === null && t!.delete(k)) purged++;
     return purged;
+  }
+
+  async raiseFence(epoch: number): Promise<number> {
+    checkEpoch(epoch);
+    this.fence = Math.max(this.fence, epoch);
+    return this.fence;
+  }
+
+  private checkFence(epoch: number | undefined): void {
+    checkEpoch(epoch);
+    refuseIfFenced(this.description, epoch, this.fence);
   }
 
   async close(): Promise<void> {}

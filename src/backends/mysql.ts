@@ -19,12 +19,18 @@
 // decides with the shared condition rules (common.ts), then writes the final state of every
 // changed key with one multi-row INSERT … ON DUPLICATE KEY UPDATE. Deadlocks (gap locks on
 // absent keys) roll the transaction back and it is retried whole.
+//
+// Write fence (raiseFence): one row per store in `decant_fence` (tbl = the items table's name),
+// created on the first fenced call. A fenced write's transaction first reads that row LOCK IN
+// SHARE MODE (before any key lock, so no lock cycle) and stops if the fence is above its epoch;
+// raiseFence raises the row under LOCK TABLES … WRITE, which waits for every fenced transaction
+// to end (each holds the table's metadata lock until then) and holds new ones back meanwhile.
 import mysql from "mysql2/promise";
 import type { Pool, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { DecantError, deadlineExceeded, describe, invalidArgument, isDecantError, unavailable } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
-import { checkCondition, checkValueSize, compareKeys, decodeCursor, encodeCursor, isKeyCursor, isNetworkError, liveItems, nextVersion, prefixEnd, redactUrl, retry, withTimeout, type RetryPolicy } from "./common.js";
+import { checkCondition, checkEpoch, checkValueSize, compareKeys, decodeCursor, encodeCursor, isKeyCursor, isNetworkError, liveItems, nextVersion, prefixEnd, redactUrl, refuseIfFenced, retry, withTimeout, type RetryPolicy } from "./common.js";
 
 export interface MysqlOptions {
   host: string;
@@ -82,6 +88,8 @@ const BROKEN = Symbol("decant.mysql.broken");
 const MAX_ROWS = 500;
 /** Rows per DELETE in dropNamespace / purgeTombstones, so each statement stays short. */
 const DELETE_CHUNK = 5000;
+/** The fence table, in the store's database (so `table` may not take this name). */
+const FENCE_TABLE = "decant_fence";
 
 const codeOf = (err: unknown): string | undefined => (typeof err === "object" && err !== null ? ((err as { code?: unknown }).code as string | undefined) : undefined);
 
@@ -129,6 +137,7 @@ export class MysqlStore implements Store {
   readonly capabilities: Capabilities;
   private pool?: Pool;
   private readying?: Promise<void>;
+  private fenceReady?: Promise<void>;
   /** Bytes of SQL text one statement may use, from the server's max_allowed_packet. */
   private budget = 1024 * 1024;
   private readonly t: string;
@@ -144,6 +153,7 @@ export class MysqlStore implements Store {
       segmentedScan: true, // CRC32(k) % totalSegments = segment
       maxValueBytes: () => options.maxValueBytes,
       durable: true,
+      fencing: true,
     };
   }
 
@@ -237,6 +247,7 @@ export class MysqlStore implements Store {
     if (isDecantError(err)) return false;
     if (codeOf(err) === "ER_NO_SUCH_TABLE") {
       this.readying = undefined; // someone dropped the table: create it again
+      this.fenceReady = undefined;
       return true;
     }
     if (ROLLED_BACK.has(codeOf(err) ?? "")) return true;
@@ -293,6 +304,70 @@ export class MysqlStore implements Store {
         if (!breaksConnection(err)) await q("ROLLBACK").catch(() => mark(err, BROKEN));
         throw err;
       }
+    });
+  }
+
+  /**
+   * Creates the fence table and this store's row (at 0) once, before the first fenced call, so
+   * that a fenced write always finds a row to lock.
+   */
+  private readyFence(): Promise<void> {
+    this.fenceReady ??= this.withConnection(async (q) => {
+      await q(`CREATE TABLE IF NOT EXISTS \`${FENCE_TABLE}\` (tbl VARBINARY(64) NOT NULL PRIMARY KEY, epoch BIGINT UNSIGNED NOT NULL) ENGINE=InnoDB`);
+      await q(`INSERT IGNORE INTO \`${FENCE_TABLE}\` (tbl, epoch) VALUES (?, 0)`, [this.options.table]);
+    }).catch((err) => {
+      this.fenceReady = undefined;
+      throw err;
+    });
+    return this.fenceReady;
+  }
+
+  /**
+   * A fenced transaction's first statement: share-locks the fence row until COMMIT (raiseFence
+   * waits for it) and refuses the write if the fence is above its epoch. Unfenced: nothing.
+   */
+  private async lockFence(q: Query, epoch: number | undefined): Promise<void> {
+    if (epoch === undefined) return;
+    const [row] = await q<RowDataPacket[]>(`SELECT epoch FROM \`${FENCE_TABLE}\` WHERE tbl = ? LOCK IN SHARE MODE`, [this.options.table]);
+    refuseIfFenced(this.description, epoch, row ? BigInt(row.epoch as string) : null);
+  }
+
+  /** A write transaction, preceded by lockFence where the write is fenced. */
+  private fencedTx<T>(op: string, epoch: number | undefined, fn: (q: Query) => Promise<T>): Promise<T> {
+    checkEpoch(epoch);
+    return this.call(op, async (deadline) => {
+      if (epoch !== undefined) await this.readyFence();
+      return this.tx(deadline, async (q) => {
+        await this.lockFence(q, epoch);
+        return fn(q);
+      });
+    });
+  }
+
+  async raiseFence(epoch: number): Promise<number> {
+    checkEpoch(epoch);
+    const lockWait = Math.max(1, Math.ceil(this.options.timeoutMs / 1000));
+    return this.call("raiseFence", async () => {
+      await this.readyFence();
+      return this.withConnection(async (q) => {
+        // A table lock, not the row's: InnoDB grants a new share lock past an update waiting for
+        // the row, so under steady fenced writes that update could wait until its timeout.
+        // LOCK TABLES … WRITE waits for the metadata lock each fenced transaction holds on the
+        // table until it ends, and new ones queue behind it while it waits (bounded here).
+        await q(`SET SESSION lock_wait_timeout = ${lockWait}`);
+        await q(`LOCK TABLES \`${FENCE_TABLE}\` WRITE`);
+        let fence: number;
+        try {
+          await q(`INSERT INTO \`${FENCE_TABLE}\` (tbl, epoch) VALUES (?, ?) ON DUPLICATE KEY UPDATE epoch = GREATEST(epoch, VALUES(epoch))`, [this.options.table, epoch]);
+          const [row] = await q<RowDataPacket[]>(`SELECT epoch FROM \`${FENCE_TABLE}\` WHERE tbl = ?`, [this.options.table]);
+          fence = Number(row!.epoch);
+        } catch (err) {
+          mark(err, BROKEN); // it may still hold the table lock: close it rather than pool it
+          throw err;
+        }
+        await q("UNLOCK TABLES");
+        return fence;
+      });
     });
   }
 
@@ -365,10 +440,10 @@ export class MysqlStore implements Store {
     return unique.flatMap((k) => found.get(k) ?? []); // in request order
   }
 
-  async put(ns: string, key: string, value: Buffer, condition?: Condition): Promise<bigint> {
+  async put(ns: string, key: string, value: Buffer, condition?: Condition, fence?: number): Promise<bigint> {
     checkValueSize(this, key, value);
-    if (!condition) return this.upsertOne(ns, key, value);
-    const [r] = await this.write("put", ns, [{ type: "put", key, value, condition }]);
+    if (!condition) return this.upsertOne(ns, key, value, fence);
+    const [r] = await this.write("put", ns, [{ type: "put", key, value, condition }], fence);
     if (!r!.ok) throw r!.error;
     return r!.version;
   }
@@ -379,21 +454,19 @@ export class MysqlStore implements Store {
    * round trips instead of four; adapter p50 0.62 → ~0.45 ms). Still a transaction, so a put
    * whose caller gave up is rolled back instead of committed late.
    */
-  private upsertOne(ns: string, key: string, value: Buffer): Promise<bigint> {
-    return this.call("put", (deadline) =>
-      this.tx(deadline, async (q) => {
-        const sql = `INSERT INTO ${this.t} (ns, k, value, version) VALUES (?, ?, ?, 1) ON DUPLICATE KEY UPDATE value = VALUES(value), version = LAST_INSERT_ID(version + 1)`;
-        const res = await q<ResultSetHeader>(sql, [keyBytes(ns), keyBytes(key), value]);
-        if (res.affectedRows === 1) return 1n; // inserted
-        // mysql2 reads the id as signed: a version above 2^63 arrives negative.
-        const version = BigInt(res.insertId);
-        return version < 0n ? version + 2n ** 64n : version;
-      }),
-    );
+  private upsertOne(ns: string, key: string, value: Buffer, fence: number | undefined): Promise<bigint> {
+    return this.fencedTx("put", fence, async (q) => {
+      const sql = `INSERT INTO ${this.t} (ns, k, value, version) VALUES (?, ?, ?, 1) ON DUPLICATE KEY UPDATE value = VALUES(value), version = LAST_INSERT_ID(version + 1)`;
+      const res = await q<ResultSetHeader>(sql, [keyBytes(ns), keyBytes(key), value]);
+      if (res.affectedRows === 1) return 1n; // inserted
+      // mysql2 reads the id as signed: a version above 2^63 arrives negative.
+      const version = BigInt(res.insertId);
+      return version < 0n ? version + 2n ** 64n : version;
+    });
   }
 
-  async delete(ns: string, key: string, condition?: Condition): Promise<DeleteResult> {
-    const [r] = await this.write("delete", ns, [{ type: "delete", key, condition }]);
+  async delete(ns: string, key: string, condition?: Condition, fence?: number): Promise<DeleteResult> {
+    const [r] = await this.write("delete", ns, [{ type: "delete", key, condition }], fence);
     if (!r!.ok) throw r!.error;
     return { deleted: r!.deleted === true, version: r!.version };
   }
@@ -404,37 +477,35 @@ export class MysqlStore implements Store {
   }
 
   /** Applies ops in order in one transaction; each succeeds or fails on its own, a failed one writes nothing. */
-  private write(op: string, ns: string, ops: WriteOp[]): Promise<WriteOutcome[]> {
-    return this.call(op, (deadline) =>
-      this.tx(deadline, async (q) => {
-        const state = await this.lockKeys(q, ns, ops.map((o) => o.key));
-        const changed = new Map<string, RawItem>();
-        const outcomes = ops.map((o): WriteOutcome => {
-          const stored = state.get(o.key) ?? null;
-          try {
-            if (o.type === "put") {
-              checkValueSize(this, o.key, o.value);
-              checkCondition(o.key, stored, o.condition);
-              const next = { key: o.key, value: o.value, version: nextVersion(stored) };
-              state.set(o.key, next);
-              changed.set(o.key, next);
-              return { ok: true, key: o.key, version: next.version };
-            }
+  private write(op: string, ns: string, ops: WriteOp[], fence?: number): Promise<WriteOutcome[]> {
+    return this.fencedTx(op, fence, async (q) => {
+      const state = await this.lockKeys(q, ns, ops.map((o) => o.key));
+      const changed = new Map<string, RawItem>();
+      const outcomes = ops.map((o): WriteOutcome => {
+        const stored = state.get(o.key) ?? null;
+        try {
+          if (o.type === "put") {
+            checkValueSize(this, o.key, o.value);
             checkCondition(o.key, stored, o.condition);
-            if (!stored || stored.value === null) return { ok: true, key: o.key, version: stored?.version ?? 0n, deleted: false };
-            const tomb = { key: o.key, value: null, version: stored.version + 1n };
-            state.set(o.key, tomb);
-            changed.set(o.key, tomb);
-            return { ok: true, key: o.key, version: tomb.version, deleted: true };
-          } catch (err) {
-            if (isDecantError(err)) return { ok: false, key: o.key, error: err };
-            throw err;
+            const next = { key: o.key, value: o.value, version: nextVersion(stored) };
+            state.set(o.key, next);
+            changed.set(o.key, next);
+            return { ok: true, key: o.key, version: next.version };
           }
-        });
-        if (changed.size > 0) await this.upsert(q, ns, [...changed.values()], false);
-        return outcomes;
-      }),
-    );
+          checkCondition(o.key, stored, o.condition);
+          if (!stored || stored.value === null) return { ok: true, key: o.key, version: stored?.version ?? 0n, deleted: false };
+          const tomb = { key: o.key, value: null, version: stored.version + 1n };
+          state.set(o.key, tomb);
+          changed.set(o.key, tomb);
+          return { ok: true, key: o.key, version: tomb.version, deleted: true };
+        } catch (err) {
+          if (isDecantError(err)) return { ok: false, key: o.key, error: err };
+          throw err;
+        }
+      });
+      if (changed.size > 0) await this.upsert(q, ns, [...changed.values()], false);
+      return outcomes;
+    });
   }
 
   async scan(ns: string, options: ScanOptions): Promise<ScanPage<Item>> {
@@ -465,29 +536,27 @@ export class MysqlStore implements Store {
    * Locks the batch's keys, decides per item in order (so the answers are exact, duplicates
    * included), and writes only each key's winner with one guarded multi-row upsert.
    */
-  async applyIfNewer(ns: string, items: RawItem[]): Promise<boolean[]> {
+  async applyIfNewer(ns: string, items: RawItem[], fence?: number): Promise<boolean[]> {
     if (items.length === 0) return [];
     for (const item of items) checkValueSize(this, item.key, item.value);
-    return this.call("applyIfNewer", (deadline) =>
-      this.tx(deadline, async (q) => {
-        const stored = await this.lockKeys(q, ns, items.map((i) => i.key));
-        const winners = new Map<string, RawItem>();
-        const applied = items.map((item) => {
-          const current = winners.get(item.key) ?? stored.get(item.key);
-          if (current && current.version >= item.version) return false;
-          winners.set(item.key, item);
-          return true;
-        });
-        if (winners.size > 0) {
-          const rows = [...winners.values()];
-          const affected = await this.upsert(q, ns, rows, true);
-          const expected = rows.reduce((n, r) => n + (stored.has(r.key) ? 2 : 1), 0);
-          // Under our row locks every winner must have been written; anything else is a bug, and rolls back.
-          if (affected !== expected) throw new DecantError("internal", `store ${this.description}: applyIfNewer wrote ${affected} row changes, expected ${expected}`);
-        }
-        return applied;
-      }),
-    );
+    return this.fencedTx("applyIfNewer", fence, async (q) => {
+      const stored = await this.lockKeys(q, ns, items.map((i) => i.key));
+      const winners = new Map<string, RawItem>();
+      const applied = items.map((item) => {
+        const current = winners.get(item.key) ?? stored.get(item.key);
+        if (current && current.version >= item.version) return false;
+        winners.set(item.key, item);
+        return true;
+      });
+      if (winners.size > 0) {
+        const rows = [...winners.values()];
+        const affected = await this.upsert(q, ns, rows, true);
+        const expected = rows.reduce((n, r) => n + (stored.has(r.key) ? 2 : 1), 0);
+        // Under our row locks every winner must have been written; anything else is a bug, and rolls back.
+        if (affected !== expected) throw new DecantError("internal", `store ${this.description}: applyIfNewer wrote ${affected} row changes, expected ${expected}`);
+      }
+      return applied;
+    });
   }
 
   async scanRaw(ns: string, options: RawScanOptions): Promise<ScanPage<RawItem>> {
@@ -591,6 +660,7 @@ export function createMysqlStore(url: URL, raw: string): MysqlStore {
   if (!url.hostname) throw invalidArgument("store", "mysql needs a host, e.g. mysql://user:pw@host:3306/decant");
   const table = url.searchParams.get("table") ?? "decant_items";
   if (!/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(table)) throw invalidArgument("store", `mysql table must match [A-Za-z_][A-Za-z0-9_]{0,63}, got ${JSON.stringify(table)}`);
+  if (table === FENCE_TABLE) throw invalidArgument("store", `mysql table=${FENCE_TABLE} is reserved for the write fence; choose another name`);
   const ssl = url.searchParams.get("ssl") ?? "false";
   if (ssl !== "true" && ssl !== "false") throw invalidArgument("store", `mysql ssl must be true or false, got ${JSON.stringify(ssl)}`);
   return new MysqlStore(

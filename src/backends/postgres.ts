@@ -17,12 +17,20 @@
 // privileges at run time, take locks that block other sessions and race with itself;
 // namespaces() and dropNamespace() are plain index reads/deletes on the primary key.
 // key is TEXT COLLATE "C", so its order is UTF-8 byte order and scans are ordered by the index.
+//
+// Write fence (raiseFence): one row per store in "schema"."decant_fence", keyed by the items
+// table's name (two stores may share a schema), created on the first fenced call, not with the
+// items table (a DML-only role that never fences keeps working). A fenced write is its usual
+// statement inside a CTE that first locks the store's fence row FOR SHARE and writes only if the
+// epoch is not below it; raiseFence locks the fence table EXCLUSIVE, which waits for every such
+// write to commit, then raises the row, so when it returns, every fenced write that passed the
+// old fence has committed and none can pass any more.
 import pg from "pg";
 import { to as copyTo } from "pg-copy-streams";
 import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable, versionMismatch } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
-import { checkCondition, checkValueSize, decodeCursor, encodeCursor, isNetworkError, liveItems, prefixEnd, redactUrl, retry, withTimeout } from "./common.js";
+import { checkCondition, checkEpoch, checkValueSize, decodeCursor, encodeCursor, isNetworkError, liveItems, prefixEnd, redactUrl, refuseIfFenced, retry, withTimeout } from "./common.js";
 import { runBatch } from "./batch.js";
 
 /** Versions are BIGINT (signed): the largest one PostgreSQL can hold. */
@@ -37,6 +45,8 @@ const DELETE_CHUNK = 5000;
 const EXACT_COUNT_CAP = 250_000;
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const OUR_OPTIONS = ["table", "schema", "pool_max", "timeout_ms", "prepared"];
+/** The fence table, next to the items table in its schema (so `table` may not take this name). */
+const FENCE_TABLE = "decant_fence";
 
 interface Row {
   key: string;
@@ -78,15 +88,22 @@ export class PostgresStore implements Store {
     maxValueBytes: () => MAX_VALUE_BYTES,
     durable: true,
     maxVersion: 2n ** 63n - 1n, // a signed 64-bit column
+    fencing: true,
   };
   private readonly t: string; // "schema"."table", quoted (names are validated, so quoting is safe)
+  private readonly fenceTable: string;
+  /** This store's row in the fence table: WHERE tbl = this. */
+  private readonly fenceRow: string;
   private pool?: pg.Pool;
   private schemaReady?: Promise<void>;
+  private fenceReady?: Promise<void>;
   private readonly applyStatements = new Map<number, string>();
 
   constructor(private readonly options: PostgresOptions) {
     this.description = options.description;
     this.t = `"${options.schema}"."${options.table}"`;
+    this.fenceTable = `"${options.schema}"."${FENCE_TABLE}"`;
+    this.fenceRow = `tbl = ${pg.escapeLiteral(options.table)}`;
   }
 
   // ---- connection, schema, errors -------------------------------------------------------
@@ -126,24 +143,55 @@ export class PostgresStore implements Store {
   private async createSchema(): Promise<void> {
     const pool = this.getPool();
     const { schema } = this.options;
-    const tableExists = async () => (await pool.query<{ found: boolean }>("SELECT to_regclass($1::text) IS NOT NULL AS found", [this.t])).rows[0]?.found === true;
-    if (await tableExists()) return;
+    if (await this.tableExists(this.t)) return;
     const ns = await pool.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [schema]);
     if (ns.rowCount === 0) await pool.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
-    // IF NOT EXISTS does not stop concurrent creators colliding in the catalog (23505, 42P07,
-    // 42710 "type … already exists"): after such a collision, if the table is there now the
-    // other creator won and we are done; if not yet, ensureSchema retries.
-    await pool.query(`
+    await this.createTable(
+      this.t,
+      `
       CREATE TABLE IF NOT EXISTS ${this.t} (
         ns      TEXT COLLATE "C" NOT NULL,
         key     TEXT COLLATE "C" NOT NULL,
         value   BYTEA,            -- NULL = tombstone
         version BIGINT NOT NULL,
         PRIMARY KEY (ns, key)
-      ) WITH (fillfactor = 90)`) // room for HOT updates: writes never change the key
+      ) WITH (fillfactor = 90)`, // room for HOT updates: writes never change the key
+    );
+  }
+
+  private async tableExists(table: string): Promise<boolean> {
+    return (await this.getPool().query<{ found: boolean }>("SELECT to_regclass($1::text) IS NOT NULL AS found", [table])).rows[0]?.found === true;
+  }
+
+  /**
+   * IF NOT EXISTS does not stop concurrent creators colliding in the catalog (23505, 42P07,
+   * 42710 "type … already exists"): after such a collision, if the table is there now the
+   * other creator won and we are done; if not yet, the caller retries.
+   */
+  private async createTable(table: string, ddl: string): Promise<void> {
+    await this.getPool()
+      .query(ddl)
       .catch(async (err) => {
-        if (!(isCreateRace(err) && (await tableExists()))) throw err;
+        if (!(isCreateRace(err) && (await this.tableExists(table)))) throw err;
       });
+  }
+
+  /**
+   * Creates the fence table and this store's row (at 0) once per store, before the first fenced
+   * call. The row must exist before any fenced write: FOR SHARE locks a row, not its absence.
+   */
+  private ensureFence(): Promise<void> {
+    this.fenceReady ??= retry(
+      async () => {
+        if (!(await this.tableExists(this.fenceTable))) await this.createTable(this.fenceTable, `CREATE TABLE IF NOT EXISTS ${this.fenceTable} (tbl TEXT PRIMARY KEY, epoch BIGINT NOT NULL)`);
+        await this.getPool().query(`INSERT INTO ${this.fenceTable} (tbl, epoch) VALUES ($1, 0) ON CONFLICT (tbl) DO NOTHING`, [this.options.table]);
+      },
+      (err) => isTransient(err) || isCreateRace(err),
+    ).catch((err) => {
+      this.fenceReady = undefined;
+      throw err;
+    });
+    return this.fenceReady;
   }
 
   /**
@@ -151,11 +199,15 @@ export class PostgresStore implements Store {
    * chunked deletes) are retried on transient failures; others only while getting a
    * connection, since a statement that was never sent cannot have been applied.
    */
-  private q<R extends pg.QueryResultRow>(op: string, sql: string, params: unknown[], repeatable: boolean, name?: string): Promise<pg.QueryResult<R>> {
+  private q<R extends pg.QueryResultRow>(op: string, sql: string, params: unknown[], repeatable: boolean, name?: string, fenced = false): Promise<pg.QueryResult<R>> {
+    const query = this.query(sql, params, name);
+    return this.withClient(op, repeatable, (client) => client.query<R>(query), fenced);
+  }
+
+  private query(sql: string, params: unknown[], name?: string): pg.QueryConfig {
     // A named statement is parsed and planned once per connection. For the multi-row
     // applyIfNewer that was a third of PostgreSQL's work (backfill 69k → 94k items/s).
-    const query: pg.QueryConfig = { text: sql, values: params, name: this.options.prepared ? name : undefined };
-    return this.withClient(op, repeatable, (client) => client.query<R>(query));
+    return { text: sql, values: params, name: this.options.prepared ? name : undefined };
   }
 
   /** COPY … TO STDOUT (FORMAT binary) of a read-only query: all its bytes, in one buffer. */
@@ -171,7 +223,8 @@ export class PostgresStore implements Store {
     });
   }
 
-  private async withClient<T>(op: string, repeatable: boolean, run: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  /** `fenced`: the call touches the fence table, so make sure it exists first. */
+  private async withClient<T>(op: string, repeatable: boolean, run: (client: pg.PoolClient) => Promise<T>, fenced = false): Promise<T> {
     let expired = false;
     const connect = () => this.getPool().connect();
     const once = async () => {
@@ -200,6 +253,7 @@ export class PostgresStore implements Store {
     try {
       return await withTimeout(this.description, op, this.options.timeoutMs, async () => {
         await this.ensureSchema();
+        if (fenced) await this.ensureFence();
         return repeatable ? retry(once, isTransient) : once();
       });
     } catch (err) {
@@ -249,22 +303,25 @@ export class PostgresStore implements Store {
     return rows.map(toRaw);
   }
 
-  async put(ns: string, key: string, value: Buffer, condition?: Condition): Promise<bigint> {
+  async put(ns: string, key: string, value: Buffer, condition?: Condition, fence?: number): Promise<bigint> {
     checkValueSize(this, key, value);
+    checkEpoch(fence);
     const cond = normalize(condition);
-    const upsert = `INSERT INTO ${this.t} AS t (ns, key, value, version) VALUES ($1, $2, $3, 1)
+    // Fenced, the row to insert comes from a SELECT that yields nothing when the fence is above the epoch.
+    const source = (guard?: string) => (guard === undefined ? "VALUES ($1, $2, $3, 1)" : `SELECT $1::text, $2::text, $3::bytea, 1 WHERE ${guard}`);
+    const upsert = (guard?: string) => `INSERT INTO ${this.t} AS t (ns, key, value, version) ${source(guard)}
       ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, version = t.version + 1`;
     // Each statement checks its condition and writes atomically (the row is locked by the
     // upsert/update); the follow-up read only builds the error.
     for (let attempt = 1; ; attempt++) {
-      let rows: { version: string }[] = [];
-      if (!cond) rows = (await this.q<{ version: string }>("put", `${upsert} RETURNING version`, [ns, key, value], false, "decant_put")).rows;
-      else if (cond.kind === "must_not_exist") rows = (await this.q<{ version: string }>("put", `${upsert} WHERE t.value IS NULL RETURNING version`, [ns, key, value], false, "decant_put_new")).rows;
+      let version: string | undefined;
+      if (!cond) version = await this.write("put", fence, (g) => `${upsert(g)} RETURNING version`, [ns, key, value], "decant_put");
+      else if (cond.kind === "must_not_exist") version = await this.write("put", fence, (g) => `${upsert(g)} WHERE t.value IS NULL RETURNING version`, [ns, key, value], "decant_put_new");
       else if (cond.version <= MAX_VERSION) {
-        const sql = `UPDATE ${this.t} SET value = $3, version = version + 1 WHERE ns = $1 AND key = $2 AND value IS NOT NULL AND version = $4 RETURNING version`;
-        rows = (await this.q<{ version: string }>("put", sql, [ns, key, value, String(cond.version)], false, "decant_put_if")).rows;
-      }
-      if (rows[0]) return BigInt(rows[0].version);
+        const sql = (g?: string) => `UPDATE ${this.t} SET value = $3, version = version + 1 WHERE ns = $1 AND key = $2 AND value IS NOT NULL AND version = $4${and(g)} RETURNING version`;
+        version = await this.write("put", fence, sql, [ns, key, value, String(cond.version)], "decant_put_if");
+      } else await this.refuseIfFenced("put", fence);
+      if (version !== undefined) return BigInt(version);
       const stored = await this.getRaw(ns, key);
       checkCondition(key, stored, cond); // throws the version_mismatch with the current version
       // The condition holds again (the key changed between the two statements): write again.
@@ -272,22 +329,70 @@ export class PostgresStore implements Store {
     }
   }
 
-  async delete(ns: string, key: string, condition?: Condition): Promise<DeleteResult> {
+  async delete(ns: string, key: string, condition?: Condition, fence?: number): Promise<DeleteResult> {
+    checkEpoch(fence);
     const cond = normalize(condition);
     for (let attempt = 1; ; attempt++) {
       // must_not_exist on a delete can only succeed when there is nothing to delete.
       if (cond?.kind !== "must_not_exist" && !(cond && cond.version > MAX_VERSION)) {
         const check = cond ? " AND version = $3" : "";
-        const sql = `UPDATE ${this.t} SET value = NULL, version = version + 1 WHERE ns = $1 AND key = $2 AND value IS NOT NULL${check} RETURNING version`;
-        const { rows } = await this.q<{ version: string }>("delete", sql, cond ? [ns, key, String(cond.version)] : [ns, key], false, cond ? "decant_delete_if" : "decant_delete");
-        if (rows[0]) return { deleted: true, version: BigInt(rows[0].version) };
-      }
+        const sql = (g?: string) => `UPDATE ${this.t} SET value = NULL, version = version + 1 WHERE ns = $1 AND key = $2 AND value IS NOT NULL${check}${and(g)} RETURNING version`;
+        const version = await this.write("delete", fence, sql, cond ? [ns, key, String(cond.version)] : [ns, key], cond ? "decant_delete_if" : "decant_delete");
+        if (version !== undefined) return { deleted: true, version: BigInt(version) };
+      } else await this.refuseIfFenced("delete", fence);
       const stored = await this.getRaw(ns, key);
       checkCondition(key, stored, cond);
       if (stored?.value == null) return { deleted: false, version: stored?.version ?? 0n };
       // Live now and the condition holds: it was (re)written between the statements.
       if (attempt >= 3) throw versionMismatch(key, stored.version, "the key kept changing during the delete");
     }
+  }
+
+  /**
+   * Runs a write statement built by `sql` (RETURNING version; no row = not written) and returns
+   * the new version. Unfenced, `sql()` is the plain statement. Fenced, `sql(guard)` runs in a CTE
+   * that locks the fence row FOR SHARE until commit, and writes only where the guard (the epoch
+   * is not below the fence) holds; a write refused by the guard throws `fenced`.
+   */
+  private async write(op: string, epoch: number | undefined, sql: (guard?: string) => string, params: unknown[], name: string): Promise<string | undefined> {
+    if (epoch === undefined) return (await this.q<{ version: string }>(op, sql(), params, false, name)).rows[0]?.version;
+    const fencedSql = `WITH f AS (SELECT epoch FROM ${this.fenceTable} WHERE ${this.fenceRow} FOR SHARE),
+        w AS (${sql(`NOT EXISTS (SELECT FROM f WHERE f.epoch > $${params.length + 1}::int8)`)})
+      SELECT (SELECT version FROM w) AS version, (SELECT epoch FROM f) AS fence`;
+    const { rows } = await this.q<{ version: string | null; fence: string | null }>(op, fencedSql, [...params, String(epoch)], false, `${name}_fenced`, true);
+    const row = rows[0]!;
+    if (row.version === null) refuseIfFenced(this.description, epoch, row.fence === null ? null : BigInt(row.fence));
+    return row.version ?? undefined;
+  }
+
+  /** For a fenced write that needs no statement (its condition cannot hold): refused all the same if the fence is above it. */
+  private async refuseIfFenced(op: string, epoch: number | undefined): Promise<void> {
+    if (epoch === undefined) return;
+    const { rows } = await this.q<{ epoch: string }>(op, `SELECT epoch FROM ${this.fenceTable} WHERE ${this.fenceRow}`, [], true, undefined, true);
+    refuseIfFenced(this.description, epoch, rows[0] ? BigInt(rows[0].epoch) : null);
+  }
+
+  async raiseFence(epoch: number): Promise<number> {
+    checkEpoch(epoch);
+    const upsert = `INSERT INTO ${this.fenceTable} AS f (tbl, epoch) VALUES ($1, $2::int8)
+      ON CONFLICT (tbl) DO UPDATE SET epoch = GREATEST(f.epoch, excluded.epoch) RETURNING epoch`;
+    // Safe to repeat. The table lock waits for every fenced write in progress (FOR SHARE holds
+    // ROW SHARE on the table until commit) and, while waiting, queues new ones behind it. The
+    // row update alone would not: PostgreSQL grants new FOR SHARE lockers past a waiting
+    // updater, so under steady fenced writes it could wait until its timeout.
+    const fence = await this.withClient(
+      "raiseFence",
+      true,
+      async (client) => {
+        await client.query("BEGIN");
+        await client.query(`LOCK TABLE ${this.fenceTable} IN EXCLUSIVE MODE`);
+        const { rows } = await client.query<{ epoch: string }>(upsert, [this.options.table, String(epoch)]);
+        await client.query("COMMIT");
+        return rows[0]!.epoch;
+      },
+      true,
+    );
+    return Number(fence);
   }
 
   async batchWrite(ns: string, ops: WriteOp[]): Promise<WriteOutcome[]> {
@@ -311,8 +416,9 @@ export class PostgresStore implements Store {
 
   // ---- replication operations -----------------------------------------------------------
 
-  async applyIfNewer(ns: string, items: RawItem[]): Promise<boolean[]> {
+  async applyIfNewer(ns: string, items: RawItem[], fence?: number): Promise<boolean[]> {
     if (items.length === 0) return [];
+    checkEpoch(fence);
     for (const item of items) {
       checkValueSize(this, item.key, item.value);
       if (item.version < 0n || item.version > MAX_VERSION) throw invalidArgument("version", `${item.version} is outside 0..${MAX_VERSION}, what ${this.kind} stores`);
@@ -326,7 +432,7 @@ export class PostgresStore implements Store {
       if (w === undefined || item.version > items[w]!.version) winner.set(item.key, i);
     });
     const chosen = [...winner.values()].map((i) => items[i]!).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    const applied = new Set<string>();
+    const statements: pg.QueryConfig[] = [];
     for (const chunk of chunks(chosen)) {
       // One multi-row statement per piece. VALUES with one parameter per field (not unnest of
       // arrays) because pg sends Buffer parameters as binary, while a bytea[] goes as hex text:
@@ -338,12 +444,45 @@ export class PostgresStore implements Store {
         at += size;
         const params: unknown[] = [ns];
         for (const i of piece) params.push(i.key, i.value, String(i.version));
-        // Safe to repeat: a row written by a lost attempt has the same version and is skipped.
-        const result = await this.q<{ key: string }>("applyIfNewer", this.applySql(size), params, true, `decant_apply_${size}`);
-        for (const r of result.rows) applied.add(r.key);
+        statements.push(this.query(this.applySql(size), params, `decant_apply_${size}`));
       }
     }
+    const applied = new Set<string>();
+    for (const result of await this.runApply(statements, fence)) for (const r of result.rows) applied.add(r.key);
     return items.map((item, i) => winner.get(item.key) === i && applied.has(item.key));
+  }
+
+  /**
+   * Runs applyIfNewer's statements, one after another. Safe to repeat: a row written by a lost
+   * attempt has the same version and is skipped. Fenced, they run in one transaction that first
+   * locks the fence row FOR SHARE: the whole call is applied under the fence, or refused.
+   */
+  private async runApply(statements: pg.QueryConfig[], epoch: number | undefined): Promise<pg.QueryResult<{ key: string }>[]> {
+    const results: pg.QueryResult<{ key: string }>[] = [];
+    if (epoch === undefined) {
+      for (const statement of statements) results.push(await this.withClient("applyIfNewer", true, (client) => client.query<{ key: string }>(statement)));
+      return results;
+    }
+    const refusedBy = await this.withClient(
+      "applyIfNewer",
+      true,
+      async (client) => {
+        results.length = 0; // a retried attempt starts over
+        await client.query("BEGIN");
+        const { rows } = await client.query<{ epoch: string }>(`SELECT epoch FROM ${this.fenceTable} WHERE ${this.fenceRow} FOR SHARE`);
+        const fence = rows[0] ? BigInt(rows[0].epoch) : 0n;
+        if (fence > BigInt(epoch)) {
+          await client.query("ROLLBACK");
+          return fence;
+        }
+        for (const statement of statements) results.push(await client.query<{ key: string }>(statement));
+        await client.query("COMMIT");
+        return undefined;
+      },
+      true,
+    );
+    refuseIfFenced(this.description, epoch, refusedBy ?? null);
+    return results;
   }
 
   /** The applyIfNewer statement for `rows` rows, built once per size. */
@@ -455,6 +594,9 @@ export class PostgresStore implements Store {
 
 // ---- helpers ------------------------------------------------------------------------------
 
+/** The fenced form's extra condition in a WHERE clause (nothing when unfenced). */
+const and = (guard: string | undefined): string => (guard === undefined ? "" : ` AND ${guard}`);
+
 /** expected_version 0 means "absent" (checkCondition's semantics): the same as must_not_exist. */
 function normalize(condition: Condition | undefined): Condition | undefined {
   return condition?.kind === "expected_version" && condition.version === 0n ? { kind: "must_not_exist" } : condition;
@@ -521,12 +663,18 @@ function nameOption(url: URL, name: string, fallback: string): string {
   return value;
 }
 
+function tableOption(url: URL): string {
+  const table = nameOption(url, "table", "decant_items");
+  if (table === FENCE_TABLE) throw invalidArgument("store", `postgres option table=${FENCE_TABLE} is reserved for the write fence; choose another name`);
+  return table;
+}
+
 /** postgres://user:pw@host:5432/db?table=…&schema=…&pool_max=…&timeout_ms=… (see the top of this file). Does not connect. */
 export function createPostgresStore(url: URL, raw: string): PostgresStore {
   const options: PostgresOptions = {
     connectionString: "",
     description: redactUrl(raw),
-    table: nameOption(url, "table", "decant_items"),
+    table: tableOption(url),
     schema: nameOption(url, "schema", "public"),
     poolMax: intOption(url, "pool_max", 10, 1),
     timeoutMs: intOption(url, "timeout_ms", 5000, 1),

@@ -7,8 +7,10 @@
 //   P:{ns}:val   hash  key -> value bytes, live items only (a tombstone has no field here)
 //   P:{ns}:live  zset  score 0, member = key of every live item (scan walks it)
 //   P:{ns}:tomb  zset  score 0, member = key of every tombstone (scanRaw merges it; purge empties it)
-// and one registry for the whole store:
+// and for the whole store:
 //   P:namespaces set   every namespace ever written through this prefix
+//   P:fence      string the write fence (raiseFence), a decimal epoch; absent = 0
+// (namespace keys all hold a "{", so neither can collide with them).
 //
 // Why sorted sets instead of SCAN: SCAN may return a key more than once and in no order, but a
 // scan must see every key that existed for the whole scan exactly once. ZRANGEBYLEX over a
@@ -22,6 +24,12 @@
 // removed, and namespaces() reports only those whose sets exist. That is race-free: removing
 // an entry could race a writer that registered a moment before.
 //
+// A fenced write is the same script with the fence key added and a first check that refuses
+// the whole call when the fence is above the write's epoch: Redis runs a script alone, so the
+// check and the write are one step, and raiseFence (a script too) runs wholly before or after
+// it. That script reads a key outside the namespace's slot, so fencing needs one Redis server
+// (which is what this adapter connects to), not a cluster.
+//
 // Versions are uint64 but Lua numbers are doubles (exact only to 2^53), so versions are kept
 // as decimal strings without leading zeros, compared by (length, then bytes) and incremented
 // digit by digit in Lua.
@@ -29,7 +37,7 @@ import { Redis } from "ioredis";
 import { DecantError, invalidArgument, isDecantError, unavailable, unsupported } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
-import { asStoreError, checkCondition, checkValueSize, compareKeys, decodeCursor, encodeCursor, isKeyCursor, isNetworkError, liveItems, prefixEnd, redactUrl, retry, withTimeout } from "./common.js";
+import { asStoreError, checkCondition, checkEpoch, checkValueSize, compareKeys, decodeCursor, encodeCursor, isKeyCursor, isNetworkError, liveItems, prefixEnd, redactUrl, refuseIfFenced, retry, withTimeout } from "./common.js";
 
 export interface RedisStoreOptions {
   host: string;
@@ -80,13 +88,17 @@ local function settomb(key)
 end
 `;
 
-// KEYS: ver val live tomb. Always all four, in this order (the helpers above rely on it).
-const SCRIPTS = {
-  // ARGV: (op 'p'|'d', key, value, condition ''|'nx'|'v', expected version) per write, applied in order.
-  // Returns per write: status ('put'|'del'|'absent'|'mismatch'), version (live version for a mismatch).
-  decantWrite: `${LUA_HELPERS}
+// The fenced scripts' first step. KEYS[5] = the fence key, ARGV[1] = the write's epoch.
+const FENCE_CHECK = `
+local fence = redis.call('GET', KEYS[5])
+if fence and vless(ARGV[1], fence) then return {'fenced', fence} end`;
+
+// ARGV from `first`: (op 'p'|'d', key, value, condition ''|'nx'|'v', expected version) per write,
+// applied in order. Returns per write: status ('put'|'del'|'absent'|'mismatch'), version (live
+// version for a mismatch).
+const writeScript = (first: number) => `
 local out = {}
-for i = 1, #ARGV, 5 do
+for i = ${first}, #ARGV, 5 do
   local op, key, value, cond, want = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local cur = redis.call('HGET', KEYS[1], key)
   local live = cur and redis.call('HEXISTS', KEYS[2], key) == 1
@@ -102,11 +114,12 @@ for i = 1, #ARGV, 5 do
     out[#out + 1] = nv
   end
 end
-return out`,
-  // ARGV: (key, version, 'v'|'t', value) per item. Returns 1/0 per item: applied or not.
-  decantApply: `${LUA_HELPERS}
+return out`;
+
+// ARGV from `first`: (key, version, 'v'|'t', value) per item. Returns 1/0 per item: applied or not.
+const applyScript = (first: number) => `
 local out = {}
-for i = 1, #ARGV, 4 do
+for i = ${first}, #ARGV, 4 do
   local key, ver, kind = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local cur = redis.call('HGET', KEYS[1], key)
   if cur and not vless(cur, ver) then
@@ -117,7 +130,12 @@ for i = 1, #ARGV, 4 do
     out[#out + 1] = 1
   end
 end
-return out`,
+return out`;
+
+// KEYS: ver val live tomb. Always all four, in this order (the helpers above rely on it).
+const SCRIPTS = {
+  decantWrite: `${LUA_HELPERS}${writeScript(1)}`,
+  decantApply: `${LUA_HELPERS}${applyScript(1)}`,
   // ARGV: keys. Returns per key: version or nil, value or nil.
   decantRead: `
 local out = {}
@@ -168,6 +186,19 @@ end
 return #ks`,
 } as const;
 
+/** The fenced forms: KEYS ver val live tomb fence; ARGV[1] = the epoch; a refusal returns {'fenced', fence}. */
+const FENCED_SCRIPTS = {
+  decantWriteFenced: `${LUA_HELPERS}${FENCE_CHECK}${writeScript(2)}`,
+  decantApplyFenced: `${LUA_HELPERS}${FENCE_CHECK}${applyScript(2)}`,
+} as const;
+
+// KEYS: the fence key. ARGV: the epoch. Returns the fence in force after it.
+const RAISE_FENCE = `${LUA_HELPERS}
+local fence = redis.call('GET', KEYS[1])
+if fence and not vless(fence, ARGV[1]) then return fence end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]`;
+
 type ScriptName = keyof typeof SCRIPTS;
 type Reply = Buffer | string | number | null | Reply[];
 
@@ -194,6 +225,7 @@ export class RedisStore implements Store {
     // Redis holds up to 512 MB per value, but one huge value stalls the single-threaded server for everyone.
     maxValueBytes: () => 16 * 1024 * 1024,
     durable: true,
+    fencing: true,
   };
   private client?: Redis;
   private connecting?: Promise<void>;
@@ -236,6 +268,8 @@ export class RedisStore implements Store {
       this.lastError = err; // reported in the next failure; the listener also keeps ioredis from printing it
     });
     for (const [name, lua] of Object.entries(SCRIPTS)) client.defineCommand(name, { numberOfKeys: 4, lua });
+    for (const [name, lua] of Object.entries(FENCED_SCRIPTS)) client.defineCommand(name, { numberOfKeys: 5, lua });
+    client.defineCommand("decantRaiseFence", { numberOfKeys: 1, lua: RAISE_FENCE });
     return client;
   }
 
@@ -297,9 +331,27 @@ export class RedisStore implements Store {
     return `${this.options.prefix}:namespaces`;
   }
 
+  private get fenceKey(): string {
+    return `${this.options.prefix}:fence`;
+  }
+
   private script(client: Redis, name: ScriptName, ns: string, args: (string | Buffer | number)[], buffers = false): Promise<Reply> {
-    const fn = (client as unknown as Record<string, (...a: unknown[]) => Promise<Reply>>)[buffers ? `${name}Buffer` : name]!;
-    return fn.call(client, ...this.keys(ns), ...args);
+    return this.command(client, buffers ? `${name}Buffer` : name, [...this.keys(ns), ...args]);
+  }
+
+  /** A write script, in its fenced form when the write carries an epoch. */
+  private writeScript(client: Redis, name: "decantWrite" | "decantApply", ns: string, args: (string | Buffer)[], epoch: number | undefined): Promise<Reply> {
+    if (epoch === undefined) return this.script(client, name, ns, args);
+    return this.command(client, `${name}Fenced`, [...this.keys(ns), this.fenceKey, String(epoch), ...args]);
+  }
+
+  private command(client: Redis, name: string, args: (string | Buffer | number)[]): Promise<Reply> {
+    return (client as unknown as Record<string, (...a: unknown[]) => Promise<Reply>>)[name]!.call(client, ...args);
+  }
+
+  /** Throws `fenced` if a fenced script refused the call ({'fenced', fence}). */
+  private refused(reply: Reply[], epoch: number | undefined): void {
+    if (reply[0] === "fenced") refuseIfFenced(this.description, epoch, BigInt(String(reply[1])));
   }
 
   /** Adds ns to the registry before its first write from this process (idempotent, so safe to repeat). */
@@ -342,14 +394,14 @@ export class RedisStore implements Store {
     return out;
   }
 
-  async put(ns: string, key: string, value: Buffer, condition?: Condition): Promise<bigint> {
-    const [outcome] = await this.batchWrite(ns, [{ type: "put", key, value, condition }]);
+  async put(ns: string, key: string, value: Buffer, condition?: Condition, fence?: number): Promise<bigint> {
+    const [outcome] = await this.write(ns, [{ type: "put", key, value, condition }], fence);
     if (!outcome!.ok) throw outcome!.error;
     return outcome!.version;
   }
 
-  async delete(ns: string, key: string, condition?: Condition): Promise<DeleteResult> {
-    const [outcome] = await this.batchWrite(ns, [{ type: "delete", key, condition }]);
+  async delete(ns: string, key: string, condition?: Condition, fence?: number): Promise<DeleteResult> {
+    const [outcome] = await this.write(ns, [{ type: "delete", key, condition }], fence);
     if (!outcome!.ok) throw outcome!.error;
     return { deleted: outcome!.deleted === true, version: outcome!.version };
   }
@@ -359,7 +411,13 @@ export class RedisStore implements Store {
    * retried: a blind put repeated would bump the version twice. If the first chunk fails nothing
    * was written and the error is thrown; a later chunk's failure is reported on its items.
    */
-  async batchWrite(ns: string, ops: WriteOp[]): Promise<WriteOutcome[]> {
+  batchWrite(ns: string, ops: WriteOp[]): Promise<WriteOutcome[]> {
+    return this.write(ns, ops);
+  }
+
+  /** batchWrite, fenced where `epoch` is given (put and delete: one op, so one script). */
+  private async write(ns: string, ops: WriteOp[], epoch?: number): Promise<WriteOutcome[]> {
+    checkEpoch(epoch);
     const results: WriteOutcome[] = new Array(ops.length);
     const pending: number[] = [];
     ops.forEach((op, i) => {
@@ -386,8 +444,9 @@ export class RedisStore implements Store {
       try {
         reply = (await this.call("write", false, async (c) => {
           await this.register(c, ns);
-          return this.script(c, "decantWrite", ns, args);
+          return this.writeScript(c, "decantWrite", ns, args, epoch);
         })) as string[];
+        this.refused(reply, epoch);
       } catch (err) {
         if (!wrote) throw err;
         for (const i of chunk) results[i] = { ok: false, key: ops[i]!.key, error: asStoreError(this.description, err) };
@@ -424,14 +483,18 @@ export class RedisStore implements Store {
 
   // ---- replication operations -------------------------------------------------------------
 
-  async applyIfNewer(ns: string, items: RawItem[]): Promise<boolean[]> {
+  async applyIfNewer(ns: string, items: RawItem[], fence?: number): Promise<boolean[]> {
+    if (items.length === 0) return [];
+    checkEpoch(fence);
     for (const item of items) {
       checkValueSize(this, item.key, item.value);
       if (item.version < 1n || item.version > MAX_VERSION) throw invalidArgument("version", `${item.version} is not a uint64 version above 0 (key ${JSON.stringify(item.key)})`);
     }
     const applied: boolean[] = [];
     const indexes = items.map((_, i) => i);
-    for (const chunk of chunks(indexes, (i) => items[i]!.value?.length ?? 0)) {
+    // Fenced, the whole call is one script, so it is refused or applied under one fence (and
+    // blocks Redis for its whole size: fenced batches are meant to be small).
+    for (const chunk of fence === undefined ? chunks(indexes, (i) => items[i]!.value?.length ?? 0) : [indexes]) {
       const args: (string | Buffer)[] = [];
       for (const i of chunk) {
         const item = items[i]!;
@@ -440,8 +503,9 @@ export class RedisStore implements Store {
       // Idempotent by version, so retried like a read.
       const reply = (await this.call("applyIfNewer", true, async (c) => {
         await this.register(c, ns);
-        return this.script(c, "decantApply", ns, args);
+        return this.writeScript(c, "decantApply", ns, args, fence);
       })) as number[];
+      this.refused(reply, fence);
       applied.push(...reply.map((r) => r === 1));
     }
     return applied;
@@ -502,6 +566,11 @@ export class RedisStore implements Store {
       purged += n;
       if (n < PURGE_CHUNK) return purged;
     }
+  }
+
+  async raiseFence(epoch: number): Promise<number> {
+    checkEpoch(epoch);
+    return Number(await this.call("raiseFence", true, (c) => this.command(c, "decantRaiseFence", [this.fenceKey, String(epoch)])));
   }
 
   async close(): Promise<void> {

@@ -9,7 +9,7 @@ import { DecantError, invalidArgument, isDecantError, unavailable, unsupported }
 import type { Capabilities, Store } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
 import { DEFAULT_MAX_VALUE_BYTES } from "../protocol/types.js";
-import { checkCondition, checkValueSize, decodeCursor, encodeCursor, isKeyCursor, liveItems, nextVersion, prefixEnd } from "./common.js";
+import { checkCondition, checkEpoch, checkValueSize, decodeCursor, encodeCursor, isKeyCursor, liveItems, nextVersion, prefixEnd, refuseIfFenced } from "./common.js";
 
 interface Row {
   key: string;
@@ -30,6 +30,11 @@ CREATE TABLE IF NOT EXISTS decant_items (
   value   BLOB,              -- NULL = tombstone
   version INTEGER NOT NULL,
   PRIMARY KEY (ns, key)
+);
+-- The store-wide write fence (raiseFence): one row, absent = 0. Not a namespace, so never scanned or copied.
+CREATE TABLE IF NOT EXISTS decant_fence (
+  id    INTEGER PRIMARY KEY CHECK (id = 1),
+  epoch INTEGER NOT NULL
 );`;
 
 export interface SqliteOptions {
@@ -46,6 +51,7 @@ export class SqliteStore implements Store {
     maxValueBytes: () => 64 * 1024 * 1024,
     durable: true,
     maxVersion: 2n ** 63n - 1n, // a signed 64-bit column
+    fencing: true, // the fence is read inside each write's IMMEDIATE transaction
   };
   private db?: BetterSqlite3.Database;
   private stmts?: ReturnType<SqliteStore["prepare"]>;
@@ -97,6 +103,8 @@ export class SqliteStore implements Store {
       count: db.prepare<[string], { n: bigint }>("SELECT count(*) AS n FROM decant_items WHERE ns = ?"),
       drop: db.prepare("DELETE FROM decant_items WHERE ns = ?"),
       purge: db.prepare("DELETE FROM decant_items WHERE ns = ? AND value IS NULL"),
+      fence: db.prepare<[], { epoch: bigint }>("SELECT epoch FROM decant_fence WHERE id = 1"),
+      raiseFence: db.prepare("INSERT INTO decant_fence (id, epoch) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET epoch = max(epoch, excluded.epoch)"),
     };
   }
 
@@ -113,6 +121,11 @@ export class SqliteStore implements Store {
       if (isDecantError(err)) throw err;
       throw unavailable(this.description, err);
     }
+  }
+
+  /** Inside a write transaction: refuses the write if the fence is above its epoch. */
+  private checkFenceSync(epoch: number | undefined): void {
+    if (epoch !== undefined) refuseIfFenced(this.description, epoch, this.stmts!.fence.get()?.epoch ?? null);
   }
 
   private putSync(ns: string, key: string, value: Buffer, condition?: Condition): bigint {
@@ -146,12 +159,20 @@ export class SqliteStore implements Store {
     return this.tryRead(() => [...new Set(keys)].map((k) => this.raw(ns, k)).filter((r): r is RawItem => r !== null));
   }
 
-  async put(ns: string, key: string, value: Buffer, condition?: Condition): Promise<bigint> {
-    return this.tx(() => this.putSync(ns, key, value, condition));
+  async put(ns: string, key: string, value: Buffer, condition?: Condition, fence?: number): Promise<bigint> {
+    checkEpoch(fence);
+    return this.tx(() => {
+      this.checkFenceSync(fence);
+      return this.putSync(ns, key, value, condition);
+    });
   }
 
-  async delete(ns: string, key: string, condition?: Condition): Promise<DeleteResult> {
-    return this.tx(() => this.deleteSync(ns, key, condition));
+  async delete(ns: string, key: string, condition?: Condition, fence?: number): Promise<DeleteResult> {
+    checkEpoch(fence);
+    return this.tx(() => {
+      this.checkFenceSync(fence);
+      return this.deleteSync(ns, key, condition);
+    });
   }
 
   async batchWrite(ns: string, ops: WriteOp[]): Promise<WriteOutcome[]> {
@@ -182,10 +203,22 @@ export class SqliteStore implements Store {
     return this.tryRead(() => this.raw(ns, key));
   }
 
-  async applyIfNewer(ns: string, items: RawItem[]): Promise<boolean[]> {
+  async applyIfNewer(ns: string, items: RawItem[], fence?: number): Promise<boolean[]> {
     if (items.length === 0) return [];
     for (const item of items) checkValueSize(this, item.key, item.value);
-    return this.tx(() => items.map((i) => this.stmts!.applyIfNewer.run(ns, i.key, i.value, i.version).changes > 0));
+    checkEpoch(fence);
+    return this.tx(() => {
+      this.checkFenceSync(fence);
+      return items.map((i) => this.stmts!.applyIfNewer.run(ns, i.key, i.value, i.version).changes > 0);
+    });
+  }
+
+  async raiseFence(epoch: number): Promise<number> {
+    checkEpoch(epoch);
+    return this.tx(() => {
+      this.stmts!.raiseFence.run(epoch);
+      return Number(this.stmts!.fence.get()!.epoch);
+    });
   }
 
   async scanRaw(ns: string, options: RawScanOptions): Promise<ScanPage<RawItem>> {

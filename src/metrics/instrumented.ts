@@ -5,17 +5,23 @@ import type { Metrics } from "./metrics.js";
 const TIMED = [
   "get", "batchGet", "put", "delete", "batchWrite", "scan",
   "getRaw", "batchGetRaw", "applyIfNewer", "scanRaw", "largeValues", "namespaces", "estimateCount", "dropNamespace", "purgeTombstones",
+  "raiseFence", // optional: wrapped only where the store has it
 ] as const;
 
 /**
  * Wraps a store so every operation is timed in decant_store_operation_duration_seconds and
  * every failure counted, labelled with the store's role (current, target, control) and kind.
+ * Arguments pass through unchanged (a write's fence epoch included).
  */
 export function instrumentStore(store: Store, role: string, metrics: Metrics): Store {
   const wrapped = Object.create(store) as Store;
   const label = `${role}:${store.kind}`;
   for (const op of TIMED) {
-    const original = (store[op] as (...args: unknown[]) => Promise<unknown>).bind(store);
+    // Every method runs bound to the store itself: one that sets a field (memory's fence) must
+    // set it on the store, not on this wrapper that inherits from it.
+    const method = store[op] as ((...args: unknown[]) => Promise<unknown>) | undefined;
+    if (method === undefined) continue;
+    const original = method.bind(store);
     const timer = metrics.storeDuration.labels(label, op);
     (wrapped as unknown as Record<string, unknown>)[op] = async (...args: unknown[]) => {
       const start = process.hrtime.bigint();

@@ -7,10 +7,10 @@ export type ErrorKind =
   | "failed_precondition" // the operation is not allowed in the current state
   | "not_found"
   | "unavailable" // the store cannot be reached (or this sidecar fails closed)
-  | "fenced" // a write from a stale primary epoch, refused by the store's fence; nothing was written
   | "deadline_exceeded" // the store did not answer in time
   | "unauthenticated"
   | "unimplemented" // a capability the backend does not declare
+  | "fenced" // a write from a stale primary term (its epoch is below the store's fence); nothing was written
   | "internal";
 
 // A brand instead of instanceof: a test runner or a bundler may load this module twice.
@@ -51,6 +51,9 @@ export const deadlineExceeded = (store: string, op: string, ms: number): DecantE
 
 export const unsupported = (store: string, what: string): DecantError =>
   new DecantError("unimplemented", `store ${store} does not support ${what}`);
+
+export const fenced = (store: string, epoch: number, fence: bigint | number): DecantError =>
+  new DecantError("fenced", `store ${store} refused a write of epoch ${epoch}: its fence is at ${fence} (a newer primary term); nothing was written`);
 
 export function isDecantError(err: unknown, kind?: ErrorKind): err is DecantError {
   return typeof err === "object" && err !== null && (err as { [BRAND]?: boolean })[BRAND] === true && (kind === undefined || (err as DecantError).kind === kind);

@@ -13,8 +13,9 @@ export interface Capabilities {
   /** purgeTombstones is allowed now (absent = yes); the migration layer refuses it mid-migration. */
   purgeTombstones?: boolean;
   /**
-   * Primary writes can carry an epoch, and the store refuses, atomically with the write, one
-   * whose epoch is below its fence (absent = no). The fenced switch relies on it (docs/PROTOCOL.md).
+   * Primary writes can carry an epoch and the store refuses, atomically, a write whose epoch is
+   * below its fence (raiseFence). Absent = false: the store has no raiseFence and ignores the
+   * fence argument of its writes.
    */
   fencing?: boolean;
   /** The highest version the store can hold (absent = 2^64 - 1). */
@@ -39,7 +40,11 @@ export interface Store {
 
   get(ns: string, key: string): Promise<Item | null>;
   batchGet(ns: string, keys: string[]): Promise<Item[]>;
-  /** `fence`: the epoch a primary write was admitted under (only where capabilities.fencing). */
+  /**
+   * `fence` (stores that declare fencing): the epoch the write was admitted under. The store
+   * refuses the write with `fenced`, writing nothing, when its fence is above it; the check
+   * and the write are one atomic step. Undefined = not fenced (the write costs what it did).
+   */
   put(ns: string, key: string, value: Buffer, condition?: Condition, fence?: number): Promise<bigint>;
   delete(ns: string, key: string, condition?: Condition, fence?: number): Promise<DeleteResult>;
   batchWrite(ns: string, ops: WriteOp[]): Promise<WriteOutcome[]>;
@@ -51,14 +56,10 @@ export interface Store {
   batchGetRaw(ns: string, keys: string[]): Promise<RawItem[]>;
   /**
    * Writes each item with its given version only where the stored version is lower or the
-   * key is absent; atomic per item. Returns, per item, whether it was applied.
+   * key is absent; atomic per item. Returns, per item, whether it was applied. With `fence`
+   * (as for put) the whole call is refused with `fenced` if the store's fence is above it.
    */
   applyIfNewer(ns: string, items: RawItem[], fence?: number): Promise<boolean[]>;
-  /**
-   * Raises the store's write fence to `epoch` (never lowers it) and returns the fence in force.
-   * Once it returns, every fenced write below it has either committed or will be refused.
-   */
-  raiseFence?(epoch: number): Promise<number>;
   /** Pages of items including tombstones, resumable from a cursor. */
   scanRaw(ns: string, options: RawScanOptions): Promise<ScanPage<RawItem>>;
   /**
@@ -75,6 +76,13 @@ export interface Store {
   dropNamespace(ns: string): Promise<void>;
   /** Removes tombstones (only while no migration is in progress). Returns how many. */
   purgeTombstones(ns: string): Promise<number>;
+  /**
+   * Raises the store-wide fence to `epoch` if it is lower (never lowers it) and returns the
+   * fence in force afterwards (a store never fenced is at 0). Once it returns, no write carrying
+   * an epoch below that fence can be applied any more, and every fenced write applied before it
+   * has committed. Only on stores that declare fencing.
+   */
+  raiseFence?(epoch: number): Promise<number>;
 
   close(): Promise<void>;
 }

@@ -10,10 +10,10 @@ const CODES: Record<ErrorKind, grpc.status> = {
   failed_precondition: grpc.status.FAILED_PRECONDITION,
   not_found: grpc.status.NOT_FOUND,
   unavailable: grpc.status.UNAVAILABLE,
-  fenced: grpc.status.UNAVAILABLE,
   deadline_exceeded: grpc.status.DEADLINE_EXCEEDED,
   unauthenticated: grpc.status.UNAUTHENTICATED,
   unimplemented: grpc.status.UNIMPLEMENTED,
+  fenced: grpc.status.UNAVAILABLE, // the client retries and reaches the current primary
   internal: grpc.status.INTERNAL,
 };
 

@@ -8,10 +8,11 @@ import { conformance } from "../conformance/suite.js";
 import { buf, freshNamespace } from "../support/names.js";
 import { failure } from "../support/errors.js";
 import { CLOSED_PORT, TEST_URLS, serverAvailable } from "../support/servers.js";
+import { waitFor } from "../support/migration.js";
 
 // Every run uses its own tables, dropped at the end, so runs never interfere.
 const run = randomBytes(4).toString("hex");
-const tables = { conformance: `decant_t_${run}`, specifics: `decant_s_${run}`, other: `decant_o_${run}`, race: `decant_r_${run}` };
+const tables = { conformance: `decant_t_${run}`, specifics: `decant_s_${run}`, other: `decant_o_${run}`, race: `decant_r_${run}`, fenced: `decant_f_${run}` };
 
 /** The test server's URL with options set (keeps whatever the URL already carries). */
 function urlWith(options: Record<string, string>, base = TEST_URLS.mysql): string {
@@ -30,6 +31,10 @@ const ok = await serverAvailable("mysql", async () => (await direct()).end());
 async function dropTables(...names: string[]): Promise<void> {
   const conn = await direct();
   for (const t of names) await conn.query(`DROP TABLE IF EXISTS \`${t}\``);
+  // Their rows in the fence table too (which stays: other stores use it).
+  await conn.query("DELETE FROM decant_fence WHERE tbl IN (?)", [names]).catch((err: { code?: string }) => {
+    if (err.code !== "ER_NO_SUCH_TABLE") throw err;
+  });
   await conn.end();
 }
 
@@ -50,7 +55,7 @@ if (ok) {
     });
     after(async function () {
       await store?.close();
-      await dropTables(tables.specifics, tables.other, tables.race);
+      await dropTables(tables.specifics, tables.other, tables.race, tables.fenced);
     });
     beforeEach(function () {
       ns = freshNamespace();
@@ -296,11 +301,54 @@ if (ok) {
       await withPw.close();
     });
 
+    it("raiseFence waits for a fenced write in flight to commit, fenced writes sent meanwhile queue behind it, and each table has its own fence", async function () {
+      const base = await store.raiseFence!(0); // the fence table and this table's row exist from here
+      const writer = await openStore(urlWith({ table: tables.specifics }));
+      const other = await openStore(urlWith({ table: tables.fenced }));
+      const holder = await direct();
+      const watcher = await direct();
+      const lockWaits = (n: number) => async () => {
+        const [rows] = await watcher.query<mysql.RowDataPacket[]>(
+          "SELECT count(*) AS n FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND STATE LIKE 'Waiting for table metadata lock%'",
+        );
+        return Number(rows[0]!.n) === n;
+      };
+      try {
+        // What a fenced write does, held open as if its commit were slow.
+        await holder.query("START TRANSACTION");
+        await holder.query("SELECT epoch FROM decant_fence WHERE tbl = ? LOCK IN SHARE MODE", [tables.specifics]);
+        await holder.query(`INSERT INTO \`${tables.specifics}\` (ns, k, value, version) VALUES (?, 'inflight', 'x', 1)`, [ns]);
+        let returned = false;
+        const raising = store.raiseFence!(base + 1).then((fence) => ((returned = true), fence));
+        await waitFor(lockWaits(1), "raiseFence to wait for the fenced write", 5000);
+        // A fenced write sent now must not slip past the waiting raiseFence: it waits, and is then refused.
+        const late = writer.put(ns, "late", buf("v"), undefined, base).then(
+          () => "written",
+          (err: DecantError) => err.kind,
+        );
+        await waitFor(lockWaits(2), "the late fenced write to queue behind raiseFence", 5000);
+        expect(returned).to.equal(false);
+        await holder.query("COMMIT");
+        expect(await raising).to.equal(base + 1);
+        expect(await store.getRaw(ns, "inflight")).to.not.equal(null);
+        expect(await late).to.equal("fenced");
+        expect(await store.getRaw(ns, "late")).to.equal(null);
+        // Another table in the same database has a fence of its own.
+        expect(await other.put(ns, "k", buf("v"), undefined, 0)).to.equal(1n);
+      } finally {
+        await holder.end();
+        await watcher.end();
+        await writer.close();
+        await other.close();
+      }
+    });
+
     it("refuses bad options, naming them", async function () {
       const cases: Array<[string, string]> = [
         ["mysql://root@127.0.0.1/decant?pool_max=0", "pool_max"],
         ["mysql://root@127.0.0.1/decant?timeout_ms=soon", "timeout_ms"],
         ["mysql://root@127.0.0.1/decant?table=bad-name", "table"],
+        ["mysql://root@127.0.0.1/decant?table=decant_fence", "table"],
         ["mysql://root@127.0.0.1/decant?max_value_bytes=-1", "max_value_bytes"],
         ["mysql://root@127.0.0.1/decant?ssl=maybe", "ssl"],
         ["mysql://root@127.0.0.1/decant?tabel=x", "tabel"],

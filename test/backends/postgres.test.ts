@@ -3,11 +3,12 @@ import { createServer, type AddressInfo, type Socket } from "node:net";
 import { expect } from "chai";
 import pg from "pg";
 import { openStore } from "../../src/backends/index.js";
-import { isDecantError } from "../../src/protocol/errors.js";
+import { isDecantError, type DecantError } from "../../src/protocol/errors.js";
 import type { Store } from "../../src/protocol/store.js";
 import { conformance } from "../conformance/suite.js";
 import { buf, freshNamespace } from "../support/names.js";
 import { CLOSED_PORT, serverAvailable, TEST_URLS } from "../support/servers.js";
+import { waitFor } from "../support/migration.js";
 
 const ok = await serverAvailable("postgres", async () => {
   const client = new pg.Client({ connectionString: TEST_URLS.postgres, connectionTimeoutMillis: 2000 });
@@ -54,6 +55,8 @@ if (ok) {
       const tables = await c.query<{ t: string }>("SELECT quote_ident(tablename) AS t FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE $1", [`${table}%`]);
       for (const { t } of tables.rows) await c.query(`DROP TABLE IF EXISTS public.${t}`);
       await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await c.query(`DROP SCHEMA IF EXISTS "${schema}_fence" CASCADE`);
+      if ((await c.query("SELECT to_regclass('public.decant_fence') IS NOT NULL AS found")).rows[0].found) await c.query("DELETE FROM public.decant_fence WHERE tbl LIKE $1", [`${table}%`]);
     });
   });
 
@@ -311,10 +314,61 @@ if (ok) {
     });
 
     it("refuses bad options, naming them", async function () {
-      for (const [opt, value] of [["table", "bad-name"], ["schema", "x;drop"], ["pool_max", "0"], ["timeout_ms", "soon"], ["prepared", "yes"]] as const) {
+      for (const [opt, value] of [["table", "bad-name"], ["table", "decant_fence"], ["schema", "x;drop"], ["pool_max", "0"], ["timeout_ms", "soon"], ["prepared", "yes"]] as const) {
         const err = await failure(openStore(pgUrl({ [opt]: value })));
         expect(err.kind).to.equal("invalid_argument");
         expect(err.message).to.include(opt);
+      }
+    });
+
+    it("raiseFence waits for a fenced write in flight to commit, and fenced writes sent meanwhile queue behind it", async function () {
+      const app = `${appName}_fence`;
+      const fencer = await openStore(pgUrl({ table, application_name: app }));
+      const writer = await openStore(pgUrl({ table, application_name: `${app}_w` }));
+      const base = await fencer.raiseFence!(0); // the fence table and this table's row exist from here
+      const holder = new pg.Client({ connectionString: TEST_URLS.postgres });
+      await holder.connect();
+      const waitingOnLock = (name: string) => async () =>
+        (await admin((c) => c.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'", [name]))).rows[0]!.n === 1;
+      try {
+        // What a fenced write does, held open as if its commit were slow.
+        await holder.query("BEGIN");
+        await holder.query("SELECT epoch FROM public.decant_fence WHERE tbl = $1 FOR SHARE", [table]);
+        await holder.query(`INSERT INTO public.${table} (ns, key, value, version) VALUES ($1, 'inflight', 'x', 1)`, [ns]);
+        let returned = false;
+        const raising = fencer.raiseFence!(base + 1).then((fence) => ((returned = true), fence));
+        await waitFor(waitingOnLock(app), "raiseFence to wait for the fenced write", 5000);
+        // A fenced write sent now must not slip past the waiting raiseFence (PostgreSQL would let
+        // a second FOR SHARE past a waiting row update): it waits, and is then refused.
+        const late = writer.put(ns, "late", buf("v"), undefined, base).then(
+          () => "written",
+          (err: DecantError) => err.kind,
+        );
+        await waitFor(waitingOnLock(`${app}_w`), "the late fenced write to queue behind raiseFence", 5000);
+        expect(returned).to.equal(false);
+        await holder.query("COMMIT");
+        expect(await raising).to.equal(base + 1);
+        expect(await fencer.getRaw(ns, "inflight")).to.not.equal(null);
+        expect(await late).to.equal("fenced");
+        expect(await fencer.getRaw(ns, "late")).to.equal(null);
+      } finally {
+        await holder.end();
+        await fencer.close();
+        await writer.close();
+      }
+    });
+
+    it("keeps one fence per table, and creates the fence table safely from many stores at once", async function () {
+      const fenceSchema = `${schema}_fence`;
+      const stores = await Promise.all([1, 2, 3, 4].map((i) => openStore(pgUrl({ table: `${table}_f${i}`, schema: fenceSchema }))));
+      try {
+        expect(await Promise.all(stores.map((s, i) => s.raiseFence!(10 * (i + 1))))).to.deep.equal([10, 20, 30, 40]);
+        expect(await stores[0]!.put(ns, "k", buf("v"), undefined, 10)).to.equal(1n);
+        expect((await failure(stores[1]!.put(ns, "k", buf("v"), undefined, 10))).kind).to.equal("fenced");
+        const rows = await admin((c) => c.query(`SELECT tbl, epoch::int FROM "${fenceSchema}".decant_fence ORDER BY tbl`));
+        expect(rows.rows).to.deep.equal([1, 2, 3, 4].map((i) => ({ tbl: `${table}_f${i}`, epoch: 10 * i })));
+      } finally {
+        await Promise.all(stores.map((s) => s.close()));
       }
     });
 

@@ -524,6 +524,136 @@ export function conformance(name: string, options: ConformanceOptions): void {
       });
     });
 
+    // A store that declares fencing refuses, in the same atomic step as the write, a write whose
+    // epoch is below its fence. One that does not has no raiseFence (so no caller can believe a
+    // fence holds) and ignores the fence argument: such writes are applied as unfenced ones.
+    describe("write fence", function () {
+      let raise: (epoch: number) => Promise<number>;
+      /** The fence in force now (it persists across tests and runs, so tests work above it). */
+      let base: number;
+
+      beforeEach(async function () {
+        if (!store.capabilities.fencing) return;
+        raise = store.raiseFence!.bind(store);
+        base = await raise(0);
+      });
+
+      it("has raiseFence exactly when it declares fencing; without it, a fence argument changes nothing", async function () {
+        if (store.capabilities.fencing) {
+          expect(store.raiseFence).to.be.a("function");
+          return;
+        }
+        expect(store.raiseFence).to.equal(undefined);
+        expect(await store.put(ns, "k", buf("a"), undefined, 0)).to.equal(1n);
+        expect(await store.applyIfNewer(ns, [{ key: "r", value: buf("r"), version: 3n }], 0)).to.deep.equal([true]);
+        expect(await store.delete(ns, "k", undefined, 0)).to.deep.equal({ deleted: true, version: 2n });
+      });
+
+      it("raiseFence returns the highest fence asked for and never lowers it", async function () {
+        if (!store.capabilities.fencing) this.skip();
+        expect(await raise(base + 3)).to.equal(base + 3);
+        expect(await raise(base + 1)).to.equal(base + 3);
+        expect(await raise(base + 3)).to.equal(base + 3);
+        expect(await raise(base + 4)).to.equal(base + 4);
+        expect(await raise(0)).to.equal(base + 4);
+      });
+
+      it("refuses a bad epoch as invalid_argument naming the fence", async function () {
+        if (!store.capabilities.fencing) this.skip();
+        for (const bad of [-1, 1.5, Number.NaN]) {
+          expect((await rejects(raise(bad), "invalid_argument")).field).to.equal("fence");
+          expect((await rejects(store.put(ns, "k", buf("v"), undefined, bad), "invalid_argument")).field).to.equal("fence");
+        }
+        expect(await store.getRaw(ns, "k")).to.equal(null);
+        expect(await raise(0)).to.equal(base);
+      });
+
+      it("refuses put, delete and applyIfNewer below the fence and writes nothing", async function () {
+        if (!store.capabilities.fencing) this.skip();
+        await store.put(ns, "live", buf("kept"));
+        await raise(base + 2);
+        const stale = base + 1;
+        await rejects(store.put(ns, "new", buf("x"), undefined, stale), "fenced");
+        await rejects(store.put(ns, "live", buf("x"), undefined, stale), "fenced");
+        await rejects(store.put(ns, "live", buf("x"), { kind: "expected_version", version: 1n }, stale), "fenced");
+        await rejects(store.put(ns, "new", buf("x"), { kind: "must_not_exist" }, stale), "fenced");
+        await rejects(store.delete(ns, "live", undefined, stale), "fenced");
+        await rejects(store.delete(ns, "live", { kind: "expected_version", version: 1n }, stale), "fenced");
+        await rejects(store.delete(ns, "never", undefined, stale), "fenced");
+        const batch = [
+          { key: "a1", value: buf("a"), version: 5n },
+          { key: "live", value: buf("newer"), version: 9n },
+          { key: "a2", value: null, version: 2n },
+        ];
+        await rejects(store.applyIfNewer(ns, batch, stale), "fenced");
+        expect(await store.batchGetRaw(ns, ["new", "never", "a1", "a2"])).to.deep.equal([]);
+        expect(await store.getRaw(ns, "live")).to.deep.equal({ key: "live", value: buf("kept"), version: 1n });
+      });
+
+      it("writes at or above the fence, and without an epoch", async function () {
+        if (!store.capabilities.fencing) this.skip();
+        const fence = await raise(base + 2);
+        expect(await store.put(ns, "k", buf("at"), undefined, fence)).to.equal(1n);
+        expect(await store.put(ns, "k", buf("above"), { kind: "expected_version", version: 1n }, fence + 1)).to.equal(2n);
+        expect(await store.put(ns, "k", buf("plain"))).to.equal(3n);
+        expect(await store.put(ns, "n", buf("new"), { kind: "must_not_exist" }, fence)).to.equal(1n);
+        expect(await store.delete(ns, "k", undefined, fence)).to.deep.equal({ deleted: true, version: 4n });
+        expect(await store.delete(ns, "n", { kind: "expected_version", version: 1n }, fence + 7)).to.deep.equal({ deleted: true, version: 2n });
+        expect(await store.applyIfNewer(ns, [{ key: "a", value: buf("a"), version: 5n }, { key: "k", value: buf("old"), version: 2n }], fence)).to.deep.equal([true, false]);
+        expect(await store.applyIfNewer(ns, [{ key: "b", value: null, version: 3n }])).to.deep.equal([true]);
+        expect(await store.getRaw(ns, "a")).to.deep.equal({ key: "a", value: buf("a"), version: 5n });
+        expect(await store.getRaw(ns, "k")).to.deep.equal({ key: "k", value: null, version: 4n });
+        // A condition still decides as before under a fence that lets the write through.
+        const err = await rejects(store.put(ns, "a", buf("x"), { kind: "expected_version", version: 1n }, fence), "version_mismatch");
+        expect(err.currentVersion).to.equal(5n);
+      });
+
+      it("a fence raised during fenced writes lets through only writes that are visible when it returns", async function () {
+        if (!store.capabilities.fencing) this.skip();
+        await store.put(ns, "warm", buf("w")); // the namespace exists: no first-write work (Redis registers it) delays the puts
+        for (let round = 0; round < 3; round++) await fenceDuringWrites(await raise(base + 5 + round), `r${round}`);
+      });
+
+      /**
+       * Lanes of puts fenced at `epoch` keep writing until raiseFence(epoch + 1) has returned, so
+       * puts are sent before, during and after it; raiseFence starts once some were acknowledged.
+       */
+      async function fenceDuringWrites(epoch: number, tag: string): Promise<void> {
+        const launched: string[] = [];
+        const acknowledged: string[] = [];
+        let returned = false;
+        let someAcknowledged!: () => void;
+        const warmedUp = new Promise<void>((resolve) => (someAcknowledged = resolve));
+        const lane = async (l: number) => {
+          for (let n = 0; n < 5000; n++) {
+            const key = `${tag}_${l}_${n}`;
+            const sentAfterReturn = returned;
+            launched.push(key);
+            try {
+              expect(await store.put(ns, key, buf(key), undefined, epoch)).to.equal(1n);
+              expect(sentAfterReturn, `${key} was written though sent after raiseFence returned`).to.equal(false);
+              if (acknowledged.push(key) === 16) someAcknowledged();
+            } catch (err) {
+              if (!isDecantError(err, "fenced")) throw err;
+              if (sentAfterReturn) return;
+            }
+          }
+          expect.fail("the fence never stopped the writes");
+        };
+        const lanes = Promise.all([0, 1, 2, 3, 4, 5, 6, 7].map(lane));
+        await Promise.race([warmedUp, lanes]);
+        expect(await raise(epoch + 1)).to.equal(epoch + 1);
+        returned = true;
+        const seenAtReturn = (await store.batchGetRaw(ns, [...launched])).map((i) => i.key).sort();
+        await lanes;
+        const seenAfter = (await store.batchGetRaw(ns, [...launched])).map((i) => i.key).sort();
+        // Nothing lands after raiseFence returned, and exactly the acknowledged writes are there.
+        expect(seenAfter).to.deep.equal(seenAtReturn);
+        expect(seenAfter).to.deep.equal([...acknowledged].sort());
+        expect(acknowledged.length).to.be.at.least(16);
+      }
+    });
+
     describe("bad input", function () {
       it("refuses a malformed scan cursor", async function () {
         await rejects(store.scan(ns, { limit: 2, cursor: "not-a-cursor!" }), "invalid_argument");

@@ -2,6 +2,9 @@
 // prom-client's exposition format.
 import { expect } from "chai";
 import client from "prom-client";
+import { openStore } from "../../src/backends/index.js";
+import { MemoryStore } from "../../src/backends/memory.js";
+import { instrumentStore } from "../../src/metrics/instrumented.js";
 import { Metrics } from "../../src/metrics/metrics.js";
 import { MigrationMetrics } from "../../src/metrics/migration-metrics.js";
 
@@ -30,5 +33,15 @@ describe("metrics", function () {
     const text = (await metrics.render()).body;
     expect(text).to.include('decant_requests_total{rpc="Store/Get",code="OK"} 1');
     expect(text).to.include('decant_request_duration_seconds_bucket{le="0.0025",rpc="Store/Get"} 1');
+  });
+
+  it("an instrumented store times raiseFence where the store has one, and has none where it has not", async function () {
+    const metrics = new Metrics(false);
+    const store = instrumentStore(new MemoryStore(), "current", metrics);
+    expect(await store.raiseFence!(4)).to.equal(4);
+    expect((await metrics.render()).body).to.include('decant_store_operation_duration_seconds_count{store="current:memory",op="raiseFence"} 1');
+    const unfenced = instrumentStore(await openStore("dynamodb://unfenced?region=us-east-1&endpoint=http://127.0.0.1:1"), "target", metrics);
+    expect(unfenced.raiseFence).to.equal(undefined);
+    await unfenced.close();
   });
 });
