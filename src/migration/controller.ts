@@ -172,6 +172,7 @@ export class MigrationController {
       if (!existing) await this.control.compareAndSet<PhaseRecord>(PHASE_KEY, { ...this.record, migrationId: this.migrationId, changedAt: Date.now(), changedBy: this.replicaId }, null);
       else this.checkMigrationId(existing.value);
       await this.restoreFailureCount();
+      await this.epochAboveFences();
     } catch (err) {
       if (err instanceof DecantError && err.kind === "failed_precondition") throw err;
       // A store that is down at start is not fatal: writes are refused until the view renews.
@@ -765,6 +766,23 @@ export class MigrationController {
     const counts: Record<string, number> = {};
     for (const h of await this.control.list<Heartbeat>(HEARTBEAT_PREFIX)) counts[h.value.id] = h.value.secondaryFailures;
     return counts;
+  }
+
+  /**
+   * A store keeps its fence when its control record is made anew (another control store, a
+   * record removed by hand): epochs would restart below it and every primary write be refused.
+   * The record's epoch is moved above every fence first.
+   */
+  private async epochAboveFences(): Promise<void> {
+    let floor = 0;
+    for (const store of [this.current, this.target]) {
+      if (store?.capabilities.fencing && store.raiseFence) floor = Math.max(floor, await store.raiseFence(0));
+    }
+    const rec = await this.control.read<PhaseRecord>(PHASE_KEY);
+    if (!rec || rec.value.epoch >= floor) return;
+    if ((await this.control.compareAndSet<PhaseRecord>(PHASE_KEY, { ...rec.value, epoch: floor, changedAt: Date.now(), changedBy: this.replicaId }, rec.version)) !== false) {
+      this.logger.warn(`the control record's epoch ${rec.value.epoch} was below a store's write fence (${floor}); moved it to ${floor}`);
+    }
   }
 
   /** A replica restarted under the same id keeps counting its failures (step 9). */

@@ -277,4 +277,13 @@ describe("migration safety: issue 12's interleavings", function () {
     expect(isDecantError(err, "unavailable"), String(err)).to.equal(true);
     expect(await current.getRaw("users", "k")).to.equal(null);
   });
+
+  it("a control record made anew starts above the stores' fences, so primary writes are not refused forever", async function () {
+    const current = new MemoryStore();
+    await current.raiseFence(42);
+    const a = await replica("a", { current, control: new MemoryStore() });
+    expect(a.c.epoch).to.be.at.least(42);
+    await a.s.put("users", "k", Buffer.from("v"));
+    expect(await value(current, "k")).to.equal("1:v");
+  });
 });
