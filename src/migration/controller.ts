@@ -430,4 +430,9 @@ export class MigrationController {
     const depth = await this.journalDepth();
     if (depth > 0) throw new DecantError("failed_precondition", `the repair journal holds ${depth} keys; wait for it to drain and verify again (or force)`);
   }
+
+  /** True while this replica's view of the phase is too old to write with (decant_fail_closed). */
+  isFailClosed(): boolean {
+    return Date.now() - this.renewedAt > this.timings.leaseMs;
+  }
 }
