@@ -55,5 +55,5 @@ k8s-validate: $(NODE_MODULES) ## validate k8s/ (schemas, kustomize overlays, con
 	npx mocha --no-config --node-option import=tsx --timeout 120000 --exit test/deploy/k8s.test.ts
 
 .PHONY: demo
-demo: $(NODE_MODULES) ## run a whole live migration on SQLite in one command
-	node bin/decant.js demo
+demo: $(NODE_MODULES) ## run a whole live migration on SQLite in one command (ARGS="--hold --port 50051 --metrics-port 9464")
+	node bin/decant.js demo $(ARGS)
