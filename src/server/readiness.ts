@@ -52,7 +52,7 @@ const withTimeout = <T>(promise: Promise<T>, ms: number, what: string): Promise<
 
 export class Readiness {
   private probeError: string | undefined = "the first store probe has not finished";
-  private last: ReadinessState = { ready: false, reason: "starting" };
+  private last?: ReadinessState;
   private timer?: NodeJS.Timeout;
   private round?: Promise<void>;
   readonly intervalMs: number;
@@ -82,7 +82,8 @@ export class Readiness {
   state(): ReadinessState {
     const reason = this.probeError ?? this.source.failClosed();
     const state = reason === undefined ? { ready: true, reason: "ready" } : { ready: false, reason };
-    if (state.ready !== this.last.ready) this.options.onChange?.(state.ready, state.reason);
+    // A change, or not ready from the start (a sidecar that starts ready has nothing to report).
+    if (this.last ? state.ready !== this.last.ready : !state.ready) this.options.onChange?.(state.ready, state.reason);
     this.last = state;
     return state;
   }

@@ -119,7 +119,15 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
     await closeStores();
     throw err;
   }
-  logger.info("decant is serving", { grpc: `${config.listen.slice(0, config.listen.lastIndexOf(":"))}:${grpcServer.port}`, metrics_port: httpServer.port, store: served.description, phase: controller.phase });
+  const metricsHost = config.metricsListen.slice(0, config.metricsListen.lastIndexOf(":")).replace(/^(0\.0\.0\.0|\[::\]|)$/, "127.0.0.1");
+  logger.info("decant is serving", {
+    grpc: `${config.listen.slice(0, config.listen.lastIndexOf(":"))}:${grpcServer.port}`,
+    status_page: `http://${metricsHost}:${httpServer.port}/`,
+    metrics_port: httpServer.port,
+    store: served.description,
+    phase: controller.phase,
+    ready: readiness.state().ready,
+  });
 
   let stopping: Promise<void> | undefined;
   return {
