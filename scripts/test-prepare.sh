@@ -80,7 +80,11 @@ if ! my_up >/dev/null 2>&1; then
   start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
   wait_for MariaDB my_up
 fi
-mariadb -h "$my_host" -P "$my_port" -u "$my_user" -e "CREATE DATABASE IF NOT EXISTS \`${my_db//\`/\`\`}\`"
+my_sql() { mariadb -h "$my_host" -P "$my_port" -u "$my_user" -N -B -e "$1"; }
+if [ -z "$(my_sql "SHOW DATABASES LIKE '${my_db//\'/\'\'}'")" ]; then
+  say "creating MariaDB database $my_db"
+  my_sql "CREATE DATABASE IF NOT EXISTS \`${my_db//\`/\`\`}\`"
+fi
 
 # --- Redis ---------------------------------------------------------------------------------
 rd_host=$(url_part "$REDIS_URL" host 127.0.0.1); rd_port=$(url_part "$REDIS_URL" port 6379)

@@ -11,7 +11,9 @@ describe("test harness", function () {
   this.timeout(120_000);
 
   it("with CI set, an unreachable server fails the run with its own message (not mocha's top-level-await one)", () => {
-    const run = spawnSync("npx", ["mocha", "test/support/fixtures/unreachable-server.ts"], { env: { ...process.env, CI: "true" }, encoding: "utf8" });
+    // --no-config: the project's spec must not be added (it would run this file again, and so on).
+    const args = ["mocha", "--no-config", "--node-option", "import=tsx", "--exit", "test/support/fixtures/unreachable-server.ts"];
+    const run = spawnSync("npx", args, { env: { ...process.env, CI: "true" }, encoding: "utf8", timeout: 60_000 });
     const output = run.stdout + run.stderr;
     expect(run.status, output).to.not.equal(0);
     expect(output).to.include("imaginary test server is not reachable and CI is set: connect ECONNREFUSED 127.0.0.1:1 (the fixture's own reason)");
@@ -32,13 +34,14 @@ describe("test harness", function () {
     await pgAdmin.connect();
     const myAdmin = await mysql.createConnection(adminMy.toString());
     try {
-      const run = spawnSync("scripts/test-prepare.sh", [], { env: { ...process.env, DECANT_TEST_PG_URL: pgUrl.toString(), DECANT_TEST_MYSQL_URL: myUrl.toString() }, encoding: "utf8" });
+      const run = spawnSync("scripts/test-prepare.sh", [], { env: { ...process.env, DECANT_TEST_PG_URL: pgUrl.toString(), DECANT_TEST_MYSQL_URL: myUrl.toString() }, encoding: "utf8", timeout: 60_000 });
       expect(run.status, run.stdout + run.stderr).to.equal(0);
       expect(run.stdout).to.include(`creating PostgreSQL database ${name}`);
+      expect(run.stdout).to.include(`creating MariaDB database ${name}`);
       expect((await pgAdmin.query("SELECT 1 FROM pg_database WHERE datname = $1", [name])).rowCount).to.equal(1);
       const [rows] = await myAdmin.query("SHOW DATABASES LIKE ?", [name]);
       expect(rows).to.have.length(1);
-      const again = spawnSync("scripts/test-prepare.sh", [], { env: { ...process.env, DECANT_TEST_PG_URL: pgUrl.toString(), DECANT_TEST_MYSQL_URL: myUrl.toString() }, encoding: "utf8" });
+      const again = spawnSync("scripts/test-prepare.sh", [], { env: { ...process.env, DECANT_TEST_PG_URL: pgUrl.toString(), DECANT_TEST_MYSQL_URL: myUrl.toString() }, encoding: "utf8", timeout: 60_000 });
       expect(again.status, again.stdout + again.stderr).to.equal(0);
       expect(again.stdout, "a second run changes nothing").to.not.include("creating");
     } finally {
