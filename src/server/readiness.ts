@@ -53,6 +53,7 @@ const withTimeout = <T>(promise: Promise<T>, ms: number, what: string): Promise<
 export class Readiness {
   private probeError: string | undefined = "the first store probe has not finished";
   private last?: ReadinessState;
+  private stopped = false;
   private timer?: NodeJS.Timeout;
   private round?: Promise<void>;
   readonly intervalMs: number;
@@ -73,9 +74,12 @@ export class Readiness {
     this.timer.unref();
   }
 
+  /** Stops probing; from now on the sidecar is not ready (it is draining). */
   async stop(): Promise<void> {
     clearInterval(this.timer);
     await this.round;
+    this.stopped = true;
+    this.probeError = "the sidecar is stopping";
   }
 
   /** The state now: the last probe's result, and the fail-closed state as of this moment. */
@@ -83,7 +87,8 @@ export class Readiness {
     const reason = this.probeError ?? this.source.failClosed();
     const state = reason === undefined ? { ready: true, reason: "ready" } : { ready: false, reason };
     // A change, or not ready from the start (a sidecar that starts ready has nothing to report).
-    if (this.last ? state.ready !== this.last.ready : !state.ready) this.options.onChange?.(state.ready, state.reason);
+    // Not after stop: shutting down is not news, and it sets gRPC health itself.
+    if (!this.stopped && (this.last ? state.ready !== this.last.ready : !state.ready)) this.options.onChange?.(state.ready, state.reason);
     this.last = state;
     return state;
   }

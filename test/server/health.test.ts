@@ -28,6 +28,7 @@ async function healthClient(port: number) {
   return {
     check: (service: string) =>
       new Promise<string>((res, rej) => client.Check({ service }, { deadline: Date.now() + 2000 }, (e: Error, v: { status: string }) => (e ? rej(e) : res(v.status)))),
+    watch: (service: string) => client.Watch({ service }),
     close: () => client.close(),
   };
 }
@@ -107,6 +108,29 @@ describe("health: readiness follows the migration layer's fail-closed state", fu
       }
     } finally {
       await s.stop();
+    }
+  });
+});
+
+describe("health: while the sidecar drains", function () {
+  it("/readyz answers 503 (stopping) while /livez still answers", async () => {
+    const s = await startTestSidecar({ DECANT_DRAIN_TIMEOUT_MS: "3000" });
+    const health = await healthClient(s.sidecar.grpcPort);
+    try {
+      // An open Watch is a call in flight: the drain waits for it, up to the drain timeout.
+      const watch = health.watch("");
+      watch.on("error", () => {});
+      await new Promise((r) => watch.once("data", r));
+      const stopped = s.stop();
+      const url = `http://127.0.0.1:${s.sidecar.metricsPort}`;
+      const readyz = await fetch(`${url}/readyz`);
+      expect(readyz.status).to.equal(503);
+      expect(await readyz.text()).to.equal("not ready: the sidecar is stopping\n");
+      expect((await fetch(`${url}/livez`)).status).to.equal(200);
+      watch.cancel();
+      await stopped;
+    } finally {
+      health.close();
     }
   });
 });
