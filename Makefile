@@ -3,6 +3,7 @@
 NODE_MODULES := node_modules/.package-lock.json
 
 $(NODE_MODULES): package.json package-lock.json
+	@echo "Installing dependencies (npm ci): the first time, better-sqlite3 may build from source, which takes a few minutes."
 	npm ci --no-audit --no-fund
 	@touch $@
 
@@ -18,10 +19,12 @@ NODE_FLAGS := --max-semi-space-size=4
 run: $(NODE_MODULES) ## run the sidecar on the embedded default (sqlite:./data/decant.db)
 	node $(NODE_FLAGS) bin/decant.js serve $(if $(CONFIG),--config $(CONFIG),)
 
+# SPEC=test/server/health.test.ts (files or globs) runs only those test files.
 .PHONY: test
-test: $(NODE_MODULES) ## run every test (needs PostgreSQL, MariaDB and Redis on loopback; see README)
+test: $(NODE_MODULES) ## prepare this machine (packages, servers, databases; see README), then run every test
+	scripts/test-prepare.sh
 	npm run typecheck
-	npm test
+	$(if $(SPEC),npx mocha $(SPEC),npm test)
 
 .PHONY: build
 build: $(NODE_MODULES) ## compile TypeScript to dist/
@@ -52,5 +55,5 @@ k8s-validate: $(NODE_MODULES) ## validate k8s/ (schemas, kustomize overlays, con
 	npx mocha --no-config --node-option import=tsx --timeout 120000 --exit test/deploy/k8s.test.ts
 
 .PHONY: demo
-demo: $(NODE_MODULES) ## run a whole live migration on SQLite in one command
-	node bin/decant.js demo
+demo: $(NODE_MODULES) ## run a whole live migration on SQLite in one command (ARGS="--hold --port 50051 --metrics-port 9464")
+	node bin/decant.js demo $(ARGS)

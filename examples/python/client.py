@@ -17,14 +17,32 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "gen"))
 
+
+def run_under_generating_python():
+    """generate.sh records the Python it used in gen/PYTHON (often /usr/bin/python3, where the
+    Debian packages put grpc); when this interpreter cannot import grpc or the stubs, run this
+    script under that one instead (once: the environment variable stops a loop)."""
+    recorded = os.path.join(HERE, "gen", "PYTHON")
+    if os.environ.get("DECANT_EXAMPLE_REEXEC") or not os.path.exists(recorded):
+        return
+    with open(recorded) as f:
+        python = f.read().strip()
+    if python and os.access(python, os.X_OK):
+        os.environ["DECANT_EXAMPLE_REEXEC"] = "1"
+        os.execv(python, [python, os.path.abspath(__file__), *sys.argv[1:]])
+
+
 try:
     import grpc
 except ImportError:
-    sys.exit("client.py: the grpc module is missing; install python3-grpcio (apt) or grpcio (pip)")
+    run_under_generating_python()
+    sys.exit(f"client.py: {sys.executable} has no grpc module; install python3-grpcio (apt) or grpcio (pip), "
+             "then run examples/python/generate.sh")
 try:
     from decant.v1 import store_pb2, store_pb2_grpc
 except ImportError:
-    sys.exit("client.py: the generated stubs are missing; run examples/python/generate.sh first")
+    run_under_generating_python()
+    sys.exit("client.py: the generated stubs are missing or were made for another Python; run examples/python/generate.sh first")
 
 CURRENT_VERSION = "decant-current-version"  # trailing metadata on FAILED_PRECONDITION
 

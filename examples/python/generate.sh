@@ -26,4 +26,7 @@ rm -rf "$out"
 mkdir -p "$out"
 cd "$root"
 "$python" -m grpc_tools.protoc -I proto --python_out="$out" --grpc_python_out="$out" proto/decant/v1/store.proto
-echo "generated $out/decant/v1/store_pb2.py and store_pb2_grpc.py"
+# client.py runs itself under this interpreter when the one it was started with lacks grpc
+# (stubs and grpc must come from the same Python).
+"$python" -c 'import sys; print(sys.executable)' > "$out/PYTHON"
+echo "generated $out/decant/v1/store_pb2.py and store_pb2_grpc.py with $(cat "$out/PYTHON")"

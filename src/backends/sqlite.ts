@@ -1,7 +1,7 @@
 // The embedded default: one SQLite file (WAL mode) through better-sqlite3. Calls are
 // synchronous inside the process, so each write is one IMMEDIATE transaction: atomic
 // against this process and against any other process that opens the same file.
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { createRequire } from "node:module";
 import type BetterSqlite3 from "better-sqlite3";
@@ -42,6 +42,19 @@ export interface SqliteOptions {
   busyTimeoutMs: number;
 }
 
+/**
+ * Creates the file's directory when only that last level is missing (`./data/decant.db` in a
+ * fresh checkout); a deeper missing path is refused, as it is more likely a typo or a volume
+ * that is not mounted than a place to keep the data.
+ */
+function makeDirectory(path: string): void {
+  const dir = dirname(resolve(path));
+  if (existsSync(dir)) return;
+  const parent = dirname(dir);
+  if (!existsSync(parent)) throw new Error(`the directory ${dir} does not exist, nor does ${parent}; create it first (Decant creates only the last missing directory)`);
+  mkdirSync(dir);
+}
+
 export class SqliteStore implements Store {
   readonly kind = "sqlite";
   readonly description: string;
@@ -70,7 +83,7 @@ export class SqliteStore implements Store {
       throw new DecantError("unavailable", `the sqlite backend needs the better-sqlite3 package (npm install): ${String(err)}`);
     }
     try {
-      if (this.options.path !== ":memory:") mkdirSync(dirname(resolve(this.options.path)), { recursive: true });
+      if (this.options.path !== ":memory:") makeDirectory(this.options.path);
       const db = new Database(this.options.path, { timeout: this.options.busyTimeoutMs });
       db.pragma("journal_mode = WAL");
       db.pragma("synchronous = NORMAL");

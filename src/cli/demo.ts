@@ -18,12 +18,16 @@ import { startSidecar, type Sidecar } from "../server/sidecar.js";
 import { STATUS_NAMES } from "../server/status.js";
 
 const USAGE = `decant demo [--current URL] [--target URL] [--keys N] [--seconds S]
+            [--port P] [--metrics-port P] [--hold]
 
 Runs a whole live migration in this process and prints each step: a sidecar on
 --current (default: a fresh SQLite file in a temp directory) migrating to --target
 (default: a second SQLite file there), N preloaded items (default 5000) in namespace
 "demo", a load generator writing through gRPC the whole time, S seconds of traffic in
 each phase (default 2), then a key-by-key comparison of both stores.
+--port and --metrics-port pick the gRPC and status-page ports on 127.0.0.1 (default:
+free ones). --hold keeps the sidecar and its status page serving after the demo, until
+Ctrl-C.
 Exit 0 if the stores are equal and every request succeeded, 1 otherwise.`;
 
 const NS = "demo";
@@ -224,7 +228,16 @@ export async function demo(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     strict: true,
-    options: { current: { type: "string" }, target: { type: "string" }, keys: { type: "string" }, seconds: { type: "string" }, help: { type: "boolean", short: "h" } },
+    options: {
+      current: { type: "string" },
+      target: { type: "string" },
+      keys: { type: "string" },
+      seconds: { type: "string" },
+      port: { type: "string" },
+      "metrics-port": { type: "string" },
+      hold: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
   });
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
@@ -240,6 +253,15 @@ export async function demo(args: string[]): Promise<number> {
     process.stderr.write(`decant: --seconds takes a number from 0 to 600\n${USAGE}\n`);
     return 2;
   }
+  const ports: Record<string, number> = {};
+  for (const flag of ["port", "metrics-port"] as const) {
+    const port = Number(values[flag] ?? 0);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      process.stderr.write(`decant: --${flag} takes a port number from 0 (a free one) to 65535\n${USAGE}\n`);
+      return 2;
+    }
+    ports[flag] = port;
+  }
 
   const started = performance.now();
   const out = new Output();
@@ -251,8 +273,8 @@ export async function demo(args: string[]): Promise<number> {
     config = loadConfig(undefined, {
       DECANT_CURRENT: currentUrl,
       DECANT_TARGET: targetUrl,
-      DECANT_LISTEN: "127.0.0.1:0",
-      DECANT_METRICS_LISTEN: "127.0.0.1:0",
+      DECANT_LISTEN: `127.0.0.1:${ports.port}`,
+      DECANT_METRICS_LISTEN: `127.0.0.1:${ports["metrics-port"]}`,
       DECANT_REPLICA_ID: "demo",
       DECANT_LOG_LEVEL: "warn",
       DECANT_DRAIN_TIMEOUT_MS: "2000",
@@ -369,8 +391,9 @@ export async function demo(args: string[]): Promise<number> {
     let st = await client.call<MigrationStatus>("migration", "StartBackfill", { rate_limit: rate, concurrency: 4 });
     for (;;) {
       const b = st.backfill;
-      const bfTotal = b.state === "done" ? Number(b.scanned) : Number(b.estimated_total);
-      out.progress(`   backfill ${bar(Number(b.scanned), bfTotal)} ${fmt(Number(b.scanned))}/${fmt(Number(b.estimated_total))} items, ${fmt(b.items_per_second)} items/s | ${load.summary()}`, b.state !== "running");
+      // The total is an estimate (tombstones and live writes are not in it): never shown below what is done.
+      const bfTotal = b.state === "done" ? Number(b.scanned) : Math.max(Number(b.estimated_total), Number(b.scanned));
+      out.progress(`   backfill ${bar(Number(b.scanned), bfTotal)} ${fmt(Number(b.scanned))}/${fmt(bfTotal)} items, ${fmt(b.items_per_second)} items/s | ${load.summary()}`, b.state !== "running");
       if (b.state !== "running") break;
       await sleep(200);
       st = await status();
@@ -452,7 +475,17 @@ export async function demo(args: string[]): Promise<number> {
   } finally {
     process.removeListener("SIGINT", onSignal);
     process.removeListener("SIGTERM", onSignal);
+    if (values.hold) await holdUntilSignal();
+    else if (out.tty) out.line(`(the status page stopped with the demo; decant demo --hold keeps it serving until Ctrl-C)`);
     await cleanup();
+  }
+
+  async function holdUntilSignal(): Promise<void> {
+    out.line(`\nHolding: the status page at http://127.0.0.1:${sidecar.metricsPort}/ and gRPC at 127.0.0.1:${sidecar.grpcPort} keep serving. Ctrl-C to stop.`);
+    await new Promise<void>((resolve) => {
+      process.once("SIGINT", resolve);
+      process.once("SIGTERM", resolve);
+    });
   }
 
   function finish(code: number): number {

@@ -78,8 +78,19 @@ async function serve(args: string[]): Promise<void> {
   process.on("SIGINT", () => onSignal("SIGINT"));
 }
 
+/** The sidecar this run talks to and where its address and token came from, for error advice. */
+interface Target {
+  addr: string;
+  addrFrom: string;
+  tokenFrom?: string;
+}
+let target: Target | undefined;
+
 function clientFrom(values: { addr?: string; token?: string }): DecantClient {
-  return new DecantClient(values.addr ?? process.env.DECANT_ADDR ?? "127.0.0.1:50051", { token: values.token ?? process.env.DECANT_ADMIN_TOKEN, deadlineMs: 15_000 });
+  const addrFrom = values.addr ? "--addr" : process.env.DECANT_ADDR ? "DECANT_ADDR" : "the default";
+  const token = values.token ?? process.env.DECANT_ADMIN_TOKEN;
+  target = { addr: values.addr ?? process.env.DECANT_ADDR ?? "127.0.0.1:50051", addrFrom, tokenFrom: values.token ? "--token" : token ? "DECANT_ADMIN_TOKEN" : undefined };
+  return new DecantClient(target.addr, { token, deadlineMs: 15_000 });
 }
 
 const CLIENT_OPTIONS = { addr: { type: "string" }, token: { type: "string" }, json: { type: "boolean" } } as const;
@@ -153,11 +164,40 @@ async function client(command: string, args: string[]): Promise<number> {
   }
 }
 
+/** grpc-js's own words for a connection that failed, in a person's. */
+function connectionProblem(details: string): string {
+  if (/ECONNREFUSED/.test(details)) return "nothing is listening there (connection refused)";
+  if (/Name resolution failed|ENOTFOUND|EAI_AGAIN/.test(details)) return "the host name does not resolve";
+  if (/ETIMEDOUT|EHOSTUNREACH|ENETUNREACH/.test(details)) return "the host does not answer";
+  if (/handshake|SSL|TLS|certificate/i.test(details)) return `the TLS handshake failed (${details})`;
+  return `the connection failed (${details})`;
+}
+
+/**
+ * What to tell a CLI user instead of the server's or grpc-js's words: the flag or variable to
+ * set, the address tried. Decant's own errors carry grpc-status-details-bin; an UNAVAILABLE
+ * without it came from the client library, so the sidecar was never reached.
+ */
+function advice(err: grpc.ServiceError, t: Target): string | undefined {
+  const fromDecant = (err.metadata?.get("grpc-status-details-bin").length ?? 0) > 0;
+  if (err.code === grpc.status.UNAUTHENTICATED) {
+    return t.tokenFrom
+      ? `the sidecar at ${t.addr} refused the admin token given by ${t.tokenFrom}: it is not the sidecar's admin token (its admin_token_file or DECANT_ADMIN_TOKEN)`
+      : `the sidecar at ${t.addr} needs its admin token for this command: pass --token <token> or set DECANT_ADMIN_TOKEN`;
+  }
+  if ((err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) && !fromDecant) {
+    const problem = err.code === grpc.status.DEADLINE_EXCEEDED ? "it did not answer within 15 s" : connectionProblem(err.details);
+    return `cannot reach a Decant sidecar at ${t.addr} (from ${t.addrFrom}): ${problem}. Check that decant serve (make run) is running, that the address is its listen setting (set it with --addr host:port or DECANT_ADDR), and whether it needs TLS`;
+  }
+  return undefined;
+}
+
 /** Prints a gRPC error the way a person wants to read it and picks the exit code. */
 export function reportGrpcError(err: grpc.ServiceError): number {
   const name = STATUS_NAMES[err.code] ?? String(err.code);
   const current = err.metadata?.get(CURRENT_VERSION_METADATA)[0];
-  process.stderr.write(`decant: ${name}: ${err.details}${current !== undefined ? ` (current version: ${String(current)})` : ""}\n`);
+  const text = (target && advice(err, target)) ?? err.details;
+  process.stderr.write(`decant: ${name}: ${text}${current !== undefined ? ` (current version: ${String(current)})` : ""}\n`);
   switch (err.code) {
     case grpc.status.NOT_FOUND:
     case grpc.status.FAILED_PRECONDITION:

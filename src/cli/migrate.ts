@@ -27,6 +27,9 @@ function bar(done: number, total: number, width = 30): string {
   return `[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${(ratio * 100).toFixed(1).padStart(5)}%`;
 }
 
+/** The backfill's total is an estimate (without tombstones and live writes): never shown below what is done. */
+const shownTotal = (b: { scanned: string; estimated_total: string }) => Math.max(Number(b.scanned), Number(b.estimated_total));
+
 export function formatStatus(s: Status): string {
   const lines = [
     `phase:      ${s.phase}${s.active ? "" : " (not yet acknowledged by every replica)"}  epoch ${s.epoch}`,
@@ -35,7 +38,7 @@ export function formatStatus(s: Status): string {
   ];
   const b = s.backfill;
   if (b && b.state !== "idle") {
-    lines.push(`backfill:   ${b.state} ${bar(Number(b.scanned), Number(b.estimated_total))} scanned ${b.scanned}/${b.estimated_total}, copied ${b.copied}, skipped ${b.skipped}, ${b.items_per_second.toFixed(0)} items/s${b.runner ? ` on ${b.runner}` : ""}${b.error ? ` (last error: ${b.error})` : ""}`);
+    lines.push(`backfill:   ${b.state} ${bar(Number(b.scanned), shownTotal(b))} scanned ${b.scanned}/${shownTotal(b)}, copied ${b.copied}, skipped ${b.skipped}, ${b.items_per_second.toFixed(0)} items/s${b.runner ? ` on ${b.runner}` : ""}${b.error ? ` (last error: ${b.error})` : ""}`);
   } else lines.push("backfill:   idle");
   lines.push(`journal:    ${s.repair_journal_depth} keys waiting for repair`);
   const v = s.last_verify;
@@ -83,7 +86,7 @@ export async function migrate(args: string[], clientFrom: (v: { addr?: string; t
         // A live progress bar until the backfill stops running.
         while (s.backfill?.state === "running") {
           const b = s.backfill;
-          const line = `backfill ${bar(Number(b.scanned), Number(b.estimated_total))} ${b.scanned}/${b.estimated_total} ${b.items_per_second.toFixed(0)} items/s`;
+          const line = `backfill ${bar(Number(b.scanned), shownTotal(b))} ${b.scanned}/${shownTotal(b)} ${b.items_per_second.toFixed(0)} items/s`;
           process.stdout.write(tty ? `\r${line}` : `${line}\n`);
           await new Promise((r) => setTimeout(r, 500));
           s = await client.call<Status>("migration", "GetStatus", {});

@@ -1,5 +1,5 @@
-// The metrics port: /metrics for Prometheus, /healthz for probes. Other pages (the status
-// page) register routes here.
+// The metrics port: /metrics for Prometheus; /livez, /readyz (and /healthz, the same as /livez)
+// for probes. Other pages (the status page) register routes here.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Metrics } from "./metrics.js";
 
@@ -10,18 +10,34 @@ export interface RunningHttpServer {
   close(): Promise<void>;
 }
 
-export async function startMetricsServer(listen: string, metrics: Metrics, routes: Route[] = []): Promise<RunningHttpServer> {
+/** Whether the sidecar can serve now, and why not. */
+export type ReadinessCheck = () => { ready: boolean; reason: string };
+
+/**
+ * /livez answers 200 while the process serves HTTP at all (a store outage must not restart the
+ * pod); /healthz is the same, as it always was. /readyz answers 503 with the reason while the
+ * sidecar cannot serve (store unreachable, failing closed), so traffic goes elsewhere.
+ */
+function probeAnswer(path: string, readiness: ReadinessCheck): { status: number; body: string } | undefined {
+  if (path === "/livez" || path === "/healthz") return { status: 200, body: "ok\n" };
+  if (path !== "/readyz") return undefined;
+  const { ready, reason } = readiness();
+  return ready ? { status: 200, body: "ok\n" } : { status: 503, body: `not ready: ${reason}\n` };
+}
+
+export async function startMetricsServer(listen: string, metrics: Metrics, routes: Route[] = [], readiness: ReadinessCheck = () => ({ ready: true, reason: "ready" })): Promise<RunningHttpServer> {
   const server: Server = createServer((req, res) => {
     void (async () => {
       try {
-        const path = (req.url ?? "/").split("?")[0];
+        const path = (req.url ?? "/").split("?")[0] ?? "/";
         if (req.method === "GET" && path === "/metrics") {
           const { contentType, body } = await metrics.render();
           res.writeHead(200, { "content-type": contentType }).end(body);
           return;
         }
-        if (req.method === "GET" && path === "/healthz") {
-          res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+        const probe = req.method === "GET" ? probeAnswer(path, readiness) : undefined;
+        if (probe) {
+          res.writeHead(probe.status, { "content-type": "text/plain", "cache-control": "no-store" }).end(probe.body);
           return;
         }
         for (const route of routes) if (await route(req, res)) return;

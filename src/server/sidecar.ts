@@ -13,6 +13,7 @@ import { serviceDefinition } from "./proto.js";
 import { MigrationController, type MigrationHooks } from "../migration/controller.js";
 import { MigratingStore } from "../migration/migrating-store.js";
 import { MigrationMetrics } from "../metrics/migration-metrics.js";
+import { controllerReadiness, Readiness } from "./readiness.js";
 
 export interface Sidecar {
   grpcPort: number;
@@ -84,7 +85,20 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
   }
   const served: Store = new MigratingStore(controller);
 
-  let grpcServer;
+  // gRPC health ("" and the Store service) and /readyz follow readiness; /livez does not.
+  let grpcServer: Awaited<ReturnType<typeof startGrpcServer>> | undefined;
+  const followReadiness = (ready: boolean) => {
+    for (const service of ["", "decant.v1.Store"]) grpcServer?.health.setStatus(service, ready ? "SERVING" : "NOT_SERVING");
+  };
+  const readiness = new Readiness(controllerReadiness(controller), {
+    onChange: (ready, reason) => {
+      if (ready) logger.info("ready: the stores answer again");
+      else logger.warn("not ready: health is NOT_SERVING and /readyz answers 503", { reason });
+      followReadiness(ready);
+    },
+  });
+  await readiness.start();
+
   let httpServer;
   try {
     grpcServer = await startGrpcServer({
@@ -98,6 +112,7 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
         ...(hooks.services ?? []),
       ],
     });
+    followReadiness(readiness.state().ready);
     // The status page is for people: its module (page, style and script templates) is loaded
     // on the first request other than /metrics and /healthz, not kept by every idle sidecar.
     const statusOptions = { controller: target ? controller : undefined, metrics, current, adminToken: config.adminToken };
@@ -107,14 +122,23 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
       for (const route of await statusRoutes) if (await route(req, res)) return true;
       return false;
     };
-    httpServer = await startMetricsServer(config.metricsListen, metrics, [...(hooks.routes ?? []), statusPage]);
+    httpServer = await startMetricsServer(config.metricsListen, metrics, [...(hooks.routes ?? []), statusPage], () => readiness.state());
   } catch (err) {
+    await readiness.stop();
     await grpcServer?.shutdown(0);
     await controller.stop();
     await closeStores();
     throw err;
   }
-  logger.info("decant is serving", { grpc: `${config.listen.slice(0, config.listen.lastIndexOf(":"))}:${grpcServer.port}`, metrics_port: httpServer.port, store: served.description, phase: controller.phase });
+  const metricsHost = config.metricsListen.slice(0, config.metricsListen.lastIndexOf(":")).replace(/^(0\.0\.0\.0|\[::\]|)$/, "127.0.0.1");
+  logger.info("decant is serving", {
+    grpc: `${config.listen.slice(0, config.listen.lastIndexOf(":"))}:${grpcServer.port}`,
+    status_page: `http://${metricsHost}:${httpServer.port}/`,
+    metrics_port: httpServer.port,
+    store: served.description,
+    phase: controller.phase,
+    ready: readiness.state().ready,
+  });
 
   let stopping: Promise<void> | undefined;
   return {
@@ -126,7 +150,8 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
     stop() {
       stopping ??= (async () => {
         logger.info("stopping decant: draining in-flight requests", { drain_timeout_ms: config.drainTimeoutMs });
-        const { forced } = await grpcServer.shutdown(config.drainTimeoutMs);
+        await readiness.stop(); // or a probe round would report SERVING again during the drain
+        const { forced } = await grpcServer!.shutdown(config.drainTimeoutMs);
         if (forced) logger.warn("drain deadline passed; cancelled the requests still in flight");
         await controller.stop(); // the backfill checkpoints before its stores close
         await httpServer.close();

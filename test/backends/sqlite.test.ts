@@ -1,10 +1,11 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
 import Database from "better-sqlite3";
 import { openStore } from "../../src/backends/index.js";
 import { conformance } from "../conformance/suite.js";
+import { failure } from "../support/errors.js";
 import { buf, freshNamespace } from "../support/names.js";
 
 const dir = mkdtempSync(join(tmpdir(), "decant-sqlite-"));
@@ -22,6 +23,25 @@ function withoutRowidFile(path: string): string {
 conformance("sqlite, a file with the earlier WITHOUT ROWID table", { open: () => openStore(`sqlite:${withoutRowidFile(join(dir, "without-rowid.db"))}`) });
 
 describe("sqlite specifics", function () {
+  it("creates a missing last directory of the path (./data/decant.db in a fresh checkout)", async function () {
+    const path = join(dir, "fresh-dir", "x.db");
+    const s = await openStore(`sqlite:${path}`);
+    await s.put(freshNamespace(), "k", buf("v"));
+    await s.close();
+    expect(existsSync(path)).to.equal(true);
+  });
+
+  it("refuses a path whose directories are missing deeper than one level, naming them, and creates nothing", async function () {
+    const parent = join(dir, "no-such-parent");
+    const s = await openStore(`sqlite:${join(parent, "dir", "x.db")}`);
+    const err = await failure(s.get(freshNamespace(), "k"));
+    expect(err.kind).to.equal("unavailable");
+    expect(err.message).to.include(`sqlite:${join(parent, "dir", "x.db")}`);
+    expect(err.message).to.include(`the directory ${join(parent, "dir")} does not exist, nor does ${parent}; create it first`);
+    expect(existsSync(parent), "no directory was created").to.equal(false);
+    await s.close();
+  });
+
   it("creates new files with a rowid table and leaves an earlier WITHOUT ROWID table as it is", async function () {
     const layout = (path: string) => {
       const db = new Database(path, { readonly: true });

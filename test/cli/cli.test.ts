@@ -283,6 +283,39 @@ describe("decant CLI (child process against a real sidecar)", function () {
     }
   });
 
+  it("an unknown host exits 3 and says the name does not resolve", async function () {
+    const r = await decant(["get", "ns", "k"], { env: { DECANT_ADDR: "decant-nowhere.invalid:50051" } });
+    expect(r.code, show(r)).to.equal(3);
+    expect(r.stderr).to.include("cannot reach a Decant sidecar at decant-nowhere.invalid:50051 (from DECANT_ADDR): the host name does not resolve");
+  });
+
+  describe("a sidecar with an admin token", function () {
+    let guarded: Running;
+    let guardedAddr: string;
+    before(async () => {
+      guarded = await startTestSidecar({ DECANT_ADMIN_TOKEN: "the-right-token" });
+      guardedAddr = `127.0.0.1:${guarded.sidecar.grpcPort}`;
+    });
+    after(async () => guarded?.stop());
+
+    it("UNAUTHENTICATED without a token tells a CLI user the flag and variable to set, not an HTTP header", async function () {
+      const r = await decant(["migrate", "status", "--addr", guardedAddr]);
+      expect(r.code, show(r)).to.equal(4);
+      expect(r.stderr).to.include(`UNAUTHENTICATED: the sidecar at ${guardedAddr} needs its admin token for this command: pass --token <token> or set DECANT_ADMIN_TOKEN`);
+      expect(r.stderr).to.not.match(/header|Bearer/i);
+    });
+
+    it("UNAUTHENTICATED with a wrong token names where that token came from", async function () {
+      const flag = await decant(["migrate", "status", "--addr", guardedAddr, "--token", "wrong"]);
+      expect(flag.code, show(flag)).to.equal(4);
+      expect(flag.stderr).to.include("refused the admin token given by --token");
+      const env = await decant(["migrate", "status", "--addr", guardedAddr], { env: { DECANT_ADMIN_TOKEN: "wrong" } });
+      expect(env.stderr).to.include("refused the admin token given by DECANT_ADMIN_TOKEN");
+      const right = await decant(["migrate", "status", "--addr", guardedAddr, "--token", "the-right-token"]);
+      expect(right.code, show(right)).to.equal(0);
+    });
+  });
+
   it("an unreachable sidecar exits 3 with UNAVAILABLE, quickly", async function () {
     // Compare with a run that makes no call, started at the same moment, so a busy machine's
     // start-up time counts for both: waiting for the 15 s deadline would show as >= ~15 s more.
@@ -297,9 +330,13 @@ describe("decant CLI (child process against a real sidecar)", function () {
       timed(["put", "ns", "k", "v"], { DECANT_ADDR: "127.0.0.1:1" }),
     ]);
     expect(unreachable.r.code, show(unreachable.r)).to.equal(3);
-    expect(unreachable.r.stderr).to.include("UNAVAILABLE");
+    expect(unreachable.r.stderr).to.include("UNAVAILABLE: cannot reach a Decant sidecar at 127.0.0.1:1 (from --addr): nothing is listening there (connection refused)");
     expect(viaEnv.r.code, show(viaEnv.r)).to.equal(3);
-    expect(viaEnv.r.stderr).to.include("UNAVAILABLE");
+    expect(viaEnv.r.stderr).to.include("cannot reach a Decant sidecar at 127.0.0.1:1 (from DECANT_ADDR)");
+    for (const r of [unreachable.r, viaEnv.r]) {
+      expect(r.stderr, "what to check").to.include("--addr host:port or DECANT_ADDR");
+      expect(r.stderr, "not grpc-js's own words").to.not.match(/No connection established|Last error|Resolution note/);
+    }
     expect(unreachable.ms - baseline.ms, "connection refused should fail fast, not wait for the 15 s deadline").to.be.below(10_000);
   });
 });

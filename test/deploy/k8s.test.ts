@@ -452,7 +452,7 @@ describe("deploy: Kubernetes manifests (k8s/)", function () {
         }
       });
 
-      it("keeps gRPC on loopback, serves metrics on the pod IP, and probes /healthz on the metrics port", () => {
+      it("keeps gRPC on loopback, serves metrics on the pod IP, and probes /livez (startup, liveness) and /readyz (readiness) on the metrics port", () => {
         const config = loadConfig(writeTmp(tmp, configMap.data["decant.yaml"]), env(sidecar));
         const metricsPort = portOf(config.metricsListen);
         expect(isLoopback(hostOf(config.metricsListen)), "metrics_listen must not be loopback: Prometheus and the kubelet use the pod IP").to.equal(false);
@@ -466,7 +466,8 @@ describe("deploy: Kubernetes manifests (k8s/)", function () {
             expect(config.tls, `${probe}: the kubelet's gRPC probe cannot use TLS`).to.equal(undefined);
             expect(p.grpc.port).to.equal(portOf(config.listen));
           } else {
-            expect(p.httpGet?.path, probe).to.equal("/healthz");
+            // Liveness must not follow the store (an outage would restart every pod); readiness must.
+            expect(p.httpGet?.path, probe).to.equal(probe === "readinessProbe" ? "/readyz" : "/livez");
             expect(containerPort(sidecar, p.httpGet.port), `${probe} port`).to.equal(metricsPort);
           }
         }

@@ -4,7 +4,8 @@
 // without them the suite is skipped with one loud line, or fails when CI is set.
 import { expect } from "chai";
 import { execFile, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { CLOSED_PORT } from "../support/servers.js";
@@ -110,6 +111,20 @@ describe("Python example client", function () {
     expect(again.stdout).to.include("create alice if absent -> FAILED_PRECONDITION (current version 4)");
     expect(again.stdout).to.include("scanned 12 keys in 2 pages");
     expect((await s.client.get(ns, "alice")).item!.version).to.equal("4");
+  });
+
+  it("client.py started with a python3 that lacks grpc runs under the Python generate.sh used", async function () {
+    // A python3 first on PATH without grpc (pyenv, a venv): here /usr/bin/python3 -S, which
+    // does not see the Debian packages' modules.
+    const dir = mkdtempSync(join(tmpdir(), "decant-py-"));
+    writeFileSync(join(dir, "python3"), `#!/bin/sh\nexec ${PYTHON} -S "$@"\n`, { mode: 0o755 });
+    const bare = await exec(join(dir, "python3"), ["-c", "import grpc"]);
+    expect(bare.code, "the stand-in python3 must lack grpc").to.not.equal(0);
+    const ns = freshNamespace("py");
+    const r = await exec("python3", [join(EXAMPLE, "client.py"), "--addr", `127.0.0.1:${s.sidecar.grpcPort}`, "--namespace", ns], { PATH: `${dir}:${process.env.PATH}` });
+    expect(r.code, `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`).to.equal(0);
+    expect(r.stdout).to.include("all good");
+    expect(readFileSync(join(EXAMPLE, "gen/PYTHON"), "utf8").trim()).to.equal(PYTHON);
   });
 
   it("client.py exits non-zero when no sidecar is there", async function () {

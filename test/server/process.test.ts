@@ -168,7 +168,10 @@ describe("decant serve (child process)", function () {
     const starting = first.logs().find((l) => l.message === "starting decant");
     expect(starting, first.stderr()).to.not.equal(undefined);
     expect(starting!.current).to.equal(`sqlite:${db}`);
-    expect(first.logs().some((l) => l.message === "decant is serving"), first.stderr()).to.equal(true);
+    const serving = first.logs().find((l) => l.message === "decant is serving");
+    expect(serving, first.stderr()).to.not.equal(undefined);
+    expect(serving!.status_page, "the start-up log gives the status page's URL").to.equal(`http://127.0.0.1:${first.metricsPort}/`);
+    expect((await fetch(serving!.status_page as string)).status).to.equal(200);
 
     first.child.kill("SIGTERM");
     const exit = await exitWithin(first, 60_000);
