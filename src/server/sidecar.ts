@@ -17,6 +17,8 @@ import { MigrationMetrics } from "../metrics/migration-metrics.js";
 export interface Sidecar {
   grpcPort: number;
   metricsPort: number;
+  /** The DynamoDB-API front's port, when dynamodb_listen is set. */
+  dynamodbPort?: number;
   metrics: Metrics;
   /** The store clients are served from (the migration layer when a target is configured). */
   store: Store;
@@ -75,6 +77,7 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
 
   let grpcServer;
   let httpServer;
+  let dynamoFront: import("../fronts/dynamodb/server.js").DynamoFront | undefined;
   try {
     grpcServer = await startGrpcServer({
       listen: config.listen,
@@ -97,25 +100,32 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
       return false;
     };
     httpServer = await startMetricsServer(config.metricsListen, metrics, [...(hooks.routes ?? []), statusPage]);
+    // The DynamoDB front is one more client of the same store (loaded only when configured).
+    if (config.dynamodbListen) {
+      const { startDynamoFront } = await import("../fronts/dynamodb/server.js");
+      dynamoFront = await startDynamoFront({ listen: config.dynamodbListen, store: served, logger, metrics, maxValueBytes: config.maxValueBytes, credentials: config.dynamodbAuth });
+    }
   } catch (err) {
+    await httpServer?.close();
     await grpcServer?.shutdown(0);
     await controller.stop();
     await closeStores();
     throw err;
   }
-  logger.info("decant is serving", { grpc: `${config.listen.slice(0, config.listen.lastIndexOf(":"))}:${grpcServer.port}`, metrics_port: httpServer.port, store: served.description, phase: controller.phase });
+  logger.info("decant is serving", { grpc: `${config.listen.slice(0, config.listen.lastIndexOf(":"))}:${grpcServer.port}`, metrics_port: httpServer.port, dynamodb_port: dynamoFront?.port, store: served.description, phase: controller.phase });
 
   let stopping: Promise<void> | undefined;
   return {
     grpcPort: grpcServer.port,
     metricsPort: httpServer.port,
+    dynamodbPort: dynamoFront?.port,
     metrics,
     store: served,
     controller,
     stop() {
       stopping ??= (async () => {
         logger.info("stopping decant: draining in-flight requests", { drain_timeout_ms: config.drainTimeoutMs });
-        const { forced } = await grpcServer.shutdown(config.drainTimeoutMs);
+        const [{ forced }] = await Promise.all([grpcServer.shutdown(config.drainTimeoutMs), dynamoFront?.close(config.drainTimeoutMs)]);
         if (forced) logger.warn("drain deadline passed; cancelled the requests still in flight");
         await controller.stop(); // the backfill checkpoints before its stores close
         await httpServer.close();
