@@ -88,6 +88,8 @@ export async function startFront(storeUrl: string, env: Record<string, string> =
   const client = sdkClient(endpoint);
   return {
     ...t,
+    /** The sidecar's gRPC client. */
+    grpc: t.client,
     endpoint,
     client,
     doc: docClient(client),
