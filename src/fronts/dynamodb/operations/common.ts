@@ -1,7 +1,6 @@
 // What every operation needs: its context, parameter checks with DynamoDB's messages, keys as
 // store keys, and the expression parameters.
 import type { Store } from "../../../protocol/store.js";
-import { MAX_KEY_BYTES } from "../../../protocol/types.js";
 import type { Catalog, TableInfo } from "../catalog.js";
 import { checkAllUsed, parseCondition, parseProjection, project, type Condition, type Projection } from "../expressions/index.js";
 import { encodeKey } from "../keys.js";
@@ -84,24 +83,14 @@ export function pickKey(table: TableInfo, item: DItem): DItem {
   return key;
 }
 
-/** An item's store key, refused when the store cannot hold it (DynamoDB allows longer keys; documented). */
-export function storeKeyOf(table: TableInfo, item: DItem): string {
-  for (const n of keyNames(table)) {
-    const v = item[n] as Record<string, unknown> | undefined;
-    if (v && (v.S === "" || v.B === "")) throw validation(`One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty ${v.S === "" ? "string" : "binary"} value. Key: ${n}`);
-  }
-  const key = encodeKey(table.schema, item);
-  if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw validation(`the key of this item encodes to ${Buffer.byteLength(key)} bytes, more than the ${MAX_KEY_BYTES} bytes Decant's stores hold per key (DynamoDB allows 2048-byte partition and 1024-byte sort keys; shorten the key)`);
-  return key;
-}
+/** An item's store key (keys.ts refuses one the store cannot hold: DynamoDB allows longer keys; documented). */
+export const storeKeyOf = (table: TableInfo, item: DItem): string => encodeKey(table.schema, item);
 
 /** A `Key` parameter: exactly the table's key attributes. */
 export function keyParam(table: TableInfo, value: unknown, field = "Key"): { key: DItem; storeKey: string } {
   if (value === undefined || value === null) throw constraint(value, lowerFirst(field), "Member must not be null");
   const key = validateItem(value, field);
-  const names = keyNames(table);
-  if (Object.keys(key).length !== names.length || names.some((n) => key[n] === undefined)) throw validation("The provided key element does not match the schema");
-  return { key, storeKey: storeKeyOf(table, key) };
+  return { key, storeKey: encodeKey(table.schema, key, "key") };
 }
 
 /** ExpressionAttributeNames/Values, the names/values each expression used, and the check that none is left over. */

@@ -8,7 +8,7 @@ import { compareKeys, type Item } from "../../../protocol/types.js";
 import type { TableInfo } from "../catalog.js";
 import { evaluateCondition, legacyExpected, parseKeyCondition, type Condition, type KeyCondition } from "../expressions/index.js";
 import { decodeItem, itemSize, validateValue, compareScalars } from "../item.js";
-import { decodeKey, partitionPrefix } from "../keys.js";
+import { decodeKey, encodeKeyValue, partitionPrefix } from "../keys.js";
 import { validation, type AttributeValue, type DItem } from "../types.js";
 import { Expressions, keyParam, noMixing, object, optionalBoolean, optionalEnum, optionalInt, optionalString, pickKey, projector, refuse, tableName, type Input, type OpContext, type Projector } from "./common.js";
 
@@ -275,7 +275,9 @@ export async function query(ctx: OpContext, input: Input) {
         return matchesRange(range, v);
       }
     : undefined;
-  return readPage(ctx, { table, prefix, after: start?.storeKey, reverse: !forward, limit, keyTest, filter, projection, count });
+  // begins_with narrows the scan: the key encoding maps a string/binary prefix to a store-key prefix.
+  const scanPrefix = range?.op === "BEGINS_WITH" && table.schema.range ? prefix + encodeKeyValue(table.schema.range.type, range.values[0]!) : prefix;
+  return readPage(ctx, { table, prefix: scanPrefix, after: start?.storeKey, reverse: !forward, limit, keyTest, filter, projection, count });
 }
 
 export async function scan(ctx: OpContext, input: Input) {
