@@ -23,14 +23,14 @@ const STORE_PAGE = 1000;
 class ResumeHints {
   private readonly hints = new Map<string, string | undefined>();
   constructor(private readonly max = 2000) {}
-  set(ns: string, key: string, cursor: string | undefined): void {
-    const id = `${ns}\u0000${key}`;
+  set(ns: string, prefix: string, key: string, cursor: string | undefined): void {
+    const id = `${ns}\u0000${prefix}\u0000${key}`;
     this.hints.delete(id);
     this.hints.set(id, cursor);
     if (this.hints.size > this.max) this.hints.delete(this.hints.keys().next().value!);
   }
-  take(ns: string, key: string): { cursor: string | undefined } | undefined {
-    const id = `${ns}\u0000${key}`;
+  take(ns: string, prefix: string, key: string): { cursor: string | undefined } | undefined {
+    const id = `${ns}\u0000${prefix}\u0000${key}`;
     if (!this.hints.has(id)) return undefined;
     const cursor = this.hints.get(id);
     this.hints.delete(id);
@@ -49,7 +49,7 @@ interface Found {
 async function* inKeyOrder(ctx: OpContext, ns: string, prefix: string, after: string | undefined, reverse: boolean, pageHint: number): AsyncGenerator<Found> {
   const beyond = (key: string) => after === undefined || (reverse ? compareKeys(key, after) < 0 : compareKeys(key, after) > 0);
   if (ctx.store.capabilities.orderedScan && !reverse) {
-    const hint = after === undefined ? undefined : hints.take(ns, after);
+    const hint = after === undefined ? undefined : hints.take(ns, prefix, after);
     let cursor = hint?.cursor;
     let hinted = hint !== undefined && cursor !== undefined;
     for (;;) {
@@ -183,7 +183,7 @@ async function readPage(ctx: OpContext, spec: PageSpec) {
   if (!spec.count) out.Items = items;
   if (full && last && lastItem) {
     out.LastEvaluatedKey = pickKey(table, lastItem);
-    if (!spec.reverse) hints.set(table.namespace, last.item.key, last.pageCursor);
+    if (!spec.reverse) hints.set(table.namespace, spec.prefix, last.item.key, last.pageCursor);
   }
   return out;
 }
