@@ -206,7 +206,9 @@ class Parser {
       this.parenthesized.add(inner);
       return inner;
     }
-    const left = this.conditionOperand();
+    const left = this.parseOperand(CONDITION_FUNCTIONS);
+    const isFunction = !(this.tok.type === "punct" && COMPARATORS.has(this.tok.text)) && !this.isKeyword("BETWEEN") && !this.isKeyword("IN");
+    if (!isFunction) this.checkOperand(left);
     if (this.tok.type === "punct" && COMPARATORS.has(this.tok.text)) {
       const op = this.tok.text as Comparator;
       this.pos++;
@@ -248,7 +250,9 @@ class Parser {
   }
   /** An operand of a comparison: only size() may be a function there. */
   private conditionOperand(): Operand {
-    const operand = this.parseOperand(CONDITION_FUNCTIONS);
+    return this.checkOperand(this.parseOperand(CONDITION_FUNCTIONS));
+  }
+  private checkOperand(operand: Operand): Operand {
     if (operand.kind === "call") {
       if (operand.name !== "size") {
         this.error("misusedFunction", `The function is not allowed to be used this way in an expression; function: ${operand.name}`);
