@@ -299,7 +299,7 @@ describe("dynamodb expressions", () => {
       expect(JSON.stringify(item)).to.equal(before); // the input item is not modified
       return out;
     };
-    const changes: [string, DItem][] = [
+    const changes: [string, Record<string, AttributeValue | undefined>][] = [
       ["SET n = :one", { n: { N: "1" } }],
       ["SET n = n + :one", { n: { N: "6" } }],
       ["SET n = n - :one", { n: { N: "4" } }],
