@@ -95,7 +95,7 @@ function validateTyped(type: AttributeType, x: unknown, depth: number): Attribut
       return { BOOL: x };
     case "NULL":
       if (typeof x !== "boolean") throw serialization(`${jsonKind(x)} cannot be converted to Boolean`);
-      if (!x) throw validation("One or more parameter values were invalid: Null attribute value types must have the value of true");
+      // DynamoDB used to refuse {"NULL": false}; since 2026 it stores it as {"NULL": true} (captured on AWS).
       return { NULL: true };
     case "SS": {
       const ss = wantArray(x).map(wantString);
