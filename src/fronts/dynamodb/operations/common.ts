@@ -2,7 +2,7 @@
 // store keys, and the expression parameters.
 import type { Store } from "../../../protocol/store.js";
 import type { Catalog, TableInfo } from "../catalog.js";
-import { checkAllUsed, parseCondition, parseProjection, project, type Condition, type Projection } from "../expressions/index.js";
+import { checkAllUsed, validateExpressionContext, parseCondition, parseProjection, project, type Condition, type Projection } from "../expressions/index.js";
 import { encodeKey } from "../keys.js";
 import { validateItem } from "../item.js";
 import { DynamoError, validation, type DItem, type ExprContext } from "../types.js";
@@ -100,20 +100,7 @@ export class Expressions {
   private any = false;
 
   constructor(input: Input) {
-    const names = input.ExpressionAttributeNames;
-    const values = input.ExpressionAttributeValues;
-    this.ctx = {};
-    if (names !== undefined && names !== null) {
-      const n = object(names, "ExpressionAttributeNames");
-      if (Object.keys(n).length === 0) throw validation("ExpressionAttributeNames must not be empty");
-      for (const [k, v] of Object.entries(n)) if (typeof v !== "string") throw new DynamoError("SerializationException", `ExpressionAttributeNames.${k} must be a string`);
-      this.ctx.names = n as Record<string, string>;
-    }
-    if (values !== undefined && values !== null) {
-      const v = object(values, "ExpressionAttributeValues");
-      if (Object.keys(v).length === 0) throw validation("ExpressionAttributeValues must not be empty");
-      this.ctx.values = validateItem(v, "ExpressionAttributeValues");
-    }
+    this.ctx = validateExpressionContext(input.ExpressionAttributeNames, input.ExpressionAttributeValues);
   }
 
   /** Marks that an expression parameter is present (names/values are only allowed with one). */
@@ -121,10 +108,10 @@ export class Expressions {
     this.any = true;
   }
 
-  condition(expr: string | undefined): Condition | undefined {
+  condition(expr: string | undefined, kind: "ConditionExpression" | "FilterExpression" = "ConditionExpression"): Condition | undefined {
     if (expr === undefined) return undefined;
     this.note();
-    return parseCondition(expr, this.ctx, this.used);
+    return parseCondition(expr, this.ctx, this.used, kind);
   }
 
   projection(expr: string | undefined): Projection | undefined {

@@ -4,10 +4,10 @@
 import { isDecantError } from "../../../protocol/errors.js";
 import type { Item } from "../../../protocol/types.js";
 import type { TableInfo } from "../catalog.js";
-import { applyUpdate, evaluateCondition, legacyAttributeUpdates, legacyExpected, parseUpdate, type Condition, type Update } from "../expressions/index.js";
-import { decodeItem, encodeItem, equalValues, itemSize, MAX_ITEM_SIZE, validateItem } from "../item.js";
+import { applyUpdate, checkUpdateKeys, evaluateCondition, legacyAttributeUpdates, legacyExpected, parseUpdate, project, updatedPaths, type Condition, type Update } from "../expressions/index.js";
+import { decodeItem, encodeItem, itemSize, MAX_ITEM_SIZE, validateItem } from "../item.js";
 import { DynamoError, validation, type DItem } from "../types.js";
-import { Expressions, keyParam, noMixing, optionalBoolean, optionalEnum, optionalString, projector, storeKeyOf, tableName, type Input, type OpContext } from "./common.js";
+import { Expressions, keyNames, keyParam, noMixing, optionalBoolean, optionalEnum, optionalString, projector, storeKeyOf, tableName, type Input, type OpContext } from "./common.js";
 
 /** Conflicting writers to one item: tries before the client is told to retry later. */
 const MAX_ATTEMPTS = 50;
@@ -118,20 +118,11 @@ export async function deleteItem(ctx: OpContext, input: Input) {
   return returnValues === "ALL_OLD" && old ? { Attributes: old } : {};
 }
 
-/** The top-level attributes an update changed, added or removed (for UPDATED_OLD / UPDATED_NEW). */
-function changedNames(before: DItem | undefined, after: DItem): string[] {
-  const names = new Set([...Object.keys(before ?? {}), ...Object.keys(after)]);
-  return [...names].filter((n) => {
-    const a = before?.[n];
-    const b = after[n];
-    return a === undefined || b === undefined || !equalValues(a, b);
-  });
-}
-
-function pick(item: DItem | undefined, names: string[]): DItem {
-  const out: DItem = {};
-  if (item) for (const n of names) if (item[n] !== undefined) out[n] = item[n];
-  return out;
+/** ReturnValues UPDATED_OLD / UPDATED_NEW: the item projected on the paths the update names. */
+function updatedPart(item: DItem | undefined, update: Update | undefined): Record<string, unknown> {
+  if (!item || !update) return {};
+  const attrs = project(item, updatedPaths(update));
+  return Object.keys(attrs).length ? { Attributes: attrs } : {};
 }
 
 export async function updateItem(ctx: OpContext, input: Input) {
@@ -144,6 +135,7 @@ export async function updateItem(ctx: OpContext, input: Input) {
   if (updateExpr !== undefined) update = parseUpdate(updateExpr, exprs.mark(), exprs.used);
   else if (input.AttributeUpdates !== undefined && input.AttributeUpdates !== null) update = legacyAttributeUpdates(input.AttributeUpdates);
   exprs.finish();
+  if (update) checkUpdateKeys(update, keyNames(table));
   const returnValues = optionalEnum(input, "ReturnValues", ["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"] as const) ?? "NONE";
   const onFailure = returnOnFailure(input);
   const { old, decision } = await readModifyWrite(ctx, table, storeKey, (old) => {
@@ -156,14 +148,10 @@ export async function updateItem(ctx: OpContext, input: Input) {
       return old ? { Attributes: old } : {};
     case "ALL_NEW":
       return { Attributes: after };
-    case "UPDATED_OLD": {
-      const attrs = pick(old, changedNames(old, after));
-      return Object.keys(attrs).length ? { Attributes: attrs } : {};
-    }
-    case "UPDATED_NEW": {
-      const attrs = pick(after, changedNames(old, after));
-      return Object.keys(attrs).length ? { Attributes: attrs } : {};
-    }
+    case "UPDATED_OLD":
+      return updatedPart(old, update);
+    case "UPDATED_NEW":
+      return updatedPart(after, update);
     default:
       return {};
   }

@@ -83,7 +83,7 @@ async function* inKeyOrder(ctx: OpContext, ns: string, prefix: string, after: st
 }
 
 function matchesRange(range: NonNullable<KeyCondition["range"]>, v: AttributeValue): boolean {
-  const c = (x: AttributeValue) => compareScalars(v, x) ?? NaN;
+  const c = (x: AttributeValue | undefined) => compareScalars(v, x!) ?? NaN;
   switch (range.op) {
     case "=":
       return c(range.values[0]) === 0;
@@ -98,7 +98,7 @@ function matchesRange(range: NonNullable<KeyCondition["range"]>, v: AttributeVal
     case "BETWEEN":
       return c(range.values[0]) >= 0 && c(range.values[1]) <= 0;
     case "BEGINS_WITH": {
-      const p = range.values[0];
+      const p = range.values[0]!;
       if ("S" in p && "S" in v) return v.S.startsWith(p.S);
       if ("B" in p && "B" in v) return Buffer.from(v.B, "base64").subarray(0, Buffer.from(p.B, "base64").length).equals(Buffer.from(p.B, "base64"));
       return false;
@@ -114,9 +114,9 @@ function pastRange(range: NonNullable<KeyCondition["range"]>, v: AttributeValue)
     case "=":
     case "<":
     case "<=":
-      return (compareScalars(v, range.values[0]) ?? 0) > 0;
+      return (compareScalars(v, range.values[0]!) ?? 0) > 0;
     case "BETWEEN":
-      return (compareScalars(v, range.values[1]) ?? 0) > 0;
+      return (compareScalars(v, range.values[1]!) ?? 0) > 0;
     default:
       return false;
   }
@@ -199,7 +199,7 @@ function selectOf(input: Input, projection: Projector | undefined): boolean {
 
 /** The filter: FilterExpression, or the legacy QueryFilter/ScanFilter. */
 function filterOf(input: Input, exprs: Expressions, legacy: "QueryFilter" | "ScanFilter"): Condition | undefined {
-  const f = exprs.condition(optionalString(input, "FilterExpression"));
+  const f = exprs.condition(optionalString(input, "FilterExpression"), "FilterExpression");
   if (f !== undefined) return f;
   if (input[legacy] === undefined || input[legacy] === null) return undefined;
   return legacyExpected(input[legacy], optionalEnum(input, "ConditionalOperator", ["AND", "OR"] as const));
