@@ -2,17 +2,11 @@
 // through the DynamoDB fronts of TWO sidecar processes on one PostgreSQL store end exactly at 16
 // (and a conditional put race has exactly one winner).
 import { expect } from "chai";
-import pg from "pg";
 import { CreateTableCommand, GetItemCommand, PutItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { killAllSidecars, startSidecarProcess, type SidecarProcess } from "../../support/processes.js";
-import { serverAvailable, TEST_URLS } from "../../support/servers.js";
-import { sdkClient, testStore } from "./support.js";
+import { sdkClient, serverUp, testStore } from "./support.js";
 
-const ok = await serverAvailable("postgres", async () => {
-  const c = new pg.Client({ connectionString: TEST_URLS.postgres, connectionTimeoutMillis: 2000 });
-  await c.connect();
-  await c.end();
-});
+const ok = await serverUp.postgres();
 
 if (ok) {
   describe("DynamoDB front: atomic read-modify-write across two sidecar processes (PostgreSQL)", function () {

@@ -8,29 +8,18 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import pg from "pg";
-import { Redis } from "ioredis";
 import { CreateTableCommand, DeleteItemCommand, GetItemCommand, PutItemCommand, QueryCommand, UpdateItemCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { openStore } from "../../../src/backends/index.js";
 import { CONTROL_NAMESPACE } from "../../../src/protocol/types.js";
 import { CATALOG_NAMESPACE } from "../../../src/fronts/dynamodb/catalog.js";
 import { compareStores, waitFor } from "../../support/migration.js";
 import { killAllSidecars, startSidecarProcess, type SidecarProcess } from "../../support/processes.js";
-import { serverAvailable, TEST_URLS } from "../../support/servers.js";
-import { sdkClient, testStore, type TestStore } from "./support.js";
+import { sdkClient, serverUp, testStore, type TestStore } from "./support.js";
 
 const FAST = { DECANT_HEARTBEAT_MS: "50", DECANT_LEASE_MS: "1500", DECANT_REPLICA_TTL_MS: "3000", DECANT_FENCE_TIMEOUT_MS: "5000", DECANT_BACKFILL_LEASE_MS: "1000" };
 
-const pgUp = await serverAvailable("postgres", async () => {
-  const c = new pg.Client({ connectionString: TEST_URLS.postgres, connectionTimeoutMillis: 2000 });
-  await c.connect();
-  await c.end();
-});
-const redisUp = await serverAvailable("redis", async () => {
-  const r = new Redis(TEST_URLS.redis, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  await r.connect();
-  r.disconnect();
-});
+const pgUp = await serverUp.postgres();
+const redisUp = await serverUp.redis();
 
 function sqliteStore(): TestStore {
   const dir = mkdtempSync(join(tmpdir(), "decant-ddb-mig-"));

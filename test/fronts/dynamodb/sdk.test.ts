@@ -22,26 +22,9 @@ import {
   type AttributeValue,
 } from "@aws-sdk/client-dynamodb";
 import { GetCommand, PutCommand, QueryCommand as DocQuery, UpdateCommand, paginateQuery, paginateScan } from "@aws-sdk/lib-dynamodb";
-import { Redis } from "ioredis";
-import mysql from "mysql2/promise";
-import pg from "pg";
-import { serverAvailable, TEST_URLS } from "../../support/servers.js";
-import { rejection, startFront, testStore } from "./support.js";
+import { rejection, serverUp, startFront, testStore } from "./support.js";
 
-const available = {
-  sqlite: true,
-  postgres: await serverAvailable("postgres", async () => {
-    const c = new pg.Client({ connectionString: TEST_URLS.postgres, connectionTimeoutMillis: 2000 });
-    await c.connect();
-    await c.end();
-  }),
-  mysql: await serverAvailable("mysql", async () => (await mysql.createConnection(TEST_URLS.mysql)).end()),
-  redis: await serverAvailable("redis", async () => {
-    const r = new Redis(TEST_URLS.redis, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    await r.connect();
-    r.disconnect();
-  }),
-};
+const available = { sqlite: true, postgres: await serverUp.postgres(), mysql: await serverUp.mysql(), redis: await serverUp.redis() };
 
 for (const kind of ["sqlite", "postgres", "mysql", "redis"] as const) {
   if (!available[kind]) continue;

@@ -2,14 +2,13 @@
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { expect } from "chai";
 import { BatchGetItemCommand, BatchWriteItemCommand, CreateTableCommand, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
-import { Redis } from "ioredis";
 import { openStore } from "../../../src/backends/index.js";
 import { ConfigError, loadConfig } from "../../../src/config/config.js";
 import { startDynamoFront } from "../../../src/fronts/dynamodb/server.js";
 import { silentLogger } from "../../../src/log.js";
 import { scrapeMetric } from "../../support/processes.js";
-import { serverAvailable, TEST_URLS } from "../../support/servers.js";
-import { CREDENTIALS, rejection, sdkClient, startFront } from "./support.js";
+import { TEST_URLS } from "../../support/servers.js";
+import { CREDENTIALS, rejection, sdkClient, serverUp, startFront } from "./support.js";
 
 const post = (endpoint: string, target: string | undefined, body: string) =>
   fetch(endpoint, { method: "POST", headers: { "content-type": "application/x-amz-json-1.0", ...(target ? { "x-amz-target": target } : {}) }, body });
@@ -99,11 +98,7 @@ describe("DynamoDB front: protocol, signatures, metrics, config", function () {
   });
 });
 
-const redisUp = await serverAvailable("redis", async () => {
-  const r = new Redis(TEST_URLS.redis, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  await r.connect();
-  r.disconnect();
-});
+const redisUp = await serverUp.redis();
 
 if (redisUp) {
   describe("DynamoDB front: the store goes away (Redis behind a proxy that is cut)", function () {

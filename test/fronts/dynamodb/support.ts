@@ -10,7 +10,25 @@ import mysql from "mysql2/promise";
 import pg from "pg";
 import { openStore } from "../../../src/backends/index.js";
 import { startTestSidecar } from "../../support/sidecar.js";
-import { TEST_URLS } from "../../support/servers.js";
+import { Redis } from "ioredis";
+import { serverAvailable, TEST_URLS } from "../../support/servers.js";
+
+/** Whether each test server answers (skipped with a loud line, or failing under CI, when not). */
+export const serverUp = {
+  postgres: () =>
+    serverAvailable("postgres", async () => {
+      const c = new pg.Client({ connectionString: TEST_URLS.postgres, connectionTimeoutMillis: 2000 });
+      await c.connect();
+      await c.end();
+    }),
+  mysql: () => serverAvailable("mysql", async () => (await mysql.createConnection(TEST_URLS.mysql)).end()),
+  redis: () =>
+    serverAvailable("redis", async () => {
+      const r = new Redis(TEST_URLS.redis, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      await r.connect();
+      r.disconnect();
+    }),
+};
 
 export const CREDENTIALS = { accessKeyId: "AKIDTEST", secretAccessKey: "test-secret" };
 

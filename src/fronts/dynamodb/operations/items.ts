@@ -81,6 +81,14 @@ export async function putItem(ctx: OpContext, input: Input) {
   if (input.Item === undefined || input.Item === null) throw validation("1 validation error detected: Value null at 'item' failed to satisfy constraint: Member must not be null");
   const item = validateItem(input.Item, "Item");
   const storeKey = storeKeyOf(table, item);
+  return writeWhole(ctx, table, storeKey, input, () => ctx.store.put(table.namespace, storeKey, encodeForStore(ctx, item)), () => ({ put: item }));
+}
+
+/**
+ * PutItem and DeleteItem: with no condition and no ReturnValues a blind write (no read);
+ * otherwise read-modify-write, returning the old item for ALL_OLD.
+ */
+async function writeWhole(ctx: OpContext, table: TableInfo, storeKey: string, input: Input, blind: () => Promise<unknown>, decide: (old: DItem | undefined) => Decision) {
   const exprs = new Expressions(input);
   const condition = conditionOf(input, exprs);
   exprs.finish();
@@ -88,12 +96,12 @@ export async function putItem(ctx: OpContext, input: Input) {
   if (returnValues !== "NONE" && returnValues !== "ALL_OLD") throw validation("ReturnValues can only be ALL_OLD or NONE");
   const onFailure = returnOnFailure(input);
   if (condition === undefined && returnValues === "NONE") {
-    await ctx.store.put(table.namespace, storeKey, encodeForStore(ctx, item));
+    await blind();
     return {};
   }
   const { old } = await readModifyWrite(ctx, table, storeKey, (old) => {
     if (condition !== undefined && !evaluateCondition(condition, old)) throw conditionFailed(old, onFailure);
-    return { put: item };
+    return decide(old);
   });
   return returnValues === "ALL_OLD" && old ? { Attributes: old } : {};
 }
@@ -101,21 +109,7 @@ export async function putItem(ctx: OpContext, input: Input) {
 export async function deleteItem(ctx: OpContext, input: Input) {
   const table = await ctx.catalog.get(tableName(input.TableName));
   const { storeKey } = keyParam(table, input.Key);
-  const exprs = new Expressions(input);
-  const condition = conditionOf(input, exprs);
-  exprs.finish();
-  const returnValues = optionalEnum(input, "ReturnValues", ["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"] as const) ?? "NONE";
-  if (returnValues !== "NONE" && returnValues !== "ALL_OLD") throw validation("ReturnValues can only be ALL_OLD or NONE");
-  const onFailure = returnOnFailure(input);
-  if (condition === undefined && returnValues === "NONE") {
-    await ctx.store.delete(table.namespace, storeKey);
-    return {};
-  }
-  const { old } = await readModifyWrite(ctx, table, storeKey, (old) => {
-    if (condition !== undefined && !evaluateCondition(condition, old)) throw conditionFailed(old, onFailure);
-    return old ? { delete: true } : { none: true };
-  });
-  return returnValues === "ALL_OLD" && old ? { Attributes: old } : {};
+  return writeWhole(ctx, table, storeKey, input, () => ctx.store.delete(table.namespace, storeKey), (old) => (old ? { delete: true } : { none: true }));
 }
 
 /** ReturnValues UPDATED_OLD / UPDATED_NEW: the item projected on the paths the update names. */
