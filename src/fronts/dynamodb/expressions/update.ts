@@ -15,9 +15,6 @@ export function checkUpdateKeys(u: UpdateNode, keyNames: string[]): void {
   for (const a of u.actions) {
     const top = a.path[0] as string;
     if (!keyNames.includes(top)) continue;
-    if (a.path.length > 1) {
-      throw validation(`Key attributes must be scalars; list random access '[]' and map lookup '.' are not allowed: Key: ${top}`);
-    }
     throw validation(`One or more parameter values were invalid: Cannot update attribute ${top}. This attribute is part of the key`);
   }
 }
@@ -89,7 +86,7 @@ function removeAll(item: DItem, paths: Path[]): void {
   for (const path of paths) {
     const parent = parentOf(item, path);
     const last = path[path.length - 1]!;
-    if (!parent) continue;
+    if (!parent) throw badPath(); // like SET: the path up to the last step must exist
     if ("M" in parent) delete parent.M[last as string];
     else fromLists.set(parent.L, [...(fromLists.get(parent.L) ?? []), last as number]);
   }
