@@ -344,6 +344,33 @@ describe("dynamodb expressions", () => {
     });
   });
 
+  it("never fails with anything but a ValidationException on random token soup (fuzz)", () => {
+    const words = ["a", "b", "#n", ":five", ":x", "(", ")", "[", "]", "0", "1", ".", ",", "=", "<>", "<", "<=", ">", ">=",
+      "+", "-", "AND", "OR", "NOT", "BETWEEN", "IN", "SET", "REMOVE", "ADD", "DELETE", "size", "contains", "begins_with",
+      "attribute_exists", "if_not_exists", "list_append", "status", "$", "\"", "#", ":", "é"];
+    let seed = 99;
+    const rand = (k: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % k);
+    const ctx: ExprContext = { names: { "#n": "n" }, values: { ":five": { N: "5" }, ":x": { S: "x" } } };
+    const parsers = [
+      (e: string) => evaluateCondition(parseCondition(e, ctx, new Set()), ITEM),
+      (e: string) => project(ITEM, parseProjection(e, ctx, new Set())),
+      (e: string) => applyUpdate(ITEM, parseUpdate(e, ctx, new Set()), { id: ITEM.id! }),
+      (e: string) => parseKeyCondition(e, ctx, { hash: { name: "a", type: "S" }, range: { name: "b", type: "N" } }, new Set()),
+    ];
+    let accepted = 0;
+    for (let round = 0; round < 3000; round++) {
+      const expr = Array.from({ length: 1 + rand(9) }, () => words[rand(words.length)]).join(rand(3) ? " " : "");
+      try {
+        parsers[round % parsers.length]!(expr);
+        accepted++;
+      } catch (e) {
+        expect(e, expr).to.be.instanceOf(DynamoError);
+        expect((e as DynamoError).type, expr).to.equal("ValidationException");
+      }
+    }
+    expect(accepted).to.be.greaterThan(0);
+  });
+
   describe("placeholders", () => {
     it("collects the placeholders an expression uses, and refuses unused ones", () => {
       const ctx: ExprContext = { names: { "#a": "a", "#b": "b" }, values: { ":v": { S: "1" }, ":w": { S: "2" } } };
@@ -642,6 +669,8 @@ describe("dynamodb expressions", () => {
       ["sk = :one", "Query condition missed key schema element: pk"],
       ["pk = :p AND another = :one", "Query condition missed key schema element: sk"],
       ["pk < :p", "Query key condition not supported"],
+      ["pk < :one", "One or more parameter values were invalid: Condition parameter type does not match schema type"],
+      ["pk = :p AND sk = :one AND another = :two", "Conditions can be of length 1 or 2 only"],
       ["pk = :one", "One or more parameter values were invalid: Condition parameter type does not match schema type"],
       ["pk = :p AND sk = :s", "One or more parameter values were invalid: Condition parameter type does not match schema type"],
       ["pk = :p AND sk = :one", "Query key condition not supported", { hash: { name: "pk", type: "S" } }],

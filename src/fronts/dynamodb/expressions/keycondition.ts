@@ -71,16 +71,18 @@ function collect(c: ConditionNode, parts: Part[]): void {
 export function parseKeyConditionExpression(expr: string, ctx: ExprContext, schema: KeySchema, used: Set<string>): KeyCondition {
   const parts: Part[] = [];
   collect(parseConditionExpression("KeyConditionExpression", expr, ctx, used), parts);
+  if (parts.length > 2) throw validation("Conditions can be of length 1 or 2 only");
   if (!schema.range && parts.length > 1) throw validation("Query key condition not supported");
   const hash = parts.find((p) => p.name === schema.hash.name);
   if (!hash) throw validation(`Query condition missed key schema element: ${schema.hash.name}`);
   const range = parts.find((p) => p.name === schema.range?.name);
   if (parts.length > (range ? 2 : 1)) throw validation(`Query condition missed key schema element: ${schema.range!.name}`);
-  if (hash.op !== "=") throw validation("Query key condition not supported");
+  // DynamoDB's order: per key attribute, hash first, the value types before the operator.
   const typeMismatch = (p: Part, t: string) => p.values.some((v) => !(t in v));
-  if (typeMismatch(hash, schema.hash.type) || (range && typeMismatch(range, schema.range!.type))) {
-    throw validation("One or more parameter values were invalid: Condition parameter type does not match schema type");
-  }
+  const mismatch = () => validation("One or more parameter values were invalid: Condition parameter type does not match schema type");
+  if (typeMismatch(hash, schema.hash.type)) throw mismatch();
+  if (hash.op !== "=") throw validation("Query key condition not supported");
+  if (range && typeMismatch(range, schema.range!.type)) throw mismatch();
   const out: KeyCondition = { hash: hash.values[0]! };
   if (range) out.range = { op: range.op, values: range.values };
   return out;
