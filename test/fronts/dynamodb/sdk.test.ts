@@ -291,7 +291,7 @@ for (const kind of ["sqlite", "postgres", "mysql", "redis"] as const) {
         expect(numbers((await q("n BETWEEN :a AND :b", { ":a": { N: "-1" }, ":b": { N: "1.5" } })).Items)).to.deep.equal([-0.5, 0, 1, 1.5]);
         const filtered = await q("n BETWEEN :a AND :b", { ":a": { N: "0" }, ":b": { N: "9" }, ":t": { BOOL: true } }, { FilterExpression: "even = :t", ProjectionExpression: "n" });
         expect(filtered.Items).to.deep.equal([0, 2, 4, 6, 8].map((n) => ({ n: { N: String(n) } })));
-        expect(filtered.ScannedCount).to.equal(10);
+        expect(filtered.ScannedCount).to.equal(11); // 0..9 and 1.5
         const limited = await q("n >= :a", { ":a": { N: "0" }, ":t": { BOOL: true } }, { FilterExpression: "even = :t", Limit: 3 });
         expect(numbers(limited.Items)).to.deep.equal([0, 2]);
         expect(limited.ScannedCount).to.equal(3);

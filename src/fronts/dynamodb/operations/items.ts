@@ -62,54 +62,73 @@ function conditionOf(input: Input, exprs: Expressions): Condition | undefined {
 
 const returnOnFailure = (input: Input) => optionalEnum(input, "ReturnValuesOnConditionCheckFailure", ["ALL_OLD", "NONE"] as const) === "ALL_OLD";
 
+// Each operation checks its whole request before it looks the table up, as DynamoDB does
+// (a malformed request to a missing table is a ValidationException, not ResourceNotFound).
+
+/** A Key parameter's shape, before the table is known. */
+function keyShape(value: unknown): DItem {
+  if (value === undefined || value === null) throw validation("1 validation error detected: Value null at 'key' failed to satisfy constraint: Member must not be null");
+  return validateItem(value, "Key");
+}
+
 export async function getItem(ctx: OpContext, input: Input) {
-  const table = await ctx.catalog.get(tableName(input.TableName));
+  const name = tableName(input.TableName);
+  const key = keyShape(input.Key);
   optionalBoolean(input, "ConsistentRead"); // every read is consistent
   noMixing(input, ["ProjectionExpression"], ["AttributesToGet"]);
   const exprs = new Expressions(input);
   const projection = projector(input, exprs);
   exprs.finish();
-  const { storeKey } = keyParam(table, input.Key);
-  const found = await ctx.store.get(table.namespace, storeKey);
+  const table = await ctx.catalog.get(name);
+  const found = await ctx.store.get(table.namespace, keyParam(table, key).storeKey);
   if (!found) return {};
   const item = decodeItem(found.value);
   return { Item: projection ? projection(item) : item };
 }
 
-export async function putItem(ctx: OpContext, input: Input) {
-  const table = await ctx.catalog.get(tableName(input.TableName));
-  if (input.Item === undefined || input.Item === null) throw validation("1 validation error detected: Value null at 'item' failed to satisfy constraint: Member must not be null");
-  const item = validateItem(input.Item, "Item");
-  const storeKey = storeKeyOf(table, item);
-  return writeWhole(ctx, table, storeKey, input, () => ctx.store.put(table.namespace, storeKey, encodeForStore(ctx, item)), () => ({ put: item }));
+/** ConditionExpression/Expected and ReturnValues of PutItem and DeleteItem. */
+function writeOptions(input: Input) {
+  const exprs = new Expressions(input);
+  const condition = conditionOf(input, exprs);
+  exprs.finish();
+  const returnValues = optionalEnum(input, "ReturnValues", ["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"] as const) ?? "NONE";
+  if (returnValues !== "NONE" && returnValues !== "ALL_OLD") throw validation("ReturnValues can only be ALL_OLD or NONE");
+  return { condition, allOld: returnValues === "ALL_OLD", onFailure: returnOnFailure(input) };
 }
 
 /**
  * PutItem and DeleteItem: with no condition and no ReturnValues a blind write (no read);
  * otherwise read-modify-write, returning the old item for ALL_OLD.
  */
-async function writeWhole(ctx: OpContext, table: TableInfo, storeKey: string, input: Input, blind: () => Promise<unknown>, decide: (old: DItem | undefined) => Decision) {
-  const exprs = new Expressions(input);
-  const condition = conditionOf(input, exprs);
-  exprs.finish();
-  const returnValues = optionalEnum(input, "ReturnValues", ["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"] as const) ?? "NONE";
-  if (returnValues !== "NONE" && returnValues !== "ALL_OLD") throw validation("ReturnValues can only be ALL_OLD or NONE");
-  const onFailure = returnOnFailure(input);
-  if (condition === undefined && returnValues === "NONE") {
+async function writeWhole(ctx: OpContext, table: TableInfo, storeKey: string, o: ReturnType<typeof writeOptions>, blind: () => Promise<unknown>, decide: (old: DItem | undefined) => Decision) {
+  if (o.condition === undefined && !o.allOld) {
     await blind();
     return {};
   }
   const { old } = await readModifyWrite(ctx, table, storeKey, (old) => {
-    if (condition !== undefined && !evaluateCondition(condition, old)) throw conditionFailed(old, onFailure);
+    if (o.condition !== undefined && !evaluateCondition(o.condition, old)) throw conditionFailed(old, o.onFailure);
     return decide(old);
   });
-  return returnValues === "ALL_OLD" && old ? { Attributes: old } : {};
+  return o.allOld && old ? { Attributes: old } : {};
+}
+
+export async function putItem(ctx: OpContext, input: Input) {
+  const name = tableName(input.TableName);
+  if (input.Item === undefined || input.Item === null) throw validation("1 validation error detected: Value null at 'item' failed to satisfy constraint: Member must not be null");
+  const item = validateItem(input.Item, "Item");
+  const options = writeOptions(input);
+  const table = await ctx.catalog.get(name);
+  const storeKey = storeKeyOf(table, item);
+  return writeWhole(ctx, table, storeKey, options, () => ctx.store.put(table.namespace, storeKey, encodeForStore(ctx, item)), () => ({ put: item }));
 }
 
 export async function deleteItem(ctx: OpContext, input: Input) {
-  const table = await ctx.catalog.get(tableName(input.TableName));
-  const { storeKey } = keyParam(table, input.Key);
-  return writeWhole(ctx, table, storeKey, input, () => ctx.store.delete(table.namespace, storeKey), (old) => (old ? { delete: true } : { none: true }));
+  const name = tableName(input.TableName);
+  const key = keyShape(input.Key);
+  const options = writeOptions(input);
+  const table = await ctx.catalog.get(name);
+  const { storeKey } = keyParam(table, key);
+  return writeWhole(ctx, table, storeKey, options, () => ctx.store.delete(table.namespace, storeKey), (old) => (old ? { delete: true } : { none: true }));
 }
 
 /** ReturnValues UPDATED_OLD / UPDATED_NEW: the item projected on the paths the update names. */
@@ -120,8 +139,8 @@ function updatedPart(item: DItem | undefined, update: Update | undefined): Recor
 }
 
 export async function updateItem(ctx: OpContext, input: Input) {
-  const table = await ctx.catalog.get(tableName(input.TableName));
-  const { key, storeKey } = keyParam(table, input.Key);
+  const name = tableName(input.TableName);
+  const rawKey = keyShape(input.Key);
   const exprs = new Expressions(input);
   const condition = conditionOf(input, exprs);
   const updateExpr = optionalString(input, "UpdateExpression");
@@ -129,9 +148,11 @@ export async function updateItem(ctx: OpContext, input: Input) {
   if (updateExpr !== undefined) update = parseUpdate(updateExpr, exprs.mark(), exprs.used);
   else if (input.AttributeUpdates !== undefined && input.AttributeUpdates !== null) update = legacyAttributeUpdates(input.AttributeUpdates);
   exprs.finish();
-  if (update) checkUpdateKeys(update, keyNames(table));
   const returnValues = optionalEnum(input, "ReturnValues", ["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"] as const) ?? "NONE";
   const onFailure = returnOnFailure(input);
+  const table = await ctx.catalog.get(name);
+  const { key, storeKey } = keyParam(table, rawKey);
+  if (update) checkUpdateKeys(update, keyNames(table));
   const { old, decision } = await readModifyWrite(ctx, table, storeKey, (old) => {
     if (condition !== undefined && !evaluateCondition(condition, old)) throw conditionFailed(old, onFailure);
     return { put: update === undefined ? { ...(old ?? {}), ...key } : applyUpdate(old, update, key) };
