@@ -8,6 +8,7 @@ import {
   parseProjection, parseUpdate, project, RESERVED_WORDS, updatedPaths, validateExpressionContext,
 } from "../../../src/fronts/dynamodb/expressions/index.js";
 import { type AttributeValue, type DItem, DynamoError, type ExprContext, type KeySchema } from "../../../src/fronts/dynamodb/types.js";
+import { refusal } from "./refusal.js";
 
 const b64 = (s: string) => Buffer.from(s, "utf8").toString("base64");
 
@@ -58,16 +59,6 @@ function sortKeys(x: unknown): unknown {
   return x;
 }
 
-function refusal(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).to.be.instanceOf(DynamoError);
-    expect((e as DynamoError).type).to.equal("ValidationException");
-    return (e as DynamoError).message;
-  }
-  throw new Error("expected a ValidationException");
-}
 
 const CONDITION_CASES: [string, boolean][] = [
   // comparisons, same type

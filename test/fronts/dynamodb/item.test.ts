@@ -2,18 +2,9 @@ import { expect } from "chai";
 import {
   compareScalars, decodeItem, encodeItem, equalValues, itemSize, validateItem, validateValue, valueSize,
 } from "../../../src/fronts/dynamodb/item.js";
-import { type AttributeValue, type DItem, DynamoError } from "../../../src/fronts/dynamodb/types.js";
+import type { AttributeValue, DItem } from "../../../src/fronts/dynamodb/types.js";
+import { refusal } from "./refusal.js";
 
-function refusal(f: () => unknown, type = "ValidationException"): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).to.be.instanceOf(DynamoError);
-    expect((e as DynamoError).type).to.equal(type);
-    return (e as DynamoError).message;
-  }
-  throw new Error(`expected a ${type}`);
-}
 
 const b64 = (s: string) => Buffer.from(s, "utf8").toString("base64");
 

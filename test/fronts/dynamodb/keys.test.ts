@@ -2,7 +2,8 @@ import { expect } from "chai";
 import { compareScalars } from "../../../src/fronts/dynamodb/item.js";
 import { decodeKey, encodeKey, encodeKeyValue, partitionPrefix } from "../../../src/fronts/dynamodb/keys.js";
 import { normalizeNumber } from "../../../src/fronts/dynamodb/numbers.js";
-import { type AttributeValue, type DItem, DynamoError, type KeySchema } from "../../../src/fronts/dynamodb/types.js";
+import type { AttributeValue, DItem, KeySchema } from "../../../src/fronts/dynamodb/types.js";
+import { refusal } from "./refusal.js";
 
 // A small deterministic PRNG so failures reproduce.
 function rng(seed: number) {
@@ -41,16 +42,6 @@ const utf8 = (s: string) => Buffer.from(s, "utf8");
 const byteOrder = (a: string, b: string) => Math.sign(Buffer.compare(utf8(a), utf8(b)));
 const dynamoOrder = (a: AttributeValue, b: AttributeValue) => Math.sign(compareScalars(a, b)!);
 
-function refusal(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).to.be.instanceOf(DynamoError);
-    expect((e as DynamoError).type).to.equal("ValidationException");
-    return (e as DynamoError).message;
-  }
-  throw new Error("expected a ValidationException");
-}
 
 describe("dynamodb store keys", () => {
   for (const hashType of ["S", "N", "B"] as const) {

@@ -1,21 +1,11 @@
 import { expect } from "chai";
 import { addNumbers, compareNumbers, compose, decompose, normalizeNumber, subtractNumbers } from "../../../src/fronts/dynamodb/numbers.js";
-import { DynamoError } from "../../../src/fronts/dynamodb/types.js";
+import { refusal } from "./refusal.js";
 
 const MAX = "9.9999999999999999999999999999999999999E+125";
 const MAX_PLAIN = "99999999999999999999999999999999999999" + "0".repeat(88);
 const MIN_PLAIN = "0." + "0".repeat(129) + "1";
 
-function refusal(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).to.be.instanceOf(DynamoError);
-    expect((e as DynamoError).type).to.equal("ValidationException");
-    return (e as DynamoError).message;
-  }
-  throw new Error("expected a ValidationException");
-}
 
 const CONVERT = "The parameter cannot be converted to a numeric value";
 const OVER = "Number overflow. Attempting to store a number with magnitude larger than supported range";

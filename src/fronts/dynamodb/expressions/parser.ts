@@ -410,25 +410,24 @@ class Parser {
   }
 }
 
-export function parseConditionExpression(kind: ExpressionKind, expr: string, ctx: ExprContext, used: Set<string>): ConditionNode {
+/** Parses the whole input with one grammar, then reports the semantic errors in DynamoDB's order. */
+function parseWhole<T>(kind: ExpressionKind, expr: string, ctx: ExprContext, used: Set<string>,
+  grammar: (p: Parser) => T, order: keyof typeof ERROR_ORDER): T {
   const p = new Parser(kind, expr, ctx, used);
-  const node = p.parseCondition();
+  const node = grammar(p);
   p.expectEnd();
-  p.throwErrors("condition");
+  p.throwErrors(order);
   return node;
+}
+
+export function parseConditionExpression(kind: ExpressionKind, expr: string, ctx: ExprContext, used: Set<string>): ConditionNode {
+  return parseWhole(kind, expr, ctx, used, (p) => p.parseCondition(), "condition");
 }
 
 export function parseProjectionExpression(expr: string, ctx: ExprContext, used: Set<string>): ProjectionNode {
-  const p = new Parser("ProjectionExpression", expr, ctx, used);
-  const node = p.parseProjection();
-  p.expectEnd();
-  p.throwErrors("projection");
-  return node;
+  return parseWhole("ProjectionExpression", expr, ctx, used, (p) => p.parseProjection(), "projection");
 }
 
 export function parseUpdateExpression(expr: string, ctx: ExprContext, used: Set<string>): UpdateNode {
-  const p = new Parser("UpdateExpression", expr, ctx, used);
-  const node = p.parseUpdate();
-  p.throwErrors("update");
-  return node;
+  return parseWhole("UpdateExpression", expr, ctx, used, (p) => p.parseUpdate(), "update");
 }
