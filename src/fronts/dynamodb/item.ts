@@ -226,12 +226,18 @@ export function compareScalars(a: AttributeValue, b: AttributeValue): number | u
   return undefined;
 }
 
-function sameSet(a: string[], b: string[], eq: (x: string, y: string) => boolean): boolean {
-  return a.length === b.length && a.every((x) => b.some((y) => eq(x, y)));
+/**
+ * Set members are canonical once validated (numbers normalized, base64 strict), so equal members are equal
+ * strings and sets compare in linear time, even for the largest sets an item can hold.
+ */
+function sameSet(a: string[], b: string[]): boolean {
+  if (a.length !== b.length) return false;
+  const bs = new Set(b);
+  return a.every((x) => bs.has(x));
 }
 
-const binEq = (x: string, y: string) => compareBinary(x, y) === 0;
-const numEq = (x: string, y: string) => compareNumbers(x, y) === 0;
+const binEq = (x: string, y: string) => x === y || compareBinary(x, y) === 0;
+const numEq = (x: string, y: string) => x === y || compareNumbers(x, y) === 0;
 
 /** Value equality as DynamoDB's `=`: same type and same value; sets compare as sets, numbers numerically. */
 export function equalValues(a: AttributeValue, b: AttributeValue): boolean {
@@ -240,9 +246,9 @@ export function equalValues(a: AttributeValue, b: AttributeValue): boolean {
   if ("B" in a) return "B" in b && binEq(a.B, b.B);
   if ("BOOL" in a) return "BOOL" in b && a.BOOL === b.BOOL;
   if ("NULL" in a) return "NULL" in b;
-  if ("SS" in a) return "SS" in b && sameSet(a.SS, b.SS, (x, y) => x === y);
-  if ("NS" in a) return "NS" in b && sameSet(a.NS, b.NS, numEq);
-  if ("BS" in a) return "BS" in b && sameSet(a.BS, b.BS, binEq);
+  if ("SS" in a) return "SS" in b && sameSet(a.SS, b.SS);
+  if ("NS" in a) return "NS" in b && sameSet(a.NS, b.NS);
+  if ("BS" in a) return "BS" in b && sameSet(a.BS, b.BS);
   if ("L" in a) return "L" in b && a.L.length === b.L.length && a.L.every((x, i) => equalValues(x, b.L[i]!));
   if (!("M" in b)) return false;
   const ka = Object.keys(a.M);

@@ -166,6 +166,13 @@ describe("dynamodb items", () => {
     });
   });
 
+  it("compares large sets as sets", () => {
+    const xs = Array.from({ length: 5000 }, (_, i) => String(i));
+    const ys = [...xs].reverse();
+    expect(equalValues({ NS: xs }, { NS: ys })).to.equal(true);
+    expect(equalValues({ SS: xs }, { SS: [...ys.slice(1), "x"] })).to.equal(false);
+  });
+
   describe("compareScalars", () => {
     it("orders S by UTF-8 bytes, N numerically, B by bytes; other pairs are incomparable", () => {
       expect(compareScalars({ S: "\uffff" }, { S: "😀" })).to.be.below(0); // UTF-16 order would say the opposite

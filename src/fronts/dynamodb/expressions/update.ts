@@ -1,7 +1,6 @@
 // Applying a parsed UpdateExpression (or legacy AttributeUpdates) to an item, as DynamoDB does: every SET value
 // is computed from the item as it was, then the actions are applied; list removals close up the list.
 import { addNumbers, subtractNumbers } from "../numbers.js";
-import { equalValues } from "../item.js";
 import type { AttributeValue, DItem } from "../types.js";
 import { validation } from "../types.js";
 import type { Operand, Path, UpdateAction, UpdateNode } from "./ast.js";
@@ -95,14 +94,14 @@ function removeAll(item: DItem, paths: Path[]): void {
   }
 }
 
-function setUnion(existing: string[], added: string[], same: (a: string, b: string) => boolean): string[] {
-  return [...existing, ...added.filter((x) => !existing.some((y) => same(x, y)))];
+// Set members are canonical strings once validated (see item.ts), so Sets give linear-time union/difference.
+function setUnion(existing: string[], added: string[]): string[] {
+  const have = new Set(existing);
+  return [...existing, ...added.filter((x) => !have.has(x))];
 }
 
 type SetType = "SS" | "NS" | "BS";
 const setType = (v: AttributeValue): SetType | undefined => ("SS" in v ? "SS" : "NS" in v ? "NS" : "BS" in v ? "BS" : undefined);
-const sameMember = (t: SetType) => (a: string, b: string) =>
-  t === "SS" ? a === b : equalValues(t === "NS" ? { N: a } : { B: a }, t === "NS" ? { N: b } : { B: b });
 const members = (v: AttributeValue, t: SetType) => (v as Record<SetType, string[]>)[t];
 
 function add(item: DItem, path: Path, value: AttributeValue): void {
@@ -122,7 +121,7 @@ function add(item: DItem, path: Path, value: AttributeValue): void {
   if (!t) throw badType();
   if (existing === undefined) return put(item, path, value);
   if (setType(existing) !== t) throw badType();
-  put(item, path, { [t]: setUnion(members(existing, t), members(value, t), sameMember(t)) } as AttributeValue);
+  put(item, path, { [t]: setUnion(members(existing, t), members(value, t)) } as AttributeValue);
 }
 
 function deleteFrom(item: DItem, path: Path, value: AttributeValue): void {
@@ -131,8 +130,8 @@ function deleteFrom(item: DItem, path: Path, value: AttributeValue): void {
   if (!t) throw badType();
   if (existing === undefined) return;
   if (setType(existing) !== t) throw badType();
-  const same = sameMember(t);
-  const left = members(existing, t).filter((x) => !members(value, t).some((y) => same(x, y)));
+  const gone = new Set(members(value, t));
+  const left = members(existing, t).filter((x) => !gone.has(x));
   if (left.length === 0) remove(item, path);
   else put(item, path, { [t]: left } as AttributeValue);
 }
