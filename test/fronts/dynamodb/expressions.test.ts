@@ -747,6 +747,25 @@ describe("dynamodb expressions", () => {
       [{ n: { ComparisonOperator: "GT", AttributeValueList: [{ BOOL: true }] } }, "One or more parameter values were invalid: ComparisonOperator GT is not valid for BOOL AttributeValue type"],
     ];
     for (const [expected, want] of errors) it(`refuses ${JSON.stringify(expected)}`, () => expect(refusal(() => legacyExpected(expected))).to.equal(want));
+    it("dynalite evaluates and refuses the same Expected conditions", async function () {
+      this.timeout(60_000);
+      const client = await dynamo();
+      const disagree: string[] = [];
+      const all: [unknown, ("AND" | "OR") | undefined, boolean | string][] = [...cases, ...errors.map(([e, m]) => [e, undefined, m] as [unknown, undefined, string])];
+      for (const [expected, op, want] of all) {
+        if (expected && typeof expected === "object" && Object.keys(expected).length === 0) continue; // the SDK drops an empty map
+        // Putting the same item again changes nothing; whether it is allowed is the condition's answer.
+        const got = await dynaliteError(() => client.send(new PutItemCommand({
+          TableName: "cond", Item: toSdk(ITEM), Expected: toSdk(expected as DItem) as never, ConditionalOperator: op,
+        })));
+        const answer = got === undefined ? true : got === "The conditional request failed" ? false : got;
+        // dynalite checks operand types only for Query/Scan filters; here Expected is held to the types the legacy
+        // API reference lists per ComparisonOperator too.
+        const typeCheck = typeof want === "string" && want.includes("is not valid for");
+        if (answer !== want && !typeCheck) disagree.push(`${JSON.stringify(expected)} ${op ?? ""}: dynalite says ${answer}`);
+      }
+      expect(disagree).to.deep.equal([]);
+    });
 
     it("AttributeUpdates PUT / DELETE / ADD", () => {
       const base: DItem = { id: { S: "k" }, n: { N: "1" }, ss: { SS: ["a", "b"] }, l: { L: [{ S: "x" }] }, gone: { S: "g" } };
