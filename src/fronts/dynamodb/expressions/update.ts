@@ -68,17 +68,6 @@ function put(item: DItem, path: Path, value: AttributeValue): void {
   }
 }
 
-function remove(item: DItem, path: Path): void {
-  const parent = parentOf(item, path);
-  if (!parent) return;
-  const last = path[path.length - 1]!;
-  if ("L" in parent) {
-    if ((last as number) < parent.L.length) parent.L.splice(last as number, 1);
-  } else {
-    delete parent.M[last as string];
-  }
-}
-
 /** Removals last, each path resolved first, so every list index names an element of the list as it was. */
 function removeAll(item: DItem, paths: Path[]): void {
   const fromLists = new Map<AttributeValue[], number[]>();
@@ -132,7 +121,7 @@ function deleteFrom(item: DItem, path: Path, value: AttributeValue): void {
   if (setType(existing) !== t) throw badType();
   const gone = new Set(members(value, t));
   const left = members(existing, t).filter((x) => !gone.has(x));
-  if (left.length === 0) remove(item, path);
+  if (left.length === 0) removeAll(item, [path]);
   else put(item, path, { [t]: left } as AttributeValue);
 }
 
