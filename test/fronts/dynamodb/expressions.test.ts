@@ -325,6 +325,13 @@ describe("dynamodb expressions", () => {
         `${P}The IN operator is provided with too many operands; number of operands: 101`);
       expect(() => parseCondition(`n IN (${list.slice(0, 100).join(", ")})`, { values }, new Set())).not.to.throw();
     });
+    it("refuses an expression of more than 4 KB", () => {
+      const ok = `attribute_exists(${"a".repeat(4096 - "attribute_exists()".length)})`;
+      expect(() => parseCondition(ok, {}, new Set())).not.to.throw();
+      expect(refusal(() => parseCondition(`${ok} `, {}, new Set()))).to.equal(
+        `${P}Expression size has exceeded the maximum allowed size; expression size: 4097`);
+      expect(refusal(() => parseUpdate(`SET a = :v${" ".repeat(4100)}`, {}, new Set()))).to.match(/^Invalid UpdateExpression: Expression size/);
+    });
     it("names a FilterExpression as such", () => {
       expect(refusal(() => parseCondition("a x", {}, new Set(), "FilterExpression"))).to.equal(
         'Invalid FilterExpression: Syntax error; token: "x", near: "a x"');

@@ -20,6 +20,8 @@ const UPDATE_FUNCTIONS: Record<string, number> = { if_not_exists: 2, list_append
 const TYPE_NAMES = ["S", "N", "B", "NULL", "SS", "BOOL", "L", "BS", "NS", "M"];
 const TYPE_WORDS: Record<string, string> = { S: "STRING", N: "NUMBER", B: "BINARY", NULL: "NULL", BOOL: "BOOLEAN", L: "LIST", M: "MAP" };
 const MAX_IN_OPERANDS = 100;
+/** DynamoDB's limit on one expression string. */
+const MAX_EXPRESSION_BYTES = 4096;
 
 // The order in which DynamoDB reports semantic errors when an expression has several.
 const ERROR_ORDER: Record<"condition" | "projection" | "update", string[]> = {
@@ -44,6 +46,10 @@ class Parser {
     private readonly used: Set<string>,
   ) {
     if (input === "") throw validation(`Invalid ${kind}: The expression can not be empty;`);
+    const size = Buffer.byteLength(input, "utf8");
+    if (size > MAX_EXPRESSION_BYTES) {
+      throw validation(`Invalid ${kind}: Expression size has exceeded the maximum allowed size; expression size: ${size}`);
+    }
     this.tokens = tokenize(input);
   }
 
