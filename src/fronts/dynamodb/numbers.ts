@@ -1,10 +1,11 @@
 // DynamoDB numbers: exact decimals with DynamoDB's limits (38 significant digits, magnitude 1E-130 .. <1E+126),
 // held as canonical plain strings ("1e3" -> "1000", "-0.50" -> "-0.5", "-0" -> "0").
-import DecimalJs from "decimal.js";
+// The named export: the default import differs between decimal.mjs (node ESM) and decimal.js (CommonJS, tsx).
+import { Decimal as DecimalJs } from "decimal.js";
 import { validation } from "./types.js";
 
 // Wide enough that every sum/difference of two in-range numbers is exact (exponents -130..125, 38 digits).
-const Decimal = DecimalJs.Decimal.clone({ precision: 400, toExpNeg: -9e15, toExpPos: 9e15, minE: -9e15, maxE: 9e15 });
+const Decimal = DecimalJs.clone({ precision: 400, toExpNeg: -9e15, toExpPos: 9e15, minE: -9e15, maxE: 9e15 });
 type Dec = InstanceType<typeof Decimal>;
 
 export const MAX_DIGITS = 38;

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { expect } from "chai";
 import { addNumbers, compareNumbers, compose, decompose, normalizeNumber, subtractNumbers } from "../../../src/fronts/dynamodb/numbers.js";
 import { refusal } from "./refusal.js";
@@ -81,6 +82,14 @@ describe("dynamodb numbers", () => {
     expect(refusal(() => addNumbers("12345678901234567890123456789012345678", "0.1"))).to.equal(DIGITS);
     expect(refusal(() => addNumbers("1", "x"))).to.equal(`${CONVERT}: x`);
     expect(addNumbers(MAX, "-" + MAX)).to.equal("0");
+  });
+
+  it("loads as node's ESM loader loads it (decimal.mjs), not only as tsx's CommonJS path does", function () {
+    this.timeout(30_000);
+    const url = new URL("../../../src/fronts/dynamodb/numbers.ts", import.meta.url).href;
+    const out = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e",
+      `const m = await import(${JSON.stringify(url)}); process.stdout.write(m.addNumbers("0.1", "0.2"));`], { encoding: "utf8" });
+    expect(out).to.equal("0.3");
   });
 
   it("decomposes and composes back", () => {
