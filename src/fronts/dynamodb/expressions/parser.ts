@@ -180,19 +180,15 @@ class Parser {
   }
 
   // --- conditions ---
+  /** DynamoDB's precedence: NOT binds tighter than AND, AND tighter than OR. */
   parseCondition(): ConditionNode {
-    let left = this.parseAnd();
-    while (this.isKeyword("OR")) {
-      this.pos++;
-      left = { kind: "or", left, right: this.parseAnd() };
-    }
-    return left;
+    return this.parseBinary("OR", () => this.parseBinary("AND", () => this.parseNot()));
   }
-  private parseAnd(): ConditionNode {
-    let left = this.parseNot();
-    while (this.isKeyword("AND")) {
+  private parseBinary(word: "OR" | "AND", operand: () => ConditionNode): ConditionNode {
+    let left = operand();
+    while (this.isKeyword(word)) {
       this.pos++;
-      left = { kind: "and", left, right: this.parseNot() };
+      left = { kind: word === "OR" ? "or" : "and", left, right: operand() };
     }
     return left;
   }
