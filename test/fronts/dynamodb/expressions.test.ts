@@ -332,6 +332,16 @@ describe("dynamodb expressions", () => {
         `${P}Expression size has exceeded the maximum allowed size; expression size: 4097`);
       expect(refusal(() => parseUpdate(`SET a = :v${" ".repeat(4100)}`, {}, new Set()))).to.match(/^Invalid UpdateExpression: Expression size/);
     });
+    it("refuses nesting deeper than 100 levels instead of exhausting the stack", () => {
+      const values = { ":v": { S: "x" } };
+      const deep = (n: number) => "(".repeat(n) + "a = :v AND b = :v" + ")".repeat(n);
+      expect(() => parseCondition(`${"NOT ".repeat(99)}a = :v`, { values }, new Set())).not.to.throw();
+      for (const expr of [deep(2000), "(".repeat(4000), `${"NOT ".repeat(1000)}a = :v`, `${"size(".repeat(600)}a${")".repeat(600)} = :v`]) {
+        expect(refusal(() => parseCondition(expr, { values }, new Set()))).to.equal(`${P}The expression has more than 100 levels of nesting`);
+      }
+      expect(refusal(() => parseUpdate(`SET a = ${"list_append(".repeat(300)}`, {}, new Set()))).to.equal(
+        "Invalid UpdateExpression: The expression has more than 100 levels of nesting");
+    });
     it("names a FilterExpression as such", () => {
       expect(refusal(() => parseCondition("a x", {}, new Set(), "FilterExpression"))).to.equal(
         'Invalid FilterExpression: Syntax error; token: "x", near: "a x"');

@@ -22,6 +22,8 @@ const TYPE_WORDS: Record<string, string> = { S: "STRING", N: "NUMBER", B: "BINAR
 const MAX_IN_OPERANDS = 100;
 /** DynamoDB's limit on one expression string. */
 const MAX_EXPRESSION_BYTES = 4096;
+/** Decant's own bound on nested parentheses, NOTs and function calls, so a 4 KB expression cannot exhaust the stack. */
+export const MAX_NESTING = 100;
 
 // The order in which DynamoDB reports semantic errors when an expression has several.
 const ERROR_ORDER: Record<"condition" | "projection" | "update", string[]> = {
@@ -38,6 +40,7 @@ class Parser {
   private readonly errors = new Map<string, string>();
   private readonly parenthesized = new WeakSet<object>();
   private readonly paths: Path[] = [];
+  private depth = 0;
 
   constructor(
     private readonly kind: ExpressionKind,
@@ -76,6 +79,17 @@ class Parser {
   }
   expectEnd(): void {
     if (this.tok.type !== "eof") this.fail();
+  }
+  /** Runs one nested construct, refusing nesting beyond MAX_NESTING. */
+  private nested<T>(f: () => T): T {
+    if (++this.depth > MAX_NESTING) {
+      throw validation(`Invalid ${this.kind}: The expression has more than ${MAX_NESTING} levels of nesting`);
+    }
+    try {
+      return f();
+    } finally {
+      this.depth--;
+    }
   }
   private error(category: string, message: string): void {
     if (!this.errors.has(category)) this.errors.set(category, message);
@@ -167,10 +181,10 @@ class Parser {
     }
     if (t.type === "name" && this.tokens[this.pos + 1]?.text === "(" && this.tokens[this.pos + 1]?.type === "punct") {
       this.pos += 2;
-      const args = [this.parseOperand(functions)];
+      const args = [this.nested(() => this.parseOperand(functions))];
       while (this.isPunct(",")) {
         this.pos++;
-        args.push(this.parseOperand(functions));
+        args.push(this.nested(() => this.parseOperand(functions)));
       }
       this.expectPunct(")");
       if (!(t.text in functions)) this.error("unknownFunction", `Invalid function name; function: ${t.text}`);
@@ -195,14 +209,14 @@ class Parser {
   private parseNot(): ConditionNode {
     if (this.isKeyword("NOT")) {
       this.pos++;
-      return { kind: "not", arg: this.parseNot() };
+      return { kind: "not", arg: this.nested(() => this.parseNot()) };
     }
     return this.parsePrimary();
   }
   private parsePrimary(): ConditionNode {
     if (this.isPunct("(")) {
       this.pos++;
-      const inner = this.parseCondition();
+      const inner = this.nested(() => this.parseCondition());
       this.expectPunct(")");
       if (this.parenthesized.has(inner)) this.error("parens", "The expression has redundant parentheses;");
       this.parenthesized.add(inner);
