@@ -137,6 +137,18 @@ function validateTyped(type: AttributeType, x: unknown, depth: number): Attribut
 
 const tooDeep = () => validation("Nesting Levels have exceeded supported limits");
 
+/** How many lists/maps deep a value goes (a scalar: 0). */
+function nesting(v: AttributeValue): number {
+  if ("L" in v) return 1 + v.L.reduce((m, x) => Math.max(m, nesting(x)), 0);
+  if ("M" in v) return 1 + Object.values(v.M).reduce((m, x) => Math.max(m, nesting(x)), 0);
+  return 0;
+}
+
+/** Refuses an item nested deeper than DynamoDB allows (an update can build one from valid parts). */
+export function checkNesting(item: DItem): void {
+  for (const v of Object.values(item)) if (nesting(v) > MAX_DEPTH) throw tooDeep();
+}
+
 /** A whole item (or key): an object of attribute name -> AttributeValue. `where` names the request field. */
 export function validateItem(item: unknown, where: string): DItem {
   if (!isObject(item)) {

@@ -550,6 +550,13 @@ describe("dynamodb expressions", () => {
       expect(run("ADD n :tenth").n).to.deep.equal({ N: "5.1" });
       expect(refusal(() => run("SET n = :big + :tenth"))).to.equal("Attempting to store more than 38 significant digits in a Number");
     });
+    it("refuses an update that nests the item deeper than 32 levels", () => {
+      let deep: AttributeValue = { S: "x" };
+      for (let i = 0; i < 32; i++) deep = { M: { a: deep } };
+      const u = (expr: string) => parseUpdate(expr, { values: { ":d": deep } }, new Set());
+      expect(() => applyUpdate(BASE, u("SET x = :d"), KEY)).not.to.throw(); // 32 maps: the limit
+      expect(refusal(() => applyUpdate(BASE, u("SET m.x = :d"), KEY))).to.equal("Nesting Levels have exceeded supported limits"); // 33
+    });
     it("updatedPaths names the paths the update touches", () => {
       const u = parseUpdate("SET m.a = :one REMOVE l[1] ADD c :one", { values: { ":one": { N: "1" } } }, new Set());
       expect(project(BASE, updatedPaths(u))).to.deep.equal({ m: { M: { a: { N: "1" } } }, l: { L: [{ S: "l1" }] } });

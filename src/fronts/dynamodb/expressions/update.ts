@@ -1,5 +1,6 @@
 // Applying a parsed UpdateExpression (or legacy AttributeUpdates) to an item, as DynamoDB does: every SET value
 // is computed from the item as it was, then the actions are applied; list removals close up the list.
+import { checkNesting } from "../item.js";
 import { addNumbers, subtractNumbers } from "../numbers.js";
 import type { AttributeValue, DItem } from "../types.js";
 import { validation } from "../types.js";
@@ -140,5 +141,6 @@ export function apply(item: DItem | undefined, u: UpdateNode, key: DItem): DItem
     else if (a.kind === "DELETE") deleteFrom(out, a.path, a.value);
   }
   removeAll(out, u.actions.filter((a) => a.kind === "REMOVE").map((a) => a.path));
+  checkNesting(out);
   return out;
 }
