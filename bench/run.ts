@@ -104,15 +104,19 @@ async function hop(): Promise<void> {
   }
 }
 
+/** dynalite wants an Authorization header of the right shape (and checks no more); Decant without credentials ignores it. */
+const FAKE_SIGV4 = "AWS4-HMAC-SHA256 Credential=bench/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0000000000000000000000000000000000000000000000000000000000000000";
+
 /** A DynamoDB JSON-protocol call over a keep-alive connection (no SDK: the server's cost shows). */
 function dynamoCaller(endpoint: string, inFlight: number) {
   const url = new URL(endpoint);
   const agent = new Agent({ keepAlive: true, maxSockets: inFlight });
   const call = (target: string, body: string) =>
     new Promise<void>((resolve, reject) => {
-      const req = httpRequest({ host: url.hostname, port: url.port, method: "POST", path: "/", agent, headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": `DynamoDB_20120810.${target}`, "content-length": Buffer.byteLength(body) } }, (res) => {
-        res.resume();
-        res.on("end", () => (res.statusCode === 200 ? resolve() : reject(new Error(`${target}: HTTP ${res.statusCode}`))));
+      const req = httpRequest({ host: url.hostname, port: url.port, method: "POST", path: "/", agent, headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": `DynamoDB_20120810.${target}`, "content-length": Buffer.byteLength(body), authorization: FAKE_SIGV4, "x-amz-date": "20260101T000000Z" } }, (res) => {
+        let text = "";
+        res.setEncoding("utf8").on("data", (d: string) => (text += d));
+        res.on("end", () => (res.statusCode === 200 ? resolve() : reject(new Error(`${target}: HTTP ${res.statusCode} ${text}`))));
       });
       req.on("error", reject);
       req.end(body);
@@ -152,7 +156,8 @@ async function dynamodbFront(): Promise<void> {
     for (const [name, endpoint] of Object.entries(endpoints)) {
       const c = dynamoCaller(endpoint, 1);
       if (name !== "bare") await c.call("CreateTable", create).catch(() => undefined); // dynalite: already there from an earlier section is fine
-      for (;;) if (await c.call("PutItem", put(0)).then(() => true, () => false)) break; // dynalite's table is CREATING for a moment
+      // dynalite's table is CREATING for a moment.
+      for (let tries = 0; !(await c.call("PutItem", put(0)).then(() => true, (e: Error) => (tries > 100 ? Promise.reject(e) : false))); tries++) await sleep(50);
       for (let i = 0; i < 1000; i++) await c.call("PutItem", put(i));
       c.close();
     }
