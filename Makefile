@@ -54,6 +54,9 @@ image: ## build the container image (IMAGE=decant:dev) from deploy/Dockerfile; n
 k8s-validate: $(NODE_MODULES) ## validate k8s/ (schemas, kustomize overlays, config, probes, secrets)
 	npx mocha --no-config --node-option import=tsx --timeout 120000 --exit test/deploy/k8s.test.ts
 
-.PHONY: demo
-demo: $(NODE_MODULES) ## run a whole live migration on SQLite in one command (ARGS="--hold --port 50051 --metrics-port 9464")
+.PHONY: demo demo-dynamodb
+demo: $(NODE_MODULES) ## run a whole live migration on SQLite in one command (ARGS="--hold --port 50051 --metrics-port 9464 --api dynamodb")
 	node bin/decant.js demo $(ARGS)
+
+demo-dynamodb: $(NODE_MODULES) ## the demo with an unmodified AWS SDK client speaking the DynamoDB API
+	node bin/decant.js demo --api dynamodb $(ARGS)

@@ -34,13 +34,16 @@ wait_for() { # wait_for NAME CMD...: up to 60 s
 # --- Debian packages -------------------------------------------------------------------
 # promtool (prometheus): the alert and dashboard tests; python3-grpcio, python3-grpc-tools:
 # the Python example client (run with /usr/bin/python3, whose modules these are); chromium:
-# the status page tests; spin: the migration protocol's model check.
+# the status page tests; spin: the migration protocol's model check; python3-boto3: the
+# DynamoDB front's boto3 test.
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 /usr/bin/python3 -c 'import grpc' >/dev/null 2>&1 || need+=(python3-grpcio)
 /usr/bin/python3 -c 'import grpc_tools' >/dev/null 2>&1 || need+=(python3-grpc-tools)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v spin >/dev/null 2>&1 || need+=(spin)
+# boto3 for the DynamoDB front's second-language test (any python3 on PATH that has it will do)
+{ python3 -c 'import boto3' || /usr/bin/python3 -c 'import boto3'; } >/dev/null 2>&1 || need+=(python3-boto3)
 if [ ${#need[@]} -gt 0 ]; then
   if ! is_root; then
     fail "missing Debian packages; install them, then run make test again:

@@ -10,14 +10,15 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { DecantClient } from "../client/client.js";
+import { dynamodbApi, grpcApi, type DemoApi } from "./demo-api.js";
 import { ConfigError, loadConfig } from "../config/config.js";
 import { createLogger } from "../log.js";
 import type { Store } from "../protocol/store.js";
-import { CONTROL_NAMESPACE, type RawItem, type WriteOp } from "../protocol/types.js";
+import { CONTROL_NAMESPACE, type RawItem } from "../protocol/types.js";
 import { startSidecar, type Sidecar } from "../server/sidecar.js";
 import { STATUS_NAMES } from "../server/status.js";
 
-const USAGE = `decant demo [--current URL] [--target URL] [--keys N] [--seconds S]
+const USAGE = `decant demo [--current URL] [--target URL] [--keys N] [--seconds S] [--api grpc|dynamodb]
             [--port P] [--metrics-port P] [--hold]
 
 Runs a whole live migration in this process and prints each step: a sidecar on
@@ -28,6 +29,8 @@ each phase (default 2), then a key-by-key comparison of both stores.
 --port and --metrics-port pick the gRPC and status-page ports on 127.0.0.1 (default:
 free ones). --hold keeps the sidecar and its status page serving after the demo, until
 Ctrl-C.
+--api dynamodb drives the same load through the sidecar's DynamoDB front with an
+unmodified AWS SDK client (only its endpoint points at Decant), table "demo".
 Exit 0 if the stores are equal and every request succeeded, 1 otherwise.`;
 
 const NS = "demo";
@@ -101,7 +104,7 @@ class LoadGenerator {
   private sampler?: NodeJS.Timeout;
 
   constructor(
-    private readonly client: DecantClient,
+    private readonly api: DemoApi,
     private readonly keySpace: number,
   ) {}
 
@@ -146,8 +149,7 @@ class LoadGenerator {
     try {
       return await fn();
     } catch (err) {
-      const e = err as grpc.ServiceError;
-      if (e.code === grpc.status.UNAVAILABLE) {
+      if (this.api.retryable(err)) {
         this.retried++;
         await sleep(200);
         try {
@@ -157,8 +159,7 @@ class LoadGenerator {
         }
       }
       this.errors++;
-      const f = err as grpc.ServiceError;
-      this.problem(`${what}: ${STATUS_NAMES[f.code] ?? f.code} ${f.details ?? f.message}`);
+      this.problem(`${what}: ${this.api.describe(err)}`);
       return undefined;
     }
   }
@@ -171,24 +172,24 @@ class LoadGenerator {
       const roll = Math.random();
       const value = `w${w}-${n++}-${Date.now()}`;
       if (roll < 0.2) {
-        const r = await this.call(`get ${key}`, () => this.client.get(NS, key));
+        const r = await this.call(`get ${key}`, async () => ({ value: await this.api.get(key) }));
         if (r && !this.uncertain.has(key)) {
           const want = this.expected.get(key) ?? null;
-          const got = r.found ? r.item!.value.toString("utf8") : null;
+          const got = r.value;
           if (want !== got) {
             this.staleReads++;
             this.problem(`get ${key}: read ${JSON.stringify(got)}, but the last acknowledged write left ${JSON.stringify(want)}`);
           }
         }
       } else if (roll < 0.65) {
-        this.track(key, value, await this.call(`put ${key}`, () => this.client.put(NS, key, Buffer.from(value))));
+        this.track(key, value, await this.call(`put ${key}`, () => this.api.put(key, value).then(() => true)));
       } else if (roll < 0.85) {
-        this.track(key, null, await this.call(`delete ${key}`, () => this.client.delete(NS, key)));
+        this.track(key, null, await this.call(`delete ${key}`, () => this.api.delete(key)));
       } else {
         // Delete, then re-create: the new item's version must outrank the tombstone's.
-        const deleted = await this.call(`delete ${key}`, () => this.client.delete(NS, key));
+        const deleted = await this.call(`delete ${key}`, () => this.api.delete(key));
         this.track(key, null, deleted);
-        if (deleted) this.track(key, value, await this.call(`re-create ${key}`, () => this.client.put(NS, key, Buffer.from(value))));
+        if (deleted !== undefined) this.track(key, value, await this.call(`re-create ${key}`, () => this.api.put(key, value).then(() => true)));
       }
       await sleep(1);
     }
@@ -236,6 +237,7 @@ export async function demo(args: string[]): Promise<number> {
       port: { type: "string" },
       "metrics-port": { type: "string" },
       hold: { type: "boolean" },
+      api: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -247,6 +249,11 @@ export async function demo(args: string[]): Promise<number> {
   const seconds = Number(values.seconds ?? 2);
   if (!Number.isInteger(keys) || keys < 100 || keys > 1_000_000) {
     process.stderr.write(`decant: --keys takes a whole number from 100 to 1000000\n${USAGE}\n`);
+    return 2;
+  }
+  const apiName = values.api ?? "grpc";
+  if (apiName !== "grpc" && apiName !== "dynamodb") {
+    process.stderr.write(`decant: --api takes grpc or dynamodb\n${USAGE}\n`);
     return 2;
   }
   if (!Number.isFinite(seconds) || seconds < 0 || seconds > 600) {
@@ -285,6 +292,7 @@ export async function demo(args: string[]): Promise<number> {
       DECANT_FENCE_HOLD_MS: "3000",
       DECANT_FENCE_TIMEOUT_MS: "5000",
       DECANT_BACKFILL_LEASE_MS: "2000",
+      ...(apiName === "dynamodb" ? { DECANT_DYNAMODB_LISTEN: "127.0.0.1:0" } : {}),
     });
   } catch (err) {
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -306,12 +314,23 @@ export async function demo(args: string[]): Promise<number> {
   }
   const controller = sidecar.controller!;
   const client = new DecantClient(`127.0.0.1:${sidecar.grpcPort}`, { deadlineMs: 15_000 });
-  const load = new LoadGenerator(client, Math.ceil(keys * 1.2));
+  let api: DemoApi;
+  try {
+    api = apiName === "dynamodb" ? await dynamodbApi(`http://127.0.0.1:${sidecar.dynamodbPort}`, NS) : grpcApi(client, NS);
+  } catch (err) {
+    client.close();
+    await sidecar.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    process.stderr.write(`decant: the demo could not set up its ${apiName} client: ${(err as Error).message}\n`);
+    return 3;
+  }
+  const load = new LoadGenerator(api, Math.ceil(keys * 1.2));
   let cleaned: Promise<void> | undefined;
   const cleanup = () =>
     (cleaned ??= (async () => {
       out.clearLive();
       await load.stop();
+      api.close();
       client.close();
       await sidecar.stop();
       if (dir) rmSync(dir, { recursive: true, force: true });
@@ -352,26 +371,18 @@ export async function demo(args: string[]): Promise<number> {
     out.line(`  target store:  ${controller.target!.description}`);
     out.line(`  status page:   http://127.0.0.1:${sidecar.metricsPort}/   (open it to watch; metrics at /metrics)`);
     out.line(`  gRPC:          127.0.0.1:${sidecar.grpcPort}`);
+    if (sidecar.dynamodbPort) out.line(`  DynamoDB API:  http://127.0.0.1:${sidecar.dynamodbPort}   (the load generator is an unmodified AWS SDK client pointed here)`);
 
     // Preload through the served store (in SINGLE, that is the current store), with some tombstones.
     const preloadStart = performance.now();
-    for (let i = 0; i < keys; i += 500) {
-      const ops: WriteOp[] = [];
-      for (let j = i; j < Math.min(keys, i + 500); j++) {
-        ops.push({ type: "put", key: keyName(j), value: Buffer.from(`preloaded-${j}`) });
-        load.expected.set(keyName(j), `preloaded-${j}`);
-      }
-      const results = await sidecar.store.batchWrite(NS, ops);
-      const failed = results.find((r) => !r.ok);
-      if (failed && !failed.ok) throw new Error(`preload failed at ${failed.key}: ${failed.error.message}`);
-    }
-    const deletes: WriteOp[] = [];
-    for (let j = 0; j < keys; j += 10) deletes.push({ type: "delete", key: keyName(j) });
-    for (let i = 0; i < deletes.length; i += 500) await sidecar.store.batchWrite(NS, deletes.slice(i, i + 500));
-    for (const d of deletes) load.expected.set(d.key, null);
-    out.line(`\nPreloaded ${fmt(keys)} items into namespace "${NS}" of the current store and deleted ${fmt(deletes.length)} of them (tombstones) in ${((performance.now() - preloadStart) / 1000).toFixed(1)} s.`);
+    const items: [string, string][] = Array.from({ length: keys }, (_, j) => [keyName(j), `preloaded-${j}`]);
+    const deletes = items.filter((_, j) => j % 10 === 0).map(([key]) => key);
+    await api.preload(items, deletes, sidecar.store);
+    for (const [key, value] of items) load.expected.set(key, value);
+    for (const key of deletes) load.expected.set(key, null);
+    out.line(`\nPreloaded ${fmt(keys)} items into ${apiName === "dynamodb" ? `table "${NS}"` : `namespace "${NS}"`} of the current store and deleted ${fmt(deletes.length)} of them (tombstones) in ${((performance.now() - preloadStart) / 1000).toFixed(1)} s.`);
 
-    say("SINGLE", "the service lives on the current store alone. The load generator starts: reads, puts, overwrites, deletes and delete-then-recreate, through gRPC.");
+    say("SINGLE", `the service lives on the current store alone. The load generator starts: reads, puts, overwrites, deletes and delete-then-recreate, through the ${api.name}.`);
     load.start();
     await hold(seconds);
 
@@ -458,7 +469,8 @@ export async function demo(args: string[]): Promise<number> {
     for (const [key, want] of load.expected) {
       if (load.uncertain.has(key)) continue;
       const item = cmp.targetDemo.get(key);
-      const got = item === undefined || item.value === null ? null : item.value.toString("utf8");
+      // Through the DynamoDB API the items live in the table's own namespace: read them back through it (COMPLETE reads the target).
+      const got = apiName === "dynamodb" ? await api.get(key) : item === undefined || item.value === null ? null : item.value.toString("utf8");
       if (got !== want) {
         lost++;
         if (lostSamples.length < 10) lostSamples.push(`${key}: target holds ${JSON.stringify(got)}, the last acknowledged write left ${JSON.stringify(want)}`);

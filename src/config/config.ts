@@ -37,6 +37,10 @@ export interface Config {
   migrationId?: string;
   /** The largest timeout_ms of the network stores configured: a call may still land that long after it began. */
   storeTimeoutMs: number;
+  /** host:port of the DynamoDB-API front; absent = off. */
+  dynamodbListen?: string;
+  /** With these, the DynamoDB front verifies SigV4 signatures (the secret from env or a file only). */
+  dynamodbAuth?: { accessKeyId: string; secretAccessKey: string };
   /** Where the config came from, for the start-up log line. */
   source: string;
 }
@@ -71,6 +75,8 @@ const KEYS: Record<string, string> = {
   drain_timeout_ms: "how long shutdown waits for in-flight requests",
   tls: "cert_file, key_file, client_ca_file",
   admin_token_file: "file holding the Migration service's bearer token",
+  dynamodb_listen: "host:port for the DynamoDB-API front (off when absent)",
+  dynamodb: "access_key_id, secret_access_key_file: SigV4 credentials the DynamoDB front requires",
   migration: `id, and timings: ${"heartbeat_ms, lease_ms, replica_ttl_ms, fence_hold_ms, fence_timeout_ms, backfill_lease_ms"}`,
 };
 
@@ -132,6 +138,19 @@ function readSecretFile(path: unknown, field: string): string {
     if (err instanceof ConfigError) throw err;
     throw new ConfigError(field, `cannot read ${path}: ${(err as Error).message}`);
   }
+}
+
+/** dynamodb.access_key_id (file or DECANT_DYNAMODB_ACCESS_KEY_ID) and its secret (DECANT_DYNAMODB_SECRET_ACCESS_KEY or secret_access_key_file). */
+function dynamodbAuth(raw: unknown, env: Env): Config["dynamodbAuth"] {
+  const d = (raw ?? {}) as Record<string, unknown>;
+  if (typeof d !== "object" || Array.isArray(d)) throw new ConfigError("dynamodb", "must be a mapping with access_key_id and secret_access_key_file");
+  for (const k of Object.keys(d)) if (k !== "access_key_id" && k !== "secret_access_key_file") throw new ConfigError(`dynamodb.${k}`, "is not a setting; use access_key_id, secret_access_key_file (the secret never goes in the file itself)");
+  const accessKeyId = env.DECANT_DYNAMODB_ACCESS_KEY_ID || d.access_key_id;
+  const secret = env.DECANT_DYNAMODB_SECRET_ACCESS_KEY || (d.secret_access_key_file !== undefined ? readSecretFile(d.secret_access_key_file, "dynamodb.secret_access_key_file") : undefined);
+  if (accessKeyId === undefined && secret === undefined) return undefined;
+  if (typeof accessKeyId !== "string" || accessKeyId === "") throw new ConfigError("dynamodb.access_key_id", "is required when a DynamoDB secret is set (or DECANT_DYNAMODB_ACCESS_KEY_ID)");
+  if (secret === undefined) throw new ConfigError("dynamodb.secret_access_key_file", "is required with access_key_id (or DECANT_DYNAMODB_SECRET_ACCESS_KEY)");
+  return { accessKeyId, secretAccessKey: secret };
 }
 
 /**
@@ -215,7 +234,10 @@ export function loadConfig(configPath?: string, env: Env = process.env): Config 
     throw new ConfigError("migration.replica_ttl_ms", `must be at least lease_ms + the largest store timeout_ms + heartbeat_ms (${lease} + ${storeTimeoutMs} + ${heartbeat} = ${minTtl}), so a replica counted dead has failed closed and its last store call has ended (docs/PROTOCOL.md step 5)`);
   }
 
+  const ddbListen = pick("dynamodb_listen", "DECANT_DYNAMODB_LISTEN").value;
   return {
+    dynamodbListen: ddbListen === undefined || ddbListen === null ? undefined : hostPort(ddbListen, "dynamodb_listen"),
+    dynamodbAuth: dynamodbAuth(file.dynamodb, env),
     migration,
     migrationId,
     storeTimeoutMs,
@@ -260,5 +282,7 @@ export function describeConfig(c: Config): Record<string, unknown> {
     max_value_bytes: c.maxValueBytes,
     tls: c.tls ? { cert_file: c.tls.certFile, client_auth: Boolean(c.tls.clientCaFile) } : "off",
     admin_token: c.adminToken ? "***" : "none",
+    dynamodb_listen: c.dynamodbListen ?? "off",
+    dynamodb_auth: c.dynamodbAuth ? c.dynamodbAuth.accessKeyId : "none",
   };
 }

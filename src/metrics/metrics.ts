@@ -4,19 +4,19 @@ import client from "prom-client";
 
 export class Metrics {
   readonly registry = new client.Registry();
-  readonly requests: client.Counter<"rpc" | "code">;
-  readonly requestDuration: client.Histogram<"rpc">;
+  readonly requests: client.Counter<"rpc" | "code" | "front">;
+  readonly requestDuration: client.Histogram<"rpc" | "front">;
   readonly storeDuration: client.Histogram<"store" | "op">;
   readonly storeErrors: client.Counter<"store" | "op" | "kind">;
 
   constructor(collectDefaults = true) {
     if (collectDefaults) client.collectDefaultMetrics({ register: this.registry, prefix: "decant_" });
     const registers = [this.registry];
-    this.requests = new client.Counter({ name: "decant_requests_total", help: "gRPC requests by method and status code.", labelNames: ["rpc", "code"], registers });
+    this.requests = new client.Counter({ name: "decant_requests_total", help: "Requests by front (grpc, dynamodb), method and status code.", labelNames: ["rpc", "code", "front"], registers });
     this.requestDuration = new client.Histogram({
       name: "decant_request_duration_seconds",
-      help: "gRPC request latency by method.",
-      labelNames: ["rpc"],
+      help: "Request latency by front (grpc, dynamodb) and method.",
+      labelNames: ["rpc", "front"],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     });

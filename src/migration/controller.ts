@@ -328,6 +328,19 @@ export class MigrationController {
     }
   }
 
+  /**
+   * Reads use the view too: a replica resumed after a pause must not read by a phase that has
+   * moved on. With a lapsed lease the view is renewed first; if that fails the read goes by the
+   * last view after at most 500 ms (reads stay available while the control store is away).
+   */
+  async freshView(): Promise<void> {
+    if (now() - this.renewedAt <= this.timings.leaseMs || this.fatal) return;
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((r) => (timer = setTimeout(r, Math.min(this.timings.leaseMs, 500))));
+    await Promise.race([this.tick(), bound]);
+    clearTimeout(timer);
+  }
+
   /** True while the view this write was admitted under is still within its lease (step 7). */
   leaseHeld(): boolean {
     return !this.fatal && now() - this.renewedAt <= this.timings.leaseMs;
@@ -378,7 +391,8 @@ export class MigrationController {
     try {
       await this.control.write<JournalEntry>(k, entry);
     } catch (err) {
-      this.ownIntents.delete(k);
+      // The intent may have landed all the same (a timeout): settled, so this replica removes it later.
+      this.ownIntents.set(k, now() + this.timings.storeTimeoutMs);
       throw new DecantError("unavailable", `the repair journal on ${this.control.store.description} cannot be written, so the write was refused (nothing was written): ${describeError(err)}`, { cause: err });
     }
     return { key: k, entry };

@@ -44,6 +44,7 @@ export class MigratingStore implements Store {
   }
 
   async get(ns: string, key: string): Promise<Item | null> {
+    await this.controller.freshView();
     const phase = this.controller.phase;
     const item = await this.readStore(phase).get(ns, key);
     if (ROLES[phase].shadowRead) this.shadowCompare(ns, key, item);
@@ -64,12 +65,14 @@ export class MigratingStore implements Store {
       .finally(() => this.shadowInFlight--);
   }
 
-  batchGet(ns: string, keys: string[]): Promise<Item[]> {
+  async batchGet(ns: string, keys: string[]): Promise<Item[]> {
+    await this.controller.freshView();
     return this.readStore().batchGet(ns, keys);
   }
 
   /** Cursors name the store they came from: a scan cannot continue on the other store's cursor. */
   async scan(ns: string, options: ScanOptions): Promise<ScanPage<Item>> {
+    await this.controller.freshView();
     const role = ROLES[this.controller.phase].reads;
     let cursor = options.cursor;
     if (cursor !== undefined) {

@@ -13,12 +13,12 @@ type OnError = (rpc: string, err: unknown) => void;
  */
 function instrumented<T>(service: string, rpc: string, metrics: Metrics, onError: OnError) {
   const name = `${service}/${rpc}`;
-  const duration = metrics.requestDuration.labels(name);
+  const duration = metrics.requestDuration.labels(name, "grpc");
   return (run: () => Promise<T>, done: (err: Partial<grpc.ServiceError> | null, result?: T) => void): void => {
     const start = process.hrtime.bigint();
     const finish = (code: string) => {
       duration.observe(Number(process.hrtime.bigint() - start) / 1e9);
-      metrics.requests.labels(name, code).inc();
+      metrics.requests.labels(name, code, "grpc").inc();
     };
     run().then(
       (result) => {

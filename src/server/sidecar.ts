@@ -18,6 +18,8 @@ import { controllerReadiness, Readiness } from "./readiness.js";
 export interface Sidecar {
   grpcPort: number;
   metricsPort: number;
+  /** The DynamoDB-API front's port, when dynamodb_listen is set. */
+  dynamodbPort?: number;
   metrics: Metrics;
   /** The store clients are served from (the migration layer when a target is configured). */
   store: Store;
@@ -100,6 +102,7 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
   await readiness.start();
 
   let httpServer;
+  let dynamoFront: import("../fronts/dynamodb/server.js").DynamoFront | undefined;
   try {
     grpcServer = await startGrpcServer({
       listen: config.listen,
@@ -123,8 +126,14 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
       return false;
     };
     httpServer = await startMetricsServer(config.metricsListen, metrics, [...(hooks.routes ?? []), statusPage], () => readiness.state());
+    // The DynamoDB front is one more client of the same store (loaded only when configured).
+    if (config.dynamodbListen) {
+      const { startDynamoFront } = await import("../fronts/dynamodb/server.js");
+      dynamoFront = await startDynamoFront({ listen: config.dynamodbListen, store: served, logger, metrics, maxValueBytes: config.maxValueBytes, credentials: config.dynamodbAuth });
+    }
   } catch (err) {
     await readiness.stop();
+    await httpServer?.close();
     await grpcServer?.shutdown(0);
     await controller.stop();
     await closeStores();
@@ -137,6 +146,7 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
     metrics_port: httpServer.port,
     store: served.description,
     phase: controller.phase,
+    dynamodb_port: dynamoFront?.port,
     ready: readiness.state().ready,
   });
 
@@ -144,6 +154,7 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
   return {
     grpcPort: grpcServer.port,
     metricsPort: httpServer.port,
+    dynamodbPort: dynamoFront?.port,
     metrics,
     store: served,
     controller,
@@ -151,7 +162,7 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
       stopping ??= (async () => {
         logger.info("stopping decant: draining in-flight requests", { drain_timeout_ms: config.drainTimeoutMs });
         await readiness.stop(); // or a probe round would report SERVING again during the drain
-        const { forced } = await grpcServer!.shutdown(config.drainTimeoutMs);
+        const [{ forced }] = await Promise.all([grpcServer!.shutdown(config.drainTimeoutMs), dynamoFront?.close(config.drainTimeoutMs)]);
         if (forced) logger.warn("drain deadline passed; cancelled the requests still in flight");
         await controller.stop(); // the backfill checkpoints before its stores close
         await httpServer.close();

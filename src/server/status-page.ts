@@ -43,7 +43,7 @@ export interface StatusSnapshot {
   repair_journal_depth: number;
   last_verify: (Omit<VerifyReport, "sample_keys"> & { sample_keys: string[]; finished_at: string | null; differences: number }) | null;
   verify_running: { checked: number; differences: number; started_at: string } | null;
-  requests: { total: number; errors: number; per_second: number | null; errors_per_second: number | null; by_code: Record<string, number> };
+  requests: { total: number; errors: number; per_second: number | null; errors_per_second: number | null; by_code: Record<string, number>; dynamodb_total: number; dynamodb_per_second: number | null };
   admin_token_required: boolean;
   last_action: { message: string; ok: boolean; at: string } | null;
   generated_at: string;
@@ -65,13 +65,18 @@ const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", 
 
 /** Request counters of the Store service, sampled to derive a rate over the last few seconds. */
 class RequestRate {
-  private samples: { at: number; total: number; errors: number }[] = [];
+  private samples: { at: number; total: number; errors: number; dynamodb: number }[] = [];
 
   constructor(private readonly metrics: Metrics) {}
 
   async read(): Promise<StatusSnapshot["requests"]> {
     const byCode: Record<string, number> = {};
+    let dynamodb = 0; // the DynamoDB-API front's requests (their codes are DynamoDB's error types)
     for (const v of (await this.metrics.requests.get()).values) {
+      if (v.labels.front === "dynamodb") {
+        dynamodb += v.value;
+        continue;
+      }
       const rpc = String(v.labels.rpc ?? "");
       if (!rpc.startsWith("Store/")) continue; // client traffic, not the operators' own calls
       const code = String(v.labels.code ?? "UNKNOWN");
@@ -80,7 +85,7 @@ class RequestRate {
     const total = Object.values(byCode).reduce((a, b) => a + b, 0);
     const errors = total - (byCode.OK ?? 0);
     const now = Date.now();
-    this.samples.push({ at: now, total, errors });
+    this.samples.push({ at: now, total, errors, dynamodb });
     // Keep ~10 s; measure against the oldest sample that is at least ~0.8 s old, up to 5 s back.
     this.samples = this.samples.filter((s) => now - s.at <= 10_000);
     const base = this.samples.find((s) => now - s.at <= 5_000 && now - s.at >= 800) ?? this.samples.find((s) => now - s.at >= 800);
@@ -91,6 +96,8 @@ class RequestRate {
       per_second: base ? (total - base.total) / dt : null,
       errors_per_second: base ? (errors - base.errors) / dt : null,
       by_code: byCode,
+      dynamodb_total: dynamodb,
+      dynamodb_per_second: base ? (dynamodb - base.dynamodb) / dt : null,
     };
   }
 }
@@ -232,6 +239,7 @@ export class StatusPage {
     text["req-rate"] = r.per_second === null ? "measuring…" : `${r.per_second.toFixed(1)} requests/s`;
     text["req-errors-rate"] = r.errors_per_second === null ? "measuring…" : `${r.errors_per_second.toFixed(1)} errors/s`;
     text["req-total"] = fmt(r.total);
+    text["ddb-rate"] = r.dynamodb_per_second === null ? "measuring…" : `${r.dynamodb_per_second.toFixed(1)} requests/s (${fmt(r.dynamodb_total)} in all)`;
     text["req-errors"] = fmt(r.errors);
     text["last-action"] = s.last_action ? `${s.last_action.message} (${s.last_action.at.replace("T", " ").slice(0, 19)} UTC)` : "";
     text["updated"] = s.generated_at.replace("T", " ").slice(0, 19) + " UTC";
@@ -518,6 +526,7 @@ ${rows("sample-rows", v.tables["sample-rows"] ?? [])}
 <dt>Rate</dt><dd>${t("req-rate")}</dd>
 <dt>Errors</dt><dd>${t("req-errors-rate")}</dd>
 <dt>Total</dt><dd>${t("req-total")} requests, ${t("req-errors")} not OK</dd>
+<dt>DynamoDB API</dt><dd>${t("ddb-rate")}</dd>
 </dl>
 <table>
 <caption class="sr">Store requests by gRPC status code</caption>

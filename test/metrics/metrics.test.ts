@@ -28,11 +28,11 @@ describe("metrics", function () {
 
   it("observes and renders like prom-client", async function () {
     const metrics = new Metrics(false);
-    metrics.requests.labels("Store/Get", "OK").inc();
-    metrics.requestDuration.labels("Store/Get").observe(0.002);
+    metrics.requests.labels("Store/Get", "OK", "grpc").inc();
+    metrics.requestDuration.labels("Store/Get", "grpc").observe(0.002);
     const text = (await metrics.render()).body;
-    expect(text).to.include('decant_requests_total{rpc="Store/Get",code="OK"} 1');
-    expect(text).to.include('decant_request_duration_seconds_bucket{le="0.0025",rpc="Store/Get"} 1');
+    expect(text).to.include('decant_requests_total{rpc="Store/Get",code="OK",front="grpc"} 1');
+    expect(text).to.include('decant_request_duration_seconds_bucket{le="0.0025",rpc="Store/Get",front="grpc"} 1');
   });
 
   it("an instrumented store times raiseFence where the store has one, and has none where it has not", async function () {

@@ -254,7 +254,7 @@ describe("security", function () {
       expect(err.code, err.details).to.equal(grpc.status.UNAUTHENTICATED);
       // Counted like every other call.
       const metrics = await (await fetch(`http://127.0.0.1:${s.sidecar.metricsPort}/metrics`)).text();
-      expect(metrics).to.match(/^decant_requests_total\{rpc="Migration\/Verify",code="UNAUTHENTICATED"\} [1-9]/m);
+      expect(metrics).to.match(/^decant_requests_total\{rpc="Migration\/Verify",code="UNAUTHENTICATED",front="grpc"\} [1-9]/m);
     });
 
     it("the Store service does not need the token", async function () {

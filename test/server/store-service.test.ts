@@ -278,8 +278,8 @@ describe("Store service over gRPC", function () {
       await call("Get", { namespace: ns, key: "x" });
       await grpcError(call("Get", { namespace: "BAD", key: "x" }));
       const text = await (await fetch(`http://127.0.0.1:${s.sidecar.metricsPort}/metrics`)).text();
-      expect(text).to.match(/decant_requests_total\{rpc="Store\/Get",code="OK"\} \d+/);
-      expect(text).to.match(/decant_requests_total\{rpc="Store\/Get",code="INVALID_ARGUMENT"\} \d+/);
+      expect(text).to.match(/decant_requests_total\{rpc="Store\/Get",code="OK",front="grpc"\} \d+/);
+      expect(text).to.match(/decant_requests_total\{rpc="Store\/Get",code="INVALID_ARGUMENT",front="grpc"\} \d+/);
       expect(text).to.include("decant_request_duration_seconds_bucket");
       expect(text).to.match(/decant_store_operation_duration_seconds_count\{store="current:memory",op="get"\} \d+/);
       expect(text).to.include("decant_process_resident_memory_bytes");

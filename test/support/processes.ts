@@ -23,6 +23,8 @@ export interface SidecarProcess {
   port: number;
   /** /metrics port on 127.0.0.1. */
   metricsPort: number;
+  /** The DynamoDB-API front's port on 127.0.0.1 (with options.dynamodb or DECANT_DYNAMODB_LISTEN). */
+  dynamodbPort?: number;
   /** DECANT_REPLICA_ID, if the caller set one. */
   replicaId?: string;
   /** Raw stderr lines (JSON log lines with DECANT_LOG_FORMAT=json). */
@@ -101,6 +103,8 @@ export interface StartOptions {
   startTimeoutMs?: number;
   /** Echo the child's stderr to this process's stderr (for debugging). */
   echo?: boolean;
+  /** Serve the DynamoDB API too, on a free loopback port (reported as dynamodbPort). */
+  dynamodb?: boolean;
 }
 
 /**
@@ -112,6 +116,7 @@ export async function startSidecarProcess(env: Record<string, string>, options: 
   installExitHook();
   const port = env.DECANT_LISTEN ? Number(env.DECANT_LISTEN.slice(env.DECANT_LISTEN.lastIndexOf(":") + 1)) : await freePort();
   const metricsPort = env.DECANT_METRICS_LISTEN ? Number(env.DECANT_METRICS_LISTEN.slice(env.DECANT_METRICS_LISTEN.lastIndexOf(":") + 1)) : await freePort();
+  const ddbListen = env.DECANT_DYNAMODB_LISTEN ?? (options.dynamodb ? `127.0.0.1:${await freePort()}` : undefined);
   const inherited: Record<string, string | undefined> = { ...process.env };
   for (const k of Object.keys(inherited)) if (k.startsWith("DECANT_") && !k.startsWith("DECANT_TEST_")) delete inherited[k];
   const childEnv = {
@@ -120,6 +125,7 @@ export async function startSidecarProcess(env: Record<string, string>, options: 
     DECANT_DRAIN_TIMEOUT_MS: "2000",
     DECANT_LISTEN: `127.0.0.1:${port}`,
     DECANT_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
+    ...(ddbListen ? { DECANT_DYNAMODB_LISTEN: ddbListen } : {}),
     ...env,
   } as NodeJS.ProcessEnv;
 
@@ -179,6 +185,7 @@ export async function startSidecarProcess(env: Record<string, string>, options: 
     client,
     port,
     metricsPort,
+    dynamodbPort: ddbListen ? Number(ddbListen.slice(ddbListen.lastIndexOf(":") + 1)) : undefined,
     replicaId: env.DECANT_REPLICA_ID,
     logs,
     jsonLogs: () =>
@@ -208,7 +215,9 @@ export async function startSidecarProcess(env: Record<string, string>, options: 
     }
     try {
       await client.call("store", "Get", { namespace: "readiness_probe", key: "k" }, 2000);
-      return proc;
+      // The DynamoDB front starts after the gRPC server: ready once it answers too.
+      if (proc.dynamodbPort === undefined || (await fetch(`http://127.0.0.1:${proc.dynamodbPort}/`).then((r) => r.ok, () => false))) return proc;
+      last = "the DynamoDB front does not answer yet";
     } catch (err) {
       const e = err as grpc.ServiceError;
       last = `${e.code} ${e.details ?? e.message}`;

@@ -1,0 +1,136 @@
+// The DynamoDB front (DESIGN.md §6): an HTTP/1.1 listener speaking DynamoDB's JSON protocol
+// (POST /, X-Amz-Target: DynamoDB_20120810.<Operation>, application/x-amz-json-1.0). It is a
+// plain client of the Store the gRPC server serves, so every migration phase applies to it.
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Logger } from "../../log.js";
+import type { Metrics } from "../../metrics/metrics.js";
+import type { Store } from "../../protocol/store.js";
+import { Catalog } from "./catalog.js";
+import { fromStoreError } from "./errors.js";
+import { OPERATIONS, type OpContext } from "./operations/index.js";
+import { SigV4Verifier, type Credentials } from "./sigv4.js";
+import { DynamoError } from "./types.js";
+
+export interface DynamoFrontOptions {
+  /** host:port; port 0 picks a free one. */
+  listen: string;
+  store: Store;
+  logger: Logger;
+  metrics?: Metrics;
+  /** Largest encoded item the front hands the store (the sidecar's max_value_bytes). */
+  maxValueBytes: number;
+  /** With credentials, requests must carry a valid SigV4 signature made with them. */
+  credentials?: Credentials;
+}
+
+export interface DynamoFront {
+  port: number;
+  /** Stops accepting, waits up to drainMs for requests in flight, then closes what is left. */
+  close(drainMs?: number): Promise<void>;
+}
+
+const TARGET_PREFIX = "DynamoDB_20120810.";
+const CONTENT_TYPE = "application/x-amz-json-1.0";
+/** DynamoDB's largest request (a BatchWriteItem of 25 items of 400 KB is 10 MB; 16 MB allowed). */
+const MAX_BODY_BYTES = 16 * 1024 * 1024;
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(new DynamoError("ValidationException", `the request body exceeds ${MAX_BODY_BYTES} bytes`, 413));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
+}
+
+function send(res: ServerResponse, status: number, body: unknown, requestId: string, closing: boolean): void {
+  const json = JSON.stringify(body);
+  res.writeHead(status, { "content-type": CONTENT_TYPE, "content-length": Buffer.byteLength(json), "x-amzn-requestid": requestId, ...(closing ? { connection: "close" } : {}) });
+  res.end(json);
+}
+
+function errorBody(err: DynamoError): Record<string, unknown> {
+  return { __type: `com.amazonaws.dynamodb.v20120810#${err.type}`, message: err.message, ...(err.extra ?? {}) };
+}
+
+export async function startDynamoFront(options: DynamoFrontOptions): Promise<DynamoFront> {
+  const { logger, metrics } = options;
+  const catalog = new Catalog(options.store);
+  const verifier = options.credentials ? new SigV4Verifier(options.credentials) : undefined;
+  if (!verifier) logger.warn("the DynamoDB front does not check request signatures (no dynamodb.access_key_id configured): any client that reaches it can read and write");
+  let closing = false; // once set, responses end their connection, so a drain does not wait on keep-alive
+  const ctx: OpContext = { store: options.store, catalog, maxValueBytes: options.maxValueBytes, region: "us-east-1" };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const requestId = randomUUID();
+    const started = process.hrtime.bigint();
+    let operation = "unknown";
+    let code = "OK";
+    try {
+      if (req.method === "GET" && (req.url === "/" || req.url === "")) {
+        res.writeHead(200, { "content-type": "text/plain", "x-amzn-requestid": requestId }).end("healthy: decant dynamodb front\n");
+        return;
+      }
+      if (req.method !== "POST") throw new DynamoError("UnknownOperationException", `${req.method} is not supported; DynamoDB's protocol is POST /`);
+      const target = req.headers["x-amz-target"];
+      if (typeof target !== "string" || !target.startsWith(TARGET_PREFIX)) throw new DynamoError("UnknownOperationException", "the X-Amz-Target header must name a DynamoDB_20120810 operation");
+      operation = target.slice(TARGET_PREFIX.length);
+      const op = Object.hasOwn(OPERATIONS, operation) ? OPERATIONS[operation] : undefined;
+      if (!op) {
+        operation = "unknown";
+        throw new DynamoError("UnknownOperationException", `unknown operation ${JSON.stringify(target.slice(TARGET_PREFIX.length))}`);
+      }
+      const body = await readBody(req);
+      if (verifier) await verifier.verify(req, body);
+      let input: unknown;
+      try {
+        input = body.length === 0 ? {} : JSON.parse(body.toString("utf8"));
+      } catch {
+        throw new DynamoError("SerializationException", "the request body is not valid JSON");
+      }
+      if (typeof input !== "object" || input === null || Array.isArray(input)) throw new DynamoError("SerializationException", "the request body must be a JSON object");
+      const output = await op(ctx, input as Record<string, unknown>);
+      send(res, 200, output, requestId, closing);
+    } catch (caught) {
+      const err = caught instanceof DynamoError ? caught : fromStoreError(caught);
+      code = err.type;
+      if (err.status >= 500 && err.type === "InternalServerError") logger.error("DynamoDB request failed unexpectedly", { operation, error: caught instanceof Error ? caught.stack : String(caught) });
+      if (!res.headersSent) send(res, err.status, errorBody(err), requestId, closing);
+      else res.destroy();
+    } finally {
+      if (metrics) {
+        metrics.requestDuration.labels(operation, "dynamodb").observe(Number(process.hrtime.bigint() - started) / 1e9);
+        metrics.requests.labels(operation, code, "dynamodb").inc();
+      }
+    }
+  };
+
+  const server: Server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => void handle(req, res));
+  const host = options.listen.slice(0, options.listen.lastIndexOf(":")).replace(/^\[|\]$/g, "");
+  const port = Number(options.listen.slice(options.listen.lastIndexOf(":") + 1));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (err) => reject(new Error(`dynamodb_listen: cannot bind ${options.listen}: ${err.message}`)));
+    server.listen(port, host, resolve);
+  });
+  const address = server.address();
+  return {
+    port: typeof address === "object" && address ? address.port : port,
+    close: (drainMs = 0) =>
+      new Promise<void>((resolve) => {
+        closing = true;
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        setTimeout(() => server.closeAllConnections(), drainMs).unref();
+      }),
+  };
+}

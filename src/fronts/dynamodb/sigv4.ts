@@ -1,0 +1,76 @@
+// SigV4 verification with the AWS SDK's own signer (@smithy/signature-v4): the request is
+// signed again with the configured secret, the date, scope and signed headers the client
+// named, and the two signatures compared in constant time.
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import { SignatureV4 } from "@smithy/signature-v4";
+import { DynamoError } from "./types.js";
+
+export interface Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+/** A SHA-256 (or HMAC-SHA-256 with a secret) in the shape the signer takes. */
+class Sha256 {
+  private readonly hash;
+  constructor(secret?: string | Uint8Array) {
+    this.hash = secret === undefined ? createHash("sha256") : createHmac("sha256", secret);
+  }
+  update(data: string | Uint8Array): void {
+    this.hash.update(data);
+  }
+  async digest(): Promise<Uint8Array> {
+    return new Uint8Array(this.hash.digest());
+  }
+  reset(): void {}
+}
+
+const AUTH = /^AWS4-HMAC-SHA256 Credential=([^/,\s]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request,\s*SignedHeaders=([a-z0-9;._-]+),\s*Signature=([0-9a-f]{64})$/;
+/** How far a request's clock may be from ours, as in AWS. */
+const MAX_SKEW_MS = 15 * 60 * 1000;
+
+const refused = (type: string, message: string) => new DynamoError(type, message);
+
+export class SigV4Verifier {
+  private readonly signer: SignatureV4;
+
+  constructor(private readonly credentials: Credentials) {
+    this.signer = new SignatureV4({ credentials, region: "us-east-1", service: "dynamodb", sha256: Sha256 as never, uriEscapePath: true });
+  }
+
+  /** Throws DynamoDB's error unless the request is signed with the configured credentials. */
+  async verify(req: IncomingMessage, body: Buffer, now = Date.now()): Promise<void> {
+    const header = req.headers.authorization;
+    if (!header) throw refused("MissingAuthenticationTokenException", "Request is missing Authentication Token");
+    const m = AUTH.exec(header.trim());
+    if (!m) throw refused("IncompleteSignatureException", "Authorization header requires a Credential, SignedHeaders and Signature of AWS4-HMAC-SHA256");
+    const [, accessKeyId, day, region, service, signedList, signature] = m as unknown as string[];
+    if (accessKeyId !== this.credentials.accessKeyId) throw refused("UnrecognizedClientException", "The security token included in the request is invalid.");
+    const amzDate = req.headers["x-amz-date"];
+    const d = typeof amzDate === "string" ? /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(amzDate) : null;
+    if (!d || amzDate!.slice(0, 8) !== day) throw refused("IncompleteSignatureException", "the X-Amz-Date header is missing or does not match the credential scope's date");
+    const date = new Date(Date.UTC(+d[1]!, +d[2]! - 1, +d[3]!, +d[4]!, +d[5]!, +d[6]!));
+    if (Math.abs(now - date.getTime()) > MAX_SKEW_MS) throw refused("InvalidSignatureException", `Signature expired: ${amzDate} is more than 15 minutes from the server's time`);
+    const signed = signedList!.split(";");
+    if (!signed.includes("host")) throw refused("InvalidSignatureException", "the signature must cover the host header");
+    const headers: Record<string, string> = {};
+    for (const name of signed) {
+      const v = req.headers[name];
+      if (v === undefined) throw refused("InvalidSignatureException", `signed header ${name} is missing from the request`);
+      headers[name] = Array.isArray(v) ? v.join(",") : v;
+    }
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    const query: Record<string, string | string[]> = {};
+    if (q >= 0) for (const [k, v] of new URLSearchParams(url.slice(q + 1))) query[k] = k in query ? [...([] as string[]).concat(query[k]!), v] : v;
+    const again = await this.signer.sign(
+      { method: req.method ?? "POST", protocol: "http:", hostname: String(req.headers.host ?? ""), path: q >= 0 ? url.slice(0, q) : url, query, headers, body },
+      { signingDate: date, signingRegion: region, signingService: service, signableHeaders: new Set(signed) },
+    );
+    const expected = /Signature=([0-9a-f]{64})/.exec(String(again.headers.authorization))?.[1] ?? "";
+    if (expected.length !== signature!.length || !timingSafeEqual(Buffer.from(expected), Buffer.from(signature!))) {
+      throw refused("InvalidSignatureException", "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.");
+    }
+  }
+}

@@ -1,0 +1,149 @@
+// The front's HTTP protocol, outages, signatures, metrics and configuration, with real clients.
+import { createServer, connect, type Server, type Socket } from "node:net";
+import { expect } from "chai";
+import { BatchGetItemCommand, BatchWriteItemCommand, CreateTableCommand, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { openStore } from "../../../src/backends/index.js";
+import { ConfigError, loadConfig } from "../../../src/config/config.js";
+import { startDynamoFront } from "../../../src/fronts/dynamodb/server.js";
+import { silentLogger } from "../../../src/log.js";
+import { scrapeMetric } from "../../support/processes.js";
+import { TEST_URLS } from "../../support/servers.js";
+import { CREDENTIALS, rejection, sdkClient, serverUp, startFront } from "./support.js";
+
+const post = (endpoint: string, target: string | undefined, body: string) =>
+  fetch(endpoint, { method: "POST", headers: { "content-type": "application/x-amz-json-1.0", ...(target ? { "x-amz-target": target } : {}) }, body });
+
+describe("DynamoDB front: protocol, signatures, metrics, config", function () {
+  this.timeout(60_000);
+
+  describe("over HTTP", () => {
+    let f: Awaited<ReturnType<typeof startFront>>;
+    before(async () => (f = await startFront("memory:")));
+    after(async () => f?.stop());
+
+    it("answers DynamoDB's JSON protocol: request ids, content type, typed 400 errors for bad requests (never 500)", async () => {
+      const res = await post(f.endpoint, "DynamoDB_20120810.ListTables", "{}");
+      expect(res.status).to.equal(200);
+      expect(res.headers.get("content-type")).to.equal("application/x-amz-json-1.0");
+      expect(res.headers.get("x-amzn-requestid")).to.match(/^[0-9a-f-]{36}$/);
+      expect(await res.json()).to.deep.equal({ TableNames: [] });
+      const cases: [string | undefined, string, string][] = [
+        [undefined, "{}", "UnknownOperationException"],
+        ["DynamoDB_20120810.Frobnicate", "{}", "UnknownOperationException"],
+        ["DynamoDB_20120810.ListTables", "{not json", "SerializationException"],
+        ["DynamoDB_20120810.ListTables", "[1]", "SerializationException"],
+        ["DynamoDB_20120810.GetItem", "{}", "ValidationException"],
+        ["DynamoDB_20120810.GetItem", '{"TableName":"ab"}', "ValidationException"],
+        ["DynamoDB_20120810.PutItem", '{"TableName":"abc","Item":{"k":{"Q":"x"}}}', "ValidationException"],
+        ["DynamoDB_20120810.CreateTable", '{"TableName":"abc","KeySchema":[{"AttributeName":"k","KeyType":"RANGE"}],"AttributeDefinitions":[{"AttributeName":"k","AttributeType":"S"}],"BillingMode":"PAY_PER_REQUEST"}', "ValidationException"],
+        ["DynamoDB_20120810.ListTables", '{"Limit":0}', "ValidationException"],
+        ["DynamoDB_20120810.DescribeTable", '{"TableName":"nope"}', "ResourceNotFoundException"],
+      ];
+      for (const [target, body, type] of cases) {
+        const r = await post(f.endpoint, target, body);
+        const json = (await r.json()) as { __type: string; message: string };
+        expect(r.status, `${target} ${body}`).to.equal(400);
+        expect(json.__type, `${target} ${body}`).to.equal(`com.amazonaws.dynamodb.v20120810#${type}`);
+        expect(json.message).to.be.a("string").and.not.equal("");
+      }
+    });
+
+    it("counts requests in decant_requests_total with front=dynamodb and the operation (gRPC calls carry front=grpc)", async () => {
+      await f.client.send(new CreateTableCommand({ TableName: "metered", AttributeDefinitions: [{ AttributeName: "k", AttributeType: "S" }], KeySchema: [{ AttributeName: "k", KeyType: "HASH" }], BillingMode: "PAY_PER_REQUEST" }));
+      for (let i = 0; i < 3; i++) await f.client.send(new PutItemCommand({ TableName: "metered", Item: { k: { S: `k${i}` } } }));
+      await rejection(f.client.send(new PutItemCommand({ TableName: "metered", Item: { k: { S: "k0" } }, ConditionExpression: "attribute_not_exists(k)" })));
+      await f.grpc.call("store", "Get", { namespace: "x", key: "y" });
+      const port = f.sidecar.metricsPort;
+      expect(await scrapeMetric(port, "decant_requests_total", { front: "dynamodb", rpc: "PutItem", code: "OK" })).to.equal(3);
+      expect(await scrapeMetric(port, "decant_requests_total", { front: "dynamodb", rpc: "PutItem", code: "ConditionalCheckFailedException" })).to.equal(1);
+      // Every PutItem is timed (the earlier test's malformed one too).
+      expect(await scrapeMetric(port, "decant_request_duration_seconds_count", { front: "dynamodb", rpc: "PutItem" })).to.equal(await scrapeMetric(port, "decant_requests_total", { front: "dynamodb", rpc: "PutItem" }));
+      expect(await scrapeMetric(port, "decant_requests_total", { front: "grpc", rpc: "Store/Get" })).to.equal(1);
+      const status = (await (await fetch(`http://127.0.0.1:${port}/status.json`)).json()) as { requests: { dynamodb_total: number } };
+      expect(status.requests.dynamodb_total).to.be.at.least(5);
+    });
+  });
+
+  describe("SigV4", () => {
+    it("with credentials configured, accepts requests signed with them and refuses others with DynamoDB's errors", async () => {
+      const f = await startFront("memory:", { DECANT_DYNAMODB_ACCESS_KEY_ID: CREDENTIALS.accessKeyId, DECANT_DYNAMODB_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey });
+      try {
+        await f.client.send(new CreateTableCommand({ TableName: "signed", AttributeDefinitions: [{ AttributeName: "k", AttributeType: "S" }], KeySchema: [{ AttributeName: "k", KeyType: "HASH" }], BillingMode: "PAY_PER_REQUEST" }));
+        await f.client.send(new PutItemCommand({ TableName: "signed", Item: { k: { S: "ü/x" }, v: { S: "x".repeat(5000) } } }));
+        expect((await f.client.send(new GetItemCommand({ TableName: "signed", Key: { k: { S: "ü/x" } } }))).Item?.k).to.deep.equal({ S: "ü/x" });
+        const wrongSecret = sdkClient(f.endpoint, { credentials: { ...CREDENTIALS, secretAccessKey: "nope" } });
+        expect((await rejection(wrongSecret.send(new GetItemCommand({ TableName: "signed", Key: { k: { S: "a" } } })))).name).to.equal("InvalidSignatureException");
+        const wrongKey = sdkClient(f.endpoint, { credentials: { ...CREDENTIALS, accessKeyId: "AKIDOTHER" } });
+        expect((await rejection(wrongKey.send(new GetItemCommand({ TableName: "signed", Key: { k: { S: "a" } } })))).name).to.equal("UnrecognizedClientException");
+        const unsigned = await post(f.endpoint, "DynamoDB_20120810.ListTables", "{}");
+        expect(unsigned.status).to.equal(400);
+        expect(((await unsigned.json()) as { __type: string }).__type).to.match(/MissingAuthenticationTokenException$/);
+        wrongSecret.destroy();
+        wrongKey.destroy();
+      } finally {
+        await f.stop();
+      }
+    });
+  });
+
+  describe("config", () => {
+    const load = (env: Record<string, string>) => loadConfig(undefined, { DECANT_CURRENT: "memory:", ...env });
+    it("dynamodb_listen is off by default, validated as host:port; credentials need both halves", () => {
+      expect(load({}).dynamodbListen).to.equal(undefined);
+      expect(load({ DECANT_DYNAMODB_LISTEN: "127.0.0.1:8000" }).dynamodbListen).to.equal("127.0.0.1:8000");
+      expect(() => load({ DECANT_DYNAMODB_LISTEN: "8000" })).to.throw(ConfigError, /^dynamodb_listen:/);
+      expect(() => load({ DECANT_DYNAMODB_ACCESS_KEY_ID: "AKID" })).to.throw(ConfigError, /dynamodb.secret_access_key_file/);
+      expect(() => load({ DECANT_DYNAMODB_SECRET_ACCESS_KEY: "s" })).to.throw(ConfigError, /dynamodb.access_key_id/);
+      expect(load({ DECANT_DYNAMODB_ACCESS_KEY_ID: "AKID", DECANT_DYNAMODB_SECRET_ACCESS_KEY: "s" }).dynamodbAuth).to.deep.equal({ accessKeyId: "AKID", secretAccessKey: "s" });
+    });
+  });
+});
+
+const redisUp = await serverUp.redis();
+
+if (redisUp) {
+  describe("DynamoDB front: the store goes away (Redis behind a proxy that is cut)", function () {
+    this.timeout(60_000);
+    it("answers 503 (which SDKs retry), and batches hand back UnprocessedKeys/UnprocessedItems", async () => {
+      const target = new URL(TEST_URLS.redis);
+      const sockets = new Set<Socket>();
+      let open = true;
+      const proxy: Server = createServer((client) => {
+        if (!open) return client.destroy();
+        const upstream = connect(Number(target.port || 6379), target.hostname);
+        sockets.add(client).add(upstream);
+        client.pipe(upstream).pipe(client);
+        client.on("error", () => upstream.destroy());
+        upstream.on("error", () => client.destroy());
+      });
+      await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+      const url = new URL(TEST_URLS.redis);
+      url.host = `127.0.0.1:${(proxy.address() as { port: number }).port}`;
+      url.searchParams.set("prefix", `ddbout${Date.now()}`);
+      url.searchParams.set("timeout_ms", "300");
+      const store = await openStore(url.href);
+      const front = await startDynamoFront({ listen: "127.0.0.1:0", store, logger: silentLogger(), maxValueBytes: 400 * 1024 });
+      const client = sdkClient(`http://127.0.0.1:${front.port}`, { maxAttempts: 1 });
+      try {
+        await client.send(new CreateTableCommand({ TableName: "outage", AttributeDefinitions: [{ AttributeName: "k", AttributeType: "S" }], KeySchema: [{ AttributeName: "k", KeyType: "HASH" }], BillingMode: "PAY_PER_REQUEST" }));
+        await client.send(new PutItemCommand({ TableName: "outage", Item: { k: { S: "a" } } }));
+        open = false;
+        for (const s of sockets) s.destroy();
+        const get = await rejection(client.send(new GetItemCommand({ TableName: "outage", Key: { k: { S: "a" } } })));
+        expect(get.$metadata?.httpStatusCode).to.equal(503);
+        // The catalog entry is cached for a moment; batches go to the store and hand the work back.
+        const bw = await client.send(new BatchWriteItemCommand({ RequestItems: { outage: [{ PutRequest: { Item: { k: { S: "b" } } } }] } })).catch((e: Error & { $metadata?: { httpStatusCode?: number } }) => e);
+        if (bw instanceof Error) expect(bw.$metadata?.httpStatusCode).to.equal(503);
+        else expect(bw.UnprocessedItems?.outage).to.have.length(1);
+        const bg = await client.send(new BatchGetItemCommand({ RequestItems: { outage: { Keys: [{ k: { S: "a" } }] } } })).catch((e: Error & { $metadata?: { httpStatusCode?: number } }) => e);
+        if (bg instanceof Error) expect(bg.$metadata?.httpStatusCode).to.equal(503);
+        else expect(bg.UnprocessedKeys?.outage?.Keys).to.deep.equal([{ k: { S: "a" } }]);
+      } finally {
+        client.destroy();
+        await front.close();
+        await store.close().catch(() => undefined);
+        proxy.close();
+      }
+    });
+  });
+}
