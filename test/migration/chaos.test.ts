@@ -27,7 +27,7 @@ const KEYS = 200;
 const TTL_MS = 4500;
 /** Every pause outlasts the TTL, so the others count the frozen replica dead while it holds writes. */
 const PAUSE_MS = TTL_MS + 1500;
-/** Client deadline per store call: a frozen sidecar's calls end as DEADLINE_EXCEEDED. */
+/** Client deadline per store call: a frozen sidecar's calls end as DEADLINE_EXCEEDED (unless a test waits longer). */
 const CALL_MS = 4000;
 // Store timeouts of 2 s keep the TTL the config demands (lease + store timeout + heartbeat = 4.1 s) short.
 const TIMINGS = { DECANT_HEARTBEAT_MS: "100", DECANT_LEASE_MS: "2000", DECANT_REPLICA_TTL_MS: String(TTL_MS), DECANT_BACKFILL_LEASE_MS: "2000", DECANT_FENCE_TIMEOUT_MS: "10000" };
@@ -123,9 +123,39 @@ class Ledger {
   /** Errors by the step of the walk they happened in. */
   readonly errorsBy: Record<string, number> = {};
   step = "SINGLE";
+  /** Per sidecar (client address): every write, when it was issued and answered, and the answer. */
+  readonly writesBy = new Map<string, { issuedAt: number; settledAt: number; outcome: string }[]>();
 
-  ack(key: string, version: bigint, value: Val, issuedAt: number): void {
+  /** Writes issued and not answered yet, per sidecar: key → their wall-clock issue times. */
+  readonly pending = new Map<string, Map<string, { at: number }[]>>();
+
+  /** Marks a write in flight on `client`; the returned function ends it. */
+  private inFlight(client: DecantClient, key: string): () => void {
+    let m = this.pending.get(client.address);
+    if (!m) this.pending.set(client.address, (m = new Map()));
+    const mark = { at: Date.now() };
+    m.set(key, [...(m.get(key) ?? []), mark]);
+    return () => {
+      const left = (m.get(key) ?? []).filter((x) => x !== mark);
+      if (left.length) m.set(key, left);
+      else m.delete(key);
+    };
+  }
+
+  /** True if `client` has a write of `key` in flight that was issued before `at` (wall clock). */
+  pendingBefore(client: DecantClient, key: string, at: number): boolean {
+    return (this.pending.get(client.address)?.get(key) ?? []).some((x) => x.at <= at);
+  }
+
+  private record(client: DecantClient, issuedAt: number, outcome: string): void {
+    let list = this.writesBy.get(client.address);
+    if (!list) this.writesBy.set(client.address, (list = []));
+    list.push({ issuedAt, settledAt: now(), outcome });
+  }
+
+  ack(key: string, version: bigint, value: Val, issuedAt: number, client?: DecantClient): void {
     this.counts.acked++;
+    if (client) this.record(client, issuedAt, `acked v${version}`);
     let m = this.acked.get(key);
     if (!m) this.acked.set(key, (m = new Map()));
     if (m.has(version) && m.get(version) !== value) this.p2.push(`${key} v${version}: acknowledged ${show(m.get(version)!)} and ${show(value)}`);
@@ -142,9 +172,12 @@ class Ledger {
   }
 
   /** Counts an error: only UNAVAILABLE and DEADLINE_EXCEEDED are expected, anything else is kept to fail the test. */
-  failed(err: unknown, what: string, write?: { key: string; value: Val }): void {
-    if (write) this.unknown(write.key, write.value);
+  failed(err: unknown, client: DecantClient, what: string, write?: { key: string; value: Val; issuedAt: number }): void {
     const c = code(err);
+    if (write) {
+      this.unknown(write.key, write.value);
+      this.record(client, write.issuedAt, `${grpc.status[c]} ${(err as grpc.ServiceError).details ?? ""}`.slice(0, 120));
+    }
     this.errorsBy[this.step] = (this.errorsBy[this.step] ?? 0) + 1;
     if (c === grpc.status.UNAVAILABLE) this.counts.unavailable++;
     else if (c === grpc.status.DEADLINE_EXCEEDED) this.counts.deadline++;
@@ -156,9 +189,9 @@ class Ledger {
     const before = this.highest.get(key);
     let res;
     try {
-      res = await client.call("store", "Get", { namespace: NS, key }, CALL_MS);
+      res = await client.call("store", "Get", { namespace: NS, key });
     } catch (err) {
-      this.failed(err, `Get ${key}`);
+      this.failed(err, client, `Get ${key}`);
       return undefined;
     }
     this.counts.reads++;
@@ -230,15 +263,18 @@ class Ledger {
 
   async put(client: DecantClient, key: string, value: string, condition?: { expected_version?: string; must_not_exist?: boolean }): Promise<void> {
     const issuedAt = now();
+    const end = this.inFlight(client, key);
     try {
-      const res = await client.call("store", "Put", { namespace: NS, key, value: Buffer.from(value), condition }, CALL_MS);
-      this.ack(key, BigInt(res.version), value, issuedAt);
+      const res = await client.call("store", "Put", { namespace: NS, key, value: Buffer.from(value), condition });
+      this.ack(key, BigInt(res.version), value, issuedAt, client);
       this.counts.puts++;
       if (condition) this.counts.conditional++;
     } catch (err) {
       // A failed condition wrote nothing (the store checks it atomically with the write).
       if (condition && code(err) === grpc.status.FAILED_PRECONDITION) this.counts.preconditionFailed++;
-      else this.failed(err, `Put ${key}`, { key, value });
+      else this.failed(err, client, `Put ${key}`, { key, value, issuedAt });
+    } finally {
+      end();
     }
   }
 
@@ -247,13 +283,16 @@ class Ledger {
     let list = this.deletes.get(key);
     if (!list) this.deletes.set(key, (list = []));
     list.push(d);
+    const end = this.inFlight(client, key);
     try {
-      const res = await client.call("store", "Delete", { namespace: NS, key }, CALL_MS);
+      const res = await client.call("store", "Delete", { namespace: NS, key });
       d.settledAt = now();
-      if (res.deleted) this.ack(key, BigInt(res.version), null, d.issuedAt);
+      if (res.deleted) this.ack(key, BigInt(res.version), null, d.issuedAt, client);
       this.counts.deletes++;
     } catch (err) {
-      this.failed(err, `Delete ${key}`, { key, value: null }); // settledAt stays Infinity: it may still land
+      this.failed(err, client, `Delete ${key}`, { key, value: null, issuedAt: d.issuedAt }); // settledAt stays Infinity: it may still land
+    } finally {
+      end();
     }
   }
 }
@@ -319,7 +358,8 @@ interface Cluster {
   stop(): Promise<void>;
 }
 
-async function cluster(name: string, ids: string[]): Promise<Cluster> {
+/** `deadlines`: per sidecar, its traffic client's deadline per call (default CALL_MS). */
+async function cluster(name: string, ids: string[], deadlines: number[] = []): Promise<Cluster> {
   const { current: currentUrl, target: targetUrl } = urls(name);
   // The test's own adapters wait longer than the sidecars' (the first call creates the table, on a busy machine).
   const current = await openStore(withParams(currentUrl, { timeout_ms: "10000" }));
@@ -328,7 +368,7 @@ async function cluster(name: string, ids: string[]): Promise<Cluster> {
   await current.applyIfNewer(NS, Array.from({ length: KEYS }, (_, i) => ({ key: keyName(i), value: Buffer.from(`preload/${i}`), version: 1n })));
   const env = { DECANT_CURRENT: currentUrl, DECANT_TARGET: targetUrl, ...TIMINGS };
   const procs = await Promise.all(ids.map((id) => startSidecarProcess({ ...env, DECANT_REPLICA_ID: `${name}-${id}` })));
-  const clients = procs.map((p) => new DecantClient(`127.0.0.1:${p.port}`, { deadlineMs: CALL_MS }));
+  const clients = procs.map((p, i) => new DecantClient(`127.0.0.1:${p.port}`, { deadlineMs: deadlines[i] ?? CALL_MS }));
   return {
     procs,
     clients,
@@ -423,21 +463,24 @@ async function toShadowRead(c: Cluster, ledger: Ledger, stats: { retries: number
   await waitActive(a, "SHADOW_READ");
 }
 
-/** The journal entries (raw, from the control store) written by one replica and not yet settled: its writes in flight. */
-async function inFlightIntents(control: ControlStore, replicaId: string): Promise<number> {
-  return (await control.list<JournalEntry>(JOURNAL_PREFIX)).filter((e) => e.value.owner === replicaId && !e.value.failed).length;
-}
-
-/** Freezes a sidecar at a moment it holds admitted writes (intents in the journal), trying a few times. */
-async function pauseWithWritesInFlight(c: Cluster, p: SidecarProcess): Promise<{ intents: number; tries: number }> {
+/**
+ * Freezes a sidecar at a moment it holds an ADMITTED write: an intent of its own in the journal
+ * (written after admission, before the primary write), for a key its client has a write in
+ * flight on, issued before the intent was written. The freeze is held 300 ms before looking, so
+ * intents whose removal was already on its way are gone. Tried a bounded number of times.
+ */
+async function pauseWithWritesInFlight(c: Cluster, p: SidecarProcess, client: DecantClient, ledger: Ledger): Promise<{ intents: number; admitted: number; tries: number; at: number }> {
   for (let tries = 1; tries <= 30; tries++) {
+    const at = now();
     p.pause();
-    const intents = await inFlightIntents(c.control, p.replicaId!);
-    if (intents > 0) return { intents, tries };
+    await sleep(300);
+    const mine = (await c.control.list<JournalEntry>(JOURNAL_PREFIX)).filter((e) => e.value.owner === p.replicaId && !e.value.failed);
+    const admitted = mine.filter((e) => ledger.pendingBefore(client, e.value.key, e.value.at)).length;
+    if (admitted > 0) return { intents: mine.length, admitted, tries, at };
     p.resume();
-    await sleep(20 + Math.random() * 100);
+    await sleep(20 + Math.random() * 200);
   }
-  throw new Error(`${p.replicaId} never had a write in flight when frozen (30 tries)`);
+  throw new Error(`${p.replicaId} never had an admitted write in flight when frozen (30 tries)`);
 }
 
 /** GetStatus reports no journal depth and the control store holds no entry at all. */
@@ -552,7 +595,8 @@ if (pgOk && redisOk) {
 
     it("a sidecar frozen with writes admitted while another performs READ_TARGET → TARGET_PRIMARY: its writes are refused or re-admitted, never acknowledged twice", async function () {
       const began = now();
-      c = await cluster("stop", ["a", "b", "v"]);
+      // The victim's clients wait out the freeze, so its frozen writes get their real answer.
+      c = await cluster("stop", ["a", "b", "v"], [CALL_MS, CALL_MS, 4 * PAUSE_MS]);
       const [a, , victim] = c.procs as [SidecarProcess, SidecarProcess, SidecarProcess];
       const ledger = new Ledger();
       preloaded(ledger);
@@ -565,13 +609,13 @@ if (pgOk && redisOk) {
       traffic = new Traffic(ledger).writers(c.clients[0]!, "a", 1).writers(c.clients[1]!, "b", 1).writers(c.clients[2]!, "v", 3).readers(c.clients[0]!, 1);
       await sleep(500);
 
-      const frozen = await pauseWithWritesInFlight(c, victim);
-      const frozenAt = now();
+      const frozen = await pauseWithWritesInFlight(c, victim, c.clients[2]!, ledger);
+      const frozenAt = frozen.at;
       ledger.step = "TARGET_PRIMARY (victim frozen)";
       const fenceMs = await setPhase(a, "TARGET_PRIMARY", stats);
       while (now() - frozenAt < PAUSE_MS) await sleep(50);
-      const beforeResume = { ...ledger.counts };
       victim.resume();
+      const resumedAt = now();
       const frozenMs = Math.round(now() - frozenAt);
       ledger.step = "TARGET_PRIMARY";
       await waitActive(a, "TARGET_PRIMARY");
@@ -581,14 +625,18 @@ if (pgOk && redisOk) {
       await journalDrained(c, a);
       const diff = await compareStores(c.current, c.target, [NS]);
       const held = await ledger.checkHolds(c.target);
-      const victimRefusals = victim.jsonLogs().filter((l) => /fence|lapsed/i.test(l.message)).length;
+      // The writes frozen in flight: issued before the freeze, answered after SIGCONT.
+      const frozenWrites = (ledger.writesBy.get(c.clients[2]!.address) ?? []).filter((w) => w.issuedAt < frozenAt && w.settledAt > resumedAt);
+      const outcomes: Record<string, number> = {};
+      for (const w of frozenWrites) outcomes[w.outcome.replace(/v\d+/, "vN")] = (outcomes[w.outcome.replace(/v\d+/, "vN")] ?? 0) + 1;
       const line =
-        `SIGSTOP with writes admitted: ${frozen.intents} intents of the victim in flight when frozen (try ${frozen.tries}); frozen ${frozenMs} ms, the switch took ${fenceMs} ms (SetPhase retries ${stats.retries}); ` +
-        `after SIGCONT: acked ${ledger.counts.acked - beforeResume.acked}, UNAVAILABLE ${ledger.counts.unavailable - beforeResume.unavailable}, DEADLINE_EXCEEDED ${ledger.counts.deadline - beforeResume.deadline}; victim log lines about the fence/lapsed lease ${victimRefusals}; ` +
+        `SIGSTOP with writes admitted: frozen with ${frozen.intents} intents of its own in the journal, ${frozen.admitted} of them for writes its client awaited (try ${frozen.tries}); frozen ${frozenMs} ms, the switch took ${fenceMs} ms (SetPhase retries ${stats.retries}); ` +
+        `the victim's ${frozenWrites.length} frozen writes answered after SIGCONT: ${JSON.stringify(outcomes)}; ` +
         `${ledger.summary()}; current vs target differences ${diff.length}; target keys at an unacknowledged version ${held.landedUnacked}; ${((now() - began) / 1000).toFixed(1)} s`;
       console.log(`      ${line}`);
       figures.push(line);
       expectSafe(ledger, held);
+      expect(frozenWrites.length, "writes frozen in flight were answered after SIGCONT").to.be.at.least(1);
       expect(diff, `stores equal at the end: ${diff.slice(0, 10).join("\n")}`).to.deep.equal([]);
     });
 
@@ -608,7 +656,7 @@ if (pgOk && redisOk) {
       await sleep(500);
 
       // Frozen first, so the kill lands while its intents are provably in the journal.
-      const frozen = await pauseWithWritesInFlight(c, victim);
+      const frozen = await pauseWithWritesInFlight(c, victim, c.clients[2]!, ledger);
       await victim.kill();
       const killedAt = now();
       ledger.step = "DUAL_WRITE (victim killed)";
@@ -625,7 +673,7 @@ if (pgOk && redisOk) {
       const diff = await compareStores(c.current, c.target, [NS]);
       const held = await ledger.checkHolds(c.target);
       const line =
-        `SIGKILL mid-DUAL_WRITE: ${frozen.intents} intents of the victim in the journal at the kill (try ${frozen.tries}); repaired by the others ${repairedMs} ms after the kill (TTL ${TTL_MS} ms), GetStatus depth peak ${maxDepth}; ` +
+        `SIGKILL mid-DUAL_WRITE: ${frozen.intents} intents of the victim in the journal at the kill, ${frozen.admitted} of them for writes its client awaited (try ${frozen.tries}); repaired by the others ${repairedMs} ms after the kill (TTL ${TTL_MS} ms), GetStatus depth peak ${maxDepth}; ` +
         `verify checked ${report.checked} missing ${report.missing} stale ${report.stale} extra ${report.extra}; direct differences ${diff.length}; ${ledger.summary()}; ${((now() - began) / 1000).toFixed(1)} s`;
       console.log(`      ${line}`);
       figures.push(line);
