@@ -41,6 +41,10 @@ export interface SidecarProcess {
   stop(graceMs?: number): Promise<void>;
   /** SIGKILL, then wait for the exit. */
   kill(): Promise<void>;
+  /** SIGSTOP: the process freezes mid-whatever (a GC pause, a stopped VM); the kernel still queues its sockets. */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
 }
 
 /** Asks the kernel for a free loopback port: bind :0, read the port, close (then reuse it). */
@@ -164,8 +168,17 @@ export async function startSidecarProcess(env: Record<string, string>, options: 
     await exit;
     client.close();
   };
+  const signal = (sig: NodeJS.Signals): void => {
+    if (hasExited) return;
+    try {
+      process.kill(pid, sig);
+    } catch {
+      /* gone */
+    }
+  };
   const stop = async (graceMs = 10_000): Promise<void> => {
     if (!hasExited) {
+      signal("SIGCONT"); // a stopped process would hold SIGTERM until continued
       try {
         process.kill(pid, "SIGTERM");
       } catch {
@@ -203,6 +216,8 @@ export async function startSidecarProcess(env: Record<string, string>, options: 
     peakRssKb: () => (hasExited ? undefined : readVmHWM(pid)),
     stop,
     kill,
+    pause: () => signal("SIGSTOP"),
+    resume: () => signal("SIGCONT"),
   };
 
   // Ready once a Get answers (found or not) through the real client.
