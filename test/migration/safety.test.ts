@@ -286,4 +286,15 @@ describe("migration safety: issue 12's interleavings", function () {
     await a.s.put("users", "k", Buffer.from("v"));
     expect(await value(current, "k")).to.equal("1:v");
   });
+
+  it("an intent whose write timed out (it landed, the answer was lost) is not left in the journal", async function () {
+    const control = faulty(new MemoryStore());
+    const a = await replica("a", { current: new MemoryStore(), target: new MemoryStore(), control: control.store });
+    await a.c.setPhase("DUAL_WRITE", false);
+    control.faults.applyThenFail = true;
+    const err = await a.s.put("users", "k", Buffer.from("v")).catch((e) => e);
+    control.faults.applyThenFail = false;
+    expect(isDecantError(err, "unavailable"), String(err)).to.equal(true);
+    await waitFor(async () => (await a.c.control.list(JOURNAL_PREFIX)).length === 0, "the orphan intent removed");
+  });
 });
