@@ -42,8 +42,6 @@ interface ConditionMessage {
   kind?: string;
   expected_version?: unknown;
   must_not_exist?: unknown;
-  /** Set by the wire check when the message carried fields this server does not know. */
-  unknownField?: string;
 }
 
 /**
@@ -52,7 +50,6 @@ interface ConditionMessage {
  */
 export function validateCondition(c: ConditionMessage | null | undefined, field = "condition"): Condition | undefined {
   if (c === null || c === undefined) return undefined;
-  if (c.unknownField) throw invalidArgument(`${field}.${c.unknownField}`, "is not a field of decant.v1.Condition (this server would ignore it, so the write is refused)");
   if (c.kind === "expected_version") {
     const version = parseVersion(c.expected_version, `${field}.expected_version`);
     if (version === 0n) throw invalidArgument(`${field}.expected_version`, "must be at least 1 (versions start at 1; use must_not_exist for an absent key)");

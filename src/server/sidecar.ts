@@ -7,7 +7,7 @@ import { startMetricsServer, type Route } from "../metrics/http.js";
 import { Metrics } from "../metrics/metrics.js";
 import type { Store } from "../protocol/store.js";
 import { startGrpcServer, type ServiceRegistration } from "./grpc-server.js";
-import { storeHandlers, storeServiceDefinition } from "./store-service.js";
+import { storeHandlers } from "./store-service.js";
 import { migrationHandlers } from "./migration-service.js";
 import { serviceDefinition } from "./proto.js";
 import { MigrationController } from "../migration/controller.js";
@@ -82,7 +82,7 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
       logger,
       tls: config.tls,
       services: [
-        { name: "decant.v1.Store", definition: storeServiceDefinition(), handlers: (unary) => storeHandlers(() => served, () => limits, unary) },
+        { name: "decant.v1.Store", definition: serviceDefinition("Store"), handlers: (unary) => storeHandlers(() => served, () => limits, unary) },
         { name: "decant.v1.Migration", definition: serviceDefinition("Migration"), handlers: (unary, serverStream) => migrationHandlers(controller, config.adminToken, unary, serverStream) },
         ...(hooks.services ?? []),
       ],
