@@ -6,6 +6,7 @@ import { instrumentStore } from "../metrics/instrumented.js";
 import { startMetricsServer, type Route } from "../metrics/http.js";
 import { Metrics } from "../metrics/metrics.js";
 import type { Store } from "../protocol/store.js";
+import { maxRequestBytes } from "../protocol/validate.js";
 import { startGrpcServer, type ServiceRegistration } from "./grpc-server.js";
 import { storeHandlers } from "./store-service.js";
 import { migrationHandlers } from "./migration-service.js";
@@ -38,7 +39,7 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
   const current = instrumentStore(await openStore(config.current, "current"), "current", metrics);
   const target = config.target ? instrumentStore(await openStore(config.target, "target"), "target", metrics) : undefined;
   const control = config.control ? instrumentStore(await openStore(config.control, "control"), "control", metrics) : current;
-  const limits = { maxValueBytes: config.maxValueBytes };
+  const limits = { maxValueBytes: config.maxValueBytes, maxBatchBytes: config.maxBatchBytes };
   const closeStores = async () => {
     await current.close();
     await target?.close();
@@ -81,6 +82,8 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
       metrics,
       logger,
       tls: config.tls,
+      maxReceiveBytes: maxRequestBytes(limits),
+      connections: config.connections,
       services: [
         { name: "decant.v1.Store", definition: serviceDefinition("Store"), handlers: (unary) => storeHandlers(() => served, () => limits, unary) },
         { name: "decant.v1.Migration", definition: serviceDefinition("Migration"), handlers: (unary, serverStream) => migrationHandlers(controller, config.adminToken, unary, serverStream) },
