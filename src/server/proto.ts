@@ -129,7 +129,9 @@ const WIRE_OF: Record<string, number> = {
   bytes: 2,
 };
 const wireTypeOf = (field: protobuf.Field): number => (field.resolvedType instanceof protobuf.Type ? 2 : field.resolvedType instanceof protobuf.Enum ? 0 : WIRE_OF[field.type]!);
-const at = (path: string, name: string) => (path ? `${path}.${name}` : name);
+/** Where the walk is, as segments joined only for an error: ["writes", 3, "put", "key"] is "writes[3].put.key". */
+type Trail = (string | number)[];
+const named = (trail: Trail) => trail.map((s, i) => (typeof s === "number" ? `[${s}]` : i === 0 ? s : `.${s}`)).join("") || "request";
 
 /**
  * Walks an encoded message against its type and returns the first thing protobuf would
@@ -139,67 +141,86 @@ const at = (path: string, name: string) => (path ? `${path}.${name}` : name);
  * (the last would win), a field a Condition does not have (dropping it would turn a newer
  * client's conditional write into an unconditional one), and bytes that end mid-field.
  */
-export function wireProblem(type: protobuf.Type, buf: Uint8Array, path = ""): WireProblem | null {
+export function wireProblem(type: protobuf.Type, buf: Uint8Array): WireProblem | null {
   const reader = protobuf.Reader.create(buf);
-  const seen = new Map<number, number>();
-  const oneofs = new Map<string, string>();
-  let field = path || "request";
+  const trail: Trail = [];
   try {
-    while (reader.pos < reader.len) {
-      const tag = reader.uint32();
-      const [id, wire] = [tag >>> 3, tag & 7];
-      const known = type.fieldsById[id];
-      if (!known) {
-        field = at(path, `<field ${id}>`);
-        if (type.fullName === CONDITION) return { field, message: "is not a field of decant.v1.Condition (this server would ignore it, so the write is refused)" };
-        if (id === 0) return { field, message: "is not a valid field number" };
-        reader.skipType(wire);
-        continue;
-      }
-      const count = seen.get(id) ?? 0;
-      seen.set(id, count + 1);
-      field = at(path, known.name) + (known.repeated ? `[${count}]` : "");
-      if (!known.repeated && count > 0) return { field, message: "is set more than once (protobuf would keep only the last)" };
-      const oneof = known.partOf?.name;
-      const other = oneof ? oneofs.get(oneof) : undefined;
-      if (oneof && other) return { field: path || oneof, message: `sets both ${other} and ${known.name}; set only one` };
-      if (oneof) oneofs.set(oneof, known.name);
-      const problem = fieldProblem(known, wire, reader, field);
-      if (problem) return problem;
-    }
+    return messageProblem(type, reader, reader.len, trail);
   } catch (err) {
-    return { field, message: `cannot be decoded: ${(err as Error).message.replace(/^index out of range.*/, "its length runs past the end of the message")}` };
+    const message = (err as Error).message.replace(/^index out of range.*/, "its length runs past the end of the message");
+    return { field: named(trail), message: `cannot be decoded: ${message}` };
   }
+}
+
+/** Walks one message from reader.pos to end; `trail` names the field being read when something throws. */
+function messageProblem(type: protobuf.Type, reader: protobuf.Reader, end: number, trail: Trail): WireProblem | null {
+  const depth = trail.length;
+  const counts: number[] = [];
+  let oneofs: Record<string, string> | undefined;
+  while (reader.pos < end) {
+    trail.length = depth;
+    const tag = reader.uint32();
+    const [id, wire] = [tag >>> 3, tag & 7];
+    const known = type.fieldsById[id];
+    if (!known) {
+      trail.push(`<field ${id}>`);
+      if (type.fullName === CONDITION) return { field: named(trail), message: "is not a field of decant.v1.Condition (this server would ignore it, so the write is refused)" };
+      if (id === 0) return { field: named(trail), message: "is not a valid field number" };
+      reader.skipType(wire);
+      continue;
+    }
+    const count = counts[id] ?? 0;
+    counts[id] = count + 1;
+    trail.push(known.name);
+    if (known.repeated) trail.push(count);
+    if (!known.repeated && count > 0) return { field: named(trail), message: "is set more than once (protobuf would keep only the last)" };
+    const oneof = known.partOf?.name;
+    if (oneof) {
+      const other = oneofs?.[oneof];
+      if (other) return { field: depth ? named(trail.slice(0, depth)) : oneof, message: `sets both ${other} and ${known.name}; set only one` };
+      (oneofs ??= {})[oneof] = known.name;
+    }
+    const problem = fieldProblem(known, wire, reader, trail);
+    if (problem) return problem;
+  }
+  if (reader.pos > end) throw new RangeError("index out of range");
   return null;
 }
 
-function fieldProblem(field: protobuf.Field, wire: number, reader: protobuf.Reader, path: string): WireProblem | null {
+function fieldProblem(field: protobuf.Field, wire: number, reader: protobuf.Reader, trail: Trail): WireProblem | null {
   const expected = wireTypeOf(field);
   const packed = field.repeated && expected !== 2 && wire === 2;
-  if (wire !== expected && !packed) return { field: path, message: `is sent as ${WIRE_NAMES[wire]}; a ${field.type} field is ${WIRE_NAMES[expected]}` };
-  if (packed) return packedProblem(field, reader.bytes(), path);
-  if (field.resolvedType instanceof protobuf.Type) return wireProblem(field.resolvedType, reader.bytes(), path);
-  if (field.type === "string") return isUtf8(reader.bytes()) ? null : { field: path, message: "is not valid UTF-8" };
-  if (expected === 0) return varintProblem(field, reader, path);
+  if (wire !== expected && !packed) return { field: named(trail), message: `is sent as ${WIRE_NAMES[wire]}; a ${field.type} field is ${WIRE_NAMES[expected]}` };
+  if (expected === 2) {
+    const length = reader.uint32();
+    const end = reader.pos + length;
+    if (end > reader.len) throw new RangeError("index out of range");
+    if (packed) return packedProblem(field, reader, end, trail);
+    if (field.resolvedType instanceof protobuf.Type) return messageProblem(field.resolvedType, reader, end, trail);
+    const utf8 = field.type !== "string" || isUtf8(reader.buf.subarray(reader.pos, end));
+    reader.pos = end;
+    return utf8 ? null : { field: named(trail), message: "is not valid UTF-8" };
+  }
+  if (expected === 0) return varintProblem(field, reader, trail);
   reader.skipType(wire);
   return null;
 }
 
 /** A varint that a 32-bit field (or an enum) cannot hold would be cut to its low 32 bits. */
-function varintProblem(field: protobuf.Field, reader: protobuf.Reader, path: string): WireProblem | null {
+function varintProblem(field: protobuf.Field, reader: protobuf.Reader, trail: Trail): WireProblem | null {
   const v = reader.uint64() as unknown as { low: number; high: number };
   const signed = field.type === "int32" || field.resolvedType instanceof protobuf.Enum;
   const fits = signed ? v.high === v.low >> 31 : !["uint32", "sint32"].includes(field.type) || v.high === 0;
-  return fits ? null : { field: path, message: `does not fit in a ${field.resolvedType instanceof protobuf.Enum ? "enum" : field.type}` };
+  return fits ? null : { field: named(trail), message: `does not fit in a ${field.resolvedType instanceof protobuf.Enum ? "enum" : field.type}` };
 }
 
-function packedProblem(field: protobuf.Field, bytes: Uint8Array, path: string): WireProblem | null {
-  const reader = protobuf.Reader.create(bytes);
+function packedProblem(field: protobuf.Field, reader: protobuf.Reader, end: number, trail: Trail): WireProblem | null {
   const wire = wireTypeOf(field);
-  while (reader.pos < reader.len) {
-    const problem = wire === 0 ? varintProblem(field, reader, path) : (reader.skipType(wire), null);
+  while (reader.pos < end) {
+    const problem = wire === 0 ? varintProblem(field, reader, trail) : (reader.skipType(wire), null);
     if (problem) return problem;
   }
+  if (reader.pos > end) throw new RangeError("index out of range");
   return null;
 }
 
