@@ -59,17 +59,24 @@ export async function listenBounded(server: grpc.Server, credentials: grpc.Serve
   const host = address.slice(0, address.lastIndexOf(":")).replace(/^\[(.*)\]$/, "$1");
   let port = Number(address.slice(address.lastIndexOf(":") + 1));
   const servers: Server[] = [];
+  let failure: Error | undefined;
   try {
+    // Like grpc-js: serve on the addresses of the name that can be bound (localhost without IPv6, say).
     for (const { address: ip } of await lookup(host, { all: true })) {
       const tcp = createServer(accept);
-      await new Promise<void>((resolve, reject) => tcp.once("error", reject).listen(port, ip, () => resolve()));
+      try {
+        await new Promise<void>((resolve, reject) => tcp.once("error", reject).listen(port, ip, () => resolve()));
+      } catch (err) {
+        failure ??= err as Error;
+        continue;
+      }
       servers.push(tcp);
       port = (tcp.address() as { port: number }).port; // the other addresses of the name share the first one's port
     }
   } catch (err) {
-    for (const tcp of servers) tcp.close();
-    throw new Error(`listen: cannot bind ${address}: ${(err as Error).message}`);
+    failure = err as Error;
   }
+  if (servers.length === 0) throw new Error(`listen: cannot bind ${address}: ${failure?.message ?? "the name has no address"}`);
   return {
     port,
     close: () => servers.forEach((tcp) => tcp.close()),

@@ -4,6 +4,7 @@
 import { expect } from "chai";
 import { connect, type Socket } from "node:net";
 import * as grpc from "@grpc/grpc-js";
+import { DecantClient } from "../../src/client/client.js";
 import { maxRequestBytes } from "../../src/protocol/validate.js";
 import { MAX_BATCH, MAX_KEY_BYTES } from "../../src/protocol/types.js";
 import { freshNamespace } from "../support/names.js";
@@ -170,6 +171,32 @@ describe("listener bounds", function () {
         expect(afterMs).to.be.at.least(1200);
       } finally {
         await k.stop();
+      }
+    });
+  });
+
+  describe("the listening sockets (the sidecar's own, handed to grpc-js)", function () {
+    it("a port already in use fails the start, naming the address", async function () {
+      const s = await startTestSidecar();
+      try {
+        const err = await startTestSidecar({ DECANT_LISTEN: `127.0.0.1:${s.sidecar.grpcPort}` }).then(
+          (other) => other.stop().then(() => null),
+          (e: Error) => e,
+        );
+        expect(err?.message).to.match(new RegExp(`^listen: cannot bind 127\\.0\\.0\\.1:${s.sidecar.grpcPort}: .*EADDRINUSE`));
+      } finally {
+        await s.stop();
+      }
+    });
+
+    it("localhost serves on 127.0.0.1", async function () {
+      const s = await startTestSidecar({ DECANT_LISTEN: "localhost:0" });
+      const c = new DecantClient(`127.0.0.1:${s.sidecar.grpcPort}`);
+      try {
+        expect((await c.put(freshNamespace(), "k", Buffer.from("v"))).version).to.equal("1");
+      } finally {
+        c.close();
+        await s.stop();
       }
     });
   });
