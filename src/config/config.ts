@@ -5,7 +5,7 @@ import { createRequire } from "node:module";
 import { hostname } from "node:os";
 import { parseStoreUrl } from "../backends/index.js";
 import { redactUrl } from "../backends/common.js";
-import { DEFAULT_MAX_VALUE_BYTES } from "../protocol/types.js";
+import { DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_VALUE_BYTES, MAX_KEY_BYTES } from "../protocol/types.js";
 
 export interface TlsConfig {
   certFile: string;
@@ -25,6 +25,9 @@ export interface Config {
   metricsListen: string;
   replicaId: string;
   maxValueBytes: number;
+  /** The keys and values of one BatchWrite together (with maxValueBytes, sizes the gRPC receive limit). */
+  maxBatchBytes: number;
+  connections: ConnectionSettings;
   logLevel: string;
   logFormat: "auto" | "json" | "pretty";
   drainTimeoutMs: number;
@@ -44,6 +47,29 @@ export interface Config {
   /** Where the config came from, for the start-up log line. */
   source: string;
 }
+
+/** Bounds on the gRPC listener's connections (see connections.ts). */
+export interface ConnectionSettings {
+  /** Open connections at most; one more is closed at once. */
+  max: number;
+  /** A connection that has not sent the HTTP/2 preface (or finished its TLS handshake) by then is closed. */
+  prefaceTimeoutMs: number;
+  /** A connection without a call for this long is closed (GOAWAY). */
+  idleTimeoutMs: number;
+  /** The server pings a connection this long after its last ping... */
+  keepaliveTimeMs: number;
+  /** ...and closes it when the answer takes longer than this. */
+  keepaliveTimeoutMs: number;
+}
+
+/** Settings of the `connections` mapping: environment variable, default, range. */
+const CONNECTION_SETTINGS: Record<keyof ConnectionSettings, { key: string; env: string; default: number; min: number; max: number }> = {
+  max: { key: "max", env: "DECANT_MAX_CONNECTIONS", default: 1000, min: 1, max: 1_000_000 },
+  prefaceTimeoutMs: { key: "preface_timeout_ms", env: "DECANT_PREFACE_TIMEOUT_MS", default: 10_000, min: 100, max: 600_000 },
+  idleTimeoutMs: { key: "idle_timeout_ms", env: "DECANT_IDLE_TIMEOUT_MS", default: 300_000, min: 1000, max: 86_400_000 },
+  keepaliveTimeMs: { key: "keepalive_time_ms", env: "DECANT_KEEPALIVE_TIME_MS", default: 60_000, min: 1000, max: 86_400_000 },
+  keepaliveTimeoutMs: { key: "keepalive_timeout_ms", env: "DECANT_KEEPALIVE_TIMEOUT_MS", default: 20_000, min: 100, max: 600_000 },
+};
 
 const TIMINGS = ["heartbeat_ms", "lease_ms", "replica_ttl_ms", "fence_hold_ms", "fence_timeout_ms", "backfill_lease_ms"] as const;
 export type MigrationTiming = (typeof TIMINGS)[number];
@@ -70,6 +96,8 @@ const KEYS: Record<string, string> = {
   metrics_listen: "host:port for /metrics",
   replica_id: "this sidecar's name among replicas",
   max_value_bytes: "largest value accepted",
+  max_batch_bytes: "keys and values of one BatchWrite together",
+  connections: `bounds: ${Object.values(CONNECTION_SETTINGS).map((c) => c.key).join(", ")}`,
   log_level: "error|warn|info|debug",
   log_format: "auto|json|pretty",
   drain_timeout_ms: "how long shutdown waits for in-flight requests",
@@ -153,6 +181,27 @@ function dynamodbAuth(raw: unknown, env: Env): Config["dynamodbAuth"] {
   return { accessKeyId, secretAccessKey: secret };
 }
 
+function connectionSettings(raw: unknown, env: Env): ConnectionSettings {
+  const file = (raw ?? {}) as Record<string, unknown>;
+  if (typeof file !== "object" || Array.isArray(file)) throw new ConfigError("connections", "must be a mapping of connection bounds");
+  const known = Object.values(CONNECTION_SETTINGS).map((c) => c.key);
+  for (const k of Object.keys(file)) if (!known.includes(k)) throw new ConfigError(`connections.${k}`, `is not a setting; use ${known.join(", ")}`);
+  const settings = {} as ConnectionSettings;
+  for (const [name, c] of Object.entries(CONNECTION_SETTINGS) as [keyof ConnectionSettings, (typeof CONNECTION_SETTINGS)["max"]][]) {
+    const value = env[c.env] !== undefined && env[c.env] !== "" ? env[c.env] : file[c.key];
+    settings[name] = positiveInt(value ?? c.default, `connections.${c.key}`, c.min, c.max);
+  }
+  return settings;
+}
+
+function maxBatchBytes(raw: unknown, maxValueBytes: number): number {
+  const least = maxValueBytes + MAX_KEY_BYTES;
+  if (raw === undefined || raw === null) return Math.max(DEFAULT_MAX_BATCH_BYTES, least);
+  const n = positiveInt(raw, "max_batch_bytes", 1, 256 * 1024 * 1024);
+  if (n < least) throw new ConfigError("max_batch_bytes", `must be at least max_value_bytes + ${MAX_KEY_BYTES} (${least}), so one write of the largest value fits in a batch (got ${n})`);
+  return n;
+}
+
 /**
  * Loads the configuration: file (path from `configPath`, else DECANT_CONFIG, else none),
  * then environment overrides, then defaults. Throws ConfigError naming the field.
@@ -234,6 +283,7 @@ export function loadConfig(configPath?: string, env: Env = process.env): Config 
     throw new ConfigError("migration.replica_ttl_ms", `must be at least lease_ms + the largest store timeout_ms + heartbeat_ms (${lease} + ${storeTimeoutMs} + ${heartbeat} = ${minTtl}), so a replica counted dead has failed closed and its last store call has ended (docs/PROTOCOL.md step 5)`);
   }
 
+  const maxValueBytes = positiveInt(pick("max_value_bytes", "DECANT_MAX_VALUE_BYTES").value ?? DEFAULT_MAX_VALUE_BYTES, "max_value_bytes", 1, 64 * 1024 * 1024);
   const ddbListen = pick("dynamodb_listen", "DECANT_DYNAMODB_LISTEN").value;
   return {
     dynamodbListen: ddbListen === undefined || ddbListen === null ? undefined : hostPort(ddbListen, "dynamodb_listen"),
@@ -247,7 +297,9 @@ export function loadConfig(configPath?: string, env: Env = process.env): Config 
     listen: hostPort(pick("listen", "DECANT_LISTEN").value ?? DEFAULT_LISTEN, "listen"),
     metricsListen: hostPort(pick("metrics_listen", "DECANT_METRICS_LISTEN").value ?? DEFAULT_METRICS_LISTEN, "metrics_listen"),
     replicaId: String(pick("replica_id", "DECANT_REPLICA_ID").value ?? `${hostname()}-${process.pid}`),
-    maxValueBytes: positiveInt(pick("max_value_bytes", "DECANT_MAX_VALUE_BYTES").value ?? DEFAULT_MAX_VALUE_BYTES, "max_value_bytes", 1, 64 * 1024 * 1024),
+    maxValueBytes,
+    maxBatchBytes: maxBatchBytes(pick("max_batch_bytes", "DECANT_MAX_BATCH_BYTES").value, maxValueBytes),
+    connections: connectionSettings(file.connections, env),
     logLevel,
     logFormat: logFormat as Config["logFormat"],
     drainTimeoutMs: positiveInt(pick("drain_timeout_ms", "DECANT_DRAIN_TIMEOUT_MS").value ?? 10_000, "drain_timeout_ms", 0, 600_000),
@@ -280,6 +332,8 @@ export function describeConfig(c: Config): Record<string, unknown> {
     metrics_listen: c.metricsListen,
     replica_id: c.replicaId,
     max_value_bytes: c.maxValueBytes,
+    max_batch_bytes: c.maxBatchBytes,
+    connections: c.connections,
     tls: c.tls ? { cert_file: c.tls.certFile, client_auth: Boolean(c.tls.clientCaFile) } : "off",
     admin_token: c.adminToken ? "***" : "none",
     dynamodb_listen: c.dynamodbListen ?? "off",

@@ -76,6 +76,8 @@ export const DEFAULT_MAX_VALUE_BYTES = 400 * 1024;
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
 export const MAX_BATCH = 1000;
+/** The keys and values of one BatchWrite together, unless max_batch_bytes says otherwise. */
+export const DEFAULT_MAX_BATCH_BYTES = 4 * 1024 * 1024;
 
 /**
  * Orders keys by their UTF-8 bytes (= code point order), which is what SQL "C"/binary

@@ -7,6 +7,23 @@ import { DEFAULT_PAGE_SIZE, MAX_BATCH, MAX_KEY_BYTES, MAX_PAGE_SIZE, NAMESPACE_P
 export interface Limits {
   /** The strictest value limit of every configured store (DESIGN.md §1). */
   maxValueBytes: number;
+  /** The keys and values of one BatchWrite together; at least maxValueBytes + MAX_KEY_BYTES. */
+  maxBatchBytes: number;
+}
+
+/** Framing of one write inside a BatchWriteRequest, at most: Write, PutOperation, key, value and condition tags and lengths. */
+const WRITE_FRAMING_BYTES = 32;
+/** The namespace field and the slack of everything else a request carries. */
+const REQUEST_FRAMING_BYTES = 1024;
+
+/**
+ * The largest encoded request the limits allow, which sizes the gRPC receive limit:
+ * max(max_batch_bytes, MAX_BATCH × MAX_KEY_BYTES) + MAX_BATCH × 32 + 1024. The first term
+ * covers a full BatchWrite (and a Put, since max_batch_bytes ≥ max_value_bytes + a key) or a
+ * full BatchGet; the others their framing. Each front sizes its own listener from the same limits.
+ */
+export function maxRequestBytes(limits: Limits): number {
+  return Math.max(limits.maxBatchBytes, MAX_BATCH * MAX_KEY_BYTES) + MAX_BATCH * WRITE_FRAMING_BYTES + REQUEST_FRAMING_BYTES;
 }
 
 export function validateNamespace(ns: unknown, field = "namespace"): string {
@@ -42,8 +59,6 @@ interface ConditionMessage {
   kind?: string;
   expected_version?: unknown;
   must_not_exist?: unknown;
-  /** Set by the wire check when the message carried fields this server does not know. */
-  unknownField?: string;
 }
 
 /**
@@ -52,7 +67,6 @@ interface ConditionMessage {
  */
 export function validateCondition(c: ConditionMessage | null | undefined, field = "condition"): Condition | undefined {
   if (c === null || c === undefined) return undefined;
-  if (c.unknownField) throw invalidArgument(`${field}.${c.unknownField}`, "is not a field of decant.v1.Condition (this server would ignore it, so the write is refused)");
   if (c.kind === "expected_version") {
     const version = parseVersion(c.expected_version, `${field}.expected_version`);
     if (version === 0n) throw invalidArgument(`${field}.expected_version`, "must be at least 1 (versions start at 1; use must_not_exist for an absent key)");
@@ -87,7 +101,7 @@ interface WriteMessage {
 export function validateWrites(writes: unknown, limits: Limits, field = "writes"): WriteOp[] {
   if (!Array.isArray(writes)) throw invalidArgument(field, "must be a list of writes");
   if (writes.length > MAX_BATCH) throw invalidArgument(field, `has ${writes.length} writes; at most ${MAX_BATCH} per call`);
-  return (writes as WriteMessage[]).map((w, i): WriteOp => {
+  const ops = (writes as WriteMessage[]).map((w, i): WriteOp => {
     const at = `${field}[${i}]`;
     if (w.operation === "put" && w.put) {
       return {
@@ -102,4 +116,7 @@ export function validateWrites(writes: unknown, limits: Limits, field = "writes"
     }
     throw invalidArgument(at, "must set put or delete");
   });
+  const bytes = ops.reduce((sum, op) => sum + Buffer.byteLength(op.key) + (op.type === "put" ? op.value.length : 0), 0);
+  if (bytes > limits.maxBatchBytes) throw invalidArgument(field, `carry ${bytes} bytes of keys and values; at most ${limits.maxBatchBytes} per call (max_batch_bytes)`);
+  return ops;
 }

@@ -4,10 +4,11 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import * as grpc from "@grpc/grpc-js";
 import protobuf from "protobufjs";
-import type { TlsConfig } from "../config/config.js";
+import type { ConnectionSettings, TlsConfig } from "../config/config.js";
 import type { Logger } from "../log.js";
 import { isDecantError } from "../protocol/errors.js";
 import type { Metrics } from "../metrics/metrics.js";
+import { connectionOptions, listenBounded } from "./connections.js";
 import { Health } from "./health.js";
 import { definitionOf, LOADER_OPTIONS, PROTO_FILES, protoDir } from "./proto.js";
 import { serverStreamFactory, unaryFactory, type ServerStreamHandlerFactory, type UnaryHandlerFactory } from "./rpc.js";
@@ -24,6 +25,9 @@ export interface GrpcServerOptions {
   metrics: Metrics;
   logger: Logger;
   tls?: TlsConfig;
+  /** The largest request accepted (maxRequestBytes of the limits); a larger one is RESOURCE_EXHAUSTED before it is read. */
+  maxReceiveBytes: number;
+  connections: ConnectionSettings;
 }
 
 export interface RunningGrpcServer {
@@ -89,7 +93,7 @@ const isLoopback = (host: string) => /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]|::1
 
 export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
   const { metrics, logger } = options;
-  const server = new grpc.Server({ "grpc.max_receive_message_length": 64 * 1024 * 1024 });
+  const server = new grpc.Server({ "grpc.max_receive_message_length": options.maxReceiveBytes, ...connectionOptions(options.connections) });
   const statusMap: Record<string, "SERVING" | "NOT_SERVING"> = { "": "SERVING" };
   for (const svc of options.services) {
     const service = svc.name.split(".").pop()!;
@@ -108,20 +112,20 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   if (!isLoopback(host) && !options.tls) {
     logger.warn(`LISTENING ON ${options.listen} WITHOUT TLS: any host that reaches this address can read and write the store. Bind to 127.0.0.1 (the default for a sidecar) or configure tls.`);
   }
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(options.listen, credentials(options.tls), (err, p) => (err ? reject(new Error(`listen: cannot bind ${options.listen}: ${err.message}`)) : resolve(p))),
-  );
+  const listener = await listenBounded(server, credentials(options.tls), options.listen, options.connections, logger);
 
   return {
-    port,
+    port: listener.port,
     health,
     async shutdown(drainMs) {
       for (const name of Object.keys(statusMap)) health.setStatus(name, "NOT_SERVING");
+      listener.close();
       let forced = false;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           forced = true;
           server.forceShutdown();
+          listener.destroyAll();
           resolve();
         }, drainMs);
         server.tryShutdown(() => {

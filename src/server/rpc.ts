@@ -1,5 +1,7 @@
 import type * as grpc from "@grpc/grpc-js";
 import type { Metrics } from "../metrics/metrics.js";
+import { invalidArgument } from "../protocol/errors.js";
+import { wireProblemOf } from "./proto.js";
 import { STATUS_NAMES, codeOf, toServiceError } from "./status.js";
 
 export type UnaryHandlerFactory = <Req, Res>(rpc: string, fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>) => grpc.handleUnaryCall<Req, Res>;
@@ -9,18 +11,20 @@ type OnError = (rpc: string, err: unknown) => void;
 
 /**
  * Runs fn for one call of service/rpc, times and counts it by status code, reports failures to
- * onError, and hands the outcome (or the error as a gRPC status) to `done`.
+ * onError, and hands the outcome (or the error as a gRPC status) to `done`. A request whose
+ * raw bytes the wire check refused (proto.ts) is refused here, before fn sees it.
  */
 function instrumented<T>(service: string, rpc: string, metrics: Metrics, onError: OnError) {
   const name = `${service}/${rpc}`;
   const duration = metrics.requestDuration.labels(name, "grpc");
-  return (run: () => Promise<T>, done: (err: Partial<grpc.ServiceError> | null, result?: T) => void): void => {
+  return (request: unknown, run: () => Promise<T>, done: (err: Partial<grpc.ServiceError> | null, result?: T) => void): void => {
     const start = process.hrtime.bigint();
     const finish = (code: string) => {
       duration.observe(Number(process.hrtime.bigint() - start) / 1e9);
       metrics.requests.labels(name, code, "grpc").inc();
     };
-    run().then(
+    const problem = wireProblemOf(request);
+    (problem ? Promise.reject(invalidArgument(problem.field, problem.message)) : run()).then(
       (result) => {
         finish("OK");
         done(null, result);
@@ -38,7 +42,7 @@ function instrumented<T>(service: string, rpc: string, metrics: Metrics, onError
 export function unaryFactory(service: string, metrics: Metrics, onError: OnError): UnaryHandlerFactory {
   return <Req, Res>(rpc: string, fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>): grpc.handleUnaryCall<Req, Res> => {
     const call = instrumented<Res>(service, rpc, metrics, onError);
-    return (unary, callback) => call(() => fn(unary.request, unary), (err, res) => (err ? callback(err) : callback(null, res)));
+    return (unary, callback) => call(unary.request, () => fn(unary.request, unary), (err, res) => (err ? callback(err) : callback(null, res)));
   };
 }
 
@@ -48,6 +52,7 @@ export function serverStreamFactory(service: string, metrics: Metrics, onError: 
     const call = instrumented<void>(service, rpc, metrics, onError);
     return (stream) =>
       call(
+        stream.request,
         () => fn(stream.request, stream),
         // emit("error"), not destroy(): grpc-js sends the status only through its error listener.
         (err) => (err ? stream.emit("error", err) : stream.end()),

@@ -6,8 +6,9 @@ import { instrumentStore } from "../metrics/instrumented.js";
 import { startMetricsServer, type Route } from "../metrics/http.js";
 import { Metrics } from "../metrics/metrics.js";
 import type { Store } from "../protocol/store.js";
+import { maxRequestBytes } from "../protocol/validate.js";
 import { startGrpcServer, type ServiceRegistration } from "./grpc-server.js";
-import { storeHandlers, storeServiceDefinition } from "./store-service.js";
+import { storeHandlers } from "./store-service.js";
 import { migrationHandlers } from "./migration-service.js";
 import { serviceDefinition } from "./proto.js";
 import { MigrationController, type MigrationHooks } from "../migration/controller.js";
@@ -49,7 +50,7 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
   // closed). Memory and SQLite stores are shared (in-process, nothing to queue behind).
   const controlUrl = config.control ?? (ownConnection(config.current) ? config.current : undefined);
   const control = controlUrl ? instrumentStore(await openStore(controlUrl, "control"), "control", metrics) : current;
-  const limits = { maxValueBytes: config.maxValueBytes };
+  const limits = { maxValueBytes: config.maxValueBytes, maxBatchBytes: config.maxBatchBytes };
   const closeStores = async () => {
     await current.close();
     await target?.close();
@@ -109,8 +110,10 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
       metrics,
       logger,
       tls: config.tls,
+      maxReceiveBytes: maxRequestBytes(limits),
+      connections: config.connections,
       services: [
-        { name: "decant.v1.Store", definition: storeServiceDefinition(), handlers: (unary) => storeHandlers(() => served, () => limits, unary) },
+        { name: "decant.v1.Store", definition: serviceDefinition("Store"), handlers: (unary) => storeHandlers(() => served, () => limits, unary) },
         { name: "decant.v1.Migration", definition: serviceDefinition("Migration"), handlers: (unary, serverStream) => migrationHandlers(controller, config.adminToken, unary, serverStream) },
         ...(hooks.services ?? []),
       ],

@@ -4,39 +4,9 @@ import { invalidArgument } from "../protocol/errors.js";
 import { validateCondition, validateKey, validateKeys, validateNamespace, validatePageSize, validateValue, validateWrites, type Limits } from "../protocol/validate.js";
 import type { Store } from "../protocol/store.js";
 import type { Item } from "../protocol/types.js";
-import { loadProtocol, serviceDefinition, unknownConditionField } from "./proto.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import type { UnaryHandlerFactory } from "./rpc.js";
 import { codeOf, toServiceError } from "./status.js";
-
-/** Marks requests whose conditions carry fields this server does not know (see proto.ts). */
-const UNKNOWN = Symbol("unknownConditionField");
-
-/** The Store service definition, with a wire check of conditions on the write methods. */
-export function storeServiceDefinition(): grpc.ServiceDefinition {
-  const base = serviceDefinition("Store");
-  const { root } = loadProtocol();
-  const def: Record<string, grpc.MethodDefinition<object, object>> = { ...base };
-  for (const [method, type] of [["Put", "PutRequest"], ["Delete", "DeleteRequest"], ["BatchWrite", "BatchWriteRequest"]] as const) {
-    const original = base[method]!;
-    const requestType = root.lookupType(`decant.v1.${type}`);
-    def[method] = {
-      ...original,
-      requestDeserialize: (buf: Buffer) => {
-        const msg = original.requestDeserialize(buf) as Record<symbol, unknown>;
-        const unknown = unknownConditionField(requestType, buf);
-        if (unknown) msg[UNKNOWN] = unknown;
-        return msg;
-      },
-    };
-  }
-  return def;
-}
-
-function refuseUnknownConditionFields(req: Record<symbol, unknown>): void {
-  const path = req[UNKNOWN];
-  if (typeof path === "string") throw invalidArgument(path, "is not a field of decant.v1.Condition (this server would ignore it, so the write is refused)");
-}
 
 const itemMessage = (i: Item) => ({ key: i.key, value: i.value, version: i.version.toString() });
 
@@ -59,7 +29,6 @@ export function storeHandlers(store: () => Store, limits: () => Limits, unary: U
     }),
 
     Put: unary("Put", async (req: Req) => {
-      refuseUnknownConditionFields(req);
       const ns = validateNamespace(req.namespace);
       const key = validateKey(req.key);
       const value = validateValue(req.value, limits());
@@ -68,7 +37,6 @@ export function storeHandlers(store: () => Store, limits: () => Limits, unary: U
     }),
 
     Delete: unary("Delete", async (req: Req) => {
-      refuseUnknownConditionFields(req);
       const ns = validateNamespace(req.namespace);
       const key = validateKey(req.key);
       const condition = validateCondition(req.condition);
@@ -77,7 +45,6 @@ export function storeHandlers(store: () => Store, limits: () => Limits, unary: U
     }),
 
     BatchWrite: unary("BatchWrite", async (req: Req) => {
-      refuseUnknownConditionFields(req);
       const ns = validateNamespace(req.namespace);
       const ops = validateWrites(req.writes, limits());
       if (ops.length === 0) return { results: [] };

@@ -283,6 +283,29 @@ describe("config: loadConfig", function () {
       expect(loadConfig(undefined, { DECANT_DRAIN_TIMEOUT_MS: "0" }).drainTimeoutMs).to.equal(0);
     });
 
+    it("max_batch_bytes: follows max_value_bytes, and must hold one write of the largest value", function () {
+      expect(loadConfig(undefined, {}).maxBatchBytes).to.equal(4 * 1024 * 1024);
+      expect(loadConfig(undefined, { DECANT_MAX_VALUE_BYTES: String(8 * 1024 * 1024) }).maxBatchBytes).to.equal(8 * 1024 * 1024 + 1024);
+      expect(loadConfig(yamlFile("max_batch_bytes: 2000000\n"), {}).maxBatchBytes).to.equal(2_000_000);
+      expect(loadConfig(yamlFile("max_batch_bytes: 2000000\n"), { DECANT_MAX_BATCH_BYTES: "3000000" }).maxBatchBytes).to.equal(3_000_000);
+      const err = configError(() => loadConfig(undefined, { DECANT_MAX_BATCH_BYTES: "409600" }), "max_batch_bytes");
+      expect(err.message).to.include("max_value_bytes + 1024 (410624)");
+      configError(() => loadConfig(yamlFile("max_batch_bytes: big\n"), {}), "max_batch_bytes");
+    });
+
+    it("connections: defaults, the file, the environment, and errors naming the field", function () {
+      expect(loadConfig(undefined, {}).connections).to.deep.equal({ max: 1000, prefaceTimeoutMs: 10_000, idleTimeoutMs: 300_000, keepaliveTimeMs: 60_000, keepaliveTimeoutMs: 20_000 });
+      const path = yamlFile("connections:\n  max: 50\n  preface_timeout_ms: 2000\n  idle_timeout_ms: 60000\n  keepalive_time_ms: 30000\n  keepalive_timeout_ms: 5000\n");
+      expect(loadConfig(path, {}).connections).to.deep.equal({ max: 50, prefaceTimeoutMs: 2000, idleTimeoutMs: 60_000, keepaliveTimeMs: 30_000, keepaliveTimeoutMs: 5000 });
+      const env = { DECANT_MAX_CONNECTIONS: "7", DECANT_PREFACE_TIMEOUT_MS: "300", DECANT_IDLE_TIMEOUT_MS: "1000", DECANT_KEEPALIVE_TIME_MS: "1500", DECANT_KEEPALIVE_TIMEOUT_MS: "200" };
+      expect(loadConfig(path, env).connections).to.deep.equal({ max: 7, prefaceTimeoutMs: 300, idleTimeoutMs: 1000, keepaliveTimeMs: 1500, keepaliveTimeoutMs: 200 });
+      configError(() => loadConfig(yamlFile("connections:\n  max: 0\n"), {}), "connections.max");
+      configError(() => loadConfig(undefined, { DECANT_PREFACE_TIMEOUT_MS: "soon" }), "connections.preface_timeout_ms");
+      configError(() => loadConfig(undefined, { DECANT_KEEPALIVE_TIMEOUT_MS: "10" }), "connections.keepalive_timeout_ms");
+      configError(() => loadConfig(yamlFile("connections:\n  idle_ms: 5\n"), {}), "connections.idle_ms");
+      configError(() => loadConfig(yamlFile("connections: 5\n"), {}), "connections");
+    });
+
     it("an invalid log_format or log_level", function () {
       const err = configError(() => loadConfig(undefined, { DECANT_LOG_FORMAT: "xml" }), "log_format");
       expect(err.message).to.include("xml");

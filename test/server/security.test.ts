@@ -5,6 +5,7 @@ import { expect } from "chai";
 import * as grpc from "@grpc/grpc-js";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
@@ -142,6 +143,24 @@ describe("security", function () {
         const err = await grpcError(client({ tls: { ca: pki.strangerCert } }).get(freshNamespace(), "k"));
         expect(err.code, err.details).to.equal(grpc.status.UNAVAILABLE);
       });
+    });
+
+    it("a TCP connection that never finishes the TLS handshake is closed after connections.preface_timeout_ms", async function () {
+      const configPath = writeConfig("tls-preface.yaml", { cert_file: pki.serverCert, key_file: pki.serverKey });
+      const t = await startTestSidecar({ DECANT_PREFACE_TIMEOUT_MS: "300" }, { configPath, client: { tls: { ca: pki.ca }, deadlineMs: 5000 } });
+      try {
+        const socket = connect(t.sidecar.grpcPort, "127.0.0.1");
+        socket.on("error", () => undefined);
+        const start = Date.now();
+        const closedAfter = await new Promise<number>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error("the silent connection is still open after 5 s")), 5000);
+          socket.once("close", () => resolve(Date.now() - start)).once("close", () => clearTimeout(timer));
+        });
+        expect(closedAfter).to.be.at.least(250);
+        expect(await t.client.put(freshNamespace(), "k", buf("v"))).to.deep.equal({ version: "1" }); // a real handshake is not cut short
+      } finally {
+        await t.stop();
+      }
     });
 
     describe("mutual TLS (client_ca_file)", function () {
