@@ -128,6 +128,8 @@ export class MigrationController {
   /** This replica's intents: in flight (undefined) or settled and due for repair at a time. */
   private readonly ownIntents = new Map<string, number | undefined>();
   private intentSeq = 0;
+  /** Dead owners (owner/incarnation) whose writes this replica has fenced off (finding N3). */
+  private readonly fencedOwners = new Set<string>();
 
   constructor(options: ControllerOptions) {
     this.current = options.current;
@@ -331,7 +333,7 @@ export class MigrationController {
   /**
    * Reads use the view too: a replica resumed after a pause must not read by a phase that has
    * moved on. With a lapsed lease the view is renewed first; if that fails the read goes by the
-   * last view after at most 500 ms (reads stay available while the control store is away).
+   * last view after at most 500 ms, except where that view may miss writes (finding N2).
    */
   async freshView(): Promise<void> {
     if (now() - this.renewedAt <= this.timings.leaseMs || this.fatal) return;
@@ -339,6 +341,11 @@ export class MigrationController {
     const bound = new Promise<void>((r) => (timer = setTimeout(r, Math.min(this.timings.leaseMs, 500))));
     await Promise.race([this.tick(), bound]);
     clearTimeout(timer);
+    // Model finding N2: during a migration a stale view reading the current store could read it
+    // after COMPLETE, when it no longer gets writes; a view reading the target cannot miss one.
+    if (this.target && now() - this.renewedAt > this.timings.leaseMs && ROLES[this.record.phase].reads === "current") {
+      throw new DecantError("unavailable", `${this.outageText()} for over ${this.timings.leaseMs} ms; during a migration it refuses reads too, rather than read by a phase that may have moved on`);
+    }
   }
 
   /** True while the view this write was admitted under is still within its lease (step 7). */
@@ -454,6 +461,13 @@ export class MigrationController {
       }
       const primary = this.store(roles.primary);
       const secondary = this.store(roles.secondary);
+      // Model finding N3: a dead owner's write may still land (a pause before its primary call);
+      // on a fencing primary its epoch is fenced off first, so the repair cannot be overtaken.
+      const unfenced = entries.filter((e) => this.deadOwner(e.value, live) && !this.fencedOwners.has(`${e.value.owner}/${e.value.incarnation}`));
+      if (!all && unfenced.length > 0) {
+        if (!(await this.fenceOffDeadOwners(primary))) return 0;
+        for (const e of unfenced) this.fencedOwners.add(`${e.value.owner}/${e.value.incarnation}`);
+      }
       for (const e of entries) {
         if (!all && !this.repairable(e.value, e.key, live)) continue;
         const raw = await primary.getRaw(e.value.ns, e.value.key);
@@ -470,6 +484,27 @@ export class MigrationController {
       this.repairing = false;
     }
     return repaired;
+  }
+
+  private deadOwner(e: JournalEntry, live: Set<string>): boolean {
+    return e.incarnation !== this.incarnation && (e.owner === undefined || !live.has(e.owner) || e.owner === this.replicaId);
+  }
+
+  /**
+   * Moves the record to a new epoch (same phase) and raises the primary's store fence to it: no
+   * write admitted before can land afterwards. Writes in flight elsewhere are refused by the
+   * fence and admitted again. Stores without a fence rely on the TTL margin (docs/PROTOCOL.md).
+   */
+  private async fenceOffDeadOwners(primary: Store): Promise<boolean> {
+    if (!primary.capabilities.fencing || !primary.raiseFence) return true;
+    const rec = await this.control.read<PhaseRecord>(PHASE_KEY);
+    if (!rec || rec.value.fence) return false;
+    const epoch = rec.value.epoch + 1;
+    if ((await this.control.compareAndSet<PhaseRecord>(PHASE_KEY, { ...rec.value, epoch, changedAt: Date.now(), changedBy: this.replicaId }, rec.version)) === false) return false;
+    await primary.raiseFence(epoch);
+    this.logger.info("fenced off the writes of replicas that are gone before repairing their journal entries", { epoch });
+    await this.tick();
+    return true;
   }
 
   private async removeEntry(key: string, version?: bigint): Promise<boolean> {
@@ -574,6 +609,15 @@ export class MigrationController {
     if (to !== "SINGLE" && !this.target) throw new DecantError("failed_precondition", `cannot move to ${to}: no migration target is configured (set target or DECANT_TARGET)`);
     const wrong = transitionError(from.phase, to);
     if (wrong) throw new DecantError("failed_precondition", wrong);
+    // Model finding N1: a replica still on the old phase reads the target; a phase whose writes
+    // may miss the target (SINGLE, or DUAL_WRITE's lenient secondary) must wait until every
+    // replica reads the current store again, i.e. go through an active SHADOW_READ.
+    if (ROLES[from.phase].reads === "target" && ROLES[to].reads === "current" && to !== "SHADOW_READ") {
+      throw new DecantError("failed_precondition", `roll back from ${from.phase} through SHADOW_READ: replicas still reading the target would miss writes made in ${to}`);
+    }
+    if ((to === "SINGLE" || to === "DUAL_WRITE") && from.phase === "SHADOW_READ") {
+      await this.waitActive(from.epoch, "SHADOW_READ is not active yet: a replica may still read the target; try again in a few seconds");
+    }
 
     let attempt = from.attempt;
     if (from.phase === "SINGLE" && to === "DUAL_WRITE") {

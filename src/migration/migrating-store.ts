@@ -133,6 +133,11 @@ export class MigratingStore implements Store {
       const roles = ROLES[w.phase];
       const intent = roles.secondary ? await c.writeIntent(ns, key) : undefined;
       await c.hooks.beforePrimary?.({ ...w, ns, key });
+      // Model finding N3: the intent write took time; the view must still hold as the primary call starts.
+      if (!c.leaseHeld()) {
+        if (intent) c.dropIntent(intent);
+        throw new DecantError("unavailable", "this sidecar's view of the migration phase lapsed before the write reached the store; nothing was written");
+      }
       const primary = c.store(roles.primary);
       let result: T;
       const started = performance.now();

@@ -516,7 +516,9 @@ if (ok) {
         expect(refusedAfter, "a write was refused").to.be.greaterThan(-1);
         expect(refusedAfter).to.be.at.most(lease + heartbeat + 1500);
         expect((again as grpc.ServiceError).code, "writes stay refused while the control store is away").to.equal(grpc.status.UNAVAILABLE);
-        expect((read as { found?: boolean }).found, `reads still work: ${String((read as Error).message ?? "")}`).to.equal(true);
+        // During a migration a view that lapsed refuses reads of the current store too: the
+        // migration may have moved past the phases that still write it (model finding N2).
+        expect((read as grpc.ServiceError).code, `reads are refused too: ${String((read as Error).message ?? "")}`).to.equal(grpc.status.UNAVAILABLE);
         expect(closed).to.equal(1);
         expect(recoveredMs).to.be.greaterThan(-1);
       } finally {

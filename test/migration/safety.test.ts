@@ -297,4 +297,44 @@ describe("migration safety: issue 12's interleavings", function () {
     expect(isDecantError(err, "unavailable"), String(err)).to.equal(true);
     await waitFor(async () => (await a.c.control.list(JOURNAL_PREFIX)).length === 0, "the orphan intent removed");
   });
+
+  it("model finding N1: from a phase reading the target, the way back to SINGLE goes through an active SHADOW_READ", async function () {
+    const a = await replica("a", { current: new MemoryStore(), target: new MemoryStore() });
+    await walk(a.c, ["DUAL_WRITE", "SHADOW_READ", "READ_TARGET"]);
+    expect(String(await a.c.setPhase("SINGLE", true).catch((e) => e))).to.include("through SHADOW_READ");
+    await walk(a.c, ["SHADOW_READ", "SINGLE"]);
+    expect(a.c.phase).to.equal("SINGLE");
+  });
+
+  it("model finding N2: during a migration a lapsed view refuses reads of the current store", async function () {
+    const current = new MemoryStore();
+    const control = faulty(new MemoryStore());
+    const a = await replica("a", { current, target: new MemoryStore(), control: control.store });
+    await a.c.setPhase("DUAL_WRITE", false);
+    await a.s.put("users", "k", Buffer.from("v"));
+    control.faults.get = control.faults.put = true;
+    await waitFor(async () => a.c.isFailClosed(), "fail closed");
+    const err = await a.s.get("users", "k").catch((e) => e);
+    expect(isDecantError(err, "unavailable"), String(err)).to.equal(true);
+    control.faults.get = control.faults.put = false;
+    await waitFor(async () => (await a.s.get("users", "k").then((i) => i !== null, () => false)), "reads again");
+  });
+
+  it("model finding N3: a dead owner's write is fenced off before its intent is repaired, so it cannot land behind the repair", async function () {
+    const current = new MemoryStore();
+    const target = new MemoryStore();
+    const first = hold("k");
+    // b's lease is long, so its view still holds when the write reaches the store: only the
+    // store's fence stands between that write and the repair.
+    const b = await replica("b", { current, target }, { beforePrimary: first.hook, beforeSecondary: (w) => (w.key === "k" ? new Promise<void>(() => undefined) : undefined) }, { leaseMs: 10_000 });
+    const a = await replica("a", { current, target });
+    await walk(a.c, ["DUAL_WRITE"]);
+    void b.s.put("users", "k", Buffer.from("late")).catch(() => undefined);
+    await first.reached;
+    await b.c.stop(); // b looks dead; its write is between admission and the primary call
+    await waitFor(async () => (await a.c.control.list(JOURNAL_PREFIX)).length === 0, "a repairing b's intent");
+    first.release(); // b's write now reaches the store: refused by the fence, admitted again with a new intent
+    await waitFor(async () => (await value(target, "k")) === "1:late", "the re-admitted write repaired to the target");
+    expect(await value(current, "k")).to.equal("1:late");
+  });
 });

@@ -98,7 +98,12 @@ describe("migration: full walk on two sidecars", function () {
       await setPhase("READ_TARGET");
       await setPhase("TARGET_PRIMARY");
       expect((await status(b)).phase).to.equal("TARGET_PRIMARY");
-      // Rollback: back to DUAL_WRITE moves the primary to the current store again (fenced).
+      // Rollback: back to SHADOW_READ moves the primary to the current store again (fenced);
+      // DUAL_WRITE only once every replica reads the current store again (SHADOW_READ active).
+      const direct = (await a.client.call("migration", "SetPhase", { phase: "DUAL_WRITE" }).catch((e) => e)) as grpc.ServiceError;
+      expect(direct.code).to.equal(grpc.status.FAILED_PRECONDITION);
+      expect(direct.details).to.include("through SHADOW_READ");
+      await setPhase("SHADOW_READ");
       await setPhase("DUAL_WRITE");
       await new Promise((r) => setTimeout(r, 300));
       stop = true;
