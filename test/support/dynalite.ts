@@ -3,7 +3,8 @@
 // DECANT_TEST_DYNAMODB_ENDPOINT to use a server you run yourself (DynamoDB Local, say) instead.
 import { spawn, type ChildProcess } from "node:child_process";
 import { createRequire } from "node:module";
-import { connect, createServer } from "node:net";
+import { Agent, createServer as createHttpServer, request } from "node:http";
+import { connect, createServer, type AddressInfo, type Socket } from "node:net";
 
 export interface Dynalite {
   /** http://127.0.0.1:PORT, for the endpoint= option of a dynamodb: URL. */
@@ -84,4 +85,107 @@ export async function startDynalite(options: DynaliteOptions = {}): Promise<Dyna
     await new Promise((r) => setTimeout(r, 50));
   }
   return { endpoint: `http://127.0.0.1:${port}`, pid: child.pid, stop };
+}
+
+/** A TCP proxy in front of a server that can be told to reset every connection, as a dropped link does. */
+export interface ResettingProxy {
+  endpoint: string;
+  /** While on, every connection (open or new) is destroyed as soon as it carries data. */
+  resetting: boolean;
+  stop(): Promise<void>;
+}
+
+export async function startResettingProxy(target: string): Promise<ResettingProxy> {
+  const { hostname, port } = new URL(target);
+  const open = new Set<Socket>();
+  const proxy: ResettingProxy = { endpoint: "", resetting: false, stop: async () => undefined };
+  const server = createServer((client) => {
+    const upstream = connect({ host: hostname, port: Number(port) });
+    for (const s of [client, upstream]) {
+      open.add(s);
+      s.once("close", () => open.delete(s));
+      s.on("error", () => undefined);
+    }
+    client.on("data", (chunk) => {
+      if (proxy.resetting) {
+        client.destroy();
+        upstream.destroy();
+      } else upstream.write(chunk);
+    });
+    upstream.on("data", (chunk) => client.write(chunk));
+    client.once("close", () => upstream.destroy());
+    upstream.once("close", () => client.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  proxy.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  proxy.stop = async () => {
+    for (const s of open) s.destroy();
+    await new Promise((r) => server.close(r));
+  };
+  return proxy;
+}
+
+/**
+ * An HTTP proxy in front of a DynamoDB endpoint that adds up the items DynamoDB read to answer:
+ * ScannedCount of every Scan and Query, the items a GetItem or BatchGetItem returned.
+ */
+export interface ReadCounter {
+  endpoint: string;
+  /** Items read since the last reset. */
+  items: number;
+  /** Requests per operation (Query, Scan, GetItem, …) since the last reset. */
+  requests: Record<string, number>;
+  reset(): void;
+  stop(): Promise<void>;
+}
+
+export async function startReadCounter(target: string): Promise<ReadCounter> {
+  const { hostname, port } = new URL(target);
+  const agent = new Agent({ keepAlive: true });
+  const counter: ReadCounter = {
+    endpoint: "",
+    items: 0,
+    requests: {},
+    reset() {
+      counter.items = 0;
+      counter.requests = {};
+    },
+    stop: async () => undefined,
+  };
+  const count = (op: string, body: Buffer) => {
+    counter.requests[op] = (counter.requests[op] ?? 0) + 1;
+    let out: { ScannedCount?: number; Item?: unknown; Responses?: Record<string, unknown[]> };
+    try {
+      out = JSON.parse(body.toString("utf8"));
+    } catch {
+      return;
+    }
+    counter.items += (out.ScannedCount ?? 0) + (out.Item ? 1 : 0) + Object.values(out.Responses ?? {}).reduce((n, items) => n + items.length, 0);
+  };
+  const server = createHttpServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const up = request({ host: hostname, port: Number(port), method: req.method, path: req.url, headers: req.headers, agent }, (upRes) => {
+        const body: Buffer[] = [];
+        upRes.on("data", (c: Buffer) => body.push(c));
+        upRes.on("end", () => {
+          const all = Buffer.concat(body);
+          count(String(req.headers["x-amz-target"] ?? "").split(".").pop() ?? "", all);
+          res.writeHead(upRes.statusCode ?? 500, upRes.headers);
+          res.end(all);
+        });
+      });
+      up.on("error", () => res.destroy());
+      up.end(Buffer.concat(chunks));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  counter.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  counter.stop = async () => {
+    server.closeAllConnections();
+    agent.destroy();
+    await new Promise((r) => server.close(r));
+  };
+  return counter;
 }
