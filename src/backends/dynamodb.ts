@@ -86,6 +86,20 @@ export function bucketOf(ns: string, key: string): number {
   return n === 1 ? 0 : createHash("md5").update(key, "utf8").digest().readUInt32BE(0) % n;
 }
 
+/** The table key of (ns, key) in a layout. */
+function keyOf(layout: DynamoLayout, ns: string, key: string): Attrs {
+  return layout === "legacy" ? { pk: { S: `${ns}#${key}` } } : { pk: { S: `${ns}#${bucketOf(ns, key)}` }, sk: { S: key } };
+}
+
+/** A whole item as applyIfNewer writes it (exported so tests can seed a table fast, in bulk). */
+export function itemAttrs(layout: DynamoLayout, ns: string, item: RawItem): Attrs {
+  const attrs: Attrs = { ...keyOf(layout, ns, item.key), ver: { N: item.version.toString() } };
+  if (layout === "legacy") Object.assign(attrs, { ns: { S: ns }, k: { S: item.key } });
+  if (item.value === null) attrs.tomb = { BOOL: true };
+  else attrs.val = { B: item.value };
+  return attrs;
+}
+
 const isLegacyCursor = (v: unknown): v is { s: string } =>
   typeof v === "object" && v !== null && typeof (v as { s?: unknown }).s === "string" && (v as { s: string }).s.length > 0;
 
@@ -314,10 +328,6 @@ export class DynamoStore implements Store {
 
   // ---- items -------------------------------------------------------------------------------
 
-  private keyOf(layout: DynamoLayout, ns: string, key: string): Attrs {
-    return layout === "legacy" ? { pk: { S: `${ns}#${key}` } } : { pk: { S: `${ns}#${bucketOf(ns, key)}` }, sk: { S: key } };
-  }
-
   private static registryKey(layout: DynamoLayout): Attrs {
     return layout === "legacy" ? { pk: { S: REGISTRY_PK } } : { pk: { S: REGISTRY_PK }, sk: { S: REGISTRY_SK } };
   }
@@ -378,7 +388,7 @@ export class DynamoStore implements Store {
       "get",
       (c, o) =>
         c.send(
-          new GetItemCommand({ TableName: this.table, Key: this.keyOf(layout, ns, key), ConsistentRead: true, ProjectionExpression: projection, ExpressionAttributeNames: names(projection) }),
+          new GetItemCommand({ TableName: this.table, Key: keyOf(layout, ns, key), ConsistentRead: true, ProjectionExpression: projection, ExpressionAttributeNames: names(projection) }),
           o,
         ),
       transient,
@@ -403,7 +413,7 @@ export class DynamoStore implements Store {
     for (let i = 0; i < unique.length; i += 100) chunks.push(unique.slice(i, i + 100));
     const found = new Map<string, RawItem>();
     await mapLimit(chunks, 4, async (chunk) => {
-      let pending: Attrs[] = chunk.map((k) => this.keyOf(layout, ns, k));
+      let pending: Attrs[] = chunk.map((k) => keyOf(layout, ns, k));
       for (let attempt = 1; pending.length > 0; attempt++) {
         if (attempt > 1) {
           // DynamoDB returns UnprocessedKeys when throttled: back off before asking again.
@@ -448,7 +458,7 @@ export class DynamoStore implements Store {
             c.send(
               new UpdateItemCommand({
                 TableName: this.table,
-                Key: this.keyOf(layout, ns, key),
+                Key: keyOf(layout, ns, key),
                 UpdateExpression: update,
                 ConditionExpression: guard,
                 ExpressionAttributeNames: names(update, guard),
@@ -492,7 +502,7 @@ export class DynamoStore implements Store {
             c.send(
               new UpdateItemCommand({
                 TableName: this.table,
-                Key: this.keyOf(layout, ns, key),
+                Key: keyOf(layout, ns, key),
                 UpdateExpression: update,
                 ConditionExpression: guard,
                 ExpressionAttributeNames: names(update, guard),
@@ -527,10 +537,7 @@ export class DynamoStore implements Store {
     // BatchWriteItem cannot carry conditions, so: one conditional PutItem per item, in parallel.
     const guard = "attribute_not_exists(#pk) OR #ver < :v";
     return mapLimit(items, WRITE_CONCURRENCY, async (item) => {
-      const attrs: Attrs = { ...this.keyOf(layout, ns, item.key), ver: { N: item.version.toString() } };
-      if (layout === "legacy") Object.assign(attrs, { ns: { S: ns }, k: { S: item.key } });
-      if (item.value === null) attrs.tomb = { BOOL: true };
-      else attrs.val = { B: item.value };
+      const attrs = itemAttrs(layout, ns, item);
       try {
         await this.send(
           "applyIfNewer",

@@ -1,13 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type AddressInfo, type Socket } from "node:net";
 import { expect } from "chai";
-import { BatchWriteItemCommand, CreateTableCommand, DescribeTableCommand, DynamoDBClient, GetItemCommand, ListTablesCommand, PutItemCommand, type AttributeValue } from "@aws-sdk/client-dynamodb";
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, GetItemCommand, ListTablesCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { openStore } from "../../src/backends/index.js";
-import { bucketOf, DYNAMO_BUCKETS } from "../../src/backends/dynamodb.js";
+import { bucketOf, DYNAMO_BUCKETS, itemAttrs } from "../../src/backends/dynamodb.js";
 import type { Store } from "../../src/protocol/store.js";
 import { CONTROL_NAMESPACE } from "../../src/protocol/types.js";
 import { conformance } from "../conformance/suite.js";
-import { startDynalite, startReadCounter, startResettingProxy, type Dynalite, type ReadCounter } from "../support/dynalite.js";
+import { startDynalite, startReadCounter, startResettingProxy, writeItems, type Dynalite, type ReadCounter } from "../support/dynalite.js";
 import { waitFor } from "../support/migration.js";
 import { startTestSidecar } from "../support/sidecar.js";
 import { buf, freshNamespace } from "../support/names.js";
@@ -43,30 +43,10 @@ async function createLegacyTable(name: string): Promise<void> {
   }
 }
 
-/** Writes n items of ns straight into a table (BatchWriteItem, 16 in flight): seeding through the store would take minutes. */
+/** Writes n items of ns straight into a table: seeding through the store would take minutes. */
 async function seed(table: string, ns: string, n: number, layout: "buckets" | "legacy" = "buckets"): Promise<void> {
-  const item = (key: string): Record<string, AttributeValue> =>
-    layout === "legacy"
-      ? { pk: { S: `${ns}#${key}` }, ns: { S: ns }, k: { S: key }, ver: { N: "1" }, val: { B: Buffer.alloc(100, 1) } }
-      : { pk: { S: `${ns}#${bucketOf(ns, key)}` }, sk: { S: key }, ver: { N: "1" }, val: { B: Buffer.alloc(100, 1) } };
-  const batches: Record<string, AttributeValue>[][] = [];
-  for (let i = 0; i < n; i += 25) batches.push(Array.from({ length: Math.min(25, n - i) }, (_, j) => item(`key_${String(i + j).padStart(6, "0")}`)));
-  const client = sdk();
-  try {
-    let next = 0;
-    const worker = async () => {
-      while (next < batches.length) {
-        let pending = batches[next++]!.map((Item) => ({ PutRequest: { Item } }));
-        while (pending.length > 0) {
-          const out = await client.send(new BatchWriteItemCommand({ RequestItems: { [table]: pending } }));
-          pending = (out.UnprocessedItems?.[table] ?? []) as typeof pending;
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: 16 }, worker));
-  } finally {
-    client.destroy();
-  }
+  const items = Array.from({ length: n }, (_, i) => itemAttrs(layout, ns, { key: `key_${String(i).padStart(6, "0")}`, value: Buffer.alloc(100, 1), version: 1n }));
+  await writeItems(server!.endpoint, table, items);
 }
 
 
