@@ -7,7 +7,7 @@ import { bucketOf, DYNAMO_BUCKETS, itemAttrs } from "../../src/backends/dynamodb
 import type { Store } from "../../src/protocol/store.js";
 import { CONTROL_NAMESPACE } from "../../src/protocol/types.js";
 import { conformance } from "../conformance/suite.js";
-import { startDynalite, startReadCounter, startResettingProxy, writeItems, type Dynalite, type ReadCounter } from "../support/dynalite.js";
+import { startDynalite, startReadCounter, startResettingProxy, writeItems, createLegacyDynamoTable, type Dynalite, type ReadCounter } from "../support/dynalite.js";
 import { waitFor } from "../support/migration.js";
 import { startTestSidecar } from "../support/sidecar.js";
 import { buf, freshNamespace } from "../support/names.js";
@@ -30,18 +30,6 @@ after(async () => server?.stop());
 const freshTable = () => `decant_test_${randomBytes(5).toString("hex")}`;
 const urlFor = (table: string, extra = "", endpoint = server!.endpoint) => `dynamodb://${table}?region=us-east-1&endpoint=${endpoint}${extra}`;
 
-/** A table as versions before the bucketed layout created it: partition key pk alone. */
-async function createLegacyTable(name: string): Promise<void> {
-  const client = sdk();
-  try {
-    await client.send(
-      new CreateTableCommand({ TableName: name, BillingMode: "PAY_PER_REQUEST", AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }], KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }] }),
-    );
-    while ((await client.send(new DescribeTableCommand({ TableName: name }))).Table?.TableStatus !== "ACTIVE") await new Promise((r) => setTimeout(r, 20));
-  } finally {
-    client.destroy();
-  }
-}
 
 /** Writes n items of ns straight into a table: seeding through the store would take minutes. */
 async function seed(table: string, ns: string, n: number, layout: "buckets" | "legacy" = "buckets"): Promise<void> {
@@ -56,7 +44,7 @@ if (ok) {
   conformance("dynamodb (legacy layout)", {
     open: async () => {
       const table = freshTable();
-      await createLegacyTable(table);
+      await createLegacyDynamoTable(server!.endpoint, table);
       return openStore(urlFor(table, "&create=false"));
     },
   });
@@ -129,7 +117,7 @@ if (ok) {
 
     it("serves a table written by an earlier version (pk = <ns>#<key>) in place", async function () {
       const name = freshTable();
-      await createLegacyTable(name);
+      await createLegacyDynamoTable(server!.endpoint, name);
       await seed(name, "old", 3, "legacy");
       await client.send(new PutItemCommand({ TableName: name, Item: { pk: { S: "#namespaces" }, names: { SS: ["old"] } } }));
       const s = await openStore(urlFor(name, "&create=false"));

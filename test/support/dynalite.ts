@@ -2,7 +2,7 @@
 // process on a free loopback port, so tests need no AWS account and no Docker. Set
 // DECANT_TEST_DYNAMODB_ENDPOINT to use a server you run yourself (DynamoDB Local, say) instead.
 import { spawn, type ChildProcess } from "node:child_process";
-import { BatchWriteItemCommand, DynamoDBClient, type AttributeValue } from "@aws-sdk/client-dynamodb";
+import { BatchWriteItemCommand, CreateTableCommand, DescribeTableCommand, DynamoDBClient, type AttributeValue } from "@aws-sdk/client-dynamodb";
 import { createRequire } from "node:module";
 import { Agent, createServer as createHttpServer, request } from "node:http";
 import { connect, createServer, type AddressInfo, type Socket } from "node:net";
@@ -206,6 +206,19 @@ export async function writeItems(endpoint: string, table: string, items: Record<
       }
     };
     await Promise.all(Array.from({ length: concurrency }, worker));
+  } finally {
+    client.destroy();
+  }
+}
+
+/** A table as versions before the bucketed layout created it: partition key pk alone. */
+export async function createLegacyDynamoTable(endpoint: string, name: string): Promise<void> {
+  const client = new DynamoDBClient({ region: "us-east-1", endpoint, credentials: { accessKeyId: "x", secretAccessKey: "x" } });
+  try {
+    await client.send(
+      new CreateTableCommand({ TableName: name, BillingMode: "PAY_PER_REQUEST", AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }], KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }] }),
+    );
+    while ((await client.send(new DescribeTableCommand({ TableName: name }))).Table?.TableStatus !== "ACTIVE") await new Promise((r) => setTimeout(r, 20));
   } finally {
     client.destroy();
   }
