@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --backend NAME] [-- --only hop,backend,dual,backfill,memory,verify,dynamodb]
+// npm run bench [-- --quick] [-- --backend NAME] [-- --only hop,backend,dual,backfill,memory,verify,dynamodb,status]
 // Prints every figure next to a baseline measured in the same run, writes
 // bench/results/<date>.json and (on a full run) docs/PERFORMANCE.md.
 import { spawn } from "node:child_process";
@@ -9,13 +9,14 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import pg from "pg";
+import { bucketOf, itemAttrs } from "../src/backends/dynamodb.js";
 import { openStore } from "../src/backends/index.js";
 import { DecantClient } from "../src/client/client.js";
 import { loadConfig } from "../src/config/config.js";
 import { silentLogger } from "../src/log.js";
 import { serviceDefinition } from "../src/server/proto.js";
 import { startSidecar } from "../src/server/sidecar.js";
-import { freePort, startDynalite, type Dynalite } from "../test/support/dynalite.js";
+import { createLegacyDynamoTable, freePort, startDynalite, writeItems, type Dynalite } from "../test/support/dynalite.js";
 import { TEST_URLS } from "../test/support/servers.js";
 import { alternating, fmt, load, record, rows, table, type LoadResult } from "./lib.js";
 
@@ -236,9 +237,10 @@ async function directDriver(backend: string, url: string): Promise<Direct> {
     const client = new DynamoDBClient({ region: "us-east-1", endpoint: u.searchParams.get("endpoint")!, credentials: { accessKeyId: "x", secretAccessKey: "x" } });
     const TableName = u.host;
     return {
-      get: (key) => client.send(new GetItemCommand({ TableName, Key: { pk: { S: `${ns}#${key}` } }, ConsistentRead: true })),
+      // The adapter's key layout: pk = <ns>#<bucket>, sk = <key>.
+      get: (key) => client.send(new GetItemCommand({ TableName, Key: { pk: { S: `${ns}#${bucketOf(ns, key)}` }, sk: { S: key } }, ConsistentRead: true })),
       put: (key, value) =>
-        client.send(new UpdateItemCommand({ TableName, Key: { pk: { S: `${ns}#${key}` } }, UpdateExpression: "SET val = :v, ver = if_not_exists(ver, :z) + :o", ExpressionAttributeValues: { ":v": { B: value }, ":z": { N: "0" }, ":o": { N: "1" } } })),
+        client.send(new UpdateItemCommand({ TableName, Key: { pk: { S: `${ns}#${bucketOf(ns, key)}` }, sk: { S: key } }, UpdateExpression: "SET val = :v, ver = if_not_exists(ver, :z) + :o", ExpressionAttributeValues: { ":v": { B: value }, ":z": { N: "0" }, ":o": { N: "1" } } })),
       close: async () => client.destroy(),
     };
   }
@@ -540,7 +542,20 @@ async function sdkConditionalPuts(endpoint: string, n: number): Promise<number> 
   const { CreateTableCommand, DeleteTableCommand, DynamoDBClient, PutItemCommand, waitUntilTableExists } = await import("@aws-sdk/client-dynamodb");
   const client = new DynamoDBClient({ region: "us-east-1", endpoint, credentials: { accessKeyId: "x", secretAccessKey: "x" }, maxAttempts: 1 });
   const TableName = `bench_sdk_${run}`;
-  await client.send(new CreateTableCommand({ TableName, KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }], AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }], BillingMode: "PAY_PER_REQUEST" }));
+  await client.send(
+    new CreateTableCommand({
+      TableName,
+      KeySchema: [
+        { AttributeName: "pk", KeyType: "HASH" },
+        { AttributeName: "sk", KeyType: "RANGE" },
+      ],
+      AttributeDefinitions: [
+        { AttributeName: "pk", AttributeType: "S" },
+        { AttributeName: "sk", AttributeType: "S" },
+      ],
+      BillingMode: "PAY_PER_REQUEST",
+    }),
+  );
   await waitUntilTableExists({ client, maxWaitTime: 30 }, { TableName });
   const value = Buffer.alloc(1024, 0xab);
   let next = 0;
@@ -551,7 +566,7 @@ async function sdkConditionalPuts(endpoint: string, n: number): Promise<number> 
         await client.send(
           new PutItemCommand({
             TableName,
-            Item: { pk: { S: `bench#key${i}` }, ns: { S: "bench" }, k: { S: `key${i}` }, ver: { N: String(1 + (i % 5)) }, val: { B: value } },
+            Item: itemAttrs("buckets", "bench", { key: `key${i}`, value, version: BigInt(1 + (i % 5)) }),
             ConditionExpression: "attribute_not_exists(#pk) OR #ver < :v",
             ExpressionAttributeNames: { "#pk": "pk", "#ver": "ver" },
             ExpressionAttributeValues: { ":v": { N: String(1 + (i % 5)) } },
@@ -715,6 +730,47 @@ async function memory(): Promise<void> {
   }
 }
 
+// 7. GetStatus on a DynamoDB control store shared with other namespaces' items: the control
+// records are read by Query and GetItem, so the latency must not grow with the table (issue 18).
+async function statusOnDynamo(): Promise<void> {
+  const endpoint = await dynamoEndpoint();
+  const counts = QUICK ? [0, 500, 2000] : [0, 5000, 40_000];
+  const calls = QUICK ? 10 : 100;
+  /** GetStatus p50/p99 through a sidecar whose current (and control) store is `table`, holding n items of another namespace. */
+  const measureStatus = async (table: string, n: number, legacy: boolean) => {
+    const url = `dynamodb://${table}?region=us-east-1&endpoint=${endpoint}`;
+    if (legacy) await createLegacyDynamoTable(endpoint, table);
+    const store = await openStore(url);
+    await store.put("warm", "k", value100); // creates the table (the bucketed layout) if absent
+    await store.close();
+    const items = Array.from({ length: n }, (_, i) => itemAttrs(legacy ? "legacy" : "buckets", "bulk", { key: `key_${i}`, value: value100, version: 1n }));
+    await writeItems(endpoint, table, items);
+    const s = await inProcessSidecar({ DECANT_CURRENT: url });
+    try {
+      const latencies: number[] = [];
+      for (let i = 0; i < calls; i++) {
+        const t = performance.now();
+        await s.client.call("migration", "GetStatus", {});
+        latencies.push(performance.now() - t);
+      }
+      latencies.sort((a, b) => a - b);
+      return { p50: latencies[Math.floor(calls / 2)]!, p99: latencies[Math.min(calls - 1, Math.floor(calls * 0.99))]! };
+    } finally {
+      await s.stop();
+    }
+  };
+  let base = NaN;
+  for (const n of counts) {
+    const r = await measureStatus(`bench_status_${n}_${run}`, n, false);
+    if (n === 0) base = r.p50;
+    record({ section: "status", figure: `GetStatus p50, DynamoDB control store, ${n} unrelated items`, value: r.p50, unit: "ms", baseline: base, ...(n ? { goal: "≤ 1.5×", met: r.p50 <= 1.5 * base } : {}) });
+    record({ section: "status", figure: `GetStatus p99, DynamoDB control store, ${n} unrelated items`, value: r.p99, unit: "ms" });
+  }
+  const n = counts[1]!;
+  const old = await measureStatus(`bench_status_legacy_${run}`, n, true);
+  record({ section: "status", figure: `GetStatus p50, legacy table layout (pk = ns#key), ${n} unrelated items`, value: old.p50, unit: "ms", baseline: base, note: "earlier versions: a table Scan per listing" });
+}
+
 async function main(): Promise<void> {
   const started = new Date();
   console.log(`decant bench — ${started.toISOString()} — ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}${QUICK ? " — QUICK (smoke) run" : ""}`);
@@ -725,6 +781,7 @@ async function main(): Promise<void> {
     if (want("memory")) await memory();
     if (want("backfill")) await backfillAndVerify();
     if (want("dynamodb")) await dynamodbFront();
+    if (want("status") && BACKENDS.includes("dynamodb")) await statusOnDynamo();
   } finally {
     await dynalite?.stop();
     rmSync(scratch, { recursive: true, force: true });

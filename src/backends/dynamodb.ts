@@ -1,13 +1,19 @@
-// DynamoDB through @aws-sdk/client-dynamodb. One table holds every namespace. Each item's
-// partition key is "<ns>#<key>", so a namespace's items spread over all partitions (a busy
-// namespace never becomes one hot partition); ns and key are stored as attributes too.
-// A namespace scan is therefore a table Scan filtered on ns (order unspecified). One small
-// registry item ("#namespaces", a string set) lists the namespaces, so namespaces() is one read.
+// DynamoDB through @aws-sdk/client-dynamodb. One table holds every namespace, laid out so a
+// namespace is read by Query, never by a Scan of the whole table (issue 18):
 //
-//   pk   S     "<ns>#<key>"  (ns never contains "#", so the split is unambiguous)
-//   ns   S     namespace          k    S    key
+//   pk   S     "<ns>#<bucket>"  bucket = a hash of the key mod 16 (the control namespace: one
+//                              bucket), so a busy namespace spreads over 16 partition keys
+//   sk   S     key               (the sort key: a prefix scan is a key condition)
 //   ver  N     version (a decimal string end to end: bigint-safe)
 //   val  B     value; absent on a tombstone, which carries tomb = true instead
+//
+// A point read is a GetItem, a namespace scan is a Query per bucket (a parallel scan's segments
+// own disjoint buckets). One registry item (pk "#namespaces") lists the namespaces.
+//
+// Tables written by earlier versions ("legacy": pk = "<ns>#<key>", no sort key, ns and k as
+// attributes) are recognised by their key schema and still served, but a namespace there costs
+// a filtered Scan of the whole table; README says how to move one into a new table.
+import { createHash } from "node:crypto";
 import {
   BatchGetItemCommand,
   BatchWriteItemCommand,
@@ -17,6 +23,7 @@ import {
   DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
+  QueryCommand,
   ScanCommand,
   UpdateItemCommand,
   type AttributeValue,
@@ -24,20 +31,28 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable, versionMismatch } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
-import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
+import { CONTROL_NAMESPACE, type Condition, type DeleteResult, type Item, type LargeValueOptions, type RawItem, type RawScanOptions, type ScanOptions, type ScanPage, type ValueSize, type WriteOp, type WriteOutcome } from "../protocol/types.js";
 import { runBatch } from "./batch.js";
 import { checkCondition, checkValueSize, decodeCursor, encodeCursor, isNetworkError, liveItems, redactUrl, retry, type RetryPolicy } from "./common.js";
 
 type Attrs = Record<string, AttributeValue>;
 
+/** "buckets": this version's layout (pk + sk); "legacy": pk = "<ns>#<key>" alone, read by filtered Scans. */
+export type DynamoLayout = "buckets" | "legacy";
+
 const REGISTRY_PK = "#namespaces"; // an item pk always starts with a namespace, never with "#"
+const REGISTRY_SK = "#";
+/** Partition keys per namespace. More spread writes wider and allow more scan segments; each costs a Query per full scan. */
+export const DYNAMO_BUCKETS = 16;
 const ITEM_LIMIT = 400 * 1024; // DynamoDB's item size limit: names + values, key included
 const MAX_NS_BYTES = 64;
-/** Attribute names pk ns k ver val (11 bytes) + the largest version number (21 bytes). */
+/** Attribute names pk ns k ver val (11 bytes) + the largest version number (21 bytes): the legacy layout, the larger one. */
 const FIXED_OVERHEAD = 11 + 21;
 const REGISTRY_TTL_MS = 60_000;
 const WRITE_CONCURRENCY = 16;
 const MAX_EVALUATED = 2000;
+/** estimateCount counts whole buckets until it has seen this many items, then scales up. */
+const COUNT_SAMPLE = 10_000;
 const TABLE_WAIT_MS = 5 * 60_000;
 const RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 25, maxDelayMs: 1000 };
 
@@ -47,10 +62,13 @@ const SERVER_FAULTS = new Set(["InternalServerError", "ServiceUnavailable", "Int
 
 const httpStatus = (err: unknown): number => (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode ?? 0;
 const errName = (err: unknown): string => (typeof err === "object" && err !== null ? String((err as { name?: unknown }).name ?? "") : "");
+const errCode = (err: unknown): string => (typeof err === "object" && err !== null ? String((err as { code?: unknown }).code ?? "") : "");
 const notExecuted = (err: unknown): boolean => THROTTLED.has(errName(err));
 /** For reads and idempotent writes (applyIfNewer, the deletes of drop and purge): anything that may pass. */
 const transient = (err: unknown): boolean => notExecuted(err) || SERVER_FAULTS.has(errName(err)) || httpStatus(err) >= 500 || isNetworkError(err);
 const isConditionFailed = (err: unknown): err is { Item?: Attrs } => errName(err) === "ConditionalCheckFailedException";
+/** The SDK names a reset connection "TimeoutError" too; only a real timeout is one. */
+const isReset = (err: unknown): boolean => errCode(err) === "ECONNRESET" || errCode(err) === "EPIPE";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Expression attribute names for every #name used (DynamoDB refuses unused ones). */
@@ -60,8 +78,48 @@ function names(...expressions: (string | undefined)[]): Record<string, string> {
   return out;
 }
 
-const isStartCursor = (v: unknown): v is { s: string } =>
+const bucketsOf = (ns: string): number => (ns === CONTROL_NAMESPACE ? 1 : DYNAMO_BUCKETS);
+
+/** The bucket of a key: a stable hash of its UTF-8 bytes, so every sidecar agrees. */
+export function bucketOf(ns: string, key: string): number {
+  const n = bucketsOf(ns);
+  return n === 1 ? 0 : createHash("md5").update(key, "utf8").digest().readUInt32BE(0) % n;
+}
+
+/** The table key of (ns, key) in a layout. */
+function keyOf(layout: DynamoLayout, ns: string, key: string): Attrs {
+  return layout === "legacy" ? { pk: { S: `${ns}#${key}` } } : { pk: { S: `${ns}#${bucketOf(ns, key)}` }, sk: { S: key } };
+}
+
+/** A whole item as applyIfNewer writes it (exported so tests can seed a table fast, in bulk). */
+export function itemAttrs(layout: DynamoLayout, ns: string, item: RawItem): Attrs {
+  const attrs: Attrs = { ...keyOf(layout, ns, item.key), ver: { N: item.version.toString() } };
+  if (layout === "legacy") Object.assign(attrs, { ns: { S: ns }, k: { S: item.key } });
+  if (item.value === null) attrs.tomb = { BOOL: true };
+  else attrs.val = { B: item.value };
+  return attrs;
+}
+
+const isLegacyCursor = (v: unknown): v is { s: string } =>
   typeof v === "object" && v !== null && typeof (v as { s?: unknown }).s === "string" && (v as { s: string }).s.length > 0;
+
+/** Where a bucketed scan resumes: bucket b (of a scan split into n segments), after sort key s. */
+interface BucketCursor {
+  b: number;
+  n: number;
+  s?: string;
+}
+const isBucketCursor = (v: unknown): v is BucketCursor => {
+  const c = v as BucketCursor;
+  return typeof v === "object" && v !== null && Number.isInteger(c.b) && Number.isInteger(c.n) && (c.s === undefined || (typeof c.s === "string" && c.s.length > 0));
+};
+
+/** What a scan reads: a filter on each item (undefined = all) and, for client scans, a key prefix. */
+interface ScanSpec {
+  filter?: string;
+  values?: Attrs;
+  prefix?: string;
+}
 
 /** Runs fn over xs, `limit` at a time, stopping early once one fails. */
 async function mapLimit<T, R>(xs: T[], limit: number, fn: (x: T) => Promise<R>): Promise<R[]> {
@@ -95,14 +153,17 @@ export class DynamoStore implements Store {
   readonly kind = "dynamodb";
   readonly description: string;
   readonly capabilities: Capabilities = {
+    // Keys are ordered within a bucket only; a merge of 16 Queries would read 16 pages per page.
     orderedScan: false,
     segmentedScan: true,
-    // The key is stored twice (in pk and k) and the namespace twice (pk and ns).
+    // Sized for the legacy layout (the key stored twice, in pk and k; the namespace twice, in pk
+    // and ns), which holds more per item than the bucketed one: true for both.
     maxValueBytes: (key) => ITEM_LIMIT - FIXED_OVERHEAD - 2 * (MAX_NS_BYTES + 1) - 2 * Buffer.byteLength(key, "utf8"),
     durable: true,
   };
   private client?: DynamoDBClient;
   private ready?: Promise<void>;
+  private tableLayout?: DynamoLayout;
   private readonly registered = new Map<string, { until: number; done: Promise<unknown> }>();
 
   constructor(
@@ -162,7 +223,7 @@ export class DynamoStore implements Store {
     if (isDecantError(err)) return err;
     const name = errName(err);
     const message = err instanceof Error ? err.message : String(err);
-    if (name === "TimeoutError" || name === "AbortError") return deadlineExceeded(this.description, op, this.options.timeoutMs);
+    if ((name === "TimeoutError" || name === "AbortError") && !isReset(err)) return deadlineExceeded(this.description, op, this.options.timeoutMs);
     if (name === "ResourceNotFoundException") {
       return new DecantError("unavailable", `store ${this.description} is unavailable: table ${this.table} was not found (${message})`, { cause: err });
     }
@@ -191,6 +252,12 @@ export class DynamoStore implements Store {
     return this.ready;
   }
 
+  /** The table's layout, checking (or creating) the table first, bounded like any call. */
+  private async layout(op: string): Promise<DynamoLayout> {
+    if (!this.tableLayout) await this.send(op, async () => undefined, () => false);
+    return this.tableLayout!;
+  }
+
   private async describeTable(): Promise<TableDescription | null> {
     try {
       const out = await this.send("describe table", (c, o) => c.send(new DescribeTableCommand({ TableName: this.table }), o), transient, false);
@@ -207,7 +274,7 @@ export class DynamoStore implements Store {
       if (!this.options.create) {
         throw new DecantError(
           "failed_precondition",
-          `store ${this.description}: table ${this.table} does not exist and create=false; create it with partition key "pk" (type S) and no sort key, or set create=true`,
+          `store ${this.description}: table ${this.table} does not exist and create=false; create it with partition key "pk" (type S) and sort key "sk" (type S), or set create=true`,
         );
       }
       try {
@@ -218,8 +285,14 @@ export class DynamoStore implements Store {
               new CreateTableCommand({
                 TableName: this.table,
                 BillingMode: "PAY_PER_REQUEST",
-                AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
-                KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
+                AttributeDefinitions: [
+                  { AttributeName: "pk", AttributeType: "S" },
+                  { AttributeName: "sk", AttributeType: "S" },
+                ],
+                KeySchema: [
+                  { AttributeName: "pk", KeyType: "HASH" },
+                  { AttributeName: "sk", KeyType: "RANGE" },
+                ],
               }),
               o,
             ),
@@ -238,26 +311,40 @@ export class DynamoStore implements Store {
       await sleep(200);
       table = await this.describeTable();
     }
-    const keys = table.KeySchema ?? [];
-    const pkType = table.AttributeDefinitions?.find((a) => a.AttributeName === "pk")?.AttributeType;
-    if (keys.length !== 1 || keys[0]!.AttributeName !== "pk" || keys[0]!.KeyType !== "HASH" || pkType !== "S") {
-      const found = keys.map((k) => `${k.AttributeName} (${k.KeyType})`).join(", ");
-      throw new DecantError(
-        "failed_precondition",
-        `store ${this.description}: table ${this.table} has key schema [${found}]; decant needs partition key "pk" (type S) and no sort key — name another table`,
-      );
-    }
+    this.tableLayout = this.layoutOf(table);
+  }
+
+  /** Recognises this version's key schema and the legacy one; anything else is someone else's table. */
+  private layoutOf(table: TableDescription): DynamoLayout {
+    const keys = (table.KeySchema ?? []).map((k) => `${k.AttributeName}:${k.KeyType}:${table.AttributeDefinitions?.find((a) => a.AttributeName === k.AttributeName)?.AttributeType}`);
+    if (keys.join() === "pk:HASH:S,sk:RANGE:S") return "buckets";
+    if (keys.join() === "pk:HASH:S") return "legacy";
+    const found = (table.KeySchema ?? []).map((k) => `${k.AttributeName} (${k.KeyType})`).join(", ");
+    throw new DecantError(
+      "failed_precondition",
+      `store ${this.description}: table ${this.table} has key schema [${found}]; decant needs partition key "pk" (type S) and sort key "sk" (type S) — name another table`,
+    );
   }
 
   // ---- items -------------------------------------------------------------------------------
 
-  private keyOf(ns: string, key: string): Attrs {
-    return { pk: { S: `${ns}#${key}` } };
+  private static registryKey(layout: DynamoLayout): Attrs {
+    return layout === "legacy" ? { pk: { S: REGISTRY_PK } } : { pk: { S: REGISTRY_PK }, sk: { S: REGISTRY_SK } };
+  }
+
+  /** The table key of an item read back (pk, and sk in the bucketed layout). */
+  private static primaryKey(a: Attrs): Attrs {
+    return a.sk ? { pk: a.pk!, sk: a.sk } : { pk: a.pk! };
+  }
+
+  /** The attribute that holds the key as written: sk, or k in the legacy layout. */
+  private static keyAttr(layout: DynamoLayout): string {
+    return layout === "legacy" ? "k" : "sk";
   }
 
   private static toRaw(a: Attrs): RawItem {
     const val = a.val?.B;
-    return { key: a.k!.S!, value: val ? Buffer.from(val.buffer, val.byteOffset, val.byteLength) : null, version: BigInt(a.ver!.N!) };
+    return { key: (a.sk ?? a.k)!.S!, value: val ? Buffer.from(val.buffer, val.byteOffset, val.byteLength) : null, version: BigInt(a.ver!.N!) };
   }
 
   /** Makes sure namespaces() lists ns before its first item is written (cached for a while). */
@@ -267,20 +354,22 @@ export class DynamoStore implements Store {
       await hit.done;
       return;
     }
-    const done = this.send(
-      "register namespace",
-      (c, o) =>
-        c.send(
-          new UpdateItemCommand({
-            TableName: this.table,
-            Key: { pk: { S: REGISTRY_PK } },
-            UpdateExpression: "ADD #names :ns",
-            ExpressionAttributeNames: names("#names"),
-            ExpressionAttributeValues: { ":ns": { SS: [ns] } },
-          }),
-          o,
-        ),
-      transient, // adding to a set is idempotent
+    const done = this.layout("register namespace").then((layout) =>
+      this.send(
+        "register namespace",
+        (c, o) =>
+          c.send(
+            new UpdateItemCommand({
+              TableName: this.table,
+              Key: DynamoStore.registryKey(layout),
+              UpdateExpression: "ADD #names :ns",
+              ExpressionAttributeNames: names("#names"),
+              ExpressionAttributeValues: { ":ns": { SS: [ns] } },
+            }),
+            o,
+          ),
+        transient, // adding to a set is idempotent
+      ),
     );
     this.registered.set(ns, { until: Date.now() + REGISTRY_TTL_MS, done });
     done.catch(() => this.registered.delete(ns));
@@ -293,11 +382,13 @@ export class DynamoStore implements Store {
   }
 
   async getRaw(ns: string, key: string): Promise<RawItem | null> {
+    const layout = await this.layout("get");
+    const projection = `#${DynamoStore.keyAttr(layout)}, #ver, #val`;
     const out = await this.send(
       "get",
       (c, o) =>
         c.send(
-          new GetItemCommand({ TableName: this.table, Key: this.keyOf(ns, key), ConsistentRead: true, ProjectionExpression: "#k, #ver, #val", ExpressionAttributeNames: names("#k #ver #val") }),
+          new GetItemCommand({ TableName: this.table, Key: keyOf(layout, ns, key), ConsistentRead: true, ProjectionExpression: projection, ExpressionAttributeNames: names(projection) }),
           o,
         ),
       transient,
@@ -315,11 +406,14 @@ export class DynamoStore implements Store {
 
   private async readMany(op: string, ns: string, keys: string[]): Promise<RawItem[]> {
     const unique = [...new Set(keys)];
+    if (unique.length === 0) return [];
+    const layout = await this.layout(op);
+    const projection = `#${DynamoStore.keyAttr(layout)}, #ver, #val`;
     const chunks: string[][] = [];
     for (let i = 0; i < unique.length; i += 100) chunks.push(unique.slice(i, i + 100));
     const found = new Map<string, RawItem>();
     await mapLimit(chunks, 4, async (chunk) => {
-      let pending: Attrs[] = chunk.map((k) => this.keyOf(ns, k));
+      let pending: Attrs[] = chunk.map((k) => keyOf(layout, ns, k));
       for (let attempt = 1; pending.length > 0; attempt++) {
         if (attempt > 1) {
           // DynamoDB returns UnprocessedKeys when throttled: back off before asking again.
@@ -330,15 +424,10 @@ export class DynamoStore implements Store {
         const out = await this.send(
           op,
           (c, o) =>
-            c.send(
-              new BatchGetItemCommand({
-                RequestItems: { [this.table]: { Keys: keys, ConsistentRead: true, ProjectionExpression: "#k, #ver, #val", ExpressionAttributeNames: names("#k #ver #val") } },
-              }),
-              o,
-            ),
+            c.send(new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: keys, ConsistentRead: true, ProjectionExpression: projection, ExpressionAttributeNames: names(projection) } } }), o),
           transient,
         );
-        for (const a of out.Responses?.[this.table] ?? []) found.set(a.k!.S!, DynamoStore.toRaw(a));
+        for (const a of out.Responses?.[this.table] ?? []) found.set((a.sk ?? a.k)!.S!, DynamoStore.toRaw(a));
         pending = out.UnprocessedKeys?.[this.table]?.Keys ?? [];
       }
     });
@@ -347,16 +436,19 @@ export class DynamoStore implements Store {
 
   /** Reads the item a failed condition saw: from the error (AWS) or, where not returned (dynalite), again. */
   private async storedAfterFailure(ns: string, key: string, err: { Item?: Attrs }): Promise<RawItem | null> {
-    return err.Item?.k ? DynamoStore.toRaw(err.Item) : this.getRaw(ns, key);
+    return err.Item?.sk || err.Item?.k ? DynamoStore.toRaw(err.Item) : this.getRaw(ns, key);
   }
 
   async put(ns: string, key: string, value: Buffer, condition?: Condition): Promise<bigint> {
     checkValueSize(this, key, value);
     await this.register(ns);
+    const layout = await this.layout("put");
     const mustBeAbsent = condition?.kind === "must_not_exist" || (condition?.kind === "expected_version" && condition.version === 0n);
     const guard = !condition ? undefined : mustBeAbsent ? "attribute_not_exists(#val)" : "attribute_exists(#val) AND #ver = :expected";
-    const update = "SET #ver = if_not_exists(#ver, :zero) + :one, #val = :val, #ns = :ns, #k = :k REMOVE #tomb";
-    const values: Attrs = { ":zero": { N: "0" }, ":one": { N: "1" }, ":val": { B: value }, ":ns": { S: ns }, ":k": { S: key } };
+    const legacy = layout === "legacy";
+    const update = `SET #ver = if_not_exists(#ver, :zero) + :one, #val = :val${legacy ? ", #ns = :ns, #k = :k" : ""} REMOVE #tomb`;
+    const values: Attrs = { ":zero": { N: "0" }, ":one": { N: "1" }, ":val": { B: value } };
+    if (legacy) Object.assign(values, { ":ns": { S: ns }, ":k": { S: key } });
     if (condition?.kind === "expected_version" && !mustBeAbsent) values[":expected"] = { N: condition.version.toString() };
     for (let attempt = 1; ; attempt++) {
       try {
@@ -366,7 +458,7 @@ export class DynamoStore implements Store {
             c.send(
               new UpdateItemCommand({
                 TableName: this.table,
-                Key: this.keyOf(ns, key),
+                Key: keyOf(layout, ns, key),
                 UpdateExpression: update,
                 ConditionExpression: guard,
                 ExpressionAttributeNames: names(update, guard),
@@ -397,6 +489,7 @@ export class DynamoStore implements Store {
       checkCondition(key, stored, condition);
       return { deleted: false, version: stored?.version ?? 0n };
     }
+    const layout = await this.layout("delete");
     const update = "SET #ver = #ver + :one, #tomb = :true REMOVE #val";
     const guard = condition ? "attribute_exists(#val) AND #ver = :expected" : "attribute_exists(#val)";
     const values: Attrs = { ":one": { N: "1" }, ":true": { BOOL: true } };
@@ -409,7 +502,7 @@ export class DynamoStore implements Store {
             c.send(
               new UpdateItemCommand({
                 TableName: this.table,
-                Key: this.keyOf(ns, key),
+                Key: keyOf(layout, ns, key),
                 UpdateExpression: update,
                 ConditionExpression: guard,
                 ExpressionAttributeNames: names(update, guard),
@@ -440,12 +533,11 @@ export class DynamoStore implements Store {
     for (const item of items) checkValueSize(this, item.key, item.value);
     if (items.length === 0) return [];
     await this.register(ns);
+    const layout = await this.layout("applyIfNewer");
     // BatchWriteItem cannot carry conditions, so: one conditional PutItem per item, in parallel.
     const guard = "attribute_not_exists(#pk) OR #ver < :v";
     return mapLimit(items, WRITE_CONCURRENCY, async (item) => {
-      const attrs: Attrs = { ...this.keyOf(ns, item.key), ns: { S: ns }, k: { S: item.key }, ver: { N: item.version.toString() } };
-      if (item.value === null) attrs.tomb = { BOOL: true };
-      else attrs.val = { B: item.value };
+      const attrs = itemAttrs(layout, ns, item);
       try {
         await this.send(
           "applyIfNewer",
@@ -462,15 +554,75 @@ export class DynamoStore implements Store {
 
   // ---- scans -------------------------------------------------------------------------------
 
+  /** A page of a namespace's items matching `spec`, from whichever layout the table has. */
+  private async scanItems(op: string, ns: string, limit: number, cursor: string | undefined, spec: ScanSpec, segment = 0, total = 1): Promise<ScanPage<RawItem>> {
+    return (await this.layout(op)) === "legacy"
+      ? this.scanTable(op, ns, limit, cursor, spec, total > 1 ? { segment, total } : undefined)
+      : this.queryBuckets(op, ns, limit, cursor, spec, segment, total);
+  }
+
   /**
-   * Reads a namespace's items through a filtered table Scan. DynamoDB applies Limit before the
-   * filter, so pages are read until `limit` items matched or the table ends; a page that holds
-   * more matches than wanted is cut, and the cursor is the pk of the last item returned (a
-   * valid ExclusiveStartKey), so nothing is buffered and nothing is skipped.
+   * The bucketed layout: a Query per bucket this segment owns (bucket b belongs to segment
+   * b mod total), one after the other, until `limit` items matched. DynamoDB applies Limit
+   * before the filter, so a bucket is read in growing pages; the cursor is the bucket and the
+   * last sort key returned, so nothing is buffered and nothing is skipped. Only the
+   * namespace's items are read, and with a prefix only the keys that have it.
    */
-  private async scanItems(op: string, ns: string, limit: number, cursor: string | undefined, filter: string, extra: Attrs, segment?: { segment: number; total: number }): Promise<ScanPage<RawItem>> {
-    let start = cursor === undefined ? undefined : decodeCursor(cursor, isStartCursor).s;
-    const filterExpression = `#ns = :ns${filter}`;
+  private async queryBuckets(op: string, ns: string, limit: number, cursor: string | undefined, spec: ScanSpec, segment: number, total: number): Promise<ScanPage<RawItem>> {
+    const count = bucketsOf(ns);
+    let at: BucketCursor = cursor === undefined ? { b: segment, n: total } : decodeCursor(cursor, isBucketCursor);
+    if (at.n !== total || at.b % total !== segment || at.b < 0) throw invalidArgument("page_token", "is not a token this server issued for this segment");
+    const keyCondition = `#pk = :pk${spec.prefix ? " AND begins_with(#sk, :prefix)" : ""}`;
+    const projection = "#sk, #ver, #val";
+    const began = Date.now();
+    let evaluate = Math.min(MAX_EVALUATED, limit + 1);
+    const out: RawItem[] = [];
+    while (at.b < count) {
+      const from = at;
+      const page = await this.send(
+        op,
+        (c, o) =>
+          c.send(
+            new QueryCommand({
+              TableName: this.table,
+              KeyConditionExpression: keyCondition,
+              FilterExpression: spec.filter,
+              ProjectionExpression: projection,
+              ExpressionAttributeNames: names(keyCondition, spec.filter, projection),
+              ExpressionAttributeValues: { ":pk": { S: `${ns}#${from.b}` }, ...(spec.prefix ? { ":prefix": { S: spec.prefix } } : {}), ...spec.values },
+              ExclusiveStartKey: from.s === undefined ? undefined : { pk: { S: `${ns}#${from.b}` }, sk: { S: from.s } },
+              Limit: evaluate,
+              ConsistentRead: true,
+            }),
+            o,
+          ),
+        transient,
+      );
+      const items = page.Items ?? [];
+      const last = !page.LastEvaluatedKey && at.b + total >= count;
+      for (let i = 0; i < items.length; i++) {
+        out.push(DynamoStore.toRaw(items[i]!));
+        if (out.length === limit) {
+          return { items: out, cursor: last && i === items.length - 1 ? undefined : encodeCursor({ b: at.b, n: total, s: items[i]!.sk!.S! }) };
+        }
+      }
+      at = page.LastEvaluatedKey ? { b: at.b, n: total, s: page.LastEvaluatedKey.sk!.S! } : { b: at.b + total, n: total };
+      if (at.b >= count) break;
+      // A slow store: return a short page rather than outrun the timeout.
+      if (Date.now() - began > this.options.timeoutMs / 2) return { items: out, cursor: encodeCursor(at) };
+      if (page.LastEvaluatedKey) evaluate = Math.min(MAX_EVALUATED, evaluate * 4);
+    }
+    return { items: out };
+  }
+
+  /**
+   * The legacy layout: a table Scan filtered on ns, so every item of the table is read.
+   * DynamoDB applies Limit before the filter, so pages are read until `limit` items matched or
+   * the table ends; the cursor is the pk of the last item returned (a valid ExclusiveStartKey).
+   */
+  private async scanTable(op: string, ns: string, limit: number, cursor: string | undefined, spec: ScanSpec, segment?: { segment: number; total: number }): Promise<ScanPage<RawItem>> {
+    let start = cursor === undefined ? undefined : decodeCursor(cursor, isLegacyCursor).s;
+    const filterExpression = this.legacyFilter(spec);
     const projection = "#pk, #k, #ver, #val";
     const began = Date.now();
     let evaluate = Math.min(MAX_EVALUATED, limit + 1);
@@ -488,7 +640,7 @@ export class DynamoStore implements Store {
               FilterExpression: filterExpression,
               ProjectionExpression: projection,
               ExpressionAttributeNames: names(filterExpression, projection),
-              ExpressionAttributeValues: { ":ns": { S: ns }, ...extra },
+              ExpressionAttributeValues: this.legacyValues(ns, spec),
               ConsistentRead: true,
               Segment: segment?.segment,
               TotalSegments: segment?.total,
@@ -513,16 +665,16 @@ export class DynamoStore implements Store {
     }
   }
 
+  private legacyFilter(spec: ScanSpec): string {
+    return `#ns = :ns${spec.filter ? ` AND ${spec.filter}` : ""}${spec.prefix ? " AND begins_with(#k, :prefix)" : ""}`;
+  }
+
+  private legacyValues(ns: string, spec: ScanSpec): Attrs {
+    return { ":ns": { S: ns }, ...(spec.prefix ? { ":prefix": { S: spec.prefix } } : {}), ...spec.values };
+  }
+
   async scan(ns: string, options: ScanOptions): Promise<ScanPage<Item>> {
-    const prefix = options.prefix ?? "";
-    const page = await this.scanItems(
-      "scan",
-      ns,
-      options.limit,
-      options.cursor,
-      ` AND attribute_exists(#val)${prefix ? " AND begins_with(#k, :prefix)" : ""}`,
-      prefix ? { ":prefix": { S: prefix } } : {},
-    );
+    const page = await this.scanItems("scan", ns, options.limit, options.cursor, { filter: "attribute_exists(#val)", prefix: options.prefix || undefined });
     return page as ScanPage<Item>;
   }
 
@@ -531,60 +683,121 @@ export class DynamoStore implements Store {
     const segment = options.segment ?? 0;
     if (!Number.isInteger(total) || total < 1 || total > 1_000_000) throw invalidArgument("total_segments", "must be a whole number from 1 to 1000000");
     if (!Number.isInteger(segment) || segment < 0 || segment >= total) throw invalidArgument("segment", `must be a whole number from 0 to ${total - 1}`);
-    return this.scanItems("scanRaw", ns, options.limit, options.cursor, "", {}, total > 1 ? { segment, total } : undefined);
+    return this.scanItems("scanRaw", ns, options.limit, options.cursor, {}, segment, total);
   }
 
   /** The size filter runs in DynamoDB; only the few large items come back, values included. */
   async largeValues(ns: string, options: LargeValueOptions): Promise<ScanPage<ValueSize>> {
-    const page = await this.scanItems("largeValues", ns, options.limit, options.cursor, " AND size(#val) > :min", { ":min": { N: String(options.minBytes) } });
+    const page = await this.scanItems("largeValues", ns, options.limit, options.cursor, { filter: "size(#val) > :min", values: { ":min": { N: String(options.minBytes) } } });
     return { items: page.items.map((i) => ({ key: i.key, bytes: i.value!.length })), cursor: page.cursor };
   }
 
-  /** Every pk (and version) matching a filter, page by page, for drop and purge. */
-  private async *keys(op: string, ns: string, filter: string): AsyncGenerator<Attrs[]> {
-    let start: Attrs | undefined;
-    const filterExpression = `#ns = :ns${filter}`;
-    do {
-      const from = start;
-      const page = await this.send(
-        op,
-        (c, o) =>
-          c.send(
-            new ScanCommand({
-              TableName: this.table,
-              ExclusiveStartKey: from,
-              ConsistentRead: true, // so a drop or purge sees the latest writes
-              FilterExpression: filterExpression,
-              ProjectionExpression: "#pk, #ver",
-              ExpressionAttributeNames: names(filterExpression, "#pk #ver"),
-              ExpressionAttributeValues: { ":ns": { S: ns } },
-            }),
-            o,
-          ),
-        transient,
-      );
-      if (page.Items?.length) yield page.Items;
-      start = page.LastEvaluatedKey;
-    } while (start);
+  /** Every item's table key and version matching a filter, page by page, for drop and purge. */
+  private async *keys(op: string, ns: string, filter?: string): AsyncGenerator<Attrs[]> {
+    const layout = await this.layout(op);
+    const spec: ScanSpec = { filter };
+    const projection = layout === "legacy" ? "#pk, #ver" : "#pk, #sk, #ver";
+    for (let b = 0; b < (layout === "legacy" ? 1 : bucketsOf(ns)); b++) {
+      let start: Attrs | undefined;
+      do {
+        const from = start;
+        const page = await this.send(
+          op,
+          (c, o) => {
+            // Consistent, so a drop or purge sees the latest writes.
+            if (layout === "legacy") {
+              const filterExpression = this.legacyFilter(spec);
+              return c.send(
+                new ScanCommand({
+                  TableName: this.table,
+                  ExclusiveStartKey: from,
+                  ConsistentRead: true,
+                  FilterExpression: filterExpression,
+                  ProjectionExpression: projection,
+                  ExpressionAttributeNames: names(filterExpression, projection),
+                  ExpressionAttributeValues: this.legacyValues(ns, spec),
+                }),
+                o,
+              );
+            }
+            return c.send(
+              new QueryCommand({
+                TableName: this.table,
+                KeyConditionExpression: "#pk = :pk",
+                ExclusiveStartKey: from,
+                ConsistentRead: true,
+                FilterExpression: filter,
+                ProjectionExpression: projection,
+                ExpressionAttributeNames: names("#pk", filter, projection),
+                ExpressionAttributeValues: { ":pk": { S: `${ns}#${b}` } },
+              }),
+              o,
+            );
+          },
+          transient,
+        );
+        if (page.Items?.length) yield page.Items;
+        start = page.LastEvaluatedKey;
+      } while (start);
+    }
   }
 
   async namespaces(): Promise<string[]> {
+    const layout = await this.layout("namespaces");
     const out = await this.send(
       "namespaces",
-      (c, o) => c.send(new GetItemCommand({ TableName: this.table, Key: { pk: { S: REGISTRY_PK } }, ConsistentRead: true }), o),
+      (c, o) => c.send(new GetItemCommand({ TableName: this.table, Key: DynamoStore.registryKey(layout), ConsistentRead: true }), o),
       transient,
     );
     return [...(out.Item?.names?.SS ?? [])].sort();
   }
 
   /**
-   * Approximate: counts the namespace's items in one parallel-scan segment sized to about
+   * Approximate, and cheap however big the namespace: counts whole buckets until it has seen
+   * COUNT_SAMPLE items (a hash spreads keys evenly over buckets) and scales up, so a small
+   * namespace is counted exactly. Legacy tables: see estimateLegacyCount.
+   */
+  async estimateCount(ns: string): Promise<number> {
+    if ((await this.layout("estimateCount")) === "legacy") return this.estimateLegacyCount(ns);
+    const count = bucketsOf(ns);
+    const began = Date.now();
+    let seen = 0;
+    for (let b = 0; b < count; b++) {
+      let start: Attrs | undefined;
+      do {
+        const from = start;
+        const page = await this.send(
+          "estimateCount",
+          (c, o) =>
+            c.send(
+              new QueryCommand({
+                TableName: this.table,
+                Select: "COUNT",
+                KeyConditionExpression: "#pk = :pk",
+                ExpressionAttributeNames: names("#pk"),
+                ExpressionAttributeValues: { ":pk": { S: `${ns}#${b}` } },
+                ExclusiveStartKey: from,
+              }),
+              o,
+            ),
+          transient,
+        );
+        seen += page.Count ?? 0;
+        start = page.LastEvaluatedKey;
+      } while (start && Date.now() - began < this.options.timeoutMs / 2);
+      if (seen >= COUNT_SAMPLE || Date.now() - began >= this.options.timeoutMs / 2) return Math.round((seen * count) / (b + 1));
+    }
+    return seen;
+  }
+
+  /**
+   * Legacy tables: counts the namespace's items in one parallel-scan segment sized to about
    * 10 000 table items (from DescribeTable's ItemCount, which AWS refreshes every ~6 hours) and
    * scales up, so the cost stays small however big the table is.
    */
-  async estimateCount(ns: string): Promise<number> {
+  private async estimateLegacyCount(ns: string): Promise<number> {
     const table = await this.send("estimateCount", (c, o) => c.send(new DescribeTableCommand({ TableName: this.table }), o), transient);
-    const total = Math.max(1, Math.min(1_000_000, Math.ceil((table.Table?.ItemCount ?? 0) / 10_000)));
+    const total = Math.max(1, Math.min(1_000_000, Math.ceil((table.Table?.ItemCount ?? 0) / COUNT_SAMPLE)));
     const began = Date.now();
     let count = 0;
     let start: Attrs | undefined;
@@ -616,18 +829,19 @@ export class DynamoStore implements Store {
 
   async dropNamespace(ns: string): Promise<void> {
     this.registered.delete(ns);
-    for await (const items of this.keys("dropNamespace", ns, "")) {
+    for await (const items of this.keys("dropNamespace", ns)) {
       const chunks: Attrs[][] = [];
       for (let i = 0; i < items.length; i += 25) chunks.push(items.slice(i, i + 25));
-      await mapLimit(chunks, 4, (chunk) => this.batchDelete(chunk.map((a) => ({ pk: a.pk! }))));
+      await mapLimit(chunks, 4, (chunk) => this.batchDelete(chunk.map(DynamoStore.primaryKey)));
     }
+    const layout = await this.layout("dropNamespace");
     await this.send(
       "dropNamespace",
       (c, o) =>
         c.send(
           new UpdateItemCommand({
             TableName: this.table,
-            Key: { pk: { S: REGISTRY_PK } },
+            Key: DynamoStore.registryKey(layout),
             UpdateExpression: "DELETE #names :ns",
             ExpressionAttributeNames: names("#names"),
             ExpressionAttributeValues: { ":ns": { SS: [ns] } },
@@ -654,14 +868,14 @@ export class DynamoStore implements Store {
   async purgeTombstones(ns: string): Promise<number> {
     let purged = 0;
     const guard = "attribute_exists(#tomb) AND #ver = :v"; // a re-created or newer item stays
-    for await (const items of this.keys("purgeTombstones", ns, " AND attribute_exists(#tomb)")) {
+    for await (const items of this.keys("purgeTombstones", ns, "attribute_exists(#tomb)")) {
       const done = await mapLimit(items, WRITE_CONCURRENCY, async (a) => {
         try {
           await this.send(
             "purgeTombstones",
             (c, o) =>
               c.send(
-                new DeleteItemCommand({ TableName: this.table, Key: { pk: a.pk! }, ConditionExpression: guard, ExpressionAttributeNames: names(guard), ExpressionAttributeValues: { ":v": a.ver! } }),
+                new DeleteItemCommand({ TableName: this.table, Key: DynamoStore.primaryKey(a), ConditionExpression: guard, ExpressionAttributeNames: names(guard), ExpressionAttributeValues: { ":v": a.ver! } }),
                 o,
               ),
             transient,
@@ -681,6 +895,7 @@ export class DynamoStore implements Store {
     this.client?.destroy();
     this.client = undefined;
     this.ready = undefined;
+    this.tableLayout = undefined;
     this.registered.clear();
   }
 }

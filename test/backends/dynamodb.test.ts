@@ -1,11 +1,15 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type AddressInfo, type Socket } from "node:net";
 import { expect } from "chai";
-import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, GetItemCommand, ListTablesCommand } from "@aws-sdk/client-dynamodb";
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, GetItemCommand, ListTablesCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { openStore } from "../../src/backends/index.js";
+import { bucketOf, DYNAMO_BUCKETS, itemAttrs } from "../../src/backends/dynamodb.js";
 import type { Store } from "../../src/protocol/store.js";
+import { CONTROL_NAMESPACE } from "../../src/protocol/types.js";
 import { conformance } from "../conformance/suite.js";
-import { startDynalite, type Dynalite } from "../support/dynalite.js";
+import { startDynalite, startReadCounter, startResettingProxy, writeItems, createLegacyDynamoTable, type Dynalite, type ReadCounter } from "../support/dynalite.js";
+import { waitFor } from "../support/migration.js";
+import { startTestSidecar } from "../support/sidecar.js";
 import { buf, freshNamespace } from "../support/names.js";
 import { failure } from "../support/errors.js";
 import { CLOSED_PORT, serverAvailable } from "../support/servers.js";
@@ -24,11 +28,26 @@ const ok = await serverAvailable("dynamodb (dynalite)", async () => {
 after(async () => server?.stop());
 
 const freshTable = () => `decant_test_${randomBytes(5).toString("hex")}`;
-const urlFor = (table: string, extra = "") => `dynamodb://${table}?region=us-east-1&endpoint=${server!.endpoint}${extra}`;
+const urlFor = (table: string, extra = "", endpoint = server!.endpoint) => `dynamodb://${table}?region=us-east-1&endpoint=${endpoint}${extra}`;
+
+
+/** Writes n items of ns straight into a table: seeding through the store would take minutes. */
+async function seed(table: string, ns: string, n: number, layout: "buckets" | "legacy" = "buckets"): Promise<void> {
+  const items = Array.from({ length: n }, (_, i) => itemAttrs(layout, ns, { key: `key_${String(i).padStart(6, "0")}`, value: Buffer.alloc(100, 1), version: 1n }));
+  await writeItems(server!.endpoint, table, items);
+}
 
 
 if (ok) {
   conformance("dynamodb", { open: () => openStore(urlFor(freshTable())) });
+  // Tables created by earlier versions keep working, with the old costs.
+  conformance("dynamodb (legacy layout)", {
+    open: async () => {
+      const table = freshTable();
+      await createLegacyDynamoTable(server!.endpoint, table);
+      return openStore(urlFor(table, "&create=false"));
+    },
+  });
 
   describe("dynamodb specifics", function () {
     const table = freshTable();
@@ -77,20 +96,38 @@ if (ok) {
       expect(await store.delete(ns, "k")).to.deep.equal({ deleted: true, version: big + 2n });
     });
 
-    it("stores one item per key under pk = <ns>#<key>, with ns, k, ver, val attributes", async function () {
+    it("stores one item per key under pk = <ns>#<bucket>, sk = <key>, with ver and val attributes", async function () {
       const ns = freshNamespace();
       await store.put(ns, "a#b", buf("v"));
       await store.delete(ns, "a#b");
       await store.put(ns, "live", buf("x"));
-      const tomb = (await client.send(new GetItemCommand({ TableName: table, Key: { pk: { S: `${ns}#a#b` } } }))).Item!;
-      expect(tomb.ns!.S).to.equal(ns);
-      expect(tomb.k!.S).to.equal("a#b");
+      const at = (key: string) => ({ pk: { S: `${ns}#${bucketOf(ns, key)}` }, sk: { S: key } });
+      const tomb = (await client.send(new GetItemCommand({ TableName: table, Key: at("a#b") }))).Item!;
+      expect(Object.keys(tomb).sort()).to.deep.equal(["pk", "sk", "tomb", "ver"]);
       expect(tomb.ver!.N).to.equal("2");
-      expect(tomb.val).to.equal(undefined);
       expect(tomb.tomb!.BOOL).to.equal(true);
-      const live = (await client.send(new GetItemCommand({ TableName: table, Key: { pk: { S: `${ns}#live` } } }))).Item!;
+      const live = (await client.send(new GetItemCommand({ TableName: table, Key: at("live") }))).Item!;
+      expect(Object.keys(live).sort()).to.deep.equal(["pk", "sk", "val", "ver"]);
       expect(Buffer.from(live.val!.B!).toString()).to.equal("x");
-      expect(live.tomb).to.equal(undefined);
+      // Keys spread over every bucket; the control namespace is one bucket.
+      const buckets = new Set(Array.from({ length: 400 }, (_, i) => bucketOf(ns, `k${i}`)));
+      expect(buckets.size).to.equal(DYNAMO_BUCKETS);
+      expect(bucketOf(CONTROL_NAMESPACE, "replica/a")).to.equal(0);
+    });
+
+    it("serves a table written by an earlier version (pk = <ns>#<key>) in place", async function () {
+      const name = freshTable();
+      await createLegacyDynamoTable(server!.endpoint, name);
+      await seed(name, "old", 3, "legacy");
+      await client.send(new PutItemCommand({ TableName: name, Item: { pk: { S: "#namespaces" }, names: { SS: ["old"] } } }));
+      const s = await openStore(urlFor(name, "&create=false"));
+      expect((await s.get("old", "key_000001"))!.version).to.equal(1n);
+      expect((await s.scan("old", { limit: 10 })).items.map((i) => i.key).sort()).to.deep.equal(["key_000000", "key_000001", "key_000002"]);
+      expect(await s.put("old", "key_000001", buf("new"))).to.equal(2n);
+      const raw = (await client.send(new GetItemCommand({ TableName: name, Key: { pk: { S: "old#key_000001" } } }))).Item!;
+      expect(raw.k!.S).to.equal("key_000001"); // still written the old way
+      expect(await s.namespaces()).to.deep.equal(["old"]);
+      await s.close();
     });
 
     it("lists namespaces from its registry and never shows the registry item", async function () {
@@ -192,6 +229,24 @@ if (ok) {
       await s.close();
     });
 
+    it("reports a connection reset (socket hang up) as unavailable with its cause, not as a timeout", async function () {
+      const proxy = await startResettingProxy(server!.endpoint);
+      const s = await openStore(urlFor(freshTable(), "&timeout_ms=5000", proxy.endpoint));
+      try {
+        await s.put("ns", "k", buf("v")); // the table exists: only the link fails below
+        proxy.resetting = true;
+        const began = Date.now();
+        const err = await failure(s.get("ns", "k"));
+        expect(err.kind).to.equal("unavailable");
+        expect(err.message).to.include("socket hang up");
+        expect(Date.now() - began).to.be.below(2500);
+        expect((await failure(s.put("ns", "k", buf("w")))).kind).to.equal("unavailable");
+      } finally {
+        await s.close();
+        await proxy.stop();
+      }
+    });
+
     it("refuses a cursor from another segment", async function () {
       const ns = freshNamespace();
       await store.batchWrite(ns, Array.from({ length: 30 }, (_, i) => ({ type: "put" as const, key: `s${i}`, value: buf("v") })));
@@ -216,6 +271,99 @@ if (ok) {
       expect(s.kind).to.equal("dynamodb");
       expect(s.description).to.equal(`dynamodb://table_x?region=eu-west-1&endpoint=http://127.0.0.1:${CLOSED_PORT}`);
       await s.close();
+    });
+  });
+
+  // Issue 18: a namespace costs reads in proportion to its own size, never the table's. A proxy in
+  // front of dynalite adds up what DynamoDB read (ScannedCount of Scans and Queries, items of Gets).
+  describe("dynamodb read costs in a table shared with 20,000 items of another namespace", function () {
+    const BULK = 20_000;
+    let counter: ReadCounter;
+    const empty = freshTable();
+    const busy = freshTable();
+    before(async function () {
+      this.timeout(120_000);
+      counter = await startReadCounter(server!.endpoint);
+      for (const name of [empty, busy]) {
+        const s = await openStore(urlFor(name));
+        await s.put("warm", "k", buf("v")); // creates the table
+        await s.close();
+      }
+      await seed(busy, "bulk", BULK);
+    });
+    after(async () => counter?.stop());
+
+    /** Items DynamoDB read while `run` ran. */
+    const readsOf = async (run: () => Promise<unknown>): Promise<number> => {
+      counter.reset();
+      await run();
+      expect(counter.requests.Scan ?? 0, "table Scans").to.equal(0);
+      return counter.items;
+    };
+
+    it("reads O(10) items to scan, count, purge and drop a 10-item namespace", async function () {
+      const s = await openStore(urlFor(busy, "", counter.endpoint));
+      try {
+        const ns = freshNamespace();
+        await s.batchWrite(ns, Array.from({ length: 10 }, (_, i) => ({ type: "put" as const, key: `${i % 2 ? "x" : "y"}${i}`, value: Buffer.alloc(i * 100, 1) })));
+        await s.delete(ns, "x1"); // a tombstone: scanRaw and purge see it, scan skips it
+        const all = async (page: (cursor?: string) => Promise<{ items: unknown[]; cursor?: string }>) => {
+          let n = 0;
+          let cursor: string | undefined;
+          do {
+            const p = await page(cursor);
+            n += p.items.length;
+            cursor = p.cursor;
+          } while (cursor !== undefined);
+          return n;
+        };
+        const costs: Record<string, number> = {
+          scan: await readsOf(async () => expect(await all((cursor) => s.scan(ns, { limit: 3, cursor }))).to.equal(9)),
+          "scan with prefix": await readsOf(async () => expect(await all((cursor) => s.scan(ns, { limit: 100, prefix: "x", cursor }))).to.equal(4)),
+          scanRaw: await readsOf(async () => expect(await all((cursor) => s.scanRaw(ns, { limit: 100, cursor }))).to.equal(10)),
+          "scanRaw, 4 segments": await readsOf(async () => {
+            let n = 0;
+            for (let segment = 0; segment < 4; segment++) n += await all((cursor) => s.scanRaw(ns, { limit: 100, cursor, segment, totalSegments: 4 }));
+            expect(n).to.equal(10);
+          }),
+          largeValues: await readsOf(async () => expect(await all((cursor) => s.largeValues(ns, { minBytes: 700, limit: 100, cursor }))).to.equal(2)),
+          estimateCount: await readsOf(async () => expect(await s.estimateCount(ns)).to.equal(10)),
+          namespaces: await readsOf(async () => expect(await s.namespaces()).to.include(ns)),
+          purgeTombstones: await readsOf(async () => expect(await s.purgeTombstones(ns)).to.equal(1)),
+          dropNamespace: await readsOf(() => s.dropNamespace(ns)),
+        };
+        for (const [op, items] of Object.entries(costs)) expect(items, op).to.be.at.most(20);
+        expect(await s.estimateCount("bulk")).to.be.within(BULK * 0.9, BULK * 1.1); // sampled: a few buckets, scaled up
+      } finally {
+        await s.close();
+      }
+    });
+
+    /** Three sidecars on one DynamoDB control store, heartbeating every 100 ms for 10 s: the items read, and per read request. */
+    async function heartbeatReads(table: string): Promise<{ items: number; perRequest: number }> {
+      const env = (id: string) => ({ DECANT_CURRENT: urlFor(table, "", counter.endpoint), DECANT_REPLICA_ID: id, DECANT_HEARTBEAT_MS: "100" });
+      const sidecars = await Promise.all(["a", "b", "c"].map((id) => startTestSidecar(env(`${table}-${id}`))));
+      try {
+        await waitFor(async () => (await sidecars[0]!.client.call<{ replicas: unknown[] }>("migration", "GetStatus", {})).replicas.length === 3, "every replica's first heartbeat");
+        counter.reset();
+        await new Promise((r) => setTimeout(r, 10_000)); // the measurement window itself
+        const { Scan = 0, Query = 0, GetItem = 0, BatchGetItem = 0 } = counter.requests;
+        expect(Scan, "table Scans").to.equal(0);
+        expect(Query, "Queries").to.be.above(0);
+        return { items: counter.items, perRequest: counter.items / (Query + GetItem + BatchGetItem) };
+      } finally {
+        await Promise.all(sidecars.map((s) => s.stop()));
+      }
+    }
+
+    it("three sidecars heartbeating for 10 s read as many items with 20,000 unrelated items as with none", async function () {
+      this.timeout(90_000);
+      const none = await heartbeatReads(empty);
+      const many = await heartbeatReads(busy);
+      console.log(`      items read by 3 sidecars in 10 s: ${none.items} (empty table), ${many.items} (${BULK} unrelated items); per read request ${none.perRequest.toFixed(2)}, ${many.perRequest.toFixed(2)}`);
+      // Per request, so a loaded machine's slower heartbeats do not count: the phase record, three heartbeats, the journal.
+      expect(many.perRequest).to.be.at.most(Math.min(5, none.perRequest * 1.5 + 0.5));
+      expect(many.items).to.be.below(3 * 100 * 10); // under 10 items per sidecar per heartbeat, against 20,000 per listing before
     });
   });
 }

@@ -12,14 +12,15 @@ import * as grpc from "@grpc/grpc-js";
 import pg from "pg";
 import mysql from "mysql2/promise";
 import { Redis } from "ioredis";
-import { BatchWriteItemCommand, ListTablesCommand, DynamoDBClient, type AttributeValue } from "@aws-sdk/client-dynamodb";
+import { ListTablesCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { openStore } from "../../src/backends/index.js";
+import { itemAttrs } from "../../src/backends/dynamodb.js";
 import type { Store } from "../../src/protocol/store.js";
 import type { RawItem } from "../../src/protocol/types.js";
 import type { DecantClient } from "../../src/client/client.js";
 import { compareStores, waitFor } from "../support/migration.js";
 import { TEST_URLS, serverAvailable } from "../support/servers.js";
-import { startDynalite, type Dynalite } from "../support/dynalite.js";
+import { startDynalite, writeItems, type Dynalite } from "../support/dynalite.js";
 import { killAllSidecars, scrapeMetric, startSidecarProcess, type SidecarProcess } from "../support/processes.js";
 
 type Backend = "sqlite" | "postgres" | "mysql" | "dynamodb" | "redis";
@@ -202,41 +203,17 @@ async function preload(store: Store): Promise<number> {
  * src/backends/dynamodb.ts), then a sample is read back through the adapter to prove the layout.
  */
 async function preloadDynamo(store: Store, table: string): Promise<number> {
-  const sdk = new DynamoDBClient({ region: "us-east-1", endpoint: dynalite!.endpoint, credentials: { accessKeyId: "x", secretAccessKey: "x" }, maxAttempts: 3 });
   let count = 0;
-  try {
-    for (const ns of NAMESPACES) {
-      count += (await store.applyIfNewer(ns, [preloadItem(ns, 0)])).filter(Boolean).length;
-      const rest = Array.from({ length: PRELOAD[ns]! - 1 }, (_, j) => preloadItem(ns, j + 1));
-      const chunks: RawItem[][] = [];
-      for (let i = 0; i < rest.length; i += 25) chunks.push(rest.slice(i, i + 25));
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: 4 }, async () => {
-          while (next < chunks.length) {
-            const chunk = chunks[next++]!;
-            let requests = chunk.map((item) => {
-              const attrs: Record<string, AttributeValue> = { pk: { S: `${ns}#${item.key}` }, ns: { S: ns }, k: { S: item.key }, ver: { N: item.version.toString() } };
-              if (item.value === null) attrs.tomb = { BOOL: true };
-              else attrs.val = { B: item.value };
-              return { PutRequest: { Item: attrs } };
-            });
-            while (requests.length > 0) {
-              const out = await sdk.send(new BatchWriteItemCommand({ RequestItems: { [table]: requests } }));
-              requests = (out.UnprocessedItems?.[table] ?? []) as typeof requests;
-            }
-            count += chunk.length;
-          }
-        }),
-      );
-      for (const i of [1, TOMB_EVERY, PRELOAD[ns]! - 1]) {
-        expect(await store.getRaw(ns, keyName(i)), `preloaded ${ns}/${keyName(i)} reads back through the adapter`).to.deep.equal(preloadItem(ns, i));
-      }
+  for (const ns of NAMESPACES) {
+    count += (await store.applyIfNewer(ns, [preloadItem(ns, 0)])).filter(Boolean).length;
+    const rest = Array.from({ length: PRELOAD[ns]! - 1 }, (_, j) => itemAttrs("buckets", ns, preloadItem(ns, j + 1)));
+    await writeItems(dynalite!.endpoint, table, rest, 4);
+    count += rest.length;
+    for (const i of [1, TOMB_EVERY, PRELOAD[ns]! - 1]) {
+      expect(await store.getRaw(ns, keyName(i)), `preloaded ${ns}/${keyName(i)} reads back through the adapter`).to.deep.equal(preloadItem(ns, i));
     }
-    expect(await store.namespaces()).to.include.members(NAMESPACES);
-  } finally {
-    sdk.destroy();
   }
+  expect(await store.namespaces()).to.include.members(NAMESPACES);
   return count;
 }
 

@@ -2,8 +2,10 @@
 // process on a free loopback port, so tests need no AWS account and no Docker. Set
 // DECANT_TEST_DYNAMODB_ENDPOINT to use a server you run yourself (DynamoDB Local, say) instead.
 import { spawn, type ChildProcess } from "node:child_process";
+import { BatchWriteItemCommand, CreateTableCommand, DescribeTableCommand, DynamoDBClient, type AttributeValue } from "@aws-sdk/client-dynamodb";
 import { createRequire } from "node:module";
-import { connect, createServer } from "node:net";
+import { Agent, createServer as createHttpServer, request } from "node:http";
+import { connect, createServer, type AddressInfo, type Socket } from "node:net";
 
 export interface Dynalite {
   /** http://127.0.0.1:PORT, for the endpoint= option of a dynamodb: URL. */
@@ -84,4 +86,140 @@ export async function startDynalite(options: DynaliteOptions = {}): Promise<Dyna
     await new Promise((r) => setTimeout(r, 50));
   }
   return { endpoint: `http://127.0.0.1:${port}`, pid: child.pid, stop };
+}
+
+/** A TCP proxy in front of a server that can be told to reset every connection, as a dropped link does. */
+export interface ResettingProxy {
+  endpoint: string;
+  /** While on, every connection (open or new) is destroyed as soon as it carries data. */
+  resetting: boolean;
+  stop(): Promise<void>;
+}
+
+export async function startResettingProxy(target: string): Promise<ResettingProxy> {
+  const { hostname, port } = new URL(target);
+  const open = new Set<Socket>();
+  const proxy: ResettingProxy = { endpoint: "", resetting: false, stop: async () => undefined };
+  const server = createServer((client) => {
+    const upstream = connect({ host: hostname, port: Number(port) });
+    for (const s of [client, upstream]) {
+      open.add(s);
+      s.once("close", () => open.delete(s));
+      s.on("error", () => undefined);
+    }
+    client.on("data", (chunk) => {
+      if (proxy.resetting) {
+        client.destroy();
+        upstream.destroy();
+      } else upstream.write(chunk);
+    });
+    upstream.on("data", (chunk) => client.write(chunk));
+    client.once("close", () => upstream.destroy());
+    upstream.once("close", () => client.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  proxy.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  proxy.stop = async () => {
+    for (const s of open) s.destroy();
+    await new Promise((r) => server.close(r));
+  };
+  return proxy;
+}
+
+/**
+ * An HTTP proxy in front of a DynamoDB endpoint that adds up the items DynamoDB read to answer:
+ * ScannedCount of every Scan and Query, the items a GetItem or BatchGetItem returned.
+ */
+export interface ReadCounter {
+  endpoint: string;
+  /** Items read since the last reset. */
+  items: number;
+  /** Requests per operation (Query, Scan, GetItem, …) since the last reset. */
+  requests: Record<string, number>;
+  reset(): void;
+  stop(): Promise<void>;
+}
+
+export async function startReadCounter(target: string): Promise<ReadCounter> {
+  const { hostname, port } = new URL(target);
+  const agent = new Agent({ keepAlive: true });
+  const counter: ReadCounter = {
+    endpoint: "",
+    items: 0,
+    requests: {},
+    reset() {
+      counter.items = 0;
+      counter.requests = {};
+    },
+    stop: async () => undefined,
+  };
+  const count = (op: string, body: Buffer) => {
+    counter.requests[op] = (counter.requests[op] ?? 0) + 1;
+    let out: { ScannedCount?: number; Item?: unknown; Responses?: Record<string, unknown[]> };
+    try {
+      out = JSON.parse(body.toString("utf8"));
+    } catch {
+      return;
+    }
+    counter.items += (out.ScannedCount ?? 0) + (out.Item ? 1 : 0) + Object.values(out.Responses ?? {}).reduce((n, items) => n + items.length, 0);
+  };
+  const server = createHttpServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const up = request({ host: hostname, port: Number(port), method: req.method, path: req.url, headers: req.headers, agent }, (upRes) => {
+        const body: Buffer[] = [];
+        upRes.on("data", (c: Buffer) => body.push(c));
+        upRes.on("end", () => {
+          const all = Buffer.concat(body);
+          count(String(req.headers["x-amz-target"] ?? "").split(".").pop() ?? "", all);
+          res.writeHead(upRes.statusCode ?? 500, upRes.headers);
+          res.end(all);
+        });
+      });
+      up.on("error", () => res.destroy());
+      up.end(Buffer.concat(chunks));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  counter.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  counter.stop = async () => {
+    server.closeAllConnections();
+    agent.destroy();
+    await new Promise((r) => server.close(r));
+  };
+  return counter;
+}
+
+/** Writes whole items straight into a table, BatchWriteItem 25 at a time, `concurrency` in flight: fast bulk seeding. */
+export async function writeItems(endpoint: string, table: string, items: Record<string, AttributeValue>[], concurrency = 16): Promise<void> {
+  const client = new DynamoDBClient({ region: "us-east-1", endpoint, credentials: { accessKeyId: "x", secretAccessKey: "x" }, maxAttempts: 3 });
+  try {
+    let next = 0;
+    const worker = async () => {
+      while (next < items.length) {
+        let requests = items.slice(next, (next += 25)).map((Item) => ({ PutRequest: { Item } }));
+        while (requests.length > 0) {
+          const out = await client.send(new BatchWriteItemCommand({ RequestItems: { [table]: requests } }));
+          requests = (out.UnprocessedItems?.[table] ?? []) as typeof requests;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+  } finally {
+    client.destroy();
+  }
+}
+
+/** A table as versions before the bucketed layout created it: partition key pk alone. */
+export async function createLegacyDynamoTable(endpoint: string, name: string): Promise<void> {
+  const client = new DynamoDBClient({ region: "us-east-1", endpoint, credentials: { accessKeyId: "x", secretAccessKey: "x" } });
+  try {
+    await client.send(
+      new CreateTableCommand({ TableName: name, BillingMode: "PAY_PER_REQUEST", AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }], KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }] }),
+    );
+    while ((await client.send(new DescribeTableCommand({ TableName: name }))).Table?.TableStatus !== "ACTIVE") await new Promise((r) => setTimeout(r, 20));
+  } finally {
+    client.destroy();
+  }
 }
