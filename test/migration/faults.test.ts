@@ -477,7 +477,6 @@ if (ok) {
           }
           await sleep(50);
         }
-        const read = await p.client.get(ns, "before").catch((e: grpc.ServiceError) => e);
         // A write may be refused before the lease lapses (its journal intent cannot be written);
         // the sidecar fails closed once the lease has lapsed.
         let closed = NaN;
@@ -485,6 +484,7 @@ if (ok) {
           closed = await scrapeMetric(p.metricsPort, "decant_fail_closed").catch(() => NaN);
           if (closed === 1) break;
         }
+        const read = await p.client.get(ns, "before").catch((e: grpc.ServiceError) => e);
         const again = await p.client.put(ns, "still", Buffer.from("x")).catch((e: grpc.ServiceError) => e);
         const diedDuringOutage = p.exited();
 

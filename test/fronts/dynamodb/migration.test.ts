@@ -16,7 +16,7 @@ import { compareStores, waitFor } from "../../support/migration.js";
 import { killAllSidecars, startSidecarProcess, type SidecarProcess } from "../../support/processes.js";
 import { sdkClient, serverUp, testStore, type TestStore } from "./support.js";
 
-const FAST = { DECANT_HEARTBEAT_MS: "50", DECANT_LEASE_MS: "1500", DECANT_REPLICA_TTL_MS: "3000", DECANT_FENCE_TIMEOUT_MS: "5000", DECANT_BACKFILL_LEASE_MS: "1000" };
+const FAST = { DECANT_HEARTBEAT_MS: "50", DECANT_LEASE_MS: "1500", DECANT_REPLICA_TTL_MS: "7000", DECANT_FENCE_TIMEOUT_MS: "5000", DECANT_BACKFILL_LEASE_MS: "1000" };
 
 const pgUp = await serverUp.postgres();
 const redisUp = await serverUp.redis();
