@@ -23,6 +23,11 @@ test: $(NODE_MODULES) ## run every test (needs PostgreSQL, MariaDB and Redis on 
 	npm run typecheck
 	npm test
 
+.PHONY: model
+model: ## check the migration protocol's spin model (model/check.sh)
+	command -v spin || (apt-get update -qq && apt-get install -y -qq spin gcc)
+	model/check.sh
+
 .PHONY: build
 build: $(NODE_MODULES) ## compile TypeScript to dist/
 	npx tsc -p tsconfig.build.json
