@@ -43,7 +43,7 @@ EOF
 [ $# -gt 0 ] && ROWS=$(grep "^$1" <<<"$ROWS")
 
 run_row() { # run_row INDEX NAME DEFINES EXPECT
-  local dir="$WORK/$1" start end out errors result trail
+  local dir="$WORK/$1" start end out errors result trail depth
   mkdir -p "$dir" && cp migration.pml "$dir/"
   cd "$dir"
   start=$(date +%s.%N)
@@ -54,7 +54,9 @@ run_row() { # run_row INDEX NAME DEFINES EXPECT
   errors=$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' <<<"$out")
   trail=""
   if [ "${errors:-0}" != 0 ]; then
-    trail=$(spin -t $3 migration.pml 2>/dev/null | sed -n 's/^ *@ //p' | paste -sd';' | sed 's/;/; /g')
+    # replay up to the error's depth: the steps after it (the never claim's last move) are noise
+    depth=$(grep -m1 '^pan:1: ' <<<"$out" | sed -n 's/.*at depth \([0-9]*\).*/\1/p')
+    trail=$(spin -t ${depth:+-u$depth} $3 migration.pml 2>/dev/null | sed -n 's/^ *@ //p' | paste -sd';' | sed 's/;/; /g')
     trail="$(grep -m1 '^pan:1: ' <<<"$out" | sed 's/^pan:1: //;s/ (at depth [0-9]*)//;s/  */ /g'): $trail"
   fi
   result=$([ "${errors:-x}" = 0 ] && echo ok || echo error)

@@ -8,7 +8,7 @@
  *
  *   spin -a -DFAULT=n [-DBUGk=1] migration.pml && gcc -O2 -DCOLLAPSE -o pan pan.c && ./pan -m100000
  *
- * FAULT 0 none; 1 replica 0 crashes between any two of its steps; 2 replica 0 is partitioned
+ * FAULT 0 none; 1 replica 0 crashes while its write is in flight (between any two of its steps); 2 replica 0 is partitioned
  * from the control store (its lease lapses, it is counted dead, later it heals); 3 replica 0
  * pauses beyond the TTL and resumes; 4 replica 0's wall clock is skewed beyond the TTL; 5 one
  * store call (a primary put or a secondary applyIfNewer) has an unknown outcome and may land
