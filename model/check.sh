@@ -14,7 +14,7 @@ trap 'rm -rf "$WORK"' EXIT
 
 # The fixes of the model's own findings (docs/PROTOCOL.md, "The model"): not in the code yet, so
 # the fault rows assume them and the N rows show what happens without them.
-FIX="-DRBFIX=1 -DREAD_LEASE=1 -DDEADFIX=1"
+FIX="-DRBFIX=1 -DREAD_LEASE=1 -DDEADFIX=1 -DLEASEFIX=1"
 
 # name | spin defines | expect (ok = no error, error = spin must report a violation)
 ROWS=$(cat <<EOF
@@ -26,6 +26,8 @@ FAULT4 skew|-DFAULT=4 $FIX|ok
 FAULT5 unknown outcome|-DFAULT=5 $FIX|ok
 FAULT6 fencer dies|-DFAULT=6 $FIX|ok
 RESTART second attempt|-DFAULT=0 -DRESTART=1 $FIX|ok
+FAULT0 DynamoDB (no store fence)|-DFAULT=0 -DNOFENCE=1 $FIX|ok
+FAULT3 DynamoDB pause (the documented window)|-DFAULT=3 -DNOFENCE=1 $FIX|error
 BUG1 (DynamoDB, no store fence)|-DFAULT=0 -DBUG1=1 -DNOFENCE=1 $FIX|error
 BUG1 (fencing stores)|-DFAULT=0 -DBUG1=1 $FIX|ok
 BUG2 crash|-DFAULT=1 -DBUG2=1 $FIX|error
@@ -35,9 +37,9 @@ BUG3 skew|-DFAULT=4 -DBUG3=1 $FIX|error
 BUG4 unknown outcome|-DFAULT=5 -DBUG4=1 $FIX|error
 BUG5 restart|-DFAULT=0 -DBUG5=1 -DRESTART=1 $FIX|error
 BUG6 fencer dies|-DFAULT=6 -DBUG6=1 $FIX|error
-N1 rollback READ_TARGET->SINGLE|-DFAULT=0 -DREAD_LEASE=1 -DDEADFIX=1|error
-N2 reads ignore the lease|-DFAULT=3 -DRBFIX=1 -DDEADFIX=1|error
-N3 dead owner repaired early|-DFAULT=2 -DRBFIX=1 -DREAD_LEASE=1|error
+N1 rollback READ_TARGET->SINGLE|-DFAULT=0 -DREAD_LEASE=1 -DDEADFIX=1 -DLEASEFIX=1|error
+N2 reads ignore the lease|-DFAULT=3 -DRBFIX=1 -DDEADFIX=1 -DLEASEFIX=1|error
+N3 dead owner repaired early|-DFAULT=2 -DRBFIX=1 -DREAD_LEASE=1 -DLEASEFIX=1|error
 EOF
 )
 [ $# -gt 0 ] && ROWS=$(grep "^$1" <<<"$ROWS")

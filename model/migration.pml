@@ -14,7 +14,7 @@
  * store call (a primary put or a secondary applyIfNewer) has an unknown outcome and may land
  * later unless the store fence refuses it; 6 the SetPhase caller dies in the middle of a fence.
  * BUGk=1 reverts the fix of finding k of issue 12 (the pre-fix code). The model's own findings
- * have fix macros: RBFIX (N1, rollback from READ_TARGET) and READ_LEASE (N2, reads fail closed).
+ * have fix macros: RBFIX (N1), READ_LEASE (N2), DEADFIX (N3), LEASEFIX (N4); see model/README.md.
  *
  * P1  at the end, in COMPLETE, the target holds the highest acknowledged version, with its value.
  * P2  no two different values are acknowledged with one version (assertion at each ack).
@@ -57,6 +57,11 @@
    the READ_TARGET gate does not wait for them (that write was never acknowledged). */
 #ifndef DEADFIX
 #define DEADFIX 0
+#endif
+/* N4: the lease re-check after the primary write asks whether the lease lapsed at any time
+   since admission, not whether it is held now (a tick after a pause renews it meanwhile). */
+#ifndef LEASEFIX
+#define LEASEFIX 0
 #endif
 /* A rollback to SINGLE from SHADOW_READ and a second, forced attempt (finding 5's path). */
 #ifndef RESTART
@@ -121,6 +126,7 @@ byte vepoch[NR];
 bool vfence[NR];
 bool stale[NR];         /* lease lapsed on its own monotonic clock */
 bool busy[NR];          /* a write in flight ... */
+bool lapsed[NR];        /* ... whose lease lapsed since its admission */
 byte admep[NR];         /* ... admitted under this epoch */
 byte lfail[NR];         /* failure stamp (persisted) */
 
@@ -176,7 +182,7 @@ admit:   /* admitWrite: lease, fence (held until it lifts), counted in flight un
   atomic { UP(r) && (crashed[r] || stale[r] || !vfence[r]) ->
     if
     :: crashed[r] || stale[r] -> goto gone
-    :: else -> busy[r] = 1; ph = vphase[r]; ep = vepoch[r]; admep[r] = ep; P = PRIM(ph); S = SEC(ph);
+    :: else -> busy[r] = 1; lapsed[r] = 0; ph = vphase[r]; ep = vepoch[r]; admep[r] = ep; P = PRIM(ph); S = SEC(ph);
        printf("@ w%d admitted ph%d e%d\n", r, ph, ep)
     fi }
   if     /* writeIntent: before the primary write whenever there is a secondary */
@@ -216,7 +222,13 @@ admit:   /* admitWrite: lease, fence (held until it lifts), counted in flight un
   atomic { UP(r) ->
     if
     :: crashed[r] -> goto gone
-    :: !BUG3 && stale[r] -> printf("@ w%d lease lapsed during the write\n", r); goto failed
+    :: else -> skip
+    fi;
+    if
+    :: !BUG3 && (stale[r] || (LEASEFIX && lapsed[r])) -> printf("@ w%d lease lapsed during the write\n", r); goto failed
+    :: else -> skip
+    fi;
+    if
     :: !HASSEC(ph) -> tell(); busy[r] = 0; goto gone
     :: else -> skip
     fi;
@@ -487,8 +499,8 @@ end_env:
   /* no heartbeat change for the TTL (> lease + store timeout): its lease has lapsed and its
      last call has settled (pre-fix the margin is one store timeout, so a call may be out) */
   :: atomic { !dead[0] && (parted[0] || paused[0]) && (BUG3 || !MYPEND(0)) ->
-       stale[0] = 1; dead[0] = 1; printf("@ r0 lease lapsed, counted dead\n") }
-  :: atomic { parted[0] && !stale[0] -> stale[0] = 1; printf("@ r0 lease lapsed\n") }
+       stale[0] = 1; lapsed[0] = 1; dead[0] = 1; printf("@ r0 lease lapsed, counted dead\n") }
+  :: atomic { parted[0] && !stale[0] -> stale[0] = 1; lapsed[0] = 1; printf("@ r0 lease lapsed\n") }
   /* pre-fix liveness compares its heartbeat timestamp with the observer's clock */
   :: atomic { BUG3 && skewed && !dead[0] -> dead[0] = 1; printf("@ r0 counted dead (skewed timestamp)\n") }
   :: atomic { paused[0] && dead[0] -> paused[0] = 0; printf("@ r0 resumes\n") }
