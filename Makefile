@@ -26,6 +26,11 @@ test: $(NODE_MODULES) ## prepare this machine (packages, servers, databases; see
 	npm run typecheck
 	$(if $(SPEC),npx mocha $(SPEC),npm test)
 
+.PHONY: model
+model: ## check the migration protocol's spin model (model/check.sh)
+	command -v spin || (apt-get update -qq && apt-get install -y -qq spin gcc)
+	model/check.sh
+
 .PHONY: build
 build: $(NODE_MODULES) ## compile TypeScript to dist/
 	npx tsc -p tsconfig.build.json
