@@ -69,6 +69,8 @@ export interface ReplicaStatus {
 export interface AdmittedWrite {
   phase: Phase;
   epoch: number;
+  /** When (monotonic) the view it was admitted under was read. */
+  viewAt: number;
   ns?: string;
   key?: string;
   done: () => void;
@@ -349,8 +351,10 @@ export class MigrationController {
   }
 
   /** True while the view this write was admitted under is still within its lease (step 7). */
-  leaseHeld(): boolean {
-    return !this.fatal && now() - this.renewedAt <= this.timings.leaseMs;
+  leaseHeld(w: AdmittedWrite): boolean {
+    // Model finding N4: the lease of the view the write was admitted under, not of a view
+    // renewed meanwhile (a replica resumed from a pause renews before its write goes on).
+    return !this.fatal && now() - w.viewAt <= this.timings.leaseMs;
   }
 
   /**
@@ -374,6 +378,7 @@ export class MigrationController {
     return {
       phase: this.record.phase,
       epoch,
+      viewAt: this.renewedAt,
       done: () => {
         if (finished) return;
         finished = true;

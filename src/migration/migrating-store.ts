@@ -134,7 +134,7 @@ export class MigratingStore implements Store {
       const intent = roles.secondary ? await c.writeIntent(ns, key) : undefined;
       await c.hooks.beforePrimary?.({ ...w, ns, key });
       // Model finding N3: the intent write took time; the view must still hold as the primary call starts.
-      if (!c.leaseHeld()) {
+      if (!c.leaseHeld(w)) {
         if (intent) c.dropIntent(intent);
         throw new DecantError("unavailable", "this sidecar's view of the migration phase lapsed before the write reached the store; nothing was written");
       }
@@ -149,7 +149,7 @@ export class MigratingStore implements Store {
         throw err;
       }
       c.backfill.observeLiveLatency(performance.now() - started);
-      if (!c.leaseHeld()) {
+      if (!c.leaseHeld(w)) {
         // Step 7: the view lapsed during the call, so the phase may have moved meanwhile.
         const err = new DecantError("unavailable", "this sidecar's view of the migration phase lapsed while the write ran; it is not acknowledged (if it landed, the repair journal copies it)");
         if (intent) await c.leaveForRepair(roles.secondary!, intent, true, err);
