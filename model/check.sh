@@ -38,7 +38,8 @@ BUG4 unknown outcome|-DFAULT=5 -DBUG4=1 $FIX|error
 BUG5 restart|-DFAULT=0 -DBUG5=1 -DRESTART=1 $FIX|error
 BUG6 fencer dies|-DFAULT=6 -DBUG6=1 $FIX|error
 N1 rollback READ_TARGET->SINGLE|-DFAULT=0 -DREAD_LEASE=1 -DDEADFIX=1 -DLEASEFIX=1|error
-N2 reads ignore the lease|-DFAULT=3 -DRBFIX=1 -DDEADFIX=1 -DLEASEFIX=1|error
+FAULT3 pause, reads renew first (code)|-DFAULT=3 -DRBFIX=1 -DDEADFIX=1 -DLEASEFIX=1|ok
+N2 partitioned reads by a stale view|-DFAULT=2 -DRBFIX=1 -DDEADFIX=1 -DLEASEFIX=1|error
 N3 dead owner repaired early|-DFAULT=2 -DRBFIX=1 -DREAD_LEASE=1 -DLEASEFIX=1|error
 EOF
 )

@@ -48,7 +48,9 @@
 #ifndef RBFIX
 #define RBFIX 0
 #endif
-/* N2: reads check the lease like writes (a replica with a lapsed view serves no reads). */
+/* N2: reads check the lease like writes (a replica with a lapsed view serves no reads). Without
+   it, as in the code (freshView), a read with a lapsed lease renews the view first when the
+   control store answers, and goes by the stale view when it does not (partitioned). */
 #ifndef READ_LEASE
 #define READ_LEASE 0
 #endif
@@ -190,7 +192,12 @@ admit:   /* admitWrite: lease, fence (held until it lifts), counted in flight un
     atomic { UP(r) ->
       if
       :: crashed[r] -> goto gone
-      :: parted[r] -> goto done          /* journal unwritable: refused, nothing written */
+      :: parted[r] ->                    /* journal unwritable: refused, nothing written; the */
+         if                              /* intent may have landed: settled, repaired later */
+         :: jr[r] = 1
+         :: skip
+         fi;
+         goto done
       :: else -> jr[r] = 1
       fi }
   :: else -> skip
@@ -480,7 +487,8 @@ cend:
 
 /* ---------------------------------------------------- reads: migrating-store.ts get (P3) */
 #define CANREAD(r) (!paused[r] && !crashed[r] && !(READ_LEASE && stale[r]))
-#define P3 (!go || ((!CANREAD(0) || HOLDS(READS(vphase[0]))) && (!CANREAD(1) || HOLDS(READS(vphase[1])))))
+#define READVIEW(r) ((stale[r] && !parted[r]) -> rphase : vphase[r])
+#define P3 (!go || ((!CANREAD(0) || HOLDS(READS(READVIEW(0)))) && (!CANREAD(1) || HOLDS(READS(READVIEW(1))))))
 never {
   do
   :: !P3 -> break
