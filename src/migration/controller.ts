@@ -443,7 +443,7 @@ export class MigrationController {
       const due = this.ownIntents.get(key);
       return due !== undefined && now() >= due;
     }
-    return e.owner === undefined || !live.has(e.owner) || (e.owner === this.replicaId && e.incarnation !== this.incarnation);
+    return this.deadOwner(e, live);
   }
 
   /**
@@ -491,6 +491,7 @@ export class MigrationController {
     return repaired;
   }
 
+  /** The entry's writer is gone: another replica, not live, or an earlier run of this one. */
   private deadOwner(e: JournalEntry, live: Set<string>): boolean {
     return e.incarnation !== this.incarnation && (e.owner === undefined || !live.has(e.owner) || e.owner === this.replicaId);
   }
@@ -522,7 +523,7 @@ export class MigrationController {
   async journalDepth(): Promise<number> {
     const live = new Set((await this.replicas()).filter((r) => r.live).map((r) => r.id));
     const entries = await this.control.list<JournalEntry>(JOURNAL_PREFIX);
-    return entries.filter((e) => e.value.failed || e.value.owner === undefined || !live.has(e.value.owner) || (e.value.owner === this.replicaId && e.value.incarnation !== this.incarnation) || this.ownIntents.get(e.key) !== undefined).length;
+    return entries.filter((e) => e.value.failed || this.deadOwner(e.value, live) || this.ownIntents.get(e.key) !== undefined).length;
   }
 
   /**
