@@ -16,6 +16,7 @@ import { readAllRaw } from "../../src/migration/compare.js";
 import { ControlStore, JOURNAL_PREFIX, type JournalEntry } from "../../src/migration/control.js";
 import { DecantClient } from "../../src/client/client.js";
 import { compareStores, waitFor } from "../support/migration.js";
+import { dropRedisKeys } from "../support/cleanup.js";
 import { TEST_URLS, serverAvailable } from "../support/servers.js";
 import { killAllSidecars, startSidecarProcess, type SidecarProcess } from "../support/processes.js";
 
@@ -71,17 +72,7 @@ async function cleanUp(): Promise<void> {
   } finally {
     await c.end();
   }
-  const r = new Redis(TEST_URLS.redis);
-  try {
-    let cursor = "0";
-    do {
-      const [next, keys] = await r.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
-      if (keys.length) await r.unlink(...keys);
-      cursor = next;
-    } while (cursor !== "0");
-  } finally {
-    r.disconnect();
-  }
+  await dropRedisKeys(prefix);
 }
 
 /** A value or a tombstone (null). */

@@ -19,6 +19,7 @@ import type { Store } from "../../src/protocol/store.js";
 import type { RawItem } from "../../src/protocol/types.js";
 import type { DecantClient } from "../../src/client/client.js";
 import { compareStores, waitFor } from "../support/migration.js";
+import { dropRedisKeys } from "../support/cleanup.js";
 import { TEST_URLS, serverAvailable } from "../support/servers.js";
 import { startDynalite, writeItems, type Dynalite } from "../support/dynalite.js";
 import { killAllSidecars, scrapeMetric, startSidecarProcess, type SidecarProcess } from "../support/processes.js";
@@ -153,17 +154,7 @@ async function cleanUp(): Promise<void> {
     }
   }
   if (available.redis) {
-    const r = new Redis(TEST_URLS.redis);
-    try {
-      let cursor = "0";
-      do {
-        const [next, keys] = await r.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
-        if (keys.length) await r.unlink(...keys);
-        cursor = next;
-      } while (cursor !== "0");
-    } finally {
-      r.disconnect();
-    }
+    await dropRedisKeys(prefix);
   }
 }
 
