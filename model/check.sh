@@ -12,8 +12,8 @@ JOBS=${JOBS:-2}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-# The fixes of the model's own findings (docs/PROTOCOL.md, "The model"): not in the code yet, so
-# the fault rows assume them and the N rows show what happens without them.
+# The fixes of the model's own findings N1-N4 (docs/PROTOCOL.md, "The model"), now in the code:
+# the fault rows check the code as it is, and the N rows show that each fix is needed.
 FIX="-DRBFIX=1 -DREAD_LEASE=1 -DDEADFIX=1 -DLEASEFIX=1"
 
 # name | spin defines | expect (ok = no error, error = spin must report a violation)
