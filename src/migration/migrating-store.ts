@@ -10,7 +10,7 @@ import { strictSecondary, type Intent, type MigrationController } from "./contro
 import { ROLES, type Phase, type Role } from "./phases.js";
 
 /** Kinds after which a store guarantees nothing was written (the Store contract). */
-const DEFINITE = new Set(["invalid_argument", "version_mismatch", "failed_precondition", "fenced", "unimplemented"]);
+const DEFINITE = new Set(["invalid_argument", "version_mismatch", "failed_precondition", "fenced", "unimplemented", "cancelled"]);
 const definite = (err: unknown): boolean => isDecantError(err) && DEFINITE.has(err.kind);
 
 const MAX_SHADOW_READS_IN_FLIGHT = 32;

@@ -11,6 +11,7 @@ export type ErrorKind =
   | "unauthenticated"
   | "unimplemented" // a capability the backend does not declare
   | "fenced" // a write from a stale primary term (its epoch is below the store's fence); nothing was written
+  | "cancelled" // the caller went away before the operation started; nothing was written
   | "internal";
 
 // A brand instead of instanceof: a test runner or a bundler may load this module twice.

@@ -27,7 +27,7 @@ export interface Capabilities {
  * the replication operations carry versions assigned elsewhere (DESIGN.md §3).
  * Every method validates nothing the server already validated, but must never write
  * partially. A thrown error of kind invalid_argument, version_mismatch, failed_precondition,
- * fenced or unimplemented means nothing was written. Any other error (unavailable,
+ * fenced, unimplemented or cancelled means nothing was written. Any other error (unavailable,
  * deadline_exceeded, internal) leaves the outcome unknown: the write may have happened, or may
  * still happen (an abandoned request), so callers that replicate must treat it as ambiguous.
  */

@@ -14,6 +14,7 @@ const CODES: Record<ErrorKind, grpc.status> = {
   unauthenticated: grpc.status.UNAUTHENTICATED,
   unimplemented: grpc.status.UNIMPLEMENTED,
   fenced: grpc.status.UNAVAILABLE, // the client retries and reaches the current primary
+  cancelled: grpc.status.CANCELLED,
   internal: grpc.status.INTERNAL,
 };
 
