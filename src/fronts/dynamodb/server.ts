@@ -9,6 +9,7 @@ import type { Store } from "../../protocol/store.js";
 import { Catalog } from "./catalog.js";
 import { fromStoreError } from "./errors.js";
 import { OPERATIONS, type OpContext } from "./operations/index.js";
+import { checkParameters } from "./operations/parameters.js";
 import { SigV4Verifier, type Credentials } from "./sigv4.js";
 import { DynamoError } from "./types.js";
 
@@ -99,6 +100,7 @@ export async function startDynamoFront(options: DynamoFrontOptions): Promise<Dyn
         throw new DynamoError("SerializationException", "the request body is not valid JSON");
       }
       if (typeof input !== "object" || input === null || Array.isArray(input)) throw new DynamoError("SerializationException", "the request body must be a JSON object");
+      checkParameters(operation, input as Record<string, unknown>);
       const output = await op(ctx, input as Record<string, unknown>);
       send(res, 200, output, requestId, closing);
     } catch (caught) {
