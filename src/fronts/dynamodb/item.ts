@@ -132,13 +132,24 @@ function validateTyped(type: AttributeType, x: unknown, depth: number): Attribut
       }
       if (depth >= MAX_DEPTH) throw tooDeep();
       const m: Record<string, AttributeValue> = {};
-      for (const k of Object.keys(x)) m[k] = validateValue(x[k], depth + 1);
+      for (const k of Object.keys(x)) {
+        checkAttributeName(k);
+        m[k] = validateValue(x[k], depth + 1);
+      }
       return { M: m };
     }
   }
 }
 
 const tooDeep = () => validation("Nesting Levels have exceeded supported limits");
+
+/**
+ * "__proto__" is a valid DynamoDB attribute name, but a JavaScript object given it as a key by
+ * assignment loses it (the assignment sets the object's prototype): refused by name, never lost.
+ */
+export function checkAttributeName(name: string): void {
+  if (name === "__proto__") throw validation("One or more parameter values were invalid: the attribute name __proto__ is not supported by Decant's DynamoDB front");
+}
 
 /** How many lists/maps deep a value goes (a scalar: 0). */
 function nesting(v: AttributeValue): number {
@@ -165,6 +176,7 @@ export function validateItem(item: unknown, where: string): DItem {
     const v = item[name];
     if (v === null || v === undefined) continue;
     if (name === "") throw validation(`One or more parameter values were invalid: An attribute name in ${where} is empty`);
+    checkAttributeName(name);
     out[name] = validateValue(v, 0);
   }
   return out;

@@ -138,6 +138,11 @@ describe("dynamodb items", () => {
       expect(encodeItem(numeric).toString()).to.equal(JSON.stringify({ "9": { S: "9" }, "10": { S: "10" }, a: { S: "a" } }));
       expect(encodeItem({ a: { S: "1" }, b: { M: { c: { S: "2" }, d: { S: "3" } } } }).toString()).to.equal('{"a":{"S":"1"},"b":{"M":{"c":{"S":"2"},"d":{"S":"3"}}}}');
     });
+    it("refuses the attribute name __proto__ by name at any level (an assignment would lose it)", () => {
+      for (const raw of ['{"__proto__":{"S":"x"}}', '{"a":{"M":{"__proto__":{"S":"x"}}}}', '{"a":{"L":[{"M":{"__proto__":{"N":"1"}}}]}}']) {
+        expect(refusal(() => validateItem(JSON.parse(raw), "Item")), raw).to.match(/__proto__ is not supported/);
+      }
+    });
     it("decodes exactly what it encoded", () => {
       const item: DItem = {
         s: { S: "\u0000é😀\"\\" }, n: { N: "-1.5" }, b: { B: "AAEC/w==" }, t: { BOOL: true }, z: { NULL: true },
