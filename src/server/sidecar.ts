@@ -132,7 +132,7 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
     // The DynamoDB front is one more client of the same store (loaded only when configured).
     if (config.dynamodbListen) {
       const { startDynamoFront } = await import("../fronts/dynamodb/server.js");
-      dynamoFront = await startDynamoFront({ listen: config.dynamodbListen, store: served, logger, metrics, maxValueBytes: config.maxValueBytes, credentials: config.dynamodbAuth });
+      dynamoFront = await startDynamoFront({ listen: config.dynamodbListen, store: served, logger, metrics, maxValueBytes: config.maxValueBytes, credentials: config.dynamodbAuth, storeTimeoutMs: config.storeTimeoutMs });
     }
   } catch (err) {
     await readiness.stop();

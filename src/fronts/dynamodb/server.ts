@@ -23,6 +23,8 @@ export interface DynamoFrontOptions {
   maxValueBytes: number;
   /** With credentials, requests must carry a valid SigV4 signature made with them. */
   credentials?: Credentials;
+  /** The longest a store call may still land after it began (config storeTimeoutMs): part of DeleteTable's grace. */
+  storeTimeoutMs?: number;
 }
 
 export interface DynamoFront {
@@ -94,7 +96,9 @@ function errorBody(err: DynamoError): Record<string, unknown> {
 
 export async function startDynamoFront(options: DynamoFrontOptions): Promise<DynamoFront> {
   const { logger, metrics } = options;
-  const catalog = new Catalog(options.store);
+  const catalog = new Catalog(options.store, options.storeTimeoutMs ?? 0, (err) => logger.warn("could not finish deleting a DynamoDB table (the next sidecar to look will)", { error: String(err) }));
+  // Deletions a stopped sidecar left unfinished (their namespaces still hold items).
+  void catalog.sweep().catch(() => undefined);
   const verifier = options.credentials ? new SigV4Verifier(options.credentials) : undefined;
   if (!verifier) logger.warn("the DynamoDB front does not check request signatures (no dynamodb.access_key_id configured): any client that reaches it can read and write");
   const meter = metrics ? meters(metrics) : undefined;

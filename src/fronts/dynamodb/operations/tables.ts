@@ -96,7 +96,8 @@ export async function createTable(ctx: OpContext, input: Input) {
 }
 
 export async function describeTable(ctx: OpContext, input: Input) {
-  const t = await ctx.catalog.get(tableName(input.TableName));
+  const t = await ctx.catalog.describe(tableName(input.TableName));
+  if (t.deleting !== undefined) return { Table: describe(ctx, t, "DELETING") };
   // An estimate, as DynamoDB's is (it refreshes every few hours); it counts tombstones.
   return { Table: describe(ctx, t, "ACTIVE", await ctx.store.estimateCount(t.namespace)) };
 }
