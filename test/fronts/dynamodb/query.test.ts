@@ -26,12 +26,13 @@ const conditions: [string, Record<string, AttributeValue>, (n: number) => boolea
 
 for (const kind of ["sqlite", "dynamodb"] as const) {
   describe(`DynamoDB front: Query pages through two sidecars on ${kind === "sqlite" ? "an ordered store (SQLite)" : "an unordered store (the DynamoDB backend)"}`, function () {
-    this.timeout(180_000);
+    this.timeout(300_000);
     const dir = mkdtempSync(join(tmpdir(), "decant-ddb-query-"));
     let dynalite: Dynalite | undefined;
     let fronts: Front[] = [];
     // Limit 1 pages one item at a time: on the unordered store each page reads the partition (slow by design).
     const LIMITS = kind === "sqlite" ? [undefined, 1, 7] : [undefined, 7];
+    const FILTERS = kind === "sqlite" ? [false, true] : [false];
 
     before(async () => {
       let url = `sqlite:${join(dir, "query.db")}`;
@@ -57,7 +58,7 @@ for (const kind of ["sqlite", "dynamodb"] as const) {
       for (const [expr, values, match] of conditions) {
         for (const forward of [true, false]) {
           for (const limit of LIMITS) {
-            for (const filter of [false, true]) {
+            for (const filter of FILTERS) {
               const all = Array.from({ length: N }, (_, i) => i - 10).filter(match);
               const read = forward ? all : [...all].reverse();
               const want = read.filter((n) => !filter || (n + 10) % 2 === 1);
@@ -82,7 +83,7 @@ for (const kind of ["sqlite", "dynamodb"] as const) {
           }
         }
       }
-      expect(queries).to.equal(conditions.length * 4 * LIMITS.length);
+      expect(queries).to.equal(conditions.length * 2 * FILTERS.length * LIMITS.length);
     });
   });
 }
