@@ -230,9 +230,10 @@ describe("Store service over gRPC", function () {
       try {
         const watch = health.Watch({ service: "decant.v1.Store" });
         const seen: string[] = [];
+        const first = new Promise((resolve, reject) => watch.once("data", resolve).once("error", reject));
         watch.on("data", (m: { status: string }) => seen.push(m.status));
         watch.on("error", () => {});
-        while (seen.length === 0) await new Promise((r) => setTimeout(r, 10));
+        await first;
         await own.stop();
         expect(seen).to.deep.equal(["SERVING", "NOT_SERVING"]);
       } finally {

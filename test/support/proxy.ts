@@ -1,12 +1,15 @@
 // A TCP proxy in front of a real server, for outage tests. pause() stops forwarding in both
 // directions and holds every connection open, new ones included (a stalled network: requests
-// hang rather than fail); resume() forwards again, what was held included.
+// hang rather than fail); resume() forwards again, what was held included. `accepted` counts the
+// connections it took, so a test can tell whether a client connected at all.
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 
 export interface PausableProxy {
   port: number;
   /** `host:port` of the proxy, to put in a store URL in place of the server's. */
   address: string;
+  /** Connections accepted so far. */
+  readonly accepted: number;
   pause(): void;
   resume(): void;
   close(): Promise<void>;
@@ -14,8 +17,10 @@ export interface PausableProxy {
 
 export async function startPausableProxy(target: { host: string; port: number }): Promise<PausableProxy> {
   let paused = false;
+  let accepted = 0;
   const pairs = new Set<[Socket, Socket]>();
   const server: Server = createServer((client) => {
+    accepted++;
     const upstream = createConnection(target);
     const pair: [Socket, Socket] = [client, upstream];
     pairs.add(pair);
@@ -34,6 +39,9 @@ export async function startPausableProxy(target: { host: string; port: number })
   return {
     port,
     address: `127.0.0.1:${port}`,
+    get accepted() {
+      return accepted;
+    },
     pause() {
       paused = true;
       for (const pair of pairs) for (const s of pair) s.pause();
