@@ -308,7 +308,9 @@ if (ok) {
     it("recovers when the server drops its connections (reads are retried)", async function () {
       await store.put(ns, "k", buf("v"));
       await admin((c) => c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()", [appName]));
-      await new Promise((r) => setTimeout(r, 100));
+      // Terminating is asynchronous: wait until the backends are gone, so the reads below meet dead connections.
+      const left = () => admin(async (c) => Number((await c.query("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1", [appName])).rows[0].n));
+      await waitFor(async () => (await left()) === 0, "the store's connections to be terminated", 5000);
       expect((await store.get(ns, "k"))!.value.toString()).to.equal("v");
       expect((await store.scanRaw(ns, { limit: 5 })).items.length).to.equal(1);
     });
