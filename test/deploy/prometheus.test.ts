@@ -24,7 +24,7 @@ const RULES = join(ROOT, "deploy/prometheus/decant-rules.yml");
 const DASHBOARD = join(ROOT, "deploy/grafana/decant-dashboard.json");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Obj = Record<string, any>;
 
 function tool(name: string): string | undefined {
   try {

@@ -379,7 +379,6 @@ const preloaded = (ledger: Ledger) => {
   for (let i = 0; i < KEYS; i++) ledger.ack(keyName(i), 1n, `preload/${i}`, -Infinity);
 };
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 async function status(p: SidecarProcess): Promise<any> {
   for (let attempt = 1; ; attempt++) {
     try {

@@ -341,7 +341,7 @@ describe("Convergence under load", function () {
         /** The oldest replica heartbeat GetStatus showed: how late a replica renewed its view. */
         let maxHeartbeatAge = 0;
         let statusRetries = 0;
-        const status = async (p: SidecarProcess = a): Promise<any> => { // eslint-disable-line @typescript-eslint/no-explicit-any
+        const status = async (p: SidecarProcess = a): Promise<any> => {
           for (let attempt = 1; ; attempt++) {
             const t = Date.now();
             try {
