@@ -64,7 +64,7 @@ if (ok) {
         expect(err.message).to.match(/throughput|throttl/i);
         expect(Date.now() - began).to.be.below(3000); // within the call's timeout: the retries gave up, not the clock
       }
-      expect(proxy!.requests.GetItem).to.equal(5); // a bounded number of attempts
+      expect(proxy!.requests.GetItem).to.be.within(2, 10); // retried, a bounded number of times
       expect(proxy!.forwarded.UpdateItem ?? 0).to.equal(0);
       proxy!.clear();
       expect(await store.getRaw(ns, "never")).to.equal(null);
@@ -107,7 +107,7 @@ if (ok) {
       expect(err.kind).to.equal("unavailable");
       expect(err.message).to.match(/unprocessed/);
       expect(Date.now() - began).to.be.below(10_000);
-      expect(proxy!.requests.BatchGetItem).to.equal(8);
+      expect(proxy!.requests.BatchGetItem).to.be.within(2, 20);
     });
 
     it("retries unprocessed BatchWriteItem deletes when dropping a namespace and leaves nothing behind", async function () {
@@ -172,6 +172,12 @@ if (ok) {
       await failure(store.put(ns, key, buf("4"), { kind: "expected_version", version: 3n }));
       const again = await failure(store.put(ns, key, buf("4"), { kind: "expected_version", version: 3n }));
       expect([again.kind, again.currentVersion]).to.deep.equal(["version_mismatch", 4n]);
+
+      // A delete lost the same way left one tombstone; deleting again changes nothing.
+      proxy!.inject("UpdateItem", { kind: "reset", when: "after" }, 1);
+      expect((await failure(store.delete(ns, key))).kind).to.equal("unavailable");
+      expect(await store.getRaw(ns, key)).to.deep.equal({ key, value: null, version: 5n });
+      expect(await store.delete(ns, key)).to.deep.equal({ deleted: false, version: 5n });
     });
 
     it("reports a slow write as deadline_exceeded in time; if it lands later it lands once", async function () {
