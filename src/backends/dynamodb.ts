@@ -196,16 +196,21 @@ export class DynamoStore implements Store {
   private async send<T>(op: string, run: (c: DynamoDBClient, o: { abortSignal: AbortSignal }) => Promise<T>, retryOn: (e: unknown) => boolean, ensure = true): Promise<T> {
     const abort = new AbortController();
     let timer: NodeJS.Timeout | undefined;
+    // Set while the retries wait out a throttle (no attempt in flight, nothing applied): a deadline
+    // then is the store refusing us, UNAVAILABLE with its reason, not a store that did not answer.
+    let throttled: unknown;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         abort.abort();
-        reject(deadlineExceeded(this.description, op, this.options.timeoutMs));
+        reject(throttled !== undefined ? unavailable(this.description, throttled) : deadlineExceeded(this.description, op, this.options.timeoutMs));
       }, this.options.timeoutMs);
     });
     try {
       const work = (async () => {
         if (ensure) await this.ensureTable();
-        return retry(() => run(this.db(), { abortSignal: abort.signal }), (e) => !abort.signal.aborted && retryOn(e), RETRY);
+        const attempt = () => ((throttled = undefined), run(this.db(), { abortSignal: abort.signal }));
+        const again = (e: unknown) => ((throttled = notExecuted(e) ? e : undefined), !abort.signal.aborted && retryOn(e));
+        return retry(attempt, again, RETRY);
       })();
       work.catch(() => undefined); // may reject after the timeout won the race
       return await Promise.race([work, timeout]);

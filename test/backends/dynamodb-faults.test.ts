@@ -70,6 +70,30 @@ if (ok) {
       expect(await store.getRaw(ns, "never")).to.equal(null);
     });
 
+    it("reports a throttle that outlasts a short timeout_ms as UNAVAILABLE (throttled), not as a store that did not answer", async function () {
+      // Shorter than the retries' backoff: the deadline falls while they wait out a throttle.
+      const short = await openStore(url(150));
+      try {
+        // The table is checked once (a loaded machine may need more than one try in 150 ms).
+        await waitFor(() => short.get(ns, "warm").then(() => true, () => false), "a first read through the short-timeout store", 10_000);
+        proxy!.inject("GetItem", throttle(), Infinity);
+        const kinds: string[] = [];
+        for (let i = 0; i < 5; i++) {
+          const began = Date.now();
+          const err = await failure(short.get(ns, "warm"));
+          expect(Date.now() - began).to.be.below(1500);
+          kinds.push(err.kind);
+          if (err.kind === "unavailable") expect(err.message).to.match(/throughput/i);
+        }
+        // A deadline that falls while an attempt is in flight is still deadline_exceeded (that
+        // attempt's fate is unknown); one that falls while backing off from a throttle is not.
+        expect(kinds.every((k) => k === "unavailable" || k === "deadline_exceeded"), kinds.join()).to.equal(true);
+        expect(kinds, kinds.join()).to.include("unavailable");
+      } finally {
+        await short.close();
+      }
+    });
+
     it("retries 500 and 503 on reads, but never repeats a write whose outcome it cannot know", async function () {
       proxy!.inject("GetItem", internalError(), 1);
       proxy!.inject("GetItem", serviceUnavailable(), 1);
