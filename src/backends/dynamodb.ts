@@ -543,22 +543,19 @@ export class DynamoStore implements Store {
     const guard = "attribute_not_exists(#pk) OR #ver < :v";
     return mapLimit(items, WRITE_CONCURRENCY, async (item) => {
       const attrs = itemAttrs(layout, ns, item);
-      let tries = 0;
+      let mayHaveApplied = false; // an earlier attempt failed after it may have reached the table
       try {
         await this.send(
           "applyIfNewer",
-          (c, o) => {
-            tries++;
-            return c.send(new PutItemCommand({ TableName: this.table, Item: attrs, ConditionExpression: guard, ExpressionAttributeNames: names(guard), ExpressionAttributeValues: { ":v": attrs.ver! } }), o);
-          },
-          transient, // idempotent: the same version never applies twice
+          (c, o) => c.send(new PutItemCommand({ TableName: this.table, Item: attrs, ConditionExpression: guard, ExpressionAttributeNames: names(guard), ExpressionAttributeValues: { ":v": attrs.ver! } }), o),
+          (e) => ((mayHaveApplied ||= !notExecuted(e)), transient(e)), // idempotent: the same version never applies twice
         );
         return true;
       } catch (err) {
         if (!isConditionFailed(err)) throw err;
-        // A retry may meet our own earlier attempt, whose answer was lost: the item stored at
-        // this very version is this item (one primary names each version), so it was applied.
-        return tries > 1 && (await this.getRaw(ns, item.key))?.version === item.version;
+        // The retry met that attempt's own write, whose answer was lost: the item stored at this
+        // very version is this item (one primary names each version), so it was applied.
+        return mayHaveApplied && (await this.getRaw(ns, item.key))?.version === item.version;
       }
     });
   }

@@ -229,8 +229,11 @@ if (ok) {
       expect(proxy!.requests.PutItem).to.equal(3);
       expect(applied).to.deep.equal([true]);
       expect((await store.getRaw(ns, "replica"))?.version).to.equal(5n);
-      // A genuinely older copy is still refused.
+      // A genuinely older copy is still refused, and so is the same copy again after a throttle
+      // (a throttled attempt never ran, so the item found is not this call's doing).
       expect(await store.applyIfNewer(ns, [{ key: "replica", value: buf("old"), version: 4n }])).to.deep.equal([false]);
+      proxy!.inject("PutItem", throttle(), 1);
+      expect(await store.applyIfNewer(ns, [{ key: "replica", value: buf("r"), version: 5n }])).to.deep.equal([false]);
     });
   });
 }
