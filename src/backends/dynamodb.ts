@@ -548,7 +548,7 @@ export class DynamoStore implements Store {
         await this.send(
           "applyIfNewer",
           (c, o) => c.send(new PutItemCommand({ TableName: this.table, Item: attrs, ConditionExpression: guard, ExpressionAttributeNames: names(guard), ExpressionAttributeValues: { ":v": attrs.ver! } }), o),
-          (e) => ((mayHaveApplied ||= !notExecuted(e)), transient(e)), // idempotent: the same version never applies twice
+          (e) => transient(e) && ((mayHaveApplied ||= !notExecuted(e)), true), // idempotent: the same version never applies twice
         );
         return true;
       } catch (err) {
