@@ -3,12 +3,13 @@ import { createServer, type AddressInfo, type Socket } from "node:net";
 import { expect } from "chai";
 import pg from "pg";
 import { openStore } from "../../src/backends/index.js";
-import { isDecantError, type DecantError } from "../../src/protocol/errors.js";
+import type { DecantError } from "../../src/protocol/errors.js";
 import type { Store } from "../../src/protocol/store.js";
 import { conformance } from "../conformance/suite.js";
 import { buf, freshNamespace } from "../support/names.js";
 import { CLOSED_PORT, serverAvailable, TEST_URLS } from "../support/servers.js";
 import { waitFor } from "../support/migration.js";
+import { failure } from "../support/errors.js";
 
 const ok = await serverAvailable("postgres", async () => {
   const client = new pg.Client({ connectionString: TEST_URLS.postgres, connectionTimeoutMillis: 2000 });
@@ -37,16 +38,6 @@ async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
   } finally {
     await client.end();
   }
-}
-
-async function failure(p: Promise<unknown>): Promise<{ kind?: string; message: string; field?: string }> {
-  try {
-    await p;
-  } catch (err) {
-    expect(isDecantError(err), `expected a DecantError, got ${String(err)}`).to.equal(true);
-    return err as { kind?: string; message: string; field?: string };
-  }
-  return expect.fail("expected the call to fail");
 }
 
 if (ok) {
