@@ -40,7 +40,12 @@ if (ok) {
       ns = freshNamespace();
       await store.put(ns, "warm", buf("up")); // creates the table and registers ns: later faults hit only the call under test
     });
-    beforeEach(() => proxy!.clear());
+    beforeEach(async () => {
+      // The store re-registers ns once a minute (an UpdateItem); a write here renews that first,
+      // so within a test every UpdateItem counted or faulted is the call under test's.
+      await store.put(ns, "renew_registry", buf(""));
+      proxy!.clear();
+    });
     after(async () => store?.close());
 
     it("retries throttled reads and writes until they pass, and applies the write once", async function () {
@@ -124,7 +129,7 @@ if (ok) {
       expect(proxy!.requests.BatchGetItem).to.be.above(4); // the four short answers were asked again
     });
 
-    it("gives up on keys that stay unprocessed as UNAVAILABLE, in bounded time", async function () {
+    it("gives up on keys and deletes that stay unprocessed as UNAVAILABLE, in bounded time", async function () {
       proxy!.inject("BatchGetItem", { kind: "unprocessed", keep: 0 }, Infinity);
       const began = Date.now();
       const err = await failure(store.batchGet(ns, ["warm", "other"]));
@@ -132,6 +137,16 @@ if (ok) {
       expect(err.message).to.match(/unprocessed/);
       expect(Date.now() - began).to.be.below(10_000);
       expect(proxy!.requests.BatchGetItem).to.be.within(2, 20);
+
+      // Deletes that stay unprocessed (dropNamespace) likewise; the namespace is still there.
+      const dns = freshNamespace();
+      await writeItems(server!.endpoint, table, ["a", "b", "c"].map((key) => itemAttrs("buckets", dns, { key, value: buf("x"), version: 1n })));
+      proxy!.inject("BatchWriteItem", { kind: "unprocessed", keep: 0 }, Infinity);
+      const drop = await failure(store.dropNamespace(dns));
+      expect(drop.kind, drop.message).to.equal("unavailable");
+      expect(drop.message).to.match(/unprocessed/);
+      proxy!.clear();
+      expect((await store.scanRaw(dns, { limit: 10 })).items).to.have.length(3);
     });
 
     it("retries unprocessed BatchWriteItem deletes when dropping a namespace and leaves nothing behind", async function () {
