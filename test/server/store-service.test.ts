@@ -231,10 +231,12 @@ describe("Store service over gRPC", function () {
         const watch = health.Watch({ service: "decant.v1.Store" });
         const seen: string[] = [];
         const first = new Promise((resolve, reject) => watch.once("data", resolve).once("error", reject));
+        const closed = new Promise((resolve) => watch.once("end", resolve).once("error", resolve));
         watch.on("data", (m: { status: string }) => seen.push(m.status));
         watch.on("error", () => {});
         await first;
         await own.stop();
+        await closed; // what the server sent before it went away has been read by now
         expect(seen).to.deep.equal(["SERVING", "NOT_SERVING"]);
       } finally {
         health.close();
