@@ -57,6 +57,23 @@ if (ok) {
       expect(proxy!.forwarded).to.include({ UpdateItem: 1, GetItem: 1 });
     });
 
+    it("retries throttled and failed scan pages, and the scan still sees every key once", async function () {
+      const sns = freshNamespace();
+      const keys = Array.from({ length: 40 }, (_, i) => `s_${String(i).padStart(2, "0")}`);
+      await writeItems(server!.endpoint, table, keys.map((key) => itemAttrs("buckets", sns, { key, value: buf(key), version: 1n })));
+      proxy!.inject("Query", throttle(), 2);
+      proxy!.inject("Query", serviceUnavailable(), 1);
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await store.scan(sns, { limit: 7, cursor });
+        seen.push(...page.items.map((i) => i.key));
+        cursor = page.cursor;
+      } while (cursor);
+      expect(seen.sort()).to.deep.equal(keys);
+      expect(proxy!.requests.Query! - proxy!.forwarded.Query!).to.equal(3); // the three faults, each asked again
+    });
+
     it("reports a persistent throttle as UNAVAILABLE, in bounded time, and writes nothing", async function () {
       proxy!.inject("GetItem", throttle(), Infinity);
       proxy!.inject("UpdateItem", throttle(), Infinity);
