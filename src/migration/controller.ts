@@ -12,7 +12,7 @@ import { checkValueSize } from "../backends/common.js";
 import { BACKFILL_KEY, BINDING_KEY, ControlStore, HEARTBEAT_PREFIX, IDENTITY_KEY, JOURNAL_PREFIX, PHASE_KEY, VERIFY_KEY, heartbeatKey, intentKey, type Heartbeat, type JournalEntry, type PhaseRecord } from "./control.js";
 import { PHASES, ROLES, movesPrimary, transitionError, type Phase, type Role } from "./phases.js";
 import { Backfill, type BackfillRecord } from "./backfill.js";
-import type { VerifyRecord } from "./verify.js";
+import type { VerifyRecord, VerifyReport } from "./verify.js";
 
 export interface Timings {
   /** How often a replica re-reads the control record and heartbeats. */
@@ -63,6 +63,40 @@ export interface ReplicaStatus {
   ageSeconds: number;
   live: boolean;
   hasTarget: boolean;
+}
+
+/**
+ * The migration as the control store holds it, for GetStatus and the status page (which format
+ * it): the shared records, not this replica's cached view, so any replica answers the same.
+ */
+export interface MigrationStatus {
+  phase: Phase;
+  epoch: number;
+  /** Writes are held while the primary moves to `pending`. */
+  fence: { pending: Phase } | null;
+  /** Every live replica acknowledged the epoch and no fence stands. */
+  active: boolean;
+  /** Whether this sidecar is configured with a target (without one it serves SINGLE only). */
+  hasTarget: boolean;
+  /** Live replicas only. */
+  replicas: { id: string; phase: Phase; epoch: number; ageSeconds: number; acknowledged: boolean }[];
+  backfill: BackfillStatus | null;
+  lastVerify: { report: VerifyReport; finishedAt?: number } | null;
+  journalDepth: number;
+  currentStore: string;
+  targetStore?: string;
+}
+
+export interface BackfillStatus {
+  state: BackfillRecord["state"];
+  scanned: number;
+  copied: number;
+  skipped: number;
+  estimatedTotal: number;
+  /** While running: the recent rate (0 when stalled); afterwards: the average of the run. */
+  itemsPerSecond: number;
+  runner?: string;
+  error?: string;
 }
 
 /** A write admitted in one phase and epoch; `done` ends it. */
@@ -547,6 +581,46 @@ export class MigrationController {
       });
     }
     return out;
+  }
+
+  /** The shared records in one read (the phase record first: a missing one is this replica's view). */
+  async status(): Promise<MigrationStatus> {
+    const [rec, replicas, bf, vr, journalDepth] = await Promise.all([
+      this.control.read<PhaseRecord>(PHASE_KEY),
+      this.replicas(),
+      this.control.read<BackfillRecord>(BACKFILL_KEY),
+      this.control.read<VerifyRecord>(VERIFY_KEY),
+      this.journalDepth(),
+    ]);
+    const record = rec?.value ?? this.record;
+    const live = replicas.filter((r) => r.live);
+    return {
+      phase: record.phase,
+      epoch: record.epoch,
+      fence: record.fence ? { pending: record.pending ?? record.phase } : null,
+      active: !record.fence && live.every((r) => r.epoch >= record.epoch),
+      hasTarget: this.target !== undefined,
+      replicas: live.map((r) => ({ id: r.id, phase: r.phase, epoch: r.epoch, ageSeconds: r.ageSeconds, acknowledged: r.epoch >= record.epoch })),
+      backfill: bf ? this.backfillStatus(bf.value) : null,
+      lastVerify: vr ? { report: vr.value.report, finishedAt: vr.value.finishedAt } : null,
+      journalDepth,
+      currentStore: this.current.description,
+      targetStore: this.target?.description,
+    };
+  }
+
+  private backfillStatus(b: BackfillRecord): BackfillStatus {
+    const average = b.activeMs > 0 ? (b.scanned / b.activeMs) * 1000 : 0;
+    return {
+      state: b.state,
+      scanned: b.scanned,
+      copied: b.copied,
+      skipped: b.skipped,
+      estimatedTotal: b.estimatedTotal,
+      itemsPerSecond: b.state === "running" ? this.backfill.currentRate(b) : average,
+      runner: b.runner,
+      error: b.error,
+    };
   }
 
   /** A phase change is active once every live replica has acknowledged its epoch (rule 1). */

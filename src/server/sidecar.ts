@@ -121,7 +121,7 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
     followReadiness(readiness.state().ready);
     // The status page is for people: its module (page, style and script templates) is loaded
     // on the first request other than /metrics and /healthz, not kept by every idle sidecar.
-    const statusOptions = { controller: target ? controller : undefined, metrics, current, adminToken: config.adminToken };
+    const statusOptions = { controller, metrics, adminToken: config.adminToken };
     let statusRoutes: Promise<Route[]> | undefined;
     const statusPage: Route = async (req, res) => {
       statusRoutes ??= import("./status-page.js").then((page) => page.statusPageRoutes(statusOptions));

@@ -8,20 +8,15 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { redactUrl } from "../backends/common.js";
 import type { Route } from "../metrics/http.js";
 import type { Metrics } from "../metrics/metrics.js";
-import { ControlStore, PHASE_KEY, VERIFY_KEY, type PhaseRecord } from "../migration/control.js";
-import type { MigrationController } from "../migration/controller.js";
-import { PHASES, isPhase, type Phase } from "../migration/phases.js";
-import { verify, type VerifyRecord, type VerifyReport } from "../migration/verify.js";
+import type { BackfillStatus, MigrationController, MigrationStatus } from "../migration/controller.js";
+import { PHASES, type Phase } from "../migration/phases.js";
+import { verify, type VerifyReport } from "../migration/verify.js";
 import { describe as describeError } from "../protocol/errors.js";
-import type { Store } from "../protocol/store.js";
-import { migrationStatus } from "./migration-service.js";
 
 export interface StatusPageOptions {
-  /** Absent when no target is configured (phase SINGLE, nothing to steer). */
-  controller?: MigrationController;
+  /** Every sidecar has one; without a target there is nothing to steer. */
+  controller: MigrationController;
   metrics: Metrics;
-  /** The current store (read for the control record when there is no controller). */
-  current: Store;
   /** When set, every action needs it (form field `token`, or `authorization: Bearer`). */
   adminToken?: string;
 }
@@ -56,7 +51,6 @@ export interface StatusSnapshot {
   };
 }
 
-const num = (s: string | number | undefined) => Number(s ?? 0);
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 const pct = (ratio: number) => `${(ratio * 100).toFixed(1)} %`;
 const ago = (seconds: number) => (seconds < 1 ? "just now" : seconds < 120 ? `${seconds.toFixed(0)} s ago` : `${(seconds / 60).toFixed(0)} min ago`);
@@ -102,6 +96,30 @@ class RequestRate {
   }
 }
 
+const differences = (r: VerifyReport) => r.missing + r.stale + r.extra;
+
+function backfillSnapshot(b: BackfillStatus | null): StatusSnapshot["backfill"] {
+  if (!b) return { state: "idle", scanned: 0, copied: 0, skipped: 0, estimated_total: 0, progress: 0, items_per_second: 0, runner: "", error: "" };
+  const total = b.estimatedTotal;
+  return {
+    state: b.state,
+    scanned: b.scanned,
+    copied: b.copied,
+    skipped: b.skipped,
+    estimated_total: total,
+    progress: b.state === "done" ? 1 : total > 0 ? Math.min(1, b.scanned / total) : 0,
+    items_per_second: b.state === "running" ? b.itemsPerSecond : 0,
+    runner: b.runner ?? "",
+    error: b.error ?? "",
+  };
+}
+
+function verifySnapshot(v: MigrationStatus["lastVerify"]): StatusSnapshot["last_verify"] {
+  if (!v) return null;
+  const r = v.report;
+  return { ...r, sample_keys: r.sample_keys ?? [], differences: differences(r), finished_at: v.finishedAt ? new Date(v.finishedAt).toISOString() : null };
+}
+
 /** Timing-safe token check (hashing first so the length does not leak either). */
 export function tokenMatches(given: string | undefined, want: string): boolean {
   if (given === undefined) return false;
@@ -129,81 +147,28 @@ export class StatusPage {
   }
 
   async snapshot(): Promise<StatusSnapshot> {
-    const c = this.o.controller;
-    const requests = await this.rate.read();
-    let s: Omit<StatusSnapshot, "view">;
-    const base = {
+    const [st, requests] = await Promise.all([this.o.controller.status(), this.rate.read()]);
+    const s: Omit<StatusSnapshot, "view"> = {
+      configured: st.hasTarget,
+      phase: st.phase,
       phases: PHASES,
+      active: st.active,
+      fence: st.fence,
+      epoch: st.epoch,
+      current_store: redactUrl(st.currentStore),
+      target_store: st.targetStore ? redactUrl(st.targetStore) : "",
+      replicas: st.replicas.map((r) => ({ id: r.id, acked_phase: r.phase, acked_epoch: Math.max(0, r.epoch), age_seconds: r.ageSeconds, acknowledged: r.acknowledged })),
+      backfill: backfillSnapshot(st.backfill),
+      repair_journal_depth: st.journalDepth,
+      last_verify: verifySnapshot(st.lastVerify),
+      verify_running: this.verifying
+        ? { checked: this.verifying.report.checked, differences: differences(this.verifying.report), started_at: new Date(this.verifying.startedAt).toISOString() }
+        : null,
       requests,
       admin_token_required: Boolean(this.o.adminToken),
       last_action: this.lastAction,
       generated_at: new Date().toISOString(),
     };
-    if (!c) {
-      const rec = await new ControlStore(this.o.current).read<PhaseRecord>(PHASE_KEY).catch(() => null);
-      s = {
-        ...base,
-        configured: false,
-        phase: rec && isPhase(rec.value.phase) ? rec.value.phase : "SINGLE",
-        active: true,
-        fence: null,
-        epoch: rec?.value.epoch ?? 0,
-        current_store: redactUrl(this.o.current.description),
-        target_store: "",
-        replicas: [],
-        backfill: { state: "idle", scanned: 0, copied: 0, skipped: 0, estimated_total: 0, progress: 0, items_per_second: 0, runner: "", error: "" },
-        repair_journal_depth: 0,
-        last_verify: null,
-        verify_running: null,
-      };
-    } else {
-      const [st, rec, vr] = await Promise.all([migrationStatus(c), c.control.read<PhaseRecord>(PHASE_KEY), c.control.read<VerifyRecord>(VERIFY_KEY)]);
-      const epoch = num(st.epoch);
-      const b = st.backfill;
-      const scanned = num(b.scanned);
-      const total = num(b.estimated_total);
-      const lv = st.last_verify;
-      s = {
-        ...base,
-        configured: true,
-        phase: st.phase,
-        active: st.active,
-        fence: rec?.value.fence ? { pending: rec.value.pending ?? "" } : null,
-        epoch,
-        current_store: st.current_store,
-        target_store: st.target_store,
-        replicas: st.replicas.map((r) => ({ id: r.id, acked_phase: r.acked_phase, acked_epoch: num(r.acked_epoch), age_seconds: r.age_seconds, acknowledged: num(r.acked_epoch) >= epoch })),
-        backfill: {
-          state: b.state,
-          scanned,
-          copied: num(b.copied),
-          skipped: num(b.skipped),
-          estimated_total: total,
-          progress: b.state === "done" ? 1 : total > 0 ? Math.min(1, scanned / total) : 0,
-          items_per_second: b.state === "running" ? (b.items_per_second ?? 0) : 0,
-          runner: b.runner ?? "",
-          error: b.error ?? "",
-        },
-        repair_journal_depth: num(st.repair_journal_depth),
-        last_verify: lv
-          ? {
-              checked: num(lv.checked),
-              in_sync: num(lv.in_sync),
-              missing: num(lv.missing),
-              stale: num(lv.stale),
-              extra: num(lv.extra),
-              repaired: num(lv.repaired),
-              done: lv.done,
-              sample_keys: lv.sample_keys ?? [],
-              differences: num(lv.missing) + num(lv.stale) + num(lv.extra),
-              finished_at: vr?.value.finishedAt ? new Date(vr.value.finishedAt).toISOString() : null,
-            }
-          : null,
-        verify_running: this.verifying
-          ? { checked: this.verifying.report.checked, differences: this.verifying.report.missing + this.verifying.report.stale + this.verifying.report.extra, started_at: new Date(this.verifying.startedAt).toISOString() }
-          : null,
-      };
-    }
     return { ...s, view: this.view(s) };
   }
 
@@ -281,7 +246,7 @@ export class StatusPage {
       }
     }
     const c = this.o.controller;
-    if (!c) return this.problem(res, 409, "No migration configured", "There is no migration target configured on this sidecar, so there is no backfill to pause or resume and nothing to verify.");
+    if (!c.target) return this.problem(res, 409, "No migration configured", "There is no migration target configured on this sidecar, so there is no backfill to pause or resume and nothing to verify.");
     try {
       if (action === "pause" || action === "resume") {
         await c.backfill.setPaused(action === "pause");
@@ -304,7 +269,7 @@ export class StatusPage {
     this.verifying = { startedAt, report: { checked: 0, in_sync: 0, missing: 0, stale: 0, extra: 0, repaired: 0, done: false, sample_keys: [] } };
     verify(c, { repair: false, onProgress: (r) => this.verifying && (this.verifying.report = r) }).then(
       (r) => {
-        const diffs = r.missing + r.stale + r.extra;
+        const diffs = differences(r);
         this.note(`Verification finished: ${fmt(r.checked)} keys checked, ${diffs === 0 ? "the stores are equal" : `${fmt(diffs)} differences`}.`, diffs === 0);
       },
       (err) => this.note(`Verification failed: ${describeError(err)}`, false),
