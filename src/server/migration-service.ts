@@ -5,7 +5,7 @@ import * as grpc from "@grpc/grpc-js";
 import { DecantError, invalidArgument } from "../protocol/errors.js";
 import { validateNamespace } from "../protocol/validate.js";
 import type { MigrationController, MigrationStatus } from "../migration/controller.js";
-import { isPhase, PHASES } from "../migration/phases.js";
+import { isPhase, PHASES } from "../protocol/phases.js";
 import { verify } from "../migration/verify.js";
 import type { VerifyRecord } from "../migration/verify.js";
 import type { ServerStreamHandlerFactory, UnaryHandlerFactory } from "./rpc.js";

@@ -9,7 +9,7 @@ import { redactUrl } from "../backends/common.js";
 import type { Route } from "../metrics/http.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { BackfillStatus, MigrationController, MigrationStatus } from "../migration/controller.js";
-import { PHASES, type Phase } from "../migration/phases.js";
+import { PHASES, type Phase } from "../protocol/phases.js";
 import { verify, type VerifyReport } from "../migration/verify.js";
 import { describe as describeError } from "../protocol/errors.js";
 
