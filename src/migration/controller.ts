@@ -9,7 +9,7 @@ import { CONTROL_NAMESPACE, MAX_KEY_BYTES, type RawItem } from "../protocol/type
 import type { Logger } from "../log.js";
 import type { MigrationMetrics } from "../metrics/migration-metrics.js";
 import { checkValueSize } from "../backends/common.js";
-import { BACKFILL_KEY, BINDING_KEY, ControlStore, HEARTBEAT_PREFIX, IDENTITY_KEY, JOURNAL_PREFIX, PHASE_KEY, VERIFY_KEY, heartbeatKey, intentKey, type Heartbeat, type JournalEntry, type PhaseRecord } from "./control.js";
+import { BACKFILL_KEY, BINDING_KEY, ControlStore, HEARTBEAT_PREFIX, IDENTITY_KEY, JOURNAL_PREFIX, PHASE_KEY, VERIFY_KEY, heartbeatKey, intentKey, isNewerSchema, type Heartbeat, type JournalEntry, type PhaseRecord } from "./control.js";
 import { PHASES, ROLES, movesPrimary, transitionError, type Phase, type Role } from "./phases.js";
 import { Backfill, type BackfillRecord } from "./backfill.js";
 import type { VerifyRecord, VerifyReport } from "./verify.js";
@@ -156,6 +156,8 @@ export class MigrationController {
   private failingSince?: number;
   private lastHeartbeatAt = -Infinity;
   private fatal?: string;
+  /** The phase record is of a newer schema than this sidecar knows: it refuses writes while so. */
+  private newerRecord?: string;
   private bound = false;
   /** Heartbeat records as this replica watched them: version and when it last changed (step 5). */
   private readonly watched = new Map<string, { version: bigint; changedAt: number }>();
@@ -250,7 +252,15 @@ export class MigrationController {
 
   /** Fail closed (rule 2), or an unexpected error: this replica cannot serve writes. */
   isFailClosed(): boolean {
-    return this.fatal !== undefined || now() - this.renewedAt > this.timings.leaseMs;
+    return this.failClosedReason() !== undefined;
+  }
+
+  /** Why this replica refuses writes now (undefined: it accepts them). */
+  failClosedReason(): string | undefined {
+    if (this.fatal !== undefined) return `an unexpected error; it refuses writes until restarted: ${this.fatal}`;
+    if (this.newerRecord !== undefined) return this.newerRecord;
+    if (now() - this.renewedAt > this.timings.leaseMs) return `the view of the migration phase was not renewed for over ${this.timings.leaseMs} ms`;
+    return undefined;
   }
 
   /**
@@ -264,6 +274,7 @@ export class MigrationController {
         const readAt = now(); // the view is as old as the read that produced it
         if (!this.bound) await this.bindLate();
         const rec = await this.control.read<PhaseRecord>(PHASE_KEY);
+        this.newerRecord = undefined;
         if (rec) this.adopt(rec.value, rec.version);
         const before = this.ackedEpoch;
         if (this.canAcknowledge()) this.ackedEpoch = this.record.epoch;
@@ -283,14 +294,24 @@ export class MigrationController {
         if (!this.fatal) this.metrics.failClosed.set(0);
         if (!this.stopped) void this.housekeeping();
       } catch (err) {
-        if (this.failingSince === undefined) this.failingSince = now();
-        if (this.isFailClosed()) this.metrics.failClosed.set(1);
-        this.logger.warn(`cannot renew the view of the control record: ${this.outageText()}`, { error: describeError(err) });
+        this.renewalFailed(err);
       } finally {
         this.ticking = undefined;
       }
     })();
     return this.ticking;
+  }
+
+  /** A store that does not answer fails closed after the lease; a newer phase record at once. */
+  private renewalFailed(err: unknown): void {
+    if (this.failingSince === undefined) this.failingSince = now();
+    if (isNewerSchema(err)) {
+      if (this.newerRecord === undefined) this.logger.error(`this sidecar refuses writes: ${err.message}`);
+      this.newerRecord = err.message;
+    } else {
+      this.logger.warn(`cannot renew the view of the control record: ${this.outageText()}`, { error: describeError(err) });
+    }
+    if (this.isFailClosed()) this.metrics.failClosed.set(1);
   }
 
   private heartbeat(): Heartbeat {
@@ -360,6 +381,7 @@ export class MigrationController {
   /** Rule 2: refuse writes when this replica's view of the phase may be stale. */
   private checkLease(): void {
     if (this.fatal) throw new DecantError("unavailable", `this sidecar refuses writes until it is restarted: ${this.fatal}`);
+    if (this.newerRecord) throw new DecantError("unavailable", `this sidecar refuses writes: ${this.newerRecord}`);
     if (now() - this.renewedAt > this.timings.leaseMs) {
       this.metrics.failClosed.set(1);
       throw new DecantError("unavailable", `${this.outageText()} for over ${this.timings.leaseMs} ms; it refuses writes rather than write in a stale phase`);
