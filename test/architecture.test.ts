@@ -71,7 +71,7 @@ describe("architecture: import rules of src/", () => {
     expect(all.length).to.be.greaterThan(100);
     const has = (from: string, to: string) => all.some((e) => e.from === from && e.to === to);
     expect(has("server/sidecar.ts", "server/status-page.ts"), "dynamic import()").to.equal(true);
-    expect(has("server/sidecar.ts", "fronts/dynamodb/server.ts"), "import() in a type").to.equal(true);
+    expect(has("server/sidecar.ts", "fronts/dynamodb/server.ts"), "import type and import()").to.equal(true);
     expect(has("migration/phases.ts", "protocol/phases.ts"), "export … from").to.equal(true);
     expect(all.every((e) => !e.to.startsWith("..")), "nothing outside src/").to.equal(true);
   });
