@@ -257,7 +257,7 @@ export class MigrationController {
 
   /** Why this replica refuses writes now (undefined: it accepts them). */
   failClosedReason(): string | undefined {
-    if (this.fatal !== undefined) return `an unexpected error; it refuses writes until restarted: ${this.fatal}`;
+    if (this.fatal !== undefined) return `${this.fatal} (until this sidecar is restarted)`;
     if (this.newerRecord !== undefined) return this.newerRecord;
     if (now() - this.renewedAt > this.timings.leaseMs) return `the view of the migration phase was not renewed for over ${this.timings.leaseMs} ms`;
     return undefined;
