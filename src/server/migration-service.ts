@@ -21,7 +21,7 @@ export function checkToken(metadata: grpc.Metadata, token: string | undefined): 
   }
 }
 
-type Req = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Req = Record<string, any>;
 
 /** GetStatusResponse: the controller's status in the wire's shape (uint64 as strings). */
 export async function migrationStatus(controller: MigrationController) {
