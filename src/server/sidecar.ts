@@ -50,11 +50,15 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
   // closed). Memory and SQLite stores are shared (in-process, nothing to queue behind).
   const controlUrl = config.control ?? (ownConnection(config.current) ? config.current : undefined);
   const control = controlUrl ? instrumentStore(await openStore(controlUrl, "control"), "control", metrics) : current;
+  // Renewals get one more connection of their own: intents (one per write in a migration) and
+  // backfill checkpoints use the control pool too, and a renewal must not queue behind them.
+  const renewal = controlUrl ? instrumentStore(await openStore(controlUrl, "control"), "control", metrics) : control;
   const limits = { maxValueBytes: config.maxValueBytes, maxBatchBytes: config.maxBatchBytes };
   const closeStores = async () => {
     await current.close();
     await target?.close();
     if (control !== current) await control.close();
+    if (renewal !== control) await renewal.close();
   };
 
   // Every replica runs the controller, with or without a target: it heartbeats, so a replica
@@ -65,6 +69,7 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
     current,
     target,
     control,
+    renewal,
     replicaId: config.replicaId,
     metrics: migrationMetrics,
     logger,
