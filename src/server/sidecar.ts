@@ -149,7 +149,7 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
   }
   const metricsHost = config.metricsListen.slice(0, config.metricsListen.lastIndexOf(":")).replace(/^(0\.0\.0\.0|\[::\]|)$/, "127.0.0.1");
   logger.info("decant is serving", {
-    grpc: `${config.listen.slice(0, config.listen.lastIndexOf(":"))}:${grpcServer.port}`,
+    grpc: config.listen.startsWith("unix:") ? config.listen : `${config.listen.slice(0, config.listen.lastIndexOf(":"))}:${grpcServer.port}`,
     status_page: `http://${metricsHost}:${httpServer.port}/`,
     metrics_port: httpServer.port,
     store: served.description,
