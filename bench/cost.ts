@@ -10,7 +10,7 @@
 // Run as a script with --bare-server ADDRESS, this file is the bare grpc-js server (its own
 // process, like the sidecar, so both hops cross the same process boundary).
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -46,6 +46,12 @@ export interface CostContext {
 }
 
 const ROOT = new URL("../", import.meta.url).pathname;
+
+/** utime + stime of a process, from /proc (USER_HZ = 100). */
+function procCpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 const value100 = Buffer.alloc(100, 7);
 /** A module name in a variable: the plugin ships no type declarations. */
 const LITE_DYNAMODB = "@aws-lite/dynamodb";
@@ -133,7 +139,12 @@ async function ownWork(ctx: CostContext, scratch: string): Promise<void> {
         for (const [op, inFlight] of [["Get", 1], ["Put", 1], ["Get", 16], ["Put", 16]] as const) {
           const via = (c: DecantClient) => (i: number) => (op === "Get" ? c.get("bench", `k${i % 200}`) : c.put("bench", `k${i % 200}`, value100));
           const viaDriver = (i: number) => (op === "Get" ? direct!.get(`k${i % 200}`) : direct!.put(`k${i % 200}`, value100));
+          const cpu0 = [procCpuSeconds(bare.proc.pid!), decant.cpuSeconds()];
           const [h, drv, d] = (await alternating([via(bare.client), viaDriver, via(decant.client)], inFlight, 3 * ctx.runMs)) as [LoadResult, LoadResult, LoadResult];
+          // CPU per call of each server process (each works only in its own slices): a load-proof
+          // measure next to the p50s, which include waiting for a core on a busy machine.
+          const bareCpuUs = ((procCpuSeconds(bare.proc.pid!) - cpu0[0]!) * 1e6) / h.ops;
+          const sidecarCpuUs = ((decant.cpuSeconds() - cpu0[1]!) * 1e6) / d.ops;
           const own = d.p50 - h.p50 - drv.p50;
           record({
             section: "cost",
@@ -144,6 +155,7 @@ async function ownWork(ctx: CostContext, scratch: string): Promise<void> {
             met: own <= 0.1,
             note: `sidecar ${d.p50.toFixed(3)}, bare hop ${h.p50.toFixed(3)}, driver ${drv.p50.toFixed(3)} ms`,
           });
+          record({ section: "cost", figure: `${backend} ${op}, ${inFlight} in flight: server CPU per call, sidecar vs bare grpc-js`, value: sidecarCpuUs, unit: "µs", baseline: bareCpuUs, note: "from /proc, 10 ms ticks; the sidecar's includes its driver's work" });
         }
       } finally {
         await direct.close();
