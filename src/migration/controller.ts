@@ -110,7 +110,6 @@ export class MigrationController {
 
   /** The record this replica last read, and when (monotonic) the read that produced it started. */
   private record: PhaseRecord = { phase: "SINGLE", epoch: 0, fence: false, changedAt: 0, changedBy: "" };
-  private recordVersion = 0n;
   private renewedAt = -Infinity;
   private readonly renewal: ControlStore;
   /** When the last tick started: ticks run at a fixed rate, so a slow renewal does not add to the next one's delay. */
@@ -310,7 +309,6 @@ export class MigrationController {
       this.logger.info(`phase ${rec.phase}${rec.fence ? ` (write fence before ${rec.pending})` : ""}, epoch ${rec.epoch}`);
     }
     this.record = rec;
-    this.recordVersion = version;
     if (rec.fence) {
       if (this.fenceSeen?.version !== version) this.fenceSeen = { version, at: now() };
     } else this.fenceSeen = undefined;

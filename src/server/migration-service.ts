@@ -23,7 +23,7 @@ export function checkToken(metadata: grpc.Metadata, token: string | undefined): 
   }
 }
 
-type Req = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Req = Record<string, any>;
 
 /** GetStatusResponse, built from the control store's records. */
 export async function migrationStatus(controller: MigrationController) {
