@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --backend NAME] [-- --only hop,backend,dual,backfill,memory,verify,dynamodb,status]
+// npm run bench [-- --quick] [-- --backend NAME] [-- --only hop,backend,dual,backfill,memory,verify,dynamodb,status,cost]
 // Prints every figure next to a baseline measured in the same run, writes
 // bench/results/<date>.json and (on a full run) docs/PERFORMANCE.md.
 import { spawn } from "node:child_process";
@@ -711,6 +711,8 @@ async function main(): Promise<void> {
     if (want("backfill")) await backfillAndVerify();
     if (want("dynamodb")) await dynamodbFront();
     if (want("status") && BACKENDS.includes("dynamodb")) await statusOnDynamo();
+    // What Decant itself costs (issue 17): bench/cost.ts, with this file's helpers.
+    if (want("cost")) await (await import("./cost.js")).cost({ quick: QUICK, runMs: RUN_MS, backends: BACKENDS, storeUrl, directDriver, sidecarProcess, dynamoEndpoint, preloadPostgres, dropPg });
   } finally {
     await dynalite?.stop();
     rmSync(scratch, { recursive: true, force: true });

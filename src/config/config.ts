@@ -92,7 +92,7 @@ const KEYS: Record<string, string> = {
   current: "store URL of the current store",
   target: "store URL of the migration target",
   control: "store URL of the control store",
-  listen: "host:port for gRPC",
+  listen: "host:port, or unix:PATH (a Unix domain socket, mode 0660), for gRPC",
   metrics_listen: "host:port for /metrics",
   replica_id: "this sidecar's name among replicas",
   max_value_bytes: "largest value accepted",
@@ -141,6 +141,16 @@ function storeUrl(raw: unknown, field: string, env: Env, fromFile: boolean): str
     throw new ConfigError(field, (err as Error).message.replace(new RegExp(`^${field}: `), ""));
   }
   return url;
+}
+
+/** The gRPC listener: host:port, or unix:PATH (also grpc's unix:///abs/path), kept as unix:PATH. */
+function listenAddress(raw: unknown, field: string): string {
+  if (typeof raw !== "string" || !raw.startsWith("unix:")) return hostPort(raw, field);
+  const path = raw.slice(5).replace(/^\/\/(?=\/)/, "");
+  if (path === "" || path.includes("\0")) throw new ConfigError(field, `unix: needs a socket path, e.g. unix:/run/decant/decant.sock (got ${JSON.stringify(raw)})`);
+  // sun_path holds 108 bytes with its terminating NUL on Linux.
+  if (Buffer.byteLength(path) > 107) throw new ConfigError(field, `the socket path is ${Buffer.byteLength(path)} bytes; a Unix socket path holds at most 107`);
+  return `unix:${path}`;
 }
 
 function hostPort(raw: unknown, field: string): string {
@@ -226,7 +236,7 @@ export function loadConfig(configPath?: string, env: Env = process.env): Config 
     migrationId,
     storeTimeoutMs,
     ...stores,
-    listen: hostPort(pick("listen", "DECANT_LISTEN").value ?? DEFAULT_LISTEN, "listen"),
+    listen: listenAddress(pick("listen", "DECANT_LISTEN").value ?? DEFAULT_LISTEN, "listen"),
     metricsListen: hostPort(pick("metrics_listen", "DECANT_METRICS_LISTEN").value ?? DEFAULT_METRICS_LISTEN, "metrics_listen"),
     replicaId: String(pick("replica_id", "DECANT_REPLICA_ID").value ?? `${hostname()}-${process.pid}`),
     maxValueBytes,

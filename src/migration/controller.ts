@@ -47,6 +47,8 @@ export interface ControllerOptions {
   current: Store;
   target?: Store;
   control: Store;
+  /** The control store on a connection of its own for renewals (phase reads, heartbeats): they never queue behind intents or backfill records. Default: control. */
+  renewal?: Store;
   replicaId: string;
   timings?: Partial<Timings>;
   metrics: MigrationMetrics;
@@ -143,6 +145,9 @@ export class MigrationController {
   /** The record this replica last read, and when (monotonic) the read that produced it started. */
   private record: PhaseRecord = { phase: "SINGLE", epoch: 0, fence: false, changedAt: 0, changedBy: "" };
   private renewedAt = -Infinity;
+  private readonly renewal: ControlStore;
+  /** When the last tick started: ticks run at a fixed rate, so a slow renewal does not add to the next one's delay. */
+  private tickStartedAt = -Infinity;
   private ackedEpoch = -1;
   /** Writes in flight, by the epoch they were admitted under (step 4). */
   private readonly inflight = new Map<number, number>();
@@ -172,6 +177,7 @@ export class MigrationController {
     this.current = options.current;
     this.target = options.target;
     this.control = new ControlStore(options.control);
+    this.renewal = options.renewal ? new ControlStore(options.renewal) : this.control;
     this.replicaId = options.replicaId;
     // Only the timings given: spreading { heartbeatMs: undefined } over the defaults would
     // replace them with undefined (a heartbeat every millisecond, a lease that never expires).
@@ -182,6 +188,7 @@ export class MigrationController {
     this.hooks = options.hooks ?? {};
     this.migrationId = options.migrationId;
     this.backfill = new Backfill(this);
+    this.metrics.viewAgeSeconds = () => (now() - this.renewedAt) / 1000;
   }
 
   get phase(): Phase {
@@ -227,7 +234,7 @@ export class MigrationController {
   /** Ticks every heartbeat; faster while failing closed, so writes resume soon after the store returns. */
   private schedule(): void {
     if (this.stopped) return;
-    const delay = this.failingSince !== undefined ? Math.min(this.timings.heartbeatMs, 200) : this.timings.heartbeatMs;
+    const delay = this.failingSince !== undefined ? Math.min(this.timings.heartbeatMs, 200) : Math.max(this.timings.heartbeatMs / 10, this.timings.heartbeatMs - (now() - this.tickStartedAt));
     this.timer = setTimeout(() => void this.tick().finally(() => this.schedule()), delay);
     this.timer.unref();
   }
@@ -276,9 +283,9 @@ export class MigrationController {
 
   /** Reads the record, acknowledges its epoch if it can, and heartbeats; the view dates from the read. */
   private async renew(): Promise<void> {
-    const readAt = now(); // the view is as old as the read that produced it
+    const readAt = (this.tickStartedAt = now()); // the view is as old as the read that produced it
     if (!this.bound) await this.bindLate();
-    const rec = await this.control.read<PhaseRecord>(PHASE_KEY);
+    const rec = await this.renewal.read<PhaseRecord>(PHASE_KEY);
     this.newerRecord = undefined;
     if (rec) this.adopt(rec.value, rec.version);
     const before = this.ackedEpoch;
@@ -287,7 +294,7 @@ export class MigrationController {
     // third of the TTL is enough to be counted when one starts (step 5).
     const quiet = this.record.phase === "SINGLE" && !this.target && this.ackedEpoch === before;
     if (!quiet || now() - this.lastHeartbeatAt >= this.timings.replicaTtlMs / 3) {
-      await this.control.write<Heartbeat>(heartbeatKey(this.replicaId), this.heartbeat());
+      await this.renewal.write<Heartbeat>(heartbeatKey(this.replicaId), this.heartbeat());
       this.lastHeartbeatAt = now();
     }
     this.renewedAt = readAt;

@@ -44,6 +44,8 @@ interface Stores {
   current: Store;
   target?: Store;
   control: Store;
+  /** The control store on a connection of its own for renewals (the control store itself on memory and SQLite). */
+  renewal: Store;
   close(): Promise<void>;
 }
 
@@ -111,14 +113,19 @@ async function openStores(config: Config, metrics: Metrics): Promise<Stores> {
   const target = config.target ? instrumentStore(await openStore(config.target, "target"), "target", metrics) : undefined;
   const controlUrl = config.control ?? (ownConnection(config.current) ? config.current : undefined);
   const control = controlUrl ? instrumentStore(await openStore(controlUrl, "control"), "control", metrics) : current;
+  // Renewals get one more connection of their own: intents (one per write in a migration) and
+  // backfill checkpoints use the control pool too, and a renewal must not queue behind them.
+  const renewal = controlUrl ? instrumentStore(await openStore(controlUrl, "control"), "control", metrics) : control;
   return {
     current,
     target,
     control,
+    renewal,
     async close() {
       await current.close();
       await target?.close();
       if (control !== current) await control.close();
+      if (renewal !== control) await renewal.close();
     },
   };
 }
@@ -134,6 +141,7 @@ function migrationController(config: Config, stores: Stores, metrics: MigrationM
     current: stores.current,
     target: stores.target,
     control: stores.control,
+    renewal: stores.renewal,
     replicaId: config.replicaId,
     metrics,
     logger,
@@ -220,7 +228,7 @@ async function startFront(o: Serving): Promise<DynamoFront | undefined> {
 function logServing(config: Config, logger: Logger, l: Listeners, served: Store, controller: MigrationController, readiness: Readiness): void {
   const metricsHost = config.metricsListen.slice(0, config.metricsListen.lastIndexOf(":")).replace(/^(0\.0\.0\.0|\[::\]|)$/, "127.0.0.1");
   logger.info("decant is serving", {
-    grpc: `${config.listen.slice(0, config.listen.lastIndexOf(":"))}:${l.grpc.port}`,
+    grpc: config.listen.startsWith("unix:") ? config.listen : `${config.listen.slice(0, config.listen.lastIndexOf(":"))}:${l.grpc.port}`,
     status_page: `http://${metricsHost}:${l.http.port}/`,
     metrics_port: l.http.port,
     store: served.description,
