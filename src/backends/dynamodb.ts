@@ -32,7 +32,7 @@ import {
 import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable, versionMismatch } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, type Condition, type DeleteResult, type Item, type LargeValueOptions, type RawItem, type RawScanOptions, type ScanOptions, type ScanPage, type ValueSize, type WriteOp, type WriteOutcome } from "../protocol/types.js";
-import { runBatch } from "./batch.js";
+import { runBatch } from "../protocol/batch.js";
 import { checkCondition, checkValueSize, decodeCursor, encodeCursor, isNetworkError, liveItems, redactUrl, retry, type RetryPolicy } from "./common.js";
 
 type Attrs = Record<string, AttributeValue>;
