@@ -30,10 +30,12 @@ import {
   type TableDescription,
 } from "@aws-sdk/client-dynamodb";
 import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable, versionMismatch } from "../protocol/errors.js";
-import type { Capabilities, Store } from "../protocol/store.js";
-import { CONTROL_NAMESPACE, type Condition, type DeleteResult, type Item, type LargeValueOptions, type RawItem, type RawScanOptions, type ScanOptions, type ScanPage, type ValueSize, type WriteOp, type WriteOutcome } from "../protocol/types.js";
-import { runBatch } from "../protocol/batch.js";
-import { checkCondition, checkValueSize, decodeCursor, encodeCursor, isNetworkError, liveItems, redactUrl, retry, type RetryPolicy } from "./common.js";
+import { decodeCursor, encodeCursor, type Segment } from "../protocol/paging.js";
+import { checkCondition, liveVersion, normalizeCondition } from "../protocol/semantics.js";
+import type { Capabilities } from "../protocol/store.js";
+import { CONTROL_NAMESPACE, type Condition, type DeleteResult, type Item, type LargeValueOptions, type RawItem, type RawScanOptions, type ScanOptions, type ScanPage, type ValueSize } from "../protocol/types.js";
+import { Envelope, isNetworkError, lazy, mapLimit, option, parseOptions, redactUrl, retry, type RetryPolicy } from "./kit.js";
+import { KitStore, type Driver } from "./store.js";
 
 type Attrs = Record<string, AttributeValue>;
 
@@ -70,6 +72,12 @@ const isConditionFailed = (err: unknown): err is { Item?: Attrs } => errName(err
 /** The SDK names a reset connection "TimeoutError" too; only a real timeout is one. */
 const isReset = (err: unknown): boolean => errCode(err) === "ECONNRESET" || errCode(err) === "EPIPE";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** What DynamoDB left undone of a batch call (throttled): the rest is asked again after a backoff. */
+class Unprocessed extends Error {
+  constructor(readonly pending: number) {
+    super(`${pending} requests stayed unprocessed (throttled)`);
+  }
+}
 
 /** Expression attribute names for every #name used (DynamoDB refuses unused ones). */
 function names(...expressions: (string | undefined)[]): Record<string, string> {
@@ -121,26 +129,6 @@ interface ScanSpec {
   prefix?: string;
 }
 
-/** Runs fn over xs, `limit` at a time, stopping early once one fails. */
-async function mapLimit<T, R>(xs: T[], limit: number, fn: (x: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(xs.length);
-  let next = 0;
-  let failed = false;
-  const worker = async () => {
-    while (next < xs.length && !failed) {
-      const i = next++;
-      try {
-        out[i] = await fn(xs[i]!);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, xs.length) }, worker));
-  return out;
-}
-
 export interface DynamoOptions {
   table: string;
   region?: string;
@@ -149,7 +137,7 @@ export interface DynamoOptions {
   timeoutMs: number;
 }
 
-export class DynamoStore implements Store {
+class DynamoDriver implements Driver {
   readonly kind = "dynamodb";
   readonly description: string;
   readonly capabilities: Capabilities = {
@@ -160,9 +148,15 @@ export class DynamoStore implements Store {
     // and ns), which holds more per item than the bucketed one: true for both.
     maxValueBytes: (key) => ITEM_LIMIT - FIXED_OVERHEAD - 2 * (MAX_NS_BYTES + 1) - 2 * Buffer.byteLength(key, "utf8"),
     durable: true,
+    // One conditional PutItem per item, WRITE_CONCURRENCY at a time.
+    applyBatch: { items: 4 * WRITE_CONCURRENCY, bytes: 16 * 1024 * 1024 },
   };
+  /** BatchWriteItem cannot carry conditions: a batch is one UpdateItem per write, this many at a time. */
+  readonly batchConcurrency = WRITE_CONCURRENCY;
   private client?: DynamoDBClient;
-  private ready?: Promise<void>;
+  private readonly calls: Envelope;
+  /** Checks (and, with create=true, creates) the table once; a failure is retried on the next call. */
+  private readonly ready = lazy(() => this.prepareTable());
   private tableLayout?: DynamoLayout;
   private readonly registered = new Map<string, { until: number; done: Promise<unknown> }>();
 
@@ -171,6 +165,7 @@ export class DynamoStore implements Store {
     raw: string,
   ) {
     this.description = redactUrl(raw);
+    this.calls = new Envelope({ store: this.description, timeoutMs: options.timeoutMs, isTransient: transient, mapError: (op, err) => (isConditionFailed(err) ? err : this.fail(err, op)), retry: RETRY });
   }
 
   private get table(): string {
@@ -192,30 +187,35 @@ export class DynamoStore implements Store {
     return this.client;
   }
 
-  /** One bounded SDK round trip (with retries where `retryOn` allows); errors become DecantErrors. */
+  /** One bounded SDK round trip (with retries where `retryOn` allows); errors become DecantErrors, a failed condition stays itself. */
   private async send<T>(op: string, run: (c: DynamoDBClient, o: { abortSignal: AbortSignal }) => Promise<T>, retryOn: (e: unknown) => boolean, ensure = true): Promise<T> {
-    const abort = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        abort.abort();
-        reject(deadlineExceeded(this.description, op, this.options.timeoutMs));
-      }, this.options.timeoutMs);
-    });
     try {
-      const work = (async () => {
-        if (ensure) await this.ensureTable();
-        return retry(() => run(this.db(), { abortSignal: abort.signal }), (e) => !abort.signal.aborted && retryOn(e), RETRY);
-      })();
-      work.catch(() => undefined); // may reject after the timeout won the race
-      return await Promise.race([work, timeout]);
+      return await this.calls.run(
+        op,
+        async (deadline) => {
+          if (ensure) await this.ready.get();
+          return run(this.db(), { abortSignal: deadline.signal });
+        },
+        retryOn,
+      );
     } catch (err) {
-      if (isConditionFailed(err)) throw err;
       // The table was deleted under us: check (and maybe create) it again next time.
-      if (ensure && errName(err) === "ResourceNotFoundException") this.ready = undefined;
-      throw this.fail(err, op);
-    } finally {
-      clearTimeout(timer);
+      if (ensure && isDecantError(err) && errName(err.cause) === "ResourceNotFoundException") this.ready.reset();
+      throw err;
+    }
+  }
+
+  /** Sends a batch call again, after a backoff, for what DynamoDB left unprocessed (throttled), until nothing is left. */
+  private async untilProcessed<R>(first: R[], call: (pending: R[]) => Promise<R[]>): Promise<void> {
+    let pending = first;
+    const again = async () => {
+      pending = await call(pending);
+      if (pending.length > 0) throw new Unprocessed(pending.length);
+    };
+    try {
+      await retry(again, (err) => err instanceof Unprocessed, { attempts: 8, baseDelayMs: 50, maxDelayMs: 1000 });
+    } catch (err) {
+      throw err instanceof Unprocessed ? unavailable(this.description, err) : err;
     }
   }
 
@@ -239,18 +239,6 @@ export class DynamoStore implements Store {
   }
 
   // ---- table -------------------------------------------------------------------------------
-
-  /** Checks (and, with create=true, creates) the table once; a failure is retried on the next call. */
-  private ensureTable(): Promise<void> {
-    if (!this.ready) {
-      const ready = this.prepareTable();
-      this.ready = ready;
-      ready.catch(() => {
-        if (this.ready === ready) this.ready = undefined;
-      });
-    }
-    return this.ready;
-  }
 
   /** The table's layout, checking (or creating) the table first, bounded like any call. */
   private async layout(op: string): Promise<DynamoLayout> {
@@ -361,7 +349,7 @@ export class DynamoStore implements Store {
           c.send(
             new UpdateItemCommand({
               TableName: this.table,
-              Key: DynamoStore.registryKey(layout),
+              Key: DynamoDriver.registryKey(layout),
               UpdateExpression: "ADD #names :ns",
               ExpressionAttributeNames: names("#names"),
               ExpressionAttributeValues: { ":ns": { SS: [ns] } },
@@ -376,14 +364,9 @@ export class DynamoStore implements Store {
     await done;
   }
 
-  async get(ns: string, key: string): Promise<Item | null> {
-    const raw = await this.getRaw(ns, key);
-    return raw && raw.value !== null ? (raw as Item) : null;
-  }
-
-  async getRaw(ns: string, key: string): Promise<RawItem | null> {
+  async readOne(ns: string, key: string): Promise<RawItem | null> {
     const layout = await this.layout("get");
-    const projection = `#${DynamoStore.keyAttr(layout)}, #ver, #val`;
+    const projection = `#${DynamoDriver.keyAttr(layout)}, #ver, #val`;
     const out = await this.send(
       "get",
       (c, o) =>
@@ -393,57 +376,41 @@ export class DynamoStore implements Store {
         ),
       transient,
     );
-    return out.Item ? DynamoStore.toRaw(out.Item) : null;
+    return out.Item ? DynamoDriver.toRaw(out.Item) : null;
   }
 
-  async batchGet(ns: string, keys: string[]): Promise<Item[]> {
-    return liveItems(await this.readMany("batchGet", ns, keys));
-  }
-
-  async batchGetRaw(ns: string, keys: string[]): Promise<RawItem[]> {
-    return this.readMany("batchGetRaw", ns, keys);
-  }
-
-  private async readMany(op: string, ns: string, keys: string[]): Promise<RawItem[]> {
-    const unique = [...new Set(keys)];
-    if (unique.length === 0) return [];
-    const layout = await this.layout(op);
-    const projection = `#${DynamoStore.keyAttr(layout)}, #ver, #val`;
+  async readRaw(ns: string, keys: string[]): Promise<RawItem[]> {
+    const layout = await this.layout("batchGet");
+    const projection = `#${DynamoDriver.keyAttr(layout)}, #ver, #val`;
     const chunks: string[][] = [];
-    for (let i = 0; i < unique.length; i += 100) chunks.push(unique.slice(i, i + 100));
-    const found = new Map<string, RawItem>();
-    await mapLimit(chunks, 4, async (chunk) => {
-      let pending: Attrs[] = chunk.map((k) => keyOf(layout, ns, k));
-      for (let attempt = 1; pending.length > 0; attempt++) {
-        if (attempt > 1) {
-          // DynamoDB returns UnprocessedKeys when throttled: back off before asking again.
-          if (attempt > 8) throw unavailable(this.description, new Error(`${pending.length} keys stayed unprocessed (throttled)`));
-          await sleep(Math.random() * Math.min(1000, 25 * 2 ** attempt));
-        }
-        const keys = pending;
-        const out = await this.send(
-          op,
-          (c, o) =>
-            c.send(new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: keys, ConsistentRead: true, ProjectionExpression: projection, ExpressionAttributeNames: names(projection) } } }), o),
-          transient,
-        );
-        for (const a of out.Responses?.[this.table] ?? []) found.set((a.sk ?? a.k)!.S!, DynamoStore.toRaw(a));
-        pending = out.UnprocessedKeys?.[this.table]?.Keys ?? [];
-      }
-    });
-    return unique.flatMap((k) => found.get(k) ?? []);
+    for (let i = 0; i < keys.length; i += 100) chunks.push(keys.slice(i, i + 100));
+    const found: RawItem[] = [];
+    await mapLimit(chunks, 4, (chunk) =>
+      this.untilProcessed(
+        chunk.map((k) => keyOf(layout, ns, k)),
+        async (pending) => {
+          const out = await this.send(
+            "batchGet",
+            (c, o) => c.send(new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: pending, ConsistentRead: true, ProjectionExpression: projection, ExpressionAttributeNames: names(projection) } } }), o),
+            transient,
+          );
+          for (const a of out.Responses?.[this.table] ?? []) found.push(DynamoDriver.toRaw(a));
+          return out.UnprocessedKeys?.[this.table]?.Keys ?? [];
+        },
+      ),
+    );
+    return found;
   }
 
   /** Reads the item a failed condition saw: from the error (AWS) or, where not returned (dynalite), again. */
   private async storedAfterFailure(ns: string, key: string, err: { Item?: Attrs }): Promise<RawItem | null> {
-    return err.Item?.sk || err.Item?.k ? DynamoStore.toRaw(err.Item) : this.getRaw(ns, key);
+    return err.Item?.sk || err.Item?.k ? DynamoDriver.toRaw(err.Item) : this.readOne(ns, key);
   }
 
-  async put(ns: string, key: string, value: Buffer, condition?: Condition): Promise<bigint> {
-    checkValueSize(this, key, value);
+  async put(ns: string, key: string, value: Buffer, condition: Condition | undefined): Promise<bigint> {
     await this.register(ns);
     const layout = await this.layout("put");
-    const mustBeAbsent = condition?.kind === "must_not_exist" || (condition?.kind === "expected_version" && condition.version === 0n);
+    const mustBeAbsent = normalizeCondition(condition)?.kind === "must_not_exist";
     const guard = !condition ? undefined : mustBeAbsent ? "attribute_not_exists(#val)" : "attribute_exists(#val) AND #ver = :expected";
     const legacy = layout === "legacy";
     const update = `SET #ver = if_not_exists(#ver, :zero) + :one, #val = :val${legacy ? ", #ns = :ns, #k = :k" : ""} REMOVE #tomb`;
@@ -476,16 +443,15 @@ export class DynamoStore implements Store {
         const stored = await this.storedAfterFailure(ns, key, err);
         checkCondition(key, stored, condition); // throws version_mismatch with the current version
         // The re-read says the condition holds now (the key changed in between): try again.
-        if (attempt >= 3) throw versionMismatch(key, stored?.value ? stored.version : 0n, "the key kept changing");
+        if (attempt >= 3) throw versionMismatch(key, liveVersion(stored), "the key kept changing");
       }
     }
   }
 
-  async delete(ns: string, key: string, condition?: Condition): Promise<DeleteResult> {
-    const mustBeAbsent = condition?.kind === "must_not_exist" || (condition?.kind === "expected_version" && condition.version === 0n);
-    if (mustBeAbsent) {
+  async delete(ns: string, key: string, condition: Condition | undefined): Promise<DeleteResult> {
+    if (normalizeCondition(condition)?.kind === "must_not_exist") {
       // Only an absent key passes, and then there is nothing to delete: no write at all.
-      const stored = await this.getRaw(ns, key);
+      const stored = await this.readOne(ns, key);
       checkCondition(key, stored, condition);
       return { deleted: false, version: stored?.version ?? 0n };
     }
@@ -525,13 +491,7 @@ export class DynamoStore implements Store {
     }
   }
 
-  batchWrite(ns: string, ops: WriteOp[]): Promise<WriteOutcome[]> {
-    return runBatch(this, ns, ops, WRITE_CONCURRENCY);
-  }
-
   async applyIfNewer(ns: string, items: RawItem[]): Promise<boolean[]> {
-    for (const item of items) checkValueSize(this, item.key, item.value);
-    if (items.length === 0) return [];
     await this.register(ns);
     const layout = await this.layout("applyIfNewer");
     // BatchWriteItem cannot carry conditions, so: one conditional PutItem per item, in parallel.
@@ -601,7 +561,7 @@ export class DynamoStore implements Store {
       const items = page.Items ?? [];
       const last = !page.LastEvaluatedKey && at.b + total >= count;
       for (let i = 0; i < items.length; i++) {
-        out.push(DynamoStore.toRaw(items[i]!));
+        out.push(DynamoDriver.toRaw(items[i]!));
         if (out.length === limit) {
           return { items: out, cursor: last && i === items.length - 1 ? undefined : encodeCursor({ b: at.b, n: total, s: items[i]!.sk!.S! }) };
         }
@@ -651,7 +611,7 @@ export class DynamoStore implements Store {
       );
       const items = page.Items ?? [];
       for (let i = 0; i < items.length; i++) {
-        out.push(DynamoStore.toRaw(items[i]!));
+        out.push(DynamoDriver.toRaw(items[i]!));
         if (out.length === limit) {
           const done = i === items.length - 1 && !page.LastEvaluatedKey;
           return { items: out, cursor: done ? undefined : encodeCursor({ s: items[i]!.pk!.S! }) };
@@ -678,12 +638,8 @@ export class DynamoStore implements Store {
     return page as ScanPage<Item>;
   }
 
-  async scanRaw(ns: string, options: RawScanOptions): Promise<ScanPage<RawItem>> {
-    const total = options.totalSegments ?? 1;
-    const segment = options.segment ?? 0;
-    if (!Number.isInteger(total) || total < 1 || total > 1_000_000) throw invalidArgument("total_segments", "must be a whole number from 1 to 1000000");
-    if (!Number.isInteger(segment) || segment < 0 || segment >= total) throw invalidArgument("segment", `must be a whole number from 0 to ${total - 1}`);
-    return this.scanItems("scanRaw", ns, options.limit, options.cursor, {}, segment, total);
+  async scanRaw(ns: string, options: RawScanOptions, segment: Segment): Promise<ScanPage<RawItem>> {
+    return this.scanItems("scanRaw", ns, options.limit, options.cursor, {}, segment.segment, segment.total);
   }
 
   /** The size filter runs in DynamoDB; only the few large items come back, values included. */
@@ -746,7 +702,7 @@ export class DynamoStore implements Store {
     const layout = await this.layout("namespaces");
     const out = await this.send(
       "namespaces",
-      (c, o) => c.send(new GetItemCommand({ TableName: this.table, Key: DynamoStore.registryKey(layout), ConsistentRead: true }), o),
+      (c, o) => c.send(new GetItemCommand({ TableName: this.table, Key: DynamoDriver.registryKey(layout), ConsistentRead: true }), o),
       transient,
     );
     return [...(out.Item?.names?.SS ?? [])].sort();
@@ -832,7 +788,7 @@ export class DynamoStore implements Store {
     for await (const items of this.keys("dropNamespace", ns)) {
       const chunks: Attrs[][] = [];
       for (let i = 0; i < items.length; i += 25) chunks.push(items.slice(i, i + 25));
-      await mapLimit(chunks, 4, (chunk) => this.batchDelete(chunk.map(DynamoStore.primaryKey)));
+      await mapLimit(chunks, 4, (chunk) => this.batchDelete(chunk.map(DynamoDriver.primaryKey)));
     }
     const layout = await this.layout("dropNamespace");
     await this.send(
@@ -841,7 +797,7 @@ export class DynamoStore implements Store {
         c.send(
           new UpdateItemCommand({
             TableName: this.table,
-            Key: DynamoStore.registryKey(layout),
+            Key: DynamoDriver.registryKey(layout),
             UpdateExpression: "DELETE #names :ns",
             ExpressionAttributeNames: names("#names"),
             ExpressionAttributeValues: { ":ns": { SS: [ns] } },
@@ -853,16 +809,13 @@ export class DynamoStore implements Store {
   }
 
   private async batchDelete(keys: Attrs[]): Promise<void> {
-    let pending = keys.map((Key) => ({ DeleteRequest: { Key } }));
-    for (let attempt = 1; pending.length > 0; attempt++) {
-      if (attempt > 1) {
-        if (attempt > 8) throw unavailable(this.description, new Error(`${pending.length} deletes stayed unprocessed (throttled)`));
-        await sleep(Math.random() * Math.min(1000, 25 * 2 ** attempt));
-      }
-      const requests = pending;
-      const out = await this.send("dropNamespace", (c, o) => c.send(new BatchWriteItemCommand({ RequestItems: { [this.table]: requests } }), o), transient);
-      pending = (out.UnprocessedItems?.[this.table] ?? []).filter((r) => r.DeleteRequest?.Key).map((r) => ({ DeleteRequest: { Key: r.DeleteRequest!.Key! } }));
-    }
+    await this.untilProcessed(
+      keys.map((Key) => ({ DeleteRequest: { Key } })),
+      async (requests) => {
+        const out = await this.send("dropNamespace", (c, o) => c.send(new BatchWriteItemCommand({ RequestItems: { [this.table]: requests } }), o), transient);
+        return (out.UnprocessedItems?.[this.table] ?? []).filter((r) => r.DeleteRequest?.Key).map((r) => ({ DeleteRequest: { Key: r.DeleteRequest!.Key! } }));
+      },
+    );
   }
 
   async purgeTombstones(ns: string): Promise<number> {
@@ -875,7 +828,7 @@ export class DynamoStore implements Store {
             "purgeTombstones",
             (c, o) =>
               c.send(
-                new DeleteItemCommand({ TableName: this.table, Key: DynamoStore.primaryKey(a), ConditionExpression: guard, ExpressionAttributeNames: names(guard), ExpressionAttributeValues: { ":v": a.ver! } }),
+                new DeleteItemCommand({ TableName: this.table, Key: DynamoDriver.primaryKey(a), ConditionExpression: guard, ExpressionAttributeNames: names(guard), ExpressionAttributeValues: { ":v": a.ver! } }),
                 o,
               ),
             transient,
@@ -894,13 +847,13 @@ export class DynamoStore implements Store {
   async close(): Promise<void> {
     this.client?.destroy();
     this.client = undefined;
-    this.ready = undefined;
+    this.ready.reset();
     this.tableLayout = undefined;
     this.registered.clear();
   }
 }
 
-const OPTIONS = new Set(["region", "endpoint", "create", "timeout_ms"]);
+export class DynamoStore extends KitStore<DynamoDriver> {}
 
 /** dynamodb://TABLE?region=R&endpoint=URL&create=true|false&timeout_ms=5000 (endpoint only for local servers). */
 export function createDynamoStore(url: URL, raw: string): DynamoStore {
@@ -908,14 +861,14 @@ export function createDynamoStore(url: URL, raw: string): DynamoStore {
   if (!/^[A-Za-z0-9_.-]{3,255}$/.test(table)) {
     throw invalidArgument("store", `dynamodb: needs a table name of 3-255 letters, digits, _ . or - (dynamodb://TABLE?region=...), got ${JSON.stringify(table)}`);
   }
-  const q = url.searchParams;
-  for (const name of q.keys()) if (!OPTIONS.has(name)) throw invalidArgument("store", `dynamodb: unknown option ${JSON.stringify(name)}; use ${[...OPTIONS].join(", ")}`);
-  const endpoint = q.get("endpoint") ?? undefined;
+  const o = parseOptions("dynamodb", url, {
+    region: option.passed(),
+    endpoint: option.passed(),
+    create: option.bool(true),
+    timeout_ms: option.int(5000, 1, 600_000),
+  });
+  const endpoint = o.endpoint;
   if (endpoint !== undefined && !/^https?:\/\/[^/]+/.test(endpoint)) throw invalidArgument("store", `dynamodb endpoint must be an http(s) URL, got ${JSON.stringify(endpoint)}`);
-  const create = q.get("create") ?? "true";
-  if (create !== "true" && create !== "false") throw invalidArgument("store", `dynamodb create must be true or false, got ${JSON.stringify(create)}`);
-  const timeoutMs = Number(q.get("timeout_ms") ?? 5000);
-  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw invalidArgument("store", "dynamodb timeout_ms must be a positive whole number of milliseconds");
-  const region = q.get("region") || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined;
-  return new DynamoStore({ table, region, endpoint, create: create === "true", timeoutMs }, raw);
+  const region = o.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined;
+  return new DynamoStore(new DynamoDriver({ table, region, endpoint, create: o.create, timeoutMs: o.timeout_ms }, raw));
 }

@@ -134,8 +134,11 @@ export interface EnvelopeOptions {
   timeoutMs: number;
   /** Failures that may pass on their own (used where the caller says the work is repeatable). */
   isTransient: (err: unknown) => boolean;
-  /** Turns a driver error into a DecantError (default: typed errors pass, the rest are unavailable). */
-  mapError?: (op: string, err: unknown) => DecantError;
+  /**
+   * Turns a driver error into what the call throws: a DecantError (default: typed errors pass,
+   * the rest are unavailable), or an error the backend handles itself (DynamoDB's failed condition).
+   */
+  mapError?: (op: string, err: unknown) => unknown;
   retry?: RetryPolicy;
 }
 
@@ -149,9 +152,10 @@ export class Envelope {
 
   /**
    * `repeatable`: the whole work may run again after a transient failure (reads, idempotent
-   * writes, or work that sends its statement only after the last step that can fail).
+   * writes, or work that sends its statement only after the last step that can fail); a
+   * function says itself which failures may be retried.
    */
-  async run<T>(op: string, work: (deadline: Deadline) => Promise<T>, repeatable = false): Promise<T> {
+  async run<T>(op: string, work: (deadline: Deadline) => Promise<T>, repeatable: boolean | ((err: unknown) => boolean) = false): Promise<T> {
     throwIfCancelled(op);
     const o = this.options;
     try {
@@ -160,7 +164,8 @@ export class Envelope {
           deadline.check();
           return work(deadline);
         };
-        return repeatable ? retry(attempt, o.isTransient, o.retry, deadline.signal) : attempt();
+        if (repeatable === false) return attempt();
+        return retry(attempt, repeatable === true ? o.isTransient : repeatable, o.retry, deadline.signal);
       });
     } catch (err) {
       throw o.mapError ? o.mapError(op, err) : asStoreError(o.store, err);
