@@ -29,9 +29,9 @@ import {
   type AttributeValue,
   type TableDescription,
 } from "@aws-sdk/client-dynamodb";
-import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable, versionMismatch } from "../protocol/errors.js";
+import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable } from "../protocol/errors.js";
 import { decodeCursor, encodeCursor, type Segment } from "../protocol/paging.js";
-import { checkCondition, liveVersion, normalizeCondition } from "../protocol/semantics.js";
+import { checkCondition, conditionalWrite, normalizeCondition, notDeleted, type Attempt } from "../protocol/semantics.js";
 import type { Capabilities } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, type Condition, type DeleteResult, type Item, type LargeValueOptions, type RawItem, type RawScanOptions, type ScanOptions, type ScanPage, type ValueSize } from "../protocol/types.js";
 import { Envelope, isNetworkError, lazy, mapLimit, option, parseOptions, redactUrl, retry, type RetryPolicy } from "./kit.js";
@@ -137,20 +137,23 @@ export interface DynamoOptions {
   timeoutMs: number;
 }
 
+/** What the dynamodb store can do (see Capabilities). */
+const CAPABILITIES: Capabilities = {
+  // Keys are ordered within a bucket only; a merge of 16 Queries would read 16 pages per page.
+  orderedScan: false,
+  segmentedScan: true,
+  // Sized for the legacy layout (the key stored twice, in pk and k; the namespace twice, in pk
+  // and ns), which holds more per item than the bucketed one: true for both.
+  maxValueBytes: (key) => ITEM_LIMIT - FIXED_OVERHEAD - 2 * (MAX_NS_BYTES + 1) - 2 * Buffer.byteLength(key, "utf8"),
+  durable: true,
+  // One conditional PutItem per item, WRITE_CONCURRENCY at a time.
+  applyBatch: { items: 4 * WRITE_CONCURRENCY, bytes: 16 * 1024 * 1024 },
+};
+
 class DynamoDriver implements Driver {
   readonly kind = "dynamodb";
   readonly description: string;
-  readonly capabilities: Capabilities = {
-    // Keys are ordered within a bucket only; a merge of 16 Queries would read 16 pages per page.
-    orderedScan: false,
-    segmentedScan: true,
-    // Sized for the legacy layout (the key stored twice, in pk and k; the namespace twice, in pk
-    // and ns), which holds more per item than the bucketed one: true for both.
-    maxValueBytes: (key) => ITEM_LIMIT - FIXED_OVERHEAD - 2 * (MAX_NS_BYTES + 1) - 2 * Buffer.byteLength(key, "utf8"),
-    durable: true,
-    // One conditional PutItem per item, WRITE_CONCURRENCY at a time.
-    applyBatch: { items: 4 * WRITE_CONCURRENCY, bytes: 16 * 1024 * 1024 },
-  };
+  readonly capabilities = CAPABILITIES;
   /** BatchWriteItem cannot carry conditions: a batch is one UpdateItem per write, this many at a time. */
   readonly batchConcurrency = WRITE_CONCURRENCY;
   private client?: DynamoDBClient;
@@ -402,9 +405,36 @@ class DynamoDriver implements Driver {
     return found;
   }
 
-  /** Reads the item a failed condition saw: from the error (AWS) or, where not returned (dynalite), again. */
-  private async storedAfterFailure(ns: string, key: string, err: { Item?: Attrs }): Promise<RawItem | null> {
-    return err.Item?.sk || err.Item?.k ? DynamoDriver.toRaw(err.Item) : this.readOne(ns, key);
+  /**
+   * One conditional UpdateItem: the new version, or, refused by its condition, the item DynamoDB
+   * saw (AWS returns it; dynalite does not, and conditionalWrite then reads it back). Never
+   * repeated once sent: it may have bumped the version already.
+   */
+  private async update(op: string, layout: DynamoLayout, ns: string, key: string, update: string, guard: string | undefined, values: Attrs): Promise<Attempt<bigint>> {
+    try {
+      const out = await this.send(
+        op,
+        (c, o) =>
+          c.send(
+            new UpdateItemCommand({
+              TableName: this.table,
+              Key: keyOf(layout, ns, key),
+              UpdateExpression: update,
+              ConditionExpression: guard,
+              ExpressionAttributeNames: names(update, guard),
+              ExpressionAttributeValues: values,
+              ReturnValues: "UPDATED_NEW",
+              ReturnValuesOnConditionCheckFailure: guard ? "ALL_OLD" : undefined,
+            }),
+            o,
+          ),
+        notExecuted,
+      );
+      return { done: BigInt(out.Attributes!.ver!.N!) };
+    } catch (err) {
+      if (!isConditionFailed(err)) throw err;
+      return { refused: err.Item?.sk || err.Item?.k ? DynamoDriver.toRaw(err.Item) : undefined };
+    }
   }
 
   async put(ns: string, key: string, value: Buffer, condition: Condition | undefined): Promise<bigint> {
@@ -417,35 +447,7 @@ class DynamoDriver implements Driver {
     const values: Attrs = { ":zero": { N: "0" }, ":one": { N: "1" }, ":val": { B: value } };
     if (legacy) Object.assign(values, { ":ns": { S: ns }, ":k": { S: key } });
     if (condition?.kind === "expected_version" && !mustBeAbsent) values[":expected"] = { N: condition.version.toString() };
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const out = await this.send(
-          "put",
-          (c, o) =>
-            c.send(
-              new UpdateItemCommand({
-                TableName: this.table,
-                Key: keyOf(layout, ns, key),
-                UpdateExpression: update,
-                ConditionExpression: guard,
-                ExpressionAttributeNames: names(update, guard),
-                ExpressionAttributeValues: values,
-                ReturnValues: "UPDATED_NEW",
-                ReturnValuesOnConditionCheckFailure: guard ? "ALL_OLD" : undefined,
-              }),
-              o,
-            ),
-          notExecuted, // never repeat a write that may have bumped the version already
-        );
-        return BigInt(out.Attributes!.ver!.N!);
-      } catch (err) {
-        if (!isConditionFailed(err)) throw err;
-        const stored = await this.storedAfterFailure(ns, key, err);
-        checkCondition(key, stored, condition); // throws version_mismatch with the current version
-        // The re-read says the condition holds now (the key changed in between): try again.
-        if (attempt >= 3) throw versionMismatch(key, liveVersion(stored), "the key kept changing");
-      }
-    }
+    return conditionalWrite(key, condition, () => this.update("put", layout, ns, key, update, guard, values), () => this.readOne(ns, key));
   }
 
   async delete(ns: string, key: string, condition: Condition | undefined): Promise<DeleteResult> {
@@ -460,35 +462,11 @@ class DynamoDriver implements Driver {
     const guard = condition ? "attribute_exists(#val) AND #ver = :expected" : "attribute_exists(#val)";
     const values: Attrs = { ":one": { N: "1" }, ":true": { BOOL: true } };
     if (condition?.kind === "expected_version") values[":expected"] = { N: condition.version.toString() };
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const out = await this.send(
-          "delete",
-          (c, o) =>
-            c.send(
-              new UpdateItemCommand({
-                TableName: this.table,
-                Key: keyOf(layout, ns, key),
-                UpdateExpression: update,
-                ConditionExpression: guard,
-                ExpressionAttributeNames: names(update, guard),
-                ExpressionAttributeValues: values,
-                ReturnValues: "UPDATED_NEW",
-                ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-              }),
-              o,
-            ),
-          notExecuted,
-        );
-        return { deleted: true, version: BigInt(out.Attributes!.ver!.N!) };
-      } catch (err) {
-        if (!isConditionFailed(err)) throw err;
-        const stored = await this.storedAfterFailure(ns, key, err);
-        checkCondition(key, stored, condition);
-        if (!stored || stored.value === null) return { deleted: false, version: stored?.version ?? 0n };
-        if (attempt >= 3) throw versionMismatch(key, stored.version, "the key kept changing");
-      }
-    }
+    const attempt = async (): Promise<Attempt<DeleteResult>> => {
+      const r = await this.update("delete", layout, ns, key, update, guard, values);
+      return "done" in r ? { done: { deleted: true, version: r.done } } : r;
+    };
+    return conditionalWrite(key, condition, attempt, () => this.readOne(ns, key), notDeleted);
   }
 
   async applyIfNewer(ns: string, items: RawItem[]): Promise<boolean[]> {
@@ -719,28 +697,16 @@ class DynamoDriver implements Driver {
     const began = Date.now();
     let seen = 0;
     for (let b = 0; b < count; b++) {
-      let start: Attrs | undefined;
-      do {
-        const from = start;
-        const page = await this.send(
-          "estimateCount",
-          (c, o) =>
-            c.send(
-              new QueryCommand({
-                TableName: this.table,
-                Select: "COUNT",
-                KeyConditionExpression: "#pk = :pk",
-                ExpressionAttributeNames: names("#pk"),
-                ExpressionAttributeValues: { ":pk": { S: `${ns}#${b}` } },
-                ExclusiveStartKey: from,
-              }),
-              o,
-            ),
-          transient,
-        );
-        seen += page.Count ?? 0;
-        start = page.LastEvaluatedKey;
-      } while (start && Date.now() - began < this.options.timeoutMs / 2);
+      const query = (from: Attrs | undefined) =>
+        new QueryCommand({
+          TableName: this.table,
+          Select: "COUNT",
+          KeyConditionExpression: "#pk = :pk",
+          ExpressionAttributeNames: names("#pk"),
+          ExpressionAttributeValues: { ":pk": { S: `${ns}#${b}` } },
+          ExclusiveStartKey: from,
+        });
+      seen += await this.countPages(query, began);
       if (seen >= COUNT_SAMPLE || Date.now() - began >= this.options.timeoutMs / 2) return Math.round((seen * count) / (b + 1));
     }
     return seen;
@@ -754,33 +720,31 @@ class DynamoDriver implements Driver {
   private async estimateLegacyCount(ns: string): Promise<number> {
     const table = await this.send("estimateCount", (c, o) => c.send(new DescribeTableCommand({ TableName: this.table }), o), transient);
     const total = Math.max(1, Math.min(1_000_000, Math.ceil((table.Table?.ItemCount ?? 0) / COUNT_SAMPLE)));
-    const began = Date.now();
+    const scan = (from: Attrs | undefined) =>
+      new ScanCommand({
+        TableName: this.table,
+        Select: "COUNT",
+        ExclusiveStartKey: from,
+        FilterExpression: "#ns = :ns",
+        ExpressionAttributeNames: names("#ns"),
+        ExpressionAttributeValues: { ":ns": { S: ns } },
+        Segment: total > 1 ? 0 : undefined,
+        TotalSegments: total > 1 ? total : undefined,
+      });
+    return (await this.countPages(scan, Date.now())) * total;
+  }
+
+  /** Counts what a COUNT Query or Scan finds, page by page, until it ends or half of timeout_ms has passed since `began`. */
+  private async countPages(command: (from: Attrs | undefined) => QueryCommand | ScanCommand, began: number): Promise<number> {
     let count = 0;
     let start: Attrs | undefined;
     do {
       const from = start;
-      const page = await this.send(
-        "estimateCount",
-        (c, o) =>
-          c.send(
-            new ScanCommand({
-              TableName: this.table,
-              Select: "COUNT",
-              ExclusiveStartKey: from,
-              FilterExpression: "#ns = :ns",
-              ExpressionAttributeNames: names("#ns"),
-              ExpressionAttributeValues: { ":ns": { S: ns } },
-              Segment: total > 1 ? 0 : undefined,
-              TotalSegments: total > 1 ? total : undefined,
-            }),
-            o,
-          ),
-        transient,
-      );
+      const page = await this.send("estimateCount", (c, o) => c.send(command(from) as QueryCommand, o), transient);
       count += page.Count ?? 0;
       start = page.LastEvaluatedKey;
     } while (start && Date.now() - began < this.options.timeoutMs / 2);
-    return count * total;
+    return count;
   }
 
   async dropNamespace(ns: string): Promise<void> {

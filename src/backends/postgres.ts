@@ -29,9 +29,9 @@
 import pg from "pg";
 import { to as copyTo } from "pg-copy-streams";
 import { throwIfCancelled } from "../protocol/call.js";
-import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable, versionMismatch } from "../protocol/errors.js";
+import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable } from "../protocol/errors.js";
 import { keyAfter, pageOf, prefixEnd, type Segment } from "../protocol/paging.js";
-import { checkCondition, liveVersion, normalizeCondition, refuseIfFenced } from "../protocol/semantics.js";
+import { conditionalWrite, normalizeCondition, notDeleted, refuseIfFenced, type Attempt } from "../protocol/semantics.js";
 import type { Capabilities } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize } from "../protocol/types.js";
 import { chunkBy, codeOf, Envelope, isNetworkError, lazy, option, parseOptions, redactUrl, retry, type Deadline } from "./kit.js";
@@ -78,18 +78,21 @@ export interface PostgresOptions {
 
 const toRaw = (r: Row): RawItem => ({ key: r.key, value: r.value === null ? null : Buffer.from(r.value, "base64"), version: BigInt(r.version) });
 
+/** What the postgres store can do (see Capabilities). */
+const CAPABILITIES: Capabilities = {
+  orderedScan: true,
+  segmentedScan: true,
+  maxValueBytes: () => MAX_VALUE_BYTES,
+  durable: true,
+  maxVersion: MAX_VERSION, // a signed 64-bit column
+  fencing: true,
+  applyBatch: APPLY_BATCH,
+};
+
 class PostgresDriver implements Driver {
   readonly kind = "postgres";
   readonly description: string;
-  readonly capabilities: Capabilities = {
-    orderedScan: true,
-    segmentedScan: true,
-    maxValueBytes: () => MAX_VALUE_BYTES,
-    durable: true,
-    maxVersion: MAX_VERSION, // a signed 64-bit column
-    fencing: true,
-    applyBatch: APPLY_BATCH,
-  };
+  readonly capabilities = CAPABILITIES;
   /** Not atomic by contract; runBatch keeps per-key order and runs keys in parallel. */
   readonly batchConcurrency: number;
   private readonly t: string; // "schema"."table", quoted (names are validated, so quoting is safe)
@@ -284,7 +287,7 @@ class PostgresDriver implements Driver {
       ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, version = t.version + 1`;
     // Each statement checks its condition and writes atomically (the row is locked by the
     // upsert/update); the follow-up read only builds the error.
-    for (let attempt = 1; ; attempt++) {
+    const attempt = async (): Promise<Attempt<bigint>> => {
       let version: string | undefined;
       if (!cond) version = await this.write("put", fence, (g) => `${upsert(g)} RETURNING version`, [ns, key, value], "decant_put");
       else if (cond.kind === "must_not_exist") version = await this.write("put", fence, (g) => `${upsert(g)} WHERE t.value IS NULL RETURNING version`, [ns, key, value], "decant_put_new");
@@ -292,30 +295,25 @@ class PostgresDriver implements Driver {
         const sql = (g?: string) => `UPDATE ${this.t} SET value = $3, version = version + 1 WHERE ns = $1 AND key = $2 AND value IS NOT NULL AND version = $4${and(g)} RETURNING version`;
         version = await this.write("put", fence, sql, [ns, key, value, String(cond.version)], "decant_put_if");
       } else await this.refuseIfFenced("put", fence);
-      if (version !== undefined) return BigInt(version);
-      const stored = await this.readOne(ns, key);
-      checkCondition(key, stored, cond); // throws the version_mismatch with the current version
-      // The condition holds again (the key changed between the two statements): write again.
-      if (attempt >= 3) throw versionMismatch(key, liveVersion(stored), "the key kept changing during the write");
-    }
+      return version === undefined ? { refused: undefined } : { done: BigInt(version) };
+    };
+    return conditionalWrite(key, cond, attempt, () => this.readOne(ns, key));
   }
 
   async delete(ns: string, key: string, condition: Condition | undefined, fence: number | undefined): Promise<DeleteResult> {
     const cond = normalizeCondition(condition);
-    for (let attempt = 1; ; attempt++) {
+    const attempt = async (): Promise<Attempt<DeleteResult>> => {
       // must_not_exist on a delete can only succeed when there is nothing to delete.
-      if (cond?.kind !== "must_not_exist" && !(cond && cond.version > MAX_VERSION)) {
-        const check = cond ? " AND version = $3" : "";
-        const sql = (g?: string) => `UPDATE ${this.t} SET value = NULL, version = version + 1 WHERE ns = $1 AND key = $2 AND value IS NOT NULL${check}${and(g)} RETURNING version`;
-        const version = await this.write("delete", fence, sql, cond ? [ns, key, String(cond.version)] : [ns, key], cond ? "decant_delete_if" : "decant_delete");
-        if (version !== undefined) return { deleted: true, version: BigInt(version) };
-      } else await this.refuseIfFenced("delete", fence);
-      const stored = await this.readOne(ns, key);
-      checkCondition(key, stored, cond);
-      if (stored?.value == null) return { deleted: false, version: stored?.version ?? 0n };
-      // Live now and the condition holds: it was (re)written between the statements.
-      if (attempt >= 3) throw versionMismatch(key, stored.version, "the key kept changing during the delete");
-    }
+      if (cond?.kind === "must_not_exist" || (cond && cond.version > MAX_VERSION)) {
+        await this.refuseIfFenced("delete", fence);
+        return { refused: undefined };
+      }
+      const check = cond ? " AND version = $3" : "";
+      const sql = (g?: string) => `UPDATE ${this.t} SET value = NULL, version = version + 1 WHERE ns = $1 AND key = $2 AND value IS NOT NULL${check}${and(g)} RETURNING version`;
+      const version = await this.write("delete", fence, sql, cond ? [ns, key, String(cond.version)] : [ns, key], cond ? "decant_delete_if" : "decant_delete");
+      return version === undefined ? { refused: undefined } : { done: { deleted: true, version: BigInt(version) } };
+    };
+    return conditionalWrite(key, cond, attempt, () => this.readOne(ns, key), notDeleted);
   }
 
   /**
@@ -530,10 +528,11 @@ class PostgresDriver implements Driver {
     }
   }
 
+  /** Ends the pool; a later call opens a new one (and checks the schema again). */
   async close(): Promise<void> {
+    this.schema.reset();
     const pool = this.pool;
     this.pool = undefined;
-    this.schema.reset();
     await pool?.end();
   }
 }

@@ -221,18 +221,21 @@ function isTransient(err: unknown): boolean {
   return /Connection is closed|Stream isn't writeable|max retries per request|^(LOADING|BUSY|TRYAGAIN|MASTERDOWN|READONLY)\b/.test(message);
 }
 
+/** What the redis store can do (see Capabilities). */
+const CAPABILITIES: Capabilities = {
+  orderedScan: true,
+  segmentedScan: false,
+  // Redis holds up to 512 MB per value, but one huge value stalls the single-threaded server for everyone.
+  maxValueBytes: () => 16 * 1024 * 1024,
+  durable: true,
+  fencing: true,
+  applyBatch: { items: CHUNK_ITEMS, bytes: CHUNK_BYTES },
+};
+
 class RedisDriver implements Driver {
   readonly kind = "redis";
   readonly description: string;
-  readonly capabilities: Capabilities = {
-    orderedScan: true,
-    segmentedScan: false,
-    // Redis holds up to 512 MB per value, but one huge value stalls the single-threaded server for everyone.
-    maxValueBytes: () => 16 * 1024 * 1024,
-    durable: true,
-    fencing: true,
-    applyBatch: { items: CHUNK_ITEMS, bytes: CHUNK_BYTES },
-  };
+  readonly capabilities = CAPABILITIES;
   private readonly calls: Envelope;
   private client?: Redis;
   private connecting?: Promise<void>;

@@ -58,18 +58,21 @@ function makeDirectory(path: string): void {
   mkdirSync(dir);
 }
 
+/** What the sqlite store can do (see Capabilities). */
+const CAPABILITIES: Capabilities = {
+  orderedScan: true,
+  segmentedScan: false,
+  maxValueBytes: () => 64 * 1024 * 1024,
+  durable: true,
+  maxVersion: 2n ** 63n - 1n, // a signed 64-bit column
+  fencing: true, // the fence is read inside each write's IMMEDIATE transaction
+  applyBatch: { items: 4096, bytes: 16 * 1024 * 1024 }, // one transaction per call: bounded so other writers wait little
+};
+
 class SqliteDriver implements Driver {
   readonly kind = "sqlite";
   readonly description: string;
-  readonly capabilities: Capabilities = {
-    orderedScan: true,
-    segmentedScan: false,
-    maxValueBytes: () => 64 * 1024 * 1024,
-    durable: true,
-    maxVersion: 2n ** 63n - 1n, // a signed 64-bit column
-    fencing: true, // the fence is read inside each write's IMMEDIATE transaction
-    applyBatch: { items: 4096, bytes: 16 * 1024 * 1024 }, // one transaction per call: bounded so other writers wait little
-  };
+  readonly capabilities = CAPABILITIES;
   private db?: BetterSqlite3.Database;
   private stmts?: ReturnType<SqliteDriver["prepare"]>;
 

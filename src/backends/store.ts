@@ -10,10 +10,7 @@ import type { Capabilities, Store } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
 
 /** What a backend supplies. Inputs arrive checked: keys distinct, sizes, versions, epochs and segments valid. */
-export interface Driver {
-  readonly kind: string;
-  readonly description: string;
-  readonly capabilities: Capabilities;
+export interface Driver extends Pick<Store, "kind" | "description" | "capabilities" | "scan" | "largeValues" | "namespaces" | "estimateCount" | "dropNamespace" | "purgeTombstones" | "close"> {
   /** The raw items (tombstones included) of distinct keys; absent keys are left out; any order. */
   readRaw(ns: string, keys: string[]): Promise<RawItem[]>;
   /** One key's raw item (default: readRaw of one key). */
@@ -27,17 +24,10 @@ export interface Driver {
    */
   writeBatch?(ns: string, ops: WriteOp[]): Promise<WriteOutcome[]>;
   readonly batchConcurrency?: number;
-  scan(ns: string, options: ScanOptions): Promise<ScanPage<Item>>;
   applyIfNewer(ns: string, items: RawItem[], fence: number | undefined): Promise<boolean[]>;
   scanRaw(ns: string, options: RawScanOptions, segment: Segment): Promise<ScanPage<RawItem>>;
-  largeValues(ns: string, options: LargeValueOptions): Promise<ScanPage<ValueSize>>;
-  namespaces(): Promise<string[]>;
-  estimateCount(ns: string): Promise<number>;
-  dropNamespace(ns: string): Promise<void>;
-  purgeTombstones(ns: string): Promise<number>;
   /** Only where capabilities.fencing. */
   raiseFence?(epoch: number): Promise<number>;
-  close(): Promise<void>;
 }
 
 /**

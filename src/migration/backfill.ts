@@ -3,6 +3,7 @@
 // write nor resurrect a deleted key (DESIGN.md §4). One runner across replicas holds a lease
 // in the control store; the cursor is checkpointed after every round, so a killed runner's
 // successor resumes where it stopped. Memory stays flat: it streams pages.
+import { applyChunkSize } from "../protocol/batch.js";
 import { DecantError, describe as describeError } from "../protocol/errors.js";
 import type { Store } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, type RawItem, type ScanPage } from "../protocol/types.js";
@@ -63,7 +64,7 @@ class Writer {
   constructor(private readonly target: Store, private readonly ns: string, private readonly concurrency: number) {}
 
   async write(items: RawItem[]): Promise<void> {
-    const chunk = 2 ** Math.max(0, Math.floor(Math.log2(Math.ceil(items.length / this.concurrency))));
+    const chunk = applyChunkSize(items, this.concurrency, this.target.capabilities.applyBatch);
     for (let at = 0; at < items.length && this.failure === undefined; at += chunk) {
       while (this.inFlight.size >= this.concurrency) await Promise.race(this.inFlight);
       const part = items.slice(at, at + chunk);

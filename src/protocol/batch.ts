@@ -12,7 +12,7 @@
 import { callSignal, detached, throwIfCancelled } from "./call.js";
 import { isDecantError, type DecantError, type ErrorKind } from "./errors.js";
 import type { Store } from "./store.js";
-import type { WriteOp, WriteOutcome } from "./types.js";
+import type { RawItem, WriteOp, WriteOutcome } from "./types.js";
 
 /** The error kinds that are one write's own result in a BatchWrite. */
 export const ITEM_ERROR_KINDS: ReadonlySet<ErrorKind> = new Set<ErrorKind>(["invalid_argument", "version_mismatch"]);
@@ -84,12 +84,15 @@ export interface BatchLimits {
 }
 
 /**
- * How many items of `count` (averaging `itemBytes` each) to hand to one applyIfNewer call when
- * `concurrency` calls run at once: an even share, within the store's declared limits, rounded
- * down to a power of two (SQL stores prepare one statement per size, see postgres.ts).
+ * How many of `items` to hand to one applyIfNewer call when `concurrency` calls run at once: an
+ * even share, within the store's declared limits (items, and bytes at the items' average size),
+ * rounded down to a power of two (SQL stores prepare one statement per size, see postgres.ts).
  */
-export function applyChunkSize(count: number, concurrency: number, limits: BatchLimits | undefined, itemBytes = 0): number {
-  let n = Math.ceil(count / Math.max(1, concurrency));
-  if (limits) n = Math.min(n, limits.items, itemBytes > 0 ? Math.floor(limits.bytes / itemBytes) : limits.items);
+export function applyChunkSize(items: RawItem[], concurrency: number, limits: BatchLimits | undefined): number {
+  let n = Math.ceil(items.length / Math.max(1, concurrency));
+  if (limits) {
+    const bytes = items.reduce((sum, i) => sum + Buffer.byteLength(i.key) + (i.value?.length ?? 0), 0) / Math.max(1, items.length);
+    n = Math.min(n, limits.items, bytes > 0 ? Math.floor(limits.bytes / bytes) : limits.items);
+  }
   return 2 ** Math.max(0, Math.floor(Math.log2(Math.max(1, n))));
 }

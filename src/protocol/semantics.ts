@@ -2,7 +2,7 @@
 // value sizes, fence epochs. Backends decide with these functions, so a decision reads the
 // same whatever database holds the item.
 import { fenced, invalidArgument, versionMismatch } from "./errors.js";
-import type { Condition, Item, RawItem, WriteOp, WriteOutcome } from "./types.js";
+import type { Condition, DeleteResult, Item, RawItem, WriteOp, WriteOutcome } from "./types.js";
 
 /** The live version of a stored item: 0n when never written or a tombstone. */
 export const liveVersion = (stored: RawItem | null): bigint => (stored !== null && stored.value !== null ? stored.version : 0n);
@@ -78,3 +78,33 @@ export function checkEpoch(epoch: number | undefined): void {
 export function refuseIfFenced(store: string, epoch: number | undefined, fence: bigint | number | null): void {
   if (epoch !== undefined && fence !== null && BigInt(fence) > BigInt(epoch)) throw fenced(store, epoch, fence);
 }
+
+/** One attempt of a write whose condition the store checks itself: done, or refused (with the item it saw, if it says). */
+export type Attempt<T> = { done: T } | { refused: RawItem | null | undefined };
+
+/**
+ * A write the store conditions itself (SQL WHERE, DynamoDB ConditionExpression): when the store
+ * refuses it, the key is read back to build the version_mismatch; if the condition holds on what
+ * was read (the key changed in between) the write is tried again, three times at most. `settle`
+ * may answer from the item read back instead (a delete of an absent key writes nothing).
+ */
+export async function conditionalWrite<T>(
+  key: string,
+  condition: Condition | undefined,
+  attempt: () => Promise<Attempt<T>>,
+  readBack: () => Promise<RawItem | null>,
+  settle: (stored: RawItem | null) => T | undefined = () => undefined,
+): Promise<T> {
+  for (let n = 1; ; n++) {
+    const r = await attempt();
+    if ("done" in r) return r.done;
+    const stored = r.refused !== undefined ? r.refused : await readBack();
+    checkCondition(key, stored, condition); // throws the version_mismatch with the current version
+    const settled = settle(stored);
+    if (settled !== undefined) return settled;
+    if (n >= 3) throw versionMismatch(key, liveVersion(stored), "the key kept changing during the write");
+  }
+}
+
+/** What a delete that wrote nothing answers, from the stored item: undefined while the key is live. */
+export const notDeleted = (stored: RawItem | null): DeleteResult | undefined => (stored === null || stored.value === null ? { deleted: false, version: stored?.version ?? 0n } : undefined);
