@@ -36,7 +36,7 @@
 import { Redis } from "ioredis";
 import { settleSync } from "../protocol/batch.js";
 import { throwIfCancelled } from "../protocol/call.js";
-import { DecantError, invalidArgument, isDecantError, unavailable } from "../protocol/errors.js";
+import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable } from "../protocol/errors.js";
 import { encodeCursor, keyAfter, pageOf, prefixEnd, type Segment } from "../protocol/paging.js";
 import { checkCondition, liveItems, refuseIfFenced } from "../protocol/semantics.js";
 import type { Capabilities } from "../protocol/store.js";
@@ -213,6 +213,13 @@ const CHUNK_ITEMS = 200;
 const CHUNK_BYTES = 8 * 1024 * 1024;
 const PURGE_CHUNK = 500;
 
+/** A server that accepted the connection said nothing (no handshake answer) within timeout_ms. */
+class ConnectTimeout extends Error {
+  constructor(ms: number) {
+    super(`no answer while connecting within ${ms} ms`);
+  }
+}
+
 /** Errors that may pass on their own (and a call that failed with them may be repeated if idempotent). */
 function isTransient(err: unknown): boolean {
   if (isDecantError(err)) return false;
@@ -249,7 +256,7 @@ class RedisDriver implements Driver {
     description: string,
   ) {
     this.description = description;
-    this.calls = new Envelope({ store: description, timeoutMs: options.timeoutMs, isTransient, mapError: (_op, err) => this.mapError(err) });
+    this.calls = new Envelope({ store: description, timeoutMs: options.timeoutMs, isTransient, mapError: (op, err) => this.mapError(op, err) });
   }
 
   // ---- connection -------------------------------------------------------------------------
@@ -300,13 +307,13 @@ class RedisDriver implements Driver {
         // Leave it in "end", so the next call starts a fresh attempt. (Not when already ended:
         // disconnect() would then mark the next attempt as manually closed and hide its error.)
         if (client.status !== "end") client.disconnect();
-        reject(this.lastError ?? err);
+        reject(err instanceof ConnectTimeout ? err : (this.lastError ?? err));
       };
       const onReady = () => finish();
       const onEnd = () => finish(new Error("Connection is closed."));
       // The TCP connect and the handshake (AUTH, SELECT, ready check) together get timeout_ms: a
       // server that accepts but never answers must not leave a connection hanging.
-      const timer = setTimeout(() => finish(new Error(`no answer while connecting within ${this.options.timeoutMs} ms`)), this.options.timeoutMs);
+      const timer = setTimeout(() => finish(new ConnectTimeout(this.options.timeoutMs)), this.options.timeoutMs);
       client.once("ready", onReady);
       client.once("end", onEnd);
       if (client.status === "wait" || client.status === "end") client.connect().catch(() => undefined);
@@ -331,8 +338,10 @@ class RedisDriver implements Driver {
     );
   }
 
-  private mapError(err: unknown): DecantError {
+  private mapError(op: string, err: unknown): DecantError {
     if (isDecantError(err)) return err;
+    // The server accepted the connection and never answered: a timeout, like any other.
+    if (err instanceof ConnectTimeout) return deadlineExceeded(this.description, op, this.options.timeoutMs);
     const cause = err instanceof Error && err.message === "Connection is closed." && this.lastError ? this.lastError : err;
     return unavailable(this.description, cause);
   }

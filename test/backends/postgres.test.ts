@@ -60,7 +60,10 @@ if (ok) {
     });
   });
 
-  conformance("postgres", { open: () => openStore(pgUrl({ table, application_name: appName })) });
+  conformance("postgres", {
+    open: () => openStore(pgUrl({ table, application_name: appName })),
+    serverUrl: (host, port, password, timeoutMs) => `postgres://postgres:${password}@${host}:${port}/decant_test?timeout_ms=${timeoutMs}`,
+  });
 
   describe("postgres specifics", function () {
     let store: Store;
