@@ -34,7 +34,7 @@ import { decodeCursor, encodeCursor, type Segment } from "../protocol/paging.js"
 import { checkCondition, conditionalWrite, normalizeCondition, notDeleted, type Attempt } from "../protocol/semantics.js";
 import type { Capabilities } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, type Condition, type DeleteResult, type Item, type LargeValueOptions, type RawItem, type RawScanOptions, type ScanOptions, type ScanPage, type ValueSize } from "../protocol/types.js";
-import { Envelope, isNetworkError, lazy, mapLimit, option, parseOptions, redactUrl, retry, type RetryPolicy } from "./kit.js";
+import { chunkBy, Envelope, isNetworkError, lazy, mapLimit, option, parseOptions, redactUrl, retry, type RetryPolicy } from "./kit.js";
 import { KitStore, type Driver } from "./store.js";
 
 type Attrs = Record<string, AttributeValue>;
@@ -385,10 +385,8 @@ class DynamoDriver implements Driver {
   async readRaw(ns: string, keys: string[]): Promise<RawItem[]> {
     const layout = await this.layout("batchGet");
     const projection = `#${DynamoDriver.keyAttr(layout)}, #ver, #val`;
-    const chunks: string[][] = [];
-    for (let i = 0; i < keys.length; i += 100) chunks.push(keys.slice(i, i + 100));
     const found: RawItem[] = [];
-    await mapLimit(chunks, 4, (chunk) =>
+    await mapLimit(chunkBy(keys, () => 0, 100), 4, (chunk) =>
       this.untilProcessed(
         chunk.map((k) => keyOf(layout, ns, k)),
         async (pending) => {
@@ -750,9 +748,7 @@ class DynamoDriver implements Driver {
   async dropNamespace(ns: string): Promise<void> {
     this.registered.delete(ns);
     for await (const items of this.keys("dropNamespace", ns)) {
-      const chunks: Attrs[][] = [];
-      for (let i = 0; i < items.length; i += 25) chunks.push(items.slice(i, i + 25));
-      await mapLimit(chunks, 4, (chunk) => this.batchDelete(chunk.map(DynamoDriver.primaryKey)));
+      await mapLimit(chunkBy(items, () => 0, 25), 4, (chunk) => this.batchDelete(chunk.map(DynamoDriver.primaryKey)));
     }
     const layout = await this.layout("dropNamespace");
     await this.send(
