@@ -54,13 +54,16 @@ export class KitStore<D extends Driver = Driver> implements Store {
   }
 
   async get(ns: string, key: string): Promise<Item | null> {
-    return liveItem(await this.getRaw(ns, key));
+    return liveItem(await this.readOne(ns, key));
   }
 
-  async getRaw(ns: string, key: string): Promise<RawItem | null> {
+  getRaw(ns: string, key: string): Promise<RawItem | null> {
+    return this.readOne(ns, key);
+  }
+
+  private async readOne(ns: string, key: string): Promise<RawItem | null> {
     throwIfCancelled("get");
-    if (this.driver.readOne) return this.driver.readOne(ns, key);
-    return (await this.driver.readRaw(ns, [key]))[0] ?? null;
+    return this.driver.readOne ? this.driver.readOne(ns, key) : ((await this.driver.readRaw(ns, [key]))[0] ?? null);
   }
 
   async batchGet(ns: string, keys: string[]): Promise<Item[]> {
