@@ -93,6 +93,7 @@ class Writer {
 
 export class Backfill {
   private running?: Promise<void>;
+  private takingOver = false;
   private stopRequested = false;
   /** Latency of live primary writes (EWMA, ms), fed by the write path, for throttling. */
   private liveLatency = 0;
@@ -173,7 +174,16 @@ export class Backfill {
    * replica with the target, in a phase the backfill runs in, for this migration attempt.
    */
   async maybeTakeOver(): Promise<void> {
-    if (this.running || this.stopRequested || !this.c.target || !backfillAllowed(this.c.phase)) return;
+    if (this.running || this.takingOver || this.stopRequested || !this.c.target || !backfillAllowed(this.c.phase)) return;
+    this.takingOver = true; // two calls at once (start and the heartbeat tick) must not start two runners
+    try {
+      await this.takeOver();
+    } finally {
+      this.takingOver = false;
+    }
+  }
+
+  private async takeOver(): Promise<void> {
     const rec = await this.read();
     if (!rec || rec.value.state !== "running" || rec.value.attempt !== this.c.attempt) return;
     if (rec.value.runner && rec.value.runner !== this.c.replicaId && (rec.value.leaseUntil ?? 0) > Date.now()) return;
