@@ -24,6 +24,7 @@ import {
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
+  type QueryCommandOutput,
   ScanCommand,
   UpdateItemCommand,
   type AttributeValue,
@@ -514,26 +515,18 @@ class DynamoDriver implements Driver {
     let evaluate = Math.min(MAX_EVALUATED, limit + 1);
     const out: RawItem[] = [];
     while (at.b < count) {
-      const from = at;
-      const page = await this.send(
-        op,
-        (c, o) =>
-          c.send(
-            new QueryCommand({
-              TableName: this.table,
-              KeyConditionExpression: keyCondition,
-              FilterExpression: spec.filter,
-              ProjectionExpression: projection,
-              ExpressionAttributeNames: names(keyCondition, spec.filter, projection),
-              ExpressionAttributeValues: { ":pk": { S: `${ns}#${from.b}` }, ...(spec.prefix ? { ":prefix": { S: spec.prefix } } : {}), ...spec.values },
-              ExclusiveStartKey: from.s === undefined ? undefined : { pk: { S: `${ns}#${from.b}` }, sk: { S: from.s } },
-              Limit: evaluate,
-              ConsistentRead: true,
-            }),
-            o,
-          ),
-        transient,
-      );
+      const query = new QueryCommand({
+        TableName: this.table,
+        KeyConditionExpression: keyCondition,
+        FilterExpression: spec.filter,
+        ProjectionExpression: projection,
+        ExpressionAttributeNames: names(keyCondition, spec.filter, projection),
+        ExpressionAttributeValues: { ":pk": { S: `${ns}#${at.b}` }, ...(spec.prefix ? { ":prefix": { S: spec.prefix } } : {}), ...spec.values },
+        ExclusiveStartKey: at.s === undefined ? undefined : { pk: { S: `${ns}#${at.b}` }, sk: { S: at.s } },
+        Limit: evaluate,
+        ConsistentRead: true,
+      });
+      const page = await this.readPage(op, query);
       const items = page.Items ?? [];
       const last = !page.LastEvaluatedKey && at.b + total >= count;
       for (let i = 0; i < items.length; i++) {
@@ -564,27 +557,19 @@ class DynamoDriver implements Driver {
     let evaluate = Math.min(MAX_EVALUATED, limit + 1);
     const out: RawItem[] = [];
     for (;;) {
-      const from = start;
-      const page = await this.send(
-        op,
-        (c, o) =>
-          c.send(
-            new ScanCommand({
-              TableName: this.table,
-              Limit: evaluate,
-              ExclusiveStartKey: from === undefined ? undefined : { pk: { S: from } },
-              FilterExpression: filterExpression,
-              ProjectionExpression: projection,
-              ExpressionAttributeNames: names(filterExpression, projection),
-              ExpressionAttributeValues: this.legacyValues(ns, spec),
-              ConsistentRead: true,
-              Segment: segment?.segment,
-              TotalSegments: segment?.total,
-            }),
-            o,
-          ),
-        transient,
-      );
+      const scan = new ScanCommand({
+        TableName: this.table,
+        Limit: evaluate,
+        ExclusiveStartKey: start === undefined ? undefined : { pk: { S: start } },
+        FilterExpression: filterExpression,
+        ProjectionExpression: projection,
+        ExpressionAttributeNames: names(filterExpression, projection),
+        ExpressionAttributeValues: this.legacyValues(ns, spec),
+        ConsistentRead: true,
+        Segment: segment?.segment,
+        TotalSegments: segment?.total,
+      });
+      const page = await this.readPage(op, scan);
       const items = page.Items ?? [];
       for (let i = 0; i < items.length; i++) {
         out.push(DynamoDriver.toRaw(items[i]!));
@@ -732,13 +717,18 @@ class DynamoDriver implements Driver {
     return (await this.countPages(scan, Date.now())) * total;
   }
 
+  /** One page of a Query or a Scan (reads: retried while the failure may pass). */
+  private readPage(op: string, command: QueryCommand | ScanCommand): Promise<QueryCommandOutput> {
+    return this.send(op, (c, o) => c.send(command as QueryCommand, o), transient);
+  }
+
   /** Counts what a COUNT Query or Scan finds, page by page, until it ends or half of timeout_ms has passed since `began`. */
   private async countPages(command: (from: Attrs | undefined) => QueryCommand | ScanCommand, began: number): Promise<number> {
     let count = 0;
     let start: Attrs | undefined;
     do {
       const from = start;
-      const page = await this.send("estimateCount", (c, o) => c.send(command(from) as QueryCommand, o), transient);
+      const page = await this.readPage("estimateCount", command(from));
       count += page.Count ?? 0;
       start = page.LastEvaluatedKey;
     } while (start && Date.now() - began < this.options.timeoutMs / 2);
