@@ -193,16 +193,21 @@ class DynamoDriver implements Driver {
 
   /** One bounded SDK round trip (with retries where `retryOn` allows); errors become DecantErrors, a failed condition stays itself. */
   private async send<T>(op: string, run: (c: DynamoDBClient, o: { abortSignal: AbortSignal }) => Promise<T>, retryOn: (e: unknown) => boolean, ensure = true): Promise<T> {
+    // Set while the retries wait out a throttle (no attempt in flight, nothing applied): a deadline
+    // then is the store refusing us, UNAVAILABLE with its reason, not a store that did not answer.
+    let throttled: unknown;
     try {
       return await this.calls.run(
         op,
         async (deadline) => {
           if (ensure) await this.ready.get();
+          throttled = undefined;
           return run(this.db(), { abortSignal: deadline.signal });
         },
-        retryOn,
+        (e) => ((throttled = notExecuted(e) ? e : undefined), retryOn(e)),
       );
     } catch (err) {
+      if (throttled !== undefined && isDecantError(err, "deadline_exceeded")) throw unavailable(this.description, throttled);
       // The table was deleted under us: check (and maybe create) it again next time.
       if (ensure && isDecantError(err) && errName(err.cause) === "ResourceNotFoundException") this.ready.reset();
       throw err;
@@ -475,16 +480,19 @@ class DynamoDriver implements Driver {
     const guard = "attribute_not_exists(#pk) OR #ver < :v";
     return mapLimit(items, WRITE_CONCURRENCY, async (item) => {
       const attrs = itemAttrs(layout, ns, item);
+      let mayHaveApplied = false; // an earlier attempt failed after it may have reached the table
       try {
         await this.send(
           "applyIfNewer",
           (c, o) => c.send(new PutItemCommand({ TableName: this.table, Item: attrs, ConditionExpression: guard, ExpressionAttributeNames: names(guard), ExpressionAttributeValues: { ":v": attrs.ver! } }), o),
-          transient, // idempotent: the same version never applies twice
+          (e) => transient(e) && ((mayHaveApplied ||= !notExecuted(e)), true), // idempotent: the same version never applies twice
         );
         return true;
       } catch (err) {
-        if (isConditionFailed(err)) return false;
-        throw err;
+        if (!isConditionFailed(err)) throw err;
+        // The retry met that attempt's own write, whose answer was lost: the item stored at this
+        // very version is this item (one primary names each version), so it was applied.
+        return mayHaveApplied && (await this.readOne(ns, item.key))?.version === item.version;
       }
     });
   }

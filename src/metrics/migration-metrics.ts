@@ -1,5 +1,5 @@
 import client from "prom-client";
-import { PHASES, type Phase } from "../migration/phases.js";
+import { PHASES, type Phase } from "../protocol/phases.js";
 
 /** The migration's Prometheus metrics (names fixed by the migration issue; the dashboard and alerts use them). */
 export class MigrationMetrics {
