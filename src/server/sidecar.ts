@@ -214,7 +214,7 @@ async function startFront(o: Serving): Promise<DynamoFront | undefined> {
   const { config } = o;
   if (!config.dynamodbListen) return undefined;
   const { startDynamoFront } = await import("../fronts/dynamodb/server.js");
-  return startDynamoFront({ listen: config.dynamodbListen, store: o.served, logger: o.logger, metrics: o.metrics, maxValueBytes: config.maxValueBytes, credentials: config.dynamodbAuth });
+  return startDynamoFront({ listen: config.dynamodbListen, store: o.served, logger: o.logger, metrics: o.metrics, maxValueBytes: config.maxValueBytes, credentials: config.dynamodbAuth, storeTimeoutMs: config.storeTimeoutMs });
 }
 
 function logServing(config: Config, logger: Logger, l: Listeners, served: Store, controller: MigrationController, readiness: Readiness): void {
