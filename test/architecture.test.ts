@@ -32,8 +32,6 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
  * importer → imported pair; a new violation fails, and so does an entry no longer needed.
  */
 const KNOWN: Record<string, string> = {
-  "migration/controller.ts -> backends/common.ts": "checkValueSize moves to the store kit (kit branch)",
-  "migration/migrating-store.ts -> backends/batch.ts": "runBatch moves to the store kit (kit branch)",
   "client/client.ts -> server/proto.ts": "proto loading moves to a module client and server share (wire branch)",
 };
 

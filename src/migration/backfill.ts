@@ -4,6 +4,7 @@
 // in the control store; the cursor is checkpointed after every round, so a killed runner's
 // successor resumes where it stopped. Memory stays flat: it streams pages.
 import { monitorEventLoopDelay } from "node:perf_hooks";
+import { applyChunkSize } from "../protocol/batch.js";
 import { DecantError, describe as describeError } from "../protocol/errors.js";
 import type { Store } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, type RawItem, type ScanPage } from "../protocol/types.js";
@@ -67,7 +68,7 @@ class Writer {
   constructor(private readonly target: Store, private readonly ns: string, private readonly concurrency: number) {}
 
   async write(items: RawItem[]): Promise<void> {
-    const chunk = 2 ** Math.max(0, Math.floor(Math.log2(Math.ceil(items.length / this.concurrency))));
+    const chunk = applyChunkSize(items, this.concurrency, this.target.capabilities.applyBatch);
     for (let at = 0; at < items.length && this.failure === undefined; at += chunk) {
       while (this.inFlight.size >= this.concurrency) await Promise.race(this.inFlight);
       const part = items.slice(at, at + chunk);
@@ -96,6 +97,7 @@ class Writer {
 
 export class Backfill {
   private running?: Promise<void>;
+  private takingOver = false;
   private stopRequested = false;
   /** Latency of live primary writes (EWMA, ms), fed by the write path, for throttling. */
   private liveLatency = 0;
@@ -176,7 +178,16 @@ export class Backfill {
    * replica with the target, in a phase the backfill runs in, for this migration attempt.
    */
   async maybeTakeOver(): Promise<void> {
-    if (this.running || this.stopRequested || !this.c.target || !backfillAllowed(this.c.phase)) return;
+    if (this.running || this.takingOver || this.stopRequested || !this.c.target || !backfillAllowed(this.c.phase)) return;
+    this.takingOver = true; // two calls at once (start and the heartbeat tick) must not start two runners
+    try {
+      await this.takeOver();
+    } finally {
+      this.takingOver = false;
+    }
+  }
+
+  private async takeOver(): Promise<void> {
     const rec = await this.read();
     if (!rec || rec.value.state !== "running" || rec.value.attempt !== this.c.attempt) return;
     if (rec.value.runner && rec.value.runner !== this.c.replicaId && (rec.value.leaseUntil ?? 0) > Date.now()) return;

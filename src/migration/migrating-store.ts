@@ -5,7 +5,7 @@ import { DecantError, isDecantError } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
 import { describe as describeError } from "../protocol/errors.js";
-import { runBatch } from "../backends/batch.js";
+import { runBatch } from "../protocol/batch.js";
 import { strictSecondary, type Intent, type MigrationController } from "./controller.js";
 import { ROLES, type Phase, type Role } from "./phases.js";
 
