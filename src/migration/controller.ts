@@ -3,6 +3,7 @@
 // fence, keeps the repair journal, and runs the backfill when it holds the lease. The safety
 // argument, step by step, is docs/PROTOCOL.md; the step numbers below refer to it.
 import { randomBytes } from "node:crypto";
+import { detached } from "../protocol/call.js";
 import { DecantError, describe as describeError } from "../protocol/errors.js";
 import type { Store } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, MAX_KEY_BYTES, type RawItem } from "../protocol/types.js";
@@ -272,12 +273,16 @@ export class MigrationController {
   /**
    * One round: renew the view and acknowledge with a heartbeat. Kept short, so a slow store
    * does not stretch it: housekeeping (gauges, journal repair, backfill lease) runs beside it.
+   * Detached from the caller: a request may start it (freshView, a fenced write's retry), but
+   * the round and the housekeeping it starts are shared work that its client's cancel must not stop.
    */
   tick(): Promise<void> {
-    this.ticking ??= this.renew()
-      .then(() => this.renewed())
-      .catch((err: unknown) => this.renewalFailed(err))
-      .finally(() => (this.ticking = undefined));
+    this.ticking ??= detached(() =>
+      this.renew()
+        .then(() => this.renewed())
+        .catch((err: unknown) => this.renewalFailed(err))
+        .finally(() => (this.ticking = undefined)),
+    );
     return this.ticking;
   }
 
@@ -476,7 +481,8 @@ export class MigrationController {
 
   /** The write reached the secondary: its intent is no longer needed (a failed removal is repaired later). */
   clearIntent(intent: Intent): void {
-    this.control.remove(intent.key).then(
+    // Off the request path: the answer may already be on its way, and the caller gone.
+    detached(() => this.control.remove(intent.key)).then(
       () => this.ownIntents.delete(intent.key),
       () => this.ownIntents.set(intent.key, 0),
     );
@@ -498,7 +504,8 @@ export class MigrationController {
     this.metrics.secondaryFailures.labels(role).inc();
     this.ownIntents.set(intent.key, now() + (ambiguous ? this.timings.storeTimeoutMs : 0));
     this.logger.warn(`a write of ${intent.entry.ns}/${intent.entry.key} did not reach the ${role} store; it is in the repair journal`, { error: describeError(err) });
-    await this.control.write<JournalEntry>(intent.key, { ...intent.entry, failed: true }).catch(() => undefined);
+    // The write was sent: its record must land even if the caller has gone meanwhile.
+    await detached(() => this.control.write<JournalEntry>(intent.key, { ...intent.entry, failed: true })).catch(() => undefined);
   }
 
   /** Who may repair an entry now (step 10): its owner once settled, anyone once the owner is dead. */

@@ -1,6 +1,7 @@
 // The migration layer is itself a store built from two stores (like unstorage's overlay):
 // reads go where the phase says, writes go to the primary (which assigns the version) and
 // then to the secondary through applyIfNewer. It never speaks SQL or DynamoDB itself.
+import { detached } from "../protocol/call.js";
 import { DecantError, isDecantError } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
@@ -55,8 +56,8 @@ export class MigratingStore implements Store {
   private shadowCompare(ns: string, key: string, seen: Item | null): void {
     if (this.shadowInFlight >= MAX_SHADOW_READS_IN_FLIGHT || !this.controller.target) return;
     this.shadowInFlight++;
-    this.controller.target
-      .get(ns, key)
+    // Detached: a client that leaves once answered must not count as a mismatch.
+    detached(() => this.controller.target!.get(ns, key))
       .then((other) => {
         const same = seen === null ? other === null : other !== null && other.version === seen.version && other.value.equals(seen.value);
         if (!same) this.controller.metrics.shadowMismatches.inc();

@@ -1,0 +1,57 @@
+// Background work a request starts (a renewal round from freshView or a fenced write's retry,
+// and the housekeeping it starts) is shared by every request: it must not run under the caller's
+// cancel signal (src/protocol/call.ts), or one client leaving stops the journal repair.
+import { expect } from "chai";
+import { MemoryStore } from "../../src/backends/memory.js";
+import { callSignal, withCall } from "../../src/protocol/call.js";
+import type { Store } from "../../src/protocol/store.js";
+import { MigrationController } from "../../src/migration/controller.js";
+import { JOURNAL_PREFIX } from "../../src/migration/control.js";
+import { MigrationMetrics } from "../../src/metrics/migration-metrics.js";
+import { Metrics } from "../../src/metrics/metrics.js";
+import { silentLogger } from "../../src/log.js";
+import { waitFor } from "../support/migration.js";
+
+/** The control store, recording under which caller each scan ran (a real store: every call goes through). */
+function watched(store: Store) {
+  const scans: { prefix?: string; signal?: AbortSignal; failed?: unknown }[] = [];
+  const s = Object.create(store) as Store;
+  s.scan = async (...args: Parameters<Store["scan"]>) => {
+    const seen: (typeof scans)[number] = { prefix: args[1]?.prefix, signal: callSignal() };
+    scans.push(seen);
+    try {
+      return await store.scan(...args);
+    } catch (err) {
+      seen.failed = err;
+      throw err;
+    }
+  };
+  return { store: s, scans };
+}
+
+describe("migration background work and the caller's cancel", function () {
+  this.timeout(20_000);
+  let c: MigrationController | undefined;
+  afterEach(async () => c?.stop());
+
+  it("a round started by a request whose caller then cancels renews and runs its housekeeping, detached from that caller", async function () {
+    const current = new MemoryStore();
+    const control = watched(current);
+    // Rounds only when asked: no timer ticks interleave.
+    c = new MigrationController({ current, target: new MemoryStore(), control: control.store, replicaId: "r1", metrics: new MigrationMetrics(new Metrics(false).registry), logger: silentLogger(), timings: { heartbeatMs: 600_000, leaseMs: 600_000 } });
+    await c.start();
+    await waitFor(async () => control.scans.some((s) => s.prefix === JOURNAL_PREFIX), "the first housekeeping");
+    await new Promise((r) => setTimeout(r, 50)); // let it finish
+    control.scans.length = 0;
+
+    const caller = new AbortController();
+    const round = withCall(caller.signal, () => c!.tick());
+    caller.abort(); // the client leaves at once
+    await round;
+    await waitFor(async () => control.scans.some((s) => s.prefix === JOURNAL_PREFIX && !s.failed), "the journal repair of the round's housekeeping", 5000);
+    for (const s of control.scans) {
+      expect(s.signal, `scan of ${s.prefix} ran under the caller's signal`).to.equal(undefined);
+      expect(s.failed, `scan of ${s.prefix} failed`).to.equal(undefined);
+    }
+  });
+});
