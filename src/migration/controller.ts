@@ -42,6 +42,8 @@ export interface MigrationHooks {
   beforeSecondary?(w: AdmittedWrite): Promise<void> | void;
   /** In the fenced switch, after the fence is committed and the old primary fenced. */
   duringFence?(): Promise<void> | void;
+  /** In a housekeeping journal repair, after it took the phase, before it lists the journal. */
+  beforeRepair?(phase: Phase): Promise<void> | void;
 }
 
 export interface ControllerOptions {
@@ -524,9 +526,15 @@ export class MigrationController {
   async repairJournal(phase: Phase = this.record.phase, all = false): Promise<number> {
     if (this.repairing && !all) return 0;
     this.repairing = true;
+    const epoch = this.record.epoch;
     try {
+      if (!all) await this.hooks.beforeRepair?.(phase);
       const entries = await this.control.list<JournalEntry>(JOURNAL_PREFIX, all ? 100_000 : 500);
       if (entries.length === 0) return 0;
+      // This replica keeps acknowledging while its repair runs, so a fenced switch can pass
+      // between taking the phase and listing: an entry of the new phase must not be copied
+      // the old way (and then dropped). `all` runs are the fenced drains themselves.
+      if (!all && !(await this.recordUnchanged(phase, epoch))) return 0;
       const live = new Set((await this.replicas()).filter((r) => r.live).map((r) => r.id));
       const { primary, secondary } = ROLES[phase];
       if (!secondary) {
@@ -534,7 +542,7 @@ export class MigrationController {
         for (const e of entries) if (all || this.repairable(e.value, e.key, live)) await this.removeEntry(e.key, e.version);
         return 0;
       }
-      if (!all && !(await this.fenceOffDeadOwnersOf(entries, live, this.store(primary)))) return 0;
+      if (!all && !(await this.fenceOffDeadOwnersOf(entries, live, phase))) return 0;
       return await this.copyEntries(entries.filter((e) => all || this.repairable(e.value, e.key, live)), this.store(primary), this.store(secondary));
     } catch (err) {
       if (all) throw err;
@@ -545,16 +553,22 @@ export class MigrationController {
     }
   }
 
+  /** The record still says `phase` at `epoch`, unfenced: every entry listed since was written under it. */
+  private async recordUnchanged(phase: Phase, epoch: number): Promise<boolean> {
+    const rec = await this.control.read<PhaseRecord>(PHASE_KEY);
+    return rec !== null && rec.value.phase === phase && rec.value.epoch === epoch && !rec.value.fence;
+  }
+
   /**
    * Model finding N3: a dead owner's write may still land (a pause before its primary call); on
    * a fencing primary its epoch is fenced off first, so the repair cannot be overtaken. False
    * when that cannot be done now (the repair waits).
    */
-  private async fenceOffDeadOwnersOf(entries: { value: JournalEntry }[], live: Set<string>, primary: Store): Promise<boolean> {
+  private async fenceOffDeadOwnersOf(entries: { value: JournalEntry }[], live: Set<string>, phase: Phase): Promise<boolean> {
     const owner = (e: JournalEntry) => `${e.owner}/${e.incarnation}`;
     const unfenced = entries.filter((e) => this.deadOwner(e.value, live) && !this.fencedOwners.has(owner(e.value)));
     if (unfenced.length === 0) return true;
-    if (!(await this.fenceOffDeadOwners(primary))) return false;
+    if (!(await this.fenceOffDeadOwners(phase))) return false;
     for (const e of unfenced) this.fencedOwners.add(owner(e.value));
     return true;
   }
@@ -583,10 +597,11 @@ export class MigrationController {
    * write admitted before can land afterwards. Writes in flight elsewhere are refused by the
    * fence and admitted again. Stores without a fence rely on the TTL margin (docs/PROTOCOL.md).
    */
-  private async fenceOffDeadOwners(primary: Store): Promise<boolean> {
+  private async fenceOffDeadOwners(phase: Phase): Promise<boolean> {
+    const primary = this.store(ROLES[phase].primary);
     if (!primary.capabilities.fencing || !primary.raiseFence) return true;
     const rec = await this.control.read<PhaseRecord>(PHASE_KEY);
-    if (!rec || rec.value.fence) return false;
+    if (!rec || rec.value.fence || rec.value.phase !== phase) return false; // the primary is no longer this one
     const epoch = rec.value.epoch + 1;
     if ((await this.control.compareAndSet<PhaseRecord>(PHASE_KEY, { ...rec.value, epoch, changedAt: Date.now(), changedBy: this.replicaId }, rec.version)) === false) return false;
     await primary.raiseFence(epoch);
