@@ -129,6 +129,9 @@ const BACKFILL_PHASES: readonly Phase[] = ["DUAL_WRITE", "SHADOW_READ", "READ_TA
 export const backfillAllowed = (p: Phase): boolean => BACKFILL_PHASES.includes(p);
 
 /** Phases where a failed secondary write fails the request (step 9: already before reads move). */
+/** A repair failure that repeats is logged once per this long. */
+const REPAIR_LOG_INTERVAL_MS = 60_000;
+
 export const strictSecondary = (p: Phase): boolean => p === "SHADOW_READ" || p === "READ_TARGET";
 
 export class MigrationController {
@@ -175,6 +178,8 @@ export class MigrationController {
   private intentSeq = 0;
   /** Dead owners (owner/incarnation) whose writes this replica has fenced off (finding N3). */
   private readonly fencedOwners = new Set<string>();
+  /** When each distinct repair failure was last logged (rate limit). */
+  private readonly repairFailureLogged = new Map<string, number>();
 
   constructor(options: ControllerOptions) {
     this.current = options.current;
@@ -546,11 +551,23 @@ export class MigrationController {
       return await this.copyEntries(entries.filter((e) => all || this.repairable(e.value, e.key, live)), this.store(primary), this.store(secondary));
     } catch (err) {
       if (all) throw err;
-      this.logger.debug?.("journal repair will retry", { error: describeError(err) });
+      this.repairFailed(err);
       return 0;
     } finally {
       this.repairing = false;
     }
+  }
+
+  /** Repair failures (retried every round): counted, and logged at warn once a minute per distinct reason. */
+  private repairFailed(err: unknown): void {
+    this.metrics.repairFailures.inc();
+    const reason = describeError(err);
+    const t = now();
+    const last = this.repairFailureLogged.get(reason);
+    if (last !== undefined && t - last < REPAIR_LOG_INTERVAL_MS) return;
+    for (const [r, at] of this.repairFailureLogged) if (t - at >= REPAIR_LOG_INTERVAL_MS) this.repairFailureLogged.delete(r);
+    this.repairFailureLogged.set(reason, t);
+    this.logger.warn("the repair journal cannot be repaired now; it is retried every round", { error: reason });
   }
 
   /** The record still says `phase` at `epoch`, unfenced: every entry listed since was written under it. */

@@ -11,6 +11,9 @@ import { MigrationMetrics } from "../../src/metrics/migration-metrics.js";
 import { Metrics } from "../../src/metrics/metrics.js";
 import { silentLogger } from "../../src/log.js";
 import { waitFor } from "../support/migration.js";
+import { faulty } from "../support/faulty-store.js";
+import { MigratingStore } from "../../src/migration/migrating-store.js";
+import type { Logger } from "../../src/log.js";
 
 /** The control store, recording under which caller each scan ran (a real store: every call goes through). */
 function watched(store: Store) {
@@ -29,7 +32,7 @@ function watched(store: Store) {
   return { store: s, scans };
 }
 
-describe("migration background work and the caller's cancel", function () {
+describe("migration background work: the caller's cancel, repair failures", function () {
   this.timeout(20_000);
   let c: MigrationController | undefined;
   afterEach(async () => c?.stop());
@@ -53,5 +56,27 @@ describe("migration background work and the caller's cancel", function () {
       expect(s.signal, `scan of ${s.prefix} ran under the caller's signal`).to.equal(undefined);
       expect(s.failed, `scan of ${s.prefix} failed`).to.equal(undefined);
     }
+  });
+
+  it("a repair that keeps failing is counted every round and logged at warn once per distinct reason", async function () {
+    const current = new MemoryStore();
+    const target = faulty(new MemoryStore());
+    const warnings: string[] = [];
+    const ignore = () => undefined;
+    const logger: Logger = { error: ignore, info: ignore, debug: ignore, warn: (message, fields) => warnings.push(`${message} ${JSON.stringify(fields ?? {})}`) };
+    const metrics = new MigrationMetrics(new Metrics(false).registry);
+    c = new MigrationController({ current, target: target.store, control: current, replicaId: "r1", metrics, logger, timings: { heartbeatMs: 20, leaseMs: 2000, storeTimeoutMs: 0 } });
+    await c.start();
+    await c.setPhase("DUAL_WRITE", true);
+    await waitFor(async () => c!.isActive(), "DUAL_WRITE active");
+    target.faults.applyIfNewer = true; // the secondary write fails, and so does every repair of it
+    await new MigratingStore(c).put("users", "k", Buffer.from("v"));
+    const failures = async () => (await metrics.repairFailures.get()).values[0]?.value ?? 0;
+    await waitFor(async () => (await failures()) >= 5, "repair rounds failing");
+    const repairWarnings = warnings.filter((w) => w.includes("repair journal cannot be repaired"));
+    expect(repairWarnings, repairWarnings.join("\n")).to.have.length(1);
+    expect(repairWarnings[0]).to.match(/injected: secondary down/);
+    target.faults.applyIfNewer = false;
+    await waitFor(async () => (await c!.journalDepth()) === 0, "the repair once the secondary is back");
   });
 });
