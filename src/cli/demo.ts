@@ -16,7 +16,7 @@ import { createLogger } from "../log.js";
 import type { Store } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, type RawItem } from "../protocol/types.js";
 import { startSidecar, type Sidecar } from "../server/sidecar.js";
-import { STATUS_NAMES } from "../server/status.js";
+import { STATUS_NAMES } from "../wire/status.js";
 
 const USAGE = `decant demo [--current URL] [--target URL] [--keys N] [--seconds S] [--api grpc|dynamodb]
             [--port P] [--metrics-port P] [--hold]

@@ -1,6 +1,6 @@
 // A small promise client for the Decant protocol, used by the CLI, the demo and the tests.
 import * as grpc from "@grpc/grpc-js";
-import { clientConstructor } from "../server/proto.js";
+import { clientConstructor } from "../wire/proto.js";
 
 export interface ClientOptions {
   /** Bearer token for the Migration service. */

@@ -10,7 +10,7 @@ import { isDecantError } from "../protocol/errors.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { connectionOptions, listenBounded } from "./connections.js";
 import { Health } from "./health.js";
-import { definitionOf, LOADER_OPTIONS, PROTO_FILES, protoDir } from "./proto.js";
+import { definitionOf, LOADER_OPTIONS, PROTO_FILES, protoDir } from "../wire/proto.js";
 import { serverStreamFactory, unaryFactory, type ServerStreamHandlerFactory, type UnaryHandlerFactory } from "./rpc.js";
 
 export interface ServiceRegistration {

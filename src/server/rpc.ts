@@ -2,7 +2,8 @@ import type * as grpc from "@grpc/grpc-js";
 import type { Metrics } from "../metrics/metrics.js";
 import { invalidArgument } from "../protocol/errors.js";
 import { wireProblemOf } from "./proto.js";
-import { STATUS_NAMES, codeOf, toServiceError } from "./status.js";
+import { STATUS_NAMES } from "../wire/status.js";
+import { codeOf, toServiceError } from "./status.js";
 
 export type UnaryHandlerFactory = <Req, Res>(rpc: string, fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>) => grpc.handleUnaryCall<Req, Res>;
 /** fn writes the stream's messages; the stream ends when it resolves, with its error's status when it rejects. */

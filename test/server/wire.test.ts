@@ -4,7 +4,7 @@
 import { expect } from "chai";
 import * as grpc from "@grpc/grpc-js";
 import protobuf from "protobufjs";
-import { decodeDetails } from "../../src/server/status.js";
+import { decodeDetails } from "../../src/wire/status.js";
 import { freshNamespace } from "../support/names.js";
 import { startTestSidecar } from "../support/sidecar.js";
 

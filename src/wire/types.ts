@@ -1,0 +1,45 @@
+// The wire's types, generated from proto/ (src/wire/generated, scripts/gen-wire-types.sh) for
+// the options the runtime uses (LOADER_OPTIONS): so a misspelled field on either side is a type
+// error, not a field protobuf silently drops.
+import type { MethodDefinition } from "@grpc/proto-loader";
+import type * as grpc from "@grpc/grpc-js";
+import type { MigrationDefinition, MigrationHandlers } from "./generated/decant/v1/Migration.js";
+import type { StoreDefinition, StoreHandlers } from "./generated/decant/v1/Store.js";
+
+/** A generated service definition without grpc-js's string index signature: its methods only. */
+type Methods<D> = { [K in keyof D as string extends K ? never : number extends K ? never : K]: D[K] };
+
+export interface Services {
+  Store: Methods<StoreDefinition>;
+  Migration: Methods<MigrationDefinition>;
+}
+interface Handlers {
+  Store: StoreHandlers;
+  Migration: MigrationHandlers;
+}
+export type ServiceName = keyof Services;
+export type MethodName<S extends ServiceName> = keyof Services[S] & string;
+
+type Part<S extends ServiceName, M extends MethodName<S>, I extends 0 | 1 | 2 | 3> =
+  Services[S][M] extends MethodDefinition<infer Req, infer Res, infer ReqOut, infer ResOut> ? [Req, Res, ReqOut, ResOut][I] : never;
+
+/** What a client sends (permissive: uint64 as number, string or Long; enums by name or number). */
+export type RequestOf<S extends ServiceName, M extends MethodName<S>> = Part<S, M, 0>;
+/** What a handler answers (permissive, like a request). */
+export type ReplyOf<S extends ServiceName, M extends MethodName<S>> = Part<S, M, 1>;
+/** What a handler receives, as decoded: uint64 as decimal strings, enums by name, bytes as Buffer, defaults filled. */
+export type ReceivedOf<S extends ServiceName, M extends MethodName<S>> = Part<S, M, 2>;
+/** What a client receives, decoded like a received request. */
+export type ResponseOf<S extends ServiceName, M extends MethodName<S>> = Part<S, M, 3>;
+
+/** Methods whose response is a stream (Verify), and the unary ones. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Streaming<S extends ServiceName> = { [M in MethodName<S>]: Handlers[S][M] extends grpc.handleServerStreamingCall<any, any> ? M : never }[MethodName<S>];
+export type StreamMethod<S extends ServiceName> = Streaming<S>;
+export type UnaryMethod<S extends ServiceName> = Exclude<MethodName<S>, Streaming<S>>;
+
+export type { Item__Output as WireItem } from "./generated/decant/v1/Item.js";
+export type { Condition as WireCondition } from "./generated/decant/v1/Condition.js";
+export type { GetStatusResponse__Output as MigrationStatus } from "./generated/decant/v1/GetStatusResponse.js";
+export type { VerifyReport__Output as VerifyReport } from "./generated/decant/v1/VerifyReport.js";
+export type { Phase__Output as WirePhase } from "./generated/decant/v1/Phase.js";
