@@ -1,6 +1,6 @@
 // decant.v1.Migration: status and control of a live migration. When an admin token is
 // configured, every call must carry it as a bearer token (checked for the whole service: auth.ts).
-import { DecantError, invalidArgument } from "../protocol/errors.js";
+import { invalidArgument } from "../protocol/errors.js";
 import { validateNamespace } from "../protocol/validate.js";
 import type { MigrationController } from "../migration/controller.js";
 import { isPhase, PHASES } from "../migration/phases.js";
@@ -8,7 +8,6 @@ import { verify } from "../migration/verify.js";
 import type { BackfillRecord } from "../migration/backfill.js";
 import { PHASE_KEY, VERIFY_KEY, type PhaseRecord } from "../migration/control.js";
 import type { VerifyRecord } from "../migration/verify.js";
-import type { GetStatusResponse } from "../wire/generated/decant/v1/GetStatusResponse.js";
 import type { Handlers, ServerStreamHandlerFactory, UnaryHandlerFactory } from "./rpc.js";
 import { redactUrl } from "../backends/common.js";
 
@@ -41,7 +40,7 @@ export async function migrationStatus(controller: MigrationController) {
     repair_journal_depth: String(depth),
     current_store: redactUrl(c.current.description),
     target_store: c.target ? redactUrl(c.target.description) : "",
-  } satisfies GetStatusResponse;
+  };
 }
 
 const verifyMessage = (r: VerifyRecord["report"]) => ({

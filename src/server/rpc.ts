@@ -7,7 +7,7 @@ import type { Metrics } from "../metrics/metrics.js";
 import { withCall } from "../protocol/call.js";
 import { invalidArgument } from "../protocol/errors.js";
 import { STATUS_NAMES } from "../wire/status.js";
-import type { MethodName, ReceivedOf, ReplyOf, ServiceName, StreamMethod, UnaryMethod } from "../wire/types.js";
+import type { MethodName, ReceivedOf, ReplyOf, ServiceName, StreamMethod, UnaryMethod, UnknownFields } from "../wire/types.js";
 import { wireProblemOf } from "./proto.js";
 import { codeOf, toServiceError } from "./status.js";
 
@@ -17,9 +17,13 @@ export type BuiltHandler = grpc.UntypedHandleCall & { readonly [built]: true };
 /** A service's handlers: one per method of its definition, each built here. */
 export type Handlers<S extends ServiceName> = Record<MethodName<S>, BuiltHandler>;
 
-export type UnaryHandlerFactory<S extends ServiceName> = <M extends UnaryMethod<S>>(
+/** A misspelled response field asks for a third argument, naming the field: a type error at the handler. */
+type NoUnknownFields<R, Reply> = [UnknownFields<R, Reply>] extends [never] ? [] : [unknownResponseField: UnknownFields<R, Reply>];
+
+export type UnaryHandlerFactory<S extends ServiceName> = <M extends UnaryMethod<S>, R extends ReplyOf<S, M>>(
   rpc: M,
-  fn: (req: ReceivedOf<S, M>, call: grpc.ServerUnaryCall<ReceivedOf<S, M>, ReplyOf<S, M>>) => Promise<ReplyOf<S, M>>,
+  fn: (req: ReceivedOf<S, M>, call: grpc.ServerUnaryCall<ReceivedOf<S, M>, ReplyOf<S, M>>) => Promise<R>,
+  ...check: NoUnknownFields<R, ReplyOf<S, M>>
 ) => BuiltHandler;
 /** fn writes the stream's messages; the stream ends when it resolves, with its error's status when it rejects. */
 export type ServerStreamHandlerFactory<S extends ServiceName> = <M extends StreamMethod<S>>(
@@ -95,7 +99,7 @@ function admit(call: ServerCall, authorize: CallPolicy["authorize"]): void {
 
 /** Builds unary handlers that count, time, authorise and map errors in one place. */
 export function unaryFactory<S extends ServiceName>(service: S, policy: CallPolicy): UnaryHandlerFactory<S> {
-  return (rpc, fn) => {
+  return (rpc, fn, ..._typeCheckOnly) => {
     const call = instrumented<ReplyOf<S, typeof rpc>>(service, rpc, policy);
     const handler: grpc.handleUnaryCall<ReceivedOf<S, typeof rpc>, ReplyOf<S, typeof rpc>> = (unary, callback) =>
       call(unary as ServerCall, () => fn(unary.request, unary), (err, res) => (err ? callback(err) : callback(null, res)));

@@ -1,7 +1,7 @@
 // The wire's types, generated from proto/ (src/wire/generated, scripts/gen-wire-types.sh) for
 // the options the runtime uses (LOADER_OPTIONS): so a misspelled field on either side is a type
 // error, not a field protobuf silently drops.
-import type { MethodDefinition } from "@grpc/proto-loader";
+import type { Long, MethodDefinition } from "@grpc/proto-loader";
 import type * as grpc from "@grpc/grpc-js";
 import type { MigrationDefinition, MigrationHandlers } from "./generated/decant/v1/Migration.js";
 import type { StoreDefinition, StoreHandlers } from "./generated/decant/v1/Store.js";
@@ -31,6 +31,20 @@ export type ReplyOf<S extends ServiceName, M extends MethodName<S>> = Part<S, M,
 export type ReceivedOf<S extends ServiceName, M extends MethodName<S>> = Part<S, M, 2>;
 /** What a client receives, decoded like a received request. */
 export type ResponseOf<S extends ServiceName, M extends MethodName<S>> = Part<S, M, 3>;
+
+/**
+ * The fields of T that Shape does not have, at any depth, as a union of their names (never when
+ * there are none). TypeScript checks extra fields only on an object literal assigned straight to
+ * a type, not on what a function returns: the handler factories use this so a misspelled response
+ * field is a type error all the same.
+ */
+export type UnknownFields<T, Shape> = T extends Buffer | Uint8Array | Long | string | number | boolean | bigint | null | undefined
+  ? never
+  : T extends readonly (infer E)[]
+    ? NonNullable<Shape> extends readonly (infer SE)[]
+      ? UnknownFields<E, SE>
+      : never
+    : { [K in keyof T]-?: K extends keyof NonNullable<Shape> ? UnknownFields<T[K], NonNullable<Shape>[K]> : K }[keyof T];
 
 /** Methods whose response is a stream (Verify), and the unary ones. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
