@@ -2,7 +2,6 @@
 // the options the runtime uses (LOADER_OPTIONS): so a misspelled field on either side is a type
 // error, not a field protobuf silently drops.
 import type { Long, MethodDefinition } from "@grpc/proto-loader";
-import type * as grpc from "@grpc/grpc-js";
 import type { MigrationDefinition, MigrationHandlers } from "./generated/decant/v1/Migration.js";
 import type { StoreDefinition, StoreHandlers } from "./generated/decant/v1/Store.js";
 
@@ -47,10 +46,9 @@ export type UnknownFields<T, Shape> = T extends Buffer | Uint8Array | Long | str
     : { [K in keyof T]-?: K extends keyof NonNullable<Shape> ? UnknownFields<T[K], NonNullable<Shape>[K]> : K }[keyof T];
 
 /** Methods whose response is a stream (Verify), and the unary ones. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Streaming<S extends ServiceName> = { [M in MethodName<S>]: Handlers[S][M] extends grpc.handleServerStreamingCall<any, any> ? M : never }[MethodName<S>];
-export type StreamMethod<S extends ServiceName> = Streaming<S>;
-export type UnaryMethod<S extends ServiceName> = Exclude<MethodName<S>, Streaming<S>>;
+// A unary handler takes a callback too, so only a streaming one fits (call) => void.
+export type StreamMethod<S extends ServiceName> = { [M in MethodName<S>]: Parameters<Handlers[S][M]>["length"] extends 1 ? M : never }[MethodName<S>];
+export type UnaryMethod<S extends ServiceName> = Exclude<MethodName<S>, StreamMethod<S>>;
 
 export type { Item__Output as WireItem } from "./generated/decant/v1/Item.js";
 export type { Condition as WireCondition } from "./generated/decant/v1/Condition.js";

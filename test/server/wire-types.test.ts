@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import type { DecantClient } from "../../src/client/client.js";
 import type { UnaryHandlerFactory } from "../../src/server/rpc.js";
+import type { StreamMethod, UnaryMethod } from "../../src/wire/types.js";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const GENERATED = join(ROOT, "src/wire/generated");
@@ -18,6 +19,13 @@ function files(dir: string): string[] {
     return statSync(path).isDirectory() ? files(path) : [path];
   });
 }
+
+// Compile-time only.
+export const streaming: StreamMethod<"Migration">[] = ["Verify"];
+// @ts-expect-error a unary method is not a stream
+export const notStreaming: StreamMethod<"Migration"> = "GetStatus";
+// @ts-expect-error Verify streams, so it is not unary
+export const notUnary: UnaryMethod<"Migration"> = "Verify";
 
 // Compile-time only: never called.
 export function misspelledFieldsAreTypeErrors(unary: UnaryHandlerFactory<"Store">, client: DecantClient) {
