@@ -196,16 +196,21 @@ export class DynamoStore implements Store {
   private async send<T>(op: string, run: (c: DynamoDBClient, o: { abortSignal: AbortSignal }) => Promise<T>, retryOn: (e: unknown) => boolean, ensure = true): Promise<T> {
     const abort = new AbortController();
     let timer: NodeJS.Timeout | undefined;
+    // Set while the retries wait out a throttle (no attempt in flight, nothing applied): a deadline
+    // then is the store refusing us, UNAVAILABLE with its reason, not a store that did not answer.
+    let throttled: unknown;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         abort.abort();
-        reject(deadlineExceeded(this.description, op, this.options.timeoutMs));
+        reject(throttled !== undefined ? unavailable(this.description, throttled) : deadlineExceeded(this.description, op, this.options.timeoutMs));
       }, this.options.timeoutMs);
     });
     try {
       const work = (async () => {
         if (ensure) await this.ensureTable();
-        return retry(() => run(this.db(), { abortSignal: abort.signal }), (e) => !abort.signal.aborted && retryOn(e), RETRY);
+        const attempt = () => ((throttled = undefined), run(this.db(), { abortSignal: abort.signal }));
+        const again = (e: unknown) => ((throttled = notExecuted(e) ? e : undefined), !abort.signal.aborted && retryOn(e));
+        return retry(attempt, again, RETRY);
       })();
       work.catch(() => undefined); // may reject after the timeout won the race
       return await Promise.race([work, timeout]);
@@ -538,16 +543,19 @@ export class DynamoStore implements Store {
     const guard = "attribute_not_exists(#pk) OR #ver < :v";
     return mapLimit(items, WRITE_CONCURRENCY, async (item) => {
       const attrs = itemAttrs(layout, ns, item);
+      let mayHaveApplied = false; // an earlier attempt failed after it may have reached the table
       try {
         await this.send(
           "applyIfNewer",
           (c, o) => c.send(new PutItemCommand({ TableName: this.table, Item: attrs, ConditionExpression: guard, ExpressionAttributeNames: names(guard), ExpressionAttributeValues: { ":v": attrs.ver! } }), o),
-          transient, // idempotent: the same version never applies twice
+          (e) => transient(e) && ((mayHaveApplied ||= !notExecuted(e)), true), // idempotent: the same version never applies twice
         );
         return true;
       } catch (err) {
-        if (isConditionFailed(err)) return false;
-        throw err;
+        if (!isConditionFailed(err)) throw err;
+        // The retry met that attempt's own write, whose answer was lost: the item stored at this
+        // very version is this item (one primary names each version), so it was applied.
+        return mayHaveApplied && (await this.getRaw(ns, item.key))?.version === item.version;
       }
     });
   }

@@ -44,7 +44,7 @@ export class DecantClient {
    * Calls a unary method without the wire types: for tests that send what the types refuse (a
    * phase that does not exist, a field of the wrong type). Everything else uses request().
    */
-  call<T = any>(service: Service, method: string, req: object, deadlineMs = this.options.deadlineMs ?? 30_000): Promise<T> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  call<T = any>(service: Service, method: string, req: object, deadlineMs = this.options.deadlineMs ?? 30_000): Promise<T> {
     const client = this[service] as unknown as Record<string, Unary>;
     const fn = client[method];
     if (!fn) return Promise.reject(new Error(`no method ${method}`));

@@ -108,7 +108,6 @@ export class MigrationController {
 
   /** The record this replica last read, and when (monotonic) the read that produced it started. */
   private record: PhaseRecord = { phase: "SINGLE", epoch: 0, fence: false, changedAt: 0, changedBy: "" };
-  private recordVersion = 0n;
   private renewedAt = -Infinity;
   private ackedEpoch = -1;
   /** Writes in flight, by the epoch they were admitted under (step 4). */
@@ -303,7 +302,6 @@ export class MigrationController {
       this.logger.info(`phase ${rec.phase}${rec.fence ? ` (write fence before ${rec.pending})` : ""}, epoch ${rec.epoch}`);
     }
     this.record = rec;
-    this.recordVersion = version;
     if (rec.fence) {
       if (this.fenceSeen?.version !== version) this.fenceSeen = { version, at: now() };
     } else this.fenceSeen = undefined;

@@ -36,9 +36,3 @@ export function transitionError(from: Phase, to: Phase): string | null {
 
 /** Moving the primary needs the write fence (rule 3). */
 export const movesPrimary = (from: Phase, to: Phase): boolean => ROLES[from].primary !== ROLES[to].primary;
-
-/** A secondary that serves reads must not miss a write: its failure fails the request (rule 4). */
-export const secondaryServesReads = (p: Phase): boolean => {
-  const r = ROLES[p];
-  return r.secondary !== undefined && r.secondary === r.reads;
-};

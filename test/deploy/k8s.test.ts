@@ -23,7 +23,7 @@ const ROOT = resolve(new URL("../../", import.meta.url).pathname);
 const K8S = join(ROOT, "k8s");
 const OVERLAYS = ["single", "migration"] as const;
 
-type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Obj = Record<string, any>;
 
 // ---------------------------------------------------------------------------------------
 // Loading
@@ -53,7 +53,6 @@ const isKustomization = (file: string) => /(^|\/)kustomization\.ya?ml$/.test(fil
 // Schema validation: kubernetes-models for the built-in kinds, a minimal check for the
 // Prometheus Operator's ServiceMonitor (a CRD kubernetes-models does not have).
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 const MODELS: Record<string, { model: new (data: any) => { validate(): void }; dts: string }> = {
   "apps/v1/Deployment": { model: Deployment, dts: "kubernetes-models/apps/v1/Deployment.d.ts" },
   "v1/ConfigMap": { model: ConfigMap, dts: "kubernetes-models/v1/ConfigMap.d.ts" },
