@@ -14,6 +14,8 @@
 // attributes) are recognised by their key schema and still served, but a namespace there costs
 // a filtered Scan of the whole table; README says how to move one into a new table.
 import { createHash } from "node:crypto";
+import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
 import {
   BatchGetItemCommand,
   BatchWriteItemCommand,
@@ -27,6 +29,7 @@ import {
   ScanCommand,
   UpdateItemCommand,
   type AttributeValue,
+  type DynamoDBClientConfig,
   type TableDescription,
 } from "@aws-sdk/client-dynamodb";
 import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable, versionMismatch } from "../protocol/errors.js";
@@ -149,6 +152,22 @@ export interface DynamoOptions {
   timeoutMs: number;
 }
 
+/**
+ * The SDK client as the adapter builds it (bench/cost.ts measures it against the default one).
+ * Keep-alive sockets, enough for the backfill's and the clients' writes in flight; no
+ * account-id endpoint lookups.
+ */
+export function dynamoClientConfig(o: { region?: string; endpoint?: string; timeoutMs: number }): DynamoDBClientConfig {
+  const agent = { keepAlive: true, maxSockets: 64 };
+  return {
+    region: o.region ?? (o.endpoint ? "us-east-1" : undefined),
+    endpoint: o.endpoint,
+    maxAttempts: 1, // retries are ours: only we know whether an operation is safe to repeat
+    requestHandler: { connectionTimeout: o.timeoutMs, requestTimeout: o.timeoutMs, throwOnRequestTimeout: true, httpAgent: new HttpAgent(agent), httpsAgent: new HttpsAgent(agent) },
+    accountIdEndpointMode: "disabled",
+  };
+}
+
 export class DynamoStore implements Store {
   readonly kind = "dynamodb";
   readonly description: string;
@@ -183,11 +202,8 @@ export class DynamoStore implements Store {
     // A local server (dynalite, DynamoDB Local) accepts any credentials; AWS uses the default chain.
     const local = endpoint !== undefined && !process.env.AWS_ACCESS_KEY_ID && !process.env.AWS_PROFILE;
     this.client = new DynamoDBClient({
-      region: region ?? (endpoint ? "us-east-1" : undefined),
-      endpoint,
+      ...dynamoClientConfig({ region, endpoint, timeoutMs }),
       credentials: local ? { accessKeyId: "decant-local", secretAccessKey: "decant-local" } : undefined,
-      maxAttempts: 1, // retries are ours: only we know whether an operation is safe to repeat
-      requestHandler: { connectionTimeout: timeoutMs, requestTimeout: timeoutMs, throwOnRequestTimeout: true },
     });
     return this.client;
   }

@@ -24,6 +24,7 @@ export class DecantClient {
   readonly migration: grpc.Client;
   private readonly metadata = new grpc.Metadata();
 
+  /** `address`: host:port, or unix:PATH for a sidecar listening on a Unix domain socket (grpc-js resolves both). */
   constructor(
     readonly address: string,
     private readonly options: ClientOptions = {},

@@ -3,6 +3,7 @@
 // write nor resurrect a deleted key (DESIGN.md §4). One runner across replicas holds a lease
 // in the control store; the cursor is checkpointed after every round, so a killed runner's
 // successor resumes where it stopped. Memory stays flat: it streams pages.
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { DecantError, describe as describeError } from "../protocol/errors.js";
 import type { Store } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, type RawItem, type ScanPage } from "../protocol/types.js";
@@ -45,6 +46,9 @@ const movingRate = (previous: number | undefined, items: number, ms: number): nu
 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Event-loop delay a round may cause before the backfill rests: live requests and lease renewals wait that long. */
+const LOOP_DELAY_BUDGET_MS = 50;
 
 /** Pages of one stream per round (one checkpoint per round): fewer waits for the slowest write. */
 const PAGES_PER_ROUND = 4;
@@ -216,6 +220,11 @@ export class Backfill {
     // A round into a slow target can outlast the lease: renew it in the background meanwhile,
     // or the other replicas would take over mid-round, again and again.
     const renewal = setInterval(() => void this.renewLease(), Math.max(50, this.c.timings.backfillLeaseMs / 3));
+    // A busy (or CPU-starved) sidecar must not fail closed: when a round delayed the event loop
+    // past the budget, the backfill rests as long as the worst delay, so it takes at most about
+    // half of the loop and renewals and live requests keep their turn.
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
     try {
       while (!this.stopRequested) {
         if (!backfillAllowed(this.c.phase) || rec.attempt !== this.c.attempt) {
@@ -302,6 +311,9 @@ export class Backfill {
           if (tokens < 0) await sleep((-tokens / rec.rateLimit) * 1000);
         }
         if (this.baselineLatency > 0 && this.liveLatency > 3 * this.baselineLatency + 2) await sleep(Math.min(1000, this.liveLatency * 4));
+        const worstDelayMs = loopDelay.max / 1e6 - 10; // less the sampling resolution
+        loopDelay.reset();
+        if (worstDelayMs > LOOP_DELAY_BUDGET_MS) await sleep(Math.min(1000, worstDelayMs));
       }
     } catch (err) {
       const message = describeError(err);
@@ -314,6 +326,7 @@ export class Backfill {
       await sleep(this.c.timings.heartbeatMs);
     } finally {
       clearInterval(renewal);
+      loopDelay.disable();
     }
   }
 
