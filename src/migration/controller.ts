@@ -762,15 +762,20 @@ export class MigrationController {
     this.checkStep(from, to);
     const attempt = await this.passGates(from, to, force);
     const base = { migrationId: from.migrationId ?? this.migrationId, attempt: to === "SINGLE" ? undefined : attempt, changedAt: Date.now(), changedBy: this.replicaId };
+    // Once committed, the change's follow-up runs detached: a SetPhase caller that goes must not
+    // leave it half done (a store fence not raised, a write fence standing).
     if (!movesPrimary(from.phase, to)) {
       await this.commit(rec.version, { ...base, phase: to, epoch: from.epoch + 1, fence: false });
-      // A write of SINGLE still on its way to the current store would miss the target: once
-      // the fence is raised it is refused and admitted again as a DUAL_WRITE write.
-      if (from.phase === "SINGLE" && to === "DUAL_WRITE") await this.raiseFence(this.current, from.epoch + 1);
+      await detached(async () => {
+        // A write of SINGLE still on its way to the current store would miss the target: once
+        // the fence is raised it is refused and admitted again as a DUAL_WRITE write.
+        if (from.phase === "SINGLE" && to === "DUAL_WRITE") await this.raiseFence(this.current, from.epoch + 1);
+        await this.afterChange(from.phase, to);
+      });
     } else {
       await this.fencedSwitch(rec.version, from, to, base);
+      await detached(() => this.afterChange(from.phase, to));
     }
-    await this.afterChange(from.phase, to);
   }
 
   /** The record to change: an abandoned fence is rolled back first; a live one refuses the change. */
@@ -878,13 +883,17 @@ export class MigrationController {
   private async fencedSwitch(expected: bigint, from: PhaseRecord, to: Phase, base: Pick<PhaseRecord, "migrationId" | "attempt" | "changedAt" | "changedBy">): Promise<void> {
     const fenceEpoch = from.epoch + 1;
     const version = await this.commit(expected, { ...base, phase: from.phase, epoch: fenceEpoch, fence: true, pending: to });
-    let failure: string | undefined;
-    try {
-      failure = await this.holdFence(from.phase, fenceEpoch);
-    } catch (err) {
-      failure = describeError(err);
-    }
-    await this.liftFence(version, from, to, base, failure);
+    // From here every replica's writes are held: the switch ends, committed or rolled back, even
+    // if the SetPhase caller has gone (its cancel would leave the fence until it is abandoned).
+    await detached(async () => {
+      let failure: string | undefined;
+      try {
+        failure = await this.holdFence(from.phase, fenceEpoch);
+      } catch (err) {
+        failure = describeError(err);
+      }
+      await this.liftFence(version, from, to, base, failure);
+    });
   }
 
   /** With the fence committed: fence the old primary, wait for every replica, drain the journal. Returns why not, if not. */

@@ -5,8 +5,9 @@ import { expect } from "chai";
 import { MemoryStore } from "../../src/backends/memory.js";
 import { callSignal, withCall } from "../../src/protocol/call.js";
 import type { Store } from "../../src/protocol/store.js";
+import { isDecantError } from "../../src/protocol/errors.js";
 import { MigrationController } from "../../src/migration/controller.js";
-import { JOURNAL_PREFIX } from "../../src/migration/control.js";
+import { JOURNAL_PREFIX, PHASE_KEY, type PhaseRecord } from "../../src/migration/control.js";
 import { MigrationMetrics } from "../../src/metrics/migration-metrics.js";
 import { Metrics } from "../../src/metrics/metrics.js";
 import { silentLogger } from "../../src/log.js";
@@ -78,5 +79,39 @@ describe("migration background work: the caller's cancel, repair failures", func
     expect(repairWarnings[0]).to.match(/injected: secondary down/);
     target.faults.applyIfNewer = false;
     await waitFor(async () => (await c!.journalDepth()) === 0, "the repair once the secondary is back");
+  });
+
+  it("a SetPhase whose caller cancels while its write fence stands still finishes the switch and lifts the fence", async function () {
+    const current = new MemoryStore();
+    const caller = new AbortController();
+    const metrics = new MigrationMetrics(new Metrics(false).registry);
+    c = new MigrationController({ current, target: new MemoryStore(), control: current, replicaId: "r1", metrics, logger: silentLogger(), timings: { heartbeatMs: 20, leaseMs: 2000 }, hooks: { duringFence: () => caller.abort() } });
+    await c.start();
+    for (const p of ["DUAL_WRITE", "SHADOW_READ", "READ_TARGET"] as const) {
+      await c.setPhase(p, true);
+      await waitFor(async () => c!.isActive(), `${p} active`);
+    }
+    await withCall(caller.signal, () => c!.setPhase("TARGET_PRIMARY", true)).catch(() => undefined); // the client has gone: its answer does not matter
+    const rec = await c.control.read<PhaseRecord>(PHASE_KEY);
+    expect({ phase: rec?.value.phase, fence: rec?.value.fence }).to.deep.equal({ phase: "TARGET_PRIMARY", fence: false });
+  });
+
+  it("a SetPhase(DUAL_WRITE) whose caller cancels right after the commit still raises the current store's fence", async function () {
+    const current = new MemoryStore();
+    const caller = new AbortController();
+    const control = Object.create(current) as Store;
+    control.put = async (...args: Parameters<Store["put"]>) => {
+      const version = await current.put(...args);
+      if (args[1] === PHASE_KEY && callSignal() === caller.signal) caller.abort(); // the record is committed; the client goes
+      return version;
+    };
+    c = new MigrationController({ current, target: new MemoryStore(), control, replicaId: "r1", metrics: new MigrationMetrics(new Metrics(false).registry), logger: silentLogger(), timings: { heartbeatMs: 20, leaseMs: 2000 } });
+    await c.start();
+    const before = c.epoch;
+    await withCall(caller.signal, () => c!.setPhase("DUAL_WRITE", true)).catch(() => undefined);
+    expect(caller.signal.aborted).to.equal(true);
+    // A SINGLE write still on its way (admitted under the old epoch) is refused by the store.
+    const late = await current.put("users", "late", Buffer.from("x"), undefined, before).catch((e: unknown) => e);
+    expect(isDecantError(late, "fenced"), String(late)).to.equal(true);
   });
 });
