@@ -151,6 +151,7 @@ export class Envelope {
   constructor(readonly options: EnvelopeOptions) {}
 
   /**
+   * Only the first attempt can end `cancelled` (see below).
    * `repeatable`: the whole work may run again after a transient failure (reads, idempotent
    * writes, or work that sends its statement only after the last step that can fail); a
    * function says itself which failures may be retried.
@@ -160,9 +161,19 @@ export class Envelope {
     const o = this.options;
     try {
       return await withDeadline(o.store, op, o.timeoutMs, (deadline) => {
-        const attempt = () => {
+        // `cancelled` promises nothing was written, which only the first attempt can keep: once
+        // an attempt failed (perhaps after its write landed), a later one that finds the caller
+        // gone (drivers check before they send) reports that earlier, ambiguous failure instead.
+        let failed: { err: unknown } | undefined;
+        const attempt = async () => {
           deadline.check();
-          return work(deadline);
+          try {
+            return await work(deadline);
+          } catch (err) {
+            if (failed !== undefined && isDecantError(err, "cancelled")) throw failed.err;
+            failed = { err };
+            throw err;
+          }
         };
         if (repeatable === false) return attempt();
         return retry(attempt, repeatable === true ? o.isTransient : repeatable, o.retry, deadline.signal);

@@ -15,6 +15,7 @@ export class MigrationMetrics {
   readonly inSyncRatio: client.Gauge;
   readonly shadowMismatches: client.Counter;
   readonly repaired: client.Counter;
+  readonly repairFailures: client.Counter;
   readonly failClosed: client.Gauge;
   readonly renewal: client.Histogram;
   readonly viewAge: client.Gauge;
@@ -35,6 +36,7 @@ export class MigrationMetrics {
     this.inSyncRatio = new client.Gauge({ name: "decant_migration_in_sync_ratio", help: "In-sync share of the keys of the last verification (1 = equal).", registers });
     this.shadowMismatches = new client.Counter({ name: "decant_shadow_read_mismatches_total", help: "Shadow reads where the target disagreed with the current store.", registers });
     this.repaired = new client.Counter({ name: "decant_repair_items_total", help: "Journal entries repaired.", registers });
+    this.repairFailures = new client.Counter({ name: "decant_repair_failures_total", help: "Journal repair rounds that failed (they are retried): a journal that does not drain while this rises is stalled, by a store or a rolling upgrade.", registers });
     this.failClosed = new client.Gauge({ name: "decant_fail_closed", help: "1 while this sidecar refuses writes because it cannot renew its view of the control record.", registers });
     this.renewal = new client.Histogram({ name: "decant_control_renewal_seconds", help: "How long each renewal of the view of the control record took (read and heartbeat); a lease lapses when renewals stop succeeding.", buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers });
     const age = () => this.viewAgeSeconds();

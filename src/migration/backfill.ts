@@ -5,6 +5,7 @@
 // successor resumes where it stopped. Memory stays flat: it streams pages.
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { applyChunkSize } from "../protocol/batch.js";
+import { detached } from "../protocol/call.js";
 import { DecantError, describe as describeError } from "../protocol/errors.js";
 import type { Store } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, type RawItem, type ScanPage } from "../protocol/types.js";
@@ -195,7 +196,8 @@ export class Backfill {
     const version = await this.c.control.compareAndSet(BACKFILL_KEY, mine, rec.version);
     if (version === false) return;
     if (rec.value.runner && rec.value.runner !== this.c.replicaId) this.c.logger.warn(`took over the backfill from ${rec.value.runner} at its checkpoint`, { scanned: rec.value.scanned });
-    this.running = this.run(mine, version)
+    // Detached: a StartBackfill caller that goes must not stop the runner it started.
+    this.running = detached(() => this.run(mine, version))
       .catch((err) => this.c.logger.error("the backfill runner stopped on an unexpected error; another round retries from the checkpoint", { error: describeError(err) }))
       .finally(() => {
         this.running = undefined;

@@ -3,6 +3,7 @@
 // fence, keeps the repair journal, and runs the backfill when it holds the lease. The safety
 // argument, step by step, is docs/PROTOCOL.md; the step numbers below refer to it.
 import { randomBytes } from "node:crypto";
+import { detached } from "../protocol/call.js";
 import { DecantError, describe as describeError } from "../protocol/errors.js";
 import type { Store } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, MAX_KEY_BYTES, type RawItem } from "../protocol/types.js";
@@ -41,6 +42,8 @@ export interface MigrationHooks {
   beforeSecondary?(w: AdmittedWrite): Promise<void> | void;
   /** In the fenced switch, after the fence is committed and the old primary fenced. */
   duringFence?(): Promise<void> | void;
+  /** In a housekeeping journal repair, after it took the phase, before it lists the journal. */
+  beforeRepair?(phase: Phase): Promise<void> | void;
 }
 
 export interface ControllerOptions {
@@ -126,6 +129,9 @@ const BACKFILL_PHASES: readonly Phase[] = ["DUAL_WRITE", "SHADOW_READ", "READ_TA
 export const backfillAllowed = (p: Phase): boolean => BACKFILL_PHASES.includes(p);
 
 /** Phases where a failed secondary write fails the request (step 9: already before reads move). */
+/** A repair failure that repeats is logged once per this long. */
+const REPAIR_LOG_INTERVAL_MS = 60_000;
+
 export const strictSecondary = (p: Phase): boolean => p === "SHADOW_READ" || p === "READ_TARGET";
 
 export class MigrationController {
@@ -172,6 +178,8 @@ export class MigrationController {
   private intentSeq = 0;
   /** Dead owners (owner/incarnation) whose writes this replica has fenced off (finding N3). */
   private readonly fencedOwners = new Set<string>();
+  /** When each distinct repair failure was last logged (rate limit). */
+  private readonly repairFailureLogged = new Map<string, number>();
 
   constructor(options: ControllerOptions) {
     this.current = options.current;
@@ -272,12 +280,16 @@ export class MigrationController {
   /**
    * One round: renew the view and acknowledge with a heartbeat. Kept short, so a slow store
    * does not stretch it: housekeeping (gauges, journal repair, backfill lease) runs beside it.
+   * Detached from the caller: a request may start it (freshView, a fenced write's retry), but
+   * the round and the housekeeping it starts are shared work that its client's cancel must not stop.
    */
   tick(): Promise<void> {
-    this.ticking ??= this.renew()
-      .then(() => this.renewed())
-      .catch((err: unknown) => this.renewalFailed(err))
-      .finally(() => (this.ticking = undefined));
+    this.ticking ??= detached(() =>
+      this.renew()
+        .then(() => this.renewed())
+        .catch((err: unknown) => this.renewalFailed(err))
+        .finally(() => (this.ticking = undefined)),
+    );
     return this.ticking;
   }
 
@@ -476,7 +488,8 @@ export class MigrationController {
 
   /** The write reached the secondary: its intent is no longer needed (a failed removal is repaired later). */
   clearIntent(intent: Intent): void {
-    this.control.remove(intent.key).then(
+    // Off the request path: the answer may already be on its way, and the caller gone.
+    detached(() => this.control.remove(intent.key)).then(
       () => this.ownIntents.delete(intent.key),
       () => this.ownIntents.set(intent.key, 0),
     );
@@ -498,7 +511,8 @@ export class MigrationController {
     this.metrics.secondaryFailures.labels(role).inc();
     this.ownIntents.set(intent.key, now() + (ambiguous ? this.timings.storeTimeoutMs : 0));
     this.logger.warn(`a write of ${intent.entry.ns}/${intent.entry.key} did not reach the ${role} store; it is in the repair journal`, { error: describeError(err) });
-    await this.control.write<JournalEntry>(intent.key, { ...intent.entry, failed: true }).catch(() => undefined);
+    // The write was sent: its record must land even if the caller has gone meanwhile.
+    await detached(() => this.control.write<JournalEntry>(intent.key, { ...intent.entry, failed: true })).catch(() => undefined);
   }
 
   /** Who may repair an entry now (step 10): its owner once settled, anyone once the owner is dead. */
@@ -517,9 +531,15 @@ export class MigrationController {
   async repairJournal(phase: Phase = this.record.phase, all = false): Promise<number> {
     if (this.repairing && !all) return 0;
     this.repairing = true;
+    const epoch = this.record.epoch;
     try {
+      if (!all) await this.hooks.beforeRepair?.(phase);
       const entries = await this.control.list<JournalEntry>(JOURNAL_PREFIX, all ? 100_000 : 500);
       if (entries.length === 0) return 0;
+      // This replica keeps acknowledging while its repair runs, so a fenced switch can pass
+      // between taking the phase and listing: an entry of the new phase must not be copied
+      // the old way (and then dropped). `all` runs are the fenced drains themselves.
+      if (!all && !(await this.recordUnchanged(phase, epoch))) return 0;
       const live = new Set((await this.replicas()).filter((r) => r.live).map((r) => r.id));
       const { primary, secondary } = ROLES[phase];
       if (!secondary) {
@@ -527,15 +547,33 @@ export class MigrationController {
         for (const e of entries) if (all || this.repairable(e.value, e.key, live)) await this.removeEntry(e.key, e.version);
         return 0;
       }
-      if (!all && !(await this.fenceOffDeadOwnersOf(entries, live, this.store(primary)))) return 0;
+      if (!all && !(await this.fenceOffDeadOwnersOf(entries, live, phase))) return 0;
       return await this.copyEntries(entries.filter((e) => all || this.repairable(e.value, e.key, live)), this.store(primary), this.store(secondary));
     } catch (err) {
       if (all) throw err;
-      this.logger.debug?.("journal repair will retry", { error: describeError(err) });
+      this.repairFailed(err);
       return 0;
     } finally {
       this.repairing = false;
     }
+  }
+
+  /** Repair failures (retried every round): counted, and logged at warn once a minute per distinct reason. */
+  private repairFailed(err: unknown): void {
+    this.metrics.repairFailures.inc();
+    const reason = describeError(err);
+    const t = now();
+    const last = this.repairFailureLogged.get(reason);
+    if (last !== undefined && t - last < REPAIR_LOG_INTERVAL_MS) return;
+    for (const [r, at] of this.repairFailureLogged) if (t - at >= REPAIR_LOG_INTERVAL_MS) this.repairFailureLogged.delete(r);
+    this.repairFailureLogged.set(reason, t);
+    this.logger.warn("the repair journal cannot be repaired now; it is retried every round", { error: reason });
+  }
+
+  /** The record still says `phase` at `epoch`, unfenced: every entry listed since was written under it. */
+  private async recordUnchanged(phase: Phase, epoch: number): Promise<boolean> {
+    const rec = await this.control.read<PhaseRecord>(PHASE_KEY);
+    return rec !== null && rec.value.phase === phase && rec.value.epoch === epoch && !rec.value.fence;
   }
 
   /**
@@ -543,11 +581,11 @@ export class MigrationController {
    * a fencing primary its epoch is fenced off first, so the repair cannot be overtaken. False
    * when that cannot be done now (the repair waits).
    */
-  private async fenceOffDeadOwnersOf(entries: { value: JournalEntry }[], live: Set<string>, primary: Store): Promise<boolean> {
+  private async fenceOffDeadOwnersOf(entries: { value: JournalEntry }[], live: Set<string>, phase: Phase): Promise<boolean> {
     const owner = (e: JournalEntry) => `${e.owner}/${e.incarnation}`;
     const unfenced = entries.filter((e) => this.deadOwner(e.value, live) && !this.fencedOwners.has(owner(e.value)));
     if (unfenced.length === 0) return true;
-    if (!(await this.fenceOffDeadOwners(primary))) return false;
+    if (!(await this.fenceOffDeadOwners(phase))) return false;
     for (const e of unfenced) this.fencedOwners.add(owner(e.value));
     return true;
   }
@@ -576,10 +614,11 @@ export class MigrationController {
    * write admitted before can land afterwards. Writes in flight elsewhere are refused by the
    * fence and admitted again. Stores without a fence rely on the TTL margin (docs/PROTOCOL.md).
    */
-  private async fenceOffDeadOwners(primary: Store): Promise<boolean> {
+  private async fenceOffDeadOwners(phase: Phase): Promise<boolean> {
+    const primary = this.store(ROLES[phase].primary);
     if (!primary.capabilities.fencing || !primary.raiseFence) return true;
     const rec = await this.control.read<PhaseRecord>(PHASE_KEY);
-    if (!rec || rec.value.fence) return false;
+    if (!rec || rec.value.fence || rec.value.phase !== phase) return false; // the primary is no longer this one
     const epoch = rec.value.epoch + 1;
     if ((await this.control.compareAndSet<PhaseRecord>(PHASE_KEY, { ...rec.value, epoch, changedAt: Date.now(), changedBy: this.replicaId }, rec.version)) === false) return false;
     await primary.raiseFence(epoch);
@@ -723,15 +762,20 @@ export class MigrationController {
     this.checkStep(from, to);
     const attempt = await this.passGates(from, to, force);
     const base = { migrationId: from.migrationId ?? this.migrationId, attempt: to === "SINGLE" ? undefined : attempt, changedAt: Date.now(), changedBy: this.replicaId };
+    // Once committed, the change's follow-up runs detached: a SetPhase caller that goes must not
+    // leave it half done (a store fence not raised, a write fence standing).
     if (!movesPrimary(from.phase, to)) {
       await this.commit(rec.version, { ...base, phase: to, epoch: from.epoch + 1, fence: false });
-      // A write of SINGLE still on its way to the current store would miss the target: once
-      // the fence is raised it is refused and admitted again as a DUAL_WRITE write.
-      if (from.phase === "SINGLE" && to === "DUAL_WRITE") await this.raiseFence(this.current, from.epoch + 1);
+      await detached(async () => {
+        // A write of SINGLE still on its way to the current store would miss the target: once
+        // the fence is raised it is refused and admitted again as a DUAL_WRITE write.
+        if (from.phase === "SINGLE" && to === "DUAL_WRITE") await this.raiseFence(this.current, from.epoch + 1);
+        await this.afterChange(from.phase, to);
+      });
     } else {
       await this.fencedSwitch(rec.version, from, to, base);
+      await detached(() => this.afterChange(from.phase, to));
     }
-    await this.afterChange(from.phase, to);
   }
 
   /** The record to change: an abandoned fence is rolled back first; a live one refuses the change. */
@@ -839,13 +883,17 @@ export class MigrationController {
   private async fencedSwitch(expected: bigint, from: PhaseRecord, to: Phase, base: Pick<PhaseRecord, "migrationId" | "attempt" | "changedAt" | "changedBy">): Promise<void> {
     const fenceEpoch = from.epoch + 1;
     const version = await this.commit(expected, { ...base, phase: from.phase, epoch: fenceEpoch, fence: true, pending: to });
-    let failure: string | undefined;
-    try {
-      failure = await this.holdFence(from.phase, fenceEpoch);
-    } catch (err) {
-      failure = describeError(err);
-    }
-    await this.liftFence(version, from, to, base, failure);
+    // From here every replica's writes are held: the switch ends, committed or rolled back, even
+    // if the SetPhase caller has gone (its cancel would leave the fence until it is abandoned).
+    await detached(async () => {
+      let failure: string | undefined;
+      try {
+        failure = await this.holdFence(from.phase, fenceEpoch);
+      } catch (err) {
+        failure = describeError(err);
+      }
+      await this.liftFence(version, from, to, base, failure);
+    });
   }
 
   /** With the fence committed: fence the old primary, wait for every replica, drain the journal. Returns why not, if not. */

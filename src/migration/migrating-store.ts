@@ -56,8 +56,8 @@ export class MigratingStore implements Store {
   private shadowCompare(ns: string, key: string, seen: Item | null): void {
     if (this.shadowInFlight >= MAX_SHADOW_READS_IN_FLIGHT || !this.controller.target) return;
     this.shadowInFlight++;
-    this.controller.target
-      .get(ns, key)
+    // Detached: a client that leaves once answered must not count as a mismatch.
+    detached(() => this.controller.target!.get(ns, key))
       .then((other) => {
         const same = seen === null ? other === null : other !== null && other.version === seen.version && other.value.equals(seen.value);
         if (!same) this.controller.metrics.shadowMismatches.inc();

@@ -350,4 +350,28 @@ describe("migration safety: issue 12's interleavings", function () {
     await waitFor(async () => (await value(target, "k")) === "1:late", "the re-admitted write repaired to the target");
     expect(await value(current, "k")).to.equal("1:late");
   });
+
+  it("a housekeeping repair that took its phase before a fenced switch does not copy a new-phase entry the old way and drop it", async function () {
+    const shared = new MemoryStore();
+    const cur = faulty(shared); // b's view of the current store: its writes to it can fail
+    const target = new MemoryStore();
+    let armed = false;
+    const h = hold("k");
+    const a = await replica("a", { current: shared, target });
+    const b = await replica("b", { current: cur.store, target, control: shared }, { beforeRepair: (phase) => (armed && phase === "READ_TARGET" ? ((armed = false), h.hook({ key: "k" })) : undefined) });
+    await walk(a.c, ["DUAL_WRITE", "SHADOW_READ", "READ_TARGET"]);
+    await waitFor(() => b.c.isActive(), "READ_TARGET active");
+    armed = true;
+    await h.reached; // b's repair holds READ_TARGET (current → target) and has not listed yet
+    await a.c.setPhase("TARGET_PRIMARY", true); // b keeps renewing and acknowledging meanwhile
+    await waitFor(async () => b.c.phase === "TARGET_PRIMARY" && b.c.isActive(), "TARGET_PRIMARY active on b");
+    cur.faults.applyIfNewer = true; // b's write reaches the new primary but not the old one
+    const v = await b.s.put("users", "k", Buffer.from("new"));
+    cur.faults.applyIfNewer = false;
+    expect((await b.c.control.list(JOURNAL_PREFIX)).length).to.equal(1);
+    h.release(); // the held repair lists now, with the new-phase entry in the journal
+    // The entry is repaired the new way (target → current), so a rollback finds the write on current.
+    await waitFor(async () => (await value(shared, "k")) === `${v}:new`, "the write repaired to the old primary", 5000);
+    expect(await b.c.journalDepth()).to.equal(0);
+  });
 });

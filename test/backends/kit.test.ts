@@ -1,0 +1,47 @@
+// The kit's call envelope: `cancelled` means nothing was written, so only a call's first
+// attempt may end that way (src/protocol/store.ts).
+import { expect } from "chai";
+import { Envelope } from "../../src/backends/kit.js";
+import { throwIfCancelled, withCall } from "../../src/protocol/call.js";
+import { isDecantError } from "../../src/protocol/errors.js";
+
+const lost = () => Object.assign(new Error("connection reset while the write was in flight"), { code: "ECONNRESET" });
+
+describe("kit envelope and cancellation", function () {
+  const envelope = new Envelope({ store: "test", timeoutMs: 5000, isTransient: (err) => (err as { code?: string }).code === "ECONNRESET", retry: { attempts: 3, baseDelayMs: 0, maxDelayMs: 0 } });
+
+  it("a caller gone before the call starts gets cancelled and no attempt runs", async function () {
+    let attempts = 0;
+    const err = await withCall(AbortSignal.abort(), () => envelope.run("applyIfNewer", async () => attempts++, true)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isDecantError(err, "cancelled")).to.equal(true);
+    expect(attempts).to.equal(0);
+  });
+
+  it("a retried write whose caller goes during the retry ends with the first attempt's failure, not cancelled", async function () {
+    const caller = new AbortController();
+    let attempts = 0;
+    const err = await withCall(caller.signal, () =>
+      envelope.run(
+        "applyIfNewer",
+        async () => {
+          attempts++;
+          if (attempts === 1) throw lost(); // sent, maybe applied, answer lost
+          caller.abort(); // the caller leaves while the retry reconnects...
+          throwIfCancelled("applyIfNewer"); // ...and the driver checks before it sends again
+          return true;
+        },
+        true,
+      ),
+    ).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(attempts).to.equal(2);
+    expect(isDecantError(err, "cancelled"), String(err)).to.equal(false);
+    expect(isDecantError(err, "unavailable"), String(err)).to.equal(true);
+    expect((err as Error).message).to.match(/connection reset/);
+  });
+});
