@@ -8,8 +8,7 @@ import type { Store } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, type RawItem, type ScanPage } from "../protocol/types.js";
 import { BACKFILL_KEY } from "./control.js";
 import { FIRST_PAGE_ITEMS, nextPageLimit } from "./pages.js";
-import { backfillAllowed, type MigrationController } from "./controller.js";
-import { yieldToEventLoop } from "./verify.js";
+import { backfillAllowed, systemClock, yieldToEventLoop, type Clock, type WorkContext } from "./work-context.js";
 
 export type BackfillState = "idle" | "running" | "paused" | "done" | "failed";
 
@@ -43,8 +42,6 @@ const movingRate = (previous: number | undefined, items: number, ms: number): nu
   const rate = ms > 0 ? (items / ms) * 1000 : 0;
   return previous === undefined ? rate : previous * 0.7 + rate * 0.3;
 };
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Pages of one stream per round (one checkpoint per round): fewer waits for the slowest write. */
 const PAGES_PER_ROUND = 4;
@@ -97,7 +94,10 @@ export class Backfill {
   private liveLatency = 0;
   private baselineLatency = 0;
 
-  constructor(private readonly c: MigrationController) {}
+  constructor(
+    private readonly c: WorkContext,
+    private readonly clock: Clock = systemClock,
+  ) {}
 
   observeLiveLatency(ms: number): void {
     this.liveLatency = this.liveLatency === 0 ? ms : this.liveLatency * 0.9 + ms * 0.1;
@@ -136,9 +136,9 @@ export class Backfill {
       copied: 0,
       skipped: 0,
       estimatedTotal,
-      startedAt: Date.now(),
+      startedAt: this.clock.wall(),
       activeMs: 0,
-      updatedAt: Date.now(),
+      updatedAt: this.clock.wall(),
     };
     const ok = await this.c.control.compareAndSet(BACKFILL_KEY, record, existing?.version ?? null);
     if (ok === false) throw new DecantError("failed_precondition", "the backfill record changed meanwhile; try again");
@@ -156,13 +156,13 @@ export class Backfill {
       if (!paused && (!backfillAllowed(this.c.phase) || !this.c.target || rec.value.attempt !== this.c.attempt)) {
         throw new DecantError("failed_precondition", `the backfill cannot resume in ${this.c.phase}${rec.value.attempt !== this.c.attempt ? " (it belongs to an earlier migration attempt)" : ""}; it runs in DUAL_WRITE, SHADOW_READ or READ_TARGET on a sidecar with the target configured`);
       }
-      const next: BackfillRecord = { ...rec.value, state: want, runner: undefined, leaseUntil: undefined, updatedAt: Date.now() };
+      const next: BackfillRecord = { ...rec.value, state: want, runner: undefined, leaseUntil: undefined, updatedAt: this.clock.wall() };
       if ((await this.c.control.compareAndSet(BACKFILL_KEY, next, rec.version)) !== false) {
         this.c.logger.info(`backfill ${paused ? "paused" : "resumed"}`, { scanned: rec.value.scanned });
         if (!paused) await this.maybeTakeOver();
         return;
       }
-      await sleep(20); // the runner checkpointed meanwhile; retry on the fresh record
+      await this.clock.sleep(20); // the runner checkpointed meanwhile; retry on the fresh record
     }
     throw new DecantError("unavailable", "could not update the backfill record (it keeps changing)");
   }
@@ -175,8 +175,8 @@ export class Backfill {
     if (this.running || this.stopRequested || !this.c.target || !backfillAllowed(this.c.phase)) return;
     const rec = await this.read();
     if (!rec || rec.value.state !== "running" || rec.value.attempt !== this.c.attempt) return;
-    if (rec.value.runner && rec.value.runner !== this.c.replicaId && (rec.value.leaseUntil ?? 0) > Date.now()) return;
-    const mine: BackfillRecord = { ...rec.value, runner: this.c.replicaId, leaseUntil: Date.now() + this.c.timings.backfillLeaseMs };
+    if (rec.value.runner && rec.value.runner !== this.c.replicaId && (rec.value.leaseUntil ?? 0) > this.clock.wall()) return;
+    const mine: BackfillRecord = { ...rec.value, runner: this.c.replicaId, leaseUntil: this.clock.wall() + this.c.timings.backfillLeaseMs };
     const version = await this.c.control.compareAndSet(BACKFILL_KEY, mine, rec.version);
     if (version === false) return;
     if (rec.value.runner && rec.value.runner !== this.c.replicaId) this.c.logger.warn(`took over the backfill from ${rec.value.runner} at its checkpoint`, { scanned: rec.value.scanned });
@@ -210,8 +210,8 @@ export class Backfill {
     let prefetch: { ns: string; cursor: string | null; page: Promise<ScanPage<RawItem>> } | undefined;
     let pageLimit = Math.min(FIRST_PAGE_ITEMS, rec.pageSize);
     let tokens = 0;
-    let lastRefill = Date.now();
-    let lastRound = Date.now();
+    let lastRefill = this.clock.wall();
+    let lastRound = this.clock.wall();
     this.baselineLatency = this.liveLatency;
     // A round into a slow target can outlast the lease: renew it in the background meanwhile,
     // or the other replicas would take over mid-round, again and again.
@@ -223,7 +223,7 @@ export class Backfill {
           return;
         }
         if (rec.nsIndex >= rec.namespaces.length) {
-          rec = { ...rec, state: "done", runner: undefined, leaseUntil: undefined, updatedAt: Date.now() };
+          rec = { ...rec, state: "done", runner: undefined, leaseUntil: undefined, updatedAt: this.clock.wall() };
           await this.checkpoint(rec, version);
           this.c.logger.info("backfill done", { scanned: rec.scanned, copied: rec.copied, skipped_newer: rec.skipped });
           return;
@@ -275,7 +275,7 @@ export class Backfill {
         this.c.metrics.backfillItems.labels("skipped_newer").inc(skipped);
         const segments = results.map((r) => r.cursor);
         const nsDone = segments.every((s) => s === "");
-        const now = Date.now();
+        const now = this.clock.wall();
         rec = {
           ...rec,
           segments: nsDone ? [] : segments,
@@ -297,11 +297,11 @@ export class Backfill {
 
         // Rate limit (token bucket in items/s) and back-off when live latency rises.
         if (rec.rateLimit > 0) {
-          tokens += ((Date.now() - lastRefill) / 1000) * rec.rateLimit - scanned;
-          lastRefill = Date.now();
-          if (tokens < 0) await sleep((-tokens / rec.rateLimit) * 1000);
+          tokens += ((this.clock.wall() - lastRefill) / 1000) * rec.rateLimit - scanned;
+          lastRefill = this.clock.wall();
+          if (tokens < 0) await this.clock.sleep((-tokens / rec.rateLimit) * 1000);
         }
-        if (this.baselineLatency > 0 && this.liveLatency > 3 * this.baselineLatency + 2) await sleep(Math.min(1000, this.liveLatency * 4));
+        if (this.baselineLatency > 0 && this.liveLatency > 3 * this.baselineLatency + 2) await this.clock.sleep(Math.min(1000, this.liveLatency * 4));
       }
     } catch (err) {
       const message = describeError(err);
@@ -309,9 +309,9 @@ export class Backfill {
       // Leave the record running with the lease lapsed: this or another replica retries from the checkpoint.
       const fresh = await this.read().catch(() => null);
       if (fresh && fresh.value.runner === this.c.replicaId) {
-        await this.c.control.compareAndSet(BACKFILL_KEY, { ...fresh.value, runner: undefined, leaseUntil: undefined, error: message, updatedAt: Date.now() }, fresh.version).catch(() => false);
+        await this.c.control.compareAndSet(BACKFILL_KEY, { ...fresh.value, runner: undefined, leaseUntil: undefined, error: message, updatedAt: this.clock.wall() }, fresh.version).catch(() => false);
       }
-      await sleep(this.c.timings.heartbeatMs);
+      await this.clock.sleep(this.c.timings.heartbeatMs);
     } finally {
       clearInterval(renewal);
     }
@@ -322,7 +322,7 @@ export class Backfill {
     try {
       const fresh = await this.read();
       if (!fresh || fresh.value.state !== "running" || fresh.value.runner !== this.c.replicaId) return;
-      await this.c.control.compareAndSet(BACKFILL_KEY, { ...fresh.value, leaseUntil: Date.now() + this.c.timings.backfillLeaseMs }, fresh.version);
+      await this.c.control.compareAndSet(BACKFILL_KEY, { ...fresh.value, leaseUntil: this.clock.wall() + this.c.timings.backfillLeaseMs }, fresh.version);
     } catch {
       // The next checkpoint or renewal tries again; a lapsed lease only means another replica resumes.
     }
@@ -347,7 +347,7 @@ export class Backfill {
   /** Items/s now: the recent rate while rounds keep checkpointing, 0 once they stop. */
   currentRate(rec: BackfillRecord): number {
     const stalledAfter = Math.max(10_000, 10 * this.c.timings.heartbeatMs);
-    return rec.state === "running" && Date.now() - rec.updatedAt < stalledAfter ? (rec.recentRate ?? 0) : 0;
+    return rec.state === "running" && this.clock.wall() - rec.updatedAt < stalledAfter ? (rec.recentRate ?? 0) : 0;
   }
 
   publish(rec: BackfillRecord): void {

@@ -13,6 +13,7 @@ import { BACKFILL_KEY, BINDING_KEY, ControlStore, HEARTBEAT_PREFIX, IDENTITY_KEY
 import { PHASES, ROLES, movesPrimary, transitionError, type Phase, type Role } from "./phases.js";
 import { Backfill, type BackfillRecord } from "./backfill.js";
 import type { VerifyRecord } from "./verify.js";
+import { backfillAllowed } from "./work-context.js";
 
 export interface Timings {
   /** How often a replica re-reads the control record and heartbeats. */
@@ -86,8 +87,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The monotonic clock: leases and liveness never compare timestamps from another machine (step 5). */
 const now = () => performance.now();
 
-const BACKFILL_PHASES: readonly Phase[] = ["DUAL_WRITE", "SHADOW_READ", "READ_TARGET"];
-export const backfillAllowed = (p: Phase): boolean => BACKFILL_PHASES.includes(p);
+export { backfillAllowed };
 
 /** Phases where a failed secondary write fails the request (step 9: already before reads move). */
 export const strictSecondary = (p: Phase): boolean => p === "SHADOW_READ" || p === "READ_TARGET";

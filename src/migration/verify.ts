@@ -6,7 +6,7 @@ import type { Store } from "../protocol/store.js";
 import { compareKeys, CONTROL_NAMESPACE, type RawItem, type ScanPage } from "../protocol/types.js";
 import { VERIFY_KEY } from "./control.js";
 import { FIRST_PAGE_ITEMS, nextPageLimit } from "./pages.js";
-import type { MigrationController } from "./controller.js";
+import { systemClock, yieldToEventLoop, type Clock, type WorkContext } from "./work-context.js";
 import { ROLES } from "./phases.js";
 
 export interface VerifyReport {
@@ -40,8 +40,6 @@ const SAMPLE = 20;
 const MERGE_PAGE = 1000;
 const LOOKUP_PAGE = 500;
 
-/** Synchronous backends (SQLite) never yield on their own: let the sidecar serve between pages. */
-export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 type Verdict = "in_sync" | "missing" | "stale" | "extra";
 
@@ -103,12 +101,13 @@ interface Finding {
   cp: RawItem | null;
 }
 
-export async function verify(c: MigrationController, options: { namespace?: string; repair: boolean; onProgress?: (r: VerifyReport) => void }): Promise<VerifyReport> {
+export async function verify(c: WorkContext, options: { namespace?: string; repair: boolean; onProgress?: (r: VerifyReport) => void; clock?: Clock }): Promise<VerifyReport> {
+  const clock = options.clock ?? systemClock;
   const roles = ROLES[c.phase];
   // Before the primary moves the current store is the source; after, the target is.
   const source: Store = c.store(roles.primary);
   const copy: Store = c.store(roles.primary === "current" ? "target" : "current");
-  const startedAt = Date.now();
+  const startedAt = clock.wall();
   const attempt = c.attempt;
   const epoch = c.epoch;
   const failures = await c.failureCounts();
@@ -122,8 +121,8 @@ export async function verify(c: MigrationController, options: { namespace?: stri
     report.checked++;
     report[verdict]++;
     if (verdict !== "in_sync" && report.sample_keys.length < SAMPLE) report.sample_keys.push(`${ns}/${key} (${verdict})`);
-    if (options.onProgress && Date.now() - lastProgress > 250) {
-      lastProgress = Date.now();
+    if (options.onProgress && clock.wall() - lastProgress > 250) {
+      lastProgress = clock.wall();
       options.onProgress({ ...report, sample_keys: [...report.sample_keys] });
     }
   };
@@ -135,7 +134,7 @@ export async function verify(c: MigrationController, options: { namespace?: stri
   const settle = async (ns: string, findings: Finding[]): Promise<void> => {
     let open = findings;
     for (let i = 0; i < RECHECKS && open.length > 0; i++) {
-      await new Promise((r) => setTimeout(r, RECHECK_DELAY_MS * (i + 1)));
+      await clock.sleep(RECHECK_DELAY_MS * (i + 1));
       const keys = open.map((f) => f.key);
       const [src, cp] = await Promise.all([lookup(source, ns, keys), lookup(copy, ns, keys)]);
       for (const f of open) {
@@ -229,7 +228,7 @@ export async function verify(c: MigrationController, options: { namespace?: stri
   }
 
   report.done = true;
-  await c.control.write<VerifyRecord>(VERIFY_KEY, { report, namespace: options.namespace ?? "", attempt, epoch, failures, startedAt, finishedAt: Date.now(), by: c.replicaId });
+  await c.control.write<VerifyRecord>(VERIFY_KEY, { report, namespace: options.namespace ?? "", attempt, epoch, failures, startedAt, finishedAt: clock.wall(), by: c.replicaId });
   c.publishVerify({ report, namespace: options.namespace ?? "", startedAt, by: c.replicaId });
   c.logger.info("verification done", { ...report, sample_keys: report.sample_keys.slice(0, 5) });
   options.onProgress?.(report);
