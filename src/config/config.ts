@@ -36,6 +36,8 @@ export interface Config {
   adminToken?: string;
   /** Migration timings in ms (heartbeat_ms, lease_ms, replica_ttl_ms, fence_hold_ms, fence_timeout_ms, backfill_lease_ms). */
   migration: Partial<Record<MigrationTiming, number>>;
+  /** backfill.segments_per_replica: segments one sidecar or backfill-worker runs at once (absent = 2). */
+  backfillSegmentsPerReplica?: number;
   /** migration.id: names the migration; the control record must carry the same (absent = not checked). */
   migrationId?: string;
   /** The largest timeout_ms of the network stores configured: a call may still land that long after it began. */
@@ -105,6 +107,7 @@ const KEYS: Record<string, string> = {
   admin_token_file: "file holding the Migration service's bearer token",
   dynamodb_listen: "host:port for the DynamoDB-API front (off when absent)",
   dynamodb: "access_key_id, secret_access_key_file: SigV4 credentials the DynamoDB front requires",
+  backfill: "segments_per_replica: backfill segments one sidecar or worker runs at once",
   migration: `id, and timings: ${"heartbeat_ms, lease_ms, replica_ttl_ms, fence_hold_ms, fence_timeout_ms, backfill_lease_ms"}`,
 };
 
@@ -283,12 +286,18 @@ export function loadConfig(configPath?: string, env: Env = process.env): Config 
     throw new ConfigError("migration.replica_ttl_ms", `must be at least lease_ms + the largest store timeout_ms + heartbeat_ms (${lease} + ${storeTimeoutMs} + ${heartbeat} = ${minTtl}), so a replica counted dead has failed closed and its last store call has ended (docs/PROTOCOL.md step 5)`);
   }
 
+  const backfillFile = (file.backfill ?? {}) as Record<string, unknown>;
+  for (const k of Object.keys(backfillFile)) if (k !== "segments_per_replica") throw new ConfigError(`backfill.${k}`, "is not a setting; use segments_per_replica");
+  const segmentsRaw = env.DECANT_BACKFILL_SEGMENTS_PER_REPLICA ?? backfillFile.segments_per_replica;
+  const backfillSegmentsPerReplica = segmentsRaw === undefined || segmentsRaw === "" ? undefined : positiveInt(segmentsRaw, "backfill.segments_per_replica", 1, 64);
+
   const maxValueBytes = positiveInt(pick("max_value_bytes", "DECANT_MAX_VALUE_BYTES").value ?? DEFAULT_MAX_VALUE_BYTES, "max_value_bytes", 1, 64 * 1024 * 1024);
   const ddbListen = pick("dynamodb_listen", "DECANT_DYNAMODB_LISTEN").value;
   return {
     dynamodbListen: ddbListen === undefined || ddbListen === null ? undefined : hostPort(ddbListen, "dynamodb_listen"),
     dynamodbAuth: dynamodbAuth(file.dynamodb, env),
     migration,
+    backfillSegmentsPerReplica,
     migrationId,
     storeTimeoutMs,
     current,

@@ -28,6 +28,8 @@ export interface Timings {
   fenceTimeoutMs: number;
   /** The backfill runner's lease; another replica takes over after it lapses. */
   backfillLeaseMs: number;
+  /** Backfill segments this replica runs at once (backfill.segments_per_replica; absent = 2). */
+  backfillSegments?: number;
   /** The longest a store call may take (the largest timeout_ms): an unknown outcome settles after it. */
   storeTimeoutMs: number;
 }
@@ -569,8 +571,7 @@ export class MigrationController {
     this.metrics.replicas.labels("acked").set(acked);
     this.metrics.replicas.labels("pending").set(live.length - acked);
     this.metrics.journalDepth.set(await this.journalDepth());
-    const bf = await this.control.read<BackfillRecord>(BACKFILL_KEY);
-    if (bf) this.backfill.publish(bf.value);
+    await this.backfill.refreshGauges();
     const vr = await this.control.read<VerifyRecord>(VERIFY_KEY);
     if (vr) this.publishVerify(vr.value);
   }
@@ -683,7 +684,7 @@ export class MigrationController {
     const busy = (await this.replicas()).filter((r) => r.live && r.hasTarget && r.id !== this.replicaId).map((r) => r.id);
     if (busy.length > 0) throw new DecantError("failed_precondition", `replicas ${busy.join(", ")} are configured with a migration target and still heartbeat on this control store; stop or reconfigure them first`);
     await this.commit(rec.version, { phase: "SINGLE", epoch: rec.value.epoch + 1, fence: false, migrationId: rec.value.migrationId, changedAt: Date.now(), changedBy: this.replicaId });
-    await this.control.remove(BACKFILL_KEY);
+    await this.backfill.abandon();
     await this.control.remove(VERIFY_KEY);
     await this.repairJournal("SINGLE", true);
     this.logger.info("the migration record was reset: this store is a plain store again (phase SINGLE)");

@@ -75,6 +75,7 @@ export async function startSidecar(config: Config, logger: Logger, hooks: Sideca
       fenceHoldMs: m.fence_hold_ms,
       fenceTimeoutMs: m.fence_timeout_ms,
       backfillLeaseMs: m.backfill_lease_ms,
+      backfillSegments: config.backfillSegmentsPerReplica,
       storeTimeoutMs: config.storeTimeoutMs,
     },
     migrationId: config.migrationId,

@@ -358,7 +358,7 @@ if (ok) {
         await waitFor(
           async () => {
             const bf = (await status(a.client)).backfill;
-            runnerId = bf.runner;
+            runnerId = bf.runner.split(",")[0] ?? ""; // segments run on both replicas: kill one of them
             scannedAtKill = Number(bf.scanned);
             if (bf.state === "done") throw new Error("the backfill finished before it could be interrupted; lower the rate limit");
             return runnerId !== "" && scannedAtKill >= 4000;
@@ -378,7 +378,7 @@ if (ok) {
         await waitFor(
           async () => {
             const bf = (await status(survivor.client)).backfill;
-            if (!tookOverMs && bf.runner === survivor.replicaId) tookOverMs = Date.now() - killedAt;
+            if (!tookOverMs && !bf.runner.split(",").includes(runnerId) && bf.runner.includes(survivor.replicaId)) tookOverMs = Date.now() - killedAt;
             if (bf.state === "failed") throw new Error(`backfill failed: ${bf.error}`);
             return bf.state === "done";
           },
