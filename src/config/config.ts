@@ -289,7 +289,7 @@ export function loadConfig(configPath?: string, env: Env = process.env): Config 
   const backfillFile = (file.backfill ?? {}) as Record<string, unknown>;
   for (const k of Object.keys(backfillFile)) if (k !== "segments_per_replica") throw new ConfigError(`backfill.${k}`, "is not a setting; use segments_per_replica");
   const segmentsRaw = env.DECANT_BACKFILL_SEGMENTS_PER_REPLICA ?? backfillFile.segments_per_replica;
-  const backfillSegmentsPerReplica = segmentsRaw === undefined || segmentsRaw === "" ? undefined : positiveInt(segmentsRaw, "backfill.segments_per_replica", 1, 64);
+  const backfillSegmentsPerReplica = segmentsRaw === undefined || segmentsRaw === "" ? undefined : positiveInt(segmentsRaw, "backfill.segments_per_replica", 0, 64);
 
   const maxValueBytes = positiveInt(pick("max_value_bytes", "DECANT_MAX_VALUE_BYTES").value ?? DEFAULT_MAX_VALUE_BYTES, "max_value_bytes", 1, 64 * 1024 * 1024);
   const ddbListen = pick("dynamodb_listen", "DECANT_DYNAMODB_LISTEN").value;

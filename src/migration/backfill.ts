@@ -163,7 +163,7 @@ export class Backfill {
   }
 
   private get perReplica(): number {
-    return Math.max(1, this.c.timings.backfillSegments ?? DEFAULT_SEGMENTS_PER_REPLICA);
+    return Math.max(0, this.c.timings.backfillSegments ?? DEFAULT_SEGMENTS_PER_REPLICA); // 0: leave them to backfill-workers
   }
 
   observeLiveLatency(ms: number): void {
