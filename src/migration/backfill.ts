@@ -10,7 +10,8 @@ import type { Store } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, type RawItem, type ScanPage } from "../protocol/types.js";
 import { BACKFILL_KEY } from "./control.js";
 import { FIRST_PAGE_ITEMS, nextPageLimit } from "./pages.js";
-import { clipToRange, freshSegment, LapseWatch, listSegments, planNamespace, removeSegments, segmentKey, taken, type SegmentRecord } from "./segments.js";
+import { clipToRange, freshSegment, listSegments, planNamespace, removeSegments, segmentKey, type SegmentRecord } from "./segments.js";
+import { LeaseLost, SegmentLeases, type Held } from "./segments-lease.js";
 import { backfillAllowed, systemClock, yieldToEventLoop, type Clock, type WorkContext } from "./work-context.js";
 
 export type BackfillState = "idle" | "running" | "paused" | "done" | "failed";
@@ -66,8 +67,6 @@ export const isPermanent = (err: unknown): boolean => isDecantError(err) && PERM
 
 export const DEFAULT_SEGMENTS_PER_REPLICA = 2;
 
-class LeaseLost extends Error {}
-
 /**
  * applyIfNewer in chunks with at most `concurrency` in flight; write() returns once its chunks
  * are all under way, so the caller reads the next page meanwhile. Chunks have a power-of-two
@@ -117,18 +116,6 @@ class Writer {
   }
 }
 
-/** One segment this process holds: its record as last written, and until when the lease holds. */
-interface Held {
-  key: string;
-  rec: SegmentRecord;
-  version: bigint;
-  /** Monotonic time the write that last renewed the lease started: the lease holds leaseMs from it. */
-  renewedAt: number;
-  /** Record writes of one segment run one at a time (a renewal never races a checkpoint). */
-  chain: Promise<unknown>;
-  lost: boolean;
-}
-
 export class Backfill {
   /** This process: a replica restarted under the same id is another holder. */
   readonly run = randomBytes(6).toString("hex");
@@ -137,7 +124,7 @@ export class Backfill {
   private job?: BackfillRecord;
   /** Segments running anywhere (not done, held, not lapsed), as last listed: the rate is split among them. */
   private runningEverywhere = 1;
-  private readonly watch: LapseWatch;
+  private readonly leases: SegmentLeases;
   private ticking?: Promise<void>;
   /** Latency of live primary writes (EWMA, ms), fed by the write path, for throttling. */
   private liveLatency = 0;
@@ -147,7 +134,7 @@ export class Backfill {
     private readonly c: WorkContext,
     private readonly clock: Clock = systemClock,
   ) {
-    this.watch = new LapseWatch(c.timings.backfillLeaseMs);
+    this.leases = new SegmentLeases(c.control, { id: c.replicaId, run: this.run }, clock, c.timings.backfillLeaseMs, this.marginMs, c.logger);
   }
 
   private get leaseMs(): number {
@@ -299,33 +286,13 @@ export class Backfill {
     this.job = job?.value;
     if (!job || job.value.state !== "running" || job.value.attempt !== this.c.attempt) return;
     const segments = await listSegments(this.c.control, job.value.attempt);
-    const now = this.clock.monotonic();
-    this.watch.forget(new Set(segments.map((s) => s.key)));
-    const free: typeof segments = [];
-    let running = 0;
-    for (const s of segments) {
-      if (s.value.done) continue;
-      const mine = s.value.run === this.run && this.tasks.has(s.key);
-      const lapsed = this.watch.lapsed(s.key, s.version, now);
-      if (mine || (s.value.owner !== undefined && !lapsed && s.value.run !== this.run)) running++;
-      else if (!mine) free.push(s);
-    }
-    this.runningEverywhere = Math.max(1, running);
     if (segments.length > 0 && segments.every((s) => s.value.done)) return this.finish(job.value, job.version, segments.map((s) => s.value));
-    // Unheld first, then lapsed; a random start spreads replicas that list at the same moment.
-    free.sort((a, b) => Number(a.value.owner !== undefined) - Number(b.value.owner !== undefined));
-    const shift = Math.floor(Math.random() * Math.max(1, free.filter((s) => s.value.owner === undefined).length));
-    const order = [...free.slice(shift), ...free.slice(0, shift)].sort((a, b) => Number(a.value.owner !== undefined) - Number(b.value.owner !== undefined));
-    for (const s of order) {
+    const { free, elsewhere } = this.leases.survey(segments, new Set(this.tasks.keys()));
+    this.runningEverywhere = Math.max(1, elsewhere + this.tasks.size);
+    for (const s of free) {
       if (this.tasks.size >= this.perReplica || this.stopRequested) break;
-      const startedAt = this.clock.monotonic();
-      const next = taken(s.value, this.c.replicaId, this.run, this.clock.wall());
-      const version = await this.c.control.compareAndSet(s.key, next, s.version);
-      if (version === false) continue; // another worker took it first
-      if (s.value.owner !== undefined && s.value.run !== this.run) {
-        this.c.logger.warn(`took over the backfill segment ${s.value.index} (${s.value.ns}) from ${s.value.owner} at its checkpoint`, { scanned: s.value.scanned, token: next.token });
-      }
-      const held: Held = { key: s.key, rec: next, version, renewedAt: startedAt, chain: Promise.resolve(), lost: false };
+      const held = await this.leases.take(s, "backfill");
+      if (!held) continue; // another worker took it first
       this.runningEverywhere++;
       const task = this.runSegment(held, job.value).finally(() => this.tasks.delete(s.key));
       this.tasks.set(s.key, task);
@@ -364,49 +331,12 @@ export class Backfill {
     return this.job;
   }
 
-  /** The lease holds, with a margin for the write about to start (S3 in docs/PROTOCOL.md). */
-  private leaseHolds(h: Held): boolean {
-    return !h.lost && this.clock.monotonic() + this.marginMs < h.renewedAt + this.leaseMs;
-  }
-
-  /**
-   * Writes the segment's record if this process still holds it: the compare-and-set on the
-   * record's version is the fence for progress (S2). Returns false once the segment is lost.
-   */
-  private save(h: Held, next: (rec: SegmentRecord) => SegmentRecord): Promise<boolean> {
-    const run = async (): Promise<boolean> => {
-      if (h.lost) return false;
-      for (let i = 0; i < 5; i++) {
-        const startedAt = this.clock.monotonic();
-        const rec = next(h.rec);
-        const v = await this.c.control.compareAndSet(h.key, rec, h.version);
-        if (v !== false) {
-          h.rec = rec;
-          h.version = v;
-          h.renewedAt = startedAt;
-          return true;
-        }
-        const fresh = await this.c.control.read<SegmentRecord>(h.key);
-        if (!fresh || fresh.value.run !== this.run || fresh.value.token !== h.rec.token) {
-          h.lost = true;
-          this.c.logger.warn(`backfill segment ${h.rec.index} (${h.rec.ns}) was taken over${fresh?.value.owner ? ` by ${fresh.value.owner}` : ""}; this worker stops writing it`, { token: h.rec.token });
-          return false;
-        }
-        h.version = fresh.version; // written by this holder's own earlier attempt whose answer was lost
-      }
-      return false;
-    };
-    const p = h.chain.then(run, run);
-    h.chain = p.catch(() => undefined);
-    return p;
-  }
-
-  private async runSegment(h: Held, job: BackfillRecord): Promise<void> {
+  private async runSegment(h: Held<SegmentRecord>, job: BackfillRecord): Promise<void> {
     const target = this.c.store("target");
     const current = this.c.current;
     const ns = h.rec.ns;
     // A page into a slow target can outlast the lease: renew it meanwhile.
-    const renewal = setInterval(() => void this.save(h, (r) => ({ ...r, updatedAt: this.clock.wall() })).catch(() => undefined), Math.max(20, this.leaseMs / 4));
+    const stopRenewing = this.leases.renewing(h);
     let pageLimit = Math.min(FIRST_PAGE_ITEMS, job.pageSize);
     let prefetch: { cursor: string | undefined; page: Promise<ScanPage<RawItem>> } | undefined;
     let tokens = 0;
@@ -418,7 +348,7 @@ export class Backfill {
     try {
       while (!h.rec.done) {
         if (this.stopRequested || this.job?.state !== "running" || !backfillAllowed(this.c.phase) || h.rec.attempt !== this.c.attempt) break;
-        if (!this.leaseHolds(h)) throw new LeaseLost("the segment's lease lapsed (this process was paused or the control store was slow)");
+        if (!this.leases.holds(h)) throw new LeaseLost("the segment's lease lapsed (this process was paused or the control store was slow)");
         const rate = job.rateLimit > 0 ? job.rateLimit / this.runningEverywhere : 0;
         if (rate > 0) pageLimit = Math.max(1, Math.min(pageLimit, Math.ceil(rate)));
         const cursor = h.rec.cursor ?? h.rec.start;
@@ -442,7 +372,7 @@ export class Backfill {
         if (this.baselineLatency > 0 && this.liveLatency > 3 * this.baselineLatency + 2) await this.clock.sleep(Math.min(1000, this.liveLatency * 4));
         // S3: no write starts unless the lease holds for the margin beyond now.
         const concurrency = Math.max(1, Math.floor(job.concurrency / Math.max(1, Math.min(this.runningEverywhere, job.concurrency))));
-        const writer = new Writer(target, ns, concurrency, () => this.leaseHolds(h));
+        const writer = new Writer(target, ns, concurrency, () => this.leases.holds(h));
         this.c.logger.debug("backfill page", { segment: h.rec.index, ns, token: h.rec.token, owner: this.c.replicaId, from: cursor ?? "", items: items.length, at: this.clock.wall() });
         await writer.write(items);
         const { copied, skipped } = await writer.finish();
@@ -451,7 +381,7 @@ export class Backfill {
         const t = this.clock.monotonic();
         const ms = t - lastPage;
         lastPage = t;
-        const saved = await this.save(h, (r) => ({
+        const saved = await this.leases.save(h, (r) => ({
           ...r,
           cursor: done ? r.cursor : page.cursor,
           done,
@@ -467,21 +397,16 @@ export class Backfill {
         if (!saved) return;
         await yieldToEventLoop();
       }
-      if (!h.rec.done) await this.release(h);
+      if (!h.rec.done) await this.leases.release(h);
       else void this.maybeTakeOver();
     } catch (err) {
       await this.failed(h, err);
     } finally {
-      clearInterval(renewal);
+      stopRenewing();
     }
   }
 
-  /** Gives the segment back at its checkpoint (a pause or a stop), so another worker need not wait for the lease. */
-  private async release(h: Held, error?: string): Promise<void> {
-    await this.save(h, (r) => ({ ...r, owner: undefined, run: undefined, updatedAt: this.clock.wall(), ...(error ? { error } : {}) })).catch(() => undefined);
-  }
-
-  private async failed(h: Held, err: unknown): Promise<void> {
+  private async failed(h: Held<SegmentRecord>, err: unknown): Promise<void> {
     if (err instanceof LeaseLost || h.lost) {
       h.lost = true;
       this.c.logger.warn(`backfill segment ${h.rec.index} (${h.rec.ns}) stopped: ${err instanceof Error ? err.message : String(err)}`, { token: h.rec.token });
@@ -492,7 +417,7 @@ export class Backfill {
       // A retry cannot fix it: the whole backfill fails and says why.
       const reason = `${h.rec.ns} segment ${h.rec.index}: ${message}`;
       this.c.logger.error("the backfill failed", { error: reason });
-      await this.release(h, message);
+      await this.leases.release(h, message);
       for (let i = 0; i < 5; i++) {
         const job = await this.c.control.read<BackfillRecord>(BACKFILL_KEY).catch(() => null);
         if (!job || job.value.state !== "running") return;
@@ -501,7 +426,7 @@ export class Backfill {
       return;
     }
     this.c.logger.error("backfill page failed; will retry from the checkpoint", { segment: h.rec.index, ns: h.rec.ns, error: message });
-    await this.release(h, message);
+    await this.leases.release(h, message);
     await this.clock.sleep(this.c.timings.heartbeatMs);
   }
 

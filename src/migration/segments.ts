@@ -13,9 +13,6 @@ export const segmentKey = (attempt: string | undefined, index: number) => `${SEG
 /** Items a segment should hold: small enough to spread a modest namespace over a few workers. */
 export const ITEMS_PER_SEGMENT = 2048;
 export const MAX_SEGMENTS_PER_NAMESPACE = 256;
-/** Who held a segment, from which checkpoint: kept so a takeover can be audited (bounded). */
-const HISTORY = 32;
-
 export interface SegmentHolder {
   owner: string;
   token: number;
@@ -69,16 +66,6 @@ export const freshSegment = (attempt: string | undefined, index: number, ns: str
   activeMs: 0,
   updatedAt: now,
   history: [],
-});
-
-/** The record after `owner` takes it (a new token: whoever held it before is fenced off). */
-export const taken = (rec: SegmentRecord, owner: string, run: string, now: number): SegmentRecord => ({
-  ...rec,
-  owner,
-  run,
-  token: rec.token + 1,
-  updatedAt: now,
-  history: [...rec.history, { owner, token: rec.token + 1, at: now, ...(rec.cursor !== undefined ? { from: rec.cursor } : {}) }].slice(-HISTORY),
 });
 
 /** How many segments a namespace of about `estimate` items is cut into. */
@@ -143,29 +130,4 @@ export async function listSegments(control: ControlStore, attempt: string | unde
 /** Removes every segment record (of any attempt): a rollback to SINGLE or a reset ends them. */
 export async function removeSegments(control: ControlStore): Promise<void> {
   for (const s of await control.list<SegmentRecord>(SEGMENT_PREFIX)) await control.remove(s.key);
-}
-
-/**
- * Lapses as one replica sees them: a holder renews its segment's record (a new item version)
- * well within the lease; a record whose version has not changed for a whole lease on this
- * replica's monotonic clock has lost its holder. No wall clocks of other machines are compared.
- */
-export class LapseWatch {
-  private readonly seen = new Map<string, { version: bigint; since: number }>();
-
-  constructor(private readonly leaseMs: number) {}
-
-  /** Notes the version read now; true if it has not changed for a whole lease. */
-  lapsed(key: string, version: bigint, now: number): boolean {
-    const s = this.seen.get(key);
-    if (!s || s.version !== version) {
-      this.seen.set(key, { version, since: now });
-      return false;
-    }
-    return now - s.since >= this.leaseMs;
-  }
-
-  forget(keep: Set<string>): void {
-    for (const k of this.seen.keys()) if (!keep.has(k)) this.seen.delete(k);
-  }
 }
