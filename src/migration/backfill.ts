@@ -12,6 +12,8 @@ import { BACKFILL_KEY } from "./control.js";
 import { FIRST_PAGE_ITEMS, nextPageLimit } from "./pages.js";
 import { clipToRange, freshSegment, listSegments, planNamespace, removeSegments, segmentKey, type SegmentRecord } from "./segments.js";
 import { LeaseLost, SegmentLeases, type Held } from "./segments-lease.js";
+import { VerifySegments } from "./segments-verify.js";
+import type { VerifyOptions } from "./verify.js";
 import { backfillAllowed, systemClock, yieldToEventLoop, type Clock, type WorkContext } from "./work-context.js";
 
 export type BackfillState = "idle" | "running" | "paused" | "done" | "failed";
@@ -125,6 +127,8 @@ export class Backfill {
   /** Segments running anywhere (not done, held, not lapsed), as last listed: the rate is split among them. */
   private runningEverywhere = 1;
   private readonly leases: SegmentLeases;
+  /** Verifications spread the same way (segments-verify.ts). */
+  private readonly verifier: VerifySegments;
   private ticking?: Promise<void>;
   /** Latency of live primary writes (EWMA, ms), fed by the write path, for throttling. */
   private liveLatency = 0;
@@ -135,6 +139,8 @@ export class Backfill {
     private readonly clock: Clock = systemClock,
   ) {
     this.leases = new SegmentLeases(c.control, { id: c.replicaId, run: this.run }, clock, c.timings.backfillLeaseMs, this.marginMs, c.logger);
+    // A replica that leaves the backfill to workers still verifies: the Verify caller must not wait on nobody.
+    this.verifier = new VerifySegments(c, this.leases, clock, () => Math.max(1, this.perReplica), () => this.stopRequested);
   }
 
   private get leaseMs(): number {
@@ -276,9 +282,14 @@ export class Backfill {
    * segments this process can lease, and marks the backfill done once every segment is.
    */
   maybeTakeOver(): Promise<void> {
-    this.ticking ??= this.takeOver().finally(() => (this.ticking = undefined));
+    this.ticking ??= Promise.all([this.takeOver(), this.verifier.takeOver()])
+      .then(() => undefined)
+      .finally(() => (this.ticking = undefined));
     return this.ticking;
   }
+
+  /** Verify spreads its work over every replica's segment loop (see verify()). */
+  spreadVerify: NonNullable<VerifyOptions["spread"]> = (k, namespaces, onProgress) => this.verifier.run(k, namespaces, onProgress);
 
   private async takeOver(): Promise<void> {
     if (this.stopRequested || !this.c.target || !backfillAllowed(this.c.phase)) return;
@@ -319,6 +330,7 @@ export class Backfill {
     this.stopRequested = true;
     await this.ticking;
     await Promise.all(this.tasks.values());
+    await this.verifier.stop();
   }
 
   /** Segments this process runs now (the backfill-worker exits when it has none and none are left). */

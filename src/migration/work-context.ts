@@ -7,6 +7,7 @@ import type { MigrationMetrics } from "../metrics/migration-metrics.js";
 import type { Store } from "../protocol/store.js";
 import type { ControlStore } from "./control.js";
 import type { Phase, Role } from "./phases.js";
+import type { VerifyOptions } from "./verify.js";
 
 export interface Clock {
   /** Wall time (ms since the epoch): for records people read, never for leases. */
@@ -60,6 +61,8 @@ export interface WorkContext {
   /** Every replica's secondary-failure count, for the verify record. */
   failureCounts(): Promise<Record<string, number>>;
   publishVerify(v: VerifyPublication): void;
+  /** The segment loop a verification spreads over (absent: this process verifies alone). */
+  readonly backfill?: { spreadVerify: VerifyOptions["spread"] };
 }
 
 const BACKFILL_PHASES: readonly Phase[] = ["DUAL_WRITE", "SHADOW_READ", "READ_TARGET"];

@@ -188,6 +188,37 @@ describe("segmented backfill (memory store, injected clock)", function () {
     expect(await differences(current, target)).to.deep.equal([]);
   });
 
+  it("a verification spreads over the replicas' segment loops; the merged report counts every difference once", async () => {
+    const ctxA = context({ current, target, control, id: "a" }) as WorkContext & { backfill?: Backfill };
+    const a = new Backfill(ctxA, clock);
+    ctxA.backfill = a;
+    const watchedB = gated(current);
+    const b = new Backfill(context({ current: watchedB.store, target, control, id: "b" }), clock);
+    await a.start(0, 4);
+    await until(async () => (await a.read())!.value.state === "done", "the backfill to finish", async () => {
+      await Promise.all([a.maybeTakeOver(), b.maybeTakeOver()]);
+    });
+    await target.delete("items", "k000001"); // a tombstone with a newer version: stale
+    const six = (await current.getRaw("items", "k000006"))!;
+    await target.applyIfNewer("items", [{ ...six, value: Buffer.from("other"), version: six.version + 5n }]); // stale
+    await target.applyIfNewer("items", [{ key: "zzz-extra", value: Buffer.from("x"), version: 1n }]); // extra
+    const scansBefore = watchedB.calls.scanRaw;
+    let ticking = true;
+    const ticks = (async () => {
+      while (ticking) {
+        await b.maybeTakeOver();
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
+    const report = await verify(ctxA, { repair: false, clock });
+    ticking = false;
+    await ticks;
+    expect(watchedB.calls.scanRaw, "b verified segments too").to.be.above(scansBefore);
+    expect({ missing: report.missing, stale: report.stale, extra: report.extra }).to.deep.equal({ missing: 0, stale: 2, extra: 1 });
+    expect(report.checked).to.equal(12_001);
+    expect(report.sample_keys.sort()).to.deep.equal(["items/k000001 (stale)", "items/k000006 (stale)", "items/zzz-extra (extra)"]);
+  });
+
   it("a backfill that cannot succeed fails, and says why", async () => {
     const refusing = Object.create(target) as Store;
     refusing.applyIfNewer = async () => {
