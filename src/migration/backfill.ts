@@ -458,6 +458,11 @@ export class Backfill {
     m.backfillProgress.set(rec.estimatedTotal > 0 ? Math.min(1, rec.scanned / rec.estimatedTotal) : rec.state === "done" ? 1 : 0);
     m.backfillRate.set(this.currentRate(rec));
     m.backfillRunning.set(rec.state === "running" ? 1 : 0);
+    const seg = rec.segments;
+    for (const state of ["done", "running", "waiting"] as const) m.backfillSegments.labels(state).set(seg?.[state] ?? 0);
+    m.backfillEta.set(rec.state === "done" ? 0 : (seg?.etaSeconds ?? Number.NaN));
+    m.backfillWorkerRate.reset();
+    for (const w of seg?.workers ?? []) m.backfillWorkerRate.labels(w.id).set(w.itemsPerSecond);
   }
 }
 

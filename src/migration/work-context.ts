@@ -34,7 +34,7 @@ export interface WorkTimings {
   backfillSegments?: number;
 }
 
-export type WorkMetrics = Pick<MigrationMetrics, "backfillItems" | "backfillProgress" | "backfillRate" | "backfillRunning">;
+export type WorkMetrics = Pick<MigrationMetrics, "backfillItems" | "backfillProgress" | "backfillRate" | "backfillRunning" | "backfillSegments" | "backfillEta" | "backfillWorkerRate">;
 
 export interface VerifyPublication {
   report: { in_sync: number; missing: number; stale: number; extra: number; checked: number };

@@ -48,6 +48,12 @@ export async function migrationStatus(controller: MigrationController) {
           items_per_second: b.state === "running" ? c.backfill.currentRate(b) : b.activeMs > 0 ? (b.scanned / b.activeMs) * 1000 : 0,
           error: b.error ?? "",
           runner: b.runner ?? "",
+          segments_total: b.segmentCount ?? 0,
+          segments_done: b.segments?.done ?? 0,
+          segments_running: b.segments?.running ?? 0,
+          segments_waiting: b.segments?.waiting ?? 0,
+          workers: (b.segments?.workers ?? []).map((w) => ({ id: w.id, segments: w.segments, items_per_second: w.itemsPerSecond })),
+          eta_seconds: b.state === "done" ? 0 : b.segments?.etaSeconds,
         }
       : { state: "idle" },
     last_verify: vr ? verifyMessage(vr.value.report) : undefined,

@@ -39,7 +39,7 @@ export interface StatusSnapshot {
   current_store: string;
   target_store: string;
   replicas: { id: string; acked_phase: string; acked_epoch: number; age_seconds: number; acknowledged: boolean }[];
-  backfill: { state: string; scanned: number; copied: number; skipped: number; estimated_total: number; progress: number; items_per_second: number; runner: string; error: string };
+  backfill: { state: string; scanned: number; copied: number; skipped: number; estimated_total: number; progress: number; items_per_second: number; runner: string; error: string; segments?: { total: number; done: number; running: number; waiting: number; workers: { id: string; segments: number; items_per_second: number }[] }; eta_seconds?: number | null };
   repair_journal_depth: number;
   last_verify: (Omit<VerifyReport, "sample_keys"> & { sample_keys: string[]; finished_at: string | null; differences: number }) | null;
   verify_running: { checked: number; differences: number; started_at: string } | null;
@@ -183,6 +183,8 @@ export class StatusPage {
           items_per_second: b.state === "running" ? (b.items_per_second ?? 0) : 0,
           runner: b.runner ?? "",
           error: b.error ?? "",
+          segments: { total: num(b.segments_total), done: num(b.segments_done), running: num(b.segments_running), waiting: num(b.segments_waiting), workers: b.workers ?? [] },
+          eta_seconds: b.eta_seconds ?? null,
         },
         repair_journal_depth: num(st.repair_journal_depth),
         last_verify: lv
@@ -227,6 +229,9 @@ export class StatusPage {
     text["bf-rate"] = b.state === "running" ? `${fmt(b.items_per_second)} items/s` : "—";
     text["bf-copied"] = `${fmt(b.copied)} copied, ${fmt(b.skipped)} skipped (target already newer)`;
     text["bf-runner"] = b.runner || "—";
+    const sg = b.segments;
+    text["bf-segments"] = !sg || sg.total === 0 ? "—" : `${fmt(sg.done)} done, ${fmt(sg.running)} running, ${fmt(sg.waiting)} waiting of ${fmt(sg.total)}${sg.workers.length ? `; ${sg.workers.map((w) => `${w.id}: ${w.segments} at ${fmt(w.items_per_second)} items/s`).join(", ")}` : ""}`;
+    text["bf-eta"] = b.state !== "running" || b.eta_seconds === null || b.eta_seconds === undefined ? "—" : `about ${fmt(Math.ceil(b.eta_seconds))} s at the merged rate`;
     text["bf-error"] = b.error || "none";
     text["journal"] = fmt(s.repair_journal_depth);
     text["journal-note"] = s.repair_journal_depth === 0 ? "keys waiting for repair — nothing pending." : "keys waiting for repair (failed secondary writes, retried every heartbeat).";
@@ -503,6 +508,8 @@ ${rows("replica-rows", v.tables["replica-rows"] ?? [])}
 <dt>Rate</dt><dd>${t("bf-rate")}</dd>
 <dt>Items</dt><dd>${t("bf-copied")}</dd>
 <dt>Runner</dt><dd>${t("bf-runner")}</dd>
+<dt>Segments</dt><dd>${t("bf-segments")}</dd>
+<dt>Time left</dt><dd>${t("bf-eta")}</dd>
 <dt>Last error</dt><dd>${t("bf-error")}</dd>
 </dl>
 </section>

@@ -12,7 +12,7 @@ import type { Store } from "../../src/protocol/store.js";
 import type { RawItem } from "../../src/protocol/types.js";
 import { compareStores, waitFor } from "../support/migration.js";
 import { TEST_URLS, serverAvailable } from "../support/servers.js";
-import { killAllSidecars, startSidecarProcess, type LogLine, type SidecarProcess } from "../support/processes.js";
+import { killAllSidecars, scrapeMetric, startSidecarProcess, type LogLine, type SidecarProcess } from "../support/processes.js";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const run = randomBytes(4).toString("hex");
@@ -141,10 +141,12 @@ if (ok) {
         await waitFor(async () => (await status(a.client)).active, "DUAL_WRITE active on all three");
         await a.client.call("migration", "StartBackfill", { rate_limit: 1500, concurrency: 4 });
         const runners = new Set<string>();
+        let segmentsSeen = { total: 0, running: 0 };
         await waitFor(
           async () => {
             const bf = (await status(a.client)).backfill;
-            for (const r of String(bf.runner).split(",").filter(Boolean)) runners.add(r);
+            for (const w of bf.workers as { id: string; segments: number }[]) runners.add(w.id);
+            segmentsSeen = { total: bf.segments_total, running: Math.max(segmentsSeen.running, bf.segments_running) };
             if (bf.state !== "running") throw new Error(`the backfill is ${bf.state} before the faults: ${bf.error}`);
             return runners.has("s-b") && runners.has("s-c") && Number(bf.scanned) >= 3000;
           },
@@ -173,6 +175,10 @@ if (ok) {
         const takeovers = procs.flatMap((p) => p.jsonLogs().filter((l) => l.message.includes("took over the backfill segment")));
         console.log(`      ran on ${[...runners].sort().join(", ")}; ${pages.length} pages, ${takeovers.length} takeovers; scanned ${bf.scanned}/${total}; ${load.ops} live writes`);
         expect(runners.size, "segments run by at least two replicas").to.be.at.least(2);
+        expect(segmentsSeen.total, "GetStatus shows the segments").to.be.at.least(4);
+        expect(segmentsSeen.running).to.be.at.least(2);
+        expect([bf.segments_done, bf.segments_running, bf.segments_waiting, bf.eta_seconds]).to.deep.equal([bf.segments_total, 0, 0, 0]);
+        await waitFor(async () => (await scrapeMetric(a.metricsPort, "decant_backfill_segments", { state: "done" })) === bf.segments_total, "the segment gauge to show every segment done", 10_000);
         expect(takeovers.length, "the killed and the paused replica's segments were taken over").to.be.at.least(1);
         expect(clash, clash.join("\n")).to.deep.equal([]);
         expect(Number(bf.scanned), "resumed from checkpoints, not from zero").to.be.below(1.5 * total);
