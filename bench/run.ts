@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --backend NAME] [-- --only hop,backend,dual,backfill,memory,verify,dynamodb,status]
+// npm run bench [-- --quick] [-- --backend NAME] [-- --only hop,backend,dual,backfill,memory,verify,dynamodb,status,scale]
 // Prints every figure next to a baseline measured in the same run, writes
 // bench/results/<date>.json and (on a full run) docs/PERFORMANCE.md.
 import { spawn } from "node:child_process";
@@ -19,6 +19,7 @@ import { startSidecar } from "../src/server/sidecar.js";
 import { createLegacyDynamoTable, freePort, startDynalite, writeItems, type Dynalite } from "../test/support/dynalite.js";
 import { TEST_URLS } from "../test/support/servers.js";
 import { alternating, fmt, load, record, rows, table, type LoadResult } from "./lib.js";
+import { scale } from "./scale.js";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean" }, backend: { type: "string" }, only: { type: "string" } } });
 const QUICK = Boolean(values.quick);
@@ -782,6 +783,7 @@ async function main(): Promise<void> {
     if (want("backfill")) await backfillAndVerify();
     if (want("dynamodb")) await dynamodbFront();
     if (want("status") && BACKENDS.includes("dynamodb")) await statusOnDynamo();
+    if (want("scale")) await scale({ quick: QUICK, pgUrl: TEST_URLS.postgres, dynamoEndpoint, run });
   } finally {
     await dynalite?.stop();
     rmSync(scratch, { recursive: true, force: true });

@@ -131,6 +131,8 @@ export async function backfillWorker(args: string[]): Promise<number> {
     await target.close();
     if (control !== current) await control.close();
   }
+  const cpu = process.cpuUsage();
+  logger.info("backfill-worker exits", { code, cpu_ms: Math.round((cpu.user + cpu.system) / 1000) });
   return code;
 }
 
