@@ -134,7 +134,7 @@ async function measure(o: { quick: boolean; pgUrl: string; dynamoEndpoint: () =>
     { name: "postgres", n: o.quick ? 2000 : 40_000, url: (host: string, port: number, tag: string) => `postgres://${pgu.username}${pgu.password ? `:${pgu.password}` : ""}@${host}:${port}${pgu.pathname}?table=bench_scale_tgt_${tag}_${o.run}`, upstream: async () => ({ host: pgu.hostname, port: Number(pgu.port || 5432) }) },
     {
       name: "dynamodb (dynalite)",
-      n: o.quick ? 300 : 6000,
+      n: o.quick ? 300 : 16_000,
       url: (host: string, port: number, tag: string) => `dynamodb://bench_scale_tgt_${tag}_${o.run}?region=us-east-1&endpoint=http://${host}:${port}`,
       upstream: async () => {
         const u = new URL(await o.dynamoEndpoint());

@@ -140,7 +140,9 @@ export class Backfill {
   ) {
     this.leases = new SegmentLeases(c.control, { id: c.replicaId, run: this.run }, clock, c.timings.backfillLeaseMs, this.marginMs, c.logger);
     // A replica that leaves the backfill to workers still verifies: the Verify caller must not wait on nobody.
-    this.verifier = new VerifySegments(c, this.leases, clock, () => Math.max(1, this.perReplica), () => this.stopRequested);
+    // Its own lease watch: each survey forgets the segments it did not list.
+    const verifyLeases = new SegmentLeases(c.control, { id: c.replicaId, run: this.run }, clock, c.timings.backfillLeaseMs, this.marginMs, c.logger);
+    this.verifier = new VerifySegments(c, verifyLeases, clock, () => Math.max(1, this.perReplica), () => this.stopRequested);
   }
 
   private get leaseMs(): number {
@@ -296,6 +298,7 @@ export class Backfill {
     const job = await this.c.control.read<BackfillRecord>(BACKFILL_KEY);
     this.job = job?.value;
     if (!job || job.value.state !== "running" || job.value.attempt !== this.c.attempt) return;
+    if (job.value.segmentCount === undefined) return; // written by an earlier Decant (one runner): StartBackfill again
     const segments = await listSegments(this.c.control, job.value.attempt);
     if (segments.length > 0 && segments.every((s) => s.value.done)) return this.finish(job.value, job.version, segments.map((s) => s.value));
     const { free, elsewhere } = this.leases.survey(segments, new Set(this.tasks.keys()));
