@@ -300,7 +300,7 @@ export class Backfill {
     if (!job || job.value.state !== "running" || job.value.attempt !== this.c.attempt) return;
     if (job.value.segmentCount === undefined) return; // written by an earlier Decant (one runner): StartBackfill again
     const segments = await listSegments(this.c.control, job.value.attempt);
-    if (segments.length > 0 && segments.every((s) => s.value.done)) return this.finish(job.value, job.version, segments.map((s) => s.value));
+    if (segments.length >= job.value.segmentCount && segments.every((s) => s.value.done)) return this.finish(job.value, job.version, segments.map((s) => s.value));
     const { free, elsewhere } = this.leases.survey(segments, new Set(this.tasks.keys()));
     this.runningEverywhere = Math.max(1, elsewhere + this.tasks.size);
     for (const s of free) {
@@ -308,7 +308,10 @@ export class Backfill {
       const held = await this.leases.take(s, "backfill");
       if (!held) continue; // another worker took it first
       this.runningEverywhere++;
-      const task = this.runSegment(held, job.value).finally(() => this.tasks.delete(s.key));
+      const task = this.runSegment(held, job.value).finally(() => {
+        this.tasks.delete(s.key);
+        if (!this.stopRequested) void this.maybeTakeOver().catch(() => undefined); // the next segment now, not a heartbeat later
+      });
       this.tasks.set(s.key, task);
     }
   }
@@ -413,7 +416,6 @@ export class Backfill {
         await yieldToEventLoop();
       }
       if (!h.rec.done) await this.leases.release(h);
-      else void this.maybeTakeOver();
     } catch (err) {
       await this.failed(h, err);
     } finally {

@@ -168,23 +168,35 @@ describe("segmented backfill (memory store, injected clock)", function () {
     expect(await differences(current, target)).to.deep.equal([]);
   });
 
-  it("a worker paused before a write finds its lease lapsed and writes nothing more", async () => {
+  it("a worker paused before a write, whose segment was taken over meanwhile, never writes that segment again", async () => {
     const slowRead = gated(current);
-    const a = new Backfill(context({ current: slowRead.store, target, control, id: "a", segments: 1 }), clock);
+    const written: string[] = [];
+    let recording = false;
+    const recorded = Object.create(target) as Store;
+    recorded.applyIfNewer = async (ns, items, fence) => {
+      if (recording) written.push(...items.map((i) => i.key));
+      return target.applyIfNewer(ns, items, fence);
+    };
+    const aLines: string[] = [];
+    const a = new Backfill(context({ current: slowRead.store, target: recorded, control, id: "a", segments: 1, lines: aLines }), clock);
     const b = new Backfill(context({ current, target, control, id: "b", segments: 8 }), clock);
-    await a.start(0, 1);
-    await until(async () => slowRead.calls.scanRaw >= 3, "a to read some pages");
+    await a.start(0, 1, 128);
+    await until(async () => (await listSegments(control, "a1")).some((s) => s.value.owner === "a" && s.value.cursor !== undefined), "a to checkpoint a page");
     slowRead.shut();
     await until(() => slowRead.waiting() > 0, "a to be held reading");
-    const copiedBefore = (await readAllRaw(target, "items")).size;
+    const held = (await listSegments(control, "a1")).find((s) => s.value.owner === "a")!.value;
+    await b.maybeTakeOver(); // b sees a's record at this version...
     clock.advance(LEASE + 1);
-    slowRead.open(); // a resumes after its lease ended on its own clock: it must not write the page it read
-    await until(() => a.held === 0, "a to stop");
-    expect((await readAllRaw(target, "items")).size, "a wrote nothing after its lease lapsed").to.equal(copiedBefore);
-    await until(async () => (await a.read())!.value.state === "done", "b to finish", async () => {
-      clock.advance(LEASE + 1);
+    await b.maybeTakeOver(); // ...and a lease later, unchanged: lapsed, so b takes it
+    expect((await listSegments(control, "a1")).find((s) => s.value.index === held.index)!.value.owner).to.equal("b");
+    recording = true;
+    slowRead.open(); // a wakes up with a page read under a lease that has ended on its own clock
+    await until(async () => (await a.read())!.value.state === "done", "the backfill to finish", async () => {
       await b.maybeTakeOver();
     });
+    const inHeld = written.filter((k) => (held.from === undefined || k >= held.from) && (held.end === undefined || k < held.end));
+    expect(inHeld, "a wrote none of the segment b took over").to.deep.equal([]);
+    expect(aLines.some((l) => l.includes("lease lapsed"))).to.equal(true);
     expect(await differences(current, target)).to.deep.equal([]);
   });
 
@@ -217,6 +229,14 @@ describe("segmented backfill (memory store, injected clock)", function () {
     expect({ missing: report.missing, stale: report.stale, extra: report.extra }).to.deep.equal({ missing: 0, stale: 2, extra: 1 });
     expect(report.checked).to.equal(12_001);
     expect(report.sample_keys.sort()).to.deep.equal(["items/k000001 (stale)", "items/k000006 (stale)", "items/zzz-extra (extra)"]);
+  });
+
+  it("a backfill of an empty store is done at once", async () => {
+    const empty = await openStore("memory:");
+    const a = new Backfill(context({ current: empty, target, control, id: "a" }), clock);
+    await a.start(0, 4);
+    await until(async () => (await a.read())!.value.state === "done", "the empty backfill to be done", () => a.maybeTakeOver());
+    expect((await a.read())!.value.segmentCount).to.equal(0);
   });
 
   it("a backfill that cannot succeed fails, and says why", async () => {
