@@ -68,6 +68,8 @@ const PERMANENT = new Set(["invalid_argument", "failed_precondition", "unimpleme
 export const isPermanent = (err: unknown): boolean => isDecantError(err) && PERMANENT.has(err.kind);
 
 export const DEFAULT_SEGMENTS_PER_REPLICA = 2;
+/** Writes of at least 2^6 = 64 items (a power of two: see Writer). */
+const MIN_CHUNK_LOG2 = 6;
 
 /**
  * applyIfNewer in chunks with at most `concurrency` in flight; write() returns once its chunks
@@ -89,7 +91,8 @@ class Writer {
   ) {}
 
   async write(items: RawItem[]): Promise<void> {
-    const chunk = 2 ** Math.max(0, Math.floor(Math.log2(Math.ceil(items.length / this.concurrency))));
+    // At least MIN_CHUNK items: a high concurrency split over many segments must not turn pages into tiny statements.
+    const chunk = 2 ** Math.max(MIN_CHUNK_LOG2, Math.floor(Math.log2(Math.ceil(items.length / this.concurrency))));
     for (let at = 0; at < items.length && this.failure === undefined; at += chunk) {
       while (this.inFlight.size >= this.concurrency) await Promise.race(this.inFlight);
       if (!this.mayStart()) {
