@@ -109,8 +109,15 @@ export class VerifySegments {
     for (const s of await this.control.list<VerifySegment>(PREFIX)) await this.control.remove(s.key);
   }
 
-  /** Every tick: takes verify segments this replica can lease while a verification runs. */
-  async takeOver(): Promise<void> {
+  private taking?: Promise<void>;
+
+  /** Every tick: takes verify segments this replica can lease while a verification runs (one pass at a time). */
+  takeOver(): Promise<void> {
+    this.taking ??= this.take().finally(() => (this.taking = undefined));
+    return this.taking;
+  }
+
+  private async take(): Promise<void> {
     if (!this.c.target || this.stopped()) return;
     const job = await this.control.read<VerifyJob>(JOB_KEY);
     if (!job || job.value.state !== "running") return;
