@@ -783,7 +783,7 @@ async function main(): Promise<void> {
     if (want("backfill")) await backfillAndVerify();
     if (want("dynamodb")) await dynamodbFront();
     if (want("status") && BACKENDS.includes("dynamodb")) await statusOnDynamo();
-    if (want("scale")) await scale({ quick: QUICK, pgUrl: TEST_URLS.postgres, dynamoEndpoint, run });
+    if (want("scale")) await scale({ quick: QUICK, pgUrl: TEST_URLS.postgres, dynamoEndpoint, run, backends: BACKENDS });
   } finally {
     await dynalite?.stop();
     rmSync(scratch, { recursive: true, force: true });

@@ -115,7 +115,7 @@ async function oneRun(currentUrl: string, targetUrl: string, n: number, workers:
   }
 }
 
-export async function scale(o: { quick: boolean; pgUrl: string; dynamoEndpoint: () => Promise<string>; run: string }): Promise<void> {
+export async function scale(o: { quick: boolean; pgUrl: string; dynamoEndpoint: () => Promise<string>; run: string; backends: string[] }): Promise<void> {
   try {
     await measure(o);
   } finally {
@@ -127,7 +127,7 @@ export async function scale(o: { quick: boolean; pgUrl: string; dynamoEndpoint: 
   }
 }
 
-async function measure(o: { quick: boolean; pgUrl: string; dynamoEndpoint: () => Promise<string>; run: string }): Promise<void> {
+async function measure(o: { quick: boolean; pgUrl: string; dynamoEndpoint: () => Promise<string>; run: string; backends: string[] }): Promise<void> {
   const pgu = new URL(o.pgUrl);
   const delays = [5];
   const targets = [
@@ -142,7 +142,7 @@ async function measure(o: { quick: boolean; pgUrl: string; dynamoEndpoint: () =>
       },
     },
   ];
-  for (const t of targets) {
+  for (const t of targets.filter((x) => o.backends.includes(x.name.split(" ")[0]!))) {
     const up = await t.upstream();
     // For the record: one worker straight to the store (no delay).
     try {
