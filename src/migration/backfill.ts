@@ -70,6 +70,8 @@ export const isPermanent = (err: unknown): boolean => isDecantError(err) && PERM
 export const DEFAULT_SEGMENTS_PER_REPLICA = 2;
 /** Writes of at least 2^6 = 64 items (a power of two: see Writer). */
 const MIN_CHUNK_LOG2 = 6;
+/** How often the backfill gauges are refreshed from the segment records. */
+const GAUGE_EVERY_MS = 2000;
 
 /**
  * applyIfNewer in chunks with at most `concurrency` in flight; write() returns once its chunks
@@ -302,6 +304,8 @@ export class Backfill {
     this.job = job?.value;
     if (!job || job.value.state !== "running" || job.value.attempt !== this.c.attempt) return;
     if (job.value.segmentCount === undefined) return; // written by an earlier Decant (one runner): StartBackfill again
+    // Nothing to take and no rate to split: spare the control store a listing (it also serves the phase renewals).
+    if (this.tasks.size >= this.perReplica && job.value.rateLimit === 0 && this.tasks.size > 0) return;
     const segments = await listSegments(this.c.control, job.value.attempt);
     if (segments.length >= job.value.segmentCount && segments.every((s) => s.value.done)) return this.finish(job.value, job.version, segments.map((s) => s.value));
     const { free, elsewhere } = this.leases.survey(segments, new Set(this.tasks.keys()));
@@ -457,9 +461,15 @@ export class Backfill {
 
   /** Refreshes the backfill gauges from the records. */
   async refreshGauges(): Promise<void> {
+    // The gauges need not follow every heartbeat: listing every segment that often loads the control store.
+    const now = this.clock.monotonic();
+    if (now - this.gaugesAt < Math.max(this.c.timings.heartbeatMs, GAUGE_EVERY_MS)) return;
+    this.gaugesAt = now;
     const rec = await this.read();
     if (rec) this.publish(rec.value);
   }
+
+  private gaugesAt = -Infinity;
 
   publish(rec: BackfillRecord): void {
     const m = this.c.metrics;
