@@ -1,8 +1,7 @@
-// npm run bench [-- --quick] [-- --backend NAME] [-- --only hop,backend,dual,backfill,memory,verify,dynamodb,status,scale]
+// npm run bench [-- --quick] [-- --backend NAME] [-- --only hop,backend,dual,backfill,memory,verify,dynamodb,status,cost,scale]
 // Prints every figure next to a baseline measured in the same run, writes
 // bench/results/<date>.json and (on a full run) docs/PERFORMANCE.md.
 import { spawn } from "node:child_process";
-import { Agent, createServer as createHttpServer, request as httpRequest } from "node:http";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
@@ -18,6 +17,7 @@ import { serviceDefinition } from "../src/server/proto.js";
 import { startSidecar } from "../src/server/sidecar.js";
 import { createLegacyDynamoTable, freePort, startDynalite, writeItems, type Dynalite } from "../test/support/dynalite.js";
 import { TEST_URLS } from "../test/support/servers.js";
+import { frontBench } from "./front.js";
 import { alternating, fmt, load, record, rows, table, type LoadResult } from "./lib.js";
 import { scale } from "./scale.js";
 
@@ -106,79 +106,8 @@ async function hop(): Promise<void> {
   }
 }
 
-/** dynalite wants an Authorization header of the right shape (and checks no more); Decant without credentials ignores it. */
-const FAKE_SIGV4 = "AWS4-HMAC-SHA256 Credential=bench/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0000000000000000000000000000000000000000000000000000000000000000";
-
-/** A DynamoDB JSON-protocol call over a keep-alive connection (no SDK: the server's cost shows). */
-function dynamoCaller(endpoint: string, inFlight: number) {
-  const url = new URL(endpoint);
-  const agent = new Agent({ keepAlive: true, maxSockets: inFlight });
-  const call = (target: string, body: string) =>
-    new Promise<void>((resolve, reject) => {
-      const req = httpRequest({ host: url.hostname, port: url.port, method: "POST", path: "/", agent, headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": `DynamoDB_20120810.${target}`, "content-length": Buffer.byteLength(body), authorization: FAKE_SIGV4, "x-amz-date": "20260101T000000Z" } }, (res) => {
-        let text = "";
-        res.setEncoding("utf8").on("data", (d: string) => (text += d));
-        res.on("end", () => (res.statusCode === 200 ? resolve() : reject(new Error(`${target}: HTTP ${res.statusCode} ${text}`))));
-      });
-      req.on("error", reject);
-      req.end(body);
-    });
-  return { call, close: () => agent.destroy() };
-}
-
-/** The HTTP hop alone: a bare Node HTTP server answering GetItem/PutItem from a Map. */
-async function bareDynamoServer(): Promise<{ endpoint: string; close(): Promise<void> }> {
-  const map = new Map<string, unknown>();
-  const server = createHttpServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const input = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { Key?: { id: { S: string } }; Item?: { id: { S: string } } };
-      const op = String(req.headers["x-amz-target"]).split(".")[1];
-      let out: unknown = {};
-      if (op === "PutItem") map.set(input.Item!.id.S, input.Item);
-      else if (op === "GetItem") out = map.has(input.Key!.id.S) ? { Item: map.get(input.Key!.id.S) } : {};
-      const body = JSON.stringify(out);
-      res.writeHead(200, { "content-type": "application/x-amz-json-1.0", "content-length": Buffer.byteLength(body), "x-amzn-requestid": "bare" }).end(body);
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return { endpoint: `http://127.0.0.1:${(server.address() as { port: number }).port}`, close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))) };
-}
-
-// The DynamoDB front: GetItem/PutItem on memory vs the bare HTTP server (the hop) and vs dynalite.
-async function dynamodbFront(): Promise<void> {
-  const bare = await bareDynamoServer();
-  const decant = await inProcessSidecar({ DECANT_CURRENT: "memory:", DECANT_DYNAMODB_LISTEN: "127.0.0.1:0" });
-  const endpoints = { bare: bare.endpoint, decant: `http://127.0.0.1:${decant.sidecar.dynamodbPort}`, dynalite: await dynamoEndpoint() };
-  const create = JSON.stringify({ TableName: "bench", AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }], KeySchema: [{ AttributeName: "id", KeyType: "HASH" }], BillingMode: "PAY_PER_REQUEST" });
-  const put = (i: number) => JSON.stringify({ TableName: "bench", Item: { id: { S: `k${i % 1000}` }, v: { S: "x".repeat(100) } } });
-  const get = (i: number) => JSON.stringify({ TableName: "bench", Key: { id: { S: `k${i % 1000}` } } });
-  try {
-    for (const [name, endpoint] of Object.entries(endpoints)) {
-      const c = dynamoCaller(endpoint, 1);
-      if (name !== "bare") await c.call("CreateTable", create).catch(() => undefined); // dynalite: already there from an earlier section is fine
-      // dynalite's table is CREATING for a moment.
-      for (let tries = 0; !(await c.call("PutItem", put(0)).then(() => true, (e: Error) => (tries > 100 ? Promise.reject(e) : false))); tries++) await sleep(50);
-      for (let i = 0; i < 1000; i++) await c.call("PutItem", put(i));
-      c.close();
-    }
-    for (const op of ["GetItem", "PutItem"] as const) {
-      for (const inFlight of [1, 64]) {
-        const callers = Object.values(endpoints).map((e) => dynamoCaller(e, inFlight));
-        const body = op === "GetItem" ? get : put;
-        const [b, d, dl] = (await alternating(callers.map((c) => (i: number) => c.call(op, body(i))), inFlight, 3 * RUN_MS)) as [LoadResult, LoadResult, LoadResult];
-        callers.forEach((c) => c.close());
-        record({ section: "dynamodb", figure: `${op} throughput vs bare HTTP, ${inFlight} in flight`, value: d.opsPerSec, unit: "ops/s", baseline: b.opsPerSec, goal: "≥ 0.8×", met: d.opsPerSec / b.opsPerSec >= 0.8 });
-        record({ section: "dynamodb", figure: `${op} p50 vs bare HTTP, ${inFlight} in flight`, value: d.p50, unit: "ms", baseline: b.p50, goal: "≤ 1.2×", met: d.p50 / b.p50 <= 1.2 });
-        record({ section: "dynamodb", figure: `${op} throughput vs dynalite, ${inFlight} in flight`, value: d.opsPerSec, unit: "ops/s", baseline: dl.opsPerSec, goal: "> 1×", met: d.opsPerSec > dl.opsPerSec });
-      }
-    }
-  } finally {
-    await bare.close();
-    await decant.stop();
-  }
-}
+// The DynamoDB front vs a bare HTTP server and dynalite, each in its own process: bench/front.ts.
+const dynamodbFront = () => frontBench({ ms: QUICK ? 900 : 12_000 });
 
 interface Direct {
   get(key: string): Promise<unknown>;
@@ -783,6 +712,8 @@ async function main(): Promise<void> {
     if (want("backfill")) await backfillAndVerify();
     if (want("dynamodb")) await dynamodbFront();
     if (want("status") && BACKENDS.includes("dynamodb")) await statusOnDynamo();
+    // What Decant itself costs (issue 17): bench/cost.ts, with this file's helpers.
+    if (want("cost")) await (await import("./cost.js")).cost({ quick: QUICK, runMs: RUN_MS, backends: BACKENDS, storeUrl, directDriver, sidecarProcess, dynamoEndpoint, preloadPostgres, dropPg });
     if (want("scale")) await scale({ quick: QUICK, pgUrl: TEST_URLS.postgres, dynamoEndpoint, run, backends: BACKENDS });
   } finally {
     await dynalite?.stop();

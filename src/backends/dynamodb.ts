@@ -14,6 +14,8 @@
 // attributes) are recognised by their key schema and still served, but a namespace there costs
 // a filtered Scan of the whole table; README says how to move one into a new table.
 import { createHash } from "node:crypto";
+import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
 import {
   BatchGetItemCommand,
   BatchWriteItemCommand,
@@ -27,6 +29,7 @@ import {
   ScanCommand,
   UpdateItemCommand,
   type AttributeValue,
+  type DynamoDBClientConfig,
   type TableDescription,
 } from "@aws-sdk/client-dynamodb";
 import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable, versionMismatch } from "../protocol/errors.js";
@@ -149,6 +152,22 @@ export interface DynamoOptions {
   timeoutMs: number;
 }
 
+/**
+ * The SDK client as the adapter builds it (bench/cost.ts measures it against the default one).
+ * Keep-alive sockets, enough for the backfill's and the clients' writes in flight; no
+ * account-id endpoint lookups.
+ */
+export function dynamoClientConfig(o: { region?: string; endpoint?: string; timeoutMs: number }): DynamoDBClientConfig {
+  const agent = { keepAlive: true, maxSockets: 64 };
+  return {
+    region: o.region ?? (o.endpoint ? "us-east-1" : undefined),
+    endpoint: o.endpoint,
+    maxAttempts: 1, // retries are ours: only we know whether an operation is safe to repeat
+    requestHandler: { connectionTimeout: o.timeoutMs, requestTimeout: o.timeoutMs, throwOnRequestTimeout: true, httpAgent: new HttpAgent(agent), httpsAgent: new HttpsAgent(agent) },
+    accountIdEndpointMode: "disabled",
+  };
+}
+
 export class DynamoStore implements Store {
   readonly kind = "dynamodb";
   readonly description: string;
@@ -183,11 +202,8 @@ export class DynamoStore implements Store {
     // A local server (dynalite, DynamoDB Local) accepts any credentials; AWS uses the default chain.
     const local = endpoint !== undefined && !process.env.AWS_ACCESS_KEY_ID && !process.env.AWS_PROFILE;
     this.client = new DynamoDBClient({
-      region: region ?? (endpoint ? "us-east-1" : undefined),
-      endpoint,
+      ...dynamoClientConfig({ region, endpoint, timeoutMs }),
       credentials: local ? { accessKeyId: "decant-local", secretAccessKey: "decant-local" } : undefined,
-      maxAttempts: 1, // retries are ours: only we know whether an operation is safe to repeat
-      requestHandler: { connectionTimeout: timeoutMs, requestTimeout: timeoutMs, throwOnRequestTimeout: true },
     });
     return this.client;
   }
@@ -196,16 +212,21 @@ export class DynamoStore implements Store {
   private async send<T>(op: string, run: (c: DynamoDBClient, o: { abortSignal: AbortSignal }) => Promise<T>, retryOn: (e: unknown) => boolean, ensure = true): Promise<T> {
     const abort = new AbortController();
     let timer: NodeJS.Timeout | undefined;
+    // Set while the retries wait out a throttle (no attempt in flight, nothing applied): a deadline
+    // then is the store refusing us, UNAVAILABLE with its reason, not a store that did not answer.
+    let throttled: unknown;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         abort.abort();
-        reject(deadlineExceeded(this.description, op, this.options.timeoutMs));
+        reject(throttled !== undefined ? unavailable(this.description, throttled) : deadlineExceeded(this.description, op, this.options.timeoutMs));
       }, this.options.timeoutMs);
     });
     try {
       const work = (async () => {
         if (ensure) await this.ensureTable();
-        return retry(() => run(this.db(), { abortSignal: abort.signal }), (e) => !abort.signal.aborted && retryOn(e), RETRY);
+        const attempt = () => ((throttled = undefined), run(this.db(), { abortSignal: abort.signal }));
+        const again = (e: unknown) => ((throttled = notExecuted(e) ? e : undefined), !abort.signal.aborted && retryOn(e));
+        return retry(attempt, again, RETRY);
       })();
       work.catch(() => undefined); // may reject after the timeout won the race
       return await Promise.race([work, timeout]);
@@ -538,16 +559,19 @@ export class DynamoStore implements Store {
     const guard = "attribute_not_exists(#pk) OR #ver < :v";
     return mapLimit(items, WRITE_CONCURRENCY, async (item) => {
       const attrs = itemAttrs(layout, ns, item);
+      let mayHaveApplied = false; // an earlier attempt failed after it may have reached the table
       try {
         await this.send(
           "applyIfNewer",
           (c, o) => c.send(new PutItemCommand({ TableName: this.table, Item: attrs, ConditionExpression: guard, ExpressionAttributeNames: names(guard), ExpressionAttributeValues: { ":v": attrs.ver! } }), o),
-          transient, // idempotent: the same version never applies twice
+          (e) => transient(e) && ((mayHaveApplied ||= !notExecuted(e)), true), // idempotent: the same version never applies twice
         );
         return true;
       } catch (err) {
-        if (isConditionFailed(err)) return false;
-        throw err;
+        if (!isConditionFailed(err)) throw err;
+        // The retry met that attempt's own write, whose answer was lost: the item stored at this
+        // very version is this item (one primary names each version), so it was applied.
+        return mayHaveApplied && (await this.getRaw(ns, item.key))?.version === item.version;
       }
     });
   }

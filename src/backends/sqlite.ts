@@ -8,7 +8,6 @@ import type BetterSqlite3 from "better-sqlite3";
 import { DecantError, invalidArgument, isDecantError, unavailable, unsupported } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
-import { DEFAULT_MAX_VALUE_BYTES } from "../protocol/types.js";
 import { checkCondition, checkEpoch, checkValueSize, decodeCursor, encodeCursor, isKeyCursor, liveItems, nextVersion, prefixEnd, refuseIfFenced } from "./common.js";
 
 interface Row {

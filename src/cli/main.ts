@@ -26,7 +26,7 @@ Usage:
   decant backfill-worker [--config decant.yaml]   run backfill segments only (no gRPC); exits 0 when none is left
   decant demo [--keys N] [--seconds S]       a whole live migration on SQLite, with traffic, in one command
 
-Client options: --addr host:port (default $DECANT_ADDR or 127.0.0.1:50051), --token T
+Client options: --addr host:port or unix:PATH (default $DECANT_ADDR or 127.0.0.1:50051), --token T
 (or $DECANT_ADMIN_TOKEN) for migration commands.
 Exit codes: 0 ok, 1 not found / condition failed, 2 bad usage or input, 3 unavailable, 4 other.`;
 
@@ -188,7 +188,7 @@ function advice(err: grpc.ServiceError, t: Target): string | undefined {
   }
   if ((err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) && !fromDecant) {
     const problem = err.code === grpc.status.DEADLINE_EXCEEDED ? "it did not answer within 15 s" : connectionProblem(err.details);
-    return `cannot reach a Decant sidecar at ${t.addr} (from ${t.addrFrom}): ${problem}. Check that decant serve (make run) is running, that the address is its listen setting (set it with --addr host:port or DECANT_ADDR), and whether it needs TLS`;
+    return `cannot reach a Decant sidecar at ${t.addr} (from ${t.addrFrom}): ${problem}. Check that decant serve (make run) is running, that the address is its listen setting (set it with --addr host:port, --addr unix:PATH or DECANT_ADDR), and whether it needs TLS`;
   }
   return undefined;
 }

@@ -10,13 +10,14 @@ export interface ClientOptions {
   deadlineMs?: number;
 }
 
-type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: any) => void) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: any) => void) => void;
 
 export class DecantClient {
   readonly store: grpc.Client;
   readonly migration: grpc.Client;
   private readonly metadata = new grpc.Metadata();
 
+  /** `address`: host:port, or unix:PATH for a sidecar listening on a Unix domain socket (grpc-js resolves both). */
   constructor(
     readonly address: string,
     private readonly options: ClientOptions = {},
@@ -29,7 +30,7 @@ export class DecantClient {
   }
 
   /** Calls a unary method; errors are grpc ServiceErrors (code, details, metadata). */
-  call<T = any>(service: "store" | "migration", method: string, req: object, deadlineMs = this.options.deadlineMs ?? 30_000): Promise<T> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  call<T = any>(service: "store" | "migration", method: string, req: object, deadlineMs = this.options.deadlineMs ?? 30_000): Promise<T> {
     const client = this[service] as unknown as Record<string, Unary>;
     const fn = client[method];
     if (!fn) return Promise.reject(new Error(`no method ${method}`));
@@ -39,7 +40,7 @@ export class DecantClient {
   }
 
   /** Opens a server stream (Verify). */
-  stream(method: string, req: object): grpc.ClientReadableStream<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  stream(method: string, req: object): grpc.ClientReadableStream<any> {
     const client = this.migration as unknown as Record<string, (req: object, md: grpc.Metadata) => grpc.ClientReadableStream<unknown>>;
     return client[method]!.call(client, req, this.metadata);
   }

@@ -94,7 +94,7 @@ const KEYS: Record<string, string> = {
   current: "store URL of the current store",
   target: "store URL of the migration target",
   control: "store URL of the control store",
-  listen: "host:port for gRPC",
+  listen: "host:port, or unix:PATH (a Unix domain socket, mode 0660), for gRPC",
   metrics_listen: "host:port for /metrics",
   replica_id: "this sidecar's name among replicas",
   max_value_bytes: "largest value accepted",
@@ -144,6 +144,16 @@ function storeUrl(raw: unknown, field: string, env: Env, fromFile: boolean): str
     throw new ConfigError(field, (err as Error).message.replace(new RegExp(`^${field}: `), ""));
   }
   return url;
+}
+
+/** The gRPC listener: host:port, or unix:PATH (also grpc's unix:///abs/path), kept as unix:PATH. */
+function listenAddress(raw: unknown, field: string): string {
+  if (typeof raw !== "string" || !raw.startsWith("unix:")) return hostPort(raw, field);
+  const path = raw.slice(5).replace(/^\/\/(?=\/)/, "");
+  if (path === "" || path.includes("\0")) throw new ConfigError(field, `unix: needs a socket path, e.g. unix:/run/decant/decant.sock (got ${JSON.stringify(raw)})`);
+  // sun_path holds 108 bytes with its terminating NUL on Linux.
+  if (Buffer.byteLength(path) > 107) throw new ConfigError(field, `the socket path is ${Buffer.byteLength(path)} bytes; a Unix socket path holds at most 107`);
+  return `unix:${path}`;
 }
 
 function hostPort(raw: unknown, field: string): string {
@@ -211,86 +221,16 @@ function maxBatchBytes(raw: unknown, maxValueBytes: number): number {
  */
 export function loadConfig(configPath?: string, env: Env = process.env): Config {
   const path = configPath ?? env.DECANT_CONFIG;
-  let file: Record<string, unknown> = {};
-  if (path) {
-    let text: string;
-    try {
-      text = readFileSync(path, "utf8");
-    } catch (err) {
-      throw new ConfigError("config", `cannot read ${path}: ${(err as Error).message}`);
-    }
-    // Loaded only when there is a file: configured by the environment alone, a sidecar does
-    // without the YAML parser's ~1 MB. (require, as loadConfig is synchronous.)
-    const yaml = createRequire(import.meta.url)("yaml") as typeof import("yaml");
-    let parsed: unknown;
-    try {
-      parsed = yaml.parse(text);
-    } catch (err) {
-      throw new ConfigError("config", `${path} is not valid YAML: ${(err as Error).message}`);
-    }
-    if (parsed !== null && parsed !== undefined && (typeof parsed !== "object" || Array.isArray(parsed))) throw new ConfigError("config", `${path} must hold a mapping of settings`);
-    file = (parsed ?? {}) as Record<string, unknown>;
-    for (const key of Object.keys(file)) {
-      if (!(key in KEYS)) throw new ConfigError(key, `is not a setting; known settings: ${Object.keys(KEYS).join(", ")}`);
-    }
-  }
-
-  const pick = (key: string, envName: string): { value: unknown; fromFile: boolean } =>
-    env[envName] !== undefined && env[envName] !== "" ? { value: env[envName], fromFile: false } : { value: file[key], fromFile: true };
-
-  const cur = pick("current", "DECANT_CURRENT");
-  const current = storeUrl(cur.value ?? DEFAULT_STORE, "current", env, cur.fromFile && cur.value !== undefined);
-  const tgt = pick("target", "DECANT_TARGET");
-  const target = tgt.value === undefined || tgt.value === null ? undefined : storeUrl(tgt.value, "target", env, tgt.fromFile);
-  const ctl = pick("control", "DECANT_CONTROL");
-  const control = ctl.value === undefined || ctl.value === null ? undefined : storeUrl(ctl.value, "control", env, ctl.fromFile);
-  if (target !== undefined && target === current) throw new ConfigError("target", "is the same store as current; a migration needs two different stores");
-
-  const logFormat = (pick("log_format", "DECANT_LOG_FORMAT").value ?? "auto") as string;
-  if (!["auto", "json", "pretty"].includes(logFormat)) throw new ConfigError("log_format", `must be auto, json or pretty (got ${JSON.stringify(logFormat)})`);
-  const logLevel = (pick("log_level", "DECANT_LOG_LEVEL").value ?? "info") as string;
-  if (!["error", "warn", "info", "debug"].includes(logLevel)) throw new ConfigError("log_level", `must be error, warn, info or debug (got ${JSON.stringify(logLevel)})`);
-
-  let tls: TlsConfig | undefined;
-  if (file.tls !== undefined && file.tls !== null) {
-    const t = file.tls as Record<string, unknown>;
-    if (typeof t !== "object") throw new ConfigError("tls", "must be a mapping with cert_file and key_file");
-    for (const k of Object.keys(t)) if (!["cert_file", "key_file", "client_ca_file"].includes(k)) throw new ConfigError(`tls.${k}`, "is not a setting; use cert_file, key_file, client_ca_file");
-    if (typeof t.cert_file !== "string") throw new ConfigError("tls.cert_file", "is required when tls is set");
-    if (typeof t.key_file !== "string") throw new ConfigError("tls.key_file", "is required when tls is set");
-    tls = { certFile: t.cert_file, keyFile: t.key_file, clientCaFile: typeof t.client_ca_file === "string" ? t.client_ca_file : undefined };
-  }
-
-  const adminToken = env.DECANT_ADMIN_TOKEN
-    ? env.DECANT_ADMIN_TOKEN
-    : file.admin_token_file !== undefined
-      ? readSecretFile(file.admin_token_file, "admin_token_file")
-      : undefined;
-
-  const migrationFile = (file.migration ?? {}) as Record<string, unknown>;
-  if (typeof migrationFile !== "object" || Array.isArray(migrationFile)) throw new ConfigError("migration", "must be a mapping of timings");
-  for (const k of Object.keys(migrationFile)) if (k !== "id" && !(TIMINGS as readonly string[]).includes(k)) throw new ConfigError(`migration.${k}`, `is not a setting; use id, ${TIMINGS.join(", ")}`);
-  const rawId = env.DECANT_MIGRATION_ID ?? migrationFile.id;
-  if (rawId !== undefined && rawId !== "" && (typeof rawId !== "string" || !/^[A-Za-z0-9._-]{1,64}$/.test(rawId))) throw new ConfigError("migration.id", "must be 1 to 64 letters, digits, dots, dashes or underscores");
-  const migrationId = typeof rawId === "string" && rawId !== "" ? rawId : undefined;
-  const migration: Config["migration"] = {};
-  for (const t of TIMINGS) {
-    const raw = env[`DECANT_${t.toUpperCase()}`] ?? migrationFile[t];
-    if (raw !== undefined && raw !== "") migration[t] = positiveInt(raw, `migration.${t}`, 10, 3_600_000);
-  }
-  const storeTimeoutMs = Math.max(...[current, target, control].map((u) => (u === undefined ? 0 : networkTimeout(u))));
-  const lease = migration.lease_ms ?? 5000;
-  const heartbeat = migration.heartbeat_ms ?? 1000;
-  const minTtl = lease + storeTimeoutMs + heartbeat;
-  if ((migration.replica_ttl_ms ?? 15_000) < minTtl) {
-    throw new ConfigError("migration.replica_ttl_ms", `must be at least lease_ms + the largest store timeout_ms + heartbeat_ms (${lease} + ${storeTimeoutMs} + ${heartbeat} = ${minTtl}), so a replica counted dead has failed closed and its last store call has ended (docs/PROTOCOL.md step 5)`);
-  }
-
-  const backfillFile = (file.backfill ?? {}) as Record<string, unknown>;
-  for (const k of Object.keys(backfillFile)) if (k !== "segments_per_replica") throw new ConfigError(`backfill.${k}`, "is not a setting; use segments_per_replica");
-  const segmentsRaw = env.DECANT_BACKFILL_SEGMENTS_PER_REPLICA ?? backfillFile.segments_per_replica;
-  const backfillSegmentsPerReplica = segmentsRaw === undefined || segmentsRaw === "" ? undefined : positiveInt(segmentsRaw, "backfill.segments_per_replica", 0, 64);
-
+  const file = path ? readConfigFile(path) : {};
+  const pick = picker(file, env);
+  const stores = storeSettings(pick, env);
+  const logging = logSettings(pick);
+  const tls = tlsSettings(file.tls);
+  const adminToken = env.DECANT_ADMIN_TOKEN ? env.DECANT_ADMIN_TOKEN : file.admin_token_file !== undefined ? readSecretFile(file.admin_token_file, "admin_token_file") : undefined;
+  const { migration, migrationId } = migrationSettings(file.migration, env);
+  const backfillSegmentsPerReplica = backfillSettings(file.backfill, env);
+  const storeTimeoutMs = Math.max(...[stores.current, stores.target, stores.control].map((u) => (u === undefined ? 0 : networkTimeout(u))));
+  checkReplicaTtl(migration, storeTimeoutMs);
   const maxValueBytes = positiveInt(pick("max_value_bytes", "DECANT_MAX_VALUE_BYTES").value ?? DEFAULT_MAX_VALUE_BYTES, "max_value_bytes", 1, 64 * 1024 * 1024);
   const ddbListen = pick("dynamodb_listen", "DECANT_DYNAMODB_LISTEN").value;
   return {
@@ -300,22 +240,115 @@ export function loadConfig(configPath?: string, env: Env = process.env): Config 
     backfillSegmentsPerReplica,
     migrationId,
     storeTimeoutMs,
-    current,
-    target,
-    control,
-    listen: hostPort(pick("listen", "DECANT_LISTEN").value ?? DEFAULT_LISTEN, "listen"),
+    ...stores,
+    listen: listenAddress(pick("listen", "DECANT_LISTEN").value ?? DEFAULT_LISTEN, "listen"),
     metricsListen: hostPort(pick("metrics_listen", "DECANT_METRICS_LISTEN").value ?? DEFAULT_METRICS_LISTEN, "metrics_listen"),
     replicaId: String(pick("replica_id", "DECANT_REPLICA_ID").value ?? `${hostname()}-${process.pid}`),
     maxValueBytes,
     maxBatchBytes: maxBatchBytes(pick("max_batch_bytes", "DECANT_MAX_BATCH_BYTES").value, maxValueBytes),
     connections: connectionSettings(file.connections, env),
-    logLevel,
-    logFormat: logFormat as Config["logFormat"],
+    ...logging,
     drainTimeoutMs: positiveInt(pick("drain_timeout_ms", "DECANT_DRAIN_TIMEOUT_MS").value ?? 10_000, "drain_timeout_ms", 0, 600_000),
     tls,
     adminToken,
     source: path ?? "defaults and environment",
   };
+}
+
+/** The YAML file: a mapping of known settings. */
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new ConfigError("config", `cannot read ${path}: ${(err as Error).message}`);
+  }
+  // Loaded only when there is a file: configured by the environment alone, a sidecar does
+  // without the YAML parser's ~1 MB. (require, as loadConfig is synchronous.)
+  const yaml = createRequire(import.meta.url)("yaml") as typeof import("yaml");
+  let parsed: unknown;
+  try {
+    parsed = yaml.parse(text);
+  } catch (err) {
+    throw new ConfigError("config", `${path} is not valid YAML: ${(err as Error).message}`);
+  }
+  if (parsed !== null && parsed !== undefined && (typeof parsed !== "object" || Array.isArray(parsed))) throw new ConfigError("config", `${path} must hold a mapping of settings`);
+  const file = (parsed ?? {}) as Record<string, unknown>;
+  for (const key of Object.keys(file)) {
+    if (!(key in KEYS)) throw new ConfigError(key, `is not a setting; known settings: ${Object.keys(KEYS).join(", ")}`);
+  }
+  return file;
+}
+
+type PickSetting = (key: string, envName: string) => { value: unknown; fromFile: boolean };
+
+/** A setting from the environment (when set and not empty), else from the file. */
+const picker = (file: Record<string, unknown>, env: Env): PickSetting => (key, envName) =>
+  env[envName] !== undefined && env[envName] !== "" ? { value: env[envName], fromFile: false } : { value: file[key], fromFile: true };
+
+function storeSettings(pick: PickSetting, env: Env): Pick<Config, "current" | "target" | "control"> {
+  const cur = pick("current", "DECANT_CURRENT");
+  const current = storeUrl(cur.value ?? DEFAULT_STORE, "current", env, cur.fromFile && cur.value !== undefined);
+  const optional = (key: "target" | "control", envName: string) => {
+    const p = pick(key, envName);
+    return p.value === undefined || p.value === null ? undefined : storeUrl(p.value, key, env, p.fromFile);
+  };
+  const target = optional("target", "DECANT_TARGET");
+  const control = optional("control", "DECANT_CONTROL");
+  if (target !== undefined && target === current) throw new ConfigError("target", "is the same store as current; a migration needs two different stores");
+  return { current, target, control };
+}
+
+function logSettings(pick: PickSetting): Pick<Config, "logLevel" | "logFormat"> {
+  const logFormat = (pick("log_format", "DECANT_LOG_FORMAT").value ?? "auto") as string;
+  if (!["auto", "json", "pretty"].includes(logFormat)) throw new ConfigError("log_format", `must be auto, json or pretty (got ${JSON.stringify(logFormat)})`);
+  const logLevel = (pick("log_level", "DECANT_LOG_LEVEL").value ?? "info") as string;
+  if (!["error", "warn", "info", "debug"].includes(logLevel)) throw new ConfigError("log_level", `must be error, warn, info or debug (got ${JSON.stringify(logLevel)})`);
+  return { logLevel, logFormat: logFormat as Config["logFormat"] };
+}
+
+function tlsSettings(raw: unknown): TlsConfig | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  const t = raw as Record<string, unknown>;
+  if (typeof t !== "object") throw new ConfigError("tls", "must be a mapping with cert_file and key_file");
+  for (const k of Object.keys(t)) if (!["cert_file", "key_file", "client_ca_file"].includes(k)) throw new ConfigError(`tls.${k}`, "is not a setting; use cert_file, key_file, client_ca_file");
+  if (typeof t.cert_file !== "string") throw new ConfigError("tls.cert_file", "is required when tls is set");
+  if (typeof t.key_file !== "string") throw new ConfigError("tls.key_file", "is required when tls is set");
+  return { certFile: t.cert_file, keyFile: t.key_file, clientCaFile: typeof t.client_ca_file === "string" ? t.client_ca_file : undefined };
+}
+
+/** The `migration` mapping: its id and timings (each overridden by DECANT_<TIMING>). */
+function migrationSettings(raw: unknown, env: Env): Pick<Config, "migration" | "migrationId"> {
+  const file = (raw ?? {}) as Record<string, unknown>;
+  if (typeof file !== "object" || Array.isArray(file)) throw new ConfigError("migration", "must be a mapping of timings");
+  for (const k of Object.keys(file)) if (k !== "id" && !(TIMINGS as readonly string[]).includes(k)) throw new ConfigError(`migration.${k}`, `is not a setting; use id, ${TIMINGS.join(", ")}`);
+  const rawId = env.DECANT_MIGRATION_ID ?? file.id;
+  if (rawId !== undefined && rawId !== "" && (typeof rawId !== "string" || !/^[A-Za-z0-9._-]{1,64}$/.test(rawId))) throw new ConfigError("migration.id", "must be 1 to 64 letters, digits, dots, dashes or underscores");
+  const migration: Config["migration"] = {};
+  for (const t of TIMINGS) {
+    const value = env[`DECANT_${t.toUpperCase()}`] ?? file[t];
+    if (value !== undefined && value !== "") migration[t] = positiveInt(value, `migration.${t}`, 10, 3_600_000);
+  }
+  return { migration, migrationId: typeof rawId === "string" && rawId !== "" ? rawId : undefined };
+}
+
+/** A replica counted dead must have failed closed and its last store call ended (docs/PROTOCOL.md step 5). */
+/** backfill.segments_per_replica (0 = this sidecar leaves the backfill to backfill-workers). */
+function backfillSettings(raw: unknown, env: Env): number | undefined {
+  const file = (raw ?? {}) as Record<string, unknown>;
+  if (typeof file !== "object" || Array.isArray(file)) throw new ConfigError("backfill", "must be a mapping (segments_per_replica)");
+  for (const k of Object.keys(file)) if (k !== "segments_per_replica") throw new ConfigError(`backfill.${k}`, "is not a setting; use segments_per_replica");
+  const value = env.DECANT_BACKFILL_SEGMENTS_PER_REPLICA ?? file.segments_per_replica;
+  return value === undefined || value === "" ? undefined : positiveInt(value, "backfill.segments_per_replica", 0, 64);
+}
+
+function checkReplicaTtl(migration: Config["migration"], storeTimeoutMs: number): void {
+  const lease = migration.lease_ms ?? 5000;
+  const heartbeat = migration.heartbeat_ms ?? 1000;
+  const minTtl = lease + storeTimeoutMs + heartbeat;
+  if ((migration.replica_ttl_ms ?? 15_000) < minTtl) {
+    throw new ConfigError("migration.replica_ttl_ms", `must be at least lease_ms + the largest store timeout_ms + heartbeat_ms (${lease} + ${storeTimeoutMs} + ${heartbeat} = ${minTtl}), so a replica counted dead has failed closed and its last store call has ended (docs/PROTOCOL.md step 5)`);
+  }
 }
 
 /**

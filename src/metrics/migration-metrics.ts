@@ -1,5 +1,5 @@
 import client from "prom-client";
-import { PHASES, type Phase } from "../migration/phases.js";
+import { PHASES, type Phase } from "../protocol/phases.js";
 
 /** The migration's Prometheus metrics (names fixed by the migration issue; the dashboard and alerts use them). */
 export class MigrationMetrics {
@@ -20,6 +20,9 @@ export class MigrationMetrics {
   readonly repaired: client.Counter;
   readonly failClosed: client.Gauge;
   readonly renewal: client.Histogram;
+  readonly viewAge: client.Gauge;
+  /** The age of this sidecar's view of the control record, in seconds (set by the controller). */
+  viewAgeSeconds: () => number = () => Infinity;
 
   constructor(registry: client.Registry) {
     const registers = [registry];
@@ -40,6 +43,8 @@ export class MigrationMetrics {
     this.repaired = new client.Counter({ name: "decant_repair_items_total", help: "Journal entries repaired.", registers });
     this.failClosed = new client.Gauge({ name: "decant_fail_closed", help: "1 while this sidecar refuses writes because it cannot renew its view of the control record.", registers });
     this.renewal = new client.Histogram({ name: "decant_control_renewal_seconds", help: "How long each renewal of the view of the control record took (read and heartbeat); a lease lapses when renewals stop succeeding.", buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers });
+    const age = () => this.viewAgeSeconds();
+    this.viewAge = new client.Gauge({ name: "decant_control_view_age_seconds", help: "Age of this sidecar's view of the control record (since its last successful renewal started); writes are refused once it exceeds the lease.", registers, collect() { this.set(age()); } });
     for (const r of ["copied", "skipped_newer"]) this.backfillItems.labels(r).inc(0);
     for (const r of ["in_sync", "missing", "stale", "extra"]) this.verifyItems.labels(r).set(0);
     this.secondaryFailures.labels("target").inc(0);

@@ -5,6 +5,7 @@
 // `decant backfill-worker`, runs up to `segments_per_replica` of them, and a lost worker's
 // segments resume from their checkpoints elsewhere. Memory stays flat: it streams pages.
 import { randomBytes } from "node:crypto";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { DecantError, describe as describeError, isDecantError } from "../protocol/errors.js";
 import type { Store } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, type RawItem, type ScanPage } from "../protocol/types.js";
@@ -70,6 +71,8 @@ export const isPermanent = (err: unknown): boolean => isDecantError(err) && PERM
 export const DEFAULT_SEGMENTS_PER_REPLICA = 2;
 /** Writes of at least 2^6 = 64 items (a power of two: see Writer). */
 const MIN_CHUNK_LOG2 = 6;
+/** Event-loop delay a page may cause before the segment rests: live requests and lease renewals wait that long. */
+const LOOP_DELAY_BUDGET_MS = 50;
 /** How often the backfill gauges are refreshed from the segment records. */
 const GAUGE_EVERY_MS = 2000;
 
@@ -362,6 +365,11 @@ export class Backfill {
     const ns = h.rec.ns;
     // A page into a slow target can outlast the lease: renew it meanwhile.
     const stopRenewing = this.leases.renewing(h);
+    // A busy (or CPU-starved) sidecar must not fail closed: when a page delayed the event loop
+    // past the budget, the segment rests as long as the worst delay, so renewals and live
+    // requests keep their turn.
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
     let pageLimit = Math.min(FIRST_PAGE_ITEMS, job.pageSize);
     let prefetch: { cursor: string | undefined; page: Promise<ScanPage<RawItem>> } | undefined;
     let tokens = 0;
@@ -421,12 +429,16 @@ export class Backfill {
         }));
         if (!saved) return;
         await yieldToEventLoop();
+        const worstDelayMs = loopDelay.max / 1e6 - 10; // less the sampling resolution
+        loopDelay.reset();
+        if (worstDelayMs > LOOP_DELAY_BUDGET_MS) await this.clock.sleep(Math.min(1000, worstDelayMs));
       }
       if (!h.rec.done) await this.leases.release(h);
     } catch (err) {
       await this.failed(h, err);
     } finally {
       stopRenewing();
+      loopDelay.disable();
     }
   }
 

@@ -8,10 +8,25 @@ import { CONTROL_NAMESPACE } from "../protocol/types.js";
 import type { Phase } from "./phases.js";
 
 /**
- * The layout of the records below. A sidecar refuses to act on a record of a newer schema than
- * it knows (a rolling upgrade must never let an old replica misread a new record).
+ * The layout of each kind of record (the first segment of its key), versioned on its own: a
+ * sidecar refuses to act on a record of a newer schema than it knows (a rolling upgrade must
+ * never let an old replica misread a new record). One kind moving on leaves the others readable,
+ * so a new backfill record stops only the backfill on old replicas, not their writes.
  */
+export const SCHEMAS: Readonly<Record<string, number>> = { phase: 2, replica: 2, journal: 2, backfill: 3, verify: 2, identity: 2, binding: 2, bfseg: 1, vfseg: 1, "verify-job": 1 };
+/** The schema of a kind not listed above. */
 export const SCHEMA = 2;
+export const schemaOf = (key: string): number => SCHEMAS[key.slice(0, (key + "/").indexOf("/"))] ?? SCHEMA;
+
+/** A record written by a newer Decant: this sidecar must not act on it (it says so, it does not guess). */
+export class NewerSchemaError extends DecantError {
+  constructor(key: string, schema: number) {
+    super("failed_precondition", `the control record ${key} has schema ${schema}, newer than this sidecar understands (${schemaOf(key)}); upgrade this sidecar before it acts on the migration`);
+    this.name = "NewerSchemaError";
+  }
+}
+
+export const isNewerSchema = (err: unknown): err is NewerSchemaError => isDecantError(err) && err.name === "NewerSchemaError";
 
 export interface PhaseRecord {
   schema?: number;
@@ -61,11 +76,10 @@ export interface JournalEntry {
   at: number;
 }
 
-/** Thrown when a record was written by a newer Decant than this one. */
+/** Records written before schemas were stored carry none: schema 1. */
 export function checkSchema(key: string, value: { schema?: number }): void {
-  if ((value.schema ?? 1) > SCHEMA) {
-    throw new DecantError("failed_precondition", `the control record ${key} has schema ${value.schema}, newer than this sidecar understands (${SCHEMA}); upgrade this sidecar before it acts on the migration`);
-  }
+  const schema = value.schema ?? 1;
+  if (typeof schema !== "number" || !(schema <= schemaOf(key))) throw new NewerSchemaError(key, schema);
 }
 
 export interface Versioned<T> {
@@ -84,7 +98,7 @@ export class ControlStore {
   /** Writes `value` if the record is still at `expected` (null = absent). Returns false if it moved. */
   async compareAndSet<T>(key: string, value: T, expected: bigint | null): Promise<bigint | false> {
     try {
-      return await this.store.put(CONTROL_NAMESPACE, key, encode(value), expected === null ? { kind: "must_not_exist" } : { kind: "expected_version", version: expected });
+      return await this.store.put(CONTROL_NAMESPACE, key, encode(key, value), expected === null ? { kind: "must_not_exist" } : { kind: "expected_version", version: expected });
     } catch (err) {
       if (isDecantError(err, "version_mismatch")) return false;
       throw err;
@@ -92,7 +106,7 @@ export class ControlStore {
   }
 
   async write<T>(key: string, value: T): Promise<bigint> {
-    return this.store.put(CONTROL_NAMESPACE, key, encode(value));
+    return this.store.put(CONTROL_NAMESPACE, key, encode(key, value));
   }
 
   async remove(key: string, expected?: bigint): Promise<boolean> {
@@ -117,13 +131,14 @@ export class ControlStore {
   }
 }
 
+/** A record's value; refused when its schema is newer than this sidecar's for its kind. */
 function parse<T>(key: string, raw: Buffer): T {
   const value = JSON.parse(raw.toString("utf8")) as T;
   if (value && typeof value === "object") checkSchema(key, value as { schema?: number });
   return value;
 }
 
-const encode = (value: unknown): Buffer => Buffer.from(JSON.stringify(value && typeof value === "object" ? { ...value, schema: SCHEMA } : value));
+const encode = (key: string, value: unknown): Buffer => Buffer.from(JSON.stringify(value && typeof value === "object" ? { ...value, schema: schemaOf(key) } : value));
 
 export const PHASE_KEY = "phase";
 export const BACKFILL_KEY = "backfill";

@@ -9,10 +9,10 @@ import { CONTROL_NAMESPACE, MAX_KEY_BYTES, type RawItem } from "../protocol/type
 import type { Logger } from "../log.js";
 import type { MigrationMetrics } from "../metrics/migration-metrics.js";
 import { checkValueSize } from "../backends/common.js";
-import { BACKFILL_KEY, BINDING_KEY, ControlStore, HEARTBEAT_PREFIX, IDENTITY_KEY, JOURNAL_PREFIX, PHASE_KEY, VERIFY_KEY, heartbeatKey, intentKey, type Heartbeat, type JournalEntry, type PhaseRecord } from "./control.js";
+import { BACKFILL_KEY, BINDING_KEY, ControlStore, HEARTBEAT_PREFIX, IDENTITY_KEY, JOURNAL_PREFIX, PHASE_KEY, VERIFY_KEY, heartbeatKey, intentKey, isNewerSchema, type Heartbeat, type JournalEntry, type PhaseRecord, type Versioned } from "./control.js";
 import { PHASES, ROLES, movesPrimary, transitionError, type Phase, type Role } from "./phases.js";
-import { Backfill, type BackfillRecord } from "./backfill.js";
-import type { VerifyRecord } from "./verify.js";
+import { Backfill, type BackfillRecord, type SegmentSummary } from "./backfill.js";
+import type { VerifyRecord, VerifyReport } from "./verify.js";
 import { backfillAllowed } from "./work-context.js";
 
 export interface Timings {
@@ -50,6 +50,8 @@ export interface ControllerOptions {
   current: Store;
   target?: Store;
   control: Store;
+  /** The control store on a connection of its own for renewals (phase reads, heartbeats): they never queue behind intents or backfill records. Default: control. */
+  renewal?: Store;
   replicaId: string;
   timings?: Partial<Timings>;
   metrics: MigrationMetrics;
@@ -66,6 +68,43 @@ export interface ReplicaStatus {
   ageSeconds: number;
   live: boolean;
   hasTarget: boolean;
+}
+
+/**
+ * The migration as the control store holds it, for GetStatus and the status page (which format
+ * it): the shared records, not this replica's cached view, so any replica answers the same.
+ */
+export interface MigrationStatus {
+  phase: Phase;
+  epoch: number;
+  /** Writes are held while the primary moves to `pending`. */
+  fence: { pending: Phase } | null;
+  /** Every live replica acknowledged the epoch and no fence stands. */
+  active: boolean;
+  /** Whether this sidecar is configured with a target (without one it serves SINGLE only). */
+  hasTarget: boolean;
+  /** Live replicas only. */
+  replicas: { id: string; phase: Phase; epoch: number; ageSeconds: number; acknowledged: boolean }[];
+  backfill: BackfillStatus | null;
+  lastVerify: { report: VerifyReport; finishedAt?: number } | null;
+  journalDepth: number;
+  currentStore: string;
+  targetStore?: string;
+}
+
+export interface BackfillStatus {
+  state: BackfillRecord["state"];
+  scanned: number;
+  copied: number;
+  skipped: number;
+  estimatedTotal: number;
+  /** While running: the recent rate (0 when stalled); afterwards: the average of the run. */
+  itemsPerSecond: number;
+  runner?: string;
+  error?: string;
+  /** Segments by state and the workers running them (see backfill.ts). */
+  segmentCount: number;
+  segments?: SegmentSummary;
 }
 
 /** A write admitted in one phase and epoch; `done` ends it. */
@@ -110,8 +149,10 @@ export class MigrationController {
 
   /** The record this replica last read, and when (monotonic) the read that produced it started. */
   private record: PhaseRecord = { phase: "SINGLE", epoch: 0, fence: false, changedAt: 0, changedBy: "" };
-  private recordVersion = 0n;
   private renewedAt = -Infinity;
+  private readonly renewal: ControlStore;
+  /** When the last tick started: ticks run at a fixed rate, so a slow renewal does not add to the next one's delay. */
+  private tickStartedAt = -Infinity;
   private ackedEpoch = -1;
   /** Writes in flight, by the epoch they were admitted under (step 4). */
   private readonly inflight = new Map<number, number>();
@@ -124,6 +165,8 @@ export class MigrationController {
   private failingSince?: number;
   private lastHeartbeatAt = -Infinity;
   private fatal?: string;
+  /** The phase record is of a newer schema than this sidecar knows: it refuses writes while so. */
+  private newerRecord?: string;
   private bound = false;
   /** Heartbeat records as this replica watched them: version and when it last changed (step 5). */
   private readonly watched = new Map<string, { version: bigint; changedAt: number }>();
@@ -139,6 +182,7 @@ export class MigrationController {
     this.current = options.current;
     this.target = options.target;
     this.control = new ControlStore(options.control);
+    this.renewal = options.renewal ? new ControlStore(options.renewal) : this.control;
     this.replicaId = options.replicaId;
     // Only the timings given: spreading { heartbeatMs: undefined } over the defaults would
     // replace them with undefined (a heartbeat every millisecond, a lease that never expires).
@@ -149,6 +193,7 @@ export class MigrationController {
     this.hooks = options.hooks ?? {};
     this.migrationId = options.migrationId;
     this.backfill = new Backfill(this);
+    this.metrics.viewAgeSeconds = () => (now() - this.renewedAt) / 1000;
   }
 
   get phase(): Phase {
@@ -194,7 +239,7 @@ export class MigrationController {
   /** Ticks every heartbeat; faster while failing closed, so writes resume soon after the store returns. */
   private schedule(): void {
     if (this.stopped) return;
-    const delay = this.failingSince !== undefined ? Math.min(this.timings.heartbeatMs, 200) : this.timings.heartbeatMs;
+    const delay = this.failingSince !== undefined ? Math.min(this.timings.heartbeatMs, 200) : Math.max(this.timings.heartbeatMs / 10, this.timings.heartbeatMs - (now() - this.tickStartedAt));
     this.timer = setTimeout(() => void this.tick().finally(() => this.schedule()), delay);
     this.timer.unref();
   }
@@ -218,7 +263,15 @@ export class MigrationController {
 
   /** Fail closed (rule 2), or an unexpected error: this replica cannot serve writes. */
   isFailClosed(): boolean {
-    return this.fatal !== undefined || now() - this.renewedAt > this.timings.leaseMs;
+    return this.failClosedReason() !== undefined;
+  }
+
+  /** Why this replica refuses writes now (undefined: it accepts them). */
+  failClosedReason(): string | undefined {
+    if (this.fatal !== undefined) return `${this.fatal} (until this sidecar is restarted)`;
+    if (this.newerRecord !== undefined) return this.newerRecord;
+    if (now() - this.renewedAt > this.timings.leaseMs) return `the view of the migration phase was not renewed for over ${this.timings.leaseMs} ms`;
+    return undefined;
   }
 
   /**
@@ -226,39 +279,53 @@ export class MigrationController {
    * does not stretch it: housekeeping (gauges, journal repair, backfill lease) runs beside it.
    */
   tick(): Promise<void> {
-    if (this.ticking) return this.ticking;
-    this.ticking = (async () => {
-      try {
-        const readAt = now(); // the view is as old as the read that produced it
-        if (!this.bound) await this.bindLate();
-        const rec = await this.control.read<PhaseRecord>(PHASE_KEY);
-        if (rec) this.adopt(rec.value, rec.version);
-        const before = this.ackedEpoch;
-        if (this.canAcknowledge()) this.ackedEpoch = this.record.epoch;
-        // Liveness needs a changing heartbeat; without a migration (SINGLE, no target) one every
-        // third of the TTL is enough to be counted when one starts (step 5).
-        const quiet = this.record.phase === "SINGLE" && !this.target && this.ackedEpoch === before;
-        if (!quiet || now() - this.lastHeartbeatAt >= this.timings.replicaTtlMs / 3) {
-          await this.control.write<Heartbeat>(heartbeatKey(this.replicaId), this.heartbeat());
-          this.lastHeartbeatAt = now();
-        }
-        this.renewedAt = readAt;
-        this.metrics.renewal.observe((now() - readAt) / 1000);
-        if (this.failingSince !== undefined) {
-          this.logger.info(`the control store ${this.control.store.description} answers again; writes are accepted`, { unreachable_ms: Math.round(now() - this.failingSince) });
-          this.failingSince = undefined;
-        }
-        if (!this.fatal) this.metrics.failClosed.set(0);
-        if (!this.stopped) void this.housekeeping();
-      } catch (err) {
-        if (this.failingSince === undefined) this.failingSince = now();
-        if (this.isFailClosed()) this.metrics.failClosed.set(1);
-        this.logger.warn(`cannot renew the view of the control record: ${this.outageText()}`, { error: describeError(err) });
-      } finally {
-        this.ticking = undefined;
-      }
-    })();
+    this.ticking ??= this.renew()
+      .then(() => this.renewed())
+      .catch((err: unknown) => this.renewalFailed(err))
+      .finally(() => (this.ticking = undefined));
     return this.ticking;
+  }
+
+  /** Reads the record, acknowledges its epoch if it can, and heartbeats; the view dates from the read. */
+  private async renew(): Promise<void> {
+    const readAt = (this.tickStartedAt = now()); // the view is as old as the read that produced it
+    if (!this.bound) await this.bindLate();
+    const rec = await this.renewal.read<PhaseRecord>(PHASE_KEY);
+    this.newerRecord = undefined;
+    if (rec) this.adopt(rec.value, rec.version);
+    const before = this.ackedEpoch;
+    if (this.canAcknowledge()) this.ackedEpoch = this.record.epoch;
+    // Liveness needs a changing heartbeat; without a migration (SINGLE, no target) one every
+    // third of the TTL is enough to be counted when one starts (step 5).
+    const quiet = this.record.phase === "SINGLE" && !this.target && this.ackedEpoch === before;
+    if (!quiet || now() - this.lastHeartbeatAt >= this.timings.replicaTtlMs / 3) {
+      await this.renewal.write<Heartbeat>(heartbeatKey(this.replicaId), this.heartbeat());
+      this.lastHeartbeatAt = now();
+    }
+    this.renewedAt = readAt;
+    this.metrics.renewal.observe((now() - readAt) / 1000);
+  }
+
+  /** After a renewal: writes resume if they were refused, and housekeeping runs beside the next round. */
+  private renewed(): void {
+    if (this.failingSince !== undefined) {
+      this.logger.info(`the control store ${this.control.store.description} answers again; writes are accepted`, { unreachable_ms: Math.round(now() - this.failingSince) });
+      this.failingSince = undefined;
+    }
+    if (!this.fatal) this.metrics.failClosed.set(0);
+    if (!this.stopped) void this.housekeeping();
+  }
+
+  /** A store that does not answer fails closed after the lease; a newer phase record at once. */
+  private renewalFailed(err: unknown): void {
+    if (this.failingSince === undefined) this.failingSince = now();
+    if (isNewerSchema(err)) {
+      if (this.newerRecord === undefined) this.logger.error(`this sidecar refuses writes: ${err.message}`);
+      this.newerRecord = err.message;
+    } else {
+      this.logger.warn(`cannot renew the view of the control record: ${this.outageText()}`, { error: describeError(err) });
+    }
+    if (this.isFailClosed()) this.metrics.failClosed.set(1);
   }
 
   private heartbeat(): Heartbeat {
@@ -305,7 +372,6 @@ export class MigrationController {
       this.logger.info(`phase ${rec.phase}${rec.fence ? ` (write fence before ${rec.pending})` : ""}, epoch ${rec.epoch}`);
     }
     this.record = rec;
-    this.recordVersion = version;
     if (rec.fence) {
       if (this.fenceSeen?.version !== version) this.fenceSeen = { version, at: now() };
     } else this.fenceSeen = undefined;
@@ -328,6 +394,7 @@ export class MigrationController {
   /** Rule 2: refuse writes when this replica's view of the phase may be stale. */
   private checkLease(): void {
     if (this.fatal) throw new DecantError("unavailable", `this sidecar refuses writes until it is restarted: ${this.fatal}`);
+    if (this.newerRecord) throw new DecantError("unavailable", `this sidecar refuses writes: ${this.newerRecord}`);
     if (now() - this.renewedAt > this.timings.leaseMs) {
       this.metrics.failClosed.set(1);
       throw new DecantError("unavailable", `${this.outageText()} for over ${this.timings.leaseMs} ms; it refuses writes rather than write in a stale phase`);
@@ -455,40 +522,51 @@ export class MigrationController {
   async repairJournal(phase: Phase = this.record.phase, all = false): Promise<number> {
     if (this.repairing && !all) return 0;
     this.repairing = true;
-    let repaired = 0;
     try {
-      const roles = ROLES[phase];
       const entries = await this.control.list<JournalEntry>(JOURNAL_PREFIX, all ? 100_000 : 500);
       if (entries.length === 0) return 0;
       const live = new Set((await this.replicas()).filter((r) => r.live).map((r) => r.id));
-      if (!roles.secondary) {
+      const { primary, secondary } = ROLES[phase];
+      if (!secondary) {
         // Nothing to repair without a secondary: settled entries are dropped.
         for (const e of entries) if (all || this.repairable(e.value, e.key, live)) await this.removeEntry(e.key, e.version);
         return 0;
       }
-      const primary = this.store(roles.primary);
-      const secondary = this.store(roles.secondary);
-      // Model finding N3: a dead owner's write may still land (a pause before its primary call);
-      // on a fencing primary its epoch is fenced off first, so the repair cannot be overtaken.
-      const unfenced = entries.filter((e) => this.deadOwner(e.value, live) && !this.fencedOwners.has(`${e.value.owner}/${e.value.incarnation}`));
-      if (!all && unfenced.length > 0) {
-        if (!(await this.fenceOffDeadOwners(primary))) return 0;
-        for (const e of unfenced) this.fencedOwners.add(`${e.value.owner}/${e.value.incarnation}`);
-      }
-      for (const e of entries) {
-        if (!all && !this.repairable(e.value, e.key, live)) continue;
-        const raw = await primary.getRaw(e.value.ns, e.value.key);
-        if (raw) await secondary.applyIfNewer(e.value.ns, [raw]);
-        if (await this.removeEntry(e.key, e.version)) {
-          repaired++;
-          this.metrics.repaired.inc();
-        }
-      }
+      if (!all && !(await this.fenceOffDeadOwnersOf(entries, live, this.store(primary)))) return 0;
+      return await this.copyEntries(entries.filter((e) => all || this.repairable(e.value, e.key, live)), this.store(primary), this.store(secondary));
     } catch (err) {
       if (all) throw err;
       this.logger.debug?.("journal repair will retry", { error: describeError(err) });
+      return 0;
     } finally {
       this.repairing = false;
+    }
+  }
+
+  /**
+   * Model finding N3: a dead owner's write may still land (a pause before its primary call); on
+   * a fencing primary its epoch is fenced off first, so the repair cannot be overtaken. False
+   * when that cannot be done now (the repair waits).
+   */
+  private async fenceOffDeadOwnersOf(entries: { value: JournalEntry }[], live: Set<string>, primary: Store): Promise<boolean> {
+    const owner = (e: JournalEntry) => `${e.owner}/${e.incarnation}`;
+    const unfenced = entries.filter((e) => this.deadOwner(e.value, live) && !this.fencedOwners.has(owner(e.value)));
+    if (unfenced.length === 0) return true;
+    if (!(await this.fenceOffDeadOwners(primary))) return false;
+    for (const e of unfenced) this.fencedOwners.add(owner(e.value));
+    return true;
+  }
+
+  /** Copies each entry's key from the primary to the secondary (what the primary holds now), then drops the entry. */
+  private async copyEntries(entries: { key: string; value: JournalEntry; version: bigint }[], primary: Store, secondary: Store): Promise<number> {
+    let repaired = 0;
+    for (const e of entries) {
+      const raw = await primary.getRaw(e.value.ns, e.value.key);
+      if (raw) await secondary.applyIfNewer(e.value.ns, [raw]);
+      if (await this.removeEntry(e.key, e.version)) {
+        repaired++;
+        this.metrics.repaired.inc();
+      }
     }
     return repaired;
   }
@@ -551,6 +629,48 @@ export class MigrationController {
     return out;
   }
 
+  /** The shared records in one read (the phase record first: a missing one is this replica's view). */
+  async status(): Promise<MigrationStatus> {
+    const [rec, replicas, bf, vr, journalDepth] = await Promise.all([
+      this.control.read<PhaseRecord>(PHASE_KEY),
+      this.replicas(),
+      this.backfill.read(), // with its segments' progress merged in
+      this.control.read<VerifyRecord>(VERIFY_KEY),
+      this.journalDepth(),
+    ]);
+    const record = rec?.value ?? this.record;
+    const live = replicas.filter((r) => r.live);
+    return {
+      phase: record.phase,
+      epoch: record.epoch,
+      fence: record.fence ? { pending: record.pending ?? record.phase } : null,
+      active: !record.fence && live.every((r) => r.epoch >= record.epoch),
+      hasTarget: this.target !== undefined,
+      replicas: live.map((r) => ({ id: r.id, phase: r.phase, epoch: r.epoch, ageSeconds: r.ageSeconds, acknowledged: r.epoch >= record.epoch })),
+      backfill: bf ? this.backfillStatus(bf.value) : null,
+      lastVerify: vr ? { report: vr.value.report, finishedAt: vr.value.finishedAt } : null,
+      journalDepth,
+      currentStore: this.current.description,
+      targetStore: this.target?.description,
+    };
+  }
+
+  private backfillStatus(b: BackfillRecord): BackfillStatus {
+    const average = b.activeMs > 0 ? (b.scanned / b.activeMs) * 1000 : 0;
+    return {
+      state: b.state,
+      scanned: b.scanned,
+      copied: b.copied,
+      skipped: b.skipped,
+      estimatedTotal: b.estimatedTotal,
+      itemsPerSecond: b.state === "running" ? this.backfill.currentRate(b) : average,
+      runner: b.runner,
+      error: b.error,
+      segmentCount: b.segmentCount ?? 0,
+      segments: b.segments,
+    };
+  }
+
   /** A phase change is active once every live replica has acknowledged its epoch (rule 1). */
   async isActive(epoch = this.record.epoch): Promise<boolean> {
     return (await this.replicas()).filter((r) => r.live).every((r) => r.epoch >= epoch);
@@ -604,6 +724,24 @@ export class MigrationController {
 
   /** SetPhase: validates the step and its gates, then changes the record (fenced if the primary moves). */
   async setPhase(to: Phase, force: boolean): Promise<void> {
+    const rec = await this.readForChange();
+    const from = rec.value;
+    this.checkStep(from, to);
+    const attempt = await this.passGates(from, to, force);
+    const base = { migrationId: from.migrationId ?? this.migrationId, attempt: to === "SINGLE" ? undefined : attempt, changedAt: Date.now(), changedBy: this.replicaId };
+    if (!movesPrimary(from.phase, to)) {
+      await this.commit(rec.version, { ...base, phase: to, epoch: from.epoch + 1, fence: false });
+      // A write of SINGLE still on its way to the current store would miss the target: once
+      // the fence is raised it is refused and admitted again as a DUAL_WRITE write.
+      if (from.phase === "SINGLE" && to === "DUAL_WRITE") await this.raiseFence(this.current, from.epoch + 1);
+    } else {
+      await this.fencedSwitch(rec.version, from, to, base);
+    }
+    await this.afterChange(from.phase, to);
+  }
+
+  /** The record to change: an abandoned fence is rolled back first; a live one refuses the change. */
+  private async readForChange(): Promise<Versioned<PhaseRecord>> {
     let rec = await this.control.read<PhaseRecord>(PHASE_KEY);
     if (!rec) throw new DecantError("unavailable", "the control record is missing");
     if (rec.value.fence) {
@@ -611,8 +749,12 @@ export class MigrationController {
       if (await this.clearAbandonedFence()) rec = await this.control.read<PhaseRecord>(PHASE_KEY);
       if (!rec) throw new DecantError("unavailable", "the control record is missing");
     }
-    const from = rec.value;
-    if (from.fence) throw new DecantError("failed_precondition", `a write fence is in progress (moving to ${from.pending}); try again shortly`);
+    if (rec.value.fence) throw new DecantError("failed_precondition", `a write fence is in progress (moving to ${rec.value.pending}); try again shortly`);
+    return rec;
+  }
+
+  /** Whether the step itself is allowed (rule 7), with this sidecar's configuration. */
+  private checkStep(from: PhaseRecord, to: Phase): void {
     if (to !== "SINGLE" && !this.target) throw new DecantError("failed_precondition", `cannot move to ${to}: no migration target is configured (set target or DECANT_TARGET)`);
     const wrong = transitionError(from.phase, to);
     if (wrong) throw new DecantError("failed_precondition", wrong);
@@ -622,16 +764,18 @@ export class MigrationController {
     if (ROLES[from.phase].reads === "target" && ROLES[to].reads === "current" && to !== "SHADOW_READ") {
       throw new DecantError("failed_precondition", `roll back from ${from.phase} through SHADOW_READ: replicas still reading the target would miss writes made in ${to}`);
     }
+  }
+
+  /** The gates of the step (rules 6 and 8, steps 11 and 12); returns the attempt the new record belongs to. */
+  private async passGates(from: PhaseRecord, to: Phase, force: boolean): Promise<string | undefined> {
     if ((to === "SINGLE" || to === "DUAL_WRITE") && from.phase === "SHADOW_READ") {
       await this.waitActive(from.epoch, "SHADOW_READ is not active yet: a replica may still read the target; try again in a few seconds");
     }
-
-    let attempt = from.attempt;
     if (from.phase === "SINGLE" && to === "DUAL_WRITE") {
       await this.checkTargetReady(force);
-      attempt = randomBytes(8).toString("hex"); // step 11: a new attempt; earlier records no longer count
-      await this.control.remove(BACKFILL_KEY);
+      await this.backfill.abandon(); // the record and its segments
       await this.control.remove(VERIFY_KEY);
+      return randomBytes(8).toString("hex"); // step 11: a new attempt; earlier records no longer count
     }
     if (from.phase === "SHADOW_READ" && to === "READ_TARGET") {
       await this.waitActive(from.epoch, "SHADOW_READ is not active yet: not every live replica has acknowledged it (so some may still answer OK for a failed target write); try again in a few seconds");
@@ -643,17 +787,12 @@ export class MigrationController {
       const left = await this.journalDepth();
       if (left > 0) throw new DecantError("failed_precondition", `the repair journal still holds ${left} keys for the current store; wait for it to drain (is the current store reachable?)`);
     }
-    const base = { migrationId: from.migrationId ?? this.migrationId, attempt: to === "SINGLE" ? undefined : attempt, changedAt: Date.now(), changedBy: this.replicaId };
-    if (!movesPrimary(from.phase, to)) {
-      await this.commit(rec.version, { ...base, phase: to, epoch: from.epoch + 1, fence: false });
-      // A write of SINGLE still on its way to the current store would miss the target: once
-      // the fence is raised it is refused and admitted again as a DUAL_WRITE write.
-      if (from.phase === "SINGLE" && to === "DUAL_WRITE") await this.raiseFence(this.current, from.epoch + 1);
-    } else {
-      await this.fencedSwitch(rec.version, from, to, base);
-    }
-    // Step 11: a rollback invalidates the last verification; a rollback to SINGLE ends the attempt.
-    if (PHASES.indexOf(to) < PHASES.indexOf(from.phase)) await this.control.remove(VERIFY_KEY);
+    return from.attempt;
+  }
+
+  /** Step 11: a rollback voids the last verification; a rollback to SINGLE ends the attempt. */
+  private async afterChange(from: Phase, to: Phase): Promise<void> {
+    if (PHASES.indexOf(to) < PHASES.indexOf(from)) await this.control.remove(VERIFY_KEY);
     if (to === "SINGLE") await this.backfill.abandon();
     if (to === "SINGLE" || to === "COMPLETE") await this.repairJournal(to, true); // clears entries that no longer matter
     await this.tick();
@@ -705,45 +844,51 @@ export class MigrationController {
    */
   private async fencedSwitch(expected: bigint, from: PhaseRecord, to: Phase, base: Pick<PhaseRecord, "migrationId" | "attempt" | "changedAt" | "changedBy">): Promise<void> {
     const fenceEpoch = from.epoch + 1;
-    let version = await this.commit(expected, { ...base, phase: from.phase, epoch: fenceEpoch, fence: true, pending: to });
+    const version = await this.commit(expected, { ...base, phase: from.phase, epoch: fenceEpoch, fence: true, pending: to });
     let failure: string | undefined;
     try {
-      const oldPrimary = this.store(ROLES[from.phase].primary);
-      // From here no write admitted before the fence can land on the old primary (stores that can).
-      await this.raiseFence(oldPrimary, fenceEpoch, true);
-      await this.hooks.duringFence?.();
-      await this.tick();
-      const deadline = now() + this.timings.fenceTimeoutMs;
-      for (;;) {
-        if (await this.isActive(fenceEpoch)) break;
-        if (now() > deadline) {
-          const pending = (await this.replicas()).filter((r) => r.live && r.epoch < fenceEpoch).map((r) => r.id);
-          failure = `replicas ${pending.join(", ")} did not acknowledge the write fence within ${this.timings.fenceTimeoutMs} ms`;
-          break;
-        }
-        await sleep(Math.min(50, this.timings.heartbeatMs));
-      }
-      if (!failure) {
-        await this.repairJournal(from.phase, true);
-        const left = (await this.control.list(JOURNAL_PREFIX)).length;
-        if (left > 0) failure = `the repair journal still holds ${left} keys`;
-      }
+      failure = await this.holdFence(from.phase, fenceEpoch);
     } catch (err) {
       failure = describeError(err);
     }
-    try {
-      const cur = await this.control.read<PhaseRecord>(PHASE_KEY);
-      version = cur?.version ?? version;
-      if (failure) {
-        await this.commit(version, { ...base, phase: from.phase, attempt: from.attempt, epoch: fenceEpoch + 1, fence: false, changedAt: Date.now() });
-        throw new DecantError("unavailable", `stayed in ${from.phase}: ${failure}`);
+    await this.liftFence(version, from, to, base, failure);
+  }
+
+  /** With the fence committed: fence the old primary, wait for every replica, drain the journal. Returns why not, if not. */
+  private async holdFence(from: Phase, fenceEpoch: number): Promise<string | undefined> {
+    const oldPrimary = this.store(ROLES[from].primary);
+    // From here no write admitted before the fence can land on the old primary (stores that can).
+    await this.raiseFence(oldPrimary, fenceEpoch, true);
+    await this.hooks.duringFence?.();
+    await this.tick();
+    const deadline = now() + this.timings.fenceTimeoutMs;
+    while (!(await this.isActive(fenceEpoch))) {
+      if (now() > deadline) {
+        const pending = (await this.replicas()).filter((r) => r.live && r.epoch < fenceEpoch).map((r) => r.id);
+        return `replicas ${pending.join(", ")} did not acknowledge the write fence within ${this.timings.fenceTimeoutMs} ms`;
       }
-      await this.commit(version, { ...base, phase: to, epoch: fenceEpoch + 1, fence: false, changedAt: Date.now() });
+      await sleep(Math.min(50, this.timings.heartbeatMs));
+    }
+    await this.repairJournal(from, true);
+    const left = (await this.control.list(JOURNAL_PREFIX)).length;
+    return left > 0 ? `the repair journal still holds ${left} keys` : undefined;
+  }
+
+  /** Ends the fence: the new phase, or (after a failure) the old one, each with a new epoch. */
+  private async liftFence(fenced: bigint, from: PhaseRecord, to: Phase, base: Pick<PhaseRecord, "migrationId" | "attempt" | "changedAt" | "changedBy">, failure: string | undefined): Promise<void> {
+    const epoch = from.epoch + 2;
+    try {
+      const version = (await this.control.read<PhaseRecord>(PHASE_KEY))?.version ?? fenced;
+      if (!failure) {
+        await this.commit(version, { ...base, phase: to, epoch, fence: false, changedAt: Date.now() });
+        return;
+      }
+      await this.commit(version, { ...base, phase: from.phase, attempt: from.attempt, epoch, fence: false, changedAt: Date.now() });
     } catch (err) {
       // The fence stays until a replica rolls it back as abandoned (clearAbandonedFence).
-      if (err instanceof DecantError && err.message.startsWith("stayed in")) throw err;
       throw new DecantError("unavailable", `the fence before ${to} could not be lifted (${describeError(err)}); it is rolled back automatically after ${this.fenceAbandonedAfterMs} ms`);
     }
+    throw new DecantError("unavailable", `stayed in ${from.phase}: ${failure}`);
   }
 
   /** Rule 8 and §1: the target must be empty, every stored value must fit it, and every version too. */

@@ -1,28 +1,7 @@
-// The phase table of DESIGN.md §4: who serves reads, who assigns versions, who replicates.
+// Moving between the phases of DESIGN.md §4 (the table itself is src/protocol/phases.ts).
+import { PHASES, ROLES, type Phase } from "../protocol/phases.js";
 
-export const PHASES = ["SINGLE", "DUAL_WRITE", "SHADOW_READ", "READ_TARGET", "TARGET_PRIMARY", "COMPLETE"] as const;
-export type Phase = (typeof PHASES)[number];
-
-export type Role = "current" | "target";
-
-export interface PhaseRoles {
-  reads: Role;
-  primary: Role;
-  secondary?: Role;
-  /** Read the other store too and compare, off the request path. */
-  shadowRead: boolean;
-}
-
-export const ROLES: Record<Phase, PhaseRoles> = {
-  SINGLE: { reads: "current", primary: "current", shadowRead: false },
-  DUAL_WRITE: { reads: "current", primary: "current", secondary: "target", shadowRead: false },
-  SHADOW_READ: { reads: "current", primary: "current", secondary: "target", shadowRead: true },
-  READ_TARGET: { reads: "target", primary: "current", secondary: "target", shadowRead: false },
-  TARGET_PRIMARY: { reads: "target", primary: "target", secondary: "current", shadowRead: false },
-  COMPLETE: { reads: "target", primary: "target", shadowRead: false },
-};
-
-export const isPhase = (p: unknown): p is Phase => typeof p === "string" && (PHASES as readonly string[]).includes(p);
+export { PHASES, ROLES, isPhase, type Phase, type PhaseRoles, type Role } from "../protocol/phases.js";
 
 const index = (p: Phase) => PHASES.indexOf(p);
 
@@ -36,9 +15,3 @@ export function transitionError(from: Phase, to: Phase): string | null {
 
 /** Moving the primary needs the write fence (rule 3). */
 export const movesPrimary = (from: Phase, to: Phase): boolean => ROLES[from].primary !== ROLES[to].primary;
-
-/** A secondary that serves reads must not miss a write: its failure fails the request (rule 4). */
-export const secondaryServesReads = (p: Phase): boolean => {
-  const r = ROLES[p];
-  return r.secondary !== undefined && r.secondary === r.reads;
-};

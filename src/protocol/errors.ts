@@ -5,7 +5,6 @@ export type ErrorKind =
   | "invalid_argument" // bad input; nothing was written
   | "version_mismatch" // a write condition failed; carries the current version
   | "failed_precondition" // the operation is not allowed in the current state
-  | "not_found"
   | "unavailable" // the store cannot be reached (or this sidecar fails closed)
   | "deadline_exceeded" // the store did not answer in time
   | "unauthenticated"

@@ -86,8 +86,3 @@ export interface Store {
 
   close(): Promise<void>;
 }
-
-export interface StoreOptions {
-  /** Bound on every call to the backend, in ms. */
-  timeoutMs?: number;
-}

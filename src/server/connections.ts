@@ -6,6 +6,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import type { ConnectionSettings } from "../config/config.js";
 import type { Logger } from "../log.js";
+import { listenUnix } from "./unix-socket.js";
 
 /** The client's HTTP/2 connection preface, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", is 24 bytes. */
 const PREFACE_BYTES = 24;
@@ -56,6 +57,10 @@ export async function listenBounded(server: grpc.Server, credentials: grpc.Serve
     logger.warn(`refusing connections: ${c.max} are open (connections.max)`, { listen: address });
   };
 
+  if (address.startsWith("unix:")) {
+    const uds = await listenUnix(address.slice(5), accept);
+    return { port: 0, close: () => uds.close(), destroyAll: () => sockets.forEach((socket) => socket.destroy()) };
+  }
   const host = address.slice(0, address.lastIndexOf(":")).replace(/^\[(.*)\]$/, "$1");
   let port = Number(address.slice(address.lastIndexOf(":") + 1));
   const servers: Server[] = [];

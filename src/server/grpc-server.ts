@@ -109,7 +109,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   addReflectionOnFirstUse(server);
 
   const host = options.listen.slice(0, options.listen.lastIndexOf(":"));
-  if (!isLoopback(host) && !options.tls) {
+  if (!options.listen.startsWith("unix:") && !isLoopback(host) && !options.tls) {
     logger.warn(`LISTENING ON ${options.listen} WITHOUT TLS: any host that reaches this address can read and write the store. Bind to 127.0.0.1 (the default for a sidecar) or configure tls.`);
   }
   const listener = await listenBounded(server, credentials(options.tls), options.listen, options.connections, logger);

@@ -4,11 +4,9 @@ import { timingSafeEqual } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { DecantError, invalidArgument } from "../protocol/errors.js";
 import { validateNamespace } from "../protocol/validate.js";
-import type { MigrationController } from "../migration/controller.js";
-import { isPhase, PHASES } from "../migration/phases.js";
+import type { MigrationController, MigrationStatus } from "../migration/controller.js";
+import { isPhase, PHASES } from "../protocol/phases.js";
 import { verify } from "../migration/verify.js";
-import type { BackfillRecord } from "../migration/backfill.js";
-import { PHASE_KEY, VERIFY_KEY, type PhaseRecord } from "../migration/control.js";
 import type { VerifyRecord } from "../migration/verify.js";
 import type { ServerStreamHandlerFactory, UnaryHandlerFactory } from "./rpc.js";
 import { redactUrl } from "../backends/common.js";
@@ -23,20 +21,20 @@ export function checkToken(metadata: grpc.Metadata, token: string | undefined): 
   }
 }
 
-type Req = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Req = Record<string, any>;
 
-/** GetStatusResponse, built from the control store's records. */
+/** GetStatusResponse: the controller's status in the wire's shape (uint64 as strings). */
 export async function migrationStatus(controller: MigrationController) {
-  const c = controller;
-  const [rec, replicas, bf, vr, depth] = await Promise.all([c.control.read<PhaseRecord>(PHASE_KEY), c.replicas(), c.backfill.read(), c.control.read<VerifyRecord>(VERIFY_KEY), c.journalDepth()]);
-  const b: BackfillRecord | undefined = bf?.value;
-  const epoch = rec?.value.epoch ?? c.epoch;
+  return statusMessage(await controller.status());
+}
+
+export function statusMessage(st: MigrationStatus) {
+  const b = st.backfill;
   return {
-    // The shared record, not this replica's cached view: any replica answers the same.
-    phase: rec?.value.phase ?? c.phase,
-    active: !rec?.value.fence && replicas.filter((r) => r.live).every((r) => r.epoch >= epoch),
-    epoch: String(epoch),
-    replicas: replicas.filter((r) => r.live).map((r) => ({ id: r.id, acked_phase: r.phase, age_seconds: r.ageSeconds, acked_epoch: String(Math.max(0, r.epoch)) })),
+    phase: st.phase,
+    active: st.active,
+    epoch: String(st.epoch),
+    replicas: st.replicas.map((r) => ({ id: r.id, acked_phase: r.phase, age_seconds: r.ageSeconds, acked_epoch: String(Math.max(0, r.epoch)) })),
     backfill: b
       ? {
           state: b.state,
@@ -44,8 +42,7 @@ export async function migrationStatus(controller: MigrationController) {
           copied: String(b.copied),
           skipped: String(b.skipped),
           estimated_total: String(b.estimatedTotal),
-          // While running: the recent rate (0 when stalled); afterwards: the average of the run.
-          items_per_second: b.state === "running" ? c.backfill.currentRate(b) : b.activeMs > 0 ? (b.scanned / b.activeMs) * 1000 : 0,
+          items_per_second: b.itemsPerSecond,
           error: b.error ?? "",
           runner: b.runner ?? "",
           segments_total: b.segmentCount ?? 0,
@@ -56,10 +53,10 @@ export async function migrationStatus(controller: MigrationController) {
           eta_seconds: b.state === "done" ? 0 : b.segments?.etaSeconds,
         }
       : { state: "idle" },
-    last_verify: vr ? verifyMessage(vr.value.report) : undefined,
-    repair_journal_depth: String(depth),
-    current_store: redactUrl(c.current.description),
-    target_store: c.target ? redactUrl(c.target.description) : "",
+    last_verify: st.lastVerify ? verifyMessage(st.lastVerify.report) : undefined,
+    repair_journal_depth: String(st.journalDepth),
+    current_store: redactUrl(st.currentStore),
+    target_store: st.targetStore ? redactUrl(st.targetStore) : "",
   };
 }
 

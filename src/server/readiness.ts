@@ -24,8 +24,10 @@ export function controllerReadiness(controller: MigrationController): ReadinessS
       const roles = ROLES[controller.phase];
       return [...new Set([roles.reads, roles.primary])].map((role) => controller.store(role));
     },
-    failClosed: () =>
-      controller.isFailClosed() ? `writes fail closed: the view of the migration phase was not renewed for over ${controller.timings.leaseMs} ms (decant_fail_closed is 1)` : undefined,
+    failClosed: () => {
+      const reason = controller.failClosedReason();
+      return reason === undefined ? undefined : `writes fail closed: ${reason} (decant_fail_closed is 1)`;
+    },
   };
 }
 

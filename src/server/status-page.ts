@@ -8,20 +8,15 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { redactUrl } from "../backends/common.js";
 import type { Route } from "../metrics/http.js";
 import type { Metrics } from "../metrics/metrics.js";
-import { ControlStore, PHASE_KEY, VERIFY_KEY, type PhaseRecord } from "../migration/control.js";
-import type { MigrationController } from "../migration/controller.js";
-import { PHASES, isPhase, type Phase } from "../migration/phases.js";
-import { verify, type VerifyRecord, type VerifyReport } from "../migration/verify.js";
+import type { BackfillStatus, MigrationController, MigrationStatus } from "../migration/controller.js";
+import { PHASES, type Phase } from "../protocol/phases.js";
+import { verify, type VerifyReport } from "../migration/verify.js";
 import { describe as describeError } from "../protocol/errors.js";
-import type { Store } from "../protocol/store.js";
-import { migrationStatus } from "./migration-service.js";
 
 export interface StatusPageOptions {
-  /** Absent when no target is configured (phase SINGLE, nothing to steer). */
-  controller?: MigrationController;
+  /** Every sidecar has one; without a target there is nothing to steer. */
+  controller: MigrationController;
   metrics: Metrics;
-  /** The current store (read for the control record when there is no controller). */
-  current: Store;
   /** When set, every action needs it (form field `token`, or `authorization: Bearer`). */
   adminToken?: string;
 }
@@ -56,7 +51,6 @@ export interface StatusSnapshot {
   };
 }
 
-const num = (s: string | number | undefined) => Number(s ?? 0);
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 const pct = (ratio: number) => `${(ratio * 100).toFixed(1)} %`;
 const ago = (seconds: number) => (seconds < 1 ? "just now" : seconds < 120 ? `${seconds.toFixed(0)} s ago` : `${(seconds / 60).toFixed(0)} min ago`);
@@ -102,6 +96,125 @@ class RequestRate {
   }
 }
 
+const differences = (r: VerifyReport) => r.missing + r.stale + r.extra;
+
+function backfillSnapshot(b: BackfillStatus | null): StatusSnapshot["backfill"] {
+  if (!b) return { state: "idle", scanned: 0, copied: 0, skipped: 0, estimated_total: 0, progress: 0, items_per_second: 0, runner: "", error: "" };
+  const total = b.estimatedTotal;
+  return {
+    state: b.state,
+    scanned: b.scanned,
+    copied: b.copied,
+    skipped: b.skipped,
+    estimated_total: total,
+    progress: b.state === "done" ? 1 : total > 0 ? Math.min(1, b.scanned / total) : 0,
+    items_per_second: b.state === "running" ? b.itemsPerSecond : 0,
+    runner: b.runner ?? "",
+    error: b.error ?? "",
+    segments: { total: b.segmentCount, done: b.segments?.done ?? 0, running: b.segments?.running ?? 0, waiting: b.segments?.waiting ?? 0, workers: (b.segments?.workers ?? []).map((w) => ({ id: w.id, segments: w.segments, items_per_second: w.itemsPerSecond })) },
+    eta_seconds: b.segments?.etaSeconds ?? null,
+  };
+}
+
+function verifySnapshot(v: MigrationStatus["lastVerify"]): StatusSnapshot["last_verify"] {
+  if (!v) return null;
+  const r = v.report;
+  return { ...r, sample_keys: r.sample_keys ?? [], differences: differences(r), finished_at: v.finishedAt ? new Date(v.finishedAt).toISOString() : null };
+}
+
+type Snapshot = Omit<StatusSnapshot, "view">;
+type Action = "pause" | "resume" | "verify";
+
+/** The texts of the page, computed once here for both the HTML and the polling script. */
+export function viewOf(s: Snapshot): StatusSnapshot["view"] {
+  const b = s.backfill;
+  return {
+    title: `Decant — ${s.phase}`,
+    text: {
+      ...migrationTexts(s),
+      ...backfillTexts(b),
+      journal: fmt(s.repair_journal_depth),
+      "journal-note": s.repair_journal_depth === 0 ? "keys waiting for repair — nothing pending." : "keys waiting for repair (failed secondary writes, retried every heartbeat).",
+      ...verifyTexts(s),
+      ...requestTexts(s.requests),
+      "last-action": s.last_action ? `${s.last_action.message} (${utc(s.last_action.at)})` : "",
+      updated: utc(s.generated_at),
+    },
+    tables: viewTables(s),
+    progress: { value: b.state === "done" ? Math.max(1, b.estimated_total, b.scanned) : b.scanned, max: Math.max(1, b.estimated_total, b.scanned) },
+    enabled: { pause: s.configured && b.state === "running", resume: s.configured && b.state === "paused", verify: s.configured && s.phase !== "SINGLE" && s.phase !== "COMPLETE" && !s.verify_running },
+  };
+}
+
+const utc = (iso: string) => `${iso.replace("T", " ").slice(0, 19)} UTC`;
+
+function migrationTexts(s: Snapshot): Record<string, string> {
+  const note = !s.configured
+    ? "No migration configured: set target (or DECANT_TARGET) on every replica to start one."
+    : s.fence
+      ? `Write fence: moving the primary to ${s.fence.pending}; writes are held until every replica acknowledges (epoch ${s.epoch}).`
+      : s.active
+        ? `Active: every live replica acknowledged epoch ${s.epoch}.`
+        : `Waiting: not every live replica has acknowledged epoch ${s.epoch} yet.`;
+  const replicas = !s.configured ? "No migration configured." : s.replicas.length === 0 ? "No live replicas." : `${s.replicas.filter((r) => r.acknowledged).length} of ${s.replicas.length} live replicas acknowledged epoch ${s.epoch}.`;
+  return {
+    stores: s.configured ? `${s.current_store} → ${s.target_store}` : `${s.current_store} — no migration configured (no target)`,
+    "phase-now": s.phase,
+    "phase-note": note,
+    "replicas-note": replicas,
+  };
+}
+
+const STATE_WORDS: Record<string, string> = { idle: "not started", running: "running", paused: "paused", done: "done", failed: "failed" };
+
+function backfillTexts(b: StatusSnapshot["backfill"]): Record<string, string> {
+  return {
+    "bf-state": STATE_WORDS[b.state] ?? b.state,
+    "bf-label": b.state === "idle" ? "not started" : `${fmt(b.scanned)} of ${fmt(Math.max(b.estimated_total, b.scanned))} items (${pct(b.progress)})`,
+    "bf-rate": b.state === "running" ? `${fmt(b.items_per_second)} items/s` : "—",
+    "bf-copied": `${fmt(b.copied)} copied, ${fmt(b.skipped)} skipped (target already newer)`,
+    "bf-runner": b.runner || "—",
+    "bf-error": b.error || "none",
+    "bf-segments": segmentsText(b.segments),
+    "bf-eta": b.state !== "running" || b.eta_seconds === null || b.eta_seconds === undefined ? "—" : `about ${fmt(Math.ceil(b.eta_seconds))} s at the merged rate`,
+  };
+}
+
+function segmentsText(sg: StatusSnapshot["backfill"]["segments"]): string {
+  if (!sg || sg.total === 0) return "—";
+  const workers = sg.workers.map((w) => `${w.id}: ${w.segments} at ${fmt(w.items_per_second)} items/s`).join(", ");
+  return `${fmt(sg.done)} done, ${fmt(sg.running)} running, ${fmt(sg.waiting)} waiting of ${fmt(sg.total)}${workers ? `; ${workers}` : ""}`;
+}
+
+function verifyTexts(s: Snapshot): Record<string, string> {
+  const v = s.last_verify;
+  const summary = !v
+    ? "No verification has run yet."
+    : `${v.differences === 0 ? "Equal" : `${fmt(v.differences)} differences`}: ${fmt(v.checked)} keys checked, ${fmt(v.in_sync)} in sync, ${fmt(v.missing)} missing, ${fmt(v.stale)} stale, ${fmt(v.extra)} extra${v.finished_at ? ` (finished ${utc(v.finished_at)})` : ""}.`;
+  const running = s.verify_running ? `A verification is running: ${fmt(s.verify_running.checked)} keys checked so far, ${fmt(s.verify_running.differences)} differences.` : "";
+  return { "verify-summary": summary, "verify-running": running };
+}
+
+function requestTexts(r: StatusSnapshot["requests"]): Record<string, string> {
+  const rate = (n: number | null, what: string) => (n === null ? "measuring…" : `${n.toFixed(1)} ${what}`);
+  return {
+    "req-rate": rate(r.per_second, "requests/s"),
+    "req-errors-rate": rate(r.errors_per_second, "errors/s"),
+    "req-total": fmt(r.total),
+    "ddb-rate": r.dynamodb_per_second === null ? "measuring…" : `${rate(r.dynamodb_per_second, "requests/s")} (${fmt(r.dynamodb_total)} in all)`,
+    "req-errors": fmt(r.errors),
+  };
+}
+
+function viewTables(s: Snapshot): StatusSnapshot["view"]["tables"] {
+  const codes = Object.entries(s.requests.by_code).sort(([a], [b]) => (a === "OK" ? -1 : b === "OK" ? 1 : a.localeCompare(b)));
+  return {
+    "replica-rows": s.replicas.map((x) => [x.id, x.acked_phase, String(x.acked_epoch), x.acknowledged ? "yes" : "not yet", ago(x.age_seconds)]),
+    "code-rows": codes.length ? codes.map(([code, n]) => [code, fmt(n)]) : [["(no requests yet)", "0"]],
+    "sample-rows": (s.last_verify?.sample_keys ?? []).slice(0, 10).map((k) => [k]),
+  };
+}
+
 /** Timing-safe token check (hashing first so the length does not leak either). */
 export function tokenMatches(given: string | undefined, want: string): boolean {
   if (given === undefined) return false;
@@ -129,173 +242,60 @@ export class StatusPage {
   }
 
   async snapshot(): Promise<StatusSnapshot> {
-    const c = this.o.controller;
-    const requests = await this.rate.read();
-    let s: Omit<StatusSnapshot, "view">;
-    const base = {
+    const [st, requests] = await Promise.all([this.o.controller.status(), this.rate.read()]);
+    const s: Omit<StatusSnapshot, "view"> = {
+      configured: st.hasTarget,
+      phase: st.phase,
       phases: PHASES,
+      active: st.active,
+      fence: st.fence,
+      epoch: st.epoch,
+      current_store: redactUrl(st.currentStore),
+      target_store: st.targetStore ? redactUrl(st.targetStore) : "",
+      replicas: st.replicas.map((r) => ({ id: r.id, acked_phase: r.phase, acked_epoch: Math.max(0, r.epoch), age_seconds: r.ageSeconds, acknowledged: r.acknowledged })),
+      backfill: backfillSnapshot(st.backfill),
+      repair_journal_depth: st.journalDepth,
+      last_verify: verifySnapshot(st.lastVerify),
+      verify_running: this.verifying
+        ? { checked: this.verifying.report.checked, differences: differences(this.verifying.report), started_at: new Date(this.verifying.startedAt).toISOString() }
+        : null,
       requests,
       admin_token_required: Boolean(this.o.adminToken),
       last_action: this.lastAction,
       generated_at: new Date().toISOString(),
     };
-    if (!c) {
-      const rec = await new ControlStore(this.o.current).read<PhaseRecord>(PHASE_KEY).catch(() => null);
-      s = {
-        ...base,
-        configured: false,
-        phase: rec && isPhase(rec.value.phase) ? rec.value.phase : "SINGLE",
-        active: true,
-        fence: null,
-        epoch: rec?.value.epoch ?? 0,
-        current_store: redactUrl(this.o.current.description),
-        target_store: "",
-        replicas: [],
-        backfill: { state: "idle", scanned: 0, copied: 0, skipped: 0, estimated_total: 0, progress: 0, items_per_second: 0, runner: "", error: "" },
-        repair_journal_depth: 0,
-        last_verify: null,
-        verify_running: null,
-      };
-    } else {
-      const [st, rec, vr] = await Promise.all([migrationStatus(c), c.control.read<PhaseRecord>(PHASE_KEY), c.control.read<VerifyRecord>(VERIFY_KEY)]);
-      const epoch = num(st.epoch);
-      const b = st.backfill;
-      const scanned = num(b.scanned);
-      const total = num(b.estimated_total);
-      const lv = st.last_verify;
-      s = {
-        ...base,
-        configured: true,
-        phase: st.phase,
-        active: st.active,
-        fence: rec?.value.fence ? { pending: rec.value.pending ?? "" } : null,
-        epoch,
-        current_store: st.current_store,
-        target_store: st.target_store,
-        replicas: st.replicas.map((r) => ({ id: r.id, acked_phase: r.acked_phase, acked_epoch: num(r.acked_epoch), age_seconds: r.age_seconds, acknowledged: num(r.acked_epoch) >= epoch })),
-        backfill: {
-          state: b.state,
-          scanned,
-          copied: num(b.copied),
-          skipped: num(b.skipped),
-          estimated_total: total,
-          progress: b.state === "done" ? 1 : total > 0 ? Math.min(1, scanned / total) : 0,
-          items_per_second: b.state === "running" ? (b.items_per_second ?? 0) : 0,
-          runner: b.runner ?? "",
-          error: b.error ?? "",
-          segments: { total: num(b.segments_total), done: num(b.segments_done), running: num(b.segments_running), waiting: num(b.segments_waiting), workers: b.workers ?? [] },
-          eta_seconds: b.eta_seconds ?? null,
-        },
-        repair_journal_depth: num(st.repair_journal_depth),
-        last_verify: lv
-          ? {
-              checked: num(lv.checked),
-              in_sync: num(lv.in_sync),
-              missing: num(lv.missing),
-              stale: num(lv.stale),
-              extra: num(lv.extra),
-              repaired: num(lv.repaired),
-              done: lv.done,
-              sample_keys: lv.sample_keys ?? [],
-              differences: num(lv.missing) + num(lv.stale) + num(lv.extra),
-              finished_at: vr?.value.finishedAt ? new Date(vr.value.finishedAt).toISOString() : null,
-            }
-          : null,
-        verify_running: this.verifying
-          ? { checked: this.verifying.report.checked, differences: this.verifying.report.missing + this.verifying.report.stale + this.verifying.report.extra, started_at: new Date(this.verifying.startedAt).toISOString() }
-          : null,
-      };
-    }
-    return { ...s, view: this.view(s) };
-  }
-
-  /** The texts of the page, computed once here for both the HTML and the polling script. */
-  private view(s: Omit<StatusSnapshot, "view">): StatusSnapshot["view"] {
-    const b = s.backfill;
-    const text: Record<string, string> = {};
-    text["stores"] = s.configured ? `${s.current_store} → ${s.target_store}` : `${s.current_store} — no migration configured (no target)`;
-    text["phase-now"] = s.phase;
-    text["phase-note"] = !s.configured
-      ? "No migration configured: set target (or DECANT_TARGET) on every replica to start one."
-      : s.fence
-        ? `Write fence: moving the primary to ${s.fence.pending}; writes are held until every replica acknowledges (epoch ${s.epoch}).`
-        : s.active
-          ? `Active: every live replica acknowledged epoch ${s.epoch}.`
-          : `Waiting: not every live replica has acknowledged epoch ${s.epoch} yet.`;
-    text["replicas-note"] = !s.configured ? "No migration configured." : s.replicas.length === 0 ? "No live replicas." : `${s.replicas.filter((r) => r.acknowledged).length} of ${s.replicas.length} live replicas acknowledged epoch ${s.epoch}.`;
-    const stateWords: Record<string, string> = { idle: "not started", running: "running", paused: "paused", done: "done", failed: "failed" };
-    text["bf-state"] = stateWords[b.state] ?? b.state;
-    text["bf-label"] = b.state === "idle" ? "not started" : `${fmt(b.scanned)} of ${fmt(Math.max(b.estimated_total, b.scanned))} items (${pct(b.progress)})`;
-    text["bf-rate"] = b.state === "running" ? `${fmt(b.items_per_second)} items/s` : "—";
-    text["bf-copied"] = `${fmt(b.copied)} copied, ${fmt(b.skipped)} skipped (target already newer)`;
-    text["bf-runner"] = b.runner || "—";
-    const sg = b.segments;
-    text["bf-segments"] = !sg || sg.total === 0 ? "—" : `${fmt(sg.done)} done, ${fmt(sg.running)} running, ${fmt(sg.waiting)} waiting of ${fmt(sg.total)}${sg.workers.length ? `; ${sg.workers.map((w) => `${w.id}: ${w.segments} at ${fmt(w.items_per_second)} items/s`).join(", ")}` : ""}`;
-    text["bf-eta"] = b.state !== "running" || b.eta_seconds === null || b.eta_seconds === undefined ? "—" : `about ${fmt(Math.ceil(b.eta_seconds))} s at the merged rate`;
-    text["bf-error"] = b.error || "none";
-    text["journal"] = fmt(s.repair_journal_depth);
-    text["journal-note"] = s.repair_journal_depth === 0 ? "keys waiting for repair — nothing pending." : "keys waiting for repair (failed secondary writes, retried every heartbeat).";
-    const v = s.last_verify;
-    text["verify-summary"] = !v
-      ? "No verification has run yet."
-      : `${v.differences === 0 ? "Equal" : `${fmt(v.differences)} differences`}: ${fmt(v.checked)} keys checked, ${fmt(v.in_sync)} in sync, ${fmt(v.missing)} missing, ${fmt(v.stale)} stale, ${fmt(v.extra)} extra${v.finished_at ? ` (finished ${v.finished_at.replace("T", " ").slice(0, 19)} UTC)` : ""}.`;
-    text["verify-running"] = s.verify_running ? `A verification is running: ${fmt(s.verify_running.checked)} keys checked so far, ${fmt(s.verify_running.differences)} differences.` : "";
-    const r = s.requests;
-    text["req-rate"] = r.per_second === null ? "measuring…" : `${r.per_second.toFixed(1)} requests/s`;
-    text["req-errors-rate"] = r.errors_per_second === null ? "measuring…" : `${r.errors_per_second.toFixed(1)} errors/s`;
-    text["req-total"] = fmt(r.total);
-    text["ddb-rate"] = r.dynamodb_per_second === null ? "measuring…" : `${r.dynamodb_per_second.toFixed(1)} requests/s (${fmt(r.dynamodb_total)} in all)`;
-    text["req-errors"] = fmt(r.errors);
-    text["last-action"] = s.last_action ? `${s.last_action.message} (${s.last_action.at.replace("T", " ").slice(0, 19)} UTC)` : "";
-    text["updated"] = s.generated_at.replace("T", " ").slice(0, 19) + " UTC";
-    const codes = Object.entries(r.by_code).sort(([a], [b2]) => (a === "OK" ? -1 : b2 === "OK" ? 1 : a.localeCompare(b2)));
-    return {
-      title: `Decant — ${s.phase}`,
-      text,
-      tables: {
-        "replica-rows": s.replicas.map((x) => [x.id, x.acked_phase, String(x.acked_epoch), x.acknowledged ? "yes" : "not yet", ago(x.age_seconds)]),
-        "code-rows": codes.length ? codes.map(([code, n]) => [code, fmt(n)]) : [["(no requests yet)", "0"]],
-        "sample-rows": (v?.sample_keys ?? []).slice(0, 10).map((k) => [k]),
-      },
-      progress: { value: b.state === "done" ? Math.max(1, b.estimated_total, b.scanned) : b.scanned, max: Math.max(1, b.estimated_total, b.scanned) },
-      enabled: { pause: s.configured && b.state === "running", resume: s.configured && b.state === "paused", verify: s.configured && s.phase !== "SINGLE" && s.phase !== "COMPLETE" && !s.verify_running },
-    };
+    return { ...s, view: viewOf(s) };
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-    const path = (req.url ?? "/").split("?")[0];
-    if (path === "/" || path === "/status" || path === "/status.json") {
-      if (req.method !== "GET" && req.method !== "HEAD") return this.send(res, 405, "text/plain", "use GET\n", { allow: "GET, HEAD" });
-      const snap = await this.snapshot();
-      if (path === "/status.json") return this.send(res, 200, "application/json", `${JSON.stringify(snap, null, 2)}\n`, { "cache-control": "no-store" }, req.method === "HEAD");
-      return this.send(res, 200, "text/html; charset=utf-8", renderPage(snap), { "cache-control": "no-store", "content-security-policy": CSP }, req.method === "HEAD");
-    }
-    const action = /^\/actions\/(pause|resume|verify)$/.exec(path ?? "")?.[1];
-    if (!action) return false;
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    if (path === "/" || path === "/status" || path === "/status.json") return this.page(req, res, path);
+    const action = /^\/actions\/(pause|resume|verify)$/.exec(path)?.[1];
+    return action ? this.action(req, res, action as Action) : false;
+  }
+
+  private async page(req: IncomingMessage, res: ServerResponse, path: string): Promise<true> {
+    if (req.method !== "GET" && req.method !== "HEAD") return this.send(res, 405, "text/plain", "use GET\n", { allow: "GET, HEAD" });
+    const snap = await this.snapshot();
+    if (path === "/status.json") return this.send(res, 200, "application/json", `${JSON.stringify(snap, null, 2)}\n`, { "cache-control": "no-store" }, req.method === "HEAD");
+    return this.send(res, 200, "text/html; charset=utf-8", renderPage(snap), { "cache-control": "no-store", "content-security-policy": CSP }, req.method === "HEAD");
+  }
+
+  /** A button: checked (method, origin, size, token), then done, then back to the page (303). */
+  private async action(req: IncomingMessage, res: ServerResponse, action: Action): Promise<true> {
     if (req.method !== "POST") return this.send(res, 405, "text/plain", "actions take POST (use the buttons on /)\n", { allow: "POST" });
     // A form on another site must not steer the migration (when no token protects it).
     const origin = req.headers.origin;
     if (origin && origin !== "null" && new URL(origin).host !== req.headers.host) return this.problem(res, 403, "Forbidden", "This action came from another site's page; use the buttons on this status page.");
     const body = await readBody(req, 8192).catch(() => null);
     if (body === null) return this.problem(res, 413, "Request too large", "The form data is larger than expected.");
-    if (this.o.adminToken) {
-      const header = String(req.headers.authorization ?? "");
-      const given = /^Bearer\s+/i.test(header) ? header.replace(/^Bearer\s+/i, "") : (new URLSearchParams(body).get("token") ?? undefined);
-      if (!tokenMatches(given, this.o.adminToken)) {
-        return this.problem(res, 401, "Admin token required", given ? "The admin token is wrong. Go back, enter the admin token configured for this sidecar (admin_token_file or DECANT_ADMIN_TOKEN) and try again." : "This sidecar has an admin token configured: enter it in the “Admin token” field next to the buttons and try again.");
-      }
-    }
+    const refusal = this.tokenRefusal(req, body);
+    if (refusal) return this.problem(res, 401, "Admin token required", refusal);
     const c = this.o.controller;
-    if (!c) return this.problem(res, 409, "No migration configured", "There is no migration target configured on this sidecar, so there is no backfill to pause or resume and nothing to verify.");
+    if (!c.target) return this.problem(res, 409, "No migration configured", "There is no migration target configured on this sidecar, so there is no backfill to pause or resume and nothing to verify.");
     try {
-      if (action === "pause" || action === "resume") {
-        await c.backfill.setPaused(action === "pause");
-        this.note(action === "pause" ? "Backfill paused." : "Backfill resumed.");
-      } else {
-        if (this.verifying) return this.problem(res, 409, "A verification is already running", "Wait for it to finish; its progress is on the status page.");
-        this.startVerify(c);
-        this.note("Verification started.");
-      }
+      if (action === "verify" && this.verifying) return this.problem(res, 409, "A verification is already running", "Wait for it to finish; its progress is on the status page.");
+      await this.run(c, action);
     } catch (err) {
       this.note(`${action} failed: ${describeError(err)}`, false);
       return this.problem(res, 409, `Could not ${action === "verify" ? "start the verification" : `${action} the backfill`}`, describeError(err));
@@ -304,12 +304,33 @@ export class StatusPage {
     return true;
   }
 
+  /** Why the request may not act (no or a wrong admin token), or undefined. */
+  private tokenRefusal(req: IncomingMessage, body: string): string | undefined {
+    if (!this.o.adminToken) return undefined;
+    const header = String(req.headers.authorization ?? "");
+    const given = /^Bearer\s+/i.test(header) ? header.replace(/^Bearer\s+/i, "") : (new URLSearchParams(body).get("token") ?? undefined);
+    if (tokenMatches(given, this.o.adminToken)) return undefined;
+    return given
+      ? "The admin token is wrong. Go back, enter the admin token configured for this sidecar (admin_token_file or DECANT_ADMIN_TOKEN) and try again."
+      : "This sidecar has an admin token configured: enter it in the “Admin token” field next to the buttons and try again.";
+  }
+
+  private async run(c: MigrationController, action: Action): Promise<void> {
+    if (action === "verify") {
+      this.startVerify(c);
+      this.note("Verification started.");
+      return;
+    }
+    await c.backfill.setPaused(action === "pause");
+    this.note(action === "pause" ? "Backfill paused." : "Backfill resumed.");
+  }
+
   private startVerify(c: MigrationController): void {
     const startedAt = Date.now();
     this.verifying = { startedAt, report: { checked: 0, in_sync: 0, missing: 0, stale: 0, extra: 0, repaired: 0, done: false, sample_keys: [] } };
     verify(c, { repair: false, onProgress: (r) => this.verifying && (this.verifying.report = r) }).then(
       (r) => {
-        const diffs = r.missing + r.stale + r.extra;
+        const diffs = differences(r);
         this.note(`Verification finished: ${fmt(r.checked)} keys checked, ${diffs === 0 ? "the stores are equal" : `${fmt(diffs)} differences`}.`, diffs === 0);
       },
       (err) => this.note(`Verification failed: ${describeError(err)}`, false),
@@ -455,21 +476,14 @@ function rows(id: string, cells: Cell[][]): string {
   return `<tbody id="${id}">${cells.map((r) => `<tr>${r.map((c, i) => (i === 0 ? `<th scope="row">${escapeHtml(c)}</th>` : `<td>${escapeHtml(c)}</td>`)).join("")}</tr>`).join("")}</tbody>`;
 }
 
+/** One element holding a text of the view (the script updates it by id). */
+type Text = (id: string, tag?: string, cls?: string) => string;
+
+const textOf = (v: StatusSnapshot["view"]): Text => (id, tag = "span", cls = "") => `<${tag} id="${id}"${cls ? ` class="${cls}"` : ""}>${escapeHtml(v.text[id] ?? "")}</${tag}>`;
+
 export function renderPage(s: StatusSnapshot): string {
   const v = s.view;
-  const t = (id: string, tag = "span", cls = "") => `<${tag} id="${id}"${cls ? ` class="${cls}"` : ""}>${escapeHtml(v.text[id] ?? "")}</${tag}>`;
-  const now = PHASES.indexOf(s.phase);
-  const phaseItems = PHASES.map((p, i) => `<li class="${i < now ? "done" : i === now ? "current" : "todo"}"${i === now ? ' aria-current="step"' : ""}>${p}</li>`).join("");
-  const disabled = (a: keyof typeof v.enabled) => (v.enabled[a] ? "" : " disabled");
-  const actions = s.configured
-    ? `<form method="post" action="/actions/pause">
-${s.admin_token_required ? `<label class="field" for="token">Admin token <input id="token" name="token" type="password" autocomplete="off" required aria-describedby="token-help"></label>` : ""}
-<button id="do-pause" type="submit" formaction="/actions/pause"${disabled("pause")}>Pause backfill</button>
-<button id="do-resume" type="submit" formaction="/actions/resume"${disabled("resume")}>Resume backfill</button>
-<button id="do-verify" type="submit" formaction="/actions/verify"${disabled("verify")}>Run verification</button>
-</form>
-<p id="token-help" class="muted">${s.admin_token_required ? "These actions need the admin token configured for this sidecar." : "No admin token is configured: anyone who can reach this port can use these buttons."} Phase changes stay with <code>decant migrate phase</code>.</p>`
-    : `<p>No migration configured: there is nothing to pause, resume or verify.</p>`;
+  const t = textOf(v);
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -485,12 +499,33 @@ ${s.admin_token_required ? `<label class="field" for="token">Admin token <input 
 <p id="conn" role="status" class="problem"></p>
 </header>
 <main>
-<section class="wide" aria-labelledby="h-phase">
+${phaseSection(s, t)}
+${replicaSection(v, t)}
+${backfillSection(v, t)}
+${journalSection(v, t)}
+${verifySection(v, t)}
+${requestSection(v, t)}
+${actionSection(s)}
+</main>
+<footer><p class="muted">Updated ${t("updated")}. With JavaScript this page refreshes every second; without it, reload. Raw data: <a href="/status.json">/status.json</a>, <a href="/metrics">/metrics</a>.</p></footer>
+<script>${SCRIPT}</script>
+</body>
+</html>
+`;
+}
+
+function phaseSection(s: StatusSnapshot, t: Text): string {
+  const now = PHASES.indexOf(s.phase);
+  const phaseItems = PHASES.map((p, i) => `<li class="${i < now ? "done" : i === now ? "current" : "todo"}"${i === now ? ' aria-current="step"' : ""}>${p}</li>`).join("");
+  return `<section class="wide" aria-labelledby="h-phase">
 <h2 id="h-phase">Phase: ${t("phase-now")}</h2>
 <ol class="phases" aria-label="Migration phases, in order">${phaseItems}</ol>
 ${t("phase-note", "p")}
-</section>
-<section class="wide" aria-labelledby="h-replicas">
+</section>`;
+}
+
+function replicaSection(v: StatusSnapshot["view"], t: Text): string {
+  return `<section class="wide" aria-labelledby="h-replicas">
 <h2 id="h-replicas">Replicas</h2>
 ${t("replicas-note", "p")}
 <table>
@@ -498,8 +533,11 @@ ${t("replicas-note", "p")}
 <thead><tr><th scope="col">Replica</th><th scope="col">Acknowledged phase</th><th scope="col">Acknowledged epoch</th><th scope="col">Current epoch acknowledged?</th><th scope="col">Last heartbeat</th></tr></thead>
 ${rows("replica-rows", v.tables["replica-rows"] ?? [])}
 </table>
-</section>
-<section aria-labelledby="h-backfill">
+</section>`;
+}
+
+function backfillSection(v: StatusSnapshot["view"], t: Text): string {
+  return `<section aria-labelledby="h-backfill">
 <h2 id="h-backfill">Backfill</h2>
 <label for="bf-progress">Backfill progress: ${t("bf-label")}</label>
 <progress id="bf-progress" max="${v.progress.max}" value="${v.progress.value}">${escapeHtml(v.text["bf-label"] ?? "")}</progress>
@@ -512,22 +550,32 @@ ${rows("replica-rows", v.tables["replica-rows"] ?? [])}
 <dt>Time left</dt><dd>${t("bf-eta")}</dd>
 <dt>Last error</dt><dd>${t("bf-error")}</dd>
 </dl>
-</section>
-<section aria-labelledby="h-journal">
+</section>`;
+}
+
+function journalSection(v: StatusSnapshot["view"], t: Text): string {
+  return `<section aria-labelledby="h-journal">
 <h2 id="h-journal">Repair journal</h2>
 <p><span id="journal" class="big">${escapeHtml(v.text["journal"] ?? "0")}</span> ${t("journal-note")}</p>
-</section>
-<section aria-labelledby="h-verify">
+</section>`;
+}
+
+function verifySection(v: StatusSnapshot["view"], t: Text): string {
+  const samples = v.tables["sample-rows"] ?? [];
+  return `<section aria-labelledby="h-verify">
 <h2 id="h-verify">Last verification</h2>
 ${t("verify-summary", "p")}
 ${t("verify-running", "p")}
-<table id="sample-table"${(v.tables["sample-rows"] ?? []).length ? "" : " hidden"}>
+<table id="sample-table"${samples.length ? "" : " hidden"}>
 <caption class="sr">Sample of differing keys from the last verification</caption>
 <thead><tr><th scope="col">Differing keys (sample)</th></tr></thead>
-${rows("sample-rows", v.tables["sample-rows"] ?? [])}
+${rows("sample-rows", samples)}
 </table>
-</section>
-<section aria-labelledby="h-requests">
+</section>`;
+}
+
+function requestSection(v: StatusSnapshot["view"], t: Text): string {
+  return `<section aria-labelledby="h-requests">
 <h2 id="h-requests">Requests</h2>
 <dl>
 <dt>Rate</dt><dd>${t("req-rate")}</dd>
@@ -540,16 +588,27 @@ ${rows("sample-rows", v.tables["sample-rows"] ?? [])}
 <thead><tr><th scope="col">Status code</th><th scope="col">Requests</th></tr></thead>
 ${rows("code-rows", v.tables["code-rows"] ?? [])}
 </table>
-</section>
-<section class="wide" aria-labelledby="h-actions">
+</section>`;
+}
+
+function actionSection(s: StatusSnapshot): string {
+  return `<section class="wide" aria-labelledby="h-actions">
 <h2 id="h-actions">Actions</h2>
-<p id="last-action" role="status" class="${s.last_action && !s.last_action.ok ? "problem" : "ok"}">${escapeHtml(v.text["last-action"] ?? "")}</p>
-${actions}
-</section>
-</main>
-<footer><p class="muted">Updated ${t("updated")}. With JavaScript this page refreshes every second; without it, reload. Raw data: <a href="/status.json">/status.json</a>, <a href="/metrics">/metrics</a>.</p></footer>
-<script>${SCRIPT}</script>
-</body>
-</html>
-`;
+<p id="last-action" role="status" class="${s.last_action && !s.last_action.ok ? "problem" : "ok"}">${escapeHtml(s.view.text["last-action"] ?? "")}</p>
+${actionForm(s)}
+</section>`;
+}
+
+/** The buttons (one form, a formaction each), or why there are none. */
+function actionForm(s: StatusSnapshot): string {
+  if (!s.configured) return `<p>No migration configured: there is nothing to pause, resume or verify.</p>`;
+  const enabled = s.view.enabled;
+  const disabled = (a: keyof typeof enabled) => (enabled[a] ? "" : " disabled");
+  return `<form method="post" action="/actions/pause">
+${s.admin_token_required ? `<label class="field" for="token">Admin token <input id="token" name="token" type="password" autocomplete="off" required aria-describedby="token-help"></label>` : ""}
+<button id="do-pause" type="submit" formaction="/actions/pause"${disabled("pause")}>Pause backfill</button>
+<button id="do-resume" type="submit" formaction="/actions/resume"${disabled("resume")}>Resume backfill</button>
+<button id="do-verify" type="submit" formaction="/actions/verify"${disabled("verify")}>Run verification</button>
+</form>
+<p id="token-help" class="muted">${s.admin_token_required ? "These actions need the admin token configured for this sidecar." : "No admin token is configured: anyone who can reach this port can use these buttons."} Phase changes stay with <code>decant migrate phase</code>.</p>`;
 }

@@ -8,7 +8,6 @@ const CODES: Record<ErrorKind, grpc.status> = {
   invalid_argument: grpc.status.INVALID_ARGUMENT,
   version_mismatch: grpc.status.FAILED_PRECONDITION,
   failed_precondition: grpc.status.FAILED_PRECONDITION,
-  not_found: grpc.status.NOT_FOUND,
   unavailable: grpc.status.UNAVAILABLE,
   deadline_exceeded: grpc.status.DEADLINE_EXCEEDED,
   unauthenticated: grpc.status.UNAUTHENTICATED,

@@ -10,7 +10,7 @@ import { codeOf, toServiceError } from "./status.js";
 
 const itemMessage = (i: Item) => ({ key: i.key, value: i.value, version: i.version.toString() });
 
-type Req = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Req = Record<string, any>;
 
 export function storeHandlers(store: () => Store, limits: () => Limits, unary: UnaryHandlerFactory): grpc.UntypedServiceImplementation {
   return {

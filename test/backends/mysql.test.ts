@@ -9,6 +9,7 @@ import { buf, freshNamespace } from "../support/names.js";
 import { failure } from "../support/errors.js";
 import { CLOSED_PORT, TEST_URLS, serverAvailable } from "../support/servers.js";
 import { waitFor } from "../support/migration.js";
+import { startPausableProxy } from "../support/proxy.js";
 
 // Every run uses its own tables, dropped at the end, so runs never interfere.
 const run = randomBytes(4).toString("hex");
@@ -36,6 +37,26 @@ async function dropTables(...names: string[]): Promise<void> {
     if (err.code !== "ER_NO_SUCH_TABLE") throw err;
   });
   await conn.end();
+}
+
+/**
+ * Waits until no other connection to the test database is running a statement or holds an open
+ * transaction: work a timed-out call abandoned has then finished, and its effect (if any) shows.
+ */
+async function abandonedWorkDone(): Promise<void> {
+  const conn = await direct();
+  try {
+    await waitFor(async () => {
+      const [rows] = await conn.query<mysql.RowDataPacket[]>(
+        `SELECT COUNT(*) AS busy FROM information_schema.PROCESSLIST p
+          WHERE p.DB = DATABASE() AND p.ID <> CONNECTION_ID()
+            AND (p.COMMAND = 'Query' OR p.ID IN (SELECT trx_mysql_thread_id FROM information_schema.INNODB_TRX))`,
+      );
+      return Number(rows[0]!.busy) === 0;
+    }, "the abandoned attempt to finish", 10_000);
+  } finally {
+    await conn.end();
+  }
 }
 
 if (ok) {
@@ -87,10 +108,19 @@ if (ok) {
     });
 
     it("opens no connection until the first call", async function () {
-      // A factory that connected would fail here; the first call reports the bad server instead.
-      const lazy = await openStore(`mysql://root@127.0.0.1:${CLOSED_PORT}/decant_test`);
-      expect(lazy.kind).to.equal("mysql");
-      await lazy.close();
+      // The server behind a proxy that counts the connections it accepts.
+      const server = new URL(TEST_URLS.mysql);
+      const proxy = await startPausableProxy({ host: server.hostname, port: Number(server.port || 3306) });
+      try {
+        const lazy = await openStore(urlWith({ table: tables.specifics }, TEST_URLS.mysql.replace(server.host, proxy.address)));
+        // settled(): a connection the factory started without awaiting it is counted too.
+        expect(await proxy.settled(), "connections opened by openStore").to.equal(0);
+        await lazy.get(ns, "k");
+        expect(proxy.accepted).to.be.above(0);
+        await lazy.close();
+      } finally {
+        await proxy.close();
+      }
     });
 
     it("times out a call stuck behind a row lock as deadline_exceeded and writes nothing", async function () {
@@ -108,7 +138,7 @@ if (ok) {
         await conn.rollback();
         await conn.end();
       }
-      await new Promise((r) => setTimeout(r, 1500)); // let the abandoned attempt finish
+      await abandonedWorkDone();
       expect(await fast.getRaw(ns, "locked")).to.deep.include({ version: 1n });
       expect((await fast.get(ns, "locked"))!.value.toString()).to.equal("before");
       expect(await fast.put(ns, "locked", buf("later"))).to.equal(2n);

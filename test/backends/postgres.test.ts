@@ -3,12 +3,13 @@ import { createServer, type AddressInfo, type Socket } from "node:net";
 import { expect } from "chai";
 import pg from "pg";
 import { openStore } from "../../src/backends/index.js";
-import { isDecantError, type DecantError } from "../../src/protocol/errors.js";
+import type { DecantError } from "../../src/protocol/errors.js";
 import type { Store } from "../../src/protocol/store.js";
 import { conformance } from "../conformance/suite.js";
 import { buf, freshNamespace } from "../support/names.js";
 import { CLOSED_PORT, serverAvailable, TEST_URLS } from "../support/servers.js";
 import { waitFor } from "../support/migration.js";
+import { failure } from "../support/errors.js";
 
 const ok = await serverAvailable("postgres", async () => {
   const client = new pg.Client({ connectionString: TEST_URLS.postgres, connectionTimeoutMillis: 2000 });
@@ -37,16 +38,6 @@ async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
   } finally {
     await client.end();
   }
-}
-
-async function failure(p: Promise<unknown>): Promise<{ kind?: string; message: string; field?: string }> {
-  try {
-    await p;
-  } catch (err) {
-    expect(isDecantError(err), `expected a DecantError, got ${String(err)}`).to.equal(true);
-    return err as { kind?: string; message: string; field?: string };
-  }
-  return expect.fail("expected the call to fail");
 }
 
 if (ok) {
@@ -308,7 +299,9 @@ if (ok) {
     it("recovers when the server drops its connections (reads are retried)", async function () {
       await store.put(ns, "k", buf("v"));
       await admin((c) => c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()", [appName]));
-      await new Promise((r) => setTimeout(r, 100));
+      // Terminating is asynchronous: wait until the backends are gone, so the reads below meet dead connections.
+      const left = () => admin(async (c) => Number((await c.query("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1", [appName])).rows[0].n));
+      await waitFor(async () => (await left()) === 0, "the store's connections to be terminated", 5000);
       expect((await store.get(ns, "k"))!.value.toString()).to.equal("v");
       expect((await store.scanRaw(ns, { limit: 5 })).items.length).to.equal(1);
     });

@@ -9,6 +9,7 @@ import { conformance } from "../conformance/suite.js";
 import { buf, freshNamespace } from "../support/names.js";
 import { failure } from "../support/errors.js";
 import { CLOSED_PORT, TEST_URLS, serverAvailable } from "../support/servers.js";
+import { startPausableProxy } from "../support/proxy.js";
 
 // Every run writes under its own prefixes and deletes its keys afterwards. The start time in the
 // prefix lets a later run remove what an interrupted run (killed before after()) left behind.
@@ -96,14 +97,23 @@ if (ok) {
     });
 
     it("does not connect when created, and reconnects after the connection is lost", async function () {
-      const store = await open(urlFor("reconnect"));
-      expect((store as unknown as { client?: Redis }).client).to.equal(undefined);
-      const ns = freshNamespace();
-      await store.put(ns, "k", buf("v"));
-      // Simulate a dropped connection (a server restart or a network blip).
-      (store as unknown as { client: Redis }).client.disconnect();
-      expect((await store.get(ns, "k"))!.value.toString()).to.equal("v");
-      expect(await store.put(ns, "k", buf("w"))).to.equal(2n);
+      // The server behind a proxy that counts connections and can cut them.
+      const server = new URL(TEST_URLS.redis);
+      const proxy = await startPausableProxy({ host: server.hostname, port: Number(server.port || 6379) });
+      try {
+        const store = await open(urlFor("reconnect").replace(server.host, proxy.address));
+        expect(await proxy.settled(), "connections opened by openStore").to.equal(0);
+        const ns = freshNamespace();
+        await store.put(ns, "k", buf("v"));
+        expect(proxy.accepted).to.be.above(0);
+        const before = proxy.accepted;
+        proxy.drop(); // a server restart or a network blip
+        expect((await store.get(ns, "k"))!.value.toString()).to.equal("v");
+        expect(await store.put(ns, "k", buf("w"))).to.equal(2n);
+        expect(proxy.accepted, "a new connection after the drop").to.be.above(before);
+      } finally {
+        await proxy.close();
+      }
     });
 
     it("two stores on one prefix (two sidecars) never lose a conditional update", async function () {

@@ -22,9 +22,9 @@ import { loadConfig } from "../../src/config/config.js";
 
 const ROOT = resolve(new URL("../../", import.meta.url).pathname);
 const K8S = join(ROOT, "k8s");
-const OVERLAYS = ["single", "migration"] as const;
+const OVERLAYS = ["single", "migration", "unix-socket"] as const;
 
-type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Obj = Record<string, any>;
 
 // ---------------------------------------------------------------------------------------
 // Loading
@@ -54,7 +54,6 @@ const isKustomization = (file: string) => /(^|\/)kustomization\.ya?ml$/.test(fil
 // Schema validation: kubernetes-models for the built-in kinds, a minimal check for the
 // Prometheus Operator's ServiceMonitor (a CRD kubernetes-models does not have).
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 const MODELS: Record<string, { model: new (data: any) => { validate(): void }; dts: string }> = {
   "apps/v1/Deployment": { model: Deployment, dts: "kubernetes-models/apps/v1/Deployment.d.ts" },
   "batch/v1/Job": { model: Job, dts: "kubernetes-models/batch/v1/Job.d.ts" },
@@ -290,7 +289,7 @@ describe("deploy: Kubernetes manifests (k8s/)", function () {
     for (const p of (parseDocs(f)[0]?.patches ?? []) as Obj[]) if (p.path) patchFiles.add(resolve(dirname(f), p.path));
   }
 
-  it("has a base and the single and migration overlays", () => {
+  it("has a base and the single, migration and unix-socket overlays", () => {
     for (const d of ["base", ...OVERLAYS.map((o) => `overlays/${o}`)]) expect(existsSync(join(K8S, d, "kustomization.yaml")), `k8s/${d}/kustomization.yaml`).to.equal(true);
   });
 
@@ -477,11 +476,12 @@ describe("deploy: Kubernetes manifests (k8s/)", function () {
         const config = loadConfig(writeTmp(tmp, configMap.data["decant.yaml"]), env(sidecar));
         const metricsPort = portOf(config.metricsListen);
         expect(isLoopback(hostOf(config.metricsListen)), "metrics_listen must not be loopback: Prometheus and the kubelet use the pod IP").to.equal(false);
-        expect(isLoopback(hostOf(config.listen)) || Boolean(config.tls), "gRPC on loopback, or with TLS").to.equal(true);
+        expect(config.listen.startsWith("unix:") || isLoopback(hostOf(config.listen)) || Boolean(config.tls), "gRPC on loopback or a Unix socket, or with TLS").to.equal(true);
         for (const probe of ["startupProbe", "readinessProbe", "livenessProbe"]) {
           const p = sidecar[probe];
           expect(p, probe).to.not.equal(undefined);
           if (p.grpc) {
+            expect(config.listen.startsWith("unix:"), `${probe}: the kubelet's gRPC probe cannot reach a Unix socket`).to.equal(false);
             // The kubelet dials the pod IP without TLS: only possible with a non-loopback, plaintext listener.
             expect(isLoopback(hostOf(config.listen)), `${probe}: a gRPC probe cannot reach a loopback listener`).to.equal(false);
             expect(config.tls, `${probe}: the kubelet's gRPC probe cannot use TLS`).to.equal(undefined);
@@ -502,6 +502,24 @@ describe("deploy: Kubernetes manifests (k8s/)", function () {
         // verification: reachable from the pod network, it must require the admin token.
         if (config.target) expect(config.adminToken, "a migration with metrics_listen off loopback needs an admin token").to.be.a("string");
       });
+
+      if (overlay === "unix-socket") {
+        it("serves gRPC on a socket in an emptyDir that the app mounts too, shared through the pod's fsGroup, and the app's DECANT_ADDR names it", () => {
+          const config = loadConfig(writeTmp(tmp, configMap.data["decant.yaml"]), env(sidecar));
+          expect(config.listen).to.match(/^unix:\//);
+          const socketPath = config.listen.slice(5);
+          const spec = deployment.spec.template.spec;
+          const mountOf = (c: Obj) => ((c.volumeMounts ?? []) as Obj[]).find((m) => socketPath.startsWith(`${m.mountPath}/`));
+          const app = (spec.containers as Obj[]).find((c) => c.name === "app")!;
+          const [own, theirs] = [mountOf(sidecar), mountOf(app)];
+          expect(own, "the sidecar mounts the socket's directory").to.not.equal(undefined);
+          expect(theirs?.name, "the app mounts the same volume").to.equal(own!.name);
+          expect(own!.readOnly ?? false, "the sidecar creates the socket in it").to.equal(false);
+          expect((spec.volumes as Obj[]).find((v) => v.name === own!.name)?.emptyDir, "an emptyDir (lives and dies with the pod)").to.not.equal(undefined);
+          expect(spec.securityContext?.fsGroup, "an fsGroup, so the app may connect to the 0660 socket").to.be.a("number");
+          expect(env(app).DECANT_ADDR).to.equal(config.listen);
+        });
+      }
 
       it("gives the sidecar a preStop hook and a grace period that covers it plus drain_timeout_ms", () => {
         const config = loadConfig(writeTmp(tmp, configMap.data["decant.yaml"]), env(sidecar));

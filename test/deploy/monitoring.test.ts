@@ -22,7 +22,7 @@ const SCRAPE = join(PROM_DIR, "prometheus.yml");
 const DASHBOARD = join(ROOT, "deploy/grafana/decant-dashboard.json");
 const run = promisify(execFile);
 
-type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Obj = Record<string, any>;
 
 /** The path of a binary on PATH, or undefined (CI=true makes a missing one an error). */
 function tool(name: string): string | undefined {

@@ -24,7 +24,7 @@ const RULES = join(ROOT, "deploy/prometheus/decant-rules.yml");
 const DASHBOARD = join(ROOT, "deploy/grafana/decant-dashboard.json");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Obj = Record<string, any>;
 
 function tool(name: string): string | undefined {
   try {
@@ -171,8 +171,10 @@ describe("deploy: dashboard and alert PromQL against a real Prometheus", functio
     });
     expect(reports.at(-1)?.done).to.equal(true);
 
-    // Let the gauges reach Prometheus and the rate windows fill.
-    await sleep(5000);
+    // Let the gauges reach Prometheus and the rate windows fill: wait for three scrapes that
+    // began after the last change (a rate needs two samples; the third is slack for the rules).
+    const changedAt = Date.now() / 1000;
+    await waitFor(async () => (await value('timestamp(up{job="decant"})')).some((t) => t >= changedAt + 2), "three scrapes after the verify", 30_000);
   });
 
   after(async () => {

@@ -331,6 +331,18 @@ class Traffic {
     }
   }
 
+  /**
+   * Resolves once `n` more writes (of `client`, or of anyone) have been acknowledged: traffic
+   * between two steps is counted in writes, since a loaded machine may do none in a fixed time.
+   */
+  async acked(n: number, client?: DecantClient): Promise<void> {
+    const from = now();
+    const count = () =>
+      client ? (this.ledger.writesBy.get(client.address) ?? []).filter((w) => w.settledAt >= from && w.outcome.startsWith("acked")).length : this.ledger.counts.acked;
+    const target = client ? n : count() + n;
+    await waitFor(async () => count() >= target, `${n} more acknowledged writes${client ? ` through ${client.address}` : ""}`, 30_000);
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     await Promise.all(this.loops);
@@ -379,7 +391,6 @@ const preloaded = (ledger: Ledger) => {
   for (let i = 0; i < KEYS; i++) ledger.ack(keyName(i), 1n, `preload/${i}`, -Infinity);
 };
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 async function status(p: SidecarProcess): Promise<any> {
   for (let attempt = 1; ; attempt++) {
     try {
@@ -528,7 +539,7 @@ if (pgOk && redisOk) {
       const stats = { retries: 0, verifyRuns: 0 };
       traffic = new Traffic(ledger);
       c.clients.forEach((client, i) => traffic!.writers(client, "abc"[i]!, 2).readers(client, 1));
-      await sleep(300);
+      await traffic.acked(50);
 
       await toShadowRead(c, ledger, stats);
       // The gate wants a verification of this SHADOW_READ with no secondary failure since it
@@ -562,17 +573,17 @@ if (pgOk && redisOk) {
         await waitActive(by, phase); // the continued replica acknowledges the new epoch too
       };
       await acrossFence(cc, a, "TARGET_PRIMARY");
-      await sleep(300);
+      await traffic.acked(30);
       await acrossFence(b, a, "READ_TARGET"); // the rollback: the primary moves back to the current store
-      await sleep(300);
+      await traffic.acked(30);
       ledger.step = "TARGET_PRIMARY again";
       await setPhase(cc, "TARGET_PRIMARY", stats);
       await waitActive(cc, "TARGET_PRIMARY");
-      await sleep(300);
+      await traffic.acked(30);
       ledger.step = "COMPLETE";
       await setPhase(a, "COMPLETE", stats);
       await waitActive(a, "COMPLETE");
-      await sleep(300);
+      await traffic.acked(30);
       await traffic.stop();
 
       const held = await ledger.checkHolds(c.target);
@@ -598,7 +609,7 @@ if (pgOk && redisOk) {
       ledger.step = "READ_TARGET";
       // The victim under constant write load (three writers), the others lighter.
       traffic = new Traffic(ledger).writers(c.clients[0]!, "a", 1).writers(c.clients[1]!, "b", 1).writers(c.clients[2]!, "v", 3).readers(c.clients[0]!, 1);
-      await sleep(500);
+      await traffic.acked(50);
 
       const frozen = await pauseWithWritesInFlight(c, victim, c.clients[2]!, ledger);
       const frozenAt = frozen.at;
@@ -610,7 +621,7 @@ if (pgOk && redisOk) {
       const frozenMs = Math.round(now() - frozenAt);
       ledger.step = "TARGET_PRIMARY";
       await waitActive(a, "TARGET_PRIMARY");
-      await sleep(1500); // the victim's writes resume, now under TARGET_PRIMARY
+      await traffic.acked(30, c.clients[2]!); // the victim's writes resume, now under TARGET_PRIMARY
       await traffic.stop();
 
       await journalDrained(c, a);
@@ -644,7 +655,7 @@ if (pgOk && redisOk) {
       await b.client.call("migration", "StartBackfill", { rate_limit: 0, concurrency: 2 });
       await waitFor(async () => (await status(a)).backfill.state === "done", "backfill done");
       traffic = new Traffic(ledger).writers(c.clients[0]!, "a", 1).writers(c.clients[1]!, "b", 1).writers(c.clients[2]!, "v", 3).readers(c.clients[0]!, 1);
-      await sleep(500);
+      await traffic.acked(50);
 
       // Frozen first, so the kill lands while its intents are provably in the journal.
       const frozen = await pauseWithWritesInFlight(c, victim, c.clients[2]!, ledger);
@@ -657,7 +668,7 @@ if (pgOk && redisOk) {
         return (await c!.control.list<JournalEntry>(JOURNAL_PREFIX)).every((e) => e.value.owner !== victim.replicaId);
       }, "the killed replica's intents to be repaired by the others", 30_000);
       const repairedMs = Math.round(now() - killedAt);
-      await sleep(300);
+      await traffic.acked(30);
       await traffic.stop();
       await journalDrained(c, a);
       const report = await runVerify(c.clients[1]!);

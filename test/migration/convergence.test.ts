@@ -341,7 +341,7 @@ describe("Convergence under load", function () {
         /** The oldest replica heartbeat GetStatus showed: how late a replica renewed its view. */
         let maxHeartbeatAge = 0;
         let statusRetries = 0;
-        const status = async (p: SidecarProcess = a): Promise<any> => { // eslint-disable-line @typescript-eslint/no-explicit-any
+        const status = async (p: SidecarProcess = a): Promise<any> => {
           for (let attempt = 1; ; attempt++) {
             const t = Date.now();
             try {
@@ -360,7 +360,9 @@ describe("Convergence under load", function () {
 
         const stats: TrafficStats = { ops: 0, puts: 0, conditional: 0, preconditionFailed: 0, deletes: 0, recreates: 0, errors: [], errorsBy: {}, step: "SINGLE" };
         writers = procs.flatMap((p, pi) => Array.from({ length: WRITERS_PER_SIDECAR }, (_, w) => writer(p.client, `${"ab"[pi]}${w}`, stats, () => stop)));
-        await new Promise((r) => setTimeout(r, 500)); // some writes in SINGLE too
+        // Some writes in SINGLE too (counted, not timed: a loaded machine may do none in 500 ms).
+        const opsDone = (n: number) => waitFor(async () => stats.ops >= n || stats.errors.length > 0, `${n} client operations`, 60_000);
+        await opsDone(100);
 
         stats.step = "DUAL_WRITE pending";
         // SetPhase(DUAL_WRITE) scans the whole current store for items the target cannot hold,
@@ -397,7 +399,7 @@ describe("Convergence under load", function () {
         stats.step = "after backfill";
         const opsDuringBackfill = stats.ops - opsAtStart;
         const bf = (await status()).backfill;
-        await new Promise((r) => setTimeout(r, 500)); // traffic after the backfill too
+        await opsDone(stats.ops + 100); // traffic after the backfill too
         stop = true;
         await Promise.all(writers);
 

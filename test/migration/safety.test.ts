@@ -8,7 +8,7 @@ import { isDecantError } from "../../src/protocol/errors.js";
 import type { Store } from "../../src/protocol/store.js";
 import { MigrationController, type MigrationHooks, type Timings } from "../../src/migration/controller.js";
 import { MigratingStore } from "../../src/migration/migrating-store.js";
-import { ControlStore, JOURNAL_PREFIX, PHASE_KEY, type PhaseRecord } from "../../src/migration/control.js";
+import { ControlStore, JOURNAL_PREFIX, PHASE_KEY, heartbeatKey, type PhaseRecord } from "../../src/migration/control.js";
 import { verify } from "../../src/migration/verify.js";
 import { MigrationMetrics } from "../../src/metrics/migration-metrics.js";
 import { Metrics } from "../../src/metrics/metrics.js";
@@ -59,6 +59,18 @@ async function walk(c: MigrationController, phases: Phase[], force = true): Prom
   }
 }
 
+/**
+ * Resolves once replica `id` has written `n` more heartbeats into `control`. A replica reads the
+ * phase record before each heartbeat, so from the second one on it has seen what was written
+ * before this call: "several rounds later", counted in rounds rather than milliseconds.
+ */
+async function heartbeats(control: Store, id: string, n: number): Promise<void> {
+  const records = new ControlStore(control);
+  const version = async () => (await records.read(heartbeatKey(id)))?.version ?? 0n;
+  const from = await version();
+  await waitFor(async () => (await version()) >= from + BigInt(n), `${n} heartbeats of replica ${id}`, 10_000);
+}
+
 const value = async (store: Store, key: string) => {
   const r = await store.getRaw("users", key);
   return r ? `${r.version}:${r.value?.toString() ?? "∅"}` : "absent";
@@ -80,7 +92,7 @@ describe("migration safety: issue 12's interleavings", function () {
     await h.reached;
     await a.c.setPhase("DUAL_WRITE", false);
     // Several heartbeats later B still has its SINGLE write in flight: DUAL_WRITE is not active.
-    await new Promise((r) => setTimeout(r, 200));
+    await Promise.all([heartbeats(current, "a", 3), heartbeats(current, "b", 3)]);
     expect(await a.c.isActive()).to.equal(false);
     h.release();
     const version = await write;
@@ -229,11 +241,12 @@ describe("migration safety: issue 12's interleavings", function () {
     await a.c.backfill.setPaused(true);
     await a.c.stop();
     const lone = await replica("lone", { current });
-    await new Promise((r) => setTimeout(r, 150));
+    await heartbeats(current, "lone", 2);
     const control = new ControlStore(current);
     const bf = (await control.read<{ state: string; runner?: string }>("backfill"))!;
     await control.write("backfill", { ...bf.value, state: "running", runner: undefined });
-    await new Promise((r) => setTimeout(r, 200));
+    // Rounds in which it could have taken the unowned lease (each round looks after the backfill).
+    await heartbeats(current, "lone", 5);
     expect((await control.read<{ runner?: string }>("backfill"))!.value.runner).to.equal(undefined);
     expect(lone.c.isFailClosed()).to.equal(false);
   });

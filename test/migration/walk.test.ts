@@ -41,16 +41,21 @@ describe("migration: full walk on two sidecars", function () {
   });
 
   const status = (s = a) => s.client.call("migration", "GetStatus", {});
-  // Each step lets traffic run a little, so writes really cross every phase boundary.
+  // Writes that succeeded on either sidecar, so far.
+  let ops = 0;
+  /** Waits until traffic has made `n` more writes: writes really cross every phase boundary. */
+  const moreWrites = (n: number) => {
+    const from = ops;
+    return waitFor(async () => ops >= from + n, `${n} more writes`);
+  };
   const setPhase = async (phase: string, force = false, s = a) => {
     const r = await s.client.call("migration", "SetPhase", { phase, force });
-    await new Promise((r) => setTimeout(r, 150));
+    await moreWrites(10);
     return r;
   };
 
   it("walks SINGLE → … → COMPLETE with traffic on both sidecars, rolls back from TARGET_PRIMARY, and loses nothing", async function () {
     let stop = false;
-    let ops = 0;
     const errors: string[] = [];
     const traffic = async (s: typeof a, tag: string) => {
       let n = 0;
@@ -105,7 +110,7 @@ describe("migration: full walk on two sidecars", function () {
       expect(direct.details).to.include("through SHADOW_READ");
       await setPhase("SHADOW_READ");
       await setPhase("DUAL_WRITE");
-      await new Promise((r) => setTimeout(r, 300));
+      await moreWrites(20);
       stop = true;
       await Promise.all(writers);
       await a.sidecar.controller!.repairJournal("DUAL_WRITE", true);

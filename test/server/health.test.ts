@@ -23,7 +23,7 @@ const BOUND_MS = 8000;
 async function healthClient(port: number) {
   const { protoPath } = await import("grpc-health-check");
   const protoLoader = await import("@grpc/proto-loader");
-  const def = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: String })) as any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const def = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: String })) as any;
   const client = new def.grpc.health.v1.Health(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   return {
     check: (service: string) =>

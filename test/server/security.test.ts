@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
+import { Writable } from "node:stream";
 import { DecantClient } from "../../src/client/client.js";
 import { createLogger } from "../../src/log.js";
 import { buf, freshNamespace } from "../support/names.js";
@@ -20,9 +20,14 @@ type Running = Awaited<ReturnType<typeof startTestSidecar>>;
 
 /** A logger writing JSON lines into memory; `text()` is everything logged so far. */
 function capturingLogger() {
-  const stream = new PassThrough();
   const chunks: string[] = [];
-  stream.on("data", (c: Buffer) => chunks.push(c.toString("utf8")));
+  // Recorded in write() itself, so a line is there as soon as the logger returns: no waiting.
+  const stream = new Writable({
+    write(c: Buffer, _encoding, done) {
+      chunks.push(c.toString("utf8"));
+      done();
+    },
+  });
   const logger = createLogger({ format: "json", level: "debug", stream });
   const text = () => chunks.join("");
   const lines = () =>
@@ -39,8 +44,6 @@ const metadataText = (md: grpc.Metadata) =>
     .map(([k, v]) => `${k}: ${Buffer.isBuffer(v) ? v.toString("latin1") : v}`)
     .join("\n");
 
-/** The stream hands written lines to its "data" listener asynchronously; give it a turn. */
-const flush = () => new Promise((r) => setTimeout(r, 50));
 
 interface Pki {
   dir: string;
@@ -293,7 +296,6 @@ describe("security", function () {
       } finally {
         await s.stop();
       }
-      await flush();
       const warnings = cap.lines().filter((l) => l.level === "warn" && l.message.includes("WITHOUT TLS"));
       expect(warnings, cap.text()).to.have.length(1);
       expect(warnings[0]!.message).to.include("0.0.0.0:0");
@@ -303,7 +305,6 @@ describe("security", function () {
       const cap = capturingLogger();
       const s = await startTestSidecar({ DECANT_LISTEN: "127.0.0.1:0" }, { logger: cap.logger });
       await s.stop();
-      await flush();
       expect(cap.lines().length, "the logger captured nothing").to.be.greaterThan(0);
       expect(cap.text()).not.to.include("WITHOUT TLS");
       expect(cap.lines().filter((l) => l.level === "warn")).to.deep.equal([]);
@@ -375,7 +376,6 @@ describe("security", function () {
       const status = await s.client.call("migration", "GetStatus", {});
       noSecrets("GetStatus after the failures", JSON.stringify(status));
       for (const f of failures) noSecrets("a failure", f);
-      await flush();
       expect(cap.text()).to.include("starting decant");
       expect(cap.text()).to.include("127.0.0.1:1"); // the target was logged, just redacted
       noSecrets("the log", cap.text());

@@ -100,7 +100,8 @@ describe("status page", function () {
       expect(j.requests.by_code.FAILED_PRECONDITION).to.equal(1);
       expect(j.requests.total).to.equal(3);
       expect(j.requests.errors).to.equal(1);
-      await new Promise((r) => setTimeout(r, 900));
+      // The rate needs a sample at least 0.8 s old: wait until there is one, not for a fixed time.
+      await waitFor(async () => (await json(base)).requests.per_second !== null, "a request rate", 10_000);
       expect((await json(base)).requests.per_second).to.be.a("number");
     });
 
@@ -113,6 +114,40 @@ describe("status page", function () {
       expect((await fetch(`${base}/metrics`)).status).to.equal(200);
     });
 
+  });
+
+  describe("with a control store of its own (DECANT_CONTROL)", () => {
+    // The phase record lives in the control store, not in the current store: a sidecar without
+    // a target must show the phase the control store holds (it refuses writes in it).
+    let dir: string;
+    let migrating: Running;
+    let plain: Running;
+    before(async () => {
+      dir = mkdtempSync(join(tmpdir(), "decant-status-control-"));
+      const stores = { DECANT_CURRENT: `sqlite:${join(dir, "current.db")}`, DECANT_CONTROL: `sqlite:${join(dir, "control.db")}`, ...FAST };
+      migrating = await startTestSidecar({ ...stores, DECANT_TARGET: `sqlite:${join(dir, "target.db")}`, DECANT_REPLICA_ID: "with-target" });
+      plain = await startTestSidecar({ ...stores, DECANT_REPLICA_ID: "without-target" });
+      await migrating.client.call("migration", "SetPhase", { phase: "DUAL_WRITE", force: false });
+    });
+    after(async () => {
+      await plain?.stop();
+      await migrating?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("shows the phase of the control store on a sidecar without a target, and its replicas", async () => {
+      const base = `http://127.0.0.1:${plain.sidecar.metricsPort}`;
+      expect((await json(base)).phase).to.equal("DUAL_WRITE");
+      await waitFor(async () => (await json(base)).replicas.length === 2, "both replicas listed");
+      const j = await json(base);
+      expect(j.configured).to.equal(false);
+      expect(j.phase).to.equal("DUAL_WRITE");
+      expect(j.active).to.equal(false); // the replica without a target cannot acknowledge it
+      expect(j.replicas.find((r) => r.id === "without-target")).to.include({ acknowledged: false });
+      expect((await plain.client.call("migration", "GetStatus", {})).phase).to.equal("DUAL_WRITE");
+      const html = await (await fetch(base)).text();
+      expect(html).to.match(/<li class="current" aria-current="step">DUAL_WRITE<\/li>/);
+    });
   });
 
   describe("during a migration, with an admin token", () => {

@@ -22,7 +22,7 @@ describe("Store service over gRPC", function () {
     ns = freshNamespace();
   });
 
-  const call = <T = any>(method: string, req: object) => s.client.call<T>("store", method, req); // eslint-disable-line @typescript-eslint/no-explicit-any
+  const call = <T = any>(method: string, req: object) => s.client.call<T>("store", method, req);
 
   async function expectInvalid(method: string, req: object, field: string) {
     const err = await grpcError(call(method, req));
@@ -198,10 +198,10 @@ describe("Store service over gRPC", function () {
     it("health: Check, Watch and List as grpc-health-check answers them", async function () {
       const { protoPath } = await import("grpc-health-check");
       const protoLoader = await import("@grpc/proto-loader");
-      const def = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: String })) as any; // eslint-disable-line @typescript-eslint/no-explicit-any
+      const def = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: String })) as any;
       const health = new def.grpc.health.v1.Health(`127.0.0.1:${s.sidecar.grpcPort}`, grpc.credentials.createInsecure());
       const unary = (method: string, req: object) =>
-        new Promise<any>((res, rej) => health[method](req, (e: Error, v: unknown) => (e ? rej(e) : res(v)))); // eslint-disable-line @typescript-eslint/no-explicit-any
+        new Promise<any>((res, rej) => health[method](req, (e: Error, v: unknown) => (e ? rej(e) : res(v))));
       try {
         for (const service of ["", "decant.v1.Store", "decant.v1.Migration"]) expect((await unary("Check", { service })).status).to.equal("SERVING");
         const unknown = await grpcError(unary("Check", { service: "nope.v1.Nothing" }));
@@ -224,16 +224,19 @@ describe("Store service over gRPC", function () {
     it("health: a watcher hears NOT_SERVING when the sidecar stops", async function () {
       const { protoPath } = await import("grpc-health-check");
       const protoLoader = await import("@grpc/proto-loader");
-      const def = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: String })) as any; // eslint-disable-line @typescript-eslint/no-explicit-any
+      const def = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: String })) as any;
       const own = await startTestSidecar({ DECANT_DRAIN_TIMEOUT_MS: "300" });
       const health = new def.grpc.health.v1.Health(`127.0.0.1:${own.sidecar.grpcPort}`, grpc.credentials.createInsecure());
       try {
         const watch = health.Watch({ service: "decant.v1.Store" });
         const seen: string[] = [];
+        const first = new Promise((resolve, reject) => watch.once("data", resolve).once("error", reject));
+        const closed = new Promise((resolve) => watch.once("end", resolve).once("error", resolve));
         watch.on("data", (m: { status: string }) => seen.push(m.status));
         watch.on("error", () => {});
-        while (seen.length === 0) await new Promise((r) => setTimeout(r, 10));
+        await first;
         await own.stop();
+        await closed; // what the server sent before it went away has been read by now
         expect(seen).to.deep.equal(["SERVING", "NOT_SERVING"]);
       } finally {
         health.close();
@@ -246,11 +249,11 @@ describe("Store service over gRPC", function () {
       const require = createRequire(import.meta.url);
       const ask = (version: "v1" | "v1alpha") => {
         const file = require.resolve(`@grpc/reflection/build/proto/grpc/reflection/${version}/reflection.proto`);
-        const def = grpc.loadPackageDefinition(protoLoader.loadSync(file, { keepCase: false, defaults: true, oneofs: true })) as any; // eslint-disable-line @typescript-eslint/no-explicit-any
+        const def = grpc.loadPackageDefinition(protoLoader.loadSync(file, { keepCase: false, defaults: true, oneofs: true })) as any;
         const client = new def.grpc.reflection[version].ServerReflection(`127.0.0.1:${s.sidecar.grpcPort}`, grpc.credentials.createInsecure());
         const stream = client.ServerReflectionInfo();
-        const answers: any[] = []; // eslint-disable-line @typescript-eslint/no-explicit-any
-        const done = new Promise<any[]>((resolve, reject) => { // eslint-disable-line @typescript-eslint/no-explicit-any
+        const answers: any[] = [];
+        const done = new Promise<any[]>((resolve, reject) => {
           stream.on("data", (a: unknown) => answers.push(a));
           stream.on("error", reject);
           stream.on("end", () => {

@@ -72,9 +72,6 @@ function installExitHook(): void {
   });
 }
 
-/** PIDs of sidecar processes started here that have not exited yet. */
-export const runningSidecarPids = (): number[] => [...live.keys()];
-
 /** Kills (SIGKILL, by PID) every sidecar process started here that is still running. For after() hooks. */
 export async function killAllSidecars(): Promise<void> {
   await Promise.all(

@@ -12,6 +12,8 @@ export function fromStoreError(err: unknown): DynamoError {
     case "unavailable":
     case "deadline_exceeded":
     case "failed_precondition": // e.g. writes refused while a migration's phase is not agreed yet
+    case "fenced": // a write from a stale primary term: nothing was written, a retry is admitted anew
+    case "cancelled": // nothing was started
       return new DynamoError("ServiceUnavailable", err.message, 503);
     case "unauthenticated":
       return new DynamoError("UnrecognizedClientException", err.message);

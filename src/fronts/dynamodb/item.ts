@@ -70,16 +70,19 @@ export function validateValue(raw: unknown, depth = 0): AttributeValue {
     if (Array.isArray(raw)) throw serialization("Unrecognized collection type class com.amazonaws.dynamodb.v20120810.AttributeValue");
     throw serialization("Unexpected value type in payload");
   }
-  // Like DynamoDB's deserializer: unknown members and nulls are ignored, so {"X":1} is "empty".
-  const types = Object.keys(raw).filter((k) => TYPE_SET.has(k) && raw[k] !== null && raw[k] !== undefined);
-  if (types.length === 0) {
-    throw validation("Supplied AttributeValue is empty, must contain exactly one of the supported datatypes");
+  // Like DynamoDB's deserializer: unknown members and nulls are ignored, so {"X":1} is "empty";
+  // every member is checked (its own error first) before "more than one datatype" is.
+  let value: AttributeValue | undefined;
+  let types = 0;
+  for (const k in raw) {
+    const x = raw[k];
+    if (x === null || x === undefined || !TYPE_SET.has(k)) continue;
+    const v = validateTyped(k as AttributeType, x, depth);
+    if (types++ === 0) value = v;
   }
-  const values = types.map((t) => validateTyped(t as AttributeType, raw[t], depth));
-  if (types.length > 1) {
-    throw validation("Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes");
-  }
-  return values[0]!;
+  if (types === 0) throw validation("Supplied AttributeValue is empty, must contain exactly one of the supported datatypes");
+  if (types > 1) throw validation("Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes");
+  return value!;
 }
 
 function validateTyped(type: AttributeType, x: unknown, depth: number): AttributeValue {
@@ -129,13 +132,24 @@ function validateTyped(type: AttributeType, x: unknown, depth: number): Attribut
       }
       if (depth >= MAX_DEPTH) throw tooDeep();
       const m: Record<string, AttributeValue> = {};
-      for (const k of Object.keys(x)) m[k] = validateValue(x[k], depth + 1);
+      for (const k of Object.keys(x)) {
+        checkAttributeName(k);
+        m[k] = validateValue(x[k], depth + 1);
+      }
       return { M: m };
     }
   }
 }
 
 const tooDeep = () => validation("Nesting Levels have exceeded supported limits");
+
+/**
+ * "__proto__" is a valid DynamoDB attribute name, but a JavaScript object given it as a key by
+ * assignment loses it (the assignment sets the object's prototype): refused by name, never lost.
+ */
+export function checkAttributeName(name: string): void {
+  if (name === "__proto__") throw validation("One or more parameter values were invalid: the attribute name __proto__ is not supported by Decant's DynamoDB front");
+}
 
 /** How many lists/maps deep a value goes (a scalar: 0). */
 function nesting(v: AttributeValue): number {
@@ -158,10 +172,12 @@ export function validateItem(item: unknown, where: string): DItem {
     throw serialization(`Unexpected field type (${where})`);
   }
   const out: DItem = {};
-  for (const name of Object.keys(item)) {
-    if (item[name] === null || item[name] === undefined) continue;
+  for (const name in item) {
+    const v = item[name];
+    if (v === null || v === undefined) continue;
     if (name === "") throw validation(`One or more parameter values were invalid: An attribute name in ${where} is empty`);
-    out[name] = validateValue(item[name], 0);
+    checkAttributeName(name);
+    out[name] = validateValue(v, 0);
   }
   return out;
 }
@@ -192,7 +208,7 @@ export function valueSize(v: AttributeValue): number {
 /** Item size DynamoDB's way: for each attribute, its name's UTF-8 bytes plus its value's size. */
 export function itemSize(item: DItem): number {
   let size = 0;
-  for (const name of Object.keys(item)) size += utf8Length(name) + valueSize(item[name]!);
+  for (const name in item) size += utf8Length(name) + valueSize(item[name]!);
   return size;
 }
 
@@ -212,9 +228,22 @@ function sortedMap(m: Record<string, AttributeValue>): Record<string, AttributeV
   return out;
 }
 
+/** Whether a map's names are in order already at every level (then it is its own canonical form: no copy). */
+function isCanonical(m: Record<string, AttributeValue>): boolean {
+  let last: string | undefined;
+  for (const k in m) {
+    if (last !== undefined && !(last < k)) return false;
+    last = k;
+    if (!isCanonicalValue(m[k]!)) return false;
+  }
+  return true;
+}
+
+const isCanonicalValue = (v: AttributeValue): boolean => ("M" in v ? isCanonical(v.M) : "L" in v ? v.L.every(isCanonicalValue) : true);
+
 /** Canonical encoding of a (validated) item: JSON, attribute names sorted at every level. */
 export function encodeItem(item: DItem): Buffer {
-  return Buffer.from(JSON.stringify(sortedMap(item)), "utf8");
+  return Buffer.from(JSON.stringify(isCanonical(item) ? item : sortedMap(item)), "utf8");
 }
 
 export function decodeItem(buf: Buffer): DItem {

@@ -25,7 +25,10 @@ const EXP_MAX = 255; // 125 + 130
 
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
+const ESCAPED = /[\u0000\u0001]/;
+
 function encodeString(s: string): string {
+  if (!ESCAPED.test(s)) return s;
   return s.replace(/[\u0000\u0001]/g, (c) => (c === "\u0000" ? "\u0001\u0002" : "\u0001\u0003"));
 }
 

@@ -45,8 +45,17 @@ function checked(d: Dec): string {
   return d.toFixed();
 }
 
+/**
+ * Already canonical and well inside every limit (at most 20 characters, so at most 20 significant
+ * digits and a magnitude between 1E-19 and 1E+20): no leading zero, no trailing fractional zero,
+ * no exponent, not "-0". Most numbers on the wire are like this; they skip decimal.js.
+ */
+const PLAIN = /^-?(?:0|[1-9]\d*)(?:\.\d*[1-9])?$/;
+const isPlain = (n: string) => n.length <= 20 && n !== "-0" && PLAIN.test(n);
+
 /** The canonical form of a DynamoDB number, or a ValidationException worded as DynamoDB's. */
 export function normalizeNumber(n: string): string {
+  if (typeof n === "string" && isPlain(n)) return n;
   return checked(parse(n));
 }
 
@@ -65,10 +74,25 @@ export function subtractNumbers(a: string, b: string): string {
 
 /** Sign (-1, 0, 1), scientific exponent and significant digits (no leading/trailing zeros) of a valid number. */
 export function decompose(n: string): { sign: -1 | 0 | 1; exponent: number; digits: string } {
+  if (isPlain(n)) return decomposePlain(n);
   const d = new Decimal(n);
   if (d.isZero()) return { sign: 0, exponent: 0, digits: "" };
   const digits = d.abs().toFixed().replace(".", "").replace(/^0+/, "").replace(/0+$/, "");
   return { sign: d.isNeg() ? -1 : 1, exponent: d.e, digits };
+}
+
+/** decompose of a canonical plain number, with string operations only. */
+function decomposePlain(n: string): { sign: -1 | 0 | 1; exponent: number; digits: string } {
+  if (n === "0") return { sign: 0, exponent: 0, digits: "" };
+  const negative = n.charCodeAt(0) === 45; // "-"
+  const abs = negative ? n.slice(1) : n;
+  const dot = abs.indexOf(".");
+  const int = dot < 0 ? abs : abs.slice(0, dot);
+  const frac = dot < 0 ? "" : abs.slice(dot + 1);
+  const sign = negative ? -1 : 1;
+  if (int !== "0") return { sign, exponent: int.length - 1, digits: (int + frac).replace(/0+$/, "") };
+  const zeros = frac.length - frac.replace(/^0+/, "").length;
+  return { sign, exponent: -(zeros + 1), digits: frac.slice(zeros) };
 }
 
 /** Inverse of decompose. */

@@ -9,8 +9,9 @@ import type { Store } from "../../protocol/store.js";
 import { Catalog } from "./catalog.js";
 import { fromStoreError } from "./errors.js";
 import { OPERATIONS, type OpContext } from "./operations/index.js";
+import { checkParameters } from "./operations/parameters.js";
 import { SigV4Verifier, type Credentials } from "./sigv4.js";
-import { DynamoError } from "./types.js";
+import { DynamoError, RawJson } from "./types.js";
 
 export interface DynamoFrontOptions {
   /** host:port; port 0 picks a free one. */
@@ -22,6 +23,8 @@ export interface DynamoFrontOptions {
   maxValueBytes: number;
   /** With credentials, requests must carry a valid SigV4 signature made with them. */
   credentials?: Credentials;
+  /** The longest a store call may still land after it began (config storeTimeoutMs): part of DeleteTable's grace. */
+  storeTimeoutMs?: number;
 }
 
 export interface DynamoFront {
@@ -54,10 +57,38 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
 }
 
 function send(res: ServerResponse, status: number, body: unknown, requestId: string, closing: boolean): void {
-  const json = JSON.stringify(body);
-  res.writeHead(status, { "content-type": CONTENT_TYPE, "content-length": Buffer.byteLength(json), "x-amzn-requestid": requestId, ...(closing ? { connection: "close" } : {}) });
-  res.end(json);
+  // An operation may hand back JSON it already holds (a stored item), which is sent as it is.
+  const payload = body instanceof RawJson ? body.bytes : JSON.stringify(body);
+  const headers: Record<string, string | number> = { "content-type": CONTENT_TYPE, "content-length": typeof payload === "string" ? Buffer.byteLength(payload) : payload.length, "x-amzn-requestid": requestId };
+  if (closing) headers.connection = "close";
+  res.writeHead(status, headers);
+  res.end(payload);
 }
+
+/**
+ * Request ids in a UUID's shape: a random prefix per process and a counter (unique, and far
+ * cheaper per request than a random UUID; the SDKs only log them).
+ */
+const idPrefix = randomUUID().slice(0, 24);
+let idCounter = 0;
+const nextRequestId = () => idPrefix + (idCounter++ % 2 ** 48).toString(16).padStart(12, "0");
+
+/** The labelled metric children per operation (and code), made once: prom-client's labels() validates and allocates per call. */
+function meters(metrics: Metrics) {
+  const durations = new Map<string, Histogram>();
+  const counts = new Map<string, Counter>();
+  return (operation: string, code: string, seconds: number) => {
+    let d = durations.get(operation);
+    if (!d) durations.set(operation, (d = metrics.requestDuration.labels(operation, "dynamodb")));
+    d.observe(seconds);
+    const key = `${operation} ${code}`;
+    let c = counts.get(key);
+    if (!c) counts.set(key, (c = metrics.requests.labels(operation, code, "dynamodb")));
+    c.inc();
+  };
+}
+type Histogram = ReturnType<Metrics["requestDuration"]["labels"]>;
+type Counter = ReturnType<Metrics["requests"]["labels"]>;
 
 function errorBody(err: DynamoError): Record<string, unknown> {
   return { __type: `com.amazonaws.dynamodb.v20120810#${err.type}`, message: err.message, ...(err.extra ?? {}) };
@@ -65,15 +96,18 @@ function errorBody(err: DynamoError): Record<string, unknown> {
 
 export async function startDynamoFront(options: DynamoFrontOptions): Promise<DynamoFront> {
   const { logger, metrics } = options;
-  const catalog = new Catalog(options.store);
+  const catalog = new Catalog(options.store, options.storeTimeoutMs ?? 0, (err) => logger.warn("could not finish deleting a DynamoDB table (the next sidecar to look will)", { error: String(err) }));
+  // Deletions a stopped sidecar left unfinished (their namespaces still hold items).
+  void catalog.sweep().catch(() => undefined);
   const verifier = options.credentials ? new SigV4Verifier(options.credentials) : undefined;
   if (!verifier) logger.warn("the DynamoDB front does not check request signatures (no dynamodb.access_key_id configured): any client that reaches it can read and write");
+  const meter = metrics ? meters(metrics) : undefined;
   let closing = false; // once set, responses end their connection, so a drain does not wait on keep-alive
   const ctx: OpContext = { store: options.store, catalog, maxValueBytes: options.maxValueBytes, region: "us-east-1" };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const requestId = randomUUID();
-    const started = process.hrtime.bigint();
+    const requestId = nextRequestId();
+    const started = performance.now();
     let operation = "unknown";
     let code = "OK";
     try {
@@ -99,6 +133,7 @@ export async function startDynamoFront(options: DynamoFrontOptions): Promise<Dyn
         throw new DynamoError("SerializationException", "the request body is not valid JSON");
       }
       if (typeof input !== "object" || input === null || Array.isArray(input)) throw new DynamoError("SerializationException", "the request body must be a JSON object");
+      checkParameters(operation, input as Record<string, unknown>);
       const output = await op(ctx, input as Record<string, unknown>);
       send(res, 200, output, requestId, closing);
     } catch (caught) {
@@ -108,10 +143,7 @@ export async function startDynamoFront(options: DynamoFrontOptions): Promise<Dyn
       if (!res.headersSent) send(res, err.status, errorBody(err), requestId, closing);
       else res.destroy();
     } finally {
-      if (metrics) {
-        metrics.requestDuration.labels(operation, "dynamodb").observe(Number(process.hrtime.bigint() - started) / 1e9);
-        metrics.requests.labels(operation, code, "dynamodb").inc();
-      }
+      meter?.(operation, code, (performance.now() - started) / 1000);
     }
   };
 

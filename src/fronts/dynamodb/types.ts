@@ -37,3 +37,8 @@ export interface KeySchema {
   hash: { name: string; type: "S" | "N" | "B" };
   range?: { name: string; type: "S" | "N" | "B" };
 }
+
+/** An operation's answer that is JSON already (a stored item spliced into its envelope): sent as it is. */
+export class RawJson {
+  constructor(readonly bytes: Buffer) {}
+}

@@ -6,6 +6,7 @@ assertion's traceback) on the first difference and prints "boto3 walk ok" at the
 import os
 from decimal import Decimal
 
+import time
 import boto3
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
@@ -94,6 +95,15 @@ code, resp = error_code(client.transact_write_items, TransactItems=[{"Put": {"Ta
 assert code == "ValidationException" and "not supported" in resp["Error"]["Message"], resp
 
 table.delete()
-code, _ = error_code(client.describe_table, TableName=name)
-assert code == "ResourceNotFoundException", code
+# DELETING until every sidecar's cached description has expired, then gone.
+assert client.describe_table(TableName=name)["Table"]["TableStatus"] == "DELETING"
+deadline = time.time() + 30
+while True:
+    try:
+        client.describe_table(TableName=name)
+    except ClientError as e:
+        assert e.response["Error"]["Code"] == "ResourceNotFoundException", e.response
+        break
+    assert time.time() < deadline, "the table was not deleted"
+    time.sleep(0.1)
 print("boto3 walk ok")

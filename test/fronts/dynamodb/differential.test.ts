@@ -73,6 +73,11 @@ function script(n: number): Step[] {
     ["SET l = list_append(if_not_exists(l, :e), :x)", { ":e": { L: [] }, ":x": { L: [{ S: "x" }] } }],
     ["ADD tags :s", { ":s": { SS: ["p", "q"] } }],
     ["SET m = :m", { ":m": { M: { deep: { N: "1" } } } }],
+    // Nested paths: on items that lack the parent both refuse; on items that have it both write.
+    ["SET m.inner = :v, m.deep = if_not_exists(m.deep, :v)", { ":v": { N: "7" } }],
+    ["SET l[0] = :v", { ":v": { S: "first" } }],
+    ["REMOVE l[1], m.s", {}],
+    ["DELETE tags :s", { ":s": { SS: ["p"] } }],
   ];
   const withValues = (input: Record<string, unknown>, values: Item | undefined) => (values && Object.keys(values).length ? { ...input, ExpressionAttributeValues: { ...(input.ExpressionAttributeValues as Item | undefined), ...values } } : input);
   const steps: Step[] = [];

@@ -131,6 +131,18 @@ describe("dynamodb items", () => {
       expect(encodeItem(a as DItem).toString()).to.equal(
         '{"a":{"SS":["q","p"]},"b":{"M":{"a":{"L":[{"M":{"x":{"N":"2"},"y":{"N":"1"}}}]},"z":{"S":"1"}}}}');
     });
+    it("sorts names nested under sorted ones, and integer-like names, as a full sort would (the in-order fast path)", () => {
+      const deep = { a: { L: [{ S: "s" }, { M: { y: { N: "1" }, x: { N: "2" } } }] }, b: { S: "b" } } as DItem;
+      expect(encodeItem(deep).toString()).to.equal('{"a":{"L":[{"S":"s"},{"M":{"x":{"N":"2"},"y":{"N":"1"}}}]},"b":{"S":"b"}}');
+      const numeric = { a: { S: "a" }, "10": { S: "10" }, "9": { S: "9" } } as DItem;
+      expect(encodeItem(numeric).toString()).to.equal(JSON.stringify({ "9": { S: "9" }, "10": { S: "10" }, a: { S: "a" } }));
+      expect(encodeItem({ a: { S: "1" }, b: { M: { c: { S: "2" }, d: { S: "3" } } } }).toString()).to.equal('{"a":{"S":"1"},"b":{"M":{"c":{"S":"2"},"d":{"S":"3"}}}}');
+    });
+    it("refuses the attribute name __proto__ by name at any level (an assignment would lose it)", () => {
+      for (const raw of ['{"__proto__":{"S":"x"}}', '{"a":{"M":{"__proto__":{"S":"x"}}}}', '{"a":{"L":[{"M":{"__proto__":{"N":"1"}}}]}}']) {
+        expect(refusal(() => validateItem(JSON.parse(raw), "Item")), raw).to.match(/__proto__ is not supported/);
+      }
+    });
     it("decodes exactly what it encoded", () => {
       const item: DItem = {
         s: { S: "\u0000é😀\"\\" }, n: { N: "-1.5" }, b: { B: "AAEC/w==" }, t: { BOOL: true }, z: { NULL: true },

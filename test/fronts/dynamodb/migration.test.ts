@@ -2,8 +2,9 @@
 // DeleteItem / Query through the fronts of TWO sidecar processes while the stores walk SINGLE →
 // DUAL_WRITE → backfill → SHADOW_READ → verify → READ_TARGET → TARGET_PRIMARY → COMPLETE
 // (sqlite → postgres, and postgres → redis). No client error outside the write fence (the SDK
-// retries the fence's 503s), every Query sees its own writes, counters are exact, and at the end
-// both stores hold the same items, the DynamoDB front's catalog and item namespaces included.
+// retries the fence's 503s), every Query sees its own writes, counters are exact, both stores
+// hold the same items at TARGET_PRIMARY (the front's catalog and item namespaces included), and
+// after COMPLETE, reached under traffic too, every partition equals the clients' own record.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -89,10 +90,11 @@ for (const [title, makeCurrent, makeTarget, up] of pairs) {
       let ops = 0;
       let stop = false;
       // Each worker owns its partitions, so its model of them is exact and every Query must match it.
-      const worker = async (w: number) => {
+      const models = [0, 1, 2, 3].map(() => new Map<string, Map<number, string>>());
+      const worker = async (w: number, from: number) => {
         const client = clients[w % 2]!;
-        const model = new Map<string, Map<number, string>>();
-        let i = 0;
+        const model = models[w]!;
+        let i = from;
         while (!stop) {
           i++;
           const roll = (i * 7919 + w * 31) % 20;
@@ -123,7 +125,7 @@ for (const [title, makeCurrent, makeTarget, up] of pairs) {
           }
         }
       };
-      const workers = [0, 1, 2, 3].map(worker);
+      let workers = [0, 1, 2, 3].map((w) => worker(w, 0));
       try {
         expect((await status()).phase).to.equal("SINGLE");
         await setPhase("DUAL_WRITE");
@@ -160,7 +162,27 @@ for (const [title, makeCurrent, makeTarget, up] of pairs) {
         await b.close();
       }
 
-      await setPhase("COMPLETE");
+      // TARGET_PRIMARY → COMPLETE under traffic too; then every partition and counter, through both fronts.
+      stop = false;
+      workers = [0, 1, 2, 3].map((w) => worker(w, 1_000_000));
+      try {
+        await new Promise((r) => setTimeout(r, 300));
+        await setPhase("COMPLETE");
+        await new Promise((r) => setTimeout(r, 300));
+      } finally {
+        stop = true;
+        await Promise.all(workers);
+      }
+      expect(errors.slice(0, 10)).to.deep.equal([]);
+      for (const model of models) {
+        for (const [pk, part] of model) {
+          const want = [...part.entries()].sort(([a], [b]) => a - b).map(([k, v]) => `${k}=${v}`).join(",");
+          for (const c of clients) {
+            const q = await c.send(new QueryCommand({ TableName: "docs", KeyConditionExpression: "pk = :p", ExpressionAttributeValues: { ":p": { S: pk } } }));
+            expect((q.Items ?? []).map((it) => `${it.n!.N}=${it.v!.S}`).join(","), pk).to.equal(want);
+          }
+        }
+      }
       for (const [id, n] of counts) {
         for (const c of clients) expect((await c.send(new GetItemCommand({ TableName: "counters", Key: { id: { S: id } } }))).Item?.cnt, id).to.deep.equal({ N: String(n) });
       }

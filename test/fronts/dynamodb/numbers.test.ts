@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { expect } from "chai";
 import { addNumbers, compareNumbers, compose, decompose, normalizeNumber, subtractNumbers } from "../../../src/fronts/dynamodb/numbers.js";
 import { refusal } from "./refusal.js";
+import { Decimal } from "decimal.js";
 
 const MAX = "9.9999999999999999999999999999999999999E+125";
 const MAX_PLAIN = "99999999999999999999999999999999999999" + "0".repeat(88);
@@ -101,5 +102,27 @@ describe("dynamodb numbers", () => {
     }
     expect(decompose("-123.45")).to.deep.equal({ sign: -1, exponent: 2, digits: "12345" });
     expect(decompose("0.05")).to.deep.equal({ sign: 1, exponent: -2, digits: "5" });
+  });
+
+  it("takes plain canonical numbers without decimal.js and agrees with it on every one (the fast path)", () => {
+    // decimal.js's own answers, for numbers the fast path takes (<= 20 characters, canonical) and ones it must not.
+    const viaDecimal = (n: string) => {
+      const d = new Decimal(n);
+      if (d.isZero()) return { sign: 0, exponent: 0, digits: "" };
+      return { sign: d.isNeg() ? -1 : 1, exponent: d.e, digits: d.abs().toFixed().replace(".", "").replace(/^0+/, "").replace(/0+$/, "") };
+    };
+    let seed = 7;
+    const rand = (k: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % k);
+    const samples = ["0", "-0", "1", "-1", "10", "100", "-100", "0.5", "-0.05", "0.001", "1.5", "10.01", "12345678901234567890", "-1234567890123456789", "0.0000000000000000001", "1.0", "01", "1e2", "-0.0", "99999999999999999999"];
+    for (let i = 0; i < 2000; i++) {
+      const int = rand(3) === 0 ? "0" : String(rand(10 ** (1 + rand(9))));
+      const frac = rand(2) ? "" : `.${String(rand(10 ** (1 + rand(8)))).padStart(1 + rand(6), "0")}`;
+      samples.push(`${rand(2) ? "-" : ""}${int}${frac}`);
+    }
+    for (const n of samples) {
+      const c = new Decimal(n).toFixed().replace(/^-0$/, "0");
+      expect(normalizeNumber(n), n).to.equal(c);
+      expect(decompose(c), c).to.deep.equal(viaDecimal(c));
+    }
   });
 });

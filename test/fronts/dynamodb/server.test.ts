@@ -5,6 +5,8 @@ import { BatchGetItemCommand, BatchWriteItemCommand, CreateTableCommand, GetItem
 import { openStore } from "../../../src/backends/index.js";
 import { ConfigError, loadConfig } from "../../../src/config/config.js";
 import { startDynamoFront } from "../../../src/fronts/dynamodb/server.js";
+import { fromStoreError, isRetryable } from "../../../src/fronts/dynamodb/errors.js";
+import { DecantError } from "../../../src/protocol/errors.js";
 import { silentLogger } from "../../../src/log.js";
 import { scrapeMetric } from "../../support/processes.js";
 import { TEST_URLS } from "../../support/servers.js";
@@ -62,6 +64,33 @@ describe("DynamoDB front: protocol, signatures, metrics, config", function () {
       const status = (await (await fetch(`http://127.0.0.1:${port}/status.json`)).json()) as { requests: { dynamodb_total: number } };
       expect(status.requests.dynamodb_total).to.be.at.least(5);
     });
+
+    it("refuses a parameter it does not know, and the table options it does not serve, by name; accepts the no-op ones", async () => {
+      const create = (extra: Record<string, unknown>, name = "params") => JSON.stringify({ TableName: name, AttributeDefinitions: [{ AttributeName: "k", AttributeType: "S" }], KeySchema: [{ AttributeName: "k", KeyType: "HASH" }], BillingMode: "PAY_PER_REQUEST", ...extra });
+      const refused: [string, string, RegExp][] = [
+        ["GetItem", '{"TableName":"params","Key":{"k":{"S":"a"}},"Frobnicate":1}', /^Frobnicate is not a parameter of GetItem/],
+        ["PutItem", '{"TableName":"params","Item":{"k":{"S":"a"}},"ReturnConsumedCapacity":"ALL"}', /returnConsumedCapacity/],
+        ["PutItem", '{"TableName":"params","Item":{"k":{"S":"a"}},"ReturnItemCollectionMetrics":"ALL"}', /returnItemCollectionMetrics/],
+        ["BatchGetItem", '{"RequestItems":{"params":{"Keys":[{"k":{"S":"a"}}],"Frobnicate":true}}}', /RequestItems\.params\.Frobnicate is not a parameter/],
+        ["CreateTable", create({ Tags: [{ Key: "a", Value: "b" }] }), /^Tags is not supported/],
+        ["CreateTable", create({ DeletionProtectionEnabled: true }), /^DeletionProtectionEnabled is not supported/],
+        ["CreateTable", create({ SSESpecification: { Enabled: true, SSEType: "KMS" } }), /^SSESpecification is not supported/],
+        ["CreateTable", create({ ResourcePolicy: "{}" }), /^ResourcePolicy is not supported/],
+        ["CreateTable", create({ StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_IMAGE" } }), /^StreamSpecification is not supported/],
+        ["UpdateTable", '{"TableName":"params","MultiRegionConsistency":"STRONG"}', /^MultiRegionConsistency is not supported/],
+      ];
+      expect((await post(f.endpoint, "DynamoDB_20120810.CreateTable", create({ TableClass: "STANDARD", DeletionProtectionEnabled: false, SSESpecification: { Enabled: false } }))).status).to.equal(200);
+      for (const [op, body, message] of refused) {
+        const r = await post(f.endpoint, `DynamoDB_20120810.${op}`, body);
+        const json = (await r.json()) as { __type: string; message: string };
+        expect([r.status, json.__type], body).to.deep.equal([400, "com.amazonaws.dynamodb.v20120810#ValidationException"]);
+        expect(json.message, body).to.match(message);
+      }
+      // Nothing was written by the refused PutItems; ReturnConsumedCapacity and ReturnItemCollectionMetrics are accepted (no figures).
+      expect(await (await post(f.endpoint, "DynamoDB_20120810.GetItem", '{"TableName":"params","Key":{"k":{"S":"a"}}}')).json()).to.deep.equal({});
+      const ok = await post(f.endpoint, "DynamoDB_20120810.PutItem", '{"TableName":"params","Item":{"k":{"S":"a"}},"ReturnConsumedCapacity":"TOTAL","ReturnItemCollectionMetrics":"SIZE"}');
+      expect(ok.status).to.equal(200);
+    });
   });
 
   describe("SigV4", () => {
@@ -83,6 +112,17 @@ describe("DynamoDB front: protocol, signatures, metrics, config", function () {
       } finally {
         await f.stop();
       }
+    });
+  });
+
+  describe("store errors", () => {
+    it("maps the kinds that wrote nothing and may succeed later (fenced, cancelled, unavailable) to a 503 SDKs retry; a bug to a 500", () => {
+      for (const kind of ["unavailable", "deadline_exceeded", "failed_precondition", "fenced", "cancelled"] as const) {
+        const e = fromStoreError(new DecantError(kind, "x"));
+        expect([e.status, e.type, isRetryable(new DecantError(kind, "x"))], kind).to.deep.equal([503, "ServiceUnavailable", true]);
+      }
+      expect(fromStoreError(new DecantError("invalid_argument", "bad")).type).to.equal("ValidationException");
+      expect(fromStoreError(new Error("bug")).status).to.equal(500);
     });
   });
 

@@ -1,5 +1,5 @@
 // DynamoDB expressions: parse once per request, evaluate per item. The trees are opaque to callers.
-import { validateValue } from "../item.js";
+import { checkAttributeName, validateValue } from "../item.js";
 import type { AttributeValue, DItem, ExprContext, KeySchema } from "../types.js";
 import { DynamoError, validation } from "../types.js";
 import type { ConditionNode, ProjectionNode, UpdateNode } from "./ast.js";
@@ -77,6 +77,7 @@ export function validateExpressionContext(names: unknown, values: unknown): Expr
       if (!/^#[0-9A-Za-z_]+$/.test(k)) throw validation(`ExpressionAttributeNames contains invalid key: Syntax error; key: "${k}"`);
       if (typeof v !== "string") throw new DynamoError("SerializationException", "Unexpected value type in payload");
       if (v === "") throw validation(`ExpressionAttributeNames contains invalid value: Empty attribute name for key ${k}`);
+      checkAttributeName(v);
       ctx.names[k] = v;
     }
   }

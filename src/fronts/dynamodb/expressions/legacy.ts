@@ -1,6 +1,6 @@
 // The legacy parameters `Expected` (+ `ConditionalOperator`) and `AttributeUpdates`, converted to the same trees
 // as ConditionExpression and UpdateExpression.
-import { validateValue } from "../item.js";
+import { checkAttributeName, validateValue } from "../item.js";
 import type { AttributeValue } from "../types.js";
 import { validation } from "../types.js";
 import type { ConditionNode, Operand, UpdateAction, UpdateNode } from "./ast.js";
@@ -86,6 +86,7 @@ export function legacyUpdates(updates: unknown): UpdateNode {
   const actions: UpdateAction[] = [];
   for (const name of Object.keys(updates)) {
     const u = updates[name];
+    checkAttributeName(name);
     if (!isObject(u)) throw invalid(`AttributeUpdates entry for ${name} is not a structure`);
     const action = u.Action === undefined || u.Action === null ? "PUT" : String(u.Action);
     const value = u.Value === undefined || u.Value === null ? undefined : validateValue(u.Value);

@@ -11,6 +11,8 @@ import { Expressions, keyParam, noMixing, object, optionalBoolean, projector, st
 
 const MAX_GET_KEYS = 100;
 const MAX_WRITES = 25;
+/** What each table of a BatchGetItem may carry. */
+const BATCH_GET_TABLE = new Set(["Keys", "AttributesToGet", "ConsistentRead", "ProjectionExpression", "ExpressionAttributeNames"]);
 
 function requestItems(input: Input): [string, unknown][] {
   if (input.RequestItems === undefined || input.RequestItems === null) throw validation("1 validation error detected: Value null at 'requestItems' failed to satisfy constraint: Member must not be null");
@@ -30,6 +32,7 @@ export async function batchGetItem(ctx: OpContext, input: Input) {
   let total = 0;
   for (const [name, rawSpec] of entries) {
     const raw = object(rawSpec, `RequestItems.${name}`);
+    for (const k in raw) if (!BATCH_GET_TABLE.has(k) && raw[k] !== null) throw validation(`RequestItems.${name}.${k} is not a parameter of BatchGetItem that Decant's DynamoDB front supports`);
     const table = await ctx.catalog.get(name);
     if (!Array.isArray(raw.Keys) || raw.Keys.length === 0) throw validation("1 validation error detected: Value null at 'requestItems.keys' failed to satisfy constraint: Member must have length greater than or equal to 1");
     total += raw.Keys.length;

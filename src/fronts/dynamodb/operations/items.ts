@@ -6,7 +6,7 @@ import type { Item } from "../../../protocol/types.js";
 import type { TableInfo } from "../catalog.js";
 import { applyUpdate, checkUpdateKeys, evaluateCondition, legacyAttributeUpdates, legacyExpected, parseUpdate, project, updatedPaths, type Condition, type Update } from "../expressions/index.js";
 import { decodeItem, encodeItem, itemSize, MAX_ITEM_SIZE, validateItem } from "../item.js";
-import { DynamoError, validation, type DItem } from "../types.js";
+import { DynamoError, RawJson, validation, type DItem } from "../types.js";
 import { Expressions, keyNames, keyParam, noMixing, optionalBoolean, optionalEnum, optionalString, projector, storeKeyOf, tableName, type Input, type OpContext } from "./common.js";
 
 /** Conflicting writers to one item: tries before the client is told to retry later. */
@@ -82,9 +82,13 @@ export async function getItem(ctx: OpContext, input: Input) {
   const table = await ctx.catalog.get(name);
   const found = await ctx.store.get(table.namespace, keyParam(table, key).storeKey);
   if (!found) return {};
-  const item = decodeItem(found.value);
-  return { Item: projection ? projection(item) : item };
+  // The stored value is the item's canonical JSON: without a projection it goes out as it is.
+  if (!projection) return new RawJson(Buffer.concat([ITEM_OPEN, found.value, CLOSE]));
+  return { Item: projection(decodeItem(found.value)) };
 }
+
+const ITEM_OPEN = Buffer.from('{"Item":');
+const CLOSE = Buffer.from("}");
 
 /** ConditionExpression/Expected and ReturnValues of PutItem and DeleteItem. */
 function writeOptions(input: Input) {

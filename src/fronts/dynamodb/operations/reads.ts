@@ -45,10 +45,20 @@ interface Found {
   pageCursor: string | undefined;
 }
 
+/**
+ * Which items a walk that collects before it yields keeps: `test` on the store key (false: skip;
+ * "stop": none further in ascending order), and at most the first `keep` in page order.
+ */
+interface Walk {
+  test?: (key: string) => boolean | "stop";
+  keep?: number;
+}
+
 /** Items of ns under prefix, in store-key order (reverse: descending), strictly after `after`. */
-async function* inKeyOrder(ctx: OpContext, ns: string, prefix: string, after: string | undefined, reverse: boolean, pageHint: number): AsyncGenerator<Found> {
+async function* inKeyOrder(ctx: OpContext, ns: string, prefix: string, after: string | undefined, reverse: boolean, pageHint: number, walk: Walk = {}): AsyncGenerator<Found> {
   const beyond = (key: string) => after === undefined || (reverse ? compareKeys(key, after) < 0 : compareKeys(key, after) > 0);
-  if (ctx.store.capabilities.orderedScan && !reverse) {
+  const ordered = ctx.store.capabilities.orderedScan;
+  if (ordered && !reverse) {
     const hint = after === undefined ? undefined : hints.take(ns, prefix, after);
     let cursor = hint?.cursor;
     let hinted = hint !== undefined && cursor !== undefined;
@@ -71,15 +81,40 @@ async function* inKeyOrder(ctx: OpContext, ns: string, prefix: string, after: st
       pageHint = STORE_PAGE;
     }
   }
-  const all: Item[] = [];
+  // Otherwise the walk is collected before it yields, keeping only what the page can use. On an
+  // ordered store (a reverse Query) it walks up from the partition's start, already in order, and
+  // ends at the start key or past the range; on an unordered one it reads the whole partition and
+  // sorts what it kept. The store offers no "from this key" or "descending" scan, so that walk from
+  // the start is the remaining cost (README).
+  const kept: Item[] = [];
+  const keep = walk.keep;
+  const order = (x: Item, y: Item) => (reverse ? compareKeys(y.key, x.key) : compareKeys(x.key, y.key));
+  const trim = () => {
+    if (keep === undefined || kept.length <= keep) return;
+    if (ordered) kept.splice(0, kept.length - keep); // ascending: the page takes the highest
+    else {
+      kept.sort(order);
+      kept.length = keep;
+    }
+  };
   let cursor: string | undefined;
-  do {
+  walking: do {
     const page = await ctx.store.scan(ns, { prefix: prefix || undefined, limit: STORE_PAGE, cursor });
-    for (const item of page.items) if (beyond(item.key)) all.push(item);
+    for (const item of page.items) {
+      if (ordered && after !== undefined && compareKeys(item.key, after) >= 0) break walking;
+      if (!beyond(item.key)) continue;
+      const t = walk.test ? walk.test(item.key) : true;
+      if (t === "stop" && ordered) break walking;
+      if (t !== true) continue;
+      kept.push(item);
+      if (keep !== undefined && kept.length >= 2 * keep + STORE_PAGE) trim();
+    }
     cursor = page.cursor;
   } while (cursor);
-  all.sort((a, b) => (reverse ? compareKeys(b.key, a.key) : compareKeys(a.key, b.key)));
-  for (const item of all) yield { item, pageCursor: undefined };
+  trim();
+  if (ordered) kept.reverse();
+  else kept.sort(order);
+  for (const item of kept) yield { item, pageCursor: undefined };
 }
 
 function matchesRange(range: NonNullable<KeyCondition["range"]>, v: AttributeValue): boolean {
@@ -153,7 +188,13 @@ async function readPage(ctx: OpContext, spec: PageSpec) {
   let last: Found | undefined;
   let lastItem: DItem | undefined;
   let full = false;
-  for await (const found of inKeyOrder(ctx, table.namespace, spec.prefix, spec.after, spec.reverse, (spec.limit ?? STORE_PAGE) + 1)) {
+  // Where the walk collects first (reverse, or an unordered store), it applies the segment and key tests itself and keeps only Limit items.
+  const { segment, keyTest } = spec;
+  const walk: Walk = {
+    test: segment || keyTest ? (key) => (segment && segmentOf(key, segment.total) !== segment.segment ? false : keyTest ? keyTest(decodeKey(table.schema, key)) : true) : undefined,
+    keep: spec.limit,
+  };
+  for await (const found of inKeyOrder(ctx, table.namespace, spec.prefix, spec.after, spec.reverse, (spec.limit ?? STORE_PAGE) + 1, walk)) {
     if (spec.limit !== undefined && scanned >= spec.limit) {
       full = true;
       break;
@@ -271,7 +312,8 @@ export async function query(ctx: OpContext, input: Input) {
   const keyTest = range && rangeName
     ? (key: DItem): boolean | "stop" => {
         const v = key[rangeName]!;
-        if (forward && ctx.store.capabilities.orderedScan && pastRange(range, v)) return "stop";
+        // Ordered stores walk up in both directions (a reverse Query collects), so past the range nothing further matches.
+        if (ctx.store.capabilities.orderedScan && pastRange(range, v)) return "stop";
         return matchesRange(range, v);
       }
     : undefined;

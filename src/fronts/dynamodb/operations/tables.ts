@@ -50,6 +50,22 @@ function throughput(raw: unknown, billing: TableInfo["billingMode"]): { read: nu
 
 const NOT_YET = "is not supported by Decant's DynamoDB front yet (no secondary indexes, streams, TTL or global tables)";
 
+/**
+ * The table options that mean something Decant does not do are refused by name when they ask for
+ * it (streams, deletion protection, encryption under a KMS key, tags, resource policies);
+ * TableClass, OnDemandThroughput and WarmThroughput are capacity and billing: accepted, no-ops.
+ */
+function tableOptions(input: Input): void {
+  refuse(input, ["Tags"], "is not supported by Decant's DynamoDB front yet (tags are not kept)");
+  refuse(input, ["ResourcePolicy"], "is not supported by Decant's DynamoDB front (access is the sidecar's SigV4 credentials)");
+  const stream = input.StreamSpecification as { StreamEnabled?: unknown } | undefined;
+  if (stream?.StreamEnabled === true) throw validation(`StreamSpecification ${NOT_YET}`);
+  const sse = input.SSESpecification as { Enabled?: unknown } | undefined;
+  if (sse?.Enabled === true) throw validation("SSESpecification is not supported by Decant's DynamoDB front (encryption at rest is the store's own)");
+  if (input.DeletionProtectionEnabled === true) throw validation("DeletionProtectionEnabled is not supported by Decant's DynamoDB front yet");
+  optionalEnum(input, "TableClass", ["STANDARD", "STANDARD_INFREQUENT_ACCESS"] as const);
+}
+
 export function describe(ctx: OpContext, t: TableInfo, status = "ACTIVE", itemCount = 0): Record<string, unknown> {
   const keys = [{ AttributeName: t.schema.hash.name, KeyType: "HASH" }, ...(t.schema.range ? [{ AttributeName: t.schema.range.name, KeyType: "RANGE" }] : [])];
   return {
@@ -70,8 +86,7 @@ export function describe(ctx: OpContext, t: TableInfo, status = "ACTIVE", itemCo
 export async function createTable(ctx: OpContext, input: Input) {
   const name = tableName(input.TableName);
   refuse(input, ["GlobalSecondaryIndexes", "LocalSecondaryIndexes"], NOT_YET);
-  const stream = input.StreamSpecification as { StreamEnabled?: unknown } | undefined;
-  if (stream?.StreamEnabled === true) throw validation(`StreamSpecification ${NOT_YET}`);
+  tableOptions(input);
   const billingMode = optionalEnum(input, "BillingMode", ["PROVISIONED", "PAY_PER_REQUEST"] as const) ?? "PROVISIONED";
   const defs = attributeDefinitions(input.AttributeDefinitions);
   const schema = keySchema(input.KeySchema, defs);
@@ -81,7 +96,8 @@ export async function createTable(ctx: OpContext, input: Input) {
 }
 
 export async function describeTable(ctx: OpContext, input: Input) {
-  const t = await ctx.catalog.get(tableName(input.TableName));
+  const t = await ctx.catalog.describe(tableName(input.TableName));
+  if (t.deleting !== undefined) return { Table: describe(ctx, t, "DELETING") };
   // An estimate, as DynamoDB's is (it refreshes every few hours); it counts tombstones.
   return { Table: describe(ctx, t, "ACTIVE", await ctx.store.estimateCount(t.namespace)) };
 }
@@ -101,9 +117,8 @@ export async function deleteTable(ctx: OpContext, input: Input) {
 
 export async function updateTable(ctx: OpContext, input: Input) {
   const name = tableName(input.TableName);
-  refuse(input, ["GlobalSecondaryIndexUpdates", "ReplicaUpdates"], NOT_YET);
-  const stream = input.StreamSpecification as { StreamEnabled?: unknown } | undefined;
-  if (stream?.StreamEnabled === true) throw validation(`StreamSpecification ${NOT_YET}`);
+  refuse(input, ["GlobalSecondaryIndexUpdates", "ReplicaUpdates", "MultiRegionConsistency", "GlobalTableWitnessUpdates"], NOT_YET);
+  tableOptions(input);
   const billingMode = optionalEnum(input, "BillingMode", ["PROVISIONED", "PAY_PER_REQUEST"] as const);
   const t = await ctx.catalog.update(name, (info) => {
     const mode = billingMode ?? info.billingMode;

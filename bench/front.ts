@@ -1,0 +1,194 @@
+// The DynamoDB front's cost (issue 15): GetItem and PutItem through Decant's front on the memory
+// store, against (a) a bare Node HTTP server answering the same calls from a Map — the HTTP hop
+// alone — and (b) dynalite. Each server runs in its own process and the load generator in this
+// one, so a server's own work is what differs; the three are measured in alternating slices of
+// one run (bench/lib.ts alternating), after a warm-up, so a noisy machine's slow stretches hit
+// all alike. Besides throughput and p50, each server's CPU time per call is read from /proc:
+// the figure least moved by other processes on the machine.
+//
+//   npx tsx bench/front.ts [--quick] [--seconds N] [--profile DIR] [--compare CHECKOUT]
+//
+// --profile starts Decant with --cpu-prof (the profile lands in DIR when it exits). --compare
+// runs a second Decant from another checkout (say `git archive OLD bin src | tar -x -C DIR` with
+// node_modules linked) in the same alternating slices: before/after figures from one run.
+// Registered in bench/run.ts as the `dynamodb` section.
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { Agent, request as httpRequest } from "node:http";
+import { connect } from "node:net";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { freePort, startDynalite } from "../test/support/dynalite.js";
+import { alternating, fmt, record, type LoadResult } from "./lib.js";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** dynalite wants an Authorization header of the right shape (and checks no more); Decant without credentials ignores it. */
+const FAKE_SIGV4 = "AWS4-HMAC-SHA256 Credential=bench/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0000000000000000000000000000000000000000000000000000000000000000";
+
+/** A DynamoDB JSON-protocol call over keep-alive connections (no SDK: the server's cost shows). */
+export function dynamoCaller(endpoint: string, inFlight: number) {
+  const url = new URL(endpoint);
+  const agent = new Agent({ keepAlive: true, maxSockets: inFlight });
+  let calls = 0;
+  const call = (target: string, body: string) =>
+    new Promise<void>((resolve, reject) => {
+      calls++;
+      const req = httpRequest({ host: url.hostname, port: url.port, method: "POST", path: "/", agent, headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": `DynamoDB_20120810.${target}`, "content-length": Buffer.byteLength(body), authorization: FAKE_SIGV4, "x-amz-date": "20260101T000000Z" } }, (res) => {
+        let text = "";
+        res.setEncoding("utf8").on("data", (d: string) => (text += d));
+        res.on("end", () => (res.statusCode === 200 ? resolve() : reject(new Error(`${target}: HTTP ${res.statusCode} ${text}`))));
+      });
+      req.on("error", reject);
+      req.end(body);
+    });
+  return { call, calls: () => calls, close: () => agent.destroy() };
+}
+
+/** The HTTP hop alone, in its own process: parse the JSON, answer GetItem/PutItem from a Map. */
+const BARE_SERVER = `
+import { createServer } from "node:http";
+const map = new Map();
+const server = createServer((req, res) => {
+  const chunks = [];
+  req.on("data", (c) => chunks.push(c));
+  req.on("end", () => {
+    const input = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+    const op = String(req.headers["x-amz-target"]).split(".")[1];
+    let out = {};
+    if (op === "PutItem") map.set(input.Item.id.S, input.Item);
+    else if (op === "GetItem") out = map.has(input.Key.id.S) ? { Item: map.get(input.Key.id.S) } : {};
+    const body = JSON.stringify(out);
+    res.writeHead(200, { "content-type": "application/x-amz-json-1.0", "content-length": Buffer.byteLength(body), "x-amzn-requestid": "bare" }).end(body);
+  });
+});
+server.listen(Number(process.env.PORT), "127.0.0.1");
+process.on("SIGTERM", () => process.exit(0));
+`;
+
+const accepts = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const s = connect({ host: "127.0.0.1", port });
+    s.once("connect", () => (s.destroy(), resolve(true)));
+    s.once("error", () => resolve(false));
+  });
+
+interface Served {
+  endpoint: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+async function child(name: string, args: string[], env: Record<string, string>, port: number): Promise<Served> {
+  const proc: ChildProcess = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+  let log = "";
+  proc.stderr!.on("data", (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
+  const exited = new Promise<void>((r) => proc.once("exit", () => r()));
+  const deadline = Date.now() + 60_000;
+  while (!(await accepts(port))) {
+    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`${name} did not start: ${log}`);
+    await sleep(100);
+  }
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    pid: proc.pid!,
+    stop: async () => {
+      proc.kill("SIGTERM");
+      const hard = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+      await exited;
+      clearTimeout(hard);
+    },
+  };
+}
+
+export const bareServer = async (profileDir?: string) => {
+  const port = await freePort();
+  const flags = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+  return child("bare HTTP server", [...flags, "--input-type=module", "-e", BARE_SERVER], { PORT: String(port) }, port);
+};
+
+/** `decant serve` on the memory store with the DynamoDB front (the sources through tsx, as bin/decant.js runs them). */
+export const decantServer = async (profileDir?: string, checkout = ".") => {
+  const [grpc, metrics, port] = [await freePort(), await freePort(), await freePort()];
+  const flags = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+  return child("decant", [...flags, `${checkout}/bin/decant.js`, "serve"], { DECANT_CURRENT: "memory:", DECANT_LISTEN: `127.0.0.1:${grpc}`, DECANT_METRICS_LISTEN: `127.0.0.1:${metrics}`, DECANT_DYNAMODB_LISTEN: `127.0.0.1:${port}`, DECANT_LOG_LEVEL: "error" }, port);
+};
+
+const TICKS_PER_SECOND = 100; // USER_HZ on Linux
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
+
+export interface FrontBenchOptions {
+  /** Measured milliseconds per (operation, in-flight) pair, shared by the three servers. */
+  ms: number;
+  slices?: number;
+  profileDir?: string;
+  /** Another checkout (bin/ and src/, node_modules linked) measured in the same slices: before/after figures. */
+  compare?: string;
+}
+
+export async function frontBench(options: FrontBenchOptions): Promise<void> {
+  const slices = options.slices ?? 6;
+  const servers: Record<string, Served | Awaited<ReturnType<typeof startDynalite>>> = { bare: await bareServer(), decant: await decantServer(options.profileDir), dynalite: await startDynalite() };
+  if (options.compare) servers.before = await decantServer(undefined, options.compare);
+  const names = Object.keys(servers);
+  const create = JSON.stringify({ TableName: "bench", AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }], KeySchema: [{ AttributeName: "id", KeyType: "HASH" }], BillingMode: "PAY_PER_REQUEST" });
+  const put = (i: number) => JSON.stringify({ TableName: "bench", Item: { id: { S: `k${i % 1000}` }, v: { S: "x".repeat(100) }, n: { N: String(i % 977) } } });
+  const get = (i: number) => JSON.stringify({ TableName: "bench", Key: { id: { S: `k${i % 1000}` } } });
+  try {
+    for (const name of names) {
+      const c = dynamoCaller(servers[name]!.endpoint, 1);
+      if (name !== "bare") await c.call("CreateTable", create);
+      // dynalite's table is CREATING for a moment.
+      for (let tries = 0; !(await c.call("PutItem", put(0)).then(() => true, (e: Error) => (tries > 100 ? Promise.reject(e) : false))); tries++) await sleep(50);
+      for (let i = 0; i < 1000; i++) await c.call("PutItem", put(i));
+      c.close();
+    }
+    // Each server's idle CPU (Decant heartbeats its control record): taken off its CPU per call below,
+    // since a server is idle while the others have their slices.
+    const idleSeconds = Math.max(1, Math.min(5, options.ms / 4000));
+    await sleep(500);
+    const idle0 = names.map((n) => cpuSeconds(servers[n]!.pid!));
+    await sleep(idleSeconds * 1000);
+    const idleRate = names.map((n, k) => (cpuSeconds(servers[n]!.pid!) - idle0[k]!) / idleSeconds);
+    record({ section: "dynamodb", figure: "Decant's idle CPU (heartbeats), taken off its CPU per call", value: idleRate[1]! * 1000, unit: "ms/s" });
+    for (const op of ["GetItem", "PutItem"] as const) {
+      for (const inFlight of [1, 64]) {
+        const callers = names.map((n) => dynamoCaller(servers[n]!.endpoint, inFlight));
+        const body = op === "GetItem" ? get : put;
+        const cpuBefore = names.map((n) => cpuSeconds(servers[n]!.pid!));
+        const started = performance.now();
+        const [b, d, dl, before] = (await alternating(callers.map((c) => (i: number) => c.call(op, body(i))), inFlight, options.ms, slices)) as [LoadResult, LoadResult, LoadResult, LoadResult | undefined];
+        // CPU per call, warm-up calls included, less what the server spends idle over the run.
+        const elapsed = (performance.now() - started) / 1000;
+        const cpuUs = names.map((n, k) => ((cpuSeconds(servers[n]!.pid!) - cpuBefore[k]! - idleRate[k]! * elapsed) / callers[k]!.calls()) * 1e6);
+        callers.forEach((c) => c.close());
+        const tag = `${op}, ${inFlight} in flight`;
+        record({ section: "dynamodb", figure: `${tag}: throughput vs bare HTTP`, value: d.opsPerSec, unit: "ops/s", baseline: b.opsPerSec, goal: "≥ 0.8×", met: d.opsPerSec / b.opsPerSec >= 0.8 });
+        record({ section: "dynamodb", figure: `${tag}: p50 vs bare HTTP`, value: d.p50, unit: "ms", baseline: b.p50, goal: "≤ 1.2×", met: d.p50 / b.p50 <= 1.2 });
+        record({ section: "dynamodb", figure: `${tag}: server CPU per call vs bare HTTP`, value: cpuUs[1]!, unit: "µs", baseline: cpuUs[0]! });
+        record({ section: "dynamodb", figure: `${tag}: throughput vs dynalite`, value: d.opsPerSec, unit: "ops/s", baseline: dl.opsPerSec, goal: "> 1×", met: d.opsPerSec > dl.opsPerSec });
+        record({ section: "dynamodb", figure: `${tag}: p50 vs dynalite`, value: d.p50, unit: "ms", baseline: dl.p50, goal: "< 1×", met: d.p50 < dl.p50 });
+        record({ section: "dynamodb", figure: `${tag}: server CPU per call vs dynalite`, value: cpuUs[1]!, unit: "µs", baseline: cpuUs[2]! });
+        if (before) {
+          record({ section: "dynamodb", figure: `${tag}: throughput vs ${options.compare}`, value: d.opsPerSec, unit: "ops/s", baseline: before.opsPerSec });
+          record({ section: "dynamodb", figure: `${tag}: p50 vs ${options.compare}`, value: d.p50, unit: "ms", baseline: before.p50 });
+          record({ section: "dynamodb", figure: `${tag}: server CPU per call vs ${options.compare}`, value: cpuUs[1]!, unit: "µs", baseline: cpuUs[3]! });
+        }
+      }
+    }
+  } finally {
+    await Promise.all(names.map((n) => servers[n]!.stop()));
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  const { values } = parseArgs({ options: { quick: { type: "boolean" }, seconds: { type: "string" }, profile: { type: "string" }, compare: { type: "string" } } });
+  const seconds = values.seconds ? Number(values.seconds) : values.quick ? 1 : 12;
+  console.log(`decant front bench — ${new Date().toISOString()} — ${fmt(seconds)} s per operation and in-flight level, 3 servers alternating`);
+  await frontBench({ ms: seconds * 1000, profileDir: values.profile, compare: values.compare });
+  process.exit(0);
+}
