@@ -45,8 +45,9 @@ bench: $(NODE_MODULES) ## run the benchmarks (ratios against baselines measured 
 	npm run bench
 
 .PHONY: proto
-proto: $(NODE_MODULES) ## check the protocol files (buf lint + breaking-change check is manual)
+proto: $(NODE_MODULES) ## check the protocol files (buf lint + breaking-change check is manual) and regenerate src/wire/generated
 	npx buf lint proto
+	scripts/gen-wire-types.sh
 
 # --- Deployment: container image (deploy/Dockerfile) and Kubernetes manifests (k8s/) ---
 IMAGE ?= decant:dev

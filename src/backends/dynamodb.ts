@@ -26,17 +26,20 @@ import {
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
+  type QueryCommandOutput,
   ScanCommand,
   UpdateItemCommand,
   type AttributeValue,
   type DynamoDBClientConfig,
   type TableDescription,
 } from "@aws-sdk/client-dynamodb";
-import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable, versionMismatch } from "../protocol/errors.js";
-import type { Capabilities, Store } from "../protocol/store.js";
-import { CONTROL_NAMESPACE, type Condition, type DeleteResult, type Item, type LargeValueOptions, type RawItem, type RawScanOptions, type ScanOptions, type ScanPage, type ValueSize, type WriteOp, type WriteOutcome } from "../protocol/types.js";
-import { runBatch } from "./batch.js";
-import { checkCondition, checkValueSize, decodeCursor, encodeCursor, isNetworkError, liveItems, redactUrl, retry, type RetryPolicy } from "./common.js";
+import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable } from "../protocol/errors.js";
+import { decodeCursor, encodeCursor, type Segment } from "../protocol/paging.js";
+import { checkCondition, conditionalWrite, normalizeCondition, notDeleted, type Attempt } from "../protocol/semantics.js";
+import type { Capabilities } from "../protocol/store.js";
+import { CONTROL_NAMESPACE, type Condition, type DeleteResult, type Item, type LargeValueOptions, type RawItem, type RawScanOptions, type ScanOptions, type ScanPage, type ValueSize } from "../protocol/types.js";
+import { chunkBy, Envelope, isNetworkError, lazy, mapLimit, option, parseOptions, redactUrl, retry, type RetryPolicy } from "./kit.js";
+import { KitStore, type Driver } from "./store.js";
 
 type Attrs = Record<string, AttributeValue>;
 
@@ -73,6 +76,12 @@ const isConditionFailed = (err: unknown): err is { Item?: Attrs } => errName(err
 /** The SDK names a reset connection "TimeoutError" too; only a real timeout is one. */
 const isReset = (err: unknown): boolean => errCode(err) === "ECONNRESET" || errCode(err) === "EPIPE";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** What DynamoDB left undone of a batch call (throttled): the rest is asked again after a backoff. */
+class Unprocessed extends Error {
+  constructor(readonly pending: number) {
+    super(`${pending} requests stayed unprocessed (throttled)`);
+  }
+}
 
 /** Expression attribute names for every #name used (DynamoDB refuses unused ones). */
 function names(...expressions: (string | undefined)[]): Record<string, string> {
@@ -124,26 +133,6 @@ interface ScanSpec {
   prefix?: string;
 }
 
-/** Runs fn over xs, `limit` at a time, stopping early once one fails. */
-async function mapLimit<T, R>(xs: T[], limit: number, fn: (x: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(xs.length);
-  let next = 0;
-  let failed = false;
-  const worker = async () => {
-    while (next < xs.length && !failed) {
-      const i = next++;
-      try {
-        out[i] = await fn(xs[i]!);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, xs.length) }, worker));
-  return out;
-}
-
 export interface DynamoOptions {
   table: string;
   region?: string;
@@ -168,20 +157,29 @@ export function dynamoClientConfig(o: { region?: string; endpoint?: string; time
   };
 }
 
-export class DynamoStore implements Store {
+/** What the dynamodb store can do (see Capabilities). */
+const CAPABILITIES: Capabilities = {
+  // Keys are ordered within a bucket only; a merge of 16 Queries would read 16 pages per page.
+  orderedScan: false,
+  segmentedScan: true,
+  // Sized for the legacy layout (the key stored twice, in pk and k; the namespace twice, in pk
+  // and ns), which holds more per item than the bucketed one: true for both.
+  maxValueBytes: (key) => ITEM_LIMIT - FIXED_OVERHEAD - 2 * (MAX_NS_BYTES + 1) - 2 * Buffer.byteLength(key, "utf8"),
+  durable: true,
+  // One conditional PutItem per item, WRITE_CONCURRENCY at a time.
+  applyBatch: { items: 4 * WRITE_CONCURRENCY, bytes: 16 * 1024 * 1024 },
+};
+
+class DynamoDriver implements Driver {
   readonly kind = "dynamodb";
   readonly description: string;
-  readonly capabilities: Capabilities = {
-    // Keys are ordered within a bucket only; a merge of 16 Queries would read 16 pages per page.
-    orderedScan: false,
-    segmentedScan: true,
-    // Sized for the legacy layout (the key stored twice, in pk and k; the namespace twice, in pk
-    // and ns), which holds more per item than the bucketed one: true for both.
-    maxValueBytes: (key) => ITEM_LIMIT - FIXED_OVERHEAD - 2 * (MAX_NS_BYTES + 1) - 2 * Buffer.byteLength(key, "utf8"),
-    durable: true,
-  };
+  readonly capabilities = CAPABILITIES;
+  /** BatchWriteItem cannot carry conditions: a batch is one UpdateItem per write, this many at a time. */
+  readonly batchConcurrency = WRITE_CONCURRENCY;
   private client?: DynamoDBClient;
-  private ready?: Promise<void>;
+  private readonly calls: Envelope;
+  /** Checks (and, with create=true, creates) the table once; a failure is retried on the next call. */
+  private readonly ready = lazy(() => this.prepareTable());
   private tableLayout?: DynamoLayout;
   private readonly registered = new Map<string, { until: number; done: Promise<unknown> }>();
 
@@ -190,6 +188,7 @@ export class DynamoStore implements Store {
     raw: string,
   ) {
     this.description = redactUrl(raw);
+    this.calls = new Envelope({ store: this.description, timeoutMs: options.timeoutMs, isTransient: transient, mapError: (op, err) => (isConditionFailed(err) ? err : this.fail(err, op)), retry: RETRY });
   }
 
   private get table(): string {
@@ -208,35 +207,40 @@ export class DynamoStore implements Store {
     return this.client;
   }
 
-  /** One bounded SDK round trip (with retries where `retryOn` allows); errors become DecantErrors. */
+  /** One bounded SDK round trip (with retries where `retryOn` allows); errors become DecantErrors, a failed condition stays itself. */
   private async send<T>(op: string, run: (c: DynamoDBClient, o: { abortSignal: AbortSignal }) => Promise<T>, retryOn: (e: unknown) => boolean, ensure = true): Promise<T> {
-    const abort = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
     // Set while the retries wait out a throttle (no attempt in flight, nothing applied): a deadline
     // then is the store refusing us, UNAVAILABLE with its reason, not a store that did not answer.
     let throttled: unknown;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        abort.abort();
-        reject(throttled !== undefined ? unavailable(this.description, throttled) : deadlineExceeded(this.description, op, this.options.timeoutMs));
-      }, this.options.timeoutMs);
-    });
     try {
-      const work = (async () => {
-        if (ensure) await this.ensureTable();
-        const attempt = () => ((throttled = undefined), run(this.db(), { abortSignal: abort.signal }));
-        const again = (e: unknown) => ((throttled = notExecuted(e) ? e : undefined), !abort.signal.aborted && retryOn(e));
-        return retry(attempt, again, RETRY);
-      })();
-      work.catch(() => undefined); // may reject after the timeout won the race
-      return await Promise.race([work, timeout]);
+      return await this.calls.run(
+        op,
+        async (deadline) => {
+          if (ensure) await this.ready.get();
+          throttled = undefined;
+          return run(this.db(), { abortSignal: deadline.signal });
+        },
+        (e) => ((throttled = notExecuted(e) ? e : undefined), retryOn(e)),
+      );
     } catch (err) {
-      if (isConditionFailed(err)) throw err;
+      if (throttled !== undefined && isDecantError(err, "deadline_exceeded")) throw unavailable(this.description, throttled);
       // The table was deleted under us: check (and maybe create) it again next time.
-      if (ensure && errName(err) === "ResourceNotFoundException") this.ready = undefined;
-      throw this.fail(err, op);
-    } finally {
-      clearTimeout(timer);
+      if (ensure && isDecantError(err) && errName(err.cause) === "ResourceNotFoundException") this.ready.reset();
+      throw err;
+    }
+  }
+
+  /** Sends a batch call again, after a backoff, for what DynamoDB left unprocessed (throttled), until nothing is left. */
+  private async untilProcessed<R>(first: R[], call: (pending: R[]) => Promise<R[]>): Promise<void> {
+    let pending = first;
+    const again = async () => {
+      pending = await call(pending);
+      if (pending.length > 0) throw new Unprocessed(pending.length);
+    };
+    try {
+      await retry(again, (err) => err instanceof Unprocessed, { attempts: 8, baseDelayMs: 50, maxDelayMs: 1000 });
+    } catch (err) {
+      throw err instanceof Unprocessed ? unavailable(this.description, err) : err;
     }
   }
 
@@ -260,18 +264,6 @@ export class DynamoStore implements Store {
   }
 
   // ---- table -------------------------------------------------------------------------------
-
-  /** Checks (and, with create=true, creates) the table once; a failure is retried on the next call. */
-  private ensureTable(): Promise<void> {
-    if (!this.ready) {
-      const ready = this.prepareTable();
-      this.ready = ready;
-      ready.catch(() => {
-        if (this.ready === ready) this.ready = undefined;
-      });
-    }
-    return this.ready;
-  }
 
   /** The table's layout, checking (or creating) the table first, bounded like any call. */
   private async layout(op: string): Promise<DynamoLayout> {
@@ -382,7 +374,7 @@ export class DynamoStore implements Store {
           c.send(
             new UpdateItemCommand({
               TableName: this.table,
-              Key: DynamoStore.registryKey(layout),
+              Key: DynamoDriver.registryKey(layout),
               UpdateExpression: "ADD #names :ns",
               ExpressionAttributeNames: names("#names"),
               ExpressionAttributeValues: { ":ns": { SS: [ns] } },
@@ -397,14 +389,9 @@ export class DynamoStore implements Store {
     await done;
   }
 
-  async get(ns: string, key: string): Promise<Item | null> {
-    const raw = await this.getRaw(ns, key);
-    return raw && raw.value !== null ? (raw as Item) : null;
-  }
-
-  async getRaw(ns: string, key: string): Promise<RawItem | null> {
+  async readOne(ns: string, key: string): Promise<RawItem | null> {
     const layout = await this.layout("get");
-    const projection = `#${DynamoStore.keyAttr(layout)}, #ver, #val`;
+    const projection = `#${DynamoDriver.keyAttr(layout)}, #ver, #val`;
     const out = await this.send(
       "get",
       (c, o) =>
@@ -414,99 +401,79 @@ export class DynamoStore implements Store {
         ),
       transient,
     );
-    return out.Item ? DynamoStore.toRaw(out.Item) : null;
+    return out.Item ? DynamoDriver.toRaw(out.Item) : null;
   }
 
-  async batchGet(ns: string, keys: string[]): Promise<Item[]> {
-    return liveItems(await this.readMany("batchGet", ns, keys));
+  async readRaw(ns: string, keys: string[]): Promise<RawItem[]> {
+    const layout = await this.layout("batchGet");
+    const projection = `#${DynamoDriver.keyAttr(layout)}, #ver, #val`;
+    const found: RawItem[] = [];
+    await mapLimit(chunkBy(keys, () => 0, 100), 4, (chunk) =>
+      this.untilProcessed(
+        chunk.map((k) => keyOf(layout, ns, k)),
+        async (pending) => {
+          const out = await this.send(
+            "batchGet",
+            (c, o) => c.send(new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: pending, ConsistentRead: true, ProjectionExpression: projection, ExpressionAttributeNames: names(projection) } } }), o),
+            transient,
+          );
+          for (const a of out.Responses?.[this.table] ?? []) found.push(DynamoDriver.toRaw(a));
+          return out.UnprocessedKeys?.[this.table]?.Keys ?? [];
+        },
+      ),
+    );
+    return found;
   }
 
-  async batchGetRaw(ns: string, keys: string[]): Promise<RawItem[]> {
-    return this.readMany("batchGetRaw", ns, keys);
+  /**
+   * One conditional UpdateItem: the new version, or, refused by its condition, the item DynamoDB
+   * saw (AWS returns it; dynalite does not, and conditionalWrite then reads it back). Never
+   * repeated once sent: it may have bumped the version already.
+   */
+  private async update(op: string, layout: DynamoLayout, ns: string, key: string, update: string, guard: string | undefined, values: Attrs): Promise<Attempt<bigint>> {
+    try {
+      const out = await this.send(
+        op,
+        (c, o) =>
+          c.send(
+            new UpdateItemCommand({
+              TableName: this.table,
+              Key: keyOf(layout, ns, key),
+              UpdateExpression: update,
+              ConditionExpression: guard,
+              ExpressionAttributeNames: names(update, guard),
+              ExpressionAttributeValues: values,
+              ReturnValues: "UPDATED_NEW",
+              ReturnValuesOnConditionCheckFailure: guard ? "ALL_OLD" : undefined,
+            }),
+            o,
+          ),
+        notExecuted,
+      );
+      return { done: BigInt(out.Attributes!.ver!.N!) };
+    } catch (err) {
+      if (!isConditionFailed(err)) throw err;
+      return { refused: err.Item?.sk || err.Item?.k ? DynamoDriver.toRaw(err.Item) : undefined };
+    }
   }
 
-  private async readMany(op: string, ns: string, keys: string[]): Promise<RawItem[]> {
-    const unique = [...new Set(keys)];
-    if (unique.length === 0) return [];
-    const layout = await this.layout(op);
-    const projection = `#${DynamoStore.keyAttr(layout)}, #ver, #val`;
-    const chunks: string[][] = [];
-    for (let i = 0; i < unique.length; i += 100) chunks.push(unique.slice(i, i + 100));
-    const found = new Map<string, RawItem>();
-    await mapLimit(chunks, 4, async (chunk) => {
-      let pending: Attrs[] = chunk.map((k) => keyOf(layout, ns, k));
-      for (let attempt = 1; pending.length > 0; attempt++) {
-        if (attempt > 1) {
-          // DynamoDB returns UnprocessedKeys when throttled: back off before asking again.
-          if (attempt > 8) throw unavailable(this.description, new Error(`${pending.length} keys stayed unprocessed (throttled)`));
-          await sleep(Math.random() * Math.min(1000, 25 * 2 ** attempt));
-        }
-        const keys = pending;
-        const out = await this.send(
-          op,
-          (c, o) =>
-            c.send(new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: keys, ConsistentRead: true, ProjectionExpression: projection, ExpressionAttributeNames: names(projection) } } }), o),
-          transient,
-        );
-        for (const a of out.Responses?.[this.table] ?? []) found.set((a.sk ?? a.k)!.S!, DynamoStore.toRaw(a));
-        pending = out.UnprocessedKeys?.[this.table]?.Keys ?? [];
-      }
-    });
-    return unique.flatMap((k) => found.get(k) ?? []);
-  }
-
-  /** Reads the item a failed condition saw: from the error (AWS) or, where not returned (dynalite), again. */
-  private async storedAfterFailure(ns: string, key: string, err: { Item?: Attrs }): Promise<RawItem | null> {
-    return err.Item?.sk || err.Item?.k ? DynamoStore.toRaw(err.Item) : this.getRaw(ns, key);
-  }
-
-  async put(ns: string, key: string, value: Buffer, condition?: Condition): Promise<bigint> {
-    checkValueSize(this, key, value);
+  async put(ns: string, key: string, value: Buffer, condition: Condition | undefined): Promise<bigint> {
     await this.register(ns);
     const layout = await this.layout("put");
-    const mustBeAbsent = condition?.kind === "must_not_exist" || (condition?.kind === "expected_version" && condition.version === 0n);
+    const mustBeAbsent = normalizeCondition(condition)?.kind === "must_not_exist";
     const guard = !condition ? undefined : mustBeAbsent ? "attribute_not_exists(#val)" : "attribute_exists(#val) AND #ver = :expected";
     const legacy = layout === "legacy";
     const update = `SET #ver = if_not_exists(#ver, :zero) + :one, #val = :val${legacy ? ", #ns = :ns, #k = :k" : ""} REMOVE #tomb`;
     const values: Attrs = { ":zero": { N: "0" }, ":one": { N: "1" }, ":val": { B: value } };
     if (legacy) Object.assign(values, { ":ns": { S: ns }, ":k": { S: key } });
     if (condition?.kind === "expected_version" && !mustBeAbsent) values[":expected"] = { N: condition.version.toString() };
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const out = await this.send(
-          "put",
-          (c, o) =>
-            c.send(
-              new UpdateItemCommand({
-                TableName: this.table,
-                Key: keyOf(layout, ns, key),
-                UpdateExpression: update,
-                ConditionExpression: guard,
-                ExpressionAttributeNames: names(update, guard),
-                ExpressionAttributeValues: values,
-                ReturnValues: "UPDATED_NEW",
-                ReturnValuesOnConditionCheckFailure: guard ? "ALL_OLD" : undefined,
-              }),
-              o,
-            ),
-          notExecuted, // never repeat a write that may have bumped the version already
-        );
-        return BigInt(out.Attributes!.ver!.N!);
-      } catch (err) {
-        if (!isConditionFailed(err)) throw err;
-        const stored = await this.storedAfterFailure(ns, key, err);
-        checkCondition(key, stored, condition); // throws version_mismatch with the current version
-        // The re-read says the condition holds now (the key changed in between): try again.
-        if (attempt >= 3) throw versionMismatch(key, stored?.value ? stored.version : 0n, "the key kept changing");
-      }
-    }
+    return conditionalWrite(key, condition, () => this.update("put", layout, ns, key, update, guard, values), () => this.readOne(ns, key));
   }
 
-  async delete(ns: string, key: string, condition?: Condition): Promise<DeleteResult> {
-    const mustBeAbsent = condition?.kind === "must_not_exist" || (condition?.kind === "expected_version" && condition.version === 0n);
-    if (mustBeAbsent) {
+  async delete(ns: string, key: string, condition: Condition | undefined): Promise<DeleteResult> {
+    if (normalizeCondition(condition)?.kind === "must_not_exist") {
       // Only an absent key passes, and then there is nothing to delete: no write at all.
-      const stored = await this.getRaw(ns, key);
+      const stored = await this.readOne(ns, key);
       checkCondition(key, stored, condition);
       return { deleted: false, version: stored?.version ?? 0n };
     }
@@ -515,44 +482,14 @@ export class DynamoStore implements Store {
     const guard = condition ? "attribute_exists(#val) AND #ver = :expected" : "attribute_exists(#val)";
     const values: Attrs = { ":one": { N: "1" }, ":true": { BOOL: true } };
     if (condition?.kind === "expected_version") values[":expected"] = { N: condition.version.toString() };
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const out = await this.send(
-          "delete",
-          (c, o) =>
-            c.send(
-              new UpdateItemCommand({
-                TableName: this.table,
-                Key: keyOf(layout, ns, key),
-                UpdateExpression: update,
-                ConditionExpression: guard,
-                ExpressionAttributeNames: names(update, guard),
-                ExpressionAttributeValues: values,
-                ReturnValues: "UPDATED_NEW",
-                ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-              }),
-              o,
-            ),
-          notExecuted,
-        );
-        return { deleted: true, version: BigInt(out.Attributes!.ver!.N!) };
-      } catch (err) {
-        if (!isConditionFailed(err)) throw err;
-        const stored = await this.storedAfterFailure(ns, key, err);
-        checkCondition(key, stored, condition);
-        if (!stored || stored.value === null) return { deleted: false, version: stored?.version ?? 0n };
-        if (attempt >= 3) throw versionMismatch(key, stored.version, "the key kept changing");
-      }
-    }
-  }
-
-  batchWrite(ns: string, ops: WriteOp[]): Promise<WriteOutcome[]> {
-    return runBatch(this, ns, ops, WRITE_CONCURRENCY);
+    const attempt = async (): Promise<Attempt<DeleteResult>> => {
+      const r = await this.update("delete", layout, ns, key, update, guard, values);
+      return "done" in r ? { done: { deleted: true, version: r.done } } : r;
+    };
+    return conditionalWrite(key, condition, attempt, () => this.readOne(ns, key), notDeleted);
   }
 
   async applyIfNewer(ns: string, items: RawItem[]): Promise<boolean[]> {
-    for (const item of items) checkValueSize(this, item.key, item.value);
-    if (items.length === 0) return [];
     await this.register(ns);
     const layout = await this.layout("applyIfNewer");
     // BatchWriteItem cannot carry conditions, so: one conditional PutItem per item, in parallel.
@@ -571,7 +508,7 @@ export class DynamoStore implements Store {
         if (!isConditionFailed(err)) throw err;
         // The retry met that attempt's own write, whose answer was lost: the item stored at this
         // very version is this item (one primary names each version), so it was applied.
-        return mayHaveApplied && (await this.getRaw(ns, item.key))?.version === item.version;
+        return mayHaveApplied && (await this.readOne(ns, item.key))?.version === item.version;
       }
     });
   }
@@ -602,30 +539,22 @@ export class DynamoStore implements Store {
     let evaluate = Math.min(MAX_EVALUATED, limit + 1);
     const out: RawItem[] = [];
     while (at.b < count) {
-      const from = at;
-      const page = await this.send(
-        op,
-        (c, o) =>
-          c.send(
-            new QueryCommand({
-              TableName: this.table,
-              KeyConditionExpression: keyCondition,
-              FilterExpression: spec.filter,
-              ProjectionExpression: projection,
-              ExpressionAttributeNames: names(keyCondition, spec.filter, projection),
-              ExpressionAttributeValues: { ":pk": { S: `${ns}#${from.b}` }, ...(spec.prefix ? { ":prefix": { S: spec.prefix } } : {}), ...spec.values },
-              ExclusiveStartKey: from.s === undefined ? undefined : { pk: { S: `${ns}#${from.b}` }, sk: { S: from.s } },
-              Limit: evaluate,
-              ConsistentRead: true,
-            }),
-            o,
-          ),
-        transient,
-      );
+      const query = new QueryCommand({
+        TableName: this.table,
+        KeyConditionExpression: keyCondition,
+        FilterExpression: spec.filter,
+        ProjectionExpression: projection,
+        ExpressionAttributeNames: names(keyCondition, spec.filter, projection),
+        ExpressionAttributeValues: { ":pk": { S: `${ns}#${at.b}` }, ...(spec.prefix ? { ":prefix": { S: spec.prefix } } : {}), ...spec.values },
+        ExclusiveStartKey: at.s === undefined ? undefined : { pk: { S: `${ns}#${at.b}` }, sk: { S: at.s } },
+        Limit: evaluate,
+        ConsistentRead: true,
+      });
+      const page = await this.readPage(op, query);
       const items = page.Items ?? [];
       const last = !page.LastEvaluatedKey && at.b + total >= count;
       for (let i = 0; i < items.length; i++) {
-        out.push(DynamoStore.toRaw(items[i]!));
+        out.push(DynamoDriver.toRaw(items[i]!));
         if (out.length === limit) {
           return { items: out, cursor: last && i === items.length - 1 ? undefined : encodeCursor({ b: at.b, n: total, s: items[i]!.sk!.S! }) };
         }
@@ -652,30 +581,22 @@ export class DynamoStore implements Store {
     let evaluate = Math.min(MAX_EVALUATED, limit + 1);
     const out: RawItem[] = [];
     for (;;) {
-      const from = start;
-      const page = await this.send(
-        op,
-        (c, o) =>
-          c.send(
-            new ScanCommand({
-              TableName: this.table,
-              Limit: evaluate,
-              ExclusiveStartKey: from === undefined ? undefined : { pk: { S: from } },
-              FilterExpression: filterExpression,
-              ProjectionExpression: projection,
-              ExpressionAttributeNames: names(filterExpression, projection),
-              ExpressionAttributeValues: this.legacyValues(ns, spec),
-              ConsistentRead: true,
-              Segment: segment?.segment,
-              TotalSegments: segment?.total,
-            }),
-            o,
-          ),
-        transient,
-      );
+      const scan = new ScanCommand({
+        TableName: this.table,
+        Limit: evaluate,
+        ExclusiveStartKey: start === undefined ? undefined : { pk: { S: start } },
+        FilterExpression: filterExpression,
+        ProjectionExpression: projection,
+        ExpressionAttributeNames: names(filterExpression, projection),
+        ExpressionAttributeValues: this.legacyValues(ns, spec),
+        ConsistentRead: true,
+        Segment: segment?.segment,
+        TotalSegments: segment?.total,
+      });
+      const page = await this.readPage(op, scan);
       const items = page.Items ?? [];
       for (let i = 0; i < items.length; i++) {
-        out.push(DynamoStore.toRaw(items[i]!));
+        out.push(DynamoDriver.toRaw(items[i]!));
         if (out.length === limit) {
           const done = i === items.length - 1 && !page.LastEvaluatedKey;
           return { items: out, cursor: done ? undefined : encodeCursor({ s: items[i]!.pk!.S! }) };
@@ -702,12 +623,8 @@ export class DynamoStore implements Store {
     return page as ScanPage<Item>;
   }
 
-  async scanRaw(ns: string, options: RawScanOptions): Promise<ScanPage<RawItem>> {
-    const total = options.totalSegments ?? 1;
-    const segment = options.segment ?? 0;
-    if (!Number.isInteger(total) || total < 1 || total > 1_000_000) throw invalidArgument("total_segments", "must be a whole number from 1 to 1000000");
-    if (!Number.isInteger(segment) || segment < 0 || segment >= total) throw invalidArgument("segment", `must be a whole number from 0 to ${total - 1}`);
-    return this.scanItems("scanRaw", ns, options.limit, options.cursor, {}, segment, total);
+  async scanRaw(ns: string, options: RawScanOptions, segment: Segment): Promise<ScanPage<RawItem>> {
+    return this.scanItems("scanRaw", ns, options.limit, options.cursor, {}, segment.segment, segment.total);
   }
 
   /** The size filter runs in DynamoDB; only the few large items come back, values included. */
@@ -770,7 +687,7 @@ export class DynamoStore implements Store {
     const layout = await this.layout("namespaces");
     const out = await this.send(
       "namespaces",
-      (c, o) => c.send(new GetItemCommand({ TableName: this.table, Key: DynamoStore.registryKey(layout), ConsistentRead: true }), o),
+      (c, o) => c.send(new GetItemCommand({ TableName: this.table, Key: DynamoDriver.registryKey(layout), ConsistentRead: true }), o),
       transient,
     );
     return [...(out.Item?.names?.SS ?? [])].sort();
@@ -787,28 +704,16 @@ export class DynamoStore implements Store {
     const began = Date.now();
     let seen = 0;
     for (let b = 0; b < count; b++) {
-      let start: Attrs | undefined;
-      do {
-        const from = start;
-        const page = await this.send(
-          "estimateCount",
-          (c, o) =>
-            c.send(
-              new QueryCommand({
-                TableName: this.table,
-                Select: "COUNT",
-                KeyConditionExpression: "#pk = :pk",
-                ExpressionAttributeNames: names("#pk"),
-                ExpressionAttributeValues: { ":pk": { S: `${ns}#${b}` } },
-                ExclusiveStartKey: from,
-              }),
-              o,
-            ),
-          transient,
-        );
-        seen += page.Count ?? 0;
-        start = page.LastEvaluatedKey;
-      } while (start && Date.now() - began < this.options.timeoutMs / 2);
+      const query = (from: Attrs | undefined) =>
+        new QueryCommand({
+          TableName: this.table,
+          Select: "COUNT",
+          KeyConditionExpression: "#pk = :pk",
+          ExpressionAttributeNames: names("#pk"),
+          ExpressionAttributeValues: { ":pk": { S: `${ns}#${b}` } },
+          ExclusiveStartKey: from,
+        });
+      seen += await this.countPages(query, began);
       if (seen >= COUNT_SAMPLE || Date.now() - began >= this.options.timeoutMs / 2) return Math.round((seen * count) / (b + 1));
     }
     return seen;
@@ -822,41 +727,42 @@ export class DynamoStore implements Store {
   private async estimateLegacyCount(ns: string): Promise<number> {
     const table = await this.send("estimateCount", (c, o) => c.send(new DescribeTableCommand({ TableName: this.table }), o), transient);
     const total = Math.max(1, Math.min(1_000_000, Math.ceil((table.Table?.ItemCount ?? 0) / COUNT_SAMPLE)));
-    const began = Date.now();
+    const scan = (from: Attrs | undefined) =>
+      new ScanCommand({
+        TableName: this.table,
+        Select: "COUNT",
+        ExclusiveStartKey: from,
+        FilterExpression: "#ns = :ns",
+        ExpressionAttributeNames: names("#ns"),
+        ExpressionAttributeValues: { ":ns": { S: ns } },
+        Segment: total > 1 ? 0 : undefined,
+        TotalSegments: total > 1 ? total : undefined,
+      });
+    return (await this.countPages(scan, Date.now())) * total;
+  }
+
+  /** One page of a Query or a Scan (reads: retried while the failure may pass). */
+  private readPage(op: string, command: QueryCommand | ScanCommand): Promise<QueryCommandOutput> {
+    return this.send(op, (c, o) => c.send(command as QueryCommand, o), transient);
+  }
+
+  /** Counts what a COUNT Query or Scan finds, page by page, until it ends or half of timeout_ms has passed since `began`. */
+  private async countPages(command: (from: Attrs | undefined) => QueryCommand | ScanCommand, began: number): Promise<number> {
     let count = 0;
     let start: Attrs | undefined;
     do {
       const from = start;
-      const page = await this.send(
-        "estimateCount",
-        (c, o) =>
-          c.send(
-            new ScanCommand({
-              TableName: this.table,
-              Select: "COUNT",
-              ExclusiveStartKey: from,
-              FilterExpression: "#ns = :ns",
-              ExpressionAttributeNames: names("#ns"),
-              ExpressionAttributeValues: { ":ns": { S: ns } },
-              Segment: total > 1 ? 0 : undefined,
-              TotalSegments: total > 1 ? total : undefined,
-            }),
-            o,
-          ),
-        transient,
-      );
+      const page = await this.readPage("estimateCount", command(from));
       count += page.Count ?? 0;
       start = page.LastEvaluatedKey;
     } while (start && Date.now() - began < this.options.timeoutMs / 2);
-    return count * total;
+    return count;
   }
 
   async dropNamespace(ns: string): Promise<void> {
     this.registered.delete(ns);
     for await (const items of this.keys("dropNamespace", ns)) {
-      const chunks: Attrs[][] = [];
-      for (let i = 0; i < items.length; i += 25) chunks.push(items.slice(i, i + 25));
-      await mapLimit(chunks, 4, (chunk) => this.batchDelete(chunk.map(DynamoStore.primaryKey)));
+      await mapLimit(chunkBy(items, () => 0, 25), 4, (chunk) => this.batchDelete(chunk.map(DynamoDriver.primaryKey)));
     }
     const layout = await this.layout("dropNamespace");
     await this.send(
@@ -865,7 +771,7 @@ export class DynamoStore implements Store {
         c.send(
           new UpdateItemCommand({
             TableName: this.table,
-            Key: DynamoStore.registryKey(layout),
+            Key: DynamoDriver.registryKey(layout),
             UpdateExpression: "DELETE #names :ns",
             ExpressionAttributeNames: names("#names"),
             ExpressionAttributeValues: { ":ns": { SS: [ns] } },
@@ -877,16 +783,13 @@ export class DynamoStore implements Store {
   }
 
   private async batchDelete(keys: Attrs[]): Promise<void> {
-    let pending = keys.map((Key) => ({ DeleteRequest: { Key } }));
-    for (let attempt = 1; pending.length > 0; attempt++) {
-      if (attempt > 1) {
-        if (attempt > 8) throw unavailable(this.description, new Error(`${pending.length} deletes stayed unprocessed (throttled)`));
-        await sleep(Math.random() * Math.min(1000, 25 * 2 ** attempt));
-      }
-      const requests = pending;
-      const out = await this.send("dropNamespace", (c, o) => c.send(new BatchWriteItemCommand({ RequestItems: { [this.table]: requests } }), o), transient);
-      pending = (out.UnprocessedItems?.[this.table] ?? []).filter((r) => r.DeleteRequest?.Key).map((r) => ({ DeleteRequest: { Key: r.DeleteRequest!.Key! } }));
-    }
+    await this.untilProcessed(
+      keys.map((Key) => ({ DeleteRequest: { Key } })),
+      async (requests) => {
+        const out = await this.send("dropNamespace", (c, o) => c.send(new BatchWriteItemCommand({ RequestItems: { [this.table]: requests } }), o), transient);
+        return (out.UnprocessedItems?.[this.table] ?? []).filter((r) => r.DeleteRequest?.Key).map((r) => ({ DeleteRequest: { Key: r.DeleteRequest!.Key! } }));
+      },
+    );
   }
 
   async purgeTombstones(ns: string): Promise<number> {
@@ -899,7 +802,7 @@ export class DynamoStore implements Store {
             "purgeTombstones",
             (c, o) =>
               c.send(
-                new DeleteItemCommand({ TableName: this.table, Key: DynamoStore.primaryKey(a), ConditionExpression: guard, ExpressionAttributeNames: names(guard), ExpressionAttributeValues: { ":v": a.ver! } }),
+                new DeleteItemCommand({ TableName: this.table, Key: DynamoDriver.primaryKey(a), ConditionExpression: guard, ExpressionAttributeNames: names(guard), ExpressionAttributeValues: { ":v": a.ver! } }),
                 o,
               ),
             transient,
@@ -918,13 +821,13 @@ export class DynamoStore implements Store {
   async close(): Promise<void> {
     this.client?.destroy();
     this.client = undefined;
-    this.ready = undefined;
+    this.ready.reset();
     this.tableLayout = undefined;
     this.registered.clear();
   }
 }
 
-const OPTIONS = new Set(["region", "endpoint", "create", "timeout_ms"]);
+export class DynamoStore extends KitStore<DynamoDriver> {}
 
 /** dynamodb://TABLE?region=R&endpoint=URL&create=true|false&timeout_ms=5000 (endpoint only for local servers). */
 export function createDynamoStore(url: URL, raw: string): DynamoStore {
@@ -932,14 +835,14 @@ export function createDynamoStore(url: URL, raw: string): DynamoStore {
   if (!/^[A-Za-z0-9_.-]{3,255}$/.test(table)) {
     throw invalidArgument("store", `dynamodb: needs a table name of 3-255 letters, digits, _ . or - (dynamodb://TABLE?region=...), got ${JSON.stringify(table)}`);
   }
-  const q = url.searchParams;
-  for (const name of q.keys()) if (!OPTIONS.has(name)) throw invalidArgument("store", `dynamodb: unknown option ${JSON.stringify(name)}; use ${[...OPTIONS].join(", ")}`);
-  const endpoint = q.get("endpoint") ?? undefined;
+  const o = parseOptions("dynamodb", url, {
+    region: option.passed(),
+    endpoint: option.passed(),
+    create: option.bool(true),
+    timeout_ms: option.int(5000, 1, 600_000),
+  });
+  const endpoint = o.endpoint;
   if (endpoint !== undefined && !/^https?:\/\/[^/]+/.test(endpoint)) throw invalidArgument("store", `dynamodb endpoint must be an http(s) URL, got ${JSON.stringify(endpoint)}`);
-  const create = q.get("create") ?? "true";
-  if (create !== "true" && create !== "false") throw invalidArgument("store", `dynamodb create must be true or false, got ${JSON.stringify(create)}`);
-  const timeoutMs = Number(q.get("timeout_ms") ?? 5000);
-  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw invalidArgument("store", "dynamodb timeout_ms must be a positive whole number of milliseconds");
-  const region = q.get("region") || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined;
-  return new DynamoStore({ table, region, endpoint, create: create === "true", timeoutMs }, raw);
+  const region = o.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined;
+  return new DynamoStore(new DynamoDriver({ table, region, endpoint, create: o.create, timeoutMs: o.timeout_ms }, raw));
 }

@@ -2,7 +2,7 @@
 // names it, so a deployment needs only its own backend's driver.
 import { invalidArgument } from "../protocol/errors.js";
 import type { Store } from "../protocol/store.js";
-import { redactUrl } from "./common.js";
+import { redactUrl } from "./kit.js";
 
 type Factory = (url: URL, raw: string) => Promise<Store>;
 

@@ -27,10 +27,16 @@
 // to end (each holds the table's metadata lock until then) and holds new ones back meanwhile.
 import mysql from "mysql2/promise";
 import type { Pool, ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import { settleSync } from "../protocol/batch.js";
+import { throwIfCancelled } from "../protocol/call.js";
 import { DecantError, deadlineExceeded, describe, invalidArgument, isDecantError, unavailable } from "../protocol/errors.js";
-import type { Capabilities, Store } from "../protocol/store.js";
+import { keyAfter, pageOf, prefixEnd, type Segment } from "../protocol/paging.js";
+import { planWrite, refuseIfFenced } from "../protocol/semantics.js";
+import type { Capabilities } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
-import { checkCondition, checkEpoch, checkValueSize, compareKeys, decodeCursor, encodeCursor, isKeyCursor, isNetworkError, liveItems, nextVersion, prefixEnd, redactUrl, refuseIfFenced, retry, withTimeout, type RetryPolicy } from "./common.js";
+import { compareKeys } from "../protocol/types.js";
+import { chunkBy, codeOf, Envelope, isNetworkError, lazy, option, parseOptions, redactUrl, type Deadline, type RetryPolicy } from "./kit.js";
+import { KitStore, type Driver } from "./store.js";
 
 export interface MysqlOptions {
   host: string;
@@ -59,11 +65,6 @@ interface LockRow extends RowDataPacket {
 
 type Query = <T extends RowDataPacket[] | ResultSetHeader>(sql: string, values?: unknown[]) => Promise<T>;
 
-/** Set on an operation once its caller has given up, so abandoned work stops before COMMIT. */
-interface Deadline {
-  expired: boolean;
-}
-
 // Deadlocks are normal under InnoDB gap locks when writers race on absent keys; a few
 // quick retries settle them. The outer timeout bounds the total.
 const RETRY: RetryPolicy = { attempts: 6, baseDelayMs: 10, maxDelayMs: 250 };
@@ -91,8 +92,6 @@ const DELETE_CHUNK = 5000;
 /** The fence table, in the store's database (so `table` may not take this name). */
 const FENCE_TABLE = "decant_fence";
 
-const codeOf = (err: unknown): string | undefined => (typeof err === "object" && err !== null ? ((err as { code?: unknown }).code as string | undefined) : undefined);
-
 function isConnectionError(err: unknown): boolean {
   const code = codeOf(err);
   if (code === QUERY_TIMEOUT || (code !== undefined && CONFIG_CODES.has(code))) return false;
@@ -102,23 +101,7 @@ function isConnectionError(err: unknown): boolean {
 const keyBytes = (key: string): Buffer => Buffer.from(key, "utf8");
 
 /** Splits rows into statements that stay under `budget` bytes of SQL text and MAX_ROWS rows. */
-function chunk<T>(xs: T[], size: (x: T) => number, budget: number): T[][] {
-  const out: T[][] = [];
-  let cur: T[] = [];
-  let used = 0;
-  for (const x of xs) {
-    const s = size(x);
-    if (cur.length > 0 && (used + s > budget || cur.length >= MAX_ROWS)) {
-      out.push(cur);
-      cur = [];
-      used = 0;
-    }
-    cur.push(x);
-    used += s;
-  }
-  if (cur.length > 0) out.push(cur);
-  return out;
-}
+const chunk = <T>(xs: T[], size: (x: T) => number, budget: number): T[][] => chunkBy(xs, size, MAX_ROWS, budget);
 
 /** SQL text a key or value takes: hex doubles it, plus quoting and separators. */
 const hexSize = (b: Buffer | string | null): number => (b === null ? 4 : hexBytes(typeof b === "string" ? Buffer.byteLength(b) : b.length));
@@ -131,13 +114,24 @@ const marked = (err: unknown, flag: symbol): boolean => typeof err === "object" 
 /** After these the connection may still be mid-command or dead: never hand it back to the pool. */
 const breaksConnection = (err: unknown): boolean => isConnectionError(err) || codeOf(err) === QUERY_TIMEOUT || marked(err, BROKEN);
 
-export class MysqlStore implements Store {
+class MysqlDriver implements Driver {
   readonly kind = "mysql";
   readonly description: string;
   readonly capabilities: Capabilities;
   private pool?: Pool;
-  private readying?: Promise<void>;
-  private fenceReady?: Promise<void>;
+  /** Creates the pool and the table on first use; a failure is retried by the next call. */
+  private readonly readying = lazy(() => this.init());
+  /**
+   * Creates the fence table and this store's row (at 0) once, before the first fenced call, so
+   * that a fenced write always finds a row to lock.
+   */
+  private readonly fenceReady = lazy(() =>
+    this.withConnection(async (q) => {
+      await q(`CREATE TABLE IF NOT EXISTS \`${FENCE_TABLE}\` (tbl VARBINARY(64) NOT NULL PRIMARY KEY, epoch BIGINT UNSIGNED NOT NULL) ENGINE=InnoDB`);
+      await q(`INSERT IGNORE INTO \`${FENCE_TABLE}\` (tbl, epoch) VALUES (?, 0)`, [this.options.table]);
+    }),
+  );
+  private readonly calls: Envelope;
   /** Bytes of SQL text one statement may use, from the server's max_allowed_packet. */
   private budget = 1024 * 1024;
   private readonly t: string;
@@ -154,7 +148,9 @@ export class MysqlStore implements Store {
       maxValueBytes: () => options.maxValueBytes,
       durable: true,
       fencing: true,
+      applyBatch: { items: MAX_ROWS, bytes: 4 * 1024 * 1024 }, // one transaction per call: its locks are held until it ends
     };
+    this.calls = new Envelope({ store: this.description, timeoutMs: options.timeoutMs, isTransient: (err) => this.isTransient(err), mapError: (op, err) => this.toStoreError(op, err), retry: RETRY });
   }
 
   // ---- connection, schema, calls ------------------------------------------------------------
@@ -190,15 +186,6 @@ export class MysqlStore implements Store {
     return pool;
   }
 
-  /** Creates the pool and the table on first use; a failure is retried by the next call. */
-  private ready(): Promise<void> {
-    this.readying ??= this.init().catch((err) => {
-      this.readying = undefined;
-      throw err;
-    });
-    return this.readying;
-  }
-
   private async init(): Promise<void> {
     this.pool ??= this.createPool();
     await this.withConnection(async (q) => {
@@ -228,26 +215,22 @@ export class MysqlStore implements Store {
    * Runs one operation: bounded by timeout_ms as a whole, retried on transient errors that
    * left nothing half-done (see isTransient), and every failure turned into a DecantError.
    */
-  private async call<T>(op: string, work: (deadline: Deadline) => Promise<T>): Promise<T> {
-    const deadline: Deadline = { expired: false };
-    const attempt = async () => {
-      if (deadline.expired) throw deadlineExceeded(this.description, op, this.options.timeoutMs);
-      await this.ready();
-      return work(deadline);
-    };
-    try {
-      return await withTimeout(this.description, op, this.options.timeoutMs, () => retry(attempt, (err) => !deadline.expired && this.isTransient(err), RETRY));
-    } catch (err) {
-      deadline.expired = true;
-      throw this.toStoreError(op, err);
-    }
+  private call<T>(op: string, work: (deadline: Deadline) => Promise<T>): Promise<T> {
+    return this.calls.run(
+      op,
+      async (deadline) => {
+        await this.readying.get();
+        return work(deadline);
+      },
+      true,
+    );
   }
 
   private isTransient(err: unknown): boolean {
     if (isDecantError(err)) return false;
     if (codeOf(err) === "ER_NO_SUCH_TABLE") {
-      this.readying = undefined; // someone dropped the table: create it again
-      this.fenceReady = undefined;
+      this.readying.reset(); // someone dropped the table: create it again
+      this.fenceReady.reset();
       return true;
     }
     if (ROLLED_BACK.has(codeOf(err) ?? "")) return true;
@@ -272,6 +255,12 @@ export class MysqlStore implements Store {
   /** Lends a pooled connection; one that failed at the connection level or timed out is destroyed, not reused. */
   private async withConnection<T>(fn: (q: Query) => Promise<T>): Promise<T> {
     const conn = await this.pool!.getConnection();
+    try {
+      throwIfCancelled("mysql"); // nothing sent yet: a caller who has gone stops here
+    } catch (err) {
+      conn.release();
+      throw err;
+    }
     const q: Query = async <R extends RowDataPacket[] | ResultSetHeader>(sql: string, values: unknown[] = []) =>
       (await conn.query<R>({ sql, values, timeout: this.options.timeoutMs }))[0];
     try {
@@ -291,7 +280,7 @@ export class MysqlStore implements Store {
       await q("START TRANSACTION");
       try {
         const result = await fn(q);
-        if (deadline.expired) throw new DecantError("deadline_exceeded", `store ${this.description}: gave up before commit`);
+        deadline.check(); // the caller gave up: roll back rather than commit late
         try {
           await q("COMMIT");
         } catch (err) {
@@ -308,21 +297,6 @@ export class MysqlStore implements Store {
   }
 
   /**
-   * Creates the fence table and this store's row (at 0) once, before the first fenced call, so
-   * that a fenced write always finds a row to lock.
-   */
-  private readyFence(): Promise<void> {
-    this.fenceReady ??= this.withConnection(async (q) => {
-      await q(`CREATE TABLE IF NOT EXISTS \`${FENCE_TABLE}\` (tbl VARBINARY(64) NOT NULL PRIMARY KEY, epoch BIGINT UNSIGNED NOT NULL) ENGINE=InnoDB`);
-      await q(`INSERT IGNORE INTO \`${FENCE_TABLE}\` (tbl, epoch) VALUES (?, 0)`, [this.options.table]);
-    }).catch((err) => {
-      this.fenceReady = undefined;
-      throw err;
-    });
-    return this.fenceReady;
-  }
-
-  /**
    * A fenced transaction's first statement: share-locks the fence row until COMMIT (raiseFence
    * waits for it) and refuses the write if the fence is above its epoch. Unfenced: nothing.
    */
@@ -334,9 +308,8 @@ export class MysqlStore implements Store {
 
   /** A write transaction, preceded by lockFence where the write is fenced. */
   private fencedTx<T>(op: string, epoch: number | undefined, fn: (q: Query) => Promise<T>): Promise<T> {
-    checkEpoch(epoch);
     return this.call(op, async (deadline) => {
-      if (epoch !== undefined) await this.readyFence();
+      if (epoch !== undefined) await this.fenceReady.get();
       return this.tx(deadline, async (q) => {
         await this.lockFence(q, epoch);
         return fn(q);
@@ -345,10 +318,9 @@ export class MysqlStore implements Store {
   }
 
   async raiseFence(epoch: number): Promise<number> {
-    checkEpoch(epoch);
     const lockWait = Math.max(1, Math.ceil(this.options.timeoutMs / 1000));
     return this.call("raiseFence", async () => {
-      await this.readyFence();
+      await this.fenceReady.get();
       return this.withConnection(async (q) => {
         // A table lock, not the row's: InnoDB grants a new share lock past an update waiting for
         // the row, so under steady fenced writes that update could wait until its timeout.
@@ -411,37 +383,21 @@ export class MysqlStore implements Store {
 
   // ---- client operations --------------------------------------------------------------------
 
-  async get(ns: string, key: string): Promise<Item | null> {
-    const raw = await this.getRaw(ns, key);
-    return raw && raw.value !== null ? (raw as Item) : null;
-  }
-
-  async batchGet(ns: string, keys: string[]): Promise<Item[]> {
-    return liveItems(await this.readMany("batchGet", ns, keys));
-  }
-
-  async batchGetRaw(ns: string, keys: string[]): Promise<RawItem[]> {
-    return this.readMany("batchGetRaw", ns, keys);
-  }
-
-  private async readMany(op: string, ns: string, keys: string[]): Promise<RawItem[]> {
-    const unique = [...new Set(keys)];
-    if (unique.length === 0) return [];
-    const found = await this.call(op, () =>
+  async readRaw(ns: string, keys: string[]): Promise<RawItem[]> {
+    const found = await this.call("batchGet", () =>
       this.withConnection(async (q) => {
-        const out = new Map<string, RawItem>();
-        for (const part of chunk(unique, hexSize, this.budget)) {
+        const out: RawItem[] = [];
+        for (const part of chunk(keys, hexSize, this.budget)) {
           const rows = await q<ItemRow[]>(`SELECT k, value, version FROM ${this.t} WHERE ns = ? AND k IN (${part.map(() => "?").join(",")})`, [keyBytes(ns), ...part.map(keyBytes)]);
-          for (const r of rows) out.set(r.k.toString("utf8"), toItem(r));
+          out.push(...rows.map(toItem));
         }
         return out;
       }),
     );
-    return unique.flatMap((k) => found.get(k) ?? []); // in request order
+    return found;
   }
 
-  async put(ns: string, key: string, value: Buffer, condition?: Condition, fence?: number): Promise<bigint> {
-    checkValueSize(this, key, value);
+  async put(ns: string, key: string, value: Buffer, condition: Condition | undefined, fence: number | undefined): Promise<bigint> {
     if (!condition) return this.upsertOne(ns, key, value, fence);
     const [r] = await this.write("put", ns, [{ type: "put", key, value, condition }], fence);
     if (!r!.ok) throw r!.error;
@@ -465,69 +421,54 @@ export class MysqlStore implements Store {
     });
   }
 
-  async delete(ns: string, key: string, condition?: Condition, fence?: number): Promise<DeleteResult> {
+  async delete(ns: string, key: string, condition: Condition | undefined, fence: number | undefined): Promise<DeleteResult> {
     const [r] = await this.write("delete", ns, [{ type: "delete", key, condition }], fence);
     if (!r!.ok) throw r!.error;
     return { deleted: r!.deleted === true, version: r!.version };
   }
 
-  async batchWrite(ns: string, ops: WriteOp[]): Promise<WriteOutcome[]> {
-    if (ops.length === 0) return [];
+  writeBatch(ns: string, ops: WriteOp[]): Promise<WriteOutcome[]> {
     return this.write("batchWrite", ns, ops);
   }
 
-  /** Applies ops in order in one transaction; each succeeds or fails on its own, a failed one writes nothing. */
+  /** Applies ops in order in one transaction; each succeeds or fails on its own (the batch rule), a failed one writes nothing. */
   private write(op: string, ns: string, ops: WriteOp[], fence?: number): Promise<WriteOutcome[]> {
     return this.fencedTx(op, fence, async (q) => {
       const state = await this.lockKeys(q, ns, ops.map((o) => o.key));
       const changed = new Map<string, RawItem>();
-      const outcomes = ops.map((o): WriteOutcome => {
-        const stored = state.get(o.key) ?? null;
-        try {
-          if (o.type === "put") {
-            checkValueSize(this, o.key, o.value);
-            checkCondition(o.key, stored, o.condition);
-            const next = { key: o.key, value: o.value, version: nextVersion(stored) };
-            state.set(o.key, next);
-            changed.set(o.key, next);
-            return { ok: true, key: o.key, version: next.version };
+      const outcomes = ops.map((o) =>
+        settleSync(o.key, () => {
+          const plan = planWrite(state.get(o.key) ?? null, o);
+          if (plan.write) {
+            state.set(o.key, plan.write);
+            changed.set(o.key, plan.write);
           }
-          checkCondition(o.key, stored, o.condition);
-          if (!stored || stored.value === null) return { ok: true, key: o.key, version: stored?.version ?? 0n, deleted: false };
-          const tomb = { key: o.key, value: null, version: stored.version + 1n };
-          state.set(o.key, tomb);
-          changed.set(o.key, tomb);
-          return { ok: true, key: o.key, version: tomb.version, deleted: true };
-        } catch (err) {
-          if (isDecantError(err)) return { ok: false, key: o.key, error: err };
-          throw err;
-        }
-      });
+          return plan.outcome;
+        }),
+      );
       if (changed.size > 0) await this.upsert(q, ns, [...changed.values()], false);
       return outcomes;
     });
   }
 
   async scan(ns: string, options: ScanOptions): Promise<ScanPage<Item>> {
-    const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor, isKeyCursor).k;
     const prefix = options.prefix ?? "";
     const end = prefixEnd(prefix);
-    const where = ["ns = ?", "value IS NOT NULL"];
-    const values: unknown[] = [keyBytes(ns)];
+    const where = ["ns = ?", "value IS NOT NULL", "k > ?"];
+    const values: unknown[] = [keyBytes(ns), keyBytes(keyAfter(options.cursor))];
     const bound = (cond: string, key: string) => {
       where.push(cond);
       values.push(keyBytes(key));
     };
     if (prefix !== "") bound("k >= ?", prefix);
     if (prefix !== "" && end !== null) bound("k < ?", end);
-    if (after !== undefined) bound("k > ?", after);
     const rows = await this.select("scan", `SELECT k, value, version FROM ${this.t} WHERE ${where.join(" AND ")} ORDER BY k LIMIT ?`, [...values, options.limit + 1]);
-    return page(rows.map(toItem) as Item[], options.limit);
+    return pageOf(rows.map(toItem) as Item[], options.limit);
   }
 
   // ---- replication operations ---------------------------------------------------------------
 
-  async getRaw(ns: string, key: string): Promise<RawItem | null> {
+  async readOne(ns: string, key: string): Promise<RawItem | null> {
     const rows = await this.select("get", `SELECT k, value, version FROM ${this.t} WHERE ns = ? AND k = ?`, [keyBytes(ns), keyBytes(key)]);
     return rows[0] ? toItem(rows[0]) : null;
   }
@@ -536,9 +477,7 @@ export class MysqlStore implements Store {
    * Locks the batch's keys, decides per item in order (so the answers are exact, duplicates
    * included), and writes only each key's winner with one guarded multi-row upsert.
    */
-  async applyIfNewer(ns: string, items: RawItem[], fence?: number): Promise<boolean[]> {
-    if (items.length === 0) return [];
-    for (const item of items) checkValueSize(this, item.key, item.value);
+  async applyIfNewer(ns: string, items: RawItem[], fence: number | undefined): Promise<boolean[]> {
     return this.fencedTx("applyIfNewer", fence, async (q) => {
       const stored = await this.lockKeys(q, ns, items.map((i) => i.key));
       const winners = new Map<string, RawItem>();
@@ -559,32 +498,22 @@ export class MysqlStore implements Store {
     });
   }
 
-  async scanRaw(ns: string, options: RawScanOptions): Promise<ScanPage<RawItem>> {
-    const total = options.totalSegments ?? 1;
-    const segment = options.segment ?? 0;
-    if (!Number.isInteger(total) || total < 1) throw invalidArgument("total_segments", "must be a whole number of at least 1");
-    if (!Number.isInteger(segment) || segment < 0 || segment >= total) throw invalidArgument("segment", `must be a whole number from 0 to ${total - 1}`);
-    const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor, isKeyCursor).k;
-    const where = ["ns = ?"];
-    const values: unknown[] = [keyBytes(ns)];
-    if (after !== undefined) {
-      where.push("k > ?");
-      values.push(keyBytes(after));
-    }
-    if (total > 1) {
+  async scanRaw(ns: string, options: RawScanOptions, segment: Segment): Promise<ScanPage<RawItem>> {
+    const where = ["ns = ?", "k > ?"];
+    const values: unknown[] = [keyBytes(ns), keyBytes(keyAfter(options.cursor, segment))];
+    if (segment.total > 1) {
       where.push("CRC32(k) % ? = ?");
-      values.push(total, segment);
+      values.push(segment.total, segment.segment);
     }
     const rows = await this.select("scanRaw", `SELECT k, value, version FROM ${this.t} WHERE ${where.join(" AND ")} ORDER BY k LIMIT ?`, [...values, options.limit + 1]);
-    return page(rows.map(toItem), options.limit);
+    return pageOf(rows.map(toItem), options.limit, segment);
   }
 
   async largeValues(ns: string, options: LargeValueOptions): Promise<ScanPage<ValueSize>> {
-    const after = options.cursor === undefined ? "" : decodeCursor(options.cursor, isKeyCursor).k;
     const sql = `SELECT k, LENGTH(value) AS bytes FROM ${this.t} WHERE ns = ? AND k > ? AND value IS NOT NULL AND LENGTH(value) > ? ORDER BY k LIMIT ?`;
-    const values = [keyBytes(ns), keyBytes(after), options.minBytes, options.limit + 1];
+    const values = [keyBytes(ns), keyBytes(keyAfter(options.cursor)), options.minBytes, options.limit + 1];
     const rows = await this.call("largeValues", () => this.withConnection((q) => q<RowDataPacket[]>(sql, values)));
-    return page(rows.map((r) => ({ key: (r.k as Buffer).toString("utf8"), bytes: Number(r.bytes) })), options.limit);
+    return pageOf(rows.map((r) => ({ key: (r.k as Buffer).toString("utf8"), bytes: Number(r.bytes) })), options.limit);
   }
 
   async namespaces(): Promise<string[]> {
@@ -625,57 +554,41 @@ export class MysqlStore implements Store {
   async close(): Promise<void> {
     const pool = this.pool;
     this.pool = undefined;
-    this.readying = undefined;
-    await pool?.end();
+    this.readying.reset();
+    await pool?.end().catch(() => undefined); // a connect still in flight fails as the pool ends: nothing to report
   }
 }
+
+export class MysqlStore extends KitStore<MysqlDriver> {}
 
 function toItem(r: ItemRow): RawItem {
   return { key: r.k.toString("utf8"), value: r.value, version: BigInt(r.version) };
 }
 
-/** Rows were read with limit+1, so a next page exists exactly when the extra row came back. */
-function page<T extends { key: string }>(rows: T[], limit: number): ScanPage<T> {
-  const items = rows.slice(0, limit);
-  return { items, cursor: rows.length > limit ? encodeCursor({ k: items[items.length - 1]!.key }) : undefined };
-}
-
-const OPTIONS = new Set(["table", "pool_max", "timeout_ms", "max_value_bytes", "ssl"]);
-
-function intOption(url: URL, name: string, fallback: number, min: number, max: number): number {
-  const raw = url.searchParams.get(name);
-  if (raw === null) return fallback;
-  const n = Number(raw);
-  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n < min || n > max) throw invalidArgument("store", `mysql ${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
-  return n;
-}
-
 /** mysql://user:pw@host:3306/db?table=decant_items&pool_max=10&timeout_ms=5000&max_value_bytes=4194304&ssl=false (mariadb:// too). */
 export function createMysqlStore(url: URL, raw: string): MysqlStore {
-  for (const name of url.searchParams.keys()) {
-    if (!OPTIONS.has(name)) throw invalidArgument("store", `unknown mysql option ${JSON.stringify(name)}; use ${[...OPTIONS].join(", ")}`);
-  }
+  const o = parseOptions("mysql", url, {
+    table: option.text("decant_items", /^[A-Za-z_][A-Za-z0-9_]{0,63}$/),
+    pool_max: option.int(10, 1, 1000),
+    timeout_ms: option.int(5000, 1, 600_000),
+    max_value_bytes: option.int(4 * 1024 * 1024, 1, 1024 * 1024 * 1024),
+    ssl: option.bool(false),
+  });
   const database = decodeURIComponent(url.pathname.replace(/^\//, ""));
   if (!database || database.includes("/")) throw invalidArgument("store", "mysql needs a database name, e.g. mysql://user:pw@host:3306/decant");
   if (!url.hostname) throw invalidArgument("store", "mysql needs a host, e.g. mysql://user:pw@host:3306/decant");
-  const table = url.searchParams.get("table") ?? "decant_items";
-  if (!/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(table)) throw invalidArgument("store", `mysql table must match [A-Za-z_][A-Za-z0-9_]{0,63}, got ${JSON.stringify(table)}`);
-  if (table === FENCE_TABLE) throw invalidArgument("store", `mysql table=${FENCE_TABLE} is reserved for the write fence; choose another name`);
-  const ssl = url.searchParams.get("ssl") ?? "false";
-  if (ssl !== "true" && ssl !== "false") throw invalidArgument("store", `mysql ssl must be true or false, got ${JSON.stringify(ssl)}`);
-  return new MysqlStore(
-    {
-      host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
-      port: url.port ? Number(url.port) : 3306,
-      user: decodeURIComponent(url.username),
-      password: decodeURIComponent(url.password),
-      database,
-      table,
-      poolMax: intOption(url, "pool_max", 10, 1, 1000),
-      timeoutMs: intOption(url, "timeout_ms", 5000, 1, 600_000),
-      maxValueBytes: intOption(url, "max_value_bytes", 4 * 1024 * 1024, 1, 1024 * 1024 * 1024),
-      ssl: ssl === "true",
-    },
-    raw,
-  );
+  if (o.table === FENCE_TABLE) throw invalidArgument("store", `mysql table=${FENCE_TABLE} is reserved for the write fence; choose another name`);
+  const options = {
+    host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
+    port: url.port ? Number(url.port) : 3306,
+    user: decodeURIComponent(url.username),
+    password: decodeURIComponent(url.password),
+    database,
+    table: o.table,
+    poolMax: o.pool_max,
+    timeoutMs: o.timeout_ms,
+    maxValueBytes: o.max_value_bytes,
+    ssl: o.ssl,
+  };
+  return new MysqlStore(new MysqlDriver(options, raw));
 }

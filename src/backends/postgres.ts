@@ -9,8 +9,9 @@
 //   prepared    true (default): statements are prepared once per connection; false for a
 //               connection pooler that cannot keep them (PgBouncer before 1.21 in transaction mode)
 //
-// Every other query parameter (sslmode, application_name, …) goes to pg unchanged. The password
-// may come from the URL or from PGPASSWORD; it is never shown (description uses redactUrl).
+// pg's own connection options (application_name, sslmode, sslrootcert, …: PG_OPTIONS below) go to
+// pg unchanged; any other option is refused. The password may come from the URL or from
+// PGPASSWORD; it is never shown (description uses redactUrl).
 //
 // Layout: ONE table keyed by (ns, key), not a table per namespace. Namespaces come and go
 // (freshly migrated services, cleared targets), and DDL per namespace would need CREATE
@@ -27,26 +28,29 @@
 // old fence has committed and none can pass any more.
 import pg from "pg";
 import { to as copyTo } from "pg-copy-streams";
-import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable, versionMismatch } from "../protocol/errors.js";
-import type { Capabilities, Store } from "../protocol/store.js";
-import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
-import { checkCondition, checkEpoch, checkValueSize, decodeCursor, encodeCursor, isNetworkError, liveItems, prefixEnd, redactUrl, refuseIfFenced, retry, withTimeout } from "./common.js";
-import { runBatch } from "./batch.js";
+import { throwIfCancelled } from "../protocol/call.js";
+import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable } from "../protocol/errors.js";
+import { keyAfter, pageOf, prefixEnd, type Segment } from "../protocol/paging.js";
+import { conditionalWrite, normalizeCondition, notDeleted, refuseIfFenced, type Attempt } from "../protocol/semantics.js";
+import type { Capabilities } from "../protocol/store.js";
+import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize } from "../protocol/types.js";
+import { chunkBy, codeOf, Envelope, isNetworkError, lazy, option, parseOptions, redactUrl, retry, type Deadline } from "./kit.js";
+import { KitStore, type Driver } from "./store.js";
 
 /** Versions are BIGINT (signed): the largest one PostgreSQL can hold. */
 const MAX_VERSION = 2n ** 63n - 1n;
 const MAX_VALUE_BYTES = 64 * 1024 * 1024;
 /** applyIfNewer writes at most this much per statement, so each one stays well within timeout_ms. */
-const APPLY_CHUNK_ITEMS = 1024;
-const APPLY_CHUNK_BYTES = 8 * 1024 * 1024;
+const APPLY_BATCH = { items: 1024, bytes: 8 * 1024 * 1024 };
 /** Rows per DELETE in dropNamespace/purgeTombstones, so each statement stays within timeout_ms. */
 const DELETE_CHUNK = 5000;
 /** estimateCount counts exactly up to here, then asks the planner. */
 const EXACT_COUNT_CAP = 250_000;
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
-const OUR_OPTIONS = ["table", "schema", "pool_max", "timeout_ms", "prepared"];
 /** The fence table, next to the items table in its schema (so `table` may not take this name). */
 const FENCE_TABLE = "decant_fence";
+/** pg's own connection options, handed to pg as they are. */
+const PG_OPTIONS = ["application_name", "options", "client_encoding", "ssl", "sslmode", "sslcert", "sslkey", "sslrootcert", "sslnegotiation", "host", "port"] as const;
 
 interface Row {
   key: string;
@@ -72,38 +76,55 @@ export interface PostgresOptions {
   prepared: boolean;
 }
 
-type SegmentCursor = { k: string; seg?: string };
-const isSegmentCursor = (v: unknown): v is SegmentCursor =>
-  typeof v === "object" && v !== null && typeof (v as { k?: unknown }).k === "string" && ["string", "undefined"].includes(typeof (v as { seg?: unknown }).seg);
-
 const toRaw = (r: Row): RawItem => ({ key: r.key, value: r.value === null ? null : Buffer.from(r.value, "base64"), version: BigInt(r.version) });
-const liveVersion = (stored: RawItem | null): bigint => (stored && stored.value !== null ? stored.version : 0n);
 
-export class PostgresStore implements Store {
+/** What the postgres store can do (see Capabilities). */
+const CAPABILITIES: Capabilities = {
+  orderedScan: true,
+  segmentedScan: true,
+  maxValueBytes: () => MAX_VALUE_BYTES,
+  durable: true,
+  maxVersion: MAX_VERSION, // a signed 64-bit column
+  fencing: true,
+  applyBatch: APPLY_BATCH,
+};
+
+class PostgresDriver implements Driver {
   readonly kind = "postgres";
   readonly description: string;
-  readonly capabilities: Capabilities = {
-    orderedScan: true,
-    segmentedScan: true,
-    maxValueBytes: () => MAX_VALUE_BYTES,
-    durable: true,
-    maxVersion: 2n ** 63n - 1n, // a signed 64-bit column
-    fencing: true,
-  };
+  readonly capabilities = CAPABILITIES;
+  /** Not atomic by contract; runBatch keeps per-key order and runs keys in parallel. */
+  readonly batchConcurrency: number;
   private readonly t: string; // "schema"."table", quoted (names are validated, so quoting is safe)
   private readonly fenceTable: string;
   /** This store's row in the fence table: WHERE tbl = this. */
   private readonly fenceRow: string;
   private pool?: pg.Pool;
-  private schemaReady?: Promise<void>;
-  private fenceReady?: Promise<void>;
+  private readonly calls: Envelope;
+  /** Creates schema and table once per store, only if missing (so a DML-only role works). */
+  private readonly schema = lazy(() => retry(() => this.createSchema(), (err) => isTransient(err) || isCreateRace(err)));
+  /**
+   * Creates the fence table and this store's row (at 0) once per store, before the first fenced
+   * call. The row must exist before any fenced write: FOR SHARE locks a row, not its absence.
+   */
+  private readonly fence = lazy(() =>
+    retry(
+      async () => {
+        if (!(await this.tableExists(this.fenceTable))) await this.createTable(this.fenceTable, `CREATE TABLE IF NOT EXISTS ${this.fenceTable} (tbl TEXT PRIMARY KEY, epoch BIGINT NOT NULL)`);
+        await this.getPool().query(`INSERT INTO ${this.fenceTable} (tbl, epoch) VALUES ($1, 0) ON CONFLICT (tbl) DO NOTHING`, [this.options.table]);
+      },
+      (err) => isTransient(err) || isCreateRace(err),
+    ),
+  );
   private readonly applyStatements = new Map<number, string>();
 
   constructor(private readonly options: PostgresOptions) {
     this.description = options.description;
+    this.batchConcurrency = Math.min(options.poolMax, 8);
     this.t = `"${options.schema}"."${options.table}"`;
     this.fenceTable = `"${options.schema}"."${FENCE_TABLE}"`;
     this.fenceRow = `tbl = ${pg.escapeLiteral(options.table)}`;
+    this.calls = new Envelope({ store: this.description, timeoutMs: options.timeoutMs, isTransient, mapError: (op, err) => this.mapError(op, err) });
   }
 
   // ---- connection, schema, errors -------------------------------------------------------
@@ -129,15 +150,6 @@ export class PostgresStore implements Store {
     pool.on("error", () => undefined);
     this.pool = pool;
     return pool;
-  }
-
-  /** Creates schema and table once per store, only if missing (so a DML-only role works). */
-  private ensureSchema(): Promise<void> {
-    this.schemaReady ??= retry(() => this.createSchema(), (err) => isTransient(err) || isCreateRace(err)).catch((err) => {
-      this.schemaReady = undefined; // try again on the next call
-      throw err;
-    });
-    return this.schemaReady;
   }
 
   private async createSchema(): Promise<void> {
@@ -177,24 +189,6 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Creates the fence table and this store's row (at 0) once per store, before the first fenced
-   * call. The row must exist before any fenced write: FOR SHARE locks a row, not its absence.
-   */
-  private ensureFence(): Promise<void> {
-    this.fenceReady ??= retry(
-      async () => {
-        if (!(await this.tableExists(this.fenceTable))) await this.createTable(this.fenceTable, `CREATE TABLE IF NOT EXISTS ${this.fenceTable} (tbl TEXT PRIMARY KEY, epoch BIGINT NOT NULL)`);
-        await this.getPool().query(`INSERT INTO ${this.fenceTable} (tbl, epoch) VALUES ($1, 0) ON CONFLICT (tbl) DO NOTHING`, [this.options.table]);
-      },
-      (err) => isTransient(err) || isCreateRace(err),
-    ).catch((err) => {
-      this.fenceReady = undefined;
-      throw err;
-    });
-    return this.fenceReady;
-  }
-
-  /**
    * Runs one statement bounded by timeout_ms. `repeatable` statements (reads, applyIfNewer,
    * chunked deletes) are retried on transient failures; others only while getting a
    * connection, since a statement that was never sent cannot have been applied.
@@ -223,48 +217,46 @@ export class PostgresStore implements Store {
     });
   }
 
-  /** `fenced`: the call touches the fence table, so make sure it exists first. */
-  private async withClient<T>(op: string, repeatable: boolean, run: (client: pg.PoolClient) => Promise<T>, fenced = false): Promise<T> {
-    let expired = false;
-    const connect = () => this.getPool().connect();
-    const once = async () => {
-      const client = await (repeatable ? connect() : retry(connect, isTransient));
-      if (expired) {
-        // The caller already got deadline_exceeded: a statement not yet sent must not run late.
-        client.release();
-        throw deadlineExceeded(this.description, op, this.options.timeoutMs);
-      }
-      // pg-pool drops its idle 'error' listener on checkout: without one of ours, a connection
-      // dying mid-query is an uncaught 'error' event that kills the process. The query itself
-      // still rejects, which is where the failure is reported.
-      const onError = () => undefined;
-      client.on("error", onError);
-      try {
-        const result = await run(client);
-        client.removeListener("error", onError);
-        client.release();
-        return result;
-      } catch (err) {
-        client.removeListener("error", onError);
-        client.release(err as Error); // never reuse a connection in an unknown state
-        throw err;
-      }
-    };
-    try {
-      return await withTimeout(this.description, op, this.options.timeoutMs, async () => {
-        await this.ensureSchema();
-        if (fenced) await this.ensureFence();
-        return repeatable ? retry(once, isTransient) : once();
-      });
-    } catch (err) {
-      expired = true;
-      throw this.mapError(op, err);
-    }
+  /** A pooled client for `run`, in the call envelope. `fenced`: the call touches the fence table, so make sure it exists first. */
+  private withClient<T>(op: string, repeatable: boolean, run: (client: pg.PoolClient) => Promise<T>, fenced = false): Promise<T> {
+    return this.calls.run(
+      op,
+      async (deadline: Deadline) => {
+        await this.schema.get();
+        if (fenced) await this.fence.get();
+        const connect = () => this.getPool().connect();
+        const client = await (repeatable ? connect() : this.calls.connect(deadline, connect));
+        try {
+          // The caller already got deadline_exceeded, or has gone: a statement not yet sent must not run.
+          deadline.check();
+          throwIfCancelled(op);
+        } catch (err) {
+          client.release();
+          throw err;
+        }
+        // pg-pool drops its idle 'error' listener on checkout: without one of ours, a connection
+        // dying mid-query is an uncaught 'error' event that kills the process. The query itself
+        // still rejects, which is where the failure is reported.
+        const onError = () => undefined;
+        client.on("error", onError);
+        try {
+          const result = await run(client);
+          client.removeListener("error", onError);
+          client.release();
+          return result;
+        } catch (err) {
+          client.removeListener("error", onError);
+          client.release(err as Error); // never reuse a connection in an unknown state
+          throw err;
+        }
+      },
+      repeatable,
+    );
   }
 
   private mapError(op: string, err: unknown): DecantError {
     if (isDecantError(err)) return err;
-    const code = (err as { code?: unknown }).code;
+    const code = codeOf(err);
     const message = err instanceof Error ? err.message : String(err);
     if ((code === "57014" && /statement timeout/.test(message)) || code === "55P03" || TIMEOUT_MESSAGES.some((m) => message.includes(m))) {
       return deadlineExceeded(this.description, op, this.options.timeoutMs);
@@ -277,43 +269,25 @@ export class PostgresStore implements Store {
 
   // ---- client operations ----------------------------------------------------------------
 
-  async getRaw(ns: string, key: string): Promise<RawItem | null> {
+  async readOne(ns: string, key: string): Promise<RawItem | null> {
     const { rows } = await this.q<Row>("get", `SELECT ${COLUMNS} FROM ${this.t} WHERE ns = $1 AND key = $2`, [ns, key], true, "decant_get");
     return rows[0] ? toRaw(rows[0]) : null;
   }
 
-  async get(ns: string, key: string): Promise<Item | null> {
-    const raw = await this.getRaw(ns, key);
-    return raw && raw.value !== null ? (raw as Item) : null;
-  }
-
-  async batchGet(ns: string, keys: string[]): Promise<Item[]> {
-    return liveItems(await this.readMany("batchGet", ns, keys));
-  }
-
-  async batchGetRaw(ns: string, keys: string[]): Promise<RawItem[]> {
-    return this.readMany("batchGetRaw", ns, keys);
-  }
-
-  private async readMany(op: string, ns: string, keys: string[]): Promise<RawItem[]> {
-    const unique = [...new Set(keys)];
-    if (unique.length === 0) return [];
+  async readRaw(ns: string, keys: string[]): Promise<RawItem[]> {
     const sql = `SELECT ${COLUMNS} FROM ${this.t} WHERE ns = $1 AND key = ANY($2::text[])`;
-    const { rows } = await this.q<Row>(op, sql, [ns, unique], true, "decant_read_many");
-    return rows.map(toRaw);
+    return (await this.q<Row>("batchGet", sql, [ns, keys], true, "decant_read_many")).rows.map(toRaw);
   }
 
-  async put(ns: string, key: string, value: Buffer, condition?: Condition, fence?: number): Promise<bigint> {
-    checkValueSize(this, key, value);
-    checkEpoch(fence);
-    const cond = normalize(condition);
+  async put(ns: string, key: string, value: Buffer, condition: Condition | undefined, fence: number | undefined): Promise<bigint> {
+    const cond = normalizeCondition(condition);
     // Fenced, the row to insert comes from a SELECT that yields nothing when the fence is above the epoch.
     const source = (guard?: string) => (guard === undefined ? "VALUES ($1, $2, $3, 1)" : `SELECT $1::text, $2::text, $3::bytea, 1 WHERE ${guard}`);
     const upsert = (guard?: string) => `INSERT INTO ${this.t} AS t (ns, key, value, version) ${source(guard)}
       ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, version = t.version + 1`;
     // Each statement checks its condition and writes atomically (the row is locked by the
     // upsert/update); the follow-up read only builds the error.
-    for (let attempt = 1; ; attempt++) {
+    const attempt = async (): Promise<Attempt<bigint>> => {
       let version: string | undefined;
       if (!cond) version = await this.write("put", fence, (g) => `${upsert(g)} RETURNING version`, [ns, key, value], "decant_put");
       else if (cond.kind === "must_not_exist") version = await this.write("put", fence, (g) => `${upsert(g)} WHERE t.value IS NULL RETURNING version`, [ns, key, value], "decant_put_new");
@@ -321,31 +295,25 @@ export class PostgresStore implements Store {
         const sql = (g?: string) => `UPDATE ${this.t} SET value = $3, version = version + 1 WHERE ns = $1 AND key = $2 AND value IS NOT NULL AND version = $4${and(g)} RETURNING version`;
         version = await this.write("put", fence, sql, [ns, key, value, String(cond.version)], "decant_put_if");
       } else await this.refuseIfFenced("put", fence);
-      if (version !== undefined) return BigInt(version);
-      const stored = await this.getRaw(ns, key);
-      checkCondition(key, stored, cond); // throws the version_mismatch with the current version
-      // The condition holds again (the key changed between the two statements): write again.
-      if (attempt >= 3) throw versionMismatch(key, liveVersion(stored), "the key kept changing during the write");
-    }
+      return version === undefined ? { refused: undefined } : { done: BigInt(version) };
+    };
+    return conditionalWrite(key, cond, attempt, () => this.readOne(ns, key));
   }
 
-  async delete(ns: string, key: string, condition?: Condition, fence?: number): Promise<DeleteResult> {
-    checkEpoch(fence);
-    const cond = normalize(condition);
-    for (let attempt = 1; ; attempt++) {
+  async delete(ns: string, key: string, condition: Condition | undefined, fence: number | undefined): Promise<DeleteResult> {
+    const cond = normalizeCondition(condition);
+    const attempt = async (): Promise<Attempt<DeleteResult>> => {
       // must_not_exist on a delete can only succeed when there is nothing to delete.
-      if (cond?.kind !== "must_not_exist" && !(cond && cond.version > MAX_VERSION)) {
-        const check = cond ? " AND version = $3" : "";
-        const sql = (g?: string) => `UPDATE ${this.t} SET value = NULL, version = version + 1 WHERE ns = $1 AND key = $2 AND value IS NOT NULL${check}${and(g)} RETURNING version`;
-        const version = await this.write("delete", fence, sql, cond ? [ns, key, String(cond.version)] : [ns, key], cond ? "decant_delete_if" : "decant_delete");
-        if (version !== undefined) return { deleted: true, version: BigInt(version) };
-      } else await this.refuseIfFenced("delete", fence);
-      const stored = await this.getRaw(ns, key);
-      checkCondition(key, stored, cond);
-      if (stored?.value == null) return { deleted: false, version: stored?.version ?? 0n };
-      // Live now and the condition holds: it was (re)written between the statements.
-      if (attempt >= 3) throw versionMismatch(key, stored.version, "the key kept changing during the delete");
-    }
+      if (cond?.kind === "must_not_exist" || (cond && cond.version > MAX_VERSION)) {
+        await this.refuseIfFenced("delete", fence);
+        return { refused: undefined };
+      }
+      const check = cond ? " AND version = $3" : "";
+      const sql = (g?: string) => `UPDATE ${this.t} SET value = NULL, version = version + 1 WHERE ns = $1 AND key = $2 AND value IS NOT NULL${check}${and(g)} RETURNING version`;
+      const version = await this.write("delete", fence, sql, cond ? [ns, key, String(cond.version)] : [ns, key], cond ? "decant_delete_if" : "decant_delete");
+      return version === undefined ? { refused: undefined } : { done: { deleted: true, version: BigInt(version) } };
+    };
+    return conditionalWrite(key, cond, attempt, () => this.readOne(ns, key), notDeleted);
   }
 
   /**
@@ -373,7 +341,6 @@ export class PostgresStore implements Store {
   }
 
   async raiseFence(epoch: number): Promise<number> {
-    checkEpoch(epoch);
     const upsert = `INSERT INTO ${this.fenceTable} AS f (tbl, epoch) VALUES ($1, $2::int8)
       ON CONFLICT (tbl) DO UPDATE SET epoch = GREATEST(f.epoch, excluded.epoch) RETURNING epoch`;
     // Safe to repeat. The table lock waits for every fenced write in progress (FOR SHARE holds
@@ -395,34 +362,22 @@ export class PostgresStore implements Store {
     return Number(fence);
   }
 
-  async batchWrite(ns: string, ops: WriteOp[]): Promise<WriteOutcome[]> {
-    // Not atomic by contract; runBatch keeps per-key order and runs keys in parallel.
-    return runBatch(this, ns, ops, Math.min(this.options.poolMax, 8));
-  }
-
   async scan(ns: string, options: ScanOptions): Promise<ScanPage<Item>> {
     const prefix = options.prefix ?? "";
-    const after = options.cursor === undefined ? "" : decodeCursor(options.cursor, isSegmentCursor).k;
     const end = prefixEnd(prefix);
     const limit = Math.max(1, options.limit);
-    const params: unknown[] = [ns, after, prefix, limit + 1];
+    const params: unknown[] = [ns, keyAfter(options.cursor), prefix, limit + 1];
     if (end !== null) params.push(end);
     const sql = `SELECT ${COLUMNS} FROM ${this.t}
       WHERE ns = $1 AND key > $2 AND key >= $3${end !== null ? " AND key < $5" : ""} AND value IS NOT NULL
       ORDER BY key LIMIT $4`;
     const { rows } = await this.q<Row>("scan", sql, params, true, end !== null ? "decant_scan_prefix" : "decant_scan");
-    return page(rows.map(toRaw) as Item[], limit);
+    return pageOf(rows.map(toRaw) as Item[], limit);
   }
 
   // ---- replication operations -----------------------------------------------------------
 
-  async applyIfNewer(ns: string, items: RawItem[], fence?: number): Promise<boolean[]> {
-    if (items.length === 0) return [];
-    checkEpoch(fence);
-    for (const item of items) {
-      checkValueSize(this, item.key, item.value);
-      if (item.version < 0n || item.version > MAX_VERSION) throw invalidArgument("version", `${item.version} is outside 0..${MAX_VERSION}, what ${this.kind} stores`);
-    }
+  async applyIfNewer(ns: string, items: RawItem[], fence: number | undefined): Promise<boolean[]> {
     // ON CONFLICT cannot touch a row twice in one statement: keep the highest version per key
     // (the others would lose to it anyway). Sorting by key makes concurrent batches lock rows
     // in the same order, so they cannot deadlock.
@@ -433,7 +388,7 @@ export class PostgresStore implements Store {
     });
     const chosen = [...winner.values()].map((i) => items[i]!).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const statements: pg.QueryConfig[] = [];
-    for (const chunk of chunks(chosen)) {
+    for (const chunk of chunkBy(chosen, (i) => (i.value?.length ?? 0) + Buffer.byteLength(i.key), APPLY_BATCH.items, APPLY_BATCH.bytes)) {
       // One multi-row statement per piece. VALUES with one parameter per field (not unnest of
       // arrays) because pg sends Buffer parameters as binary, while a bytea[] goes as hex text:
       // measured 2-6x faster for values of a few KiB and up. Pieces have power-of-two sizes so
@@ -504,36 +459,25 @@ export class PostgresStore implements Store {
    * covering, with no need to know the key distribution. Each segment still pages by key on
    * the primary key (and skips the other buckets' rows), so a cursor is just the last key.
    */
-  async scanRaw(ns: string, options: RawScanOptions): Promise<ScanPage<RawItem>> {
-    const total = options.totalSegments ?? 1;
-    const segment = options.segment ?? 0;
-    if (!Number.isInteger(total) || total < 1) throw invalidArgument("total_segments", "must be a whole number of at least 1");
-    if (!Number.isInteger(segment) || segment < 0 || segment >= total) throw invalidArgument("segment", `must be a whole number from 0 to ${total - 1}`);
-    const seg = total > 1 ? `${segment}/${total}` : undefined;
-    let after = "";
-    if (options.cursor !== undefined) {
-      const c = decodeCursor(options.cursor, isSegmentCursor);
-      if (c.seg !== seg) throw invalidArgument("page_token", "belongs to another segment of the scan");
-      after = c.k;
-    }
+  async scanRaw(ns: string, options: RawScanOptions, segment: Segment): Promise<ScanPage<RawItem>> {
+    const after = keyAfter(options.cursor, segment);
     const limit = Math.max(1, options.limit);
     // scanRaw carries the backfill and the verifier, so it reads through binary COPY: values
     // arrive as bytes, not as hex or base64 text that becomes a string on the JS heap and then
     // a Buffer. Measured on 200k × 1 KiB: half the CPU, a tenth of the GC. COPY takes no
     // parameters, so the values are quoted literals (ns and key are text; the rest are checked
     // integers).
-    const bucket = seg ? ` AND (hashtext(key) & 2147483647) % ${total} = ${segment}` : "";
+    const bucket = segment.total > 1 ? ` AND (hashtext(key) & 2147483647) % ${segment.total} = ${segment.segment}` : "";
     const sql = `SELECT key, value, version FROM ${this.t} WHERE ns = ${pg.escapeLiteral(ns)} AND key > ${pg.escapeLiteral(after)}${bucket} ORDER BY key LIMIT ${limit + 1}`;
-    return page(parseBinaryCopy(await this.copyOut("scanRaw", sql)), limit, seg);
+    return pageOf(parseBinaryCopy(await this.copyOut("scanRaw", sql)), limit, segment);
   }
 
   async largeValues(ns: string, options: LargeValueOptions): Promise<ScanPage<ValueSize>> {
-    const after = options.cursor === undefined ? "" : decodeCursor(options.cursor, isSegmentCursor).k;
     // octet_length of a stored (even TOASTed) bytea comes from its header: the values stay put.
     const sql = `SELECT key, octet_length(value) AS bytes FROM ${this.t}
       WHERE ns = $1 AND key > $2 AND value IS NOT NULL AND octet_length(value) > $3 ORDER BY key LIMIT $4`;
-    const { rows } = await this.q<ValueSize>("largeValues", sql, [ns, after, options.minBytes, options.limit + 1], true, "decant_large_values");
-    return page(rows, options.limit);
+    const { rows } = await this.q<ValueSize>("largeValues", sql, [ns, keyAfter(options.cursor), options.minBytes, options.limit + 1], true, "decant_large_values");
+    return pageOf(rows, options.limit);
   }
 
   async namespaces(): Promise<string[]> {
@@ -584,45 +528,21 @@ export class PostgresStore implements Store {
     }
   }
 
+  /** Ends the pool; a later call opens a new one (and checks the schema again). */
   async close(): Promise<void> {
+    this.schema.reset();
     const pool = this.pool;
     this.pool = undefined;
-    this.schemaReady = undefined;
     await pool?.end();
   }
 }
+
+export class PostgresStore extends KitStore<PostgresDriver> {}
 
 // ---- helpers ------------------------------------------------------------------------------
 
 /** The fenced form's extra condition in a WHERE clause (nothing when unfenced). */
 const and = (guard: string | undefined): string => (guard === undefined ? "" : ` AND ${guard}`);
-
-/** expected_version 0 means "absent" (checkCondition's semantics): the same as must_not_exist. */
-function normalize(condition: Condition | undefined): Condition | undefined {
-  return condition?.kind === "expected_version" && condition.version === 0n ? { kind: "must_not_exist" } : condition;
-}
-
-/** Reads limit+1 rows to know whether another page exists without an empty last page. */
-function page<T extends { key: string }>(rows: T[], limit: number, seg?: string): ScanPage<T> {
-  const items = rows.slice(0, limit);
-  return { items, cursor: rows.length > limit ? encodeCursor({ k: items[items.length - 1]!.key, seg }) : undefined };
-}
-
-function* chunks(items: RawItem[]): Generator<RawItem[]> {
-  let chunk: RawItem[] = [];
-  let bytes = 0;
-  for (const item of items) {
-    const size = (item.value?.length ?? 0) + Buffer.byteLength(item.key);
-    if (chunk.length > 0 && (chunk.length >= APPLY_CHUNK_ITEMS || bytes + size > APPLY_CHUNK_BYTES)) {
-      yield chunk;
-      chunk = [];
-      bytes = 0;
-    }
-    chunk.push(item);
-    bytes += size;
-  }
-  if (chunk.length > 0) yield chunk;
-}
 
 const TIMEOUT_MESSAGES = ["Query read timeout", "timeout exceeded when trying to connect", "Connection terminated due to connection timeout"];
 const CONNECTION_MESSAGES = ["Connection terminated", "connection error", "not queryable", "Client was closed"];
@@ -632,58 +552,32 @@ const TRANSIENT_CODES = new Set(["57P01", "57P02", "57P03", "53300", "40001", "4
 /** Failures that may pass on their own: worth a retry where the statement is safe to repeat. */
 function isTransient(err: unknown): boolean {
   if (isDecantError(err)) return false;
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === "string" && (TRANSIENT_CODES.has(code) || code.startsWith("08"))) return true;
+  const code = codeOf(err);
+  if (code !== undefined && (TRANSIENT_CODES.has(code) || code.startsWith("08"))) return true;
   if (isNetworkError(err)) return true;
   const message = err instanceof Error ? err.message : "";
   return !TIMEOUT_MESSAGES.some((m) => message.includes(m)) && CONNECTION_MESSAGES.some((m) => message.includes(m));
 }
 
 /** Catalog collisions of concurrent CREATE … IF NOT EXISTS (unique violation, duplicate table/schema/object). */
-const isCreateRace = (err: unknown): boolean => ["23505", "42P07", "42P06", "42710"].includes((err as { code?: string }).code ?? "");
-
-function intOption(url: URL, name: string, fallback: number, min: number): number {
-  const raw = url.searchParams.get(name);
-  if (raw === null) return fallback;
-  const n = Number(raw);
-  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n < min) throw invalidArgument("store", `postgres option ${name}=${JSON.stringify(raw)} must be a whole number of at least ${min}`);
-  return n;
-}
-
-function boolOption(url: URL, name: string, fallback: boolean): boolean {
-  const raw = url.searchParams.get(name);
-  if (raw === null) return fallback;
-  if (raw !== "true" && raw !== "false") throw invalidArgument("store", `postgres option ${name}=${JSON.stringify(raw)} must be true or false`);
-  return raw === "true";
-}
-
-function nameOption(url: URL, name: string, fallback: string): string {
-  const value = url.searchParams.get(name) ?? fallback;
-  if (!IDENTIFIER.test(value)) throw invalidArgument("store", `postgres option ${name}=${JSON.stringify(value)} must match ${IDENTIFIER.source}`);
-  return value;
-}
-
-function tableOption(url: URL): string {
-  const table = nameOption(url, "table", "decant_items");
-  if (table === FENCE_TABLE) throw invalidArgument("store", `postgres option table=${FENCE_TABLE} is reserved for the write fence; choose another name`);
-  return table;
-}
+const isCreateRace = (err: unknown): boolean => ["23505", "42P07", "42P06", "42710"].includes(codeOf(err) ?? "");
 
 /** postgres://user:pw@host:5432/db?table=…&schema=…&pool_max=…&timeout_ms=… (see the top of this file). Does not connect. */
 export function createPostgresStore(url: URL, raw: string): PostgresStore {
-  const options: PostgresOptions = {
-    connectionString: "",
-    description: redactUrl(raw),
-    table: tableOption(url),
-    schema: nameOption(url, "schema", "public"),
-    poolMax: intOption(url, "pool_max", 10, 1),
-    timeoutMs: intOption(url, "timeout_ms", 5000, 1),
-    prepared: boolOption(url, "prepared", true),
-  };
+  const o = parseOptions("postgres", url, {
+    table: option.text("decant_items", IDENTIFIER),
+    schema: option.text("public", IDENTIFIER),
+    pool_max: option.int(10, 1, 1000),
+    timeout_ms: option.int(5000, 1, 600_000),
+    prepared: option.bool(true),
+    ...Object.fromEntries(PG_OPTIONS.map((name) => [name, option.passed()])),
+  });
+  if (o.table === FENCE_TABLE) throw invalidArgument("store", `postgres option table=${FENCE_TABLE} is reserved for the write fence; choose another name`);
   const forPg = new URL(url.href);
-  for (const name of OUR_OPTIONS) forPg.searchParams.delete(name);
-  options.connectionString = forPg.href;
-  return new PostgresStore(options);
+  for (const name of [...forPg.searchParams.keys()]) if (!(PG_OPTIONS as readonly string[]).includes(name)) forPg.searchParams.delete(name);
+  return new PostgresStore(
+    new PostgresDriver({ connectionString: forPg.href, description: redactUrl(raw), table: o.table, schema: o.schema, poolMax: o.pool_max, timeoutMs: o.timeout_ms, prepared: o.prepared }),
+  );
 }
 
 const COPY_SIGNATURE = Buffer.from("PGCOPY\n\xff\r\n\0", "latin1");

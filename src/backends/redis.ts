@@ -34,10 +34,16 @@
 // as decimal strings without leading zeros, compared by (length, then bytes) and incremented
 // digit by digit in Lua.
 import { Redis } from "ioredis";
-import { DecantError, invalidArgument, isDecantError, unavailable, unsupported } from "../protocol/errors.js";
-import type { Capabilities, Store } from "../protocol/store.js";
+import { settleSync } from "../protocol/batch.js";
+import { throwIfCancelled } from "../protocol/call.js";
+import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable } from "../protocol/errors.js";
+import { encodeCursor, keyAfter, pageOf, prefixEnd, type Segment } from "../protocol/paging.js";
+import { checkCondition, liveItems, refuseIfFenced } from "../protocol/semantics.js";
+import type { Capabilities } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
-import { asStoreError, checkCondition, checkEpoch, checkValueSize, compareKeys, decodeCursor, encodeCursor, isKeyCursor, isNetworkError, liveItems, prefixEnd, redactUrl, refuseIfFenced, retry, withTimeout } from "./common.js";
+import { compareKeys } from "../protocol/types.js";
+import { chunkBy, Envelope, isNetworkError, option, parseOptions, redactUrl, withDeadline } from "./kit.js";
+import { KitStore, type Driver } from "./store.js";
 
 export interface RedisStoreOptions {
   host: string;
@@ -206,7 +212,13 @@ type Reply = Buffer | string | number | null | Reply[];
 const CHUNK_ITEMS = 200;
 const CHUNK_BYTES = 8 * 1024 * 1024;
 const PURGE_CHUNK = 500;
-const MAX_VERSION = 2n ** 64n - 1n;
+
+/** A server that accepted the connection said nothing (no handshake answer) within timeout_ms. */
+class ConnectTimeout extends Error {
+  constructor(ms: number) {
+    super(`no answer while connecting within ${ms} ms`);
+  }
+}
 
 /** Errors that may pass on their own (and a call that failed with them may be repeated if idempotent). */
 function isTransient(err: unknown): boolean {
@@ -216,17 +228,22 @@ function isTransient(err: unknown): boolean {
   return /Connection is closed|Stream isn't writeable|max retries per request|^(LOADING|BUSY|TRYAGAIN|MASTERDOWN|READONLY)\b/.test(message);
 }
 
-export class RedisStore implements Store {
+/** What the redis store can do (see Capabilities). */
+const CAPABILITIES: Capabilities = {
+  orderedScan: true,
+  segmentedScan: false,
+  // Redis holds up to 512 MB per value, but one huge value stalls the single-threaded server for everyone.
+  maxValueBytes: () => 16 * 1024 * 1024,
+  durable: true,
+  fencing: true,
+  applyBatch: { items: CHUNK_ITEMS, bytes: CHUNK_BYTES },
+};
+
+class RedisDriver implements Driver {
   readonly kind = "redis";
   readonly description: string;
-  readonly capabilities: Capabilities = {
-    orderedScan: true,
-    segmentedScan: false,
-    // Redis holds up to 512 MB per value, but one huge value stalls the single-threaded server for everyone.
-    maxValueBytes: () => 16 * 1024 * 1024,
-    durable: true,
-    fencing: true,
-  };
+  readonly capabilities = CAPABILITIES;
+  private readonly calls: Envelope;
   private client?: Redis;
   private connecting?: Promise<void>;
   private lastError?: unknown;
@@ -239,6 +256,7 @@ export class RedisStore implements Store {
     description: string,
   ) {
     this.description = description;
+    this.calls = new Envelope({ store: description, timeoutMs: options.timeoutMs, isTransient, mapError: (op, err) => this.mapError(op, err) });
   }
 
   // ---- connection -------------------------------------------------------------------------
@@ -289,13 +307,13 @@ export class RedisStore implements Store {
         // Leave it in "end", so the next call starts a fresh attempt. (Not when already ended:
         // disconnect() would then mark the next attempt as manually closed and hide its error.)
         if (client.status !== "end") client.disconnect();
-        reject(this.lastError ?? err);
+        reject(err instanceof ConnectTimeout ? err : (this.lastError ?? err));
       };
       const onReady = () => finish();
       const onEnd = () => finish(new Error("Connection is closed."));
       // The TCP connect and the handshake (AUTH, SELECT, ready check) together get timeout_ms: a
       // server that accepts but never answers must not leave a connection hanging.
-      const timer = setTimeout(() => finish(new Error(`no answer while connecting within ${this.options.timeoutMs} ms`)), this.options.timeoutMs);
+      const timer = setTimeout(() => finish(new ConnectTimeout(this.options.timeoutMs)), this.options.timeoutMs);
       client.once("ready", onReady);
       client.once("end", onEnd);
       if (client.status === "wait" || client.status === "end") client.connect().catch(() => undefined);
@@ -308,18 +326,24 @@ export class RedisStore implements Store {
    * Runs one operation, bounded by timeout_ms. Connecting is always retried (nothing was sent);
    * the operation itself only when `idempotent`.
    */
-  private async call<T>(op: string, idempotent: boolean, run: (client: Redis) => Promise<T>): Promise<T> {
-    // withTimeout abandons the attempt at the deadline; the deadline also stops further retries.
-    const deadline = Date.now() + this.options.timeoutMs;
-    const retryable = (err: unknown) => Date.now() < deadline && isTransient(err);
-    const once = async () => run(idempotent ? await this.ready() : await retry(() => this.ready(), retryable));
-    try {
-      return await withTimeout(this.description, op, this.options.timeoutMs, () => (idempotent ? retry(once, retryable) : once()));
-    } catch (err) {
-      if (isDecantError(err)) throw err;
-      const cause = err instanceof Error && err.message === "Connection is closed." && this.lastError ? this.lastError : err;
-      throw unavailable(this.description, cause);
-    }
+  private call<T>(op: string, idempotent: boolean, run: (client: Redis) => Promise<T>): Promise<T> {
+    return this.calls.run(
+      op,
+      async (deadline) => {
+        const client = idempotent ? await this.ready() : await this.calls.connect(deadline, () => this.ready());
+        throwIfCancelled(op); // connected, nothing sent yet
+        return run(client);
+      },
+      idempotent,
+    );
+  }
+
+  private mapError(op: string, err: unknown): DecantError {
+    if (isDecantError(err)) return err;
+    // The server accepted the connection and never answered: a timeout, like any other.
+    if (err instanceof ConnectTimeout) return deadlineExceeded(this.description, op, this.options.timeoutMs);
+    const cause = err instanceof Error && err.message === "Connection is closed." && this.lastError ? this.lastError : err;
+    return unavailable(this.description, cause);
   }
 
   private keys(ns: string): [string, string, string, string] {
@@ -363,25 +387,7 @@ export class RedisStore implements Store {
 
   // ---- client operations ------------------------------------------------------------------
 
-  async get(ns: string, key: string): Promise<Item | null> {
-    const raw = await this.getRaw(ns, key);
-    return raw && raw.value !== null ? { key, value: raw.value, version: raw.version } : null;
-  }
-
-  async batchGet(ns: string, keys: string[]): Promise<Item[]> {
-    const raws = await this.readMany(ns, [...new Set(keys)]);
-    return liveItems(raws);
-  }
-
-  async batchGetRaw(ns: string, keys: string[]): Promise<RawItem[]> {
-    return this.readMany(ns, [...new Set(keys)]);
-  }
-
-  async getRaw(ns: string, key: string): Promise<RawItem | null> {
-    return (await this.readMany(ns, [key]))[0] ?? null;
-  }
-
-  private async readMany(ns: string, keys: string[]): Promise<RawItem[]> {
+  async readRaw(ns: string, keys: string[]): Promise<RawItem[]> {
     const out: RawItem[] = [];
     for (let i = 0; i < keys.length; i += CHUNK_ITEMS * 2) {
       const chunk = keys.slice(i, i + CHUNK_ITEMS * 2);
@@ -394,13 +400,13 @@ export class RedisStore implements Store {
     return out;
   }
 
-  async put(ns: string, key: string, value: Buffer, condition?: Condition, fence?: number): Promise<bigint> {
+  async put(ns: string, key: string, value: Buffer, condition: Condition | undefined, fence: number | undefined): Promise<bigint> {
     const [outcome] = await this.write(ns, [{ type: "put", key, value, condition }], fence);
     if (!outcome!.ok) throw outcome!.error;
     return outcome!.version;
   }
 
-  async delete(ns: string, key: string, condition?: Condition, fence?: number): Promise<DeleteResult> {
+  async delete(ns: string, key: string, condition: Condition | undefined, fence: number | undefined): Promise<DeleteResult> {
     const [outcome] = await this.write(ns, [{ type: "delete", key, condition }], fence);
     if (!outcome!.ok) throw outcome!.error;
     return { deleted: outcome!.deleted === true, version: outcome!.version };
@@ -408,52 +414,28 @@ export class RedisStore implements Store {
 
   /**
    * Sends the writes in chunks, each one script call (so writes to one key keep their order). Not
-   * retried: a blind put repeated would bump the version twice. If the first chunk fails nothing
-   * was written and the error is thrown; a later chunk's failure is reported on its items.
+   * retried: a blind put repeated would bump the version twice. A chunk that fails fails the
+   * whole call (the batch rule); the chunks before it were applied.
    */
-  batchWrite(ns: string, ops: WriteOp[]): Promise<WriteOutcome[]> {
+  writeBatch(ns: string, ops: WriteOp[]): Promise<WriteOutcome[]> {
     return this.write(ns, ops);
   }
 
   /** batchWrite, fenced where `epoch` is given (put and delete: one op, so one script). */
   private async write(ns: string, ops: WriteOp[], epoch?: number): Promise<WriteOutcome[]> {
-    checkEpoch(epoch);
-    const results: WriteOutcome[] = new Array(ops.length);
-    const pending: number[] = [];
-    ops.forEach((op, i) => {
-      try {
-        if (op.type === "put") checkValueSize(this, op.key, op.value);
-        pending.push(i);
-      } catch (err) {
-        results[i] = { ok: false, key: op.key, error: asStoreError(this.description, err) };
-      }
-    });
-    let wrote = false;
-    const size = (i: number) => {
-      const op = ops[i]!;
-      return op.type === "put" ? op.value.length : 0;
-    };
-    for (const chunk of chunks(pending, size)) {
+    const results: WriteOutcome[] = [];
+    for (const chunk of chunkBy(ops, (op) => (op.type === "put" ? op.value.length : 0), CHUNK_ITEMS, CHUNK_BYTES)) {
       const args: (string | Buffer)[] = [];
-      for (const i of chunk) {
-        const op = ops[i]!;
+      for (const op of chunk) {
         const cond = op.condition;
         args.push(op.type === "put" ? "p" : "d", op.key, op.type === "put" ? op.value : "", !cond ? "" : cond.kind === "must_not_exist" ? "nx" : "v", cond?.kind === "expected_version" ? cond.version.toString() : "");
       }
-      let reply: string[];
-      try {
-        reply = (await this.call("write", false, async (c) => {
-          await this.register(c, ns);
-          return this.writeScript(c, "decantWrite", ns, args, epoch);
-        })) as string[];
-        this.refused(reply, epoch);
-      } catch (err) {
-        if (!wrote) throw err;
-        for (const i of chunk) results[i] = { ok: false, key: ops[i]!.key, error: asStoreError(this.description, err) };
-        continue;
-      }
-      wrote = true;
-      chunk.forEach((i, j) => (results[i] = this.outcome(ops[i]!, reply[2 * j]!, BigInt(reply[2 * j + 1]!))));
+      const reply = (await this.call("write", false, async (c) => {
+        await this.register(c, ns);
+        return this.writeScript(c, "decantWrite", ns, args, epoch);
+      })) as string[];
+      this.refused(reply, epoch);
+      chunk.forEach((op, j) => results.push(settleSync(op.key, () => this.outcome(op, reply[2 * j]!, BigInt(reply[2 * j + 1]!)))));
     }
     return results;
   }
@@ -462,39 +444,29 @@ export class RedisStore implements Store {
     if (status === "put") return { ok: true, key: op.key, version };
     if (status === "del") return { ok: true, key: op.key, version, deleted: true };
     if (status === "absent") return { ok: true, key: op.key, version, deleted: false };
-    try {
-      // The script found the condition false; checkCondition builds the same error every backend reports.
-      checkCondition(op.key, version === 0n ? null : { key: op.key, value: Buffer.alloc(0), version }, op.condition);
-    } catch (err) {
-      if (isDecantError(err)) return { ok: false, key: op.key, error: err };
-    }
-    return { ok: false, key: op.key, error: new DecantError("internal", `redis write script returned ${status} for key ${JSON.stringify(op.key)}`) };
+    // The script found the condition false; checkCondition throws the same error every backend reports.
+    if (status === "mismatch") checkCondition(op.key, version === 0n ? null : { key: op.key, value: Buffer.alloc(0), version }, op.condition);
+    throw new DecantError("internal", `redis write script returned ${status} for key ${JSON.stringify(op.key)}`);
   }
 
   async scan(ns: string, options: ScanOptions): Promise<ScanPage<Item>> {
     const prefix = options.prefix ?? "";
-    const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor, isKeyCursor).k;
-    const min = after !== undefined && compareKeys(after, prefix) >= 0 ? `(${after}` : prefix ? `[${prefix}` : "-";
+    const after = keyAfter(options.cursor);
+    const min = after !== "" && compareKeys(after, prefix) >= 0 ? `(${after}` : prefix ? `[${prefix}` : "-";
     const end = prefix ? prefixEnd(prefix) : null;
     const max = end === null ? "+" : `(${end}`;
     const reply = (await this.call("scan", true, (c) => this.script(c, "decantScan", ns, [min, max, options.limit + 1], true))) as (Buffer | null)[];
-    return page(liveItems(triples(reply)), options.limit);
+    return pageOf(liveItems(triples(reply)), options.limit);
   }
 
   // ---- replication operations -------------------------------------------------------------
 
-  async applyIfNewer(ns: string, items: RawItem[], fence?: number): Promise<boolean[]> {
-    if (items.length === 0) return [];
-    checkEpoch(fence);
-    for (const item of items) {
-      checkValueSize(this, item.key, item.value);
-      if (item.version < 1n || item.version > MAX_VERSION) throw invalidArgument("version", `${item.version} is not a uint64 version above 0 (key ${JSON.stringify(item.key)})`);
-    }
+  async applyIfNewer(ns: string, items: RawItem[], fence: number | undefined): Promise<boolean[]> {
     const applied: boolean[] = [];
     const indexes = items.map((_, i) => i);
     // Fenced, the whole call is one script, so it is refused or applied under one fence (and
     // blocks Redis for its whole size: fenced batches are meant to be small).
-    for (const chunk of fence === undefined ? chunks(indexes, (i) => items[i]!.value?.length ?? 0) : [indexes]) {
+    for (const chunk of fence === undefined ? chunkBy(indexes, (i) => items[i]!.value?.length ?? 0, CHUNK_ITEMS, CHUNK_BYTES) : [indexes]) {
       const args: (string | Buffer)[] = [];
       for (const i of chunk) {
         const item = items[i]!;
@@ -511,12 +483,11 @@ export class RedisStore implements Store {
     return applied;
   }
 
-  async scanRaw(ns: string, options: RawScanOptions): Promise<ScanPage<RawItem>> {
-    if ((options.totalSegments ?? 1) > 1) throw unsupported(this.kind, "segmented scans");
-    const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor, isKeyCursor).k;
-    const min = after === undefined ? "-" : `(${after}`;
+  async scanRaw(ns: string, options: RawScanOptions, segment: Segment): Promise<ScanPage<RawItem>> {
+    const after = keyAfter(options.cursor, segment);
+    const min = after === "" ? "-" : `(${after}`;
     const reply = (await this.call("scanRaw", true, (c) => this.script(c, "decantScanRaw", ns, [min, options.limit + 1], true))) as (Buffer | null)[];
-    return page(triples(reply), options.limit);
+    return pageOf(triples(reply), options.limit, segment);
   }
 
   /**
@@ -524,8 +495,8 @@ export class RedisStore implements Store {
    * cursor, but each call does bounded work on the server.
    */
   async largeValues(ns: string, options: LargeValueOptions): Promise<ScanPage<ValueSize>> {
-    const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor, isKeyCursor).k;
-    const min = after === undefined ? "-" : `(${after}`;
+    const after = keyAfter(options.cursor);
+    const min = after === "" ? "-" : `(${after}`;
     const reply = (await this.call("largeValues", true, (c) => this.script(c, "decantLargeValues", ns, [min, options.limit, options.minBytes], true))) as (Buffer | number | null)[];
     const items: ValueSize[] = [];
     for (let i = 1; i + 1 < reply.length; i += 2) items.push({ key: (reply[i] as Buffer).toString("utf8"), bytes: Number(reply[i + 1]) });
@@ -569,7 +540,6 @@ export class RedisStore implements Store {
   }
 
   async raiseFence(epoch: number): Promise<number> {
-    checkEpoch(epoch);
     return Number(await this.call("raiseFence", true, (c) => this.command(c, "decantRaiseFence", [this.fenceKey, String(epoch)])));
   }
 
@@ -580,7 +550,7 @@ export class RedisStore implements Store {
     if (!client) return;
     if (client.status === "ready") {
       try {
-        await withTimeout(this.description, "quit", this.options.timeoutMs, () => client.quit());
+        await withDeadline(this.description, "quit", this.options.timeoutMs, () => client.quit());
         return;
       } catch {
         // fall through: drop the connection instead
@@ -590,24 +560,7 @@ export class RedisStore implements Store {
   }
 }
 
-/** Splits indexes into chunks of at most CHUNK_ITEMS items and (unless one item is bigger) CHUNK_BYTES bytes. */
-function chunks(indexes: number[], size: (i: number) => number): number[][] {
-  const out: number[][] = [];
-  let cur: number[] = [];
-  let bytes = 0;
-  for (const i of indexes) {
-    const s = size(i);
-    if (cur.length > 0 && (cur.length >= CHUNK_ITEMS || bytes + s > CHUNK_BYTES)) {
-      out.push(cur);
-      cur = [];
-      bytes = 0;
-    }
-    cur.push(i);
-    bytes += s;
-  }
-  if (cur.length > 0) out.push(cur);
-  return out;
-}
+export class RedisStore extends KitStore<RedisDriver> {}
 
 /** Script replies of (key, version, value) triples. */
 function triples(reply: (Buffer | null)[]): RawItem[] {
@@ -618,14 +571,6 @@ function triples(reply: (Buffer | null)[]): RawItem[] {
   return out;
 }
 
-/** The scripts read limit+1 keys, so a full last page is known to be last without an empty page. */
-function page<T extends { key: string }>(rows: T[], limit: number): ScanPage<T> {
-  const items = rows.slice(0, limit);
-  return { items, cursor: rows.length > limit ? encodeCursor({ k: items[items.length - 1]!.key }) : undefined };
-}
-
-const OPTIONS = ["prefix", "timeout_ms", "tls"];
-
 /**
  * redis://[user][:password@]host[:6379][/db][?options]
  *   prefix=P        every key starts with "P:" (default "decant"), so several services can share
@@ -634,32 +579,28 @@ const OPTIONS = ["prefix", "timeout_ms", "tls"];
  *   tls=true        connect with TLS (default false)
  */
 export function createRedisStore(url: URL, raw: string): RedisStore {
-  for (const name of url.searchParams.keys()) {
-    if (!OPTIONS.includes(name)) throw invalidArgument("store", `unknown redis option ${JSON.stringify(name)}; use ${OPTIONS.join(", ")}`);
-  }
+  const o = parseOptions("redis", url, {
+    prefix: option.text("decant", /^[A-Za-z0-9_.:/-]{1,100}$/, "must be 1-100 letters, digits or _ . : / - (no braces: they would change the cluster hash tag)"),
+    timeout_ms: option.int(5000, 1, 600_000),
+    tls: option.bool(false),
+  });
   const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
   if (!host) throw invalidArgument("store", "redis: needs a host, e.g. redis://127.0.0.1:6379/0");
-  const port = url.port ? Number(url.port) : 6379;
   const dbText = url.pathname.replace(/^\//, "") || "0";
   if (!/^\d+$/.test(dbText)) throw invalidArgument("store", `redis database (the URL path) must be a number, got ${JSON.stringify(dbText)}`);
-  const prefix = url.searchParams.get("prefix") ?? "decant";
-  if (!/^[A-Za-z0-9_.:/-]{1,100}$/.test(prefix)) throw invalidArgument("store", "redis prefix must be 1-100 letters, digits or _ . : / - (no braces: they would change the cluster hash tag)");
-  const timeoutText = url.searchParams.get("timeout_ms") ?? "5000";
-  const timeoutMs = Number(timeoutText);
-  if (!/^\d+$/.test(timeoutText) || timeoutMs < 1) throw invalidArgument("store", "redis timeout_ms must be a whole number of milliseconds above 0");
-  const tlsText = url.searchParams.get("tls") ?? "false";
-  if (tlsText !== "true" && tlsText !== "false") throw invalidArgument("store", "redis tls must be true or false");
   return new RedisStore(
-    {
-      host,
-      port,
-      db: Number(dbText),
-      username: url.username ? decodeURIComponent(url.username) : undefined,
-      password: url.password ? decodeURIComponent(url.password) : undefined,
-      tls: tlsText === "true",
-      prefix,
-      timeoutMs,
-    },
-    redactUrl(raw),
+    new RedisDriver(
+      {
+        host,
+        port: url.port ? Number(url.port) : 6379,
+        db: Number(dbText),
+        username: url.username ? decodeURIComponent(url.username) : undefined,
+        password: url.password ? decodeURIComponent(url.password) : undefined,
+        tls: o.tls,
+        prefix: o.prefix,
+        timeoutMs: o.timeout_ms,
+      },
+      redactUrl(raw),
+    ),
   );
 }

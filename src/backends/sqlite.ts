@@ -5,10 +5,14 @@ import { existsSync, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { createRequire } from "node:module";
 import type BetterSqlite3 from "better-sqlite3";
-import { DecantError, invalidArgument, isDecantError, unavailable, unsupported } from "../protocol/errors.js";
-import type { Capabilities, Store } from "../protocol/store.js";
+import { settleSync } from "../protocol/batch.js";
+import { DecantError, invalidArgument, isDecantError, unavailable } from "../protocol/errors.js";
+import { keyAfter, pageOf, prefixEnd, type Segment } from "../protocol/paging.js";
+import { planWrite, refuseIfFenced } from "../protocol/semantics.js";
+import type { Capabilities } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
-import { checkCondition, checkEpoch, checkValueSize, decodeCursor, encodeCursor, isKeyCursor, liveItems, nextVersion, prefixEnd, refuseIfFenced } from "./common.js";
+import { option, parseOptions } from "./kit.js";
+import { KitStore, type Driver } from "./store.js";
 
 interface Row {
   key: string;
@@ -54,26 +58,30 @@ function makeDirectory(path: string): void {
   mkdirSync(dir);
 }
 
-export class SqliteStore implements Store {
+/** What the sqlite store can do (see Capabilities). */
+const CAPABILITIES: Capabilities = {
+  orderedScan: true,
+  segmentedScan: false,
+  maxValueBytes: () => 64 * 1024 * 1024,
+  durable: true,
+  maxVersion: 2n ** 63n - 1n, // a signed 64-bit column
+  fencing: true, // the fence is read inside each write's IMMEDIATE transaction
+  applyBatch: { items: 4096, bytes: 16 * 1024 * 1024 }, // one transaction per call: bounded so other writers wait little
+};
+
+class SqliteDriver implements Driver {
   readonly kind = "sqlite";
   readonly description: string;
-  readonly capabilities: Capabilities = {
-    orderedScan: true,
-    segmentedScan: false,
-    maxValueBytes: () => 64 * 1024 * 1024,
-    durable: true,
-    maxVersion: 2n ** 63n - 1n, // a signed 64-bit column
-    fencing: true, // the fence is read inside each write's IMMEDIATE transaction
-  };
+  readonly capabilities = CAPABILITIES;
   private db?: BetterSqlite3.Database;
-  private stmts?: ReturnType<SqliteStore["prepare"]>;
+  private stmts?: ReturnType<SqliteDriver["prepare"]>;
 
   constructor(private readonly options: SqliteOptions) {
     this.description = `sqlite:${options.path}`;
   }
 
   /** Opens lazily, so a bad path is reported on first use with the path in the message. */
-  private open(): NonNullable<SqliteStore["stmts"]> {
+  private open(): NonNullable<SqliteDriver["stmts"]> {
     if (this.stmts) return this.stmts;
     let Database: typeof BetterSqlite3;
     try {
@@ -124,156 +132,96 @@ export class SqliteStore implements Store {
     return this.open().get.get(ns, key) ?? null;
   }
 
-  /** Runs fn in one IMMEDIATE transaction (so a read-check-write is atomic across processes). */
-  private tx<T>(fn: () => T): T {
-    this.open();
-    try {
-      return this.db!.transaction(fn).immediate();
-    } catch (err) {
-      if (isDecantError(err)) throw err;
-      throw unavailable(this.description, err);
-    }
-  }
-
-  /** Inside a write transaction: refuses the write if the fence is above its epoch. */
-  private checkFenceSync(epoch: number | undefined): void {
-    if (epoch !== undefined) refuseIfFenced(this.description, epoch, this.stmts!.fence.get()?.epoch ?? null);
-  }
-
-  private putSync(ns: string, key: string, value: Buffer, condition?: Condition): bigint {
-    checkValueSize(this, key, value);
-    const stored = this.raw(ns, key);
-    checkCondition(key, stored, condition);
-    const version = nextVersion(stored);
-    this.stmts!.upsert.run(ns, key, value, version);
-    return version;
-  }
-
-  private deleteSync(ns: string, key: string, condition?: Condition): DeleteResult {
-    const stored = this.raw(ns, key);
-    checkCondition(key, stored, condition);
-    if (!stored || stored.value === null) return { deleted: false, version: stored?.version ?? 0n };
-    const version = stored.version + 1n;
-    this.stmts!.upsert.run(ns, key, null, version);
-    return { deleted: true, version };
-  }
-
-  async get(ns: string, key: string): Promise<Item | null> {
-    const row = this.tryRead(() => this.raw(ns, key));
-    return row && row.value !== null ? (row as Item) : null;
-  }
-
-  async batchGet(ns: string, keys: string[]): Promise<Item[]> {
-    return liveItems(await this.batchGetRaw(ns, keys));
-  }
-
-  async batchGetRaw(ns: string, keys: string[]): Promise<RawItem[]> {
-    return this.tryRead(() => [...new Set(keys)].map((k) => this.raw(ns, k)).filter((r): r is RawItem => r !== null));
-  }
-
-  async put(ns: string, key: string, value: Buffer, condition?: Condition, fence?: number): Promise<bigint> {
-    checkEpoch(fence);
-    return this.tx(() => {
-      this.checkFenceSync(fence);
-      return this.putSync(ns, key, value, condition);
-    });
-  }
-
-  async delete(ns: string, key: string, condition?: Condition, fence?: number): Promise<DeleteResult> {
-    checkEpoch(fence);
-    return this.tx(() => {
-      this.checkFenceSync(fence);
-      return this.deleteSync(ns, key, condition);
-    });
-  }
-
-  async batchWrite(ns: string, ops: WriteOp[]): Promise<WriteOutcome[]> {
-    // One transaction for speed; each write still succeeds or fails on its own.
-    return this.tx(() =>
-      ops.map((op): WriteOutcome => {
-        try {
-          if (op.type === "put") return { ok: true, key: op.key, version: this.putSync(ns, op.key, op.value, op.condition) };
-          const r = this.deleteSync(ns, op.key, op.condition);
-          return { ok: true, key: op.key, version: r.version, deleted: r.deleted };
-        } catch (err) {
-          if (isDecantError(err) && err.kind !== "unavailable") return { ok: false, key: op.key, error: err };
-          throw err;
-        }
-      }),
-    );
-  }
-
-  async scan(ns: string, options: ScanOptions): Promise<ScanPage<Item>> {
-    const prefix = options.prefix ?? "";
-    const after = options.cursor === undefined ? "" : decodeCursor(options.cursor, isKeyCursor).k;
-    const end = prefixEnd(prefix);
-    const rows = this.tryRead(() => this.open().scan.all(ns, after, prefix, end, end, BigInt(options.limit + 1)));
-    return this.page(rows as Item[], options.limit);
-  }
-
-  async getRaw(ns: string, key: string): Promise<RawItem | null> {
-    return this.tryRead(() => this.raw(ns, key));
-  }
-
-  async applyIfNewer(ns: string, items: RawItem[], fence?: number): Promise<boolean[]> {
-    if (items.length === 0) return [];
-    for (const item of items) checkValueSize(this, item.key, item.value);
-    checkEpoch(fence);
-    return this.tx(() => {
-      this.checkFenceSync(fence);
-      return items.map((i) => this.stmts!.applyIfNewer.run(ns, i.key, i.value, i.version).changes > 0);
-    });
-  }
-
-  async raiseFence(epoch: number): Promise<number> {
-    checkEpoch(epoch);
-    return this.tx(() => {
-      this.stmts!.raiseFence.run(epoch);
-      return Number(this.stmts!.fence.get()!.epoch);
-    });
-  }
-
-  async scanRaw(ns: string, options: RawScanOptions): Promise<ScanPage<RawItem>> {
-    if ((options.totalSegments ?? 1) > 1) throw unsupported(this.kind, "segmented scans");
-    const after = options.cursor === undefined ? "" : decodeCursor(options.cursor, isKeyCursor).k;
-    return this.page(this.tryRead(() => this.open().scanRaw.all(ns, after, BigInt(options.limit + 1))), options.limit);
-  }
-
-  async largeValues(ns: string, options: LargeValueOptions): Promise<ScanPage<ValueSize>> {
-    const after = options.cursor === undefined ? "" : decodeCursor(options.cursor, isKeyCursor).k;
-    const rows = this.tryRead(() => this.open().largeValues.all(ns, after, BigInt(options.minBytes), BigInt(options.limit + 1)));
-    return this.page<ValueSize>(rows.map((r) => ({ key: r.key, bytes: Number(r.bytes) })), options.limit);
-  }
-
-  /** Reads limit+1 rows to know whether another page exists without an empty last page. */
-  private page<T extends { key: string }>(rows: T[], limit: number): ScanPage<T> {
-    const items = rows.slice(0, limit);
-    return { items, cursor: rows.length > limit ? encodeCursor({ k: items[items.length - 1]!.key }) : undefined };
-  }
-
-  async namespaces(): Promise<string[]> {
-    return this.tryRead(() => this.open().namespaces.all().map((r) => r.ns));
-  }
-
-  async estimateCount(ns: string): Promise<number> {
-    return Number(this.tryRead(() => this.open().count.get(ns)!.n));
-  }
-
-  async dropNamespace(ns: string): Promise<void> {
-    this.tx(() => this.stmts!.drop.run(ns));
-  }
-
-  async purgeTombstones(ns: string): Promise<number> {
-    return this.tx(() => this.stmts!.purge.run(ns).changes);
-  }
-
-  private tryRead<T>(fn: () => T): T {
+  /** Runs fn, turning a driver failure into unavailable (calls are synchronous: nothing to time out). */
+  private run<T>(fn: () => T): T {
     try {
       return fn();
     } catch (err) {
       if (isDecantError(err)) throw err;
       throw unavailable(this.description, err);
     }
+  }
+
+  /** Runs fn in one IMMEDIATE transaction (so a read-check-write is atomic across processes), refused first if fenced. */
+  private tx<T>(epoch: number | undefined, fn: () => T): T {
+    this.open();
+    return this.run(() =>
+      this.db!.transaction(() => {
+        if (epoch !== undefined) refuseIfFenced(this.description, epoch, this.stmts!.fence.get()?.epoch ?? null);
+        return fn();
+      }).immediate(),
+    );
+  }
+
+  /** Inside a transaction: decides one write and stores what it plans. */
+  private writeSync(ns: string, op: WriteOp): WriteOutcome & { ok: true } {
+    const plan = planWrite(this.raw(ns, op.key), op);
+    if (plan.write) this.stmts!.upsert.run(ns, op.key, plan.write.value, plan.write.version);
+    return plan.outcome;
+  }
+
+  async readRaw(ns: string, keys: string[]): Promise<RawItem[]> {
+    return this.run(() => keys.flatMap((k) => this.raw(ns, k) ?? []));
+  }
+
+  async put(ns: string, key: string, value: Buffer, condition: Condition | undefined, fence: number | undefined): Promise<bigint> {
+    return this.tx(fence, () => this.writeSync(ns, { type: "put", key, value, condition })).version;
+  }
+
+  async delete(ns: string, key: string, condition: Condition | undefined, fence: number | undefined): Promise<DeleteResult> {
+    const r = this.tx(fence, () => this.writeSync(ns, { type: "delete", key, condition }));
+    return { deleted: r.deleted === true, version: r.version };
+  }
+
+  /** One transaction for speed; each write still succeeds or fails on its own (the batch rule). */
+  async writeBatch(ns: string, ops: WriteOp[]): Promise<WriteOutcome[]> {
+    return this.tx(undefined, () => ops.map((op) => settleSync(op.key, () => this.writeSync(ns, op))));
+  }
+
+  async scan(ns: string, options: ScanOptions): Promise<ScanPage<Item>> {
+    const prefix = options.prefix ?? "";
+    const end = prefixEnd(prefix);
+    const after = keyAfter(options.cursor);
+    const rows = this.run(() => this.open().scan.all(ns, after, prefix, end, end, BigInt(options.limit + 1)));
+    return pageOf(rows as Item[], options.limit);
+  }
+
+  async applyIfNewer(ns: string, items: RawItem[], fence: number | undefined): Promise<boolean[]> {
+    return this.tx(fence, () => items.map((i) => this.stmts!.applyIfNewer.run(ns, i.key, i.value, i.version).changes > 0));
+  }
+
+  async raiseFence(epoch: number): Promise<number> {
+    return this.tx(undefined, () => {
+      this.stmts!.raiseFence.run(epoch);
+      return Number(this.stmts!.fence.get()!.epoch);
+    });
+  }
+
+  async scanRaw(ns: string, options: RawScanOptions, segment: Segment): Promise<ScanPage<RawItem>> {
+    const after = keyAfter(options.cursor, segment);
+    return pageOf(this.run(() => this.open().scanRaw.all(ns, after, BigInt(options.limit + 1))), options.limit, segment);
+  }
+
+  async largeValues(ns: string, options: LargeValueOptions): Promise<ScanPage<ValueSize>> {
+    const after = keyAfter(options.cursor);
+    const rows = this.run(() => this.open().largeValues.all(ns, after, BigInt(options.minBytes), BigInt(options.limit + 1)));
+    return pageOf(rows.map((r) => ({ key: r.key, bytes: Number(r.bytes) })), options.limit);
+  }
+
+  async namespaces(): Promise<string[]> {
+    return this.run(() => this.open().namespaces.all().map((r) => r.ns));
+  }
+
+  async estimateCount(ns: string): Promise<number> {
+    return Number(this.run(() => this.open().count.get(ns)!.n));
+  }
+
+  async dropNamespace(ns: string): Promise<void> {
+    this.tx(undefined, () => this.stmts!.drop.run(ns));
+  }
+
+  async purgeTombstones(ns: string): Promise<number> {
+    return this.tx(undefined, () => this.stmts!.purge.run(ns).changes);
   }
 
   async close(): Promise<void> {
@@ -283,11 +231,18 @@ export class SqliteStore implements Store {
   }
 }
 
+export class SqliteStore extends KitStore<SqliteDriver> {
+  declare readonly raiseFence: (epoch: number) => Promise<number>; // sqlite declares fencing
+
+  constructor(options: SqliteOptions) {
+    super(new SqliteDriver(options));
+  }
+}
+
 /** sqlite:./data/decant.db, sqlite:/abs/path.db, sqlite::memory:; ?busy_timeout_ms=5000 */
 export function createSqliteStore(url: URL): SqliteStore {
   const path = decodeURIComponent(url.pathname);
   if (!path) throw invalidArgument("store", "sqlite: needs a file path, e.g. sqlite:./data/decant.db");
-  const busy = Number(url.searchParams.get("busy_timeout_ms") ?? 5000);
-  if (!Number.isInteger(busy) || busy < 0) throw invalidArgument("store", "sqlite busy_timeout_ms must be a whole number of milliseconds");
-  return new SqliteStore({ path, busyTimeoutMs: busy });
+  const o = parseOptions("sqlite", url, { busy_timeout_ms: option.int(5000, 0) });
+  return new SqliteStore({ path, busyTimeoutMs: o.busy_timeout_ms });
 }

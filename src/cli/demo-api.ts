@@ -2,8 +2,8 @@
 // through an unmodified AWS SDK client pointed at the sidecar's DynamoDB front.
 import * as grpc from "@grpc/grpc-js";
 import { DecantClient } from "../client/client.js";
-import type { Sidecar } from "../server/sidecar.js";
-import { STATUS_NAMES } from "../server/status.js";
+import type { Store } from "../protocol/store.js";
+import { STATUS_NAMES } from "../wire/status.js";
 
 export interface DemoApi {
   readonly name: string;
@@ -13,7 +13,7 @@ export interface DemoApi {
   /** True when the key existed. */
   delete(key: string): Promise<boolean>;
   /** Loads items as the service would (a batch at a time). */
-  preload(items: [string, string][], deletes: string[], store: Sidecar["store"]): Promise<void>;
+  preload(items: [string, string][], deletes: string[], store: Store): Promise<void>;
   /** A write held past a fence / the store unavailable: worth one more try. */
   retryable(err: unknown): boolean;
   describe(err: unknown): string;

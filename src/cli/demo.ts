@@ -11,12 +11,13 @@ import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { DecantClient } from "../client/client.js";
 import { dynamodbApi, grpcApi, type DemoApi } from "./demo-api.js";
-import { ConfigError, loadConfig } from "../config/config.js";
+import { ConfigError, loadConfig, type Config } from "../config/config.js";
 import { createLogger } from "../log.js";
 import type { Store } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, type RawItem } from "../protocol/types.js";
 import { startSidecar, type Sidecar } from "../server/sidecar.js";
-import { STATUS_NAMES } from "../server/status.js";
+import { STATUS_NAMES } from "../wire/status.js";
+import type { MigrationStatus, VerifyReport, WirePhase } from "../wire/types.js";
 
 const USAGE = `decant demo [--current URL] [--target URL] [--keys N] [--seconds S] [--api grpc|dynamodb]
             [--port P] [--metrics-port P] [--hold]
@@ -37,15 +38,6 @@ const NS = "demo";
 const WORKERS = 4;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
-
-type MigrationStatus = {
-  phase: string;
-  active: boolean;
-  backfill: { state: string; scanned: string; copied: string; skipped: string; estimated_total: string; items_per_second: number; error: string };
-  repair_journal_depth: string;
-};
-
-type VerifyProgress = { checked: string; in_sync: string; missing: string; stale: string; extra: string; done: boolean; sample_keys: string[] };
 
 class Output {
   readonly tty = Boolean(process.stdout.isTTY);
@@ -225,7 +217,19 @@ async function compareStores(current: Store, target: Store) {
   return { namespaces, keys, tombstones, diffs, targetDemo };
 }
 
-export async function demo(args: string[]): Promise<number> {
+interface DemoOptions {
+  keys: number;
+  seconds: number;
+  api: "grpc" | "dynamodb";
+  port: number;
+  metricsPort: number;
+  current?: string;
+  target?: string;
+  hold: boolean;
+}
+
+/** The flags, checked: the options, or the exit code once the usage (or an error) is printed. */
+function parseOptions(args: string[]): DemoOptions | number {
   const { values } = parseArgs({
     args,
     strict: true,
@@ -245,95 +249,342 @@ export async function demo(args: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
+  const refuse = (message: string) => {
+    process.stderr.write(`decant: ${message}\n${USAGE}\n`);
+    return 2;
+  };
   const keys = Number(values.keys ?? 5000);
   const seconds = Number(values.seconds ?? 2);
-  if (!Number.isInteger(keys) || keys < 100 || keys > 1_000_000) {
-    process.stderr.write(`decant: --keys takes a whole number from 100 to 1000000\n${USAGE}\n`);
-    return 2;
-  }
-  const apiName = values.api ?? "grpc";
-  if (apiName !== "grpc" && apiName !== "dynamodb") {
-    process.stderr.write(`decant: --api takes grpc or dynamodb\n${USAGE}\n`);
-    return 2;
-  }
-  if (!Number.isFinite(seconds) || seconds < 0 || seconds > 600) {
-    process.stderr.write(`decant: --seconds takes a number from 0 to 600\n${USAGE}\n`);
-    return 2;
-  }
+  if (!Number.isInteger(keys) || keys < 100 || keys > 1_000_000) return refuse("--keys takes a whole number from 100 to 1000000");
+  const api = values.api ?? "grpc";
+  if (api !== "grpc" && api !== "dynamodb") return refuse("--api takes grpc or dynamodb");
+  if (!Number.isFinite(seconds) || seconds < 0 || seconds > 600) return refuse("--seconds takes a number from 0 to 600");
   const ports: Record<string, number> = {};
   for (const flag of ["port", "metrics-port"] as const) {
     const port = Number(values[flag] ?? 0);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) {
-      process.stderr.write(`decant: --${flag} takes a port number from 0 (a free one) to 65535\n${USAGE}\n`);
-      return 2;
-    }
+    if (!Number.isInteger(port) || port < 0 || port > 65535) return refuse(`--${flag} takes a port number from 0 (a free one) to 65535`);
     ports[flag] = port;
   }
+  return { keys, seconds, api, port: ports.port!, metricsPort: ports["metrics-port"]!, current: values.current, target: values.target, hold: Boolean(values.hold) };
+}
 
-  const started = performance.now();
-  const out = new Output();
-  const dir = !values.current || !values.target ? mkdtempSync(join(tmpdir(), "decant-demo-")) : undefined;
-  const currentUrl = values.current ?? `sqlite:${join(dir!, "current.db")}`;
-  const targetUrl = values.target ?? `sqlite:${join(dir!, "target.db")}`;
-  let config;
+/** The sidecar's configuration: the demo's stores, its ports, and fast timings. */
+function demoConfig(o: DemoOptions, currentUrl: string, targetUrl: string): Config {
+  return loadConfig(undefined, {
+    DECANT_CURRENT: currentUrl,
+    DECANT_TARGET: targetUrl,
+    DECANT_LISTEN: `127.0.0.1:${o.port}`,
+    DECANT_METRICS_LISTEN: `127.0.0.1:${o.metricsPort}`,
+    DECANT_REPLICA_ID: "demo",
+    DECANT_LOG_LEVEL: "warn",
+    DECANT_DRAIN_TIMEOUT_MS: "2000",
+    // Fast timings: a demo does not wait for production heartbeats.
+    DECANT_HEARTBEAT_MS: "100",
+    DECANT_LEASE_MS: "2000",
+    DECANT_REPLICA_TTL_MS: "4000",
+    DECANT_FENCE_HOLD_MS: "3000",
+    DECANT_FENCE_TIMEOUT_MS: "5000",
+    DECANT_BACKFILL_LEASE_MS: "2000",
+    ...(o.api === "dynamodb" ? { DECANT_DYNAMODB_LISTEN: "127.0.0.1:0" } : {}),
+  });
+}
+
+/** What the demo runs on: a sidecar (its stores in a fresh temp directory unless given), a client, and the API the load speaks. */
+interface Stage {
+  sidecar: Sidecar;
+  client: DecantClient;
+  api: DemoApi;
+  currentUrl: string;
+  /** Removes the temp directory, if the demo made one. */
+  removeDir(): void;
+}
+
+/** Starts the stage, or prints why it could not and returns the exit code. */
+async function setUp(o: DemoOptions): Promise<Stage | number> {
+  const dir = !o.current || !o.target ? mkdtempSync(join(tmpdir(), "decant-demo-")) : undefined;
+  const removeDir = () => dir && rmSync(dir, { recursive: true, force: true });
+  const currentUrl = o.current ?? `sqlite:${join(dir!, "current.db")}`;
+  let config: Config;
   try {
-    config = loadConfig(undefined, {
-      DECANT_CURRENT: currentUrl,
-      DECANT_TARGET: targetUrl,
-      DECANT_LISTEN: `127.0.0.1:${ports.port}`,
-      DECANT_METRICS_LISTEN: `127.0.0.1:${ports["metrics-port"]}`,
-      DECANT_REPLICA_ID: "demo",
-      DECANT_LOG_LEVEL: "warn",
-      DECANT_DRAIN_TIMEOUT_MS: "2000",
-      // Fast timings: a demo does not wait for production heartbeats.
-      DECANT_HEARTBEAT_MS: "100",
-      DECANT_LEASE_MS: "2000",
-      DECANT_REPLICA_TTL_MS: "4000",
-      DECANT_FENCE_HOLD_MS: "3000",
-      DECANT_FENCE_TIMEOUT_MS: "5000",
-      DECANT_BACKFILL_LEASE_MS: "2000",
-      ...(apiName === "dynamodb" ? { DECANT_DYNAMODB_LISTEN: "127.0.0.1:0" } : {}),
-    });
+    config = demoConfig(o, currentUrl, o.target ?? `sqlite:${join(dir!, "target.db")}`);
   } catch (err) {
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    removeDir();
     if (err instanceof ConfigError) {
       process.stderr.write(`decant: ${err.message}\n`);
       return 2;
     }
     throw err;
   }
-
-  const logger = createLogger({ level: "warn" });
   let sidecar: Sidecar;
   try {
-    sidecar = await startSidecar(config, logger);
+    sidecar = await startSidecar(config, createLogger({ level: "warn" }));
   } catch (err) {
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    removeDir();
     process.stderr.write(`decant: the demo sidecar could not start: ${(err as Error).message}\n`);
     return 3;
   }
-  const controller = sidecar.controller!;
   const client = new DecantClient(`127.0.0.1:${sidecar.grpcPort}`, { deadlineMs: 15_000 });
-  let api: DemoApi;
   try {
-    api = apiName === "dynamodb" ? await dynamodbApi(`http://127.0.0.1:${sidecar.dynamodbPort}`, NS) : grpcApi(client, NS);
+    const api = o.api === "dynamodb" ? await dynamodbApi(`http://127.0.0.1:${sidecar.dynamodbPort}`, NS) : grpcApi(client, NS);
+    return { sidecar, client, api, currentUrl, removeDir };
   } catch (err) {
     client.close();
     await sidecar.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-    process.stderr.write(`decant: the demo could not set up its ${apiName} client: ${(err as Error).message}\n`);
+    removeDir();
+    process.stderr.write(`decant: the demo could not set up its ${o.api} client: ${(err as Error).message}\n`);
     return 3;
   }
-  const load = new LoadGenerator(api, Math.ceil(keys * 1.2));
+}
+
+const backfillOf = (s: MigrationStatus) => {
+  if (!s.backfill) throw new Error("the sidecar's status has no backfill section");
+  return s.backfill;
+};
+
+/** The walk through every phase, one method a step, with the load running. */
+class Walk {
+  private step = 0;
+  private static readonly STEPS = 8;
+  private readonly controller: Sidecar["controller"];
+
+  constructor(
+    private readonly o: DemoOptions,
+    private readonly stage: Stage,
+    private readonly out: Output,
+    private readonly load: LoadGenerator,
+  ) {
+    this.controller = stage.sidecar.controller;
+  }
+
+  /** Every step in order; the exit code before the load generator's summary (1 when the stores differ). */
+  async run(): Promise<number> {
+    await this.preload();
+    await this.single();
+    await this.dualWrite();
+    await this.backfill();
+    await this.shadowRead();
+    if (!(await this.verify())) return 1;
+    await this.readTarget();
+    await this.targetPrimary();
+    await this.complete();
+    return this.finalComparison();
+  }
+
+  private status = () => this.stage.client.status();
+
+  private async setPhase(phase: WirePhase): Promise<number> {
+    const t = performance.now();
+    await this.stage.client.request("migration", "SetPhase", { phase, force: false }, 60_000);
+    return performance.now() - t;
+  }
+
+  /** Lets the traffic run, with the live request and error counts. */
+  private async hold(secs: number): Promise<void> {
+    const end = Date.now() + secs * 1000;
+    while (Date.now() < end) {
+      if (this.out.tty) this.out.progress(`   traffic: ${this.load.summary()}`);
+      await sleep(Math.min(200, Math.max(0, end - Date.now())));
+    }
+    this.out.line(`   traffic: ${this.load.summary()}`);
+  }
+
+  private say(title: string, words: string): void {
+    this.out.line(`\nStep ${++this.step}/${Walk.STEPS}  ${title}: ${words}`);
+  }
+
+  introduce(): void {
+    const { sidecar } = this.stage;
+    this.out.line("Decant demo: a live migration, start to finish, with traffic running the whole time.");
+    this.out.line(`  current store: ${sidecar.store.description.split(" → ")[0]}`);
+    this.out.line(`  target store:  ${this.controller.target!.description}`);
+    this.out.line(`  status page:   http://127.0.0.1:${sidecar.metricsPort}/   (open it to watch; metrics at /metrics)`);
+    this.out.line(`  gRPC:          127.0.0.1:${sidecar.grpcPort}`);
+    if (sidecar.dynamodbPort) this.out.line(`  DynamoDB API:  http://127.0.0.1:${sidecar.dynamodbPort}   (the load generator is an unmodified AWS SDK client pointed here)`);
+  }
+
+  /** Through the served store (in SINGLE, that is the current store), with some tombstones. */
+  private async preload(): Promise<void> {
+    const { keys } = this.o;
+    const preloadStart = performance.now();
+    const items: [string, string][] = Array.from({ length: keys }, (_, j) => [keyName(j), `preloaded-${j}`]);
+    const deletes = items.filter((_, j) => j % 10 === 0).map(([key]) => key);
+    await this.stage.api.preload(items, deletes, this.stage.sidecar.store);
+    for (const [key, value] of items) this.load.expected.set(key, value);
+    for (const key of deletes) this.load.expected.set(key, null);
+    this.out.line(`\nPreloaded ${fmt(keys)} items into ${this.o.api === "dynamodb" ? `table "${NS}"` : `namespace "${NS}"`} of the current store and deleted ${fmt(deletes.length)} of them (tombstones) in ${((performance.now() - preloadStart) / 1000).toFixed(1)} s.`);
+  }
+
+  private async single(): Promise<void> {
+    this.say("SINGLE", `the service lives on the current store alone. The load generator starts: reads, puts, overwrites, deletes and delete-then-recreate, through the ${this.stage.api.name}.`);
+    this.load.start();
+    await this.hold(this.o.seconds);
+  }
+
+  private async dualWrite(): Promise<void> {
+    this.say("DUAL_WRITE", "every write now goes to the current store (which assigns the version) and then to the target (applyIfNewer). Reads still come from current.");
+    await this.setPhase("DUAL_WRITE");
+    const activeBy = Date.now() + 15_000;
+    while (!(await this.status()).active) {
+      if (Date.now() > activeBy) throw new Error("DUAL_WRITE was not acknowledged within 15 s");
+      await sleep(50);
+    }
+    this.out.line("   every replica acknowledged DUAL_WRITE.");
+    await this.hold(this.o.seconds);
+  }
+
+  private async backfill(): Promise<void> {
+    const rate = Math.max(1000, Math.round(this.o.keys / 3));
+    this.say("Backfill", `copying the existing items (tombstones too) to the target with their versions, rate-limited to ${fmt(rate)} items/s so you can watch it. Live writes keep flowing; a copy never overwrites a newer write.`);
+    const bfStart = performance.now();
+    let st = await this.stage.client.request("migration", "StartBackfill", { rate_limit: rate, concurrency: 4 });
+    for (;;) {
+      const b = backfillOf(st);
+      // The total is an estimate (tombstones and live writes are not in it): never shown below what is done.
+      const bfTotal = b.state === "done" ? Number(b.scanned) : Math.max(Number(b.estimated_total), Number(b.scanned));
+      this.out.progress(`   backfill ${bar(Number(b.scanned), bfTotal)} ${fmt(Number(b.scanned))}/${fmt(bfTotal)} items, ${fmt(b.items_per_second)} items/s | ${this.load.summary()}`, b.state !== "running");
+      if (b.state !== "running") break;
+      await sleep(200);
+      st = await this.status();
+    }
+    const b = backfillOf(st);
+    if (b.state !== "done") throw new Error(`the backfill stopped in state ${b.state}${b.error ? `: ${b.error}` : ""}`);
+    this.out.line(`   backfill done in ${((performance.now() - bfStart) / 1000).toFixed(1)} s: ${fmt(Number(b.scanned))} scanned, ${fmt(Number(b.copied))} copied, ${fmt(Number(b.skipped))} skipped because the target already held a newer version.`);
+  }
+
+  private async shadowRead(): Promise<void> {
+    this.say("SHADOW_READ", "reads still come from the current store; the target is read too, off the request path, and compared.");
+    await this.setPhase("SHADOW_READ");
+    await this.hold(this.o.seconds);
+    const mismatches = (await this.controller.metrics.shadowMismatches.get()).values.reduce((n, v) => n + v.value, 0);
+    this.out.line(`   shadow reads that disagreed so far: ${fmt(mismatches)} (a write racing its shadow read can cause one; the verifier re-checks such keys).`);
+  }
+
+  /** True when the verifier found the stores equal. */
+  private async verify(): Promise<boolean> {
+    this.say("Verify", "comparing both stores key by key (version and value digest), re-checking any mismatch to rule out writes in flight.");
+    let total = 0;
+    for (const ns of await this.controller.current.namespaces()) if (ns !== CONTROL_NAMESPACE) total += await this.controller.current.estimateCount(ns);
+    const verifyStart = performance.now();
+    const last = await this.verifyStream(total);
+    const verifyDiffs = last ? Number(last.missing) + Number(last.stale) + Number(last.extra) : -1;
+    this.out.line(`   verify took ${((performance.now() - verifyStart) / 1000).toFixed(1)} s: ${fmt(Number(last?.checked ?? 0))} keys checked, ${fmt(Number(last?.in_sync ?? 0))} in sync, ${last?.missing ?? "?"} missing, ${last?.stale ?? "?"} stale, ${last?.extra ?? "?"} extra.`);
+    if (verifyDiffs !== 0) {
+      this.out.line(`   the verifier found differences; READ_TARGET would be refused:\n${(last?.sample_keys ?? []).map((k) => `     ${k}`).join("\n")}`);
+      return false;
+    }
+    this.out.line("   the stores are equal, so READ_TARGET is allowed.");
+    return true;
+  }
+
+  /** Runs Verify with a progress bar against the estimated total; the last report. */
+  private verifyStream(total: number): Promise<VerifyReport | undefined> {
+    let last: VerifyReport | undefined;
+    return new Promise((resolve, reject) => {
+      const stream = this.stage.client.stream("Verify", {});
+      stream.on("data", (r: VerifyReport) => {
+        last = r;
+        const checked = Number(r.checked);
+        this.out.progress(`   verify   ${bar(checked, r.done ? checked : Math.max(total, checked))} ${fmt(checked)} keys checked, ${fmt(Number(r.missing) + Number(r.stale) + Number(r.extra))} differences | ${this.load.summary()}`, r.done);
+      });
+      stream.on("end", () => resolve(last));
+      stream.on("error", reject);
+    });
+  }
+
+  private async readTarget(): Promise<void> {
+    this.say("READ_TARGET", "reads now come from the target; the current store still assigns versions, and a failed target write now fails the request.");
+    await this.setPhase("READ_TARGET");
+    await this.hold(this.o.seconds);
+  }
+
+  private async targetPrimary(): Promise<void> {
+    this.say("TARGET_PRIMARY", "the primary moves to the target behind a short write fence: writes are held until every replica acknowledged and the repair journal is empty. The current store now receives the copies, so a way back stays open.");
+    const fenceMs = await this.setPhase("TARGET_PRIMARY");
+    this.out.line(`   fenced switch took ${fmt(fenceMs)} ms.`);
+    await this.hold(this.o.seconds);
+  }
+
+  private async complete(): Promise<void> {
+    this.say("COMPLETE", "the target is the only store. The demo first stops its traffic and lets the repair journal drain, so both stores can be compared at rest.");
+    await this.load.stop();
+    const drainBy = Date.now() + 10_000;
+    while (Number((await this.status()).repair_journal_depth) > 0) {
+      if (Date.now() > drainBy) throw new Error("the repair journal did not drain within 10 s");
+      await sleep(100);
+    }
+    await this.setPhase("COMPLETE");
+    this.out.line(`   phase is now ${(await this.status()).phase}.`);
+  }
+
+  /** Both stores read directly, and every acknowledged write checked against the target; 0 when nothing differs. */
+  private async finalComparison(): Promise<number> {
+    this.out.line("\nFinal comparison (both stores read directly through their adapters, not through Decant's verifier):");
+    const cmp = await compareStores(this.controller.current, this.controller.target!);
+    this.out.line(`   ${fmt(cmp.keys)} keys in ${cmp.namespaces.join(", ") || "no namespaces"} (${fmt(cmp.tombstones)} of them tombstones): ${cmp.diffs.length} differences between current and target.`);
+    for (const d of cmp.diffs.slice(0, 10)) this.out.line(`     ${d}`);
+    const { lost, samples } = await this.acknowledgedWrites(cmp.targetDemo);
+    this.out.line(`   every acknowledged write checked against the target: ${fmt(this.load.expected.size - this.load.uncertain.size)} keys, ${lost} lost or stale.`);
+    for (const s of samples) this.out.line(`     ${s}`);
+    return cmp.diffs.length === 0 && lost === 0 ? 0 : 1;
+  }
+
+  /** How many keys the target holds differently from the last acknowledged write. */
+  private async acknowledgedWrites(targetDemo: Map<string, RawItem>): Promise<{ lost: number; samples: string[] }> {
+    let lost = 0;
+    const samples: string[] = [];
+    for (const [key, want] of this.load.expected) {
+      if (this.load.uncertain.has(key)) continue;
+      const item = targetDemo.get(key);
+      // Through the DynamoDB API the items live in the table's own namespace: read them back through it (COMPLETE reads the target).
+      const got = this.o.api === "dynamodb" ? await this.stage.api.get(key) : item === undefined || item.value === null ? null : item.value.toString("utf8");
+      if (got !== want) {
+        lost++;
+        if (samples.length < 10) samples.push(`${key}: target holds ${JSON.stringify(got)}, the last acknowledged write left ${JSON.stringify(want)}`);
+      }
+    }
+    return { lost, samples };
+  }
+}
+
+/** The load generator's summary and the verdict; the exit code. */
+function finish(out: Output, load: LoadGenerator, code: number, started: number): number {
+  out.line(`\nload generator: ${fmt(load.requests)} requests, ${fmt(load.retried)} retried after UNAVAILABLE, errors: ${load.errors}, stale reads: ${load.staleReads}`);
+  for (const p of load.problems.slice(0, 10)) out.line(`   ${p}`);
+  const ok = code === 0 && load.errors === 0 && load.staleReads === 0;
+  out.line(ok ? `Migration complete: 0 differences, nothing lost, no failed requests. Took ${((performance.now() - started) / 1000).toFixed(1)} s.` : `The demo FAILED (see above). Took ${((performance.now() - started) / 1000).toFixed(1)} s.`);
+  return ok ? 0 : 1;
+}
+
+async function holdUntilSignal(out: Output, sidecar: Sidecar): Promise<void> {
+  out.line(`\nHolding: the status page at http://127.0.0.1:${sidecar.metricsPort}/ and gRPC at 127.0.0.1:${sidecar.grpcPort} keep serving. Ctrl-C to stop.`);
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+}
+
+const describeFailure = (err: unknown): string => {
+  const e = err as grpc.ServiceError;
+  return typeof e.code === "number" && e.details ? `${STATUS_NAMES[e.code] ?? e.code}: ${e.details}` : (err as Error).message;
+};
+
+export async function demo(args: string[]): Promise<number> {
+  const o = parseOptions(args);
+  if (typeof o === "number") return o;
+  const started = performance.now();
+  const stage = await setUp(o);
+  if (typeof stage === "number") return stage;
+  const out = new Output();
+  const load = new LoadGenerator(stage.api, Math.ceil(o.keys * 1.2));
   let cleaned: Promise<void> | undefined;
   const cleanup = () =>
     (cleaned ??= (async () => {
       out.clearLive();
       await load.stop();
-      api.close();
-      client.close();
-      await sidecar.stop();
-      if (dir) rmSync(dir, { recursive: true, force: true });
+      stage.api.close();
+      stage.client.close();
+      await stage.sidecar.stop();
+      stage.removeDir();
     })());
   const onSignal = () => {
     out.line("\ninterrupted: stopping the demo");
@@ -342,169 +593,24 @@ export async function demo(args: string[]): Promise<number> {
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
 
-  const status = () => client.call<MigrationStatus>("migration", "GetStatus", {});
-  const setPhase = async (phase: string) => {
-    const t = performance.now();
-    await client.call<MigrationStatus>("migration", "SetPhase", { phase, force: false }, 60_000);
-    return performance.now() - t;
-  };
-  /** Lets the traffic run, with the live request and error counts. */
-  const hold = async (secs: number) => {
-    const end = Date.now() + secs * 1000;
-    while (Date.now() < end) {
-      if (out.tty) out.progress(`   traffic: ${load.summary()}`);
-      await sleep(Math.min(200, Math.max(0, end - Date.now())));
-    }
-    out.line(`   traffic: ${load.summary()}`);
-  };
-  let step = 0;
-  const STEPS = 8;
-  const say = (title: string, words: string) => out.line(`\nStep ${++step}/${STEPS}  ${title}: ${words}`);
-
   try {
-    if (controller.phase !== "SINGLE") {
-      out.line(`The control record on ${currentUrl} says the migration is already in ${controller.phase}; the demo needs stores that have not been migrated (leave out --current/--target for fresh ones).`);
+    const phase = stage.sidecar.controller.phase;
+    if (phase !== "SINGLE") {
+      out.line(`The control record on ${stage.currentUrl} says the migration is already in ${phase}; the demo needs stores that have not been migrated (leave out --current/--target for fresh ones).`);
       return 2;
     }
-    out.line("Decant demo: a live migration, start to finish, with traffic running the whole time.");
-    out.line(`  current store: ${sidecar.store.description.split(" → ")[0]}`);
-    out.line(`  target store:  ${controller.target!.description}`);
-    out.line(`  status page:   http://127.0.0.1:${sidecar.metricsPort}/   (open it to watch; metrics at /metrics)`);
-    out.line(`  gRPC:          127.0.0.1:${sidecar.grpcPort}`);
-    if (sidecar.dynamodbPort) out.line(`  DynamoDB API:  http://127.0.0.1:${sidecar.dynamodbPort}   (the load generator is an unmodified AWS SDK client pointed here)`);
-
-    // Preload through the served store (in SINGLE, that is the current store), with some tombstones.
-    const preloadStart = performance.now();
-    const items: [string, string][] = Array.from({ length: keys }, (_, j) => [keyName(j), `preloaded-${j}`]);
-    const deletes = items.filter((_, j) => j % 10 === 0).map(([key]) => key);
-    await api.preload(items, deletes, sidecar.store);
-    for (const [key, value] of items) load.expected.set(key, value);
-    for (const key of deletes) load.expected.set(key, null);
-    out.line(`\nPreloaded ${fmt(keys)} items into ${apiName === "dynamodb" ? `table "${NS}"` : `namespace "${NS}"`} of the current store and deleted ${fmt(deletes.length)} of them (tombstones) in ${((performance.now() - preloadStart) / 1000).toFixed(1)} s.`);
-
-    say("SINGLE", `the service lives on the current store alone. The load generator starts: reads, puts, overwrites, deletes and delete-then-recreate, through the ${api.name}.`);
-    load.start();
-    await hold(seconds);
-
-    say("DUAL_WRITE", "every write now goes to the current store (which assigns the version) and then to the target (applyIfNewer). Reads still come from current.");
-    await setPhase("DUAL_WRITE");
-    const activeBy = Date.now() + 15_000;
-    while (!(await status()).active) {
-      if (Date.now() > activeBy) throw new Error("DUAL_WRITE was not acknowledged within 15 s");
-      await sleep(50);
-    }
-    out.line("   every replica acknowledged DUAL_WRITE.");
-    await hold(seconds);
-
-    const rate = Math.max(1000, Math.round(keys / 3));
-    say("Backfill", `copying the existing items (tombstones too) to the target with their versions, rate-limited to ${fmt(rate)} items/s so you can watch it. Live writes keep flowing; a copy never overwrites a newer write.`);
-    const bfStart = performance.now();
-    let st = await client.call<MigrationStatus>("migration", "StartBackfill", { rate_limit: rate, concurrency: 4 });
-    for (;;) {
-      const b = st.backfill;
-      // The total is an estimate (tombstones and live writes are not in it): never shown below what is done.
-      const bfTotal = b.state === "done" ? Number(b.scanned) : Math.max(Number(b.estimated_total), Number(b.scanned));
-      out.progress(`   backfill ${bar(Number(b.scanned), bfTotal)} ${fmt(Number(b.scanned))}/${fmt(bfTotal)} items, ${fmt(b.items_per_second)} items/s | ${load.summary()}`, b.state !== "running");
-      if (b.state !== "running") break;
-      await sleep(200);
-      st = await status();
-    }
-    if (st.backfill.state !== "done") throw new Error(`the backfill stopped in state ${st.backfill.state}${st.backfill.error ? `: ${st.backfill.error}` : ""}`);
-    out.line(`   backfill done in ${((performance.now() - bfStart) / 1000).toFixed(1)} s: ${fmt(Number(st.backfill.scanned))} scanned, ${fmt(Number(st.backfill.copied))} copied, ${fmt(Number(st.backfill.skipped))} skipped because the target already held a newer version.`);
-
-    say("SHADOW_READ", "reads still come from the current store; the target is read too, off the request path, and compared.");
-    await setPhase("SHADOW_READ");
-    await hold(seconds);
-    const mismatches = (await controller.metrics.shadowMismatches.get()).values.reduce((n, v) => n + v.value, 0);
-    out.line(`   shadow reads that disagreed so far: ${fmt(mismatches)} (a write racing its shadow read can cause one; the verifier re-checks such keys).`);
-
-    say("Verify", "comparing both stores key by key (version and value digest), re-checking any mismatch to rule out writes in flight.");
-    let total = 0;
-    for (const ns of await controller.current.namespaces()) if (ns !== CONTROL_NAMESPACE) total += await controller.current.estimateCount(ns);
-    let last: VerifyProgress | undefined;
-    const verifyStart = performance.now();
-    await new Promise<void>((resolve, reject) => {
-      const stream = client.stream("Verify", {});
-      stream.on("data", (r: VerifyProgress) => {
-        last = r;
-        const checked = Number(r.checked);
-        out.progress(`   verify   ${bar(checked, r.done ? checked : Math.max(total, checked))} ${fmt(checked)} keys checked, ${fmt(Number(r.missing) + Number(r.stale) + Number(r.extra))} differences | ${load.summary()}`, r.done);
-      });
-      stream.on("end", resolve);
-      stream.on("error", reject);
-    });
-    const verifyDiffs = last ? Number(last.missing) + Number(last.stale) + Number(last.extra) : -1;
-    out.line(`   verify took ${((performance.now() - verifyStart) / 1000).toFixed(1)} s: ${fmt(Number(last?.checked ?? 0))} keys checked, ${fmt(Number(last?.in_sync ?? 0))} in sync, ${last?.missing ?? "?"} missing, ${last?.stale ?? "?"} stale, ${last?.extra ?? "?"} extra.`);
-    if (verifyDiffs !== 0) {
-      out.line(`   the verifier found differences; READ_TARGET would be refused:\n${(last?.sample_keys ?? []).map((k) => `     ${k}`).join("\n")}`);
-      return finish(1);
-    }
-    out.line("   the stores are equal, so READ_TARGET is allowed.");
-
-    say("READ_TARGET", "reads now come from the target; the current store still assigns versions, and a failed target write now fails the request.");
-    await setPhase("READ_TARGET");
-    await hold(seconds);
-
-    say("TARGET_PRIMARY", "the primary moves to the target behind a short write fence: writes are held until every replica acknowledged and the repair journal is empty. The current store now receives the copies, so a way back stays open.");
-    const fenceMs = await setPhase("TARGET_PRIMARY");
-    out.line(`   fenced switch took ${fmt(fenceMs)} ms.`);
-    await hold(seconds);
-
-    say("COMPLETE", "the target is the only store. The demo first stops its traffic and lets the repair journal drain, so both stores can be compared at rest.");
-    await load.stop();
-    const drainBy = Date.now() + 10_000;
-    while (Number((await status()).repair_journal_depth) > 0) {
-      if (Date.now() > drainBy) throw new Error("the repair journal did not drain within 10 s");
-      await sleep(100);
-    }
-    await setPhase("COMPLETE");
-    out.line(`   phase is now ${(await status()).phase}.`);
-
-    out.line("\nFinal comparison (both stores read directly through their adapters, not through Decant's verifier):");
-    const cmp = await compareStores(controller.current, controller.target!);
-    out.line(`   ${fmt(cmp.keys)} keys in ${cmp.namespaces.join(", ") || "no namespaces"} (${fmt(cmp.tombstones)} of them tombstones): ${cmp.diffs.length} differences between current and target.`);
-    for (const d of cmp.diffs.slice(0, 10)) out.line(`     ${d}`);
-    let lost = 0;
-    const lostSamples: string[] = [];
-    for (const [key, want] of load.expected) {
-      if (load.uncertain.has(key)) continue;
-      const item = cmp.targetDemo.get(key);
-      // Through the DynamoDB API the items live in the table's own namespace: read them back through it (COMPLETE reads the target).
-      const got = apiName === "dynamodb" ? await api.get(key) : item === undefined || item.value === null ? null : item.value.toString("utf8");
-      if (got !== want) {
-        lost++;
-        if (lostSamples.length < 10) lostSamples.push(`${key}: target holds ${JSON.stringify(got)}, the last acknowledged write left ${JSON.stringify(want)}`);
-      }
-    }
-    out.line(`   every acknowledged write checked against the target: ${fmt(load.expected.size - load.uncertain.size)} keys, ${lost} lost or stale.`);
-    for (const s of lostSamples) out.line(`     ${s}`);
-    return finish(cmp.diffs.length === 0 && lost === 0 ? 0 : 1);
+    const walk = new Walk(o, stage, out, load);
+    walk.introduce();
+    return finish(out, load, await walk.run(), started);
   } catch (err) {
     out.clearLive();
-    const e = err as grpc.ServiceError;
-    out.line(`\nThe demo stopped: ${typeof e.code === "number" && e.details ? `${STATUS_NAMES[e.code] ?? e.code}: ${e.details}` : (err as Error).message}`);
-    return finish(1);
+    out.line(`\nThe demo stopped: ${describeFailure(err)}`);
+    return finish(out, load, 1, started);
   } finally {
     process.removeListener("SIGINT", onSignal);
     process.removeListener("SIGTERM", onSignal);
-    if (values.hold) await holdUntilSignal();
+    if (o.hold) await holdUntilSignal(out, stage.sidecar);
     else if (out.tty) out.line(`(the status page stopped with the demo; decant demo --hold keeps it serving until Ctrl-C)`);
     await cleanup();
-  }
-
-  async function holdUntilSignal(): Promise<void> {
-    out.line(`\nHolding: the status page at http://127.0.0.1:${sidecar.metricsPort}/ and gRPC at 127.0.0.1:${sidecar.grpcPort} keep serving. Ctrl-C to stop.`);
-    await new Promise<void>((resolve) => {
-      process.once("SIGINT", resolve);
-      process.once("SIGTERM", resolve);
-    });
-  }
-
-  function finish(code: number): number {
-    out.line(`\nload generator: ${fmt(load.requests)} requests, ${fmt(load.retried)} retried after UNAVAILABLE, errors: ${load.errors}, stale reads: ${load.staleReads}`);
-    for (const p of load.problems.slice(0, 10)) out.line(`   ${p}`);
-    const ok = code === 0 && load.errors === 0 && load.staleReads === 0;
-    out.line(ok ? `Migration complete: 0 differences, nothing lost, no failed requests. Took ${((performance.now() - started) / 1000).toFixed(1)} s.` : `The demo FAILED (see above). Took ${((performance.now() - started) / 1000).toFixed(1)} s.`);
-    return ok ? 0 : 1;
   }
 }

@@ -8,8 +8,7 @@ import { DecantClient } from "../client/client.js";
 import { ConfigError, loadConfig } from "../config/config.js";
 import { createLogger } from "../log.js";
 import { startSidecar } from "../server/sidecar.js";
-import { STATUS_NAMES } from "../server/status.js";
-import { CURRENT_VERSION_METADATA } from "../server/status.js";
+import { CURRENT_VERSION_METADATA, STATUS_NAMES } from "../wire/status.js";
 
 export const EXIT = { ok: 0, notFound: 1, usage: 2, unavailable: 3, other: 4 } as const;
 

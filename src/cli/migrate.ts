@@ -1,6 +1,7 @@
 // decant migrate …: watch and steer a live migration from a terminal.
 import { parseArgs } from "node:util";
 import type { DecantClient } from "../client/client.js";
+import type { MigrationStatus, VerifyReport, WirePhase } from "../wire/types.js";
 
 const USAGE = `decant migrate status [--json]
 decant migrate phase <SINGLE|DUAL_WRITE|SHADOW_READ|READ_TARGET|TARGET_PRIMARY|COMPLETE> [--force]
@@ -9,32 +10,8 @@ decant migrate backfill pause|resume
 decant migrate verify [--namespace NS] [--repair]
 decant migrate reset          after COMPLETE, on a sidecar of the old store: make it a plain store again`;
 
-type Status = {
-  phase: string;
-  active: boolean;
-  epoch: string;
-  replicas: { id: string; acked_phase: string; age_seconds: number; acked_epoch: string }[];
-  backfill?: {
-    state: string;
-    scanned: string;
-    copied: string;
-    skipped: string;
-    estimated_total: string;
-    items_per_second: number;
-    error: string;
-    runner: string;
-    segments_total?: number;
-    segments_done?: number;
-    segments_running?: number;
-    segments_waiting?: number;
-    workers?: { id: string; segments: number; items_per_second: number }[];
-    eta_seconds?: number;
-  };
-  last_verify?: { checked: string; in_sync: string; missing: string; stale: string; extra: string; done: boolean };
-  repair_journal_depth: string;
-  current_store: string;
-  target_store: string;
-};
+type Status = MigrationStatus;
+type Options = { json?: boolean; force?: boolean; rate?: string; concurrency?: string; wait?: boolean; namespace?: string; repair?: boolean };
 
 function bar(done: number, total: number, width = 30): string {
   const ratio = total > 0 ? Math.min(1, done / total) : 0;
@@ -66,8 +43,93 @@ export function formatStatus(s: Status): string {
   return lines.join("\n");
 }
 
-export async function migrate(args: string[], clientFrom: (v: { addr?: string; token?: string }) => DecantClient): Promise<number> {
-  const { values, positionals } = parseArgs({
+const usage = (message: string) => Object.assign(new Error(`${message}\n${USAGE}`), { usage: true });
+
+/** A command's work: prints what it did and returns the exit code. */
+type Command = (client: DecantClient, arg: string | undefined, o: Options) => Promise<number>;
+
+const print = (s: Status, o: Options) => process.stdout.write(o.json ? `${JSON.stringify(s)}\n` : `${formatStatus(s)}\n`);
+
+const COMMANDS: Record<string, Command> = {
+  status: async (client, _arg, o) => {
+    print(await client.status(), o);
+    return 0;
+  },
+  phase: async (client, arg, o) => {
+    if (!arg) throw usage("migrate phase needs a phase name");
+    // Any name goes to the server, which names the phases it knows when it refuses one.
+    print(await client.request("migration", "SetPhase", { phase: arg.toUpperCase() as WirePhase, force: Boolean(o.force) }, 120_000), o);
+    return 0;
+  },
+  backfill: async (client, arg, o) => {
+    const s = await steerBackfill(client, arg, o);
+    if (!o.wait) {
+      print(s, o);
+      return 0;
+    }
+    const last = await watchBackfill(client, s);
+    print(last, o);
+    return last.backfill?.state === "done" ? 0 : 4;
+  },
+  reset: async (client, _arg, o) => {
+    print(await client.request("migration", "Reset", {}), o);
+    return 0;
+  },
+  verify: (client, _arg, o) => verifyCommand(client, o),
+};
+
+function steerBackfill(client: DecantClient, arg: string | undefined, o: Options): Promise<Status> {
+  switch (arg) {
+    case "start":
+      return client.request("migration", "StartBackfill", { rate_limit: Number(o.rate ?? 0), concurrency: Number(o.concurrency ?? 0) });
+    case "pause":
+      return client.request("migration", "PauseBackfill", {});
+    case "resume":
+      return client.request("migration", "ResumeBackfill", {});
+    default:
+      throw usage("migrate backfill takes start, pause or resume");
+  }
+}
+
+/** A live progress bar until the backfill stops running; returns the last status. */
+async function watchBackfill(client: DecantClient, s: Status): Promise<Status> {
+  const tty = Boolean(process.stdout.isTTY);
+  while (s.backfill?.state === "running") {
+    const b = s.backfill;
+    const line = `backfill ${bar(Number(b.scanned), shownTotal(b))} ${b.scanned}/${shownTotal(b)} ${b.items_per_second.toFixed(0)} items/s`;
+    process.stdout.write(tty ? `\r${line}` : `${line}\n`);
+    await new Promise((r) => setTimeout(r, 500));
+    s = await client.status();
+  }
+  process.stdout.write(tty ? "\n" : "");
+  return s;
+}
+
+/** Streams a verification's progress; exit 1 when the stores differ. */
+async function verifyCommand(client: DecantClient, o: Options): Promise<number> {
+  const tty = Boolean(process.stdout.isTTY);
+  let last: VerifyReport | undefined;
+  await new Promise<void>((resolve, reject) => {
+    const stream = client.stream("Verify", { namespace: o.namespace ?? "", repair: Boolean(o.repair) });
+    stream.on("data", (r: VerifyReport) => {
+      last = r;
+      const line = `verify: checked ${r.checked}, in sync ${r.in_sync}, missing ${r.missing}, stale ${r.stale}, extra ${r.extra}${o.repair ? `, repaired ${r.repaired}` : ""}`;
+      process.stdout.write(tty && !r.done ? `\r${line}` : `${tty ? "\r" : ""}${line}\n`);
+    });
+    stream.on("end", resolve);
+    stream.on("error", reject);
+  });
+  const diffs = Number(last?.missing ?? 0) + Number(last?.stale ?? 0) + Number(last?.extra ?? 0);
+  if (diffs > 0) {
+    process.stdout.write(`differences: ${diffs}\n${(last?.sample_keys ?? []).map((k) => `  ${k}`).join("\n")}\n`);
+    return 1;
+  }
+  process.stdout.write("the stores are equal\n");
+  return 0;
+}
+
+function parse(args: string[]) {
+  return parseArgs({
     args,
     allowPositionals: true,
     options: {
@@ -82,65 +144,16 @@ export async function migrate(args: string[], clientFrom: (v: { addr?: string; t
       repair: { type: "boolean" },
     },
   });
+}
+
+export async function migrate(args: string[], clientFrom: (v: { addr?: string; token?: string }) => DecantClient): Promise<number> {
+  const { values, positionals } = parse(args);
   const client = clientFrom(values);
-  const tty = Boolean(process.stdout.isTTY);
-  const print = (s: Status) => process.stdout.write(values.json ? `${JSON.stringify(s)}\n` : `${formatStatus(s)}\n`);
   try {
     const [what, arg] = positionals;
-    switch (what) {
-      case "status":
-        print(await client.call<Status>("migration", "GetStatus", {}));
-        return 0;
-      case "phase":
-        if (!arg) throw Object.assign(new Error(`migrate phase needs a phase name\n${USAGE}`), { usage: true });
-        print(await client.call<Status>("migration", "SetPhase", { phase: arg.toUpperCase(), force: Boolean(values.force) }, 120_000));
-        return 0;
-      case "backfill": {
-        const method = arg === "start" ? "StartBackfill" : arg === "pause" ? "PauseBackfill" : arg === "resume" ? "ResumeBackfill" : undefined;
-        if (!method) throw Object.assign(new Error(`migrate backfill takes start, pause or resume\n${USAGE}`), { usage: true });
-        let s = await client.call<Status>("migration", method, method === "StartBackfill" ? { rate_limit: Number(values.rate ?? 0), concurrency: Number(values.concurrency ?? 0) } : {});
-        if (!values.wait) {
-          print(s);
-          return 0;
-        }
-        // A live progress bar until the backfill stops running.
-        while (s.backfill?.state === "running") {
-          const b = s.backfill;
-          const line = `backfill ${bar(Number(b.scanned), shownTotal(b))} ${b.scanned}/${shownTotal(b)} ${b.items_per_second.toFixed(0)} items/s`;
-          process.stdout.write(tty ? `\r${line}` : `${line}\n`);
-          await new Promise((r) => setTimeout(r, 500));
-          s = await client.call<Status>("migration", "GetStatus", {});
-        }
-        process.stdout.write(tty ? "\n" : "");
-        print(s);
-        return s.backfill?.state === "done" ? 0 : 4;
-      }
-      case "reset":
-        print(await client.call<Status>("migration", "Reset", {}));
-        return 0;
-      case "verify": {
-        let last: Record<string, string | boolean> = {};
-        await new Promise<void>((resolve, reject) => {
-          const stream = client.stream("Verify", { namespace: values.namespace ?? "", repair: Boolean(values.repair) });
-          stream.on("data", (r: Record<string, string | boolean>) => {
-            last = r;
-            const line = `verify: checked ${r.checked}, in sync ${r.in_sync}, missing ${r.missing}, stale ${r.stale}, extra ${r.extra}${values.repair ? `, repaired ${r.repaired}` : ""}`;
-            process.stdout.write(tty && !r.done ? `\r${line}` : `${tty ? "\r" : ""}${line}\n`);
-          });
-          stream.on("end", resolve);
-          stream.on("error", reject);
-        });
-        const diffs = Number(last.missing ?? 0) + Number(last.stale ?? 0) + Number(last.extra ?? 0);
-        if (diffs > 0) {
-          process.stdout.write(`differences: ${diffs}\n${((last.sample_keys as unknown as string[]) ?? []).map((k) => `  ${k}`).join("\n")}\n`);
-          return 1;
-        }
-        process.stdout.write("the stores are equal\n");
-        return 0;
-      }
-      default:
-        throw Object.assign(new Error(`unknown migrate command ${JSON.stringify(what ?? "")}\n${USAGE}`), { usage: true });
-    }
+    const command = what !== undefined && Object.hasOwn(COMMANDS, what) ? COMMANDS[what] : undefined;
+    if (!command) throw usage(`unknown migrate command ${JSON.stringify(what ?? "")}`);
+    return await command(client, arg, values);
   } catch (err) {
     if ((err as { usage?: boolean }).usage) {
       process.stderr.write(`decant: ${(err as Error).message}\n`);

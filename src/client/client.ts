@@ -1,6 +1,9 @@
 // A small promise client for the Decant protocol, used by the CLI, the demo and the tests.
+// Requests and responses are the generated wire types (src/wire/types.ts).
 import * as grpc from "@grpc/grpc-js";
-import { clientConstructor } from "../server/proto.js";
+import { clientConstructor } from "../wire/proto.js";
+import { AUTHORIZATION_METADATA, bearer } from "../wire/status.js";
+import type { RequestOf, ResponseOf, StreamMethod, UnaryMethod, WireCondition } from "../wire/types.js";
 
 export interface ClientOptions {
   /** Bearer token for the Migration service. */
@@ -10,7 +13,11 @@ export interface ClientOptions {
   deadlineMs?: number;
 }
 
-type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: any) => void) => void;
+const SERVICES = { store: "Store", migration: "Migration" } as const;
+type Services = typeof SERVICES;
+type Service = keyof Services;
+
+type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void;
 
 export class DecantClient {
   readonly store: grpc.Client;
@@ -26,11 +33,19 @@ export class DecantClient {
     const channelOptions = options.tls?.serverName ? { "grpc.ssl_target_name_override": options.tls.serverName } : {};
     this.store = new (clientConstructor("Store"))(address, creds, channelOptions);
     this.migration = new (clientConstructor("Migration"))(address, creds, { ...channelOptions });
-    if (options.token) this.metadata.set("authorization", `Bearer ${options.token}`);
+    if (options.token) this.metadata.set(AUTHORIZATION_METADATA, bearer(options.token));
   }
 
-  /** Calls a unary method; errors are grpc ServiceErrors (code, details, metadata). */
-  call<T = any>(service: "store" | "migration", method: string, req: object, deadlineMs = this.options.deadlineMs ?? 30_000): Promise<T> {
+  /** Calls a unary method with its wire types; errors are grpc ServiceErrors (code, details, metadata). */
+  request<S extends Service, M extends UnaryMethod<Services[S]>>(service: S, method: M, req: RequestOf<Services[S], M>, deadlineMs?: number): Promise<ResponseOf<Services[S], M>> {
+    return this.call(service, method, req as object, deadlineMs);
+  }
+
+  /**
+   * Calls a unary method without the wire types: for tests that send what the types refuse (a
+   * phase that does not exist, a field of the wrong type). Everything else uses request().
+   */
+  call<T = any>(service: Service, method: string, req: object, deadlineMs = this.options.deadlineMs ?? 30_000): Promise<T> {
     const client = this[service] as unknown as Record<string, Unary>;
     const fn = client[method];
     if (!fn) return Promise.reject(new Error(`no method ${method}`));
@@ -40,25 +55,30 @@ export class DecantClient {
   }
 
   /** Opens a server stream (Verify). */
-  stream(method: string, req: object): grpc.ClientReadableStream<any> {
-    const client = this.migration as unknown as Record<string, (req: object, md: grpc.Metadata) => grpc.ClientReadableStream<unknown>>;
-    return client[method]!.call(client, req, this.metadata);
+  stream<M extends StreamMethod<"Migration">>(method: M, req: RequestOf<"Migration", M>): grpc.ClientReadableStream<ResponseOf<"Migration", M>> {
+    const client = this.migration as unknown as Record<string, (req: object, md: grpc.Metadata) => grpc.ClientReadableStream<ResponseOf<"Migration", M>>>;
+    return client[method]!.call(client, req as object, this.metadata);
+  }
+
+  /** Migration.GetStatus. */
+  status(deadlineMs?: number) {
+    return this.request("migration", "GetStatus", {}, deadlineMs);
   }
 
   get(namespace: string, key: string) {
-    return this.call<{ found: boolean; item: { key: string; value: Buffer; version: string } | null }>("store", "Get", { namespace, key });
+    return this.request("store", "Get", { namespace, key });
   }
 
-  put(namespace: string, key: string, value: Buffer, condition?: { expected_version?: string; must_not_exist?: boolean }) {
-    return this.call<{ version: string }>("store", "Put", { namespace, key, value, condition });
+  put(namespace: string, key: string, value: Buffer, condition?: WireCondition) {
+    return this.request("store", "Put", { namespace, key, value, condition });
   }
 
-  delete(namespace: string, key: string, condition?: { expected_version?: string; must_not_exist?: boolean }) {
-    return this.call<{ deleted: boolean; version: string }>("store", "Delete", { namespace, key, condition });
+  delete(namespace: string, key: string, condition?: WireCondition) {
+    return this.request("store", "Delete", { namespace, key, condition });
   }
 
   scan(namespace: string, prefix = "", page_size = 0, page_token = "") {
-    return this.call<{ items: { key: string; value: Buffer; version: string }[]; next_page_token: string }>("store", "Scan", { namespace, prefix, page_size, page_token });
+    return this.request("store", "Scan", { namespace, prefix, page_size, page_token });
   }
 
   waitForReady(ms = 5000): Promise<void> {

@@ -6,6 +6,7 @@
 // segments resume from their checkpoints elsewhere. Memory stays flat: it streams pages.
 import { randomBytes } from "node:crypto";
 import { monitorEventLoopDelay } from "node:perf_hooks";
+import { applyChunkSize } from "../protocol/batch.js";
 import { DecantError, describe as describeError, isDecantError } from "../protocol/errors.js";
 import type { Store } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, type RawItem, type ScanPage } from "../protocol/types.js";
@@ -69,8 +70,8 @@ const PERMANENT = new Set(["invalid_argument", "failed_precondition", "unimpleme
 export const isPermanent = (err: unknown): boolean => isDecantError(err) && PERMANENT.has(err.kind);
 
 export const DEFAULT_SEGMENTS_PER_REPLICA = 2;
-/** Writes of at least 2^6 = 64 items (a power of two: see Writer). */
-const MIN_CHUNK_LOG2 = 6;
+/** Writes of at least this many items where the backend allows (see Writer). */
+const MIN_CHUNK = 64;
 /** Event-loop delay a page may cause before the segment rests: live requests and lease renewals wait that long. */
 const LOOP_DELAY_BUDGET_MS = 50;
 /** How often the backfill gauges are refreshed from the segment records. */
@@ -96,8 +97,9 @@ class Writer {
   ) {}
 
   async write(items: RawItem[]): Promise<void> {
-    // At least MIN_CHUNK items: a high concurrency split over many segments must not turn pages into tiny statements.
-    const chunk = 2 ** Math.max(MIN_CHUNK_LOG2, Math.floor(Math.log2(Math.ceil(items.length / this.concurrency))));
+    // Chunks of at least MIN_CHUNK items (within the backend's limits): a high concurrency split
+    // over many segments must not turn pages into tiny statements.
+    const chunk = applyChunkSize(items, Math.min(this.concurrency, Math.ceil(items.length / MIN_CHUNK)), this.target.capabilities.applyBatch);
     for (let at = 0; at < items.length && this.failure === undefined; at += chunk) {
       while (this.inFlight.size >= this.concurrency) await Promise.race(this.inFlight);
       if (!this.mayStart()) {

@@ -1,11 +1,12 @@
 // The migration layer is itself a store built from two stores (like unstorage's overlay):
 // reads go where the phase says, writes go to the primary (which assigns the version) and
 // then to the secondary through applyIfNewer. It never speaks SQL or DynamoDB itself.
+import { detached } from "../protocol/call.js";
 import { DecantError, isDecantError } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
 import { describe as describeError } from "../protocol/errors.js";
-import { runBatch } from "../backends/batch.js";
+import { runBatch } from "../protocol/batch.js";
 import { strictSecondary, type Intent, type MigrationController } from "./controller.js";
 import { ROLES, type Phase, type Role } from "./phases.js";
 
@@ -135,7 +136,7 @@ export class MigratingStore implements Store {
       await c.hooks.beforePrimary?.({ ...w, ns, key });
       // Model finding N3: the intent write took time; the view must still hold as the primary call starts.
       if (!c.leaseHeld(w)) {
-        if (intent) c.dropIntent(intent);
+        if (intent) detached(() => c.dropIntent(intent));
         throw new DecantError("unavailable", "this sidecar's view of the migration phase lapsed before the write reached the store; nothing was written");
       }
       const primary = c.store(roles.primary);
@@ -144,25 +145,26 @@ export class MigratingStore implements Store {
       try {
         result = await primaryWrite(primary, primary.capabilities.fencing ? w.epoch : undefined);
       } catch (err) {
-        if (intent && definite(err)) c.dropIntent(intent);
-        else if (intent) await c.leaveForRepair(roles.secondary!, intent, true, err);
+        if (intent && definite(err)) detached(() => c.dropIntent(intent));
+        else if (intent) await detached(() => c.leaveForRepair(roles.secondary!, intent, true, err));
         throw err;
       }
       c.backfill.observeLiveLatency(performance.now() - started);
       if (!c.leaseHeld(w)) {
         // Step 7: the view lapsed during the call, so the phase may have moved meanwhile.
         const err = new DecantError("unavailable", "this sidecar's view of the migration phase lapsed while the write ran; it is not acknowledged (if it landed, the repair journal copies it)");
-        if (intent) await c.leaveForRepair(roles.secondary!, intent, true, err);
+        if (intent) await detached(() => c.leaveForRepair(roles.secondary!, intent, true, err));
         throw err;
       }
       const item = replica(result);
       if (!intent) return result;
       if (!item) {
-        c.dropIntent(intent); // nothing was deleted: nothing to copy
+        detached(() => c.dropIntent(intent)); // nothing was deleted: nothing to copy
         return result;
       }
       await c.hooks.beforeSecondary?.({ ...w, ns, key });
-      await this.replicate(w.phase, ns, item, intent);
+      // The primary has the write: its copy and the intent's removal finish even if the caller has gone.
+      await detached(() => this.replicate(w.phase, ns, item, intent));
       return result;
     } finally {
       w.done();

@@ -6,7 +6,10 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { DecantError } from "./errors.js";
 
-const current = new AsyncLocalStorage<AbortSignal>();
+// One store per process, even when a test runner or a bundler loads this module twice (as
+// CommonJS and as ESM): otherwise a backend loaded by the other copy never sees the caller.
+const KEY = Symbol.for("decant.call");
+const current: AsyncLocalStorage<AbortSignal> = ((globalThis as Record<symbol, unknown>)[KEY] ??= new AsyncLocalStorage<AbortSignal>()) as AsyncLocalStorage<AbortSignal>;
 
 /** Runs fn with `signal` as the signal of the call it serves. */
 export const withCall = <T>(signal: AbortSignal, fn: () => T): T => current.run(signal, fn);

@@ -1,3 +1,4 @@
+import type { BatchLimits } from "./batch.js";
 import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "./types.js";
 
 /** What a backend can do; the conformance suite checks each claim both ways. */
@@ -20,6 +21,12 @@ export interface Capabilities {
   fencing?: boolean;
   /** The highest version the store can hold (absent = 2^64 - 1). */
   maxVersion?: bigint;
+  /**
+   * What one applyIfNewer call should carry at most (items, and bytes of keys and values) for
+   * the store to write it in one round trip or statement; callers that copy in bulk (the
+   * backfill) size their chunks from it. Absent = no limit worth sizing for (memory).
+   */
+  applyBatch?: BatchLimits;
 }
 
 /**

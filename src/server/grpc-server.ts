@@ -10,18 +10,23 @@ import { isDecantError } from "../protocol/errors.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { connectionOptions, listenBounded } from "./connections.js";
 import { Health } from "./health.js";
-import { definitionOf, LOADER_OPTIONS, PROTO_FILES, protoDir } from "./proto.js";
-import { serverStreamFactory, unaryFactory, type ServerStreamHandlerFactory, type UnaryHandlerFactory } from "./rpc.js";
+import { definitionOf, LOADER_OPTIONS, PROTO_FILES, protoDir } from "../wire/proto.js";
+import type { ServiceName } from "../wire/types.js";
+import { serviceDefinition } from "./proto.js";
+import { serverStreamFactory, unaryFactory, type CallPolicy, type Handlers, type ServerStreamHandlerFactory, type UnaryHandlerFactory } from "./rpc.js";
 
-export interface ServiceRegistration {
-  name: string; // e.g. "decant.v1.Store"
-  definition: grpc.ServiceDefinition;
-  handlers: (unary: UnaryHandlerFactory, serverStream: ServerStreamHandlerFactory) => grpc.UntypedServiceImplementation;
+/** A Decant service: its handlers come from the factories (rpc.ts), one per method of its definition. */
+export interface ServiceRegistration<S extends ServiceName> {
+  service: S;
+  handlers: (unary: UnaryHandlerFactory<S>, serverStream: ServerStreamHandlerFactory<S>) => Handlers<S>;
+  /** Checked on every call of the service before anything else (e.g. requireToken in auth.ts). */
+  authorize?: CallPolicy["authorize"];
 }
+export type AnyServiceRegistration = { [S in ServiceName]: ServiceRegistration<S> }[ServiceName];
 
 export interface GrpcServerOptions {
   listen: string;
-  services: ServiceRegistration[];
+  services: AnyServiceRegistration[];
   metrics: Metrics;
   logger: Logger;
   tls?: TlsConfig;
@@ -89,20 +94,27 @@ function addReflectionOnFirstUse(server: grpc.Server): void {
   }
 }
 
+function addDecantService<S extends ServiceName>(server: grpc.Server, svc: ServiceRegistration<S>, policy: CallPolicy): void {
+  const definition = serviceDefinition(svc.service);
+  const handlers: Record<string, grpc.UntypedHandleCall> = svc.handlers(unaryFactory(svc.service, policy), serverStreamFactory(svc.service, policy));
+  const missing = Object.keys(definition).filter((method) => !handlers[method]);
+  if (missing.length) throw new Error(`decant.v1.${svc.service} has no handler for ${missing.join(", ")}`);
+  server.addService(definition, handlers);
+}
+
 const isLoopback = (host: string) => /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]|::1)$/.test(host);
 
 export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
   const { metrics, logger } = options;
   const server = new grpc.Server({ "grpc.max_receive_message_length": options.maxReceiveBytes, ...connectionOptions(options.connections) });
   const statusMap: Record<string, "SERVING" | "NOT_SERVING"> = { "": "SERVING" };
+  const onError = (rpc: string, err: unknown) => {
+    // Expected failures are the client's business; only the unexpected ones are logged.
+    if (!isDecantError(err) || err.kind === "internal") logger.error("request failed unexpectedly", { rpc, error: err instanceof Error ? err.stack : String(err) });
+  };
   for (const svc of options.services) {
-    const service = svc.name.split(".").pop()!;
-    const onError = (rpc: string, err: unknown) => {
-      // Expected failures are the client's business; only the unexpected ones are logged.
-      if (!isDecantError(err) || err.kind === "internal") logger.error("request failed unexpectedly", { rpc, error: err instanceof Error ? err.stack : String(err) });
-    };
-    server.addService(svc.definition, svc.handlers(unaryFactory(service, metrics, onError), serverStreamFactory(service, metrics, onError)));
-    statusMap[svc.name] = "SERVING";
+    addDecantService(server, svc as ServiceRegistration<ServiceName>, { metrics, onError, authorize: svc.authorize });
+    statusMap[`decant.v1.${svc.service}`] = "SERVING";
   }
   const health = new Health(statusMap);
   health.addToServer(server);

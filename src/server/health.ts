@@ -6,7 +6,7 @@
 import { createRequire } from "node:module";
 import * as grpc from "@grpc/grpc-js";
 import protobuf from "protobufjs";
-import { definitionOf } from "./proto.js";
+import { definitionOf } from "../wire/proto.js";
 
 export type ServingStatus = "SERVING" | "NOT_SERVING";
 

@@ -1,27 +1,13 @@
 // decant.v1.Migration: status and control of a live migration. When an admin token is
-// configured, every call must carry it as a bearer token.
-import { timingSafeEqual } from "node:crypto";
-import * as grpc from "@grpc/grpc-js";
-import { DecantError, invalidArgument } from "../protocol/errors.js";
+// configured, every call must carry it as a bearer token (checked for the whole service: auth.ts).
+import { invalidArgument } from "../protocol/errors.js";
 import { validateNamespace } from "../protocol/validate.js";
 import type { MigrationController, MigrationStatus } from "../migration/controller.js";
 import { isPhase, PHASES } from "../protocol/phases.js";
 import { verify } from "../migration/verify.js";
 import type { VerifyRecord } from "../migration/verify.js";
-import type { ServerStreamHandlerFactory, UnaryHandlerFactory } from "./rpc.js";
+import type { Handlers, ServerStreamHandlerFactory, UnaryHandlerFactory } from "./rpc.js";
 import { redactUrl } from "../backends/common.js";
-
-export function checkToken(metadata: grpc.Metadata, token: string | undefined): void {
-  if (!token) return;
-  const header = String(metadata.get("authorization")[0] ?? "");
-  const given = Buffer.from(header.replace(/^Bearer\s+/i, ""));
-  const want = Buffer.from(token);
-  if (!header.match(/^Bearer\s+/i) || given.length !== want.length || !timingSafeEqual(given, want)) {
-    throw new DecantError("unauthenticated", "the Migration service needs the admin token: send the header authorization: Bearer <token>");
-  }
-}
-
-type Req = Record<string, any>;
 
 /** GetStatusResponse: the controller's status in the wire's shape (uint64 as strings). */
 export async function migrationStatus(controller: MigrationController) {
@@ -72,13 +58,8 @@ const verifyMessage = (r: VerifyRecord["report"]) => ({
 });
 
 /** Every sidecar runs a controller (with or without a target); without one it refuses every step but SINGLE. */
-export function migrationHandlers(c: MigrationController, token: string | undefined, unary: UnaryHandlerFactory, serverStream: ServerStreamHandlerFactory): grpc.UntypedServiceImplementation {
-  const guarded = <T>(rpc: string, fn: (req: Req) => Promise<T>) =>
-    unary(rpc, async (req: Req, call: grpc.ServerUnaryCall<Req, T>) => {
-      checkToken(call.metadata, token);
-      return fn(req);
-    });
-
+export function migrationHandlers(c: MigrationController, unary: UnaryHandlerFactory<"Migration">, serverStream: ServerStreamHandlerFactory<"Migration">): Handlers<"Migration"> {
+  const guarded = unary; // every call is authorised for the whole service (sidecar.ts: requireToken)
   return {
     GetStatus: guarded("GetStatus", () => migrationStatus(c)),
     SetPhase: guarded("SetPhase", async (req) => {
@@ -102,8 +83,7 @@ export function migrationHandlers(c: MigrationController, token: string | undefi
       await c.reset();
       return migrationStatus(c);
     }),
-    Verify: serverStream("Verify", async (req: Req, call: grpc.ServerWritableStream<Req, unknown>) => {
-      checkToken(call.metadata, token);
+    Verify: serverStream("Verify", async (req, call) => {
       const namespace = req.namespace ? validateNamespace(req.namespace) : undefined;
       await verify(c, { namespace, repair: Boolean(req.repair), onProgress: (r) => call.write(verifyMessage(r)) });
     }),

@@ -1,35 +1,87 @@
+// The one place handlers are built. Every call of every service is counted, timed, checked
+// (the wire check, then the service's authorisation), run inside its call context (a signal
+// that aborts when the client cancels or the deadline passes, so store work not yet started
+// stops: src/protocol/call.ts), and its errors mapped to gRPC statuses (status.ts).
 import type * as grpc from "@grpc/grpc-js";
 import type { Metrics } from "../metrics/metrics.js";
+import { withCall } from "../protocol/call.js";
 import { invalidArgument } from "../protocol/errors.js";
+import { STATUS_NAMES } from "../wire/status.js";
+import type { MethodName, ReceivedOf, ReplyOf, ServiceName, StreamMethod, UnaryMethod, UnknownFields } from "../wire/types.js";
 import { wireProblemOf } from "./proto.js";
-import { STATUS_NAMES, codeOf, toServiceError } from "./status.js";
+import { codeOf, toServiceError } from "./status.js";
 
-export type UnaryHandlerFactory = <Req, Res>(rpc: string, fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>) => grpc.handleUnaryCall<Req, Res>;
+declare const built: unique symbol;
+/** A handler made by a factory below (so counted, checked and authorised); a service can hold no other. */
+export type BuiltHandler = grpc.UntypedHandleCall & { readonly [built]: true };
+/** A service's handlers: one per method of its definition, each built here. */
+export type Handlers<S extends ServiceName> = Record<MethodName<S>, BuiltHandler>;
+
+/** A misspelled response field asks for a third argument, naming the field: a type error at the handler. */
+type NoUnknownFields<R, Reply> = [UnknownFields<R, Reply>] extends [never] ? [] : [unknownResponseField: UnknownFields<R, Reply>];
+
+export type UnaryHandlerFactory<S extends ServiceName> = <M extends UnaryMethod<S>, R extends ReplyOf<S, M>>(
+  rpc: M,
+  fn: (req: ReceivedOf<S, M>, call: grpc.ServerUnaryCall<ReceivedOf<S, M>, ReplyOf<S, M>>) => Promise<R>,
+  ...check: NoUnknownFields<R, ReplyOf<S, M>>
+) => BuiltHandler;
 /** fn writes the stream's messages; the stream ends when it resolves, with its error's status when it rejects. */
-export type ServerStreamHandlerFactory = <Req, Res>(rpc: string, fn: (req: Req, call: grpc.ServerWritableStream<Req, Res>) => Promise<void>) => grpc.handleServerStreamingCall<Req, Res>;
+export type ServerStreamHandlerFactory<S extends ServiceName> = <M extends StreamMethod<S>>(
+  rpc: M,
+  fn: (req: ReceivedOf<S, M>, call: grpc.ServerWritableStream<ReceivedOf<S, M>, ReplyOf<S, M>>) => Promise<void>,
+) => BuiltHandler;
+
 type OnError = (rpc: string, err: unknown) => void;
+
+export interface CallPolicy {
+  metrics: Metrics;
+  onError: OnError;
+  /** Throws (unauthenticated) when the call's metadata may not use this service; run before anything else of the call. */
+  authorize?: (metadata: grpc.Metadata) => void;
+}
+
+type ServerCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
 
 /**
  * Runs fn for one call of service/rpc, times and counts it by status code, reports failures to
- * onError, and hands the outcome (or the error as a gRPC status) to `done`. A request whose
- * raw bytes the wire check refused (proto.ts) is refused here, before fn sees it.
+ * onError, and hands the outcome (or the error as a gRPC status) to `done`. A call whose
+ * metadata `authorize` refuses, or whose raw bytes the wire check refused (proto.ts), is refused
+ * here, before fn sees it.
  */
-function instrumented<T>(service: string, rpc: string, metrics: Metrics, onError: OnError) {
+function instrumented<T>(service: string, rpc: string, policy: CallPolicy) {
+  const { metrics, onError, authorize } = policy;
   const name = `${service}/${rpc}`;
   const duration = metrics.requestDuration.labels(name, "grpc");
-  return (request: unknown, run: () => Promise<T>, done: (err: Partial<grpc.ServiceError> | null, result?: T) => void): void => {
+  return (call: ServerCall, run: () => Promise<T>, done: (err: Partial<grpc.ServiceError> | null, result?: T) => void): void => {
     const start = process.hrtime.bigint();
     const finish = (code: string) => {
       duration.observe(Number(process.hrtime.bigint() - start) / 1e9);
       metrics.requests.labels(name, code, "grpc").inc();
     };
-    const problem = wireProblemOf(request);
-    (problem ? Promise.reject(invalidArgument(problem.field, problem.message)) : run()).then(
+    // grpc-js emits "cancelled" on a client cancel, on the deadline, and also after any status
+    // is sent: so the listener goes before `done`, or work the call left running (a backfill it
+    // started) would be cancelled with it.
+    const abort = new AbortController();
+    const onCancel = () => abort.abort(new Error(`${name}: the client cancelled or its deadline passed`));
+    call.once("cancelled", onCancel);
+    if (call.cancelled) onCancel();
+    let outcome: Promise<T>;
+    try {
+      outcome = withCall(abort.signal, () => {
+        admit(call, authorize);
+        return run();
+      });
+    } catch (err) {
+      outcome = Promise.reject(err);
+    }
+    outcome.then(
       (result) => {
+        call.off("cancelled", onCancel);
         finish("OK");
         done(null, result);
       },
       (err: unknown) => {
+        call.off("cancelled", onCancel);
         finish(STATUS_NAMES[codeOf(err)] ?? "UNKNOWN");
         onError(name, err);
         done(toServiceError(err));
@@ -38,24 +90,34 @@ function instrumented<T>(service: string, rpc: string, metrics: Metrics, onError
   };
 }
 
-/** Builds unary handlers that count, time and map errors in one place. */
-export function unaryFactory(service: string, metrics: Metrics, onError: OnError): UnaryHandlerFactory {
-  return <Req, Res>(rpc: string, fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>): grpc.handleUnaryCall<Req, Res> => {
-    const call = instrumented<Res>(service, rpc, metrics, onError);
-    return (unary, callback) => call(unary.request, () => fn(unary.request, unary), (err, res) => (err ? callback(err) : callback(null, res)));
+/** Throws when the service's authorisation refuses the call's metadata, or the wire check its request's bytes. */
+function admit(call: ServerCall, authorize: CallPolicy["authorize"]): void {
+  authorize?.(call.metadata);
+  const problem = wireProblemOf(call.request);
+  if (problem) throw invalidArgument(problem.field, problem.message);
+}
+
+/** Builds unary handlers that count, time, authorise and map errors in one place. */
+export function unaryFactory<S extends ServiceName>(service: S, policy: CallPolicy): UnaryHandlerFactory<S> {
+  return (rpc, fn, ..._typeCheckOnly) => {
+    const call = instrumented<ReplyOf<S, typeof rpc>>(service, rpc, policy);
+    const handler: grpc.handleUnaryCall<ReceivedOf<S, typeof rpc>, ReplyOf<S, typeof rpc>> = (unary, callback) =>
+      call(unary as ServerCall, () => fn(unary.request, unary), (err, res) => (err ? callback(err) : callback(null, res)));
+    return handler as unknown as BuiltHandler;
   };
 }
 
-/** Builds server-streaming handlers, counted, timed and mapped like the unary ones. */
-export function serverStreamFactory(service: string, metrics: Metrics, onError: OnError): ServerStreamHandlerFactory {
+/** Builds server-streaming handlers, counted, timed, authorised and mapped like the unary ones. */
+export function serverStreamFactory<S extends ServiceName>(service: S, policy: CallPolicy): ServerStreamHandlerFactory<S> {
   return (rpc, fn) => {
-    const call = instrumented<void>(service, rpc, metrics, onError);
-    return (stream) =>
+    const call = instrumented<void>(service, rpc, policy);
+    const handler: grpc.handleServerStreamingCall<ReceivedOf<S, typeof rpc>, ReplyOf<S, typeof rpc>> = (stream) =>
       call(
-        stream.request,
+        stream as ServerCall,
         () => fn(stream.request, stream),
         // emit("error"), not destroy(): grpc-js sends the status only through its error listener.
         (err) => (err ? stream.emit("error", err) : stream.end()),
       );
+    return handler as unknown as BuiltHandler;
   };
 }

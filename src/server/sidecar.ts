@@ -7,10 +7,10 @@ import { startMetricsServer, type Route, type RunningHttpServer } from "../metri
 import { Metrics } from "../metrics/metrics.js";
 import type { Store } from "../protocol/store.js";
 import { maxRequestBytes } from "../protocol/validate.js";
-import { startGrpcServer, type RunningGrpcServer, type ServiceRegistration } from "./grpc-server.js";
+import { startGrpcServer, type AnyServiceRegistration, type RunningGrpcServer } from "./grpc-server.js";
+import { requireToken } from "./auth.js";
 import { storeHandlers } from "./store-service.js";
 import { migrationHandlers } from "./migration-service.js";
-import { serviceDefinition } from "./proto.js";
 import { MigrationController, type MigrationHooks } from "../migration/controller.js";
 import { MigratingStore } from "../migration/migrating-store.js";
 import { MigrationMetrics } from "../metrics/migration-metrics.js";
@@ -32,7 +32,7 @@ export interface Sidecar {
 
 export interface SidecarHooks {
   /** Extra services and routes (the migration layer adds its own). */
-  services?: ServiceRegistration[];
+  services?: AnyServiceRegistration[];
   routes?: Route[];
   /** Holds a write or a fence at a step (tests replay interleavings with them). */
   migration?: MigrationHooks;
@@ -197,8 +197,8 @@ function startGrpc(o: Serving): Promise<RunningGrpcServer> {
     maxReceiveBytes: maxRequestBytes(limits),
     connections: config.connections,
     services: [
-      { name: "decant.v1.Store", definition: serviceDefinition("Store"), handlers: (unary) => storeHandlers(() => o.served, () => limits, unary) },
-      { name: "decant.v1.Migration", definition: serviceDefinition("Migration"), handlers: (unary, serverStream) => migrationHandlers(o.controller, config.adminToken, unary, serverStream) },
+      { service: "Store", handlers: (unary) => storeHandlers(() => o.served, () => limits, unary) },
+      { service: "Migration", handlers: (unary, serverStream) => migrationHandlers(o.controller, unary, serverStream), authorize: requireToken(config.adminToken) },
       ...(o.hooks.services ?? []),
     ],
   });

@@ -3,7 +3,8 @@
 // it in place. Three buttons (HTML forms POSTing to /actions/pause, /actions/resume and
 // /actions/verify) steer the backfill and run a verification; when an admin token is
 // configured they need it. No build step and no external assets.
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash } from "node:crypto";
+import { tokenMatches } from "./auth.js";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { redactUrl } from "../backends/common.js";
 import type { Route } from "../metrics/http.js";
@@ -213,14 +214,6 @@ function viewTables(s: Snapshot): StatusSnapshot["view"]["tables"] {
     "code-rows": codes.length ? codes.map(([code, n]) => [code, fmt(n)]) : [["(no requests yet)", "0"]],
     "sample-rows": (s.last_verify?.sample_keys ?? []).slice(0, 10).map((k) => [k]),
   };
-}
-
-/** Timing-safe token check (hashing first so the length does not leak either). */
-export function tokenMatches(given: string | undefined, want: string): boolean {
-  if (given === undefined) return false;
-  const a = createHash("sha256").update(given).digest();
-  const b = createHash("sha256").update(want).digest();
-  return timingSafeEqual(a, b);
 }
 
 export class StatusPage {

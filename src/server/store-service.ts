@@ -3,32 +3,43 @@ import * as grpc from "@grpc/grpc-js";
 import { invalidArgument } from "../protocol/errors.js";
 import { validateCondition, validateKey, validateKeys, validateNamespace, validatePageSize, validateValue, validateWrites, type Limits } from "../protocol/validate.js";
 import type { Store } from "../protocol/store.js";
-import type { Item } from "../protocol/types.js";
+import type { Item, WriteOutcome } from "../protocol/types.js";
+import type { Item as WireItem } from "../wire/generated/decant/v1/Item.js";
+import type { WriteResult } from "../wire/generated/decant/v1/WriteResult.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
-import type { UnaryHandlerFactory } from "./rpc.js";
+import type { Handlers, UnaryHandlerFactory } from "./rpc.js";
 import { codeOf, toServiceError } from "./status.js";
 
-const itemMessage = (i: Item) => ({ key: i.key, value: i.value, version: i.version.toString() });
+const itemMessage = (i: Item): WireItem => ({ key: i.key, value: i.value, version: i.version.toString() });
 
-type Req = Record<string, any>;
+const writeResult = (o: WriteOutcome): WriteResult =>
+  o.ok
+    ? { key: o.key, version: o.version.toString(), code: grpc.status.OK, message: "", deleted: o.deleted ?? false }
+    : {
+        key: o.key,
+        version: "0",
+        code: codeOf(o.error),
+        message: toServiceError(o.error).details ?? o.error.message,
+        current_version: (o.error.currentVersion ?? 0n).toString(),
+      };
 
-export function storeHandlers(store: () => Store, limits: () => Limits, unary: UnaryHandlerFactory): grpc.UntypedServiceImplementation {
+export function storeHandlers(store: () => Store, limits: () => Limits, unary: UnaryHandlerFactory<"Store">): Handlers<"Store"> {
   return {
-    Get: unary("Get", async (req: Req) => {
+    Get: unary("Get", async (req) => {
       const ns = validateNamespace(req.namespace);
       const key = validateKey(req.key);
       const item = await store().get(ns, key);
       return item ? { found: true, item: itemMessage(item) } : { found: false };
     }),
 
-    BatchGet: unary("BatchGet", async (req: Req) => {
+    BatchGet: unary("BatchGet", async (req) => {
       const ns = validateNamespace(req.namespace);
       const keys = validateKeys(req.keys);
       if (keys.length === 0) return { items: [] };
       return { items: (await store().batchGet(ns, keys)).map(itemMessage) };
     }),
 
-    Put: unary("Put", async (req: Req) => {
+    Put: unary("Put", async (req) => {
       const ns = validateNamespace(req.namespace);
       const key = validateKey(req.key);
       const value = validateValue(req.value, limits());
@@ -36,7 +47,7 @@ export function storeHandlers(store: () => Store, limits: () => Limits, unary: U
       return { version: (await store().put(ns, key, value, condition)).toString() };
     }),
 
-    Delete: unary("Delete", async (req: Req) => {
+    Delete: unary("Delete", async (req) => {
       const ns = validateNamespace(req.namespace);
       const key = validateKey(req.key);
       const condition = validateCondition(req.condition);
@@ -44,27 +55,14 @@ export function storeHandlers(store: () => Store, limits: () => Limits, unary: U
       return { deleted: r.deleted, version: r.version.toString() };
     }),
 
-    BatchWrite: unary("BatchWrite", async (req: Req) => {
+    BatchWrite: unary("BatchWrite", async (req) => {
       const ns = validateNamespace(req.namespace);
       const ops = validateWrites(req.writes, limits());
       if (ops.length === 0) return { results: [] };
-      const outcomes = await store().batchWrite(ns, ops);
-      return {
-        results: outcomes.map((o) =>
-          o.ok
-            ? { key: o.key, version: o.version.toString(), code: grpc.status.OK, message: "", deleted: o.deleted ?? false }
-            : {
-                key: o.key,
-                version: "0",
-                code: codeOf(o.error),
-                message: toServiceError(o.error).details ?? o.error.message,
-                current_version: (o.error.currentVersion ?? 0n).toString(),
-              },
-        ),
-      };
+      return { results: (await store().batchWrite(ns, ops)).map(writeResult) };
     }),
 
-    Scan: unary("Scan", async (req: Req) => {
+    Scan: unary("Scan", async (req) => {
       const ns = validateNamespace(req.namespace);
       const prefix = typeof req.prefix === "string" ? req.prefix : "";
       if (Buffer.byteLength(prefix) > 1024) throw invalidArgument("prefix", "is longer than the longest key (1024 bytes)");

@@ -39,7 +39,10 @@ async function seed(table: string, ns: string, n: number, layout: "buckets" | "l
 
 
 if (ok) {
-  conformance("dynamodb", { open: () => openStore(urlFor(freshTable())) });
+  // A DynamoDB URL carries no password (credentials come from the environment).
+  const serverUrl = (host: string, port: number, _password: string, timeoutMs: number) => urlFor("decant_faults", `&timeout_ms=${timeoutMs}`, `http://${host}:${port}`);
+  const reopen = (store: Store) => openStore(store.description);
+  conformance("dynamodb", { open: () => openStore(urlFor(freshTable())), serverUrl, reopen });
   // Tables created by earlier versions keep working, with the old costs.
   conformance("dynamodb (legacy layout)", {
     open: async () => {
@@ -47,6 +50,7 @@ if (ok) {
       await createLegacyDynamoTable(server!.endpoint, table);
       return openStore(urlFor(table, "&create=false"));
     },
+    reopen,
   });
 
   describe("dynamodb specifics", function () {

@@ -62,6 +62,8 @@ async function abandonedWorkDone(): Promise<void> {
 if (ok) {
   conformance("mysql", {
     open: () => openStore(urlWith({ table: tables.conformance })),
+    serverUrl: (host, port, password, timeoutMs) => `mysql://root:${password}@${host}:${port}/decant_test?timeout_ms=${timeoutMs}`,
+    approximateCount: true, // the optimizer's row estimate
     close: async (store) => {
       await store.close();
       await dropTables(tables.conformance);

@@ -3,6 +3,7 @@ import { createServer, type AddressInfo, type Socket } from "node:net";
 import { expect } from "chai";
 import pg from "pg";
 import { openStore } from "../../src/backends/index.js";
+import { withCall } from "../../src/protocol/call.js";
 import type { DecantError } from "../../src/protocol/errors.js";
 import type { Store } from "../../src/protocol/store.js";
 import { conformance } from "../conformance/suite.js";
@@ -51,7 +52,10 @@ if (ok) {
     });
   });
 
-  conformance("postgres", { open: () => openStore(pgUrl({ table, application_name: appName })) });
+  conformance("postgres", {
+    open: () => openStore(pgUrl({ table, application_name: appName })),
+    serverUrl: (host, port, password, timeoutMs) => `postgres://postgres:${password}@${host}:${port}/decant_test?timeout_ms=${timeoutMs}`,
+  });
 
   describe("postgres specifics", function () {
     let store: Store;
@@ -362,6 +366,36 @@ if (ok) {
         expect(rows.rows).to.deep.equal([1, 2, 3, 4].map((i) => ({ tbl: `${table}_f${i}`, epoch: 10 * i })));
       } finally {
         await Promise.all(stores.map((s) => s.close()));
+      }
+    });
+
+    it("a call waiting for a pooled connection stops when its caller goes (cancelled, nothing written); one already sent is not cancelled", async function () {
+      const one = await openStore(pgUrl({ table, pool_max: "1", application_name: `${appName}_cancel` }));
+      await one.put(ns, "locked", buf("v1"));
+      const holder = new pg.Client({ connectionString: TEST_URLS.postgres });
+      await holder.connect();
+      try {
+        await holder.query("BEGIN");
+        await holder.query(`SELECT 1 FROM public.${table} WHERE ns = $1 AND key = 'locked' FOR UPDATE`, [ns]);
+        // Sent: waits on the row lock, holding the pool's only connection.
+        const sentCaller = new AbortController();
+        const sent = withCall(sentCaller.signal, () => one.put(ns, "locked", buf("v2")));
+        await waitFor(async () => (await admin((c) => c.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'", [`${appName}_cancel`]))).rows[0]!.n === 1, "the put to wait on the row lock", 5000);
+        // Not sent: waits for the pool.
+        const waitingCaller = new AbortController();
+        const waiting = withCall(waitingCaller.signal, () => one.put(ns, "other", buf("x"))).then(
+          () => "written",
+          (err: DecantError) => err.kind,
+        );
+        sentCaller.abort();
+        waitingCaller.abort();
+        await holder.query("ROLLBACK");
+        expect(await sent).to.equal(2n); // its outcome is the store's
+        expect(await waiting).to.equal("cancelled");
+        expect(await one.getRaw(ns, "other")).to.equal(null);
+      } finally {
+        await holder.end();
+        await one.close();
       }
     });
 

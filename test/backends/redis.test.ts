@@ -53,7 +53,10 @@ if (ok) {
     await probe.quit();
   });
 
-  conformance("redis", { open: () => openStore(urlFor("conf")) });
+  conformance("redis", {
+    open: () => openStore(urlFor("conf")),
+    serverUrl: (host, port, password, timeoutMs) => `redis://:${password}@${host}:${port}/0?timeout_ms=${timeoutMs}`,
+  });
 
   describe("redis specifics", function () {
     const opened: Store[] = [];

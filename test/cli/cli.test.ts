@@ -334,7 +334,7 @@ describe("decant CLI (child process against a real sidecar)", function () {
     expect(viaEnv.r.code, show(viaEnv.r)).to.equal(3);
     expect(viaEnv.r.stderr).to.include("cannot reach a Decant sidecar at 127.0.0.1:1 (from DECANT_ADDR)");
     for (const r of [unreachable.r, viaEnv.r]) {
-      expect(r.stderr, "what to check").to.include("--addr host:port or DECANT_ADDR");
+      expect(r.stderr, "what to check").to.include("--addr host:port, --addr unix:PATH or DECANT_ADDR");
       expect(r.stderr, "not grpc-js's own words").to.not.match(/No connection established|Last error|Resolution note/);
     }
     expect(unreachable.ms - baseline.ms, "connection refused should fail fast, not wait for the 15 s deadline").to.be.below(10_000);

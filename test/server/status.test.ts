@@ -2,7 +2,8 @@
 import * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
 import { DecantError, fenced } from "../../src/protocol/errors.js";
-import { codeOf, decodeDetails, toServiceError } from "../../src/server/status.js";
+import { codeOf, toServiceError } from "../../src/server/status.js";
+import { decodeDetails } from "../../src/wire/status.js";
 
 describe("gRPC status of errors", function () {
   it("a write refused by a store's fence is UNAVAILABLE (the client retries and reaches the current primary), reason FENCED", function () {

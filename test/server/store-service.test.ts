@@ -2,8 +2,8 @@
 import { expect } from "chai";
 import * as grpc from "@grpc/grpc-js";
 import protobuf from "protobufjs";
-import { CURRENT_VERSION_METADATA, decodeDetails } from "../../src/server/status.js";
-import { loadProtocol } from "../../src/server/proto.js";
+import { CURRENT_VERSION_METADATA, decodeDetails } from "../../src/wire/status.js";
+import { protocolRoot } from "../../src/wire/proto.js";
 import { freshNamespace } from "../support/names.js";
 import { grpcError } from "../support/errors.js";
 import { startTestSidecar } from "../support/sidecar.js";
@@ -172,7 +172,7 @@ describe("Store service over gRPC", function () {
 
     it("unknown fields in a condition, sent on the wire by a newer client", async function () {
       // Encode a PutRequest whose Condition carries field 9, which this server does not know.
-      const { root } = loadProtocol();
+      const root = protocolRoot();
       const put = root.lookupType("decant.v1.PutRequest");
       const base = put.encode(put.create({ namespace: ns, key: "k", value: Buffer.from("v") })).finish();
       const cond = protobuf.Writer.create().uint32((9 << 3) | 0).uint64(5).finish();

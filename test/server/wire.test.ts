@@ -4,7 +4,8 @@
 import { expect } from "chai";
 import * as grpc from "@grpc/grpc-js";
 import protobuf from "protobufjs";
-import { decodeDetails } from "../../src/server/status.js";
+import { protocolRoot } from "../../src/wire/proto.js";
+import { decodeDetails } from "../../src/wire/status.js";
 import { freshNamespace } from "../support/names.js";
 import { startTestSidecar } from "../support/sidecar.js";
 
@@ -26,6 +27,18 @@ function field(id: number, wire: number, payload: Bytes | number | bigint): Buff
 const msg = (...fields: Buffer[]) => Buffer.concat(fields);
 const str = (id: number, s: Bytes) => field(id, LEN, s);
 const hex = (h: string) => Buffer.from(h.replace(/ /g, ""), "hex");
+
+/** Every chain of message fields from `type` to a decant.v1.Condition. */
+function conditionPaths(type: protobuf.Type, seen: string[] = []): protobuf.Field[][] {
+  const paths: protobuf.Field[][] = [];
+  for (const f of type.fieldsArray) {
+    const inner = f.resolvedType;
+    if (!(inner instanceof protobuf.Type) || seen.includes(inner.fullName)) continue;
+    if (inner.fullName === ".decant.v1.Condition") paths.push([f]);
+    else for (const rest of conditionPaths(inner, [...seen, type.fullName])) paths.push([f, ...rest]);
+  }
+  return paths;
+}
 
 describe("the wire check of raw request bytes", function () {
   let s: Running;
@@ -146,6 +159,27 @@ describe("the wire check of raw request bytes", function () {
       expect(err).to.equal(null);
       expect(res!.length).to.be.greaterThan(0);
       expect((await s.client.get(ns, "k")).item!.version).to.equal("1");
+    });
+  });
+
+  describe("a field a Condition does not have, wherever a request holds a Condition", function () {
+    it("is refused in every request of every service (the paths are found by walking the protocol, so a new one is covered)", async function () {
+      const covered: string[] = [];
+      for (const service of ["decant.v1.Store", "decant.v1.Migration"]) {
+        for (const method of protocolRoot().lookupService(service).methodsArray) {
+          const request = method.resolvedRequestType!;
+          const namespace = request.fields.namespace ? str(request.fields.namespace.id, ns) : Buffer.alloc(0);
+          for (const path of conditionPaths(request)) {
+            const unknown = field(9, VARINT, 5); // a field number Condition does not have
+            const bytes = path.reduceRight((inner, f) => str(f.id, inner), unknown);
+            const name = path.map((f, i) => `${i ? "." : ""}${f.name}${f.repeated ? "[0]" : ""}`).join("");
+            await expectInvalid(method.name, msg(namespace, bytes), `${name}.<field 9>`, service);
+            covered.push(`${method.name} ${name}`);
+          }
+        }
+      }
+      expect(covered).to.include.members(["Put condition", "Delete condition", "BatchWrite writes[0].put.condition", "BatchWrite writes[0].delete.condition"]);
+      await expectNothingWritten();
     });
   });
 

@@ -3,6 +3,7 @@
 // plain client of the Store the gRPC server serves, so every migration phase applies to it.
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { withCall } from "../../protocol/call.js";
 import type { Logger } from "../../log.js";
 import type { Metrics } from "../../metrics/metrics.js";
 import type { Store } from "../../protocol/store.js";
@@ -147,7 +148,12 @@ export async function startDynamoFront(options: DynamoFrontOptions): Promise<Dyn
     }
   };
 
-  const server: Server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => void handle(req, res));
+  const server: Server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+    // A client gone before its answer cancels the store work not yet started (src/protocol/call.ts).
+    const gone = new AbortController();
+    res.once("close", () => res.writableFinished || gone.abort(new Error("the DynamoDB client closed its connection before the answer")));
+    void withCall(gone.signal, () => handle(req, res));
+  });
   const host = options.listen.slice(0, options.listen.lastIndexOf(":")).replace(/^\[|\]$/g, "");
   const port = Number(options.listen.slice(options.listen.lastIndexOf(":") + 1));
   await new Promise<void>((resolve, reject) => {

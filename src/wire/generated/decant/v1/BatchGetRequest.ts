@@ -1,0 +1,12 @@
+// Original file: proto/decant/v1/store.proto
+
+
+export interface BatchGetRequest {
+  'namespace'?: (string);
+  'keys'?: (string)[];
+}
+
+export interface BatchGetRequest__Output {
+  'namespace': (string);
+  'keys': (string)[];
+}

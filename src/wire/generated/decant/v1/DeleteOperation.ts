@@ -1,0 +1,13 @@
+// Original file: proto/decant/v1/store.proto
+
+import type { Condition as _decant_v1_Condition, Condition__Output as _decant_v1_Condition__Output } from '../../decant/v1/Condition.js';
+
+export interface DeleteOperation {
+  'key'?: (string);
+  'condition'?: (_decant_v1_Condition | null);
+}
+
+export interface DeleteOperation__Output {
+  'key': (string);
+  'condition': (_decant_v1_Condition__Output | null);
+}

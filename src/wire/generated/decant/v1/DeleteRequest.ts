@@ -1,0 +1,15 @@
+// Original file: proto/decant/v1/store.proto
+
+import type { Condition as _decant_v1_Condition, Condition__Output as _decant_v1_Condition__Output } from '../../decant/v1/Condition.js';
+
+export interface DeleteRequest {
+  'namespace'?: (string);
+  'key'?: (string);
+  'condition'?: (_decant_v1_Condition | null);
+}
+
+export interface DeleteRequest__Output {
+  'namespace': (string);
+  'key': (string);
+  'condition': (_decant_v1_Condition__Output | null);
+}
