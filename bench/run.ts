@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --backend NAME] [-- --only hop,backend,dual,backfill,memory,verify,dynamodb,status,cost]
+// npm run bench [-- --quick] [-- --backend NAME] [-- --only hop,backend,dual,backfill,memory,verify,dynamodb,status,cost,scale]
 // Prints every figure next to a baseline measured in the same run, writes
 // bench/results/<date>.json and (on a full run) docs/PERFORMANCE.md.
 import { spawn } from "node:child_process";
@@ -19,6 +19,7 @@ import { createLegacyDynamoTable, freePort, startDynalite, writeItems, type Dyna
 import { TEST_URLS } from "../test/support/servers.js";
 import { frontBench } from "./front.js";
 import { alternating, fmt, load, record, rows, table, type LoadResult } from "./lib.js";
+import { scale } from "./scale.js";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean" }, backend: { type: "string" }, only: { type: "string" } } });
 const QUICK = Boolean(values.quick);
@@ -713,6 +714,7 @@ async function main(): Promise<void> {
     if (want("status") && BACKENDS.includes("dynamodb")) await statusOnDynamo();
     // What Decant itself costs (issue 17): bench/cost.ts, with this file's helpers.
     if (want("cost")) await (await import("./cost.js")).cost({ quick: QUICK, runMs: RUN_MS, backends: BACKENDS, storeUrl, directDriver, sidecarProcess, dynamoEndpoint, preloadPostgres, dropPg });
+    if (want("scale")) await scale({ quick: QUICK, pgUrl: TEST_URLS.postgres, dynamoEndpoint, run, backends: BACKENDS });
   } finally {
     await dynalite?.stop();
     rmSync(scratch, { recursive: true, force: true });

@@ -22,6 +22,7 @@ Usage:
   decant delete <namespace> <key> [--if-version N]
   decant scan <namespace> [--prefix P] [--limit N] [--page-size N] [--json]
   decant migrate status|phase <name>|backfill start|pause|resume|verify   (see README)
+  decant backfill-worker [--config decant.yaml]   run backfill segments only (no gRPC); exits 0 when none is left
   decant demo [--keys N] [--seconds S]       a whole live migration on SQLite, with traffic, in one command
 
 Client options: --addr host:port or unix:PATH (default $DECANT_ADDR or 127.0.0.1:50051), --token T
@@ -227,6 +228,8 @@ export async function main(argv: string[]): Promise<number | undefined> {
         return await (await import("./migrate.js")).migrate(rest, clientFrom);
       case "demo":
         return await (await import("./demo.js")).demo(rest);
+      case "backfill-worker":
+        return await (await import("./backfill-worker.js")).backfillWorker(rest);
       case undefined:
       case "help":
       case "--help":

@@ -31,6 +31,11 @@ export function formatStatus(s: Status): string {
   const b = s.backfill;
   if (b && b.state !== "idle") {
     lines.push(`backfill:   ${b.state} ${bar(Number(b.scanned), shownTotal(b))} scanned ${b.scanned}/${shownTotal(b)}, copied ${b.copied}, skipped ${b.skipped}, ${b.items_per_second.toFixed(0)} items/s${b.runner ? ` on ${b.runner}` : ""}${b.error ? ` (last error: ${b.error})` : ""}`);
+    if (b.segments_total) {
+      const workers = (b.workers ?? []).map((w) => `${w.id} ${w.segments} (${w.items_per_second.toFixed(0)}/s)`).join(", ");
+      const eta = b.state === "running" && b.eta_seconds !== undefined ? `, about ${Math.ceil(b.eta_seconds)} s left` : "";
+      lines.push(`segments:   ${b.segments_done} done, ${b.segments_running} running, ${b.segments_waiting} waiting of ${b.segments_total}${workers ? ` — ${workers}` : ""}${eta}`);
+    }
   } else lines.push("backfill:   idle");
   lines.push(`journal:    ${s.repair_journal_depth} keys waiting for repair`);
   const v = s.last_verify;

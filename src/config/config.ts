@@ -36,6 +36,8 @@ export interface Config {
   adminToken?: string;
   /** Migration timings in ms (heartbeat_ms, lease_ms, replica_ttl_ms, fence_hold_ms, fence_timeout_ms, backfill_lease_ms). */
   migration: Partial<Record<MigrationTiming, number>>;
+  /** backfill.segments_per_replica: segments one sidecar or backfill-worker runs at once (absent = 2). */
+  backfillSegmentsPerReplica?: number;
   /** migration.id: names the migration; the control record must carry the same (absent = not checked). */
   migrationId?: string;
   /** The largest timeout_ms of the network stores configured: a call may still land that long after it began. */
@@ -105,6 +107,7 @@ const KEYS: Record<string, string> = {
   admin_token_file: "file holding the Migration service's bearer token",
   dynamodb_listen: "host:port for the DynamoDB-API front (off when absent)",
   dynamodb: "access_key_id, secret_access_key_file: SigV4 credentials the DynamoDB front requires",
+  backfill: "segments_per_replica: backfill segments one sidecar or worker runs at once",
   migration: `id, and timings: ${"heartbeat_ms, lease_ms, replica_ttl_ms, fence_hold_ms, fence_timeout_ms, backfill_lease_ms"}`,
 };
 
@@ -225,6 +228,7 @@ export function loadConfig(configPath?: string, env: Env = process.env): Config 
   const tls = tlsSettings(file.tls);
   const adminToken = env.DECANT_ADMIN_TOKEN ? env.DECANT_ADMIN_TOKEN : file.admin_token_file !== undefined ? readSecretFile(file.admin_token_file, "admin_token_file") : undefined;
   const { migration, migrationId } = migrationSettings(file.migration, env);
+  const backfillSegmentsPerReplica = backfillSettings(file.backfill, env);
   const storeTimeoutMs = Math.max(...[stores.current, stores.target, stores.control].map((u) => (u === undefined ? 0 : networkTimeout(u))));
   checkReplicaTtl(migration, storeTimeoutMs);
   const maxValueBytes = positiveInt(pick("max_value_bytes", "DECANT_MAX_VALUE_BYTES").value ?? DEFAULT_MAX_VALUE_BYTES, "max_value_bytes", 1, 64 * 1024 * 1024);
@@ -233,6 +237,7 @@ export function loadConfig(configPath?: string, env: Env = process.env): Config 
     dynamodbListen: ddbListen === undefined || ddbListen === null ? undefined : hostPort(ddbListen, "dynamodb_listen"),
     dynamodbAuth: dynamodbAuth(file.dynamodb, env),
     migration,
+    backfillSegmentsPerReplica,
     migrationId,
     storeTimeoutMs,
     ...stores,
@@ -328,6 +333,15 @@ function migrationSettings(raw: unknown, env: Env): Pick<Config, "migration" | "
 }
 
 /** A replica counted dead must have failed closed and its last store call ended (docs/PROTOCOL.md step 5). */
+/** backfill.segments_per_replica (0 = this sidecar leaves the backfill to backfill-workers). */
+function backfillSettings(raw: unknown, env: Env): number | undefined {
+  const file = (raw ?? {}) as Record<string, unknown>;
+  if (typeof file !== "object" || Array.isArray(file)) throw new ConfigError("backfill", "must be a mapping (segments_per_replica)");
+  for (const k of Object.keys(file)) if (k !== "segments_per_replica") throw new ConfigError(`backfill.${k}`, "is not a setting; use segments_per_replica");
+  const value = env.DECANT_BACKFILL_SEGMENTS_PER_REPLICA ?? file.segments_per_replica;
+  return value === undefined || value === "" ? undefined : positiveInt(value, "backfill.segments_per_replica", 0, 64);
+}
+
 function checkReplicaTtl(migration: Config["migration"], storeTimeoutMs: number): void {
   const lease = migration.lease_ms ?? 5000;
   const heartbeat = migration.heartbeat_ms ?? 1000;

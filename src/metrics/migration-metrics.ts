@@ -9,6 +9,9 @@ export class MigrationMetrics {
   readonly backfillProgress: client.Gauge;
   readonly backfillRate: client.Gauge;
   readonly backfillRunning: client.Gauge;
+  readonly backfillSegments: client.Gauge<"state">;
+  readonly backfillEta: client.Gauge;
+  readonly backfillWorkerRate: client.Gauge<"worker">;
   readonly secondaryFailures: client.Counter<"store">;
   readonly journalDepth: client.Gauge;
   readonly verifyItems: client.Gauge<"result">;
@@ -30,6 +33,9 @@ export class MigrationMetrics {
     this.backfillProgress = new client.Gauge({ name: "decant_backfill_progress_ratio", help: "Backfill progress: items scanned / estimated total.", registers });
     this.backfillRate = new client.Gauge({ name: "decant_backfill_items_per_second", help: "Backfill rate now: items scanned per second over the last rounds (0 when the backfill is not running or has stalled).", registers });
     this.backfillRunning = new client.Gauge({ name: "decant_backfill_running", help: "1 while a backfill is running (on any replica).", registers });
+    this.backfillSegments = new client.Gauge({ name: "decant_backfill_segments", help: "Backfill segments by state: done, running (leased by a worker), waiting.", labelNames: ["state"], registers });
+    this.backfillEta = new client.Gauge({ name: "decant_backfill_eta_seconds", help: "Seconds the backfill still needs at the merged rate of every worker (NaN while unknown, 0 when done).", registers });
+    this.backfillWorkerRate = new client.Gauge({ name: "decant_backfill_worker_items_per_second", help: "Backfill items/s of each worker (sidecar or backfill-worker) running segments, from the segment records.", labelNames: ["worker"], registers });
     this.secondaryFailures = new client.Counter({ name: "decant_secondary_write_failures_total", help: "Writes to the secondary store that failed (their keys went to the repair journal).", labelNames: ["store"], registers });
     this.journalDepth = new client.Gauge({ name: "decant_repair_journal_depth", help: "Keys waiting in the repair journal.", registers });
     this.verifyItems = new client.Gauge({ name: "decant_verify_items", help: "Keys of the last verification by result.", labelNames: ["result"], registers });

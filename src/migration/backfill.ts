@@ -1,45 +1,64 @@
 // The backfill copies every item of the current store (tombstones included) to the target
 // with its primary version, through applyIfNewer, so it can never overwrite a newer live
-// write nor resurrect a deleted key (DESIGN.md §4). One runner across replicas holds a lease
-// in the control store; the cursor is checkpointed after every round, so a killed runner's
-// successor resumes where it stopped. Memory stays flat: it streams pages.
+// write nor resurrect a deleted key (DESIGN.md §4). It is cut into segments (segments.ts), each
+// with its own fenced lease and checkpoint in the control store: every replica, and every
+// `decant backfill-worker`, runs up to `segments_per_replica` of them, and a lost worker's
+// segments resume from their checkpoints elsewhere. Memory stays flat: it streams pages.
+import { randomBytes } from "node:crypto";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { applyChunkSize } from "../protocol/batch.js";
 import { detached } from "../protocol/call.js";
-import { DecantError, describe as describeError } from "../protocol/errors.js";
+import { DecantError, describe as describeError, isDecantError } from "../protocol/errors.js";
 import type { Store } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, type RawItem, type ScanPage } from "../protocol/types.js";
 import { BACKFILL_KEY } from "./control.js";
 import { FIRST_PAGE_ITEMS, nextPageLimit } from "./pages.js";
-import { backfillAllowed, type MigrationController } from "./controller.js";
-import { yieldToEventLoop } from "./verify.js";
+import { clipToRange, freshSegment, listSegments, planNamespace, removeSegments, segmentKey, type SegmentRecord } from "./segments.js";
+import { LeaseLost, SegmentLeases, type Held } from "./segments-lease.js";
+import { VerifySegments } from "./segments-verify.js";
+import type { VerifyOptions } from "./verify.js";
+import { backfillAllowed, systemClock, yieldToEventLoop, type Clock, type WorkContext } from "./work-context.js";
 
 export type BackfillState = "idle" | "running" | "paused" | "done" | "failed";
 
+/** The backfill's own record: what to copy and its state. Progress lives in the segments. */
 export interface BackfillRecord {
   state: BackfillState;
   /** The migration attempt it belongs to (PhaseRecord.attempt). */
   attempt?: string;
-  runner?: string;
-  leaseUntil?: number;
   rateLimit: number;
   concurrency: number;
   pageSize: number;
   namespaces: string[];
-  nsIndex: number;
-  /** One cursor per segment of the namespace being copied; null = not started, "" = done. */
-  segments: (string | null)[];
+  /** Segments planned, over every namespace. */
+  segmentCount: number;
+  estimatedTotal: number;
+  startedAt: number;
+  updatedAt: number;
+  finishedAt?: number;
+  /** Why it failed (state failed), or the last failed page (it is retried). */
+  error?: string;
+  // Merged from the segments by Backfill.read(); not stored.
   scanned: number;
   copied: number;
   skipped: number;
-  estimatedTotal: number;
-  startedAt: number;
-  /** Time spent running (excludes pauses), for the average rate. */
+  /** Time spent running, summed over segments (excludes pauses), for the average rate. */
   activeMs: number;
-  /** Items/s over the last rounds (moving average), so a stall shows as a falling rate. */
+  /** Items/s now, summed over the running segments. */
   recentRate?: number;
-  updatedAt: number;
-  error?: string;
+  /** The workers holding segments now, comma-separated. */
+  runner?: string;
+  segments?: SegmentSummary;
+}
+
+export interface SegmentSummary {
+  done: number;
+  running: number;
+  waiting: number;
+  /** Running segments by worker, and each worker's items/s. */
+  workers: { id: string; segments: number; itemsPerSecond: number }[];
+  /** Seconds left at the merged rate (undefined while unknown). */
+  etaSeconds?: number;
 }
 
 const movingRate = (previous: number | undefined, items: number, ms: number): number => {
@@ -47,18 +66,23 @@ const movingRate = (previous: number | undefined, items: number, ms: number): nu
   return previous === undefined ? rate : previous * 0.7 + rate * 0.3;
 };
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Errors a retry cannot fix: the backfill stops in state failed and says why. */
+const PERMANENT = new Set(["invalid_argument", "failed_precondition", "unimplemented", "unauthenticated"]);
+export const isPermanent = (err: unknown): boolean => isDecantError(err) && PERMANENT.has(err.kind);
 
-/** Event-loop delay a round may cause before the backfill rests: live requests and lease renewals wait that long. */
+export const DEFAULT_SEGMENTS_PER_REPLICA = 2;
+/** Writes of at least this many items where the backend allows (see Writer). */
+const MIN_CHUNK = 64;
+/** Event-loop delay a page may cause before the segment rests: live requests and lease renewals wait that long. */
 const LOOP_DELAY_BUDGET_MS = 50;
-
-/** Pages of one stream per round (one checkpoint per round): fewer waits for the slowest write. */
-const PAGES_PER_ROUND = 4;
+/** How often the backfill gauges are refreshed from the segment records. */
+const GAUGE_EVERY_MS = 2000;
 
 /**
  * applyIfNewer in chunks with at most `concurrency` in flight; write() returns once its chunks
  * are all under way, so the caller reads the next page meanwhile. Chunks have a power-of-two
- * size, so SQL adapters run each as one statement they prepared before (see postgres.ts).
+ * size, so SQL adapters run each as one statement they prepared before (see postgres.ts). No
+ * chunk starts once `mayStart` says the lease is too close to its end (the fence, step S3).
  */
 class Writer {
   private readonly inFlight = new Set<Promise<void>>();
@@ -66,29 +90,38 @@ class Writer {
   private copied = 0;
   private skipped = 0;
 
-  constructor(private readonly target: Store, private readonly ns: string, private readonly concurrency: number) {}
+  constructor(
+    private readonly target: Store,
+    private readonly ns: string,
+    private readonly concurrency: number,
+    private readonly mayStart: () => boolean,
+  ) {}
 
   async write(items: RawItem[]): Promise<void> {
-    const chunk = applyChunkSize(items, this.concurrency, this.target.capabilities.applyBatch);
+    // Chunks of at least MIN_CHUNK items (within the backend's limits): a high concurrency split
+    // over many segments must not turn pages into tiny statements.
+    const chunk = applyChunkSize(items, Math.min(this.concurrency, Math.ceil(items.length / MIN_CHUNK)), this.target.capabilities.applyBatch);
     for (let at = 0; at < items.length && this.failure === undefined; at += chunk) {
       while (this.inFlight.size >= this.concurrency) await Promise.race(this.inFlight);
+      if (!this.mayStart()) {
+        this.failure ??= new LeaseLost("the segment's lease ends too soon to start another write");
+        break;
+      }
       const part = items.slice(at, at + chunk);
-      const done: Promise<void> = this.target.applyIfNewer(this.ns, part).then(
-        (applied) => {
-          for (const a of applied) a ? this.copied++ : this.skipped++;
-        },
-        (err) => void (this.failure ??= err),
-      ).finally(() => this.inFlight.delete(done));
+      const done: Promise<void> = this.target
+        .applyIfNewer(this.ns, part)
+        .then(
+          (applied) => {
+            for (const a of applied) a ? this.copied++ : this.skipped++;
+          },
+          (err) => void (this.failure ??= err),
+        )
+        .finally(() => this.inFlight.delete(done));
       this.inFlight.add(done);
     }
   }
 
-  /** A write failed: the round is lost, so reading more of it is pointless. */
-  get failed(): boolean {
-    return this.failure !== undefined;
-  }
-
-  /** Waits for every write; throws the first failure (the round is then redone from its checkpoint). */
+  /** Waits for every write; throws the first failure (the page is then redone from its checkpoint). */
   async finish(): Promise<{ copied: number; skipped: number }> {
     await Promise.all(this.inFlight);
     if (this.failure !== undefined) throw this.failure;
@@ -97,21 +130,93 @@ class Writer {
 }
 
 export class Backfill {
-  private running?: Promise<void>;
-  private takingOver = false;
+  /** This process: a replica restarted under the same id is another holder. */
+  readonly run = randomBytes(6).toString("hex");
+  private readonly tasks = new Map<string, Promise<void>>();
   private stopRequested = false;
+  private job?: BackfillRecord;
+  /** Segments running anywhere (not done, held, not lapsed), as last listed: the rate is split among them. */
+  private runningEverywhere = 1;
+  private readonly leases: SegmentLeases;
+  /** Verifications spread the same way (segments-verify.ts). */
+  private readonly verifier: VerifySegments;
+  private ticking?: Promise<void>;
   /** Latency of live primary writes (EWMA, ms), fed by the write path, for throttling. */
   private liveLatency = 0;
   private baselineLatency = 0;
 
-  constructor(private readonly c: MigrationController) {}
+  constructor(
+    private readonly c: WorkContext,
+    private readonly clock: Clock = systemClock,
+  ) {
+    this.leases = new SegmentLeases(c.control, { id: c.replicaId, run: this.run }, clock, c.timings.backfillLeaseMs, this.marginMs, c.logger);
+    // A replica that leaves the backfill to workers still verifies: the Verify caller must not wait on nobody.
+    // Its own lease watch: each survey forgets the segments it did not list.
+    const verifyLeases = new SegmentLeases(c.control, { id: c.replicaId, run: this.run }, clock, c.timings.backfillLeaseMs, this.marginMs, c.logger);
+    this.verifier = new VerifySegments(c, verifyLeases, clock, () => Math.max(1, this.perReplica), () => this.stopRequested);
+  }
+
+  private get leaseMs(): number {
+    return this.c.timings.backfillLeaseMs;
+  }
+
+  /**
+   * No write starts within this margin of the lease's end: a write started before it has that
+   * long to land before any other worker can take the segment (bounded by the store timeout).
+   */
+  private get marginMs(): number {
+    return Math.min(this.c.timings.storeTimeoutMs, this.leaseMs / 2);
+  }
+
+  private get perReplica(): number {
+    return Math.max(0, this.c.timings.backfillSegments ?? DEFAULT_SEGMENTS_PER_REPLICA); // 0: leave them to backfill-workers
+  }
 
   observeLiveLatency(ms: number): void {
     this.liveLatency = this.liveLatency === 0 ? ms : this.liveLatency * 0.9 + ms * 0.1;
   }
 
+  /** The backfill record with its segments' progress merged in. */
   async read(): Promise<{ value: BackfillRecord; version: bigint } | null> {
-    return this.c.control.read<BackfillRecord>(BACKFILL_KEY);
+    const job = await this.c.control.read<BackfillRecord>(BACKFILL_KEY);
+    if (!job) return null;
+    const segments = await listSegments(this.c.control, job.value.attempt);
+    return { value: this.merge(job.value, segments.map((s) => s.value)), version: job.version };
+  }
+
+  private merge(job: BackfillRecord, segments: SegmentRecord[]): BackfillRecord {
+    const now = this.clock.wall();
+    const stalledAfter = Math.max(10_000, 10 * this.c.timings.heartbeatMs, 3 * this.leaseMs);
+    const running = segments.filter((s) => !s.done && s.owner !== undefined);
+    const workers = new Map<string, { id: string; segments: number; itemsPerSecond: number }>();
+    for (const s of running) {
+      const w = workers.get(s.owner!) ?? { id: s.owner!, segments: 0, itemsPerSecond: 0 };
+      w.segments++;
+      if (job.state === "running" && now - s.updatedAt < stalledAfter) w.itemsPerSecond += s.recentRate ?? 0;
+      workers.set(s.owner!, w);
+    }
+    const sum = (f: (s: SegmentRecord) => number) => segments.reduce((n, s) => n + f(s), 0);
+    const scanned = sum((s) => s.scanned);
+    const rate = [...workers.values()].reduce((n, w) => n + w.itemsPerSecond, 0);
+    const left = Math.max(0, job.estimatedTotal - scanned);
+    const lastError = segments.filter((s) => s.error).sort((a, b) => b.updatedAt - a.updatedAt)[0];
+    return {
+      ...job,
+      scanned,
+      copied: sum((s) => s.copied),
+      skipped: sum((s) => s.skipped),
+      activeMs: Math.max(0, ...segments.map((s) => s.activeMs)),
+      recentRate: rate,
+      runner: [...workers.keys()].sort().join(","),
+      error: job.error ?? (lastError ? `${lastError.ns} segment ${lastError.index}: ${lastError.error}` : undefined),
+      segments: {
+        done: segments.filter((s) => s.done).length,
+        running: running.length,
+        waiting: segments.length - running.length - segments.filter((s) => s.done).length,
+        workers: [...workers.values()].sort((a, b) => a.id.localeCompare(b.id)),
+        etaSeconds: job.state === "done" ? 0 : rate > 0 ? left / rate : undefined,
+      },
+    };
   }
 
   /** StartBackfill: only once DUAL_WRITE (or later, before the primary moves) is active everywhere. */
@@ -123,13 +228,23 @@ export class Backfill {
     if (!(await this.c.isActive())) throw new DecantError("failed_precondition", `${phase} is not active yet: not every live replica has acknowledged it; try again in a few seconds`);
     if (!Number.isFinite(rateLimit) || rateLimit < 0) throw new DecantError("invalid_argument", "rate_limit: must be 0 (unlimited) or a positive number of items per second", { field: "rate_limit" });
     if (!Number.isInteger(concurrency) || concurrency < 0 || concurrency > 64) throw new DecantError("invalid_argument", "concurrency: must be 1 to 64 (0 = default 4)", { field: "concurrency" });
-    const existing = await this.read();
+    const existing = await this.c.control.read<BackfillRecord>(BACKFILL_KEY);
     if (existing && (existing.value.state === "running" || existing.value.state === "paused")) {
-      throw new DecantError("failed_precondition", `a backfill is already ${existing.value.state}${existing.value.runner ? ` on ${existing.value.runner}` : ""}; pause/resume it instead`);
+      throw new DecantError("failed_precondition", `a backfill is already ${existing.value.state}; pause/resume it instead`);
     }
+    await removeSegments(this.c.control); // of an earlier run of this attempt
     const namespaces = (await this.c.current.namespaces()).filter((ns) => ns !== CONTROL_NAMESPACE).sort();
     let estimatedTotal = 0;
-    for (const ns of namespaces) estimatedTotal += await this.c.current.estimateCount(ns);
+    let index = 0;
+    const now = this.clock.wall();
+    for (const ns of namespaces) {
+      const estimate = await this.c.current.estimateCount(ns);
+      estimatedTotal += estimate;
+      for (const part of await planNamespace(this.c.current, ns, estimate)) {
+        await this.c.control.write(segmentKey(this.c.attempt, index), freshSegment(this.c.attempt, index, ns, part, now));
+        index++;
+      }
+    }
     const record: BackfillRecord = {
       state: "running",
       attempt: this.c.attempt,
@@ -137,25 +252,24 @@ export class Backfill {
       concurrency: concurrency || 4,
       pageSize,
       namespaces,
-      nsIndex: 0,
-      segments: [],
+      segmentCount: index,
       scanned: 0,
       copied: 0,
       skipped: 0,
       estimatedTotal,
-      startedAt: Date.now(),
+      startedAt: now,
       activeMs: 0,
-      updatedAt: Date.now(),
+      updatedAt: now,
     };
-    const ok = await this.c.control.compareAndSet(BACKFILL_KEY, record, existing?.version ?? null);
+    const ok = await this.c.control.compareAndSet(BACKFILL_KEY, strip(record), existing?.version ?? null);
     if (ok === false) throw new DecantError("failed_precondition", "the backfill record changed meanwhile; try again");
-    this.c.logger.info("backfill started", { namespaces: namespaces.length, estimated_total: estimatedTotal, rate_limit: rateLimit, concurrency: record.concurrency });
+    this.c.logger.info("backfill started", { namespaces: namespaces.length, segments: index, estimated_total: estimatedTotal, rate_limit: rateLimit, concurrency: record.concurrency });
     await this.maybeTakeOver();
   }
 
   async setPaused(paused: boolean): Promise<void> {
     for (let attempt = 0; attempt < 20; attempt++) {
-      const rec = await this.read();
+      const rec = await this.c.control.read<BackfillRecord>(BACKFILL_KEY);
       if (!rec) throw new DecantError("failed_precondition", "no backfill has been started");
       const want: BackfillState = paused ? "paused" : "running";
       if (rec.value.state === want) return;
@@ -163,223 +277,231 @@ export class Backfill {
       if (!paused && (!backfillAllowed(this.c.phase) || !this.c.target || rec.value.attempt !== this.c.attempt)) {
         throw new DecantError("failed_precondition", `the backfill cannot resume in ${this.c.phase}${rec.value.attempt !== this.c.attempt ? " (it belongs to an earlier migration attempt)" : ""}; it runs in DUAL_WRITE, SHADOW_READ or READ_TARGET on a sidecar with the target configured`);
       }
-      const next: BackfillRecord = { ...rec.value, state: want, runner: undefined, leaseUntil: undefined, updatedAt: Date.now() };
+      const next: BackfillRecord = { ...rec.value, state: want, updatedAt: this.clock.wall() };
       if ((await this.c.control.compareAndSet(BACKFILL_KEY, next, rec.version)) !== false) {
-        this.c.logger.info(`backfill ${paused ? "paused" : "resumed"}`, { scanned: rec.value.scanned });
-        if (!paused) await this.maybeTakeOver();
+        this.job = next;
+        this.c.logger.info(`backfill ${paused ? "paused" : "resumed"}`);
+        if (paused) await Promise.all(this.tasks.values()); // each stops after its page, at a checkpoint
+        else await this.maybeTakeOver();
         return;
       }
-      await sleep(20); // the runner checkpointed meanwhile; retry on the fresh record
+      await this.clock.sleep(20);
     }
     throw new DecantError("unavailable", "could not update the backfill record (it keeps changing)");
   }
 
   /**
-   * Called every tick: take the lease if the backfill runs and nobody holds it — only on a
-   * replica with the target, in a phase the backfill runs in, for this migration attempt.
+   * Called every tick: lists the segments, notes lapsed leases, takes up to segments_per_replica
+   * segments this process can lease, and marks the backfill done once every segment is.
    */
-  async maybeTakeOver(): Promise<void> {
-    if (this.running || this.takingOver || this.stopRequested || !this.c.target || !backfillAllowed(this.c.phase)) return;
-    this.takingOver = true; // two calls at once (start and the heartbeat tick) must not start two runners
-    try {
-      await this.takeOver();
-    } finally {
-      this.takingOver = false;
+  maybeTakeOver(): Promise<void> {
+    // Detached: a StartBackfill/ResumeBackfill caller that goes must not stop the segments it started.
+    this.ticking ??= detached(() => Promise.all([this.takeOver(), this.verifier.takeOver()]))
+      .then(() => undefined)
+      .finally(() => (this.ticking = undefined));
+    return this.ticking;
+  }
+
+  /** Verify spreads its work over every replica's segment loop (see verify()). */
+  spreadVerify: NonNullable<VerifyOptions["spread"]> = (k, namespaces, onProgress) => this.verifier.run(k, namespaces, onProgress);
+
+  private async takeOver(): Promise<void> {
+    if (this.stopRequested || !this.c.target || !backfillAllowed(this.c.phase)) return;
+    const job = await this.c.control.read<BackfillRecord>(BACKFILL_KEY);
+    this.job = job?.value;
+    if (!job || job.value.state !== "running" || job.value.attempt !== this.c.attempt) return;
+    if (job.value.segmentCount === undefined) return; // written by an earlier Decant (one runner): StartBackfill again
+    // Nothing to take and no rate to split: spare the control store a listing (it also serves the phase renewals).
+    if (this.tasks.size >= this.perReplica && job.value.rateLimit === 0 && this.tasks.size > 0) return;
+    const segments = await listSegments(this.c.control, job.value.attempt);
+    if (segments.length >= job.value.segmentCount && segments.every((s) => s.value.done)) return this.finish(job.value, job.version, segments.map((s) => s.value));
+    const { free, elsewhere } = this.leases.survey(segments, new Set(this.tasks.keys()));
+    this.runningEverywhere = Math.max(1, elsewhere + this.tasks.size);
+    for (const s of free) {
+      if (this.tasks.size >= this.perReplica || this.stopRequested) break;
+      const held = await this.leases.take(s, "backfill");
+      if (!held) continue; // another worker took it first
+      this.runningEverywhere++;
+      const task = this.runSegment(held, job.value).finally(() => {
+        this.tasks.delete(s.key);
+        if (!this.stopRequested) void this.maybeTakeOver().catch(() => undefined); // the next segment now, not a heartbeat later
+      });
+      this.tasks.set(s.key, task);
     }
   }
 
-  private async takeOver(): Promise<void> {
-    const rec = await this.read();
-    if (!rec || rec.value.state !== "running" || rec.value.attempt !== this.c.attempt) return;
-    if (rec.value.runner && rec.value.runner !== this.c.replicaId && (rec.value.leaseUntil ?? 0) > Date.now()) return;
-    const mine: BackfillRecord = { ...rec.value, runner: this.c.replicaId, leaseUntil: Date.now() + this.c.timings.backfillLeaseMs };
-    const version = await this.c.control.compareAndSet(BACKFILL_KEY, mine, rec.version);
-    if (version === false) return;
-    if (rec.value.runner && rec.value.runner !== this.c.replicaId) this.c.logger.warn(`took over the backfill from ${rec.value.runner} at its checkpoint`, { scanned: rec.value.scanned });
-    // Detached: a StartBackfill caller that goes must not stop the runner it started.
-    this.running = detached(() => this.run(mine, version))
-      .catch((err) => this.c.logger.error("the backfill runner stopped on an unexpected error; another round retries from the checkpoint", { error: describeError(err) }))
-      .finally(() => {
-        this.running = undefined;
-      });
+  /** Every segment is done: the backfill is (whoever sees it first records it). */
+  private async finish(job: BackfillRecord, version: bigint, segments: SegmentRecord[]): Promise<void> {
+    const merged = this.merge(job, segments);
+    const rec: BackfillRecord = { ...job, state: "done", updatedAt: this.clock.wall(), finishedAt: this.clock.wall(), error: undefined };
+    if ((await this.c.control.compareAndSet(BACKFILL_KEY, strip(rec), version)) === false) return;
+    this.job = rec;
+    this.publish({ ...merged, state: "done" });
+    this.c.logger.info("backfill done", { scanned: merged.scanned, copied: merged.copied, skipped_newer: merged.skipped, segments: segments.length });
   }
 
-  /** A rollback to SINGLE ends the attempt: its backfill stops and its record goes. */
+  /** A rollback to SINGLE ends the attempt: its backfill stops and its records go. */
   async abandon(): Promise<void> {
-    const rec = await this.read();
-    if (rec) await this.c.control.remove(BACKFILL_KEY);
+    await this.c.control.remove(BACKFILL_KEY);
+    await removeSegments(this.c.control);
   }
 
   async stop(): Promise<void> {
     this.stopRequested = true;
-    await this.running;
+    await this.ticking;
+    await Promise.all(this.tasks.values());
+    await this.verifier.stop();
   }
 
-  private async run(start: BackfillRecord, startVersion: bigint): Promise<void> {
-    let rec = start;
-    let version = startVersion;
+  /** Segments this process runs now (the backfill-worker exits when it has none and none are left). */
+  get held(): number {
+    return this.tasks.size;
+  }
+
+  /** The backfill record as of the last tick. */
+  get lastSeen(): BackfillRecord | undefined {
+    return this.job;
+  }
+
+  private async runSegment(h: Held<SegmentRecord>, job: BackfillRecord): Promise<void> {
     const target = this.c.store("target");
     const current = this.c.current;
-    // Ordered backends page through their key index cheaply, and their hash segments would each
-    // read the whole index: one stream with the next page prefetched and parallel writes is
-    // faster there. Unordered backends (DynamoDB) scale their scans by segments.
-    const segmented = current.capabilities.segmentedScan && !current.capabilities.orderedScan;
-    let prefetch: { ns: string; cursor: string | null; page: Promise<ScanPage<RawItem>> } | undefined;
-    let pageLimit = Math.min(FIRST_PAGE_ITEMS, rec.pageSize);
-    let tokens = 0;
-    let lastRefill = Date.now();
-    let lastRound = Date.now();
-    this.baselineLatency = this.liveLatency;
-    // A round into a slow target can outlast the lease: renew it in the background meanwhile,
-    // or the other replicas would take over mid-round, again and again.
-    const renewal = setInterval(() => void this.renewLease(), Math.max(50, this.c.timings.backfillLeaseMs / 3));
-    // A busy (or CPU-starved) sidecar must not fail closed: when a round delayed the event loop
-    // past the budget, the backfill rests as long as the worst delay, so it takes at most about
-    // half of the loop and renewals and live requests keep their turn.
+    const ns = h.rec.ns;
+    // A page into a slow target can outlast the lease: renew it meanwhile.
+    const stopRenewing = this.leases.renewing(h);
+    // A busy (or CPU-starved) sidecar must not fail closed: when a page delayed the event loop
+    // past the budget, the segment rests as long as the worst delay, so renewals and live
+    // requests keep their turn.
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
     loopDelay.enable();
+    let pageLimit = Math.min(FIRST_PAGE_ITEMS, job.pageSize);
+    let prefetch: { cursor: string | undefined; page: Promise<ScanPage<RawItem>> } | undefined;
+    let tokens = 0;
+    let lastRefill = this.clock.monotonic();
+    let lastPage = this.clock.monotonic();
+    this.baselineLatency = this.liveLatency;
+    const read = (cursor: string | undefined) =>
+      current.scanRaw(ns, { limit: pageLimit, cursor, ...(h.rec.hash ? { segment: h.rec.hash.segment, totalSegments: h.rec.hash.total } : {}) });
     try {
-      while (!this.stopRequested) {
-        if (!backfillAllowed(this.c.phase) || rec.attempt !== this.c.attempt) {
-          this.c.logger.info(`backfill runner stopped: the migration is in ${this.c.phase}`);
-          return;
+      while (!h.rec.done) {
+        if (this.stopRequested || this.job?.state !== "running" || !backfillAllowed(this.c.phase) || h.rec.attempt !== this.c.attempt) break;
+        if (!this.leases.holds(h)) throw new LeaseLost("the segment's lease lapsed (this process was paused or the control store was slow)");
+        const rate = job.rateLimit > 0 ? job.rateLimit / this.runningEverywhere : 0;
+        if (rate > 0) pageLimit = Math.max(1, Math.min(pageLimit, Math.ceil(rate)));
+        const cursor = h.rec.cursor ?? h.rec.start;
+        const ahead = prefetch && prefetch.cursor === cursor ? prefetch.page : undefined;
+        prefetch = undefined;
+        const page = await (ahead ?? read(cursor));
+        pageLimit = nextPageLimit(page.items, pageLimit, job.pageSize);
+        const { items, ended } = clipToRange(h.rec, page.items);
+        const done = ended || page.cursor === undefined;
+        if (!done && rate === 0) {
+          prefetch = { cursor: page.cursor, page: read(page.cursor) };
+          prefetch.page.catch(() => undefined); // a failed prefetch is retried by the next page's own read
         }
-        if (rec.nsIndex >= rec.namespaces.length) {
-          rec = { ...rec, state: "done", runner: undefined, leaseUntil: undefined, updatedAt: Date.now() };
-          await this.checkpoint(rec, version);
-          this.c.logger.info("backfill done", { scanned: rec.scanned, copied: rec.copied, skipped_newer: rec.skipped });
-          return;
+        // Rate limit: this segment's share of the global rate (split among the running segments).
+        if (rate > 0) {
+          const t = this.clock.monotonic();
+          tokens = Math.min(rate, tokens + ((t - lastRefill) / 1000) * rate) - page.items.length;
+          lastRefill = t;
+          if (tokens < 0) await this.clock.sleep((-tokens / rate) * 1000);
         }
-        const ns = rec.namespaces[rec.nsIndex]!;
-        if (rec.segments.length === 0) rec = { ...rec, segments: Array(segmented ? rec.concurrency : 1).fill(null) };
-        const total = rec.segments.length;
-
-        // One round. One stream: a few pages, each read while the one before is written, with
-        // `concurrency` writes in flight. Segments: every unfinished segment copies one page.
-        const round = rec;
-        const streamRound = async (cursor: string | null) => {
-          const read = (c: string | null) => current.scanRaw(ns, { limit: pageLimit, cursor: c ?? undefined });
-          const writer = new Writer(target, ns, round.concurrency);
-          let scanned = 0;
-          // A rate-limited backfill keeps rounds to one page, so its pauses stay short.
-          for (let p = 0; p < (round.rateLimit > 0 ? 1 : PAGES_PER_ROUND) && cursor !== "" && !writer.failed; p++) {
-            const ahead = prefetch && prefetch.ns === ns && prefetch.cursor === cursor ? prefetch.page : undefined;
-            prefetch = undefined;
-            const page = await (ahead ?? read(cursor));
-            pageLimit = nextPageLimit(page.items, pageLimit, round.pageSize);
-            if (page.cursor !== undefined) {
-              prefetch = { ns, cursor: page.cursor, page: read(page.cursor) };
-              prefetch.page.catch(() => undefined); // a failed prefetch is retried by the next round's own read
-            }
-            await writer.write(page.items);
-            scanned += page.items.length;
-            cursor = page.cursor ?? "";
-          }
-          const { copied, skipped } = await writer.finish();
-          return { cursor, scanned, copied, skipped };
-        };
-        const results = segmented
-          ? await Promise.all(
-              rec.segments.map(async (cursor, segment) => {
-                if (cursor === "") return { cursor: "", scanned: 0, copied: 0, skipped: 0 };
-                const page = await current.scanRaw(ns, { limit: pageLimit, cursor: cursor ?? undefined, segment, totalSegments: total });
-                pageLimit = nextPageLimit(page.items, pageLimit, round.pageSize);
-                const writer = new Writer(target, ns, 1);
-                await writer.write(page.items);
-                return { cursor: page.cursor ?? "", scanned: page.items.length, ...(await writer.finish()) };
-              }),
-            )
-          : [await streamRound(rec.segments[0]!)];
-        const scanned = results.reduce((n, r) => n + r.scanned, 0);
-        const copied = results.reduce((n, r) => n + r.copied, 0);
-        const skipped = results.reduce((n, r) => n + r.skipped, 0);
+        if (this.baselineLatency > 0 && this.liveLatency > 3 * this.baselineLatency + 2) await this.clock.sleep(Math.min(1000, this.liveLatency * 4));
+        // S3: no write starts unless the lease holds for the margin beyond now.
+        const concurrency = Math.max(1, Math.floor(job.concurrency / Math.max(1, Math.min(this.runningEverywhere, job.concurrency))));
+        const writer = new Writer(target, ns, concurrency, () => this.leases.holds(h));
+        this.c.logger.debug("backfill page", { segment: h.rec.index, ns, token: h.rec.token, owner: this.c.replicaId, from: cursor ?? "", items: items.length, at: this.clock.wall() });
+        await writer.write(items);
+        const { copied, skipped } = await writer.finish();
         this.c.metrics.backfillItems.labels("copied").inc(copied);
         this.c.metrics.backfillItems.labels("skipped_newer").inc(skipped);
-        const segments = results.map((r) => r.cursor);
-        const nsDone = segments.every((s) => s === "");
-        const now = Date.now();
-        rec = {
-          ...rec,
-          segments: nsDone ? [] : segments,
-          nsIndex: nsDone ? rec.nsIndex + 1 : rec.nsIndex,
-          scanned: rec.scanned + scanned,
-          copied: rec.copied + copied,
-          skipped: rec.skipped + skipped,
-          activeMs: rec.activeMs + (now - lastRound),
-          recentRate: movingRate(rec.recentRate, scanned, now - lastRound),
-          leaseUntil: now + this.c.timings.backfillLeaseMs,
-          updatedAt: now,
-        };
-        lastRound = now;
-        const next = await this.checkpoint(rec, version);
-        if (next === null) return; // paused, or someone else holds the lease now
-        version = next;
-        this.publish(rec);
+        const t = this.clock.monotonic();
+        const ms = t - lastPage;
+        lastPage = t;
+        const saved = await this.leases.save(h, (r) => ({
+          ...r,
+          cursor: done ? r.cursor : page.cursor,
+          done,
+          ...(done ? { owner: undefined, run: undefined } : {}),
+          scanned: r.scanned + items.length,
+          copied: r.copied + copied,
+          skipped: r.skipped + skipped,
+          activeMs: r.activeMs + ms,
+          recentRate: movingRate(r.recentRate, items.length, ms),
+          updatedAt: this.clock.wall(),
+          error: undefined,
+        }));
+        if (!saved) return;
         await yieldToEventLoop();
-
-        // Rate limit (token bucket in items/s) and back-off when live latency rises.
-        if (rec.rateLimit > 0) {
-          tokens += ((Date.now() - lastRefill) / 1000) * rec.rateLimit - scanned;
-          lastRefill = Date.now();
-          if (tokens < 0) await sleep((-tokens / rec.rateLimit) * 1000);
-        }
-        if (this.baselineLatency > 0 && this.liveLatency > 3 * this.baselineLatency + 2) await sleep(Math.min(1000, this.liveLatency * 4));
         const worstDelayMs = loopDelay.max / 1e6 - 10; // less the sampling resolution
         loopDelay.reset();
-        if (worstDelayMs > LOOP_DELAY_BUDGET_MS) await sleep(Math.min(1000, worstDelayMs));
+        if (worstDelayMs > LOOP_DELAY_BUDGET_MS) await this.clock.sleep(Math.min(1000, worstDelayMs));
       }
+      if (!h.rec.done) await this.leases.release(h);
     } catch (err) {
-      const message = describeError(err);
-      this.c.logger.error("backfill round failed; will retry from the checkpoint", { error: message });
-      // Leave the record running with the lease lapsed: this or another replica retries from the checkpoint.
-      const fresh = await this.read().catch(() => null);
-      if (fresh && fresh.value.runner === this.c.replicaId) {
-        await this.c.control.compareAndSet(BACKFILL_KEY, { ...fresh.value, runner: undefined, leaseUntil: undefined, error: message, updatedAt: Date.now() }, fresh.version).catch(() => false);
-      }
-      await sleep(this.c.timings.heartbeatMs);
+      await this.failed(h, err);
     } finally {
-      clearInterval(renewal);
+      stopRenewing();
       loopDelay.disable();
     }
   }
 
-  /** Extends this runner's lease, if it still runs the backfill (a pause or takeover ends that). */
-  private async renewLease(): Promise<void> {
-    try {
-      const fresh = await this.read();
-      if (!fresh || fresh.value.state !== "running" || fresh.value.runner !== this.c.replicaId) return;
-      await this.c.control.compareAndSet(BACKFILL_KEY, { ...fresh.value, leaseUntil: Date.now() + this.c.timings.backfillLeaseMs }, fresh.version);
-    } catch {
-      // The next checkpoint or renewal tries again; a lapsed lease only means another replica resumes.
+  private async failed(h: Held<SegmentRecord>, err: unknown): Promise<void> {
+    if (err instanceof LeaseLost || h.lost) {
+      h.lost = true;
+      this.c.logger.warn(`backfill segment ${h.rec.index} (${h.rec.ns}) stopped: ${err instanceof Error ? err.message : String(err)}`, { token: h.rec.token });
+      return;
     }
-  }
-
-  /** Saves progress if this replica still holds the lease and the backfill still runs. */
-  private async checkpoint(rec: BackfillRecord, version: bigint): Promise<bigint | null> {
-    const v = await this.c.control.compareAndSet(BACKFILL_KEY, rec, version);
-    if (v !== false) return v;
-    const fresh = await this.read();
-    if (!fresh || fresh.value.state !== "running" || (fresh.value.runner && fresh.value.runner !== this.c.replicaId)) {
-      // Paused (or taken over): keep the cursor we reached so a resume does not redo the round.
-      if (fresh && fresh.value.state === "paused" && fresh.value.nsIndex <= rec.nsIndex) {
-        await this.c.control.compareAndSet(BACKFILL_KEY, { ...rec, state: "paused", runner: undefined, leaseUntil: undefined }, fresh.version);
+    const message = describeError(err);
+    if (isPermanent(err)) {
+      // A retry cannot fix it: the whole backfill fails and says why.
+      const reason = `${h.rec.ns} segment ${h.rec.index}: ${message}`;
+      this.c.logger.error("the backfill failed", { error: reason });
+      await this.leases.release(h, message);
+      for (let i = 0; i < 5; i++) {
+        const job = await this.c.control.read<BackfillRecord>(BACKFILL_KEY).catch(() => null);
+        if (!job || job.value.state !== "running") return;
+        if ((await this.c.control.compareAndSet(BACKFILL_KEY, { ...job.value, state: "failed", error: reason, updatedAt: this.clock.wall() }, job.version).catch(() => false)) !== false) return;
       }
-      this.c.logger.info("backfill runner stopped", { state: fresh?.value.state ?? "gone" });
-      return null;
+      return;
     }
-    return this.c.control.compareAndSet(BACKFILL_KEY, rec, fresh.version).then((x) => (x === false ? null : x));
+    this.c.logger.error("backfill page failed; will retry from the checkpoint", { segment: h.rec.index, ns: h.rec.ns, error: message });
+    await this.leases.release(h, message);
+    await this.clock.sleep(this.c.timings.heartbeatMs);
   }
 
-  /** Items/s now: the recent rate while rounds keep checkpointing, 0 once they stop. */
+  /** Items/s now: the merged recent rate while segments keep checkpointing, 0 once they stop. */
   currentRate(rec: BackfillRecord): number {
-    const stalledAfter = Math.max(10_000, 10 * this.c.timings.heartbeatMs);
-    return rec.state === "running" && Date.now() - rec.updatedAt < stalledAfter ? (rec.recentRate ?? 0) : 0;
+    return rec.state === "running" ? (rec.recentRate ?? 0) : 0;
   }
+
+  /** Refreshes the backfill gauges from the records. */
+  async refreshGauges(): Promise<void> {
+    // The gauges need not follow every heartbeat: listing every segment that often loads the control store.
+    const now = this.clock.monotonic();
+    if (now - this.gaugesAt < Math.max(this.c.timings.heartbeatMs, GAUGE_EVERY_MS)) return;
+    this.gaugesAt = now;
+    const rec = await this.read();
+    if (rec) this.publish(rec.value);
+  }
+
+  private gaugesAt = -Infinity;
 
   publish(rec: BackfillRecord): void {
     const m = this.c.metrics;
     m.backfillProgress.set(rec.estimatedTotal > 0 ? Math.min(1, rec.scanned / rec.estimatedTotal) : rec.state === "done" ? 1 : 0);
     m.backfillRate.set(this.currentRate(rec));
     m.backfillRunning.set(rec.state === "running" ? 1 : 0);
+    const seg = rec.segments;
+    for (const state of ["done", "running", "waiting"] as const) m.backfillSegments.labels(state).set(seg?.[state] ?? 0);
+    m.backfillEta.set(rec.state === "done" ? 0 : (seg?.etaSeconds ?? Number.NaN));
+    m.backfillWorkerRate.reset();
+    for (const w of seg?.workers ?? []) m.backfillWorkerRate.labels(w.id).set(w.itemsPerSecond);
   }
+}
+
+/** The stored backfill record: the merged fields are computed, not kept. */
+function strip(rec: BackfillRecord): BackfillRecord {
+  const { scanned: _s, copied: _c, skipped: _k, activeMs: _a, recentRate: _r, runner: _n, segments: _g, ...stored } = rec;
+  return { ...stored, scanned: 0, copied: 0, skipped: 0, activeMs: 0 };
 }

@@ -12,8 +12,9 @@ import type { MigrationMetrics } from "../metrics/migration-metrics.js";
 import { checkValueSize } from "../protocol/semantics.js";
 import { BACKFILL_KEY, BINDING_KEY, ControlStore, HEARTBEAT_PREFIX, IDENTITY_KEY, JOURNAL_PREFIX, PHASE_KEY, VERIFY_KEY, heartbeatKey, intentKey, isNewerSchema, type Heartbeat, type JournalEntry, type PhaseRecord, type Versioned } from "./control.js";
 import { PHASES, ROLES, movesPrimary, transitionError, type Phase, type Role } from "./phases.js";
-import { Backfill, type BackfillRecord } from "./backfill.js";
+import { Backfill, type BackfillRecord, type SegmentSummary } from "./backfill.js";
 import type { VerifyRecord, VerifyReport } from "./verify.js";
+import { backfillAllowed } from "./work-context.js";
 
 export interface Timings {
   /** How often a replica re-reads the control record and heartbeats. */
@@ -28,6 +29,8 @@ export interface Timings {
   fenceTimeoutMs: number;
   /** The backfill runner's lease; another replica takes over after it lapses. */
   backfillLeaseMs: number;
+  /** Backfill segments this replica runs at once (backfill.segments_per_replica; absent = 2). */
+  backfillSegments?: number;
   /** The longest a store call may take (the largest timeout_ms): an unknown outcome settles after it. */
   storeTimeoutMs: number;
 }
@@ -102,6 +105,9 @@ export interface BackfillStatus {
   itemsPerSecond: number;
   runner?: string;
   error?: string;
+  /** Segments by state and the workers running them (see backfill.ts). */
+  segmentCount: number;
+  segments?: SegmentSummary;
 }
 
 /** A write admitted in one phase and epoch; `done` ends it. */
@@ -125,8 +131,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The monotonic clock: leases and liveness never compare timestamps from another machine (step 5). */
 const now = () => performance.now();
 
-const BACKFILL_PHASES: readonly Phase[] = ["DUAL_WRITE", "SHADOW_READ", "READ_TARGET"];
-export const backfillAllowed = (p: Phase): boolean => BACKFILL_PHASES.includes(p);
+export { backfillAllowed };
 
 /** Phases where a failed secondary write fails the request (step 9: already before reads move). */
 /** A repair failure that repeats is logged once per this long. */
@@ -668,7 +673,7 @@ export class MigrationController {
     const [rec, replicas, bf, vr, journalDepth] = await Promise.all([
       this.control.read<PhaseRecord>(PHASE_KEY),
       this.replicas(),
-      this.control.read<BackfillRecord>(BACKFILL_KEY),
+      this.backfill.read(), // with its segments' progress merged in
       this.control.read<VerifyRecord>(VERIFY_KEY),
       this.journalDepth(),
     ]);
@@ -700,6 +705,8 @@ export class MigrationController {
       itemsPerSecond: b.state === "running" ? this.backfill.currentRate(b) : average,
       runner: b.runner,
       error: b.error,
+      segmentCount: b.segmentCount ?? 0,
+      segments: b.segments,
     };
   }
 
@@ -723,8 +730,7 @@ export class MigrationController {
     this.metrics.replicas.labels("acked").set(acked);
     this.metrics.replicas.labels("pending").set(live.length - acked);
     this.metrics.journalDepth.set(await this.journalDepth());
-    const bf = await this.control.read<BackfillRecord>(BACKFILL_KEY);
-    if (bf) this.backfill.publish(bf.value);
+    await this.backfill.refreshGauges();
     const vr = await this.control.read<VerifyRecord>(VERIFY_KEY);
     if (vr) this.publishVerify(vr.value);
   }
@@ -811,7 +817,7 @@ export class MigrationController {
     }
     if (from.phase === "SINGLE" && to === "DUAL_WRITE") {
       await this.checkTargetReady(force);
-      await this.control.remove(BACKFILL_KEY);
+      await this.backfill.abandon(); // the record and its segments
       await this.control.remove(VERIFY_KEY);
       return randomBytes(8).toString("hex"); // step 11: a new attempt; earlier records no longer count
     }
@@ -861,7 +867,7 @@ export class MigrationController {
     const busy = (await this.replicas()).filter((r) => r.live && r.hasTarget && r.id !== this.replicaId).map((r) => r.id);
     if (busy.length > 0) throw new DecantError("failed_precondition", `replicas ${busy.join(", ")} are configured with a migration target and still heartbeat on this control store; stop or reconfigure them first`);
     await this.commit(rec.version, { phase: "SINGLE", epoch: rec.value.epoch + 1, fence: false, migrationId: rec.value.migrationId, changedAt: Date.now(), changedBy: this.replicaId });
-    await this.control.remove(BACKFILL_KEY);
+    await this.backfill.abandon();
     await this.control.remove(VERIFY_KEY);
     await this.repairJournal("SINGLE", true);
     this.logger.info("the migration record was reset: this store is a plain store again (phase SINGLE)");

@@ -31,6 +31,12 @@ export function statusMessage(st: MigrationStatus) {
           items_per_second: b.itemsPerSecond,
           error: b.error ?? "",
           runner: b.runner ?? "",
+          segments_total: b.segmentCount ?? 0,
+          segments_done: b.segments?.done ?? 0,
+          segments_running: b.segments?.running ?? 0,
+          segments_waiting: b.segments?.waiting ?? 0,
+          workers: (b.segments?.workers ?? []).map((w) => ({ id: w.id, segments: w.segments, items_per_second: w.itemsPerSecond })),
+          eta_seconds: b.state === "done" ? 0 : b.segments?.etaSeconds,
         }
       : { state: "idle" },
     last_verify: st.lastVerify ? verifyMessage(st.lastVerify.report) : undefined,

@@ -152,6 +152,7 @@ function migrationController(config: Config, stores: Stores, metrics: MigrationM
       fenceHoldMs: m.fence_hold_ms,
       fenceTimeoutMs: m.fence_timeout_ms,
       backfillLeaseMs: m.backfill_lease_ms,
+      backfillSegments: config.backfillSegmentsPerReplica,
       storeTimeoutMs: config.storeTimeoutMs,
     },
     migrationId: config.migrationId,

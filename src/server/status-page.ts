@@ -35,7 +35,7 @@ export interface StatusSnapshot {
   current_store: string;
   target_store: string;
   replicas: { id: string; acked_phase: string; acked_epoch: number; age_seconds: number; acknowledged: boolean }[];
-  backfill: { state: string; scanned: number; copied: number; skipped: number; estimated_total: number; progress: number; items_per_second: number; runner: string; error: string };
+  backfill: { state: string; scanned: number; copied: number; skipped: number; estimated_total: number; progress: number; items_per_second: number; runner: string; error: string; segments?: { total: number; done: number; running: number; waiting: number; workers: { id: string; segments: number; items_per_second: number }[] }; eta_seconds?: number | null };
   repair_journal_depth: number;
   last_verify: (Omit<VerifyReport, "sample_keys"> & { sample_keys: string[]; finished_at: string | null; differences: number }) | null;
   verify_running: { checked: number; differences: number; started_at: string } | null;
@@ -112,6 +112,8 @@ function backfillSnapshot(b: BackfillStatus | null): StatusSnapshot["backfill"] 
     items_per_second: b.state === "running" ? b.itemsPerSecond : 0,
     runner: b.runner ?? "",
     error: b.error ?? "",
+    segments: { total: b.segmentCount, done: b.segments?.done ?? 0, running: b.segments?.running ?? 0, waiting: b.segments?.waiting ?? 0, workers: (b.segments?.workers ?? []).map((w) => ({ id: w.id, segments: w.segments, items_per_second: w.itemsPerSecond })) },
+    eta_seconds: b.segments?.etaSeconds ?? null,
   };
 }
 
@@ -174,7 +176,15 @@ function backfillTexts(b: StatusSnapshot["backfill"]): Record<string, string> {
     "bf-copied": `${fmt(b.copied)} copied, ${fmt(b.skipped)} skipped (target already newer)`,
     "bf-runner": b.runner || "—",
     "bf-error": b.error || "none",
+    "bf-segments": segmentsText(b.segments),
+    "bf-eta": b.state !== "running" || b.eta_seconds === null || b.eta_seconds === undefined ? "—" : `about ${fmt(Math.ceil(b.eta_seconds))} s at the merged rate`,
   };
+}
+
+function segmentsText(sg: StatusSnapshot["backfill"]["segments"]): string {
+  if (!sg || sg.total === 0) return "—";
+  const workers = sg.workers.map((w) => `${w.id}: ${w.segments} at ${fmt(w.items_per_second)} items/s`).join(", ");
+  return `${fmt(sg.done)} done, ${fmt(sg.running)} running, ${fmt(sg.waiting)} waiting of ${fmt(sg.total)}${workers ? `; ${workers}` : ""}`;
 }
 
 function verifyTexts(s: Snapshot): Record<string, string> {
@@ -529,6 +539,8 @@ function backfillSection(v: StatusSnapshot["view"], t: Text): string {
 <dt>Rate</dt><dd>${t("bf-rate")}</dd>
 <dt>Items</dt><dd>${t("bf-copied")}</dd>
 <dt>Runner</dt><dd>${t("bf-runner")}</dd>
+<dt>Segments</dt><dd>${t("bf-segments")}</dd>
+<dt>Time left</dt><dd>${t("bf-eta")}</dd>
 <dt>Last error</dt><dd>${t("bf-error")}</dd>
 </dl>
 </section>`;

@@ -14,6 +14,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { expect } from "chai";
 import { parseAllDocuments } from "yaml";
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
+import { Job } from "kubernetes-models/batch/v1/Job";
 import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
 import { Secret } from "kubernetes-models/v1/Secret";
 import { Service } from "kubernetes-models/v1/Service";
@@ -55,6 +56,7 @@ const isKustomization = (file: string) => /(^|\/)kustomization\.ya?ml$/.test(fil
 
 const MODELS: Record<string, { model: new (data: any) => { validate(): void }; dts: string }> = {
   "apps/v1/Deployment": { model: Deployment, dts: "kubernetes-models/apps/v1/Deployment.d.ts" },
+  "batch/v1/Job": { model: Job, dts: "kubernetes-models/batch/v1/Job.d.ts" },
   "v1/ConfigMap": { model: ConfigMap, dts: "kubernetes-models/v1/ConfigMap.d.ts" },
   "v1/Secret": { model: Secret, dts: "kubernetes-models/v1/Secret.d.ts" },
   "v1/Service": { model: Service, dts: "kubernetes-models/v1/Service.d.ts" },
@@ -371,10 +373,29 @@ describe("deploy: Kubernetes manifests (k8s/)", function () {
       after(() => rmSync(tmp, { recursive: true, force: true }));
 
       it(`renders (${KUBECTL ? "kubectl kustomize, and the built-in renderer agrees" : "built-in renderer"}) into objects that all validate`, () => {
-        expect(objects.map((o) => o.kind).sort()).to.deep.equal(["ConfigMap", "Deployment", "Service"]);
+        expect(objects.map((o) => o.kind).sort()).to.deep.equal(overlay === "migration" ? ["ConfigMap", "Deployment", "Job", "Service"] : ["ConfigMap", "Deployment", "Service"]);
         for (const o of objects) validateObject(o, `${overlay} (rendered)`);
         for (const o of objects) expect(o.metadata.labels?.["decant.dev/mode"], `${o.kind} label decant.dev/mode`).to.equal(overlay);
       });
+
+      if (overlay === "migration") {
+        it("runs backfill-workers as an Indexed Job: the sidecar's image, config and target", () => {
+          const job = objects.find((o) => o.kind === "Job")!;
+          expect(job.spec.completionMode).to.equal("Indexed");
+          expect(job.spec.parallelism).to.be.at.least(2);
+          expect(job.spec.completions).to.equal(job.spec.parallelism);
+          expect(job.spec.template.spec.restartPolicy).to.equal("Never");
+          const worker = (job.spec.template.spec.containers as Obj[])[0]!;
+          expect(worker.args.slice(0, 1)).to.deep.equal(["backfill-worker"]);
+          expect(worker.image, "the same image as the sidecar").to.equal(sidecar.image);
+          const env = (c: Obj, name: string) => (c.env as Obj[]).find((e) => e.name === name);
+          expect(env(worker, "DECANT_TARGET")?.value, "the same target as the sidecars").to.equal(env(sidecar, "DECANT_TARGET")?.value);
+          const mount = (worker.volumeMounts as Obj[]).find((m) => m.name === "decant-config")!;
+          expect(mount.mountPath).to.equal((sidecar.volumeMounts as Obj[]).find((m) => m.name === "decant-config")!.mountPath);
+          expect((job.spec.template.spec.volumes as Obj[]).find((v) => v.name === "decant-config")!.configMap.name).to.equal(configMap.metadata.name);
+          expect(worker.args.slice(1)).to.deep.equal(sidecar.args.slice(1), "the same --config");
+        });
+      }
 
       it("runs an app container and the Decant sidecar from the image built by make image", () => {
         const names = (deployment.spec.template.spec.containers as Obj[]).map((c) => c.name);

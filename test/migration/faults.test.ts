@@ -19,6 +19,7 @@ import { journalKey } from "../../src/migration/control.js";
 import type { DecantClient } from "../../src/client/client.js";
 import { compareStores, waitFor } from "../support/migration.js";
 import { TEST_URLS, serverAvailable } from "../support/servers.js";
+import { startDynalite } from "../support/dynalite.js";
 import { killAllSidecars, scrapeMetric, startSidecarProcess, type SidecarProcess } from "../support/processes.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -358,7 +359,7 @@ if (ok) {
         await waitFor(
           async () => {
             const bf = (await status(a.client)).backfill;
-            runnerId = bf.runner;
+            runnerId = bf.runner.split(",")[0] ?? ""; // segments run on both replicas: kill one of them
             scannedAtKill = Number(bf.scanned);
             if (bf.state === "done") throw new Error("the backfill finished before it could be interrupted; lower the rate limit");
             return runnerId !== "" && scannedAtKill >= 4000;
@@ -378,7 +379,7 @@ if (ok) {
         await waitFor(
           async () => {
             const bf = (await status(survivor.client)).backfill;
-            if (!tookOverMs && bf.runner === survivor.replicaId) tookOverMs = Date.now() - killedAt;
+            if (!tookOverMs && !bf.runner.split(",").includes(runnerId) && bf.runner.includes(survivor.replicaId)) tookOverMs = Date.now() - killedAt;
             if (bf.state === "failed") throw new Error(`backfill failed: ${bf.error}`);
             return bf.state === "done";
           },
@@ -403,6 +404,31 @@ if (ok) {
       } finally {
         await load?.stop();
         await Promise.all(procs.map((p) => p.stop()));
+      }
+    });
+
+    it("a backfill the target refuses for good (an item too large for DynamoDB) ends in state failed, with the reason in GetStatus", async function () {
+      const ns = "items";
+      const currentUrl = `sqlite:${join(dir, "bf-failed.db")}`;
+      const current = await open(currentUrl);
+      await current.applyIfNewer(ns, Array.from({ length: 200 }, (_, i) => ({ key: `k${i}`, value: Buffer.from(`v${i}`), version: 1n })));
+      const dynalite = await startDynalite();
+      const p = await startSidecarProcess({ DECANT_CURRENT: currentUrl, DECANT_TARGET: `dynamodb://bf_failed_${run}?region=us-east-1&endpoint=${dynalite.endpoint}`, DECANT_REPLICA_ID: "bf-failed", ...FAST });
+      try {
+        await p.client.call("migration", "SetPhase", { phase: "DUAL_WRITE" });
+        await waitFor(async () => (await status(p.client)).active, "DUAL_WRITE active");
+        // Written behind the sidecar's back after the DUAL_WRITE gate checked the sizes: 500 KB.
+        await current.applyIfNewer(ns, [{ key: "huge", value: Buffer.alloc(500 * 1024, 1), version: 1n }]);
+        await p.client.call("migration", "StartBackfill", { rate_limit: 0, concurrency: 2 });
+        await waitFor(async () => (await status(p.client)).backfill.state !== "running", "the backfill to stop", 60_000);
+        const bf = (await status(p.client)).backfill;
+        console.log(`      backfill failed: ${bf.error}`);
+        expect(bf.state).to.equal("failed");
+        expect(bf.error).to.match(/items segment \d+: value: .*at most/);
+        expect(p.jsonLogs().some((l) => l.message === "the backfill failed")).to.equal(true);
+      } finally {
+        await p.stop();
+        await dynalite.stop();
       }
     });
 

@@ -2,6 +2,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-loader';
 
 import type { BackfillStatus as _decant_v1_BackfillStatus, BackfillStatus__Output as _decant_v1_BackfillStatus__Output } from './decant/v1/BackfillStatus.js';
+import type { BackfillWorker as _decant_v1_BackfillWorker, BackfillWorker__Output as _decant_v1_BackfillWorker__Output } from './decant/v1/BackfillWorker.js';
 import type { GetStatusRequest as _decant_v1_GetStatusRequest, GetStatusRequest__Output as _decant_v1_GetStatusRequest__Output } from './decant/v1/GetStatusRequest.js';
 import type { GetStatusResponse as _decant_v1_GetStatusResponse, GetStatusResponse__Output as _decant_v1_GetStatusResponse__Output } from './decant/v1/GetStatusResponse.js';
 import type { MigrationClient as _decant_v1_MigrationClient, MigrationDefinition as _decant_v1_MigrationDefinition } from './decant/v1/Migration.js';
@@ -22,6 +23,7 @@ export interface ProtoGrpcType {
   decant: {
     v1: {
       BackfillStatus: MessageTypeDefinition<_decant_v1_BackfillStatus, _decant_v1_BackfillStatus__Output>
+      BackfillWorker: MessageTypeDefinition<_decant_v1_BackfillWorker, _decant_v1_BackfillWorker__Output>
       GetStatusRequest: MessageTypeDefinition<_decant_v1_GetStatusRequest, _decant_v1_GetStatusRequest__Output>
       GetStatusResponse: MessageTypeDefinition<_decant_v1_GetStatusResponse, _decant_v1_GetStatusResponse__Output>
       Migration: SubtypeConstructor<typeof grpc.Client, _decant_v1_MigrationClient> & { service: _decant_v1_MigrationDefinition }
