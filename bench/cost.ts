@@ -16,8 +16,7 @@ import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { itemAttrs } from "../src/backends/dynamodb.js";
 import { DecantClient } from "../src/client/client.js";
-import { serviceDefinition } from "../src/server/proto.js";
-import { alternating, record, type LoadResult } from "./lib.js";
+import { alternating, bareStoreServer, record, type LoadResult } from "./lib.js";
 
 interface Direct {
   get(key: string): Promise<unknown>;
@@ -60,20 +59,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // ---- the bare grpc-js server, in its own process ----------------------------------------------
 
 function serveBare(address: string): void {
-  const server = new grpc.Server();
-  const map = new Map<string, { value: Buffer; version: number }>();
-  server.addService(serviceDefinition("Store"), {
-    Get: (call: grpc.ServerUnaryCall<{ namespace: string; key: string }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-      const hit = map.get(`${call.request.namespace}/${call.request.key}`);
-      cb(null, hit ? { found: true, item: { key: call.request.key, value: hit.value, version: String(hit.version) } } : { found: false });
-    },
-    Put: (call: grpc.ServerUnaryCall<{ namespace: string; key: string; value: Buffer }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-      const k = `${call.request.namespace}/${call.request.key}`;
-      const version = (map.get(k)?.version ?? 0) + 1;
-      map.set(k, { value: call.request.value, version });
-      cb(null, { version: String(version) });
-    },
-  });
+  const server = bareStoreServer();
   server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
     if (err) throw err;
     process.stdout.write(`${port}\n`);

@@ -1,5 +1,7 @@
 // Measurement helpers. Every figure is reported as a ratio to a baseline measured in the
 // same run, because these machines are small and noisy.
+import * as grpc from "@grpc/grpc-js";
+import { serviceDefinition } from "../src/server/proto.js";
 
 export interface LoadResult {
   ops: number;
@@ -95,4 +97,23 @@ export async function alternating(ops: ((i: number) => Promise<unknown>)[], inFl
     }
   }
   return all.map(({ latencies, seconds }) => summary(latencies, seconds));
+}
+
+/** The hop's baseline: a bare grpc-js server answering Store Get/Put from a Map (no validation, no store). */
+export function bareStoreServer(): grpc.Server {
+  const server = new grpc.Server();
+  const map = new Map<string, { value: Buffer; version: number }>();
+  server.addService(serviceDefinition("Store"), {
+    Get: (call: grpc.ServerUnaryCall<{ namespace: string; key: string }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      const hit = map.get(`${call.request.namespace}/${call.request.key}`);
+      cb(null, hit ? { found: true, item: { key: call.request.key, value: hit.value, version: String(hit.version) } } : { found: false });
+    },
+    Put: (call: grpc.ServerUnaryCall<{ namespace: string; key: string; value: Buffer }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      const k = `${call.request.namespace}/${call.request.key}`;
+      const version = (map.get(k)?.version ?? 0) + 1;
+      map.set(k, { value: call.request.value, version });
+      cb(null, { version: String(version) });
+    },
+  });
+  return server;
 }

@@ -13,12 +13,11 @@ import { openStore } from "../src/backends/index.js";
 import { DecantClient } from "../src/client/client.js";
 import { loadConfig } from "../src/config/config.js";
 import { silentLogger } from "../src/log.js";
-import { serviceDefinition } from "../src/server/proto.js";
 import { startSidecar } from "../src/server/sidecar.js";
 import { createLegacyDynamoTable, freePort, startDynalite, writeItems, type Dynalite } from "../test/support/dynalite.js";
 import { TEST_URLS } from "../test/support/servers.js";
 import { frontBench } from "./front.js";
-import { alternating, fmt, load, record, rows, table, type LoadResult } from "./lib.js";
+import { alternating, bareStoreServer, fmt, load, record, rows, table, type LoadResult } from "./lib.js";
 import { scale } from "./scale.js";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean" }, backend: { type: "string" }, only: { type: "string" } } });
@@ -68,20 +67,7 @@ const value100 = Buffer.alloc(100, 7);
 
 // 1. The cost of the sidecar hop: Decant on memory vs a bare grpc-js server answering from a Map.
 async function hop(): Promise<void> {
-  const bare = new grpc.Server();
-  const map = new Map<string, { value: Buffer; version: number }>();
-  bare.addService(serviceDefinition("Store"), {
-    Get: (call: grpc.ServerUnaryCall<{ namespace: string; key: string }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-      const hit = map.get(`${call.request.namespace}/${call.request.key}`);
-      cb(null, hit ? { found: true, item: { key: call.request.key, value: hit.value, version: String(hit.version) } } : { found: false });
-    },
-    Put: (call: grpc.ServerUnaryCall<{ namespace: string; key: string; value: Buffer }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-      const k = `${call.request.namespace}/${call.request.key}`;
-      const version = (map.get(k)?.version ?? 0) + 1;
-      map.set(k, { value: call.request.value, version });
-      cb(null, { version: String(version) });
-    },
-  });
+  const bare = bareStoreServer();
   const port = await new Promise<number>((res, rej) => bare.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
   const bareClient = new DecantClient(`127.0.0.1:${port}`);
   const decant = await inProcessSidecar({ DECANT_CURRENT: "memory:" });
