@@ -496,6 +496,9 @@ export class Backfill {
     for (const state of ["done", "running", "waiting"] as const) m.backfillSegments.labels(state).set(seg?.[state] ?? 0);
     m.backfillEta.set(rec.state === "done" ? 0 : (seg?.etaSeconds ?? Number.NaN));
     m.backfillWorkerRate.reset();
+    // This replica is a worker too when it can take segments: 0 while it runs none, so the
+    // per-worker panel has a line for every sidecar, not only for the moments a segment runs.
+    if (this.c.target && this.perReplica > 0) m.backfillWorkerRate.labels(this.c.replicaId).set(0);
     for (const w of seg?.workers ?? []) m.backfillWorkerRate.labels(w.id).set(w.itemsPerSecond);
   }
 }
