@@ -6,6 +6,7 @@ import { BatchWriteItemCommand, CreateTableCommand, DescribeTableCommand, Dynamo
 import { createRequire } from "node:module";
 import { Agent, createServer as createHttpServer, request } from "node:http";
 import { connect, createServer, type AddressInfo, type Socket } from "node:net";
+import { freePort } from "./ports.js";
 
 export interface Dynalite {
   /** http://127.0.0.1:PORT, for the endpoint= option of a dynamodb: URL. */
@@ -22,18 +23,7 @@ export interface DynaliteOptions {
   startTimeoutMs?: number;
 }
 
-/** Asks the kernel for a free port: listen on :0, read the port, close. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 const accepts = (port: number): Promise<boolean> =>
   new Promise((resolve) => {

@@ -4,9 +4,9 @@
 // killed by its PID when this test process exits, so a failing test leaves no orphan behind.
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { DecantClient } from "../../src/client/client.js";
+import { freePort } from "./ports.js";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -47,14 +47,7 @@ export interface SidecarProcess {
   resume(): void;
 }
 
-/** Asks the kernel for a free loopback port: bind :0, read the port, close (then reuse it). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => server.once("error", reject).listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export { freePort };
 
 const live = new Map<number, ChildProcess>();
 let exitHookInstalled = false;
