@@ -10,6 +10,7 @@ import * as grpc from "@grpc/grpc-js";
 import pg from "pg";
 import { bucketOf, itemAttrs } from "../src/backends/dynamodb.js";
 import { openStore } from "../src/backends/index.js";
+import { CONTROL_NAMESPACE } from "../src/protocol/types.js";
 import { DecantClient } from "../src/client/client.js";
 import { loadConfig } from "../src/config/config.js";
 import { silentLogger } from "../src/log.js";
@@ -556,6 +557,21 @@ async function backfillRun(currentUrl: string, targetUrl: string, n: number, wit
     return { rate, verifyRate, idle, idleFile, peak: Math.max(peak, p.rssMb("VmHWM")), cpu, memoryNote };
   } finally {
     await p.stop();
+    await forgetControl(currentUrl);
+  }
+}
+
+/**
+ * The next run over the same source is a migration of its own with its own control store: the
+ * source forgets this run's (it records which control store coordinates it, and a sidecar with
+ * another one refuses to start).
+ */
+async function forgetControl(url: string): Promise<void> {
+  const store = await openStore(url);
+  try {
+    await store.dropNamespace(CONTROL_NAMESPACE);
+  } finally {
+    await store.close();
   }
 }
 
