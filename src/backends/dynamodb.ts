@@ -17,20 +17,14 @@ import { createHash } from "node:crypto";
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import {
-  BatchGetItemCommand,
-  BatchWriteItemCommand,
   CreateTableCommand,
-  DeleteItemCommand,
   DescribeTableCommand,
   DynamoDBClient,
-  GetItemCommand,
-  PutItemCommand,
-  QueryCommand,
-  type QueryCommandOutput,
-  ScanCommand,
-  UpdateItemCommand,
   type AttributeValue,
   type DynamoDBClientConfig,
+  type QueryCommandInput,
+  type QueryCommandOutput,
+  type ScanCommandInput,
   type TableDescription,
 } from "@aws-sdk/client-dynamodb";
 import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable } from "../protocol/errors.js";
@@ -40,6 +34,7 @@ import type { Capabilities } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, type Condition, type DeleteResult, type Item, type LargeValueOptions, type RawItem, type RawScanOptions, type ScanOptions, type ScanPage, type ValueSize } from "../protocol/types.js";
 import { chunkBy, Envelope, isNetworkError, lazy, mapLimit, option, parseOptions, redactUrl, retry, type RetryPolicy } from "./kit.js";
 import { KitStore, type Driver } from "./store.js";
+import { DynamoHttp, type DataOp, type DataOps } from "./dynamodb-http.js";
 
 type Attrs = Record<string, AttributeValue>;
 
@@ -56,6 +51,8 @@ const MAX_NS_BYTES = 64;
 const FIXED_OVERHEAD = 11 + 21;
 const REGISTRY_TTL_MS = 60_000;
 const WRITE_CONCURRENCY = 16;
+/** Keep-alive sockets: enough for the backfill's and the clients' writes in flight. */
+const MAX_SOCKETS = 64;
 const MAX_EVALUATED = 2000;
 /** estimateCount counts whole buckets until it has seen this many items, then scales up. */
 const COUNT_SAMPLE = 10_000;
@@ -115,6 +112,9 @@ export function itemAttrs(layout: DynamoLayout, ns: string, item: RawItem): Attr
 const isLegacyCursor = (v: unknown): v is { s: string } =>
   typeof v === "object" && v !== null && typeof (v as { s?: unknown }).s === "string" && (v as { s: string }).s.length > 0;
 
+/** One page read: a Query or a Scan. */
+type Page = { target: "Query"; input: QueryCommandInput } | { target: "Scan"; input: ScanCommandInput };
+
 /** Where a bucketed scan resumes: bucket b (of a scan split into n segments), after sort key s. */
 interface BucketCursor {
   b: number;
@@ -147,7 +147,7 @@ export interface DynamoOptions {
  * account-id endpoint lookups.
  */
 export function dynamoClientConfig(o: { region?: string; endpoint?: string; timeoutMs: number }): DynamoDBClientConfig {
-  const agent = { keepAlive: true, maxSockets: 64 };
+  const agent = { keepAlive: true, maxSockets: MAX_SOCKETS };
   return {
     region: o.region ?? (o.endpoint ? "us-east-1" : undefined),
     endpoint: o.endpoint,
@@ -177,6 +177,7 @@ class DynamoDriver implements Driver {
   /** BatchWriteItem cannot carry conditions: a batch is one UpdateItem per write, this many at a time. */
   readonly batchConcurrency = WRITE_CONCURRENCY;
   private client?: DynamoDBClient;
+  private lean?: DynamoHttp;
   private readonly calls: Envelope;
   /** Checks (and, with create=true, creates) the table once; a failure is retried on the next call. */
   private readonly ready = lazy(() => this.prepareTable());
@@ -205,6 +206,17 @@ class DynamoDriver implements Driver {
       credentials: local ? { accessKeyId: "decant-local", secretAccessKey: "decant-local" } : undefined,
     });
     return this.client;
+  }
+
+  /** The data path's client (dynamodb-http.ts): the SDK's credentials, region and endpoint, without its per-call cost. */
+  private http(): DynamoHttp {
+    this.lean ??= new DynamoHttp({ sdk: this.db(), endpoint: this.options.endpoint, maxSockets: MAX_SOCKETS });
+    return this.lean;
+  }
+
+  /** One data-path call (see send). */
+  private call<K extends DataOp>(op: string, target: K, input: DataOps[K][0], retryOn: (e: unknown) => boolean): Promise<DataOps[K][1]> {
+    return this.send(op, (_c, o) => this.http().call(target, input, o), retryOn);
   }
 
   /** One bounded SDK round trip (with retries where `retryOn` allows); errors become DecantErrors, a failed condition stays itself. */
@@ -368,19 +380,16 @@ class DynamoDriver implements Driver {
       return;
     }
     const done = this.layout("register namespace").then((layout) =>
-      this.send(
+      this.call(
         "register namespace",
-        (c, o) =>
-          c.send(
-            new UpdateItemCommand({
-              TableName: this.table,
-              Key: DynamoDriver.registryKey(layout),
-              UpdateExpression: "ADD #names :ns",
-              ExpressionAttributeNames: names("#names"),
-              ExpressionAttributeValues: { ":ns": { SS: [ns] } },
-            }),
-            o,
-          ),
+        "UpdateItem",
+        {
+          TableName: this.table,
+          Key: DynamoDriver.registryKey(layout),
+          UpdateExpression: "ADD #names :ns",
+          ExpressionAttributeNames: names("#names"),
+          ExpressionAttributeValues: { ":ns": { SS: [ns] } },
+        },
         transient, // adding to a set is idempotent
       ),
     );
@@ -392,13 +401,10 @@ class DynamoDriver implements Driver {
   async readOne(ns: string, key: string): Promise<RawItem | null> {
     const layout = await this.layout("get");
     const projection = `#${DynamoDriver.keyAttr(layout)}, #ver, #val`;
-    const out = await this.send(
+    const out = await this.call(
       "get",
-      (c, o) =>
-        c.send(
-          new GetItemCommand({ TableName: this.table, Key: keyOf(layout, ns, key), ConsistentRead: true, ProjectionExpression: projection, ExpressionAttributeNames: names(projection) }),
-          o,
-        ),
+      "GetItem",
+      { TableName: this.table, Key: keyOf(layout, ns, key), ConsistentRead: true, ProjectionExpression: projection, ExpressionAttributeNames: names(projection) },
       transient,
     );
     return out.Item ? DynamoDriver.toRaw(out.Item) : null;
@@ -412,9 +418,10 @@ class DynamoDriver implements Driver {
       this.untilProcessed(
         chunk.map((k) => keyOf(layout, ns, k)),
         async (pending) => {
-          const out = await this.send(
+          const out = await this.call(
             "batchGet",
-            (c, o) => c.send(new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: pending, ConsistentRead: true, ProjectionExpression: projection, ExpressionAttributeNames: names(projection) } } }), o),
+            "BatchGetItem",
+            { RequestItems: { [this.table]: { Keys: pending, ConsistentRead: true, ProjectionExpression: projection, ExpressionAttributeNames: names(projection) } } },
             transient,
           );
           for (const a of out.Responses?.[this.table] ?? []) found.push(DynamoDriver.toRaw(a));
@@ -432,22 +439,19 @@ class DynamoDriver implements Driver {
    */
   private async update(op: string, layout: DynamoLayout, ns: string, key: string, update: string, guard: string | undefined, values: Attrs): Promise<Attempt<bigint>> {
     try {
-      const out = await this.send(
+      const out = await this.call(
         op,
-        (c, o) =>
-          c.send(
-            new UpdateItemCommand({
-              TableName: this.table,
-              Key: keyOf(layout, ns, key),
-              UpdateExpression: update,
-              ConditionExpression: guard,
-              ExpressionAttributeNames: names(update, guard),
-              ExpressionAttributeValues: values,
-              ReturnValues: "UPDATED_NEW",
-              ReturnValuesOnConditionCheckFailure: guard ? "ALL_OLD" : undefined,
-            }),
-            o,
-          ),
+        "UpdateItem",
+        {
+          TableName: this.table,
+          Key: keyOf(layout, ns, key),
+          UpdateExpression: update,
+          ConditionExpression: guard,
+          ExpressionAttributeNames: names(update, guard),
+          ExpressionAttributeValues: values,
+          ReturnValues: "UPDATED_NEW",
+          ReturnValuesOnConditionCheckFailure: guard ? "ALL_OLD" : undefined,
+        },
         notExecuted,
       );
       return { done: BigInt(out.Attributes!.ver!.N!) };
@@ -498,9 +502,10 @@ class DynamoDriver implements Driver {
       const attrs = itemAttrs(layout, ns, item);
       let mayHaveApplied = false; // an earlier attempt failed after it may have reached the table
       try {
-        await this.send(
+        await this.call(
           "applyIfNewer",
-          (c, o) => c.send(new PutItemCommand({ TableName: this.table, Item: attrs, ConditionExpression: guard, ExpressionAttributeNames: names(guard), ExpressionAttributeValues: { ":v": attrs.ver! } }), o),
+          "PutItem",
+          { TableName: this.table, Item: attrs, ConditionExpression: guard, ExpressionAttributeNames: names(guard), ExpressionAttributeValues: { ":v": attrs.ver! } },
           (e) => transient(e) && ((mayHaveApplied ||= !notExecuted(e)), true), // idempotent: the same version never applies twice
         );
         return true;
@@ -539,17 +544,20 @@ class DynamoDriver implements Driver {
     let evaluate = Math.min(MAX_EVALUATED, limit + 1);
     const out: RawItem[] = [];
     while (at.b < count) {
-      const query = new QueryCommand({
-        TableName: this.table,
-        KeyConditionExpression: keyCondition,
-        FilterExpression: spec.filter,
-        ProjectionExpression: projection,
-        ExpressionAttributeNames: names(keyCondition, spec.filter, projection),
-        ExpressionAttributeValues: { ":pk": { S: `${ns}#${at.b}` }, ...(spec.prefix ? { ":prefix": { S: spec.prefix } } : {}), ...spec.values },
-        ExclusiveStartKey: at.s === undefined ? undefined : { pk: { S: `${ns}#${at.b}` }, sk: { S: at.s } },
-        Limit: evaluate,
-        ConsistentRead: true,
-      });
+      const query: Page = {
+        target: "Query",
+        input: {
+          TableName: this.table,
+          KeyConditionExpression: keyCondition,
+          FilterExpression: spec.filter,
+          ProjectionExpression: projection,
+          ExpressionAttributeNames: names(keyCondition, spec.filter, projection),
+          ExpressionAttributeValues: { ":pk": { S: `${ns}#${at.b}` }, ...(spec.prefix ? { ":prefix": { S: spec.prefix } } : {}), ...spec.values },
+          ExclusiveStartKey: at.s === undefined ? undefined : { pk: { S: `${ns}#${at.b}` }, sk: { S: at.s } },
+          Limit: evaluate,
+          ConsistentRead: true,
+        },
+      };
       const page = await this.readPage(op, query);
       const items = page.Items ?? [];
       const last = !page.LastEvaluatedKey && at.b + total >= count;
@@ -581,18 +589,21 @@ class DynamoDriver implements Driver {
     let evaluate = Math.min(MAX_EVALUATED, limit + 1);
     const out: RawItem[] = [];
     for (;;) {
-      const scan = new ScanCommand({
-        TableName: this.table,
-        Limit: evaluate,
-        ExclusiveStartKey: start === undefined ? undefined : { pk: { S: start } },
-        FilterExpression: filterExpression,
-        ProjectionExpression: projection,
-        ExpressionAttributeNames: names(filterExpression, projection),
-        ExpressionAttributeValues: this.legacyValues(ns, spec),
-        ConsistentRead: true,
-        Segment: segment?.segment,
-        TotalSegments: segment?.total,
-      });
+      const scan: Page = {
+        target: "Scan",
+        input: {
+          TableName: this.table,
+          Limit: evaluate,
+          ExclusiveStartKey: start === undefined ? undefined : { pk: { S: start } },
+          FilterExpression: filterExpression,
+          ProjectionExpression: projection,
+          ExpressionAttributeNames: names(filterExpression, projection),
+          ExpressionAttributeValues: this.legacyValues(ns, spec),
+          ConsistentRead: true,
+          Segment: segment?.segment,
+          TotalSegments: segment?.total,
+        },
+      };
       const page = await this.readPage(op, scan);
       const items = page.Items ?? [];
       for (let i = 0; i < items.length; i++) {
@@ -642,14 +653,14 @@ class DynamoDriver implements Driver {
       let start: Attrs | undefined;
       do {
         const from = start;
-        const page = await this.send(
-          op,
-          (c, o) => {
-            // Consistent, so a drop or purge sees the latest writes.
-            if (layout === "legacy") {
-              const filterExpression = this.legacyFilter(spec);
-              return c.send(
-                new ScanCommand({
+        // Consistent, so a drop or purge sees the latest writes.
+        const filterExpression = this.legacyFilter(spec);
+        const page =
+          layout === "legacy"
+            ? await this.call(
+                op,
+                "Scan",
+                {
                   TableName: this.table,
                   ExclusiveStartKey: from,
                   ConsistentRead: true,
@@ -657,26 +668,24 @@ class DynamoDriver implements Driver {
                   ProjectionExpression: projection,
                   ExpressionAttributeNames: names(filterExpression, projection),
                   ExpressionAttributeValues: this.legacyValues(ns, spec),
-                }),
-                o,
+                },
+                transient,
+              )
+            : await this.call(
+                op,
+                "Query",
+                {
+                  TableName: this.table,
+                  KeyConditionExpression: "#pk = :pk",
+                  ExclusiveStartKey: from,
+                  ConsistentRead: true,
+                  FilterExpression: filter,
+                  ProjectionExpression: projection,
+                  ExpressionAttributeNames: names("#pk", filter, projection),
+                  ExpressionAttributeValues: { ":pk": { S: `${ns}#${b}` } },
+                },
+                transient,
               );
-            }
-            return c.send(
-              new QueryCommand({
-                TableName: this.table,
-                KeyConditionExpression: "#pk = :pk",
-                ExclusiveStartKey: from,
-                ConsistentRead: true,
-                FilterExpression: filter,
-                ProjectionExpression: projection,
-                ExpressionAttributeNames: names("#pk", filter, projection),
-                ExpressionAttributeValues: { ":pk": { S: `${ns}#${b}` } },
-              }),
-              o,
-            );
-          },
-          transient,
-        );
         if (page.Items?.length) yield page.Items;
         start = page.LastEvaluatedKey;
       } while (start);
@@ -685,11 +694,7 @@ class DynamoDriver implements Driver {
 
   async namespaces(): Promise<string[]> {
     const layout = await this.layout("namespaces");
-    const out = await this.send(
-      "namespaces",
-      (c, o) => c.send(new GetItemCommand({ TableName: this.table, Key: DynamoDriver.registryKey(layout), ConsistentRead: true }), o),
-      transient,
-    );
+    const out = await this.call("namespaces", "GetItem", { TableName: this.table, Key: DynamoDriver.registryKey(layout), ConsistentRead: true }, transient);
     return [...(out.Item?.names?.SS ?? [])].sort();
   }
 
@@ -704,15 +709,17 @@ class DynamoDriver implements Driver {
     const began = Date.now();
     let seen = 0;
     for (let b = 0; b < count; b++) {
-      const query = (from: Attrs | undefined) =>
-        new QueryCommand({
+      const query = (from: Attrs | undefined): Page => ({
+        target: "Query",
+        input: {
           TableName: this.table,
           Select: "COUNT",
           KeyConditionExpression: "#pk = :pk",
           ExpressionAttributeNames: names("#pk"),
           ExpressionAttributeValues: { ":pk": { S: `${ns}#${b}` } },
           ExclusiveStartKey: from,
-        });
+        },
+      });
       seen += await this.countPages(query, began);
       if (seen >= COUNT_SAMPLE || Date.now() - began >= this.options.timeoutMs / 2) return Math.round((seen * count) / (b + 1));
     }
@@ -727,8 +734,9 @@ class DynamoDriver implements Driver {
   private async estimateLegacyCount(ns: string): Promise<number> {
     const table = await this.send("estimateCount", (c, o) => c.send(new DescribeTableCommand({ TableName: this.table }), o), transient);
     const total = Math.max(1, Math.min(1_000_000, Math.ceil((table.Table?.ItemCount ?? 0) / COUNT_SAMPLE)));
-    const scan = (from: Attrs | undefined) =>
-      new ScanCommand({
+    const scan = (from: Attrs | undefined): Page => ({
+      target: "Scan",
+      input: {
         TableName: this.table,
         Select: "COUNT",
         ExclusiveStartKey: from,
@@ -737,17 +745,18 @@ class DynamoDriver implements Driver {
         ExpressionAttributeValues: { ":ns": { S: ns } },
         Segment: total > 1 ? 0 : undefined,
         TotalSegments: total > 1 ? total : undefined,
-      });
+      },
+    });
     return (await this.countPages(scan, Date.now())) * total;
   }
 
   /** One page of a Query or a Scan (reads: retried while the failure may pass). */
-  private readPage(op: string, command: QueryCommand | ScanCommand): Promise<QueryCommandOutput> {
-    return this.send(op, (c, o) => c.send(command as QueryCommand, o), transient);
+  private readPage(op: string, page: Page): Promise<QueryCommandOutput> {
+    return page.target === "Query" ? this.call(op, "Query", page.input, transient) : this.call(op, "Scan", page.input, transient);
   }
 
   /** Counts what a COUNT Query or Scan finds, page by page, until it ends or half of timeout_ms has passed since `began`. */
-  private async countPages(command: (from: Attrs | undefined) => QueryCommand | ScanCommand, began: number): Promise<number> {
+  private async countPages(command: (from: Attrs | undefined) => Page, began: number): Promise<number> {
     let count = 0;
     let start: Attrs | undefined;
     do {
@@ -765,19 +774,16 @@ class DynamoDriver implements Driver {
       await mapLimit(chunkBy(items, () => 0, 25), 4, (chunk) => this.batchDelete(chunk.map(DynamoDriver.primaryKey)));
     }
     const layout = await this.layout("dropNamespace");
-    await this.send(
+    await this.call(
       "dropNamespace",
-      (c, o) =>
-        c.send(
-          new UpdateItemCommand({
-            TableName: this.table,
-            Key: DynamoDriver.registryKey(layout),
-            UpdateExpression: "DELETE #names :ns",
-            ExpressionAttributeNames: names("#names"),
-            ExpressionAttributeValues: { ":ns": { SS: [ns] } },
-          }),
-          o,
-        ),
+      "UpdateItem",
+      {
+        TableName: this.table,
+        Key: DynamoDriver.registryKey(layout),
+        UpdateExpression: "DELETE #names :ns",
+        ExpressionAttributeNames: names("#names"),
+        ExpressionAttributeValues: { ":ns": { SS: [ns] } },
+      },
       transient,
     );
   }
@@ -786,7 +792,7 @@ class DynamoDriver implements Driver {
     await this.untilProcessed(
       keys.map((Key) => ({ DeleteRequest: { Key } })),
       async (requests) => {
-        const out = await this.send("dropNamespace", (c, o) => c.send(new BatchWriteItemCommand({ RequestItems: { [this.table]: requests } }), o), transient);
+        const out = await this.call("dropNamespace", "BatchWriteItem", { RequestItems: { [this.table]: requests } }, transient);
         return (out.UnprocessedItems?.[this.table] ?? []).filter((r) => r.DeleteRequest?.Key).map((r) => ({ DeleteRequest: { Key: r.DeleteRequest!.Key! } }));
       },
     );
@@ -798,13 +804,10 @@ class DynamoDriver implements Driver {
     for await (const items of this.keys("purgeTombstones", ns, "attribute_exists(#tomb)")) {
       const done = await mapLimit(items, WRITE_CONCURRENCY, async (a) => {
         try {
-          await this.send(
+          await this.call(
             "purgeTombstones",
-            (c, o) =>
-              c.send(
-                new DeleteItemCommand({ TableName: this.table, Key: DynamoDriver.primaryKey(a), ConditionExpression: guard, ExpressionAttributeNames: names(guard), ExpressionAttributeValues: { ":v": a.ver! } }),
-                o,
-              ),
+            "DeleteItem",
+            { TableName: this.table, Key: DynamoDriver.primaryKey(a), ConditionExpression: guard, ExpressionAttributeNames: names(guard), ExpressionAttributeValues: { ":v": a.ver! } },
             transient,
           );
           return true;
@@ -819,6 +822,8 @@ class DynamoDriver implements Driver {
   }
 
   async close(): Promise<void> {
+    this.lean?.destroy();
+    this.lean = undefined;
     this.client?.destroy();
     this.client = undefined;
     this.ready.reset();

@@ -1,0 +1,201 @@
+// The DynamoDB data path without the AWS SDK: the JSON protocol (POST, X-Amz-Target) over a
+// keep-alive node:http(s) Agent, signed with @smithy/signature-v4. The SDK's per-call machinery
+// (a middleware stack built per command, endpoint rules evaluated per call, generic serde, a
+// dozen promises per call) cost about 0.7 ms of CPU per PutItem; this costs a fraction
+// (docs/PERFORMANCE.md, "CPU per item into DynamoDB"). Credentials, region and endpoint still
+// come from the SDK client's resolved config, so the default provider chain (env, profiles,
+// IRSA, instance roles) and its refresh keep working; table administration stays on the SDK.
+//
+// Errors look like the SDK's where the backend reads them: `name` is DynamoDB's error type
+// (ConditionalCheckFailedException, ValidationException…, "Unknown" for an answer that is not
+// DynamoDB's), `$metadata.httpStatusCode` the status, and the error body's fields (a failed
+// condition's Item) are on the error. Socket errors pass through with their codes; an aborted
+// call rejects with an AbortError.
+import { createHash, createHmac, type Hash, type Hmac } from "node:crypto";
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import type {
+  BatchGetItemCommandInput,
+  BatchGetItemCommandOutput,
+  BatchWriteItemCommandInput,
+  BatchWriteItemCommandOutput,
+  DeleteItemCommandInput,
+  DeleteItemCommandOutput,
+  DynamoDBClient,
+  GetItemCommandInput,
+  GetItemCommandOutput,
+  PutItemCommandInput,
+  PutItemCommandOutput,
+  QueryCommandInput,
+  QueryCommandOutput,
+  ScanCommandInput,
+  ScanCommandOutput,
+  UpdateItemCommandInput,
+  UpdateItemCommandOutput,
+} from "@aws-sdk/client-dynamodb";
+import { SignatureV4 } from "@smithy/signature-v4";
+
+/** The operations on the data path, with the SDK's input and output shapes. */
+export interface DataOps {
+  GetItem: [GetItemCommandInput, GetItemCommandOutput];
+  PutItem: [PutItemCommandInput, PutItemCommandOutput];
+  UpdateItem: [UpdateItemCommandInput, UpdateItemCommandOutput];
+  DeleteItem: [DeleteItemCommandInput, DeleteItemCommandOutput];
+  BatchGetItem: [BatchGetItemCommandInput, BatchGetItemCommandOutput];
+  BatchWriteItem: [BatchWriteItemCommandInput, BatchWriteItemCommandOutput];
+  Query: [QueryCommandInput, QueryCommandOutput];
+  Scan: [ScanCommandInput, ScanCommandOutput];
+}
+export type DataOp = keyof DataOps;
+
+/** What DynamoDB answered with an error: shaped as the SDK's service exceptions are, where the backend looks. */
+export class DynamoServiceError extends Error {
+  readonly $metadata: { httpStatusCode: number };
+  [field: string]: unknown;
+  constructor(name: string, message: string, status: number, body: Record<string, unknown>) {
+    super(message);
+    for (const [k, v] of Object.entries(body)) if (k !== "__type" && k !== "message" && k !== "Message") this[k] = v;
+    this.name = name;
+    this.$metadata = { httpStatusCode: status };
+  }
+}
+
+const bytes = (d: string | ArrayBuffer | ArrayBufferView): string | Uint8Array =>
+  typeof d === "string" ? d : ArrayBuffer.isView(d) ? new Uint8Array(d.buffer, d.byteOffset, d.byteLength) : new Uint8Array(d);
+
+/** SHA-256 and HMAC-SHA-256 on node:crypto, in the shape the signer takes. */
+class Sha256 {
+  private readonly hash: Hash | Hmac;
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.hash = secret === undefined ? createHash("sha256") : createHmac("sha256", bytes(secret));
+  }
+  update(data: string | ArrayBuffer | ArrayBufferView): void {
+    this.hash.update(bytes(data));
+  }
+  digest(): Promise<Uint8Array> {
+    return Promise.resolve(this.hash.digest());
+  }
+}
+
+/** JSON.stringify replacer: binary attribute values (B, BS) go as base64, as the protocol wants. */
+function binaryAsBase64(this: Record<string, unknown>, key: string, value: unknown): unknown {
+  const raw = this[key];
+  if (raw instanceof Uint8Array) return Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("base64");
+  return value;
+}
+
+/** JSON.parse reviver: B (a base64 string) back to bytes, as the SDK gives them. BS is not used here. */
+function base64AsBinary(key: string, value: unknown): unknown {
+  return key === "B" && typeof value === "string" ? Buffer.from(value, "base64") : value;
+}
+
+const TARGET_PREFIX = "DynamoDB_20120810.";
+const CONTENT_TYPE = "application/x-amz-json-1.0";
+
+export interface DynamoHttpOptions {
+  /** The SDK client whose resolved config gives credentials, region and endpoint. */
+  sdk: DynamoDBClient;
+  /** The endpoint= URL option, if any (a local server); otherwise the SDK's endpoint rules decide. */
+  endpoint?: string;
+  maxSockets: number;
+}
+
+interface Target {
+  url: URL;
+  region: string;
+}
+
+/** The lean client: one signed POST per call. */
+export class DynamoHttp {
+  private target?: Promise<Target>;
+  private readonly signer: SignatureV4;
+  private readonly httpAgent: HttpAgent;
+  private readonly httpsAgent: HttpsAgent;
+
+  constructor(private readonly options: DynamoHttpOptions) {
+    const config = options.sdk.config;
+    this.signer = new SignatureV4({ service: "dynamodb", region: config.region, credentials: config.credentials, sha256: Sha256, applyChecksum: false });
+    this.httpAgent = new HttpAgent({ keepAlive: true, maxSockets: options.maxSockets });
+    this.httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: options.maxSockets });
+  }
+
+  /** Endpoint and region as the SDK resolves them (its endpoint rules: FIPS, dual-stack, partitions), once. */
+  private resolve(): Promise<Target> {
+    this.target ??= (async () => {
+      const config = this.options.sdk.config;
+      const region = await config.region();
+      if (this.options.endpoint) return { url: new URL(this.options.endpoint), region };
+      const endpoint = config.endpointProvider({ Region: region, UseFIPS: await config.useFipsEndpoint(), UseDualStack: await config.useDualstackEndpoint() } as never);
+      return { url: new URL(endpoint.url.href), region };
+    })();
+    this.target.catch(() => (this.target = undefined)); // a failed resolution is tried again next call
+    return this.target;
+  }
+
+  async call<K extends DataOp>(op: K, input: DataOps[K][0], o: { abortSignal?: AbortSignal }): Promise<DataOps[K][1]> {
+    o.abortSignal?.throwIfAborted();
+    const { url, region } = await this.resolve();
+    const body = JSON.stringify(input, binaryAsBase64);
+    const signed = await this.signer.sign(
+      {
+        method: "POST",
+        protocol: url.protocol,
+        hostname: url.hostname,
+        port: url.port ? Number(url.port) : undefined,
+        path: url.pathname || "/",
+        query: {},
+        headers: { host: url.host, "content-type": CONTENT_TYPE, "x-amz-target": TARGET_PREFIX + op },
+        body,
+      },
+      { signingRegion: region },
+    );
+    const { status, text } = await this.post(url, signed.headers, body, o.abortSignal);
+    if (status === 200) return (text ? JSON.parse(text, base64AsBinary) : {}) as DataOps[K][1];
+    throw DynamoHttp.error(status, text);
+  }
+
+  /** One POST; resolves with the status and the whole body. */
+  private post(url: URL, headers: Record<string, string>, body: string, signal: AbortSignal | undefined): Promise<{ status: number; text: string }> {
+    const https = url.protocol === "https:";
+    return new Promise((resolve, reject) => {
+      const req = (https ? httpsRequest : httpRequest)(
+        {
+          method: "POST",
+          hostname: url.hostname,
+          port: url.port || undefined,
+          path: url.pathname || "/",
+          headers: { ...headers, "content-length": Buffer.byteLength(body) },
+          agent: https ? this.httpsAgent : this.httpAgent,
+          signal,
+        },
+        (res: IncomingMessage) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, text: chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8") }));
+          res.on("error", reject);
+        },
+      );
+      req.on("error", reject);
+      req.end(body);
+    });
+  }
+
+  /** DynamoDB's error answer as an error named by its type; anything else (a proxy's page) is "Unknown". */
+  private static error(status: number, text: string): DynamoServiceError {
+    let body: Record<string, unknown> = {};
+    try {
+      const parsed: unknown = JSON.parse(text, base64AsBinary);
+      if (typeof parsed === "object" && parsed !== null) body = parsed as Record<string, unknown>;
+    } catch {
+      // not JSON: not DynamoDB's answer
+    }
+    const type = typeof body.__type === "string" ? body.__type.slice(body.__type.lastIndexOf("#") + 1) : "";
+    const message = typeof body.message === "string" ? body.message : typeof body.Message === "string" ? body.Message : `HTTP ${status}${type ? "" : `: ${text.slice(0, 200)}`}`;
+    return new DynamoServiceError(type || "Unknown", message, status, type ? body : {});
+  }
+
+  destroy(): void {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+}
