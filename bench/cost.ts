@@ -213,7 +213,7 @@ const conditionalPut = (TableName: string, i: number) => ({
   ExpressionAttributeValues: { ":v": { N: String(1 + (i % 5)) } },
 });
 
-async function dynamoCpu(ctx: CostContext): Promise<void> {
+export async function dynamoCpu(ctx: CostContext): Promise<void> {
   const endpoint = await ctx.dynamoEndpoint();
   const n = ctx.quick ? 100 : 4000;
   const sdk = await import("@aws-sdk/client-dynamodb");

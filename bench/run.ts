@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --backend NAME] [-- --only hop,backend,dual,backfill,memory,verify,dynamodb,status,cost,scale]
+// npm run bench [-- --quick] [-- --backend NAME] [-- --only hop,backend,dual,backfill,memory,verify,dynamodb,status,cost,cost-dynamodb,scale]
 // Prints every figure next to a baseline measured in the same run, writes
 // bench/results/<date>.json and (on a full run) docs/PERFORMANCE.md.
 import { spawn } from "node:child_process";
@@ -716,6 +716,8 @@ async function main(): Promise<void> {
     if (want("status") && BACKENDS.includes("dynamodb")) await statusOnDynamo();
     // What Decant itself costs (issue 17): bench/cost.ts, with this file's helpers.
     if (want("cost")) await (await import("./cost.js")).cost({ quick: QUICK, runMs: RUN_MS, backends: BACKENDS, storeUrl, directDriver, sidecarProcess, dynamoEndpoint, preloadPostgres, dropPg });
+    // Section (ii) of cost alone: CPU per item into DynamoDB.
+    if (ONLY?.has("cost-dynamodb")) await (await import("./cost.js")).dynamoCpu({ quick: QUICK, runMs: RUN_MS, backends: BACKENDS, storeUrl, directDriver, sidecarProcess, dynamoEndpoint, preloadPostgres, dropPg });
     if (want("scale")) await scale({ quick: QUICK, pgUrl: TEST_URLS.postgres, dynamoEndpoint, run, backends: BACKENDS });
   } finally {
     await dynalite?.stop();
