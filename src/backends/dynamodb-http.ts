@@ -77,10 +77,17 @@ class Sha256 {
   }
 }
 
-/** JSON.stringify replacer: binary attribute values (B, BS) go as base64, as the protocol wants. */
-function binaryAsBase64(this: Record<string, unknown>, key: string, value: unknown): unknown {
-  const raw = this[key];
-  if (raw instanceof Uint8Array) return Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("base64");
+const base64 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("base64");
+
+/**
+ * JSON.stringify replacer: binary attribute values (B, BS) go as base64, as the protocol wants.
+ * It rewrites the attribute value around the bytes, so a Buffer's toJSON (an array of numbers) never runs.
+ */
+function binaryAsBase64(_key: string, value: unknown): unknown {
+  if (typeof value !== "object" || value === null) return value;
+  const v = value as { B?: unknown; BS?: unknown };
+  if (v.B instanceof Uint8Array) return { B: base64(v.B) };
+  if (Array.isArray(v.BS) && v.BS[0] instanceof Uint8Array) return { BS: (v.BS as Uint8Array[]).map(base64) };
   return value;
 }
 

@@ -17,8 +17,16 @@ import { createHash } from "node:crypto";
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import {
+  BatchGetItemCommand,
+  BatchWriteItemCommand,
   CreateTableCommand,
+  DeleteItemCommand,
   DescribeTableCommand,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  ScanCommand,
+  UpdateItemCommand,
   DynamoDBClient,
   type AttributeValue,
   type DynamoDBClientConfig,
@@ -139,7 +147,21 @@ export interface DynamoOptions {
   endpoint?: string;
   create: boolean;
   timeoutMs: number;
+  /** The data path's client: "lean" (dynamodb-http.ts), or "sdk" (the AWS SDK, as before it; a fallback, and the bench's baseline). */
+  client: "lean" | "sdk";
 }
+
+/** The SDK's command for each data-path operation (client=sdk). */
+const SDK_COMMANDS = {
+  GetItem: GetItemCommand,
+  PutItem: PutItemCommand,
+  UpdateItem: UpdateItemCommand,
+  DeleteItem: DeleteItemCommand,
+  BatchGetItem: BatchGetItemCommand,
+  BatchWriteItem: BatchWriteItemCommand,
+  Query: QueryCommand,
+  Scan: ScanCommand,
+};
 
 /**
  * The SDK client as the adapter builds it (bench/cost.ts measures it against the default one).
@@ -214,8 +236,12 @@ class DynamoDriver implements Driver {
     return this.lean;
   }
 
-  /** One data-path call (see send). */
+  /** One data-path call (see send), on the client the URL chose. */
   private call<K extends DataOp>(op: string, target: K, input: DataOps[K][0], retryOn: (e: unknown) => boolean): Promise<DataOps[K][1]> {
+    if (this.options.client === "sdk") {
+      const Command = SDK_COMMANDS[target] as unknown as new (i: DataOps[K][0]) => Parameters<DynamoDBClient["send"]>[0];
+      return this.send(op, (c, o) => c.send(new Command(input), o) as Promise<DataOps[K][1]>, retryOn);
+    }
     return this.send(op, (_c, o) => this.http().call(target, input, o), retryOn);
   }
 
@@ -834,7 +860,7 @@ class DynamoDriver implements Driver {
 
 export class DynamoStore extends KitStore<DynamoDriver> {}
 
-/** dynamodb://TABLE?region=R&endpoint=URL&create=true|false&timeout_ms=5000 (endpoint only for local servers). */
+/** dynamodb://TABLE?region=R&endpoint=URL&create=true|false&timeout_ms=5000&client=lean|sdk (endpoint only for local servers). */
 export function createDynamoStore(url: URL, raw: string): DynamoStore {
   const table = decodeURIComponent(url.hostname || url.pathname.replace(/^\/+/, ""));
   if (!/^[A-Za-z0-9_.-]{3,255}$/.test(table)) {
@@ -845,9 +871,10 @@ export function createDynamoStore(url: URL, raw: string): DynamoStore {
     endpoint: option.passed(),
     create: option.bool(true),
     timeout_ms: option.int(5000, 1, 600_000),
+    client: option.text("lean", /^(lean|sdk)$/, "must be lean or sdk"),
   });
   const endpoint = o.endpoint;
   if (endpoint !== undefined && !/^https?:\/\/[^/]+/.test(endpoint)) throw invalidArgument("store", `dynamodb endpoint must be an http(s) URL, got ${JSON.stringify(endpoint)}`);
   const region = o.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined;
-  return new DynamoStore(new DynamoDriver({ table, region, endpoint, create: o.create, timeoutMs: o.timeout_ms }, raw));
+  return new DynamoStore(new DynamoDriver({ table, region, endpoint, create: o.create, timeoutMs: o.timeout_ms, client: o.client as "lean" | "sdk" }, raw));
 }
