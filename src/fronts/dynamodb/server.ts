@@ -3,6 +3,7 @@
 // plain client of the Store the gRPC server serves, so every migration phase applies to it.
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import { withCall } from "../../protocol/call.js";
 import type { Logger } from "../../log.js";
 import type { Metrics } from "../../metrics/metrics.js";
@@ -91,6 +92,27 @@ function meters(metrics: Metrics) {
 type Histogram = ReturnType<Metrics["requestDuration"]["labels"]>;
 type Counter = ReturnType<Metrics["requests"]["labels"]>;
 
+/**
+ * A client gone before its answer cancels the store work not yet started (src/protocol/call.ts).
+ * HTTP/1.1 answers a connection's requests one at a time, so a request is unanswered exactly
+ * while its connection is open: one signal per connection, aborted when it closes, serves every
+ * request on it (an AbortSignal per request cost more than the rest of a GetItem's own work).
+ */
+const signals = new WeakMap<Socket, AbortSignal>();
+
+function watchConnection(socket: Socket): void {
+  const gone = new AbortController();
+  socket.once("close", () => gone.abort(new Error("the DynamoDB client closed its connection before the answer")));
+  signals.set(socket, gone.signal);
+}
+
+function connectionSignal(socket: Socket): AbortSignal {
+  const signal = signals.get(socket);
+  if (signal) return signal;
+  watchConnection(socket); // not met as a connection (handed over by another server): watched from here on
+  return signals.get(socket)!;
+}
+
 function errorBody(err: DynamoError): Record<string, unknown> {
   return { __type: `com.amazonaws.dynamodb.v20120810#${err.type}`, message: err.message, ...(err.extra ?? {}) };
 }
@@ -148,12 +170,8 @@ export async function startDynamoFront(options: DynamoFrontOptions): Promise<Dyn
     }
   };
 
-  const server: Server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
-    // A client gone before its answer cancels the store work not yet started (src/protocol/call.ts).
-    const gone = new AbortController();
-    res.once("close", () => res.writableFinished || gone.abort(new Error("the DynamoDB client closed its connection before the answer")));
-    void withCall(gone.signal, () => handle(req, res));
-  });
+  const server: Server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => void withCall(connectionSignal(req.socket), () => handle(req, res)));
+  server.on("connection", watchConnection);
   const host = options.listen.slice(0, options.listen.lastIndexOf(":")).replace(/^\[|\]$/g, "");
   const port = Number(options.listen.slice(options.listen.lastIndexOf(":") + 1));
   await new Promise<void>((resolve, reject) => {

@@ -79,7 +79,7 @@ export async function getItem(ctx: OpContext, input: Input) {
   const exprs = new Expressions(input);
   const projection = projector(input, exprs);
   exprs.finish();
-  const table = await ctx.catalog.get(name);
+  const table = ctx.catalog.cached(name) ?? (await ctx.catalog.get(name));
   const found = await ctx.store.get(table.namespace, keyParam(table, key).storeKey);
   if (!found) return {};
   // The stored value is the item's canonical JSON: without a projection it goes out as it is.
@@ -121,7 +121,7 @@ export async function putItem(ctx: OpContext, input: Input) {
   if (input.Item === undefined || input.Item === null) throw validation("1 validation error detected: Value null at 'item' failed to satisfy constraint: Member must not be null");
   const item = validateItem(input.Item, "Item");
   const options = writeOptions(input);
-  const table = await ctx.catalog.get(name);
+  const table = ctx.catalog.cached(name) ?? (await ctx.catalog.get(name));
   const storeKey = storeKeyOf(table, item);
   return writeWhole(ctx, table, storeKey, options, () => ctx.store.put(table.namespace, storeKey, encodeForStore(ctx, item)), () => ({ put: item }));
 }
@@ -130,7 +130,7 @@ export async function deleteItem(ctx: OpContext, input: Input) {
   const name = tableName(input.TableName);
   const key = keyShape(input.Key);
   const options = writeOptions(input);
-  const table = await ctx.catalog.get(name);
+  const table = ctx.catalog.cached(name) ?? (await ctx.catalog.get(name));
   const { storeKey } = keyParam(table, key);
   return writeWhole(ctx, table, storeKey, options, () => ctx.store.delete(table.namespace, storeKey), (old) => (old ? { delete: true } : { none: true }));
 }
@@ -154,7 +154,7 @@ export async function updateItem(ctx: OpContext, input: Input) {
   exprs.finish();
   const returnValues = optionalEnum(input, "ReturnValues", ["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"] as const) ?? "NONE";
   const onFailure = returnOnFailure(input);
-  const table = await ctx.catalog.get(name);
+  const table = ctx.catalog.cached(name) ?? (await ctx.catalog.get(name));
   const { key, storeKey } = keyParam(table, rawKey);
   if (update) checkUpdateKeys(update, keyNames(table));
   const { old, decision } = await readModifyWrite(ctx, table, storeKey, (old) => {
