@@ -60,8 +60,8 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
 
 function send(res: ServerResponse, status: number, body: unknown, requestId: string, closing: boolean): void {
   // An operation may hand back JSON it already holds (a stored item), which is sent as it is.
-  const payload = body instanceof RawJson ? body.bytes : JSON.stringify(body);
-  const headers: Record<string, string | number> = { "content-type": CONTENT_TYPE, "content-length": typeof payload === "string" ? Buffer.byteLength(payload) : payload.length, "x-amzn-requestid": requestId };
+  const payload = body instanceof RawJson ? body.text : JSON.stringify(body);
+  const headers: Record<string, string | number> = { "content-type": CONTENT_TYPE, "content-length": Buffer.byteLength(payload), "x-amzn-requestid": requestId };
   if (closing) headers.connection = "close";
   res.writeHead(status, headers);
   res.end(payload);
@@ -77,15 +77,13 @@ const nextRequestId = () => idPrefix + (idCounter++ % 2 ** 48).toString(16).padS
 
 /** The labelled metric children per operation (and code), made once: prom-client's labels() validates and allocates per call. */
 function meters(metrics: Metrics) {
-  const durations = new Map<string, Histogram>();
-  const counts = new Map<string, Counter>();
+  const byOperation = new Map<string, { duration: Histogram; counts: Map<string, Counter> }>();
   return (operation: string, code: string, seconds: number) => {
-    let d = durations.get(operation);
-    if (!d) durations.set(operation, (d = metrics.requestDuration.labels(operation, "dynamodb")));
-    d.observe(seconds);
-    const key = `${operation} ${code}`;
-    let c = counts.get(key);
-    if (!c) counts.set(key, (c = metrics.requests.labels(operation, code, "dynamodb")));
+    let m = byOperation.get(operation);
+    if (!m) byOperation.set(operation, (m = { duration: metrics.requestDuration.labels(operation, "dynamodb"), counts: new Map() }));
+    m.duration.observe(seconds);
+    let c = m.counts.get(code);
+    if (!c) m.counts.set(code, (c = metrics.requests.labels(operation, code, "dynamodb")));
     c.inc();
   };
 }

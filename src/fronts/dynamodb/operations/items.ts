@@ -5,6 +5,7 @@ import { isDecantError } from "../../../protocol/errors.js";
 import type { Item } from "../../../protocol/types.js";
 import type { TableInfo } from "../catalog.js";
 import { applyUpdate, checkUpdateKeys, evaluateCondition, legacyAttributeUpdates, legacyExpected, parseUpdate, project, updatedPaths, type Condition, type Update } from "../expressions/index.js";
+import { encodeKey } from "../keys.js";
 import { decodeItem, encodeItem, itemSize, MAX_ITEM_SIZE, validateItem } from "../item.js";
 import { DynamoError, RawJson, validation, type DItem } from "../types.js";
 import { Expressions, keyNames, keyParam, noMixing, optionalBoolean, optionalEnum, optionalString, projector, storeKeyOf, tableName, type Input, type OpContext } from "./common.js";
@@ -80,15 +81,12 @@ export async function getItem(ctx: OpContext, input: Input) {
   const projection = projector(input, exprs);
   exprs.finish();
   const table = ctx.catalog.cached(name) ?? (await ctx.catalog.get(name));
-  const found = await ctx.store.get(table.namespace, keyParam(table, key).storeKey);
+  const found = await ctx.store.get(table.namespace, encodeKey(table.schema, key, "key"));
   if (!found) return {};
   // The stored value is the item's canonical JSON: without a projection it goes out as it is.
-  if (!projection) return new RawJson(Buffer.concat([ITEM_OPEN, found.value, CLOSE]));
+  if (!projection) return new RawJson(`{"Item":${found.value.toString("utf8")}}`);
   return { Item: projection(decodeItem(found.value)) };
 }
-
-const ITEM_OPEN = Buffer.from('{"Item":');
-const CLOSE = Buffer.from("}");
 
 /** ConditionExpression/Expected and ReturnValues of PutItem and DeleteItem. */
 function writeOptions(input: Input) {
@@ -131,7 +129,7 @@ export async function deleteItem(ctx: OpContext, input: Input) {
   const key = keyShape(input.Key);
   const options = writeOptions(input);
   const table = ctx.catalog.cached(name) ?? (await ctx.catalog.get(name));
-  const { storeKey } = keyParam(table, key);
+  const storeKey = encodeKey(table.schema, key, "key");
   return writeWhole(ctx, table, storeKey, options, () => ctx.store.delete(table.namespace, storeKey), (old) => (old ? { delete: true } : { none: true }));
 }
 
