@@ -1,5 +1,8 @@
-// DynamoDB through @aws-sdk/client-dynamodb. One table holds every namespace, laid out so a
-// namespace is read by Query, never by a Scan of the whole table (issue 18):
+// DynamoDB: the data path through dynamodb-http.ts (a lean signed JSON client; client=sdk puts
+// the AWS SDK back), table administration through @aws-sdk/client-dynamodb, whose resolved
+// config also gives the lean client its credentials, region and endpoint. One table holds every
+// namespace, laid out so a namespace is read by Query, never by a Scan of the whole table
+// (issue 18):
 //
 //   pk   S     "<ns>#<bucket>"  bucket = a hash of the key mod 16 (the control namespace: one
 //                              bucket), so a busy namespace spreads over 16 partition keys
@@ -245,7 +248,7 @@ class DynamoDriver implements Driver {
     return this.send(op, (_c, o) => this.http().call(target, input, o), retryOn);
   }
 
-  /** One bounded SDK round trip (with retries where `retryOn` allows); errors become DecantErrors, a failed condition stays itself. */
+  /** One bounded round trip (with retries where `retryOn` allows); errors become DecantErrors, a failed condition stays itself. */
   private async send<T>(op: string, run: (c: DynamoDBClient, o: { abortSignal: AbortSignal }) => Promise<T>, retryOn: (e: unknown) => boolean, ensure = true): Promise<T> {
     // Set while the retries wait out a throttle (no attempt in flight, nothing applied): a deadline
     // then is the store refusing us, UNAVAILABLE with its reason, not a store that did not answer.
