@@ -1067,7 +1067,11 @@ export class MigrationController {
   private async touchBinding(): Promise<void> {
     if (!this.bound || this.controlId === undefined || now() - this.touchedAt < this.timings.replicaTtlMs / 3) return;
     this.touchedAt = now();
-    const refused = await touchBinding(this.current, "current", this.control, this.controlId, this.replicaId);
+    // A touch that fails (the store is down) is retried next time; it must not stop the rest of housekeeping.
+    const refused = await touchBinding(this.current, "current", this.control, this.controlId, this.replicaId).catch((err: unknown) => {
+      this.logger.debug("could not touch the current store's binding; will retry", { error: describeError(err) });
+      return undefined;
+    });
     if (refused && !this.fatal) this.failClosed(refused.message);
   }
 
