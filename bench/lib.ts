@@ -117,3 +117,101 @@ export function bareStoreServer(): grpc.Server {
   });
   return server;
 }
+
+/** One Store Get/Put done with a database driver alone, answered in the Store protocol's shape. */
+interface Forwarded {
+  get(ns: string, key: string): Promise<{ found: boolean; item?: { key: string; value: Buffer; version: string } }>;
+  put(ns: string, key: string, value: Buffer): Promise<{ version: string }>;
+}
+
+/**
+ * What Decant's backend sends for a Get and an unconditional Put, with the driver alone: the same
+ * statements (PostgreSQL's named ones, MySQL's Put in its transaction), no envelope, no checks.
+ * Redis: the read script's two HGETs, and a one-script upsert (Decant's write script also keeps
+ * its ordered key index and tombstones).
+ */
+export async function forwardingDriver(backend: string, url: string): Promise<Forwarded> {
+  const found = (key: string, value: Buffer, version: unknown) => ({ found: true, item: { key, value, version: String(version) } });
+  if (backend === "postgres") {
+    const pg = (await import("pg")).default;
+    const u = new URL(url);
+    const t = `"${u.searchParams.get("schema") ?? "public"}"."${u.searchParams.get("table")}"`;
+    u.search = "";
+    const pool = new pg.Pool({ connectionString: u.toString(), max: 10 });
+    return {
+      get: async (ns, key) => {
+        const { rows } = await pool.query({ text: `SELECT key, encode(value, 'base64') AS value, version FROM ${t} WHERE ns = $1 AND key = $2`, values: [ns, key], name: "decant_get" });
+        const r = rows[0] as { value: string | null; version: string } | undefined;
+        return r && r.value !== null ? found(key, Buffer.from(r.value, "base64"), r.version) : { found: false };
+      },
+      put: async (ns, key, value) => {
+        const text = `INSERT INTO ${t} AS t (ns, key, value, version) VALUES ($1, $2, $3, 1)
+      ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, version = t.version + 1 RETURNING version`;
+        const { rows } = await pool.query({ text, values: [ns, key, value], name: "decant_put" });
+        return { version: String((rows[0] as { version: string }).version) };
+      },
+    };
+  }
+  if (backend === "mysql") {
+    const mysql = (await import("mysql2/promise")).default;
+    const u = new URL(url);
+    const t = `\`${u.searchParams.get("table")}\``;
+    u.search = "";
+    const pool = mysql.createPool({ uri: u.toString(), connectionLimit: 10 });
+    return {
+      get: async (ns, key) => {
+        const [rows] = await pool.query({ sql: `SELECT k, value, version FROM ${t} WHERE ns = ? AND k = ?`, values: [Buffer.from(ns), Buffer.from(key)] });
+        const r = (rows as { value: Buffer | null; version: string }[])[0];
+        return r && r.value !== null ? found(key, r.value, r.version) : { found: false };
+      },
+      put: async (ns, key, value) => {
+        const conn = await pool.getConnection();
+        try {
+          await conn.query("START TRANSACTION");
+          const [res] = await conn.query({ sql: `INSERT INTO ${t} (ns, k, value, version) VALUES (?, ?, ?, 1) ON DUPLICATE KEY UPDATE value = VALUES(value), version = LAST_INSERT_ID(version + 1)`, values: [Buffer.from(ns), Buffer.from(key), value] });
+          await conn.query("COMMIT");
+          const r = res as { affectedRows: number; insertId: number };
+          return { version: r.affectedRows === 1 ? "1" : String(r.insertId) };
+        } finally {
+          conn.release();
+        }
+      },
+    };
+  }
+  if (backend === "redis") {
+    const { Redis } = await import("ioredis");
+    const u = new URL(url);
+    const prefix = u.searchParams.get("prefix") ?? "decant";
+    u.search = "";
+    const r = new Redis(u.toString());
+    const keys = (ns: string) => [`${prefix}:{${ns}}:ver`, `${prefix}:{${ns}}:val`];
+    return {
+      get: async (ns, key) => {
+        const [[, version], [, value]] = (await r.pipeline().hget(keys(ns)[0]!, key).hgetBuffer(keys(ns)[1]!, key).exec()) as [unknown, unknown][] as [[unknown, string | null], [unknown, Buffer | null]];
+        return version && value ? found(key, value, version) : { found: false };
+      },
+      put: async (ns, key, value) => {
+        const [ver, val] = keys(ns);
+        const version = await r.eval("redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]); return redis.call('HINCRBY', KEYS[1], ARGV[1], 1)", 2, ver!, val!, key, value);
+        return { version: String(version) };
+      },
+    };
+  }
+  throw new Error(`no forwarding driver for ${backend}`);
+}
+
+/** The structural baseline: a bare grpc-js server that answers Store Get/Put by calling the driver directly. */
+export async function bareForwarderServer(backend: string, url: string): Promise<grpc.Server> {
+  const driver = await forwardingDriver(backend, url);
+  const server = new grpc.Server();
+  const answer = <T>(p: Promise<T>, cb: grpc.sendUnaryData<unknown>) =>
+    p.then(
+      (r) => cb(null, r),
+      (err: Error) => cb({ code: grpc.status.UNAVAILABLE, details: err.message }),
+    );
+  server.addService(serviceDefinition("Store"), {
+    Get: (call: grpc.ServerUnaryCall<{ namespace: string; key: string }, unknown>, cb: grpc.sendUnaryData<unknown>) => answer(driver.get(call.request.namespace, call.request.key), cb),
+    Put: (call: grpc.ServerUnaryCall<{ namespace: string; key: string; value: Buffer }, unknown>, cb: grpc.sendUnaryData<unknown>) => answer(driver.put(call.request.namespace, call.request.key, call.request.value), cb),
+  });
+  return server;
+}
