@@ -5,6 +5,8 @@ import { serviceDefinition } from "../src/server/proto.js";
 
 export interface LoadResult {
   ops: number;
+  /** CPU µs per call of the server behind the op, counted over its own slices only (alternating with `cpu`). */
+  cpuUsPerCall?: number;
   seconds: number;
   opsPerSec: number;
   p50: number; // ms
@@ -19,8 +21,9 @@ export async function load(op: (i: number) => Promise<unknown>, inFlight: number
   return summary(latencies, seconds);
 }
 
-/** Latencies (ms) of every call after the warm-up, and the seconds they took. */
-async function measure(op: (i: number) => Promise<unknown>, inFlight: number, ms: number, warmupMs: number): Promise<{ latencies: number[]; seconds: number }> {
+/** Latencies (ms) of every call after the warm-up, the seconds they took, and how many calls ran in all (warm-up included). */
+async function measure(op: (i: number) => Promise<unknown>, inFlight: number, ms: number, warmupMs: number): Promise<{ latencies: number[]; seconds: number; calls: number }> {
+  let calls = 0;
   const run = async (durationMs: number, record: boolean) => {
     const latencies: number[] = [];
     let n = 0;
@@ -32,6 +35,7 @@ async function measure(op: (i: number) => Promise<unknown>, inFlight: number, ms
           const i = n++;
           const t = performance.now();
           await op(i);
+          calls++;
           if (record) latencies.push(performance.now() - t);
         }
       }),
@@ -39,7 +43,7 @@ async function measure(op: (i: number) => Promise<unknown>, inFlight: number, ms
     return { latencies, seconds: (performance.now() - start) / 1000 };
   };
   await run(warmupMs, false);
-  return run(ms, true);
+  return { ...(await run(ms, true)), calls };
 }
 
 function summary(latencies: number[], seconds: number): LoadResult {
@@ -86,17 +90,22 @@ export function table(): string {
  * after another kind of call pays for that one's leftover work (measured: the driver's Get
  * doubled between sidecar calls), which would favour whichever is measured against it.
  */
-export async function alternating(ops: ((i: number) => Promise<unknown>)[], inFlight: number, ms: number, slices = 4): Promise<LoadResult[]> {
+export async function alternating(ops: ((i: number) => Promise<unknown>)[], inFlight: number, ms: number, slices = 4, cpu?: (() => number)[]): Promise<LoadResult[]> {
   const slice = ms / slices / ops.length;
-  const all = ops.map(() => ({ latencies: [] as number[], seconds: 0 }));
+  const all = ops.map(() => ({ latencies: [] as number[], seconds: 0, calls: 0, cpuSeconds: 0 }));
   for (let s = 0; s < slices; s++) {
     for (const [k, op] of ops.entries()) {
+      // A server's CPU is read around its own slices only: its background work (timers, a
+      // control store's heartbeat) while the others run is not charged to its calls.
+      const cpu0 = cpu?.[k]?.();
       const part = await measure(op, inFlight, slice, s === 0 ? Math.min(500, slice / 4) : Math.min(100, slice / 4));
+      if (cpu0 !== undefined) all[k]!.cpuSeconds += cpu![k]!() - cpu0;
       for (const ms of part.latencies) all[k]!.latencies.push(ms); // not push(...): millions in-process
       all[k]!.seconds += part.seconds;
+      all[k]!.calls += part.calls;
     }
   }
-  return all.map(({ latencies, seconds }) => summary(latencies, seconds));
+  return all.map(({ latencies, seconds, calls, cpuSeconds }, k) => ({ ...summary(latencies, seconds), ...(cpu?.[k] ? { cpuUsPerCall: (cpuSeconds * 1e6) / calls } : {}) }));
 }
 
 /** The hop's baseline: a bare grpc-js server answering Store Get/Put from a Map (no validation, no store). */
