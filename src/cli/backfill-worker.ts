@@ -102,6 +102,7 @@ export async function backfillWorker(args: string[]): Promise<number> {
     backfillLeaseMs: m.backfill_lease_ms ?? DEFAULT_TIMINGS.backfillLeaseMs,
     storeTimeoutMs: config.storeTimeoutMs || DEFAULT_TIMINGS.storeTimeoutMs,
     backfillSegments: config.backfillSegmentsPerReplica,
+    loopDelayBudgetMs: Number.POSITIVE_INFINITY, // no live requests here to rest for
   };
   const controlStore = new ControlStore(control);
   const view = new PhaseView(controlStore, m.lease_ms ?? DEFAULT_TIMINGS.leaseMs);
