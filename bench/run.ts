@@ -716,7 +716,7 @@ async function main(): Promise<void> {
     if (want("status") && BACKENDS.includes("dynamodb")) await statusOnDynamo();
     // What Decant itself costs (issue 17): bench/cost.ts, with this file's helpers.
     if (want("cost")) await (await import("./cost.js")).cost({ quick: QUICK, runMs: RUN_MS, backends: BACKENDS, storeUrl, directDriver, sidecarProcess, dynamoEndpoint, preloadPostgres, dropPg });
-    if (want("scale")) await scale({ quick: QUICK, pgUrl: TEST_URLS.postgres, dynamoEndpoint, run, backends: BACKENDS });
+    if (want("scale")) await scale({ quick: QUICK, pgUrl: TEST_URLS.postgres, dynamoEndpoint, dynamoPid: () => dynalite?.pid, run, backends: BACKENDS });
   } finally {
     await dynalite?.stop();
     rmSync(scratch, { recursive: true, force: true });
