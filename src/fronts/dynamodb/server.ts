@@ -3,6 +3,7 @@
 // plain client of the Store the gRPC server serves, so every migration phase applies to it.
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import { withCall } from "../../protocol/call.js";
 import type { Logger } from "../../log.js";
 import type { Metrics } from "../../metrics/metrics.js";
@@ -59,8 +60,8 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
 
 function send(res: ServerResponse, status: number, body: unknown, requestId: string, closing: boolean): void {
   // An operation may hand back JSON it already holds (a stored item), which is sent as it is.
-  const payload = body instanceof RawJson ? body.bytes : JSON.stringify(body);
-  const headers: Record<string, string | number> = { "content-type": CONTENT_TYPE, "content-length": typeof payload === "string" ? Buffer.byteLength(payload) : payload.length, "x-amzn-requestid": requestId };
+  const payload = body instanceof RawJson ? body.text : JSON.stringify(body);
+  const headers: Record<string, string | number> = { "content-type": CONTENT_TYPE, "content-length": Buffer.byteLength(payload), "x-amzn-requestid": requestId };
   if (closing) headers.connection = "close";
   res.writeHead(status, headers);
   res.end(payload);
@@ -76,20 +77,39 @@ const nextRequestId = () => idPrefix + (idCounter++ % 2 ** 48).toString(16).padS
 
 /** The labelled metric children per operation (and code), made once: prom-client's labels() validates and allocates per call. */
 function meters(metrics: Metrics) {
-  const durations = new Map<string, Histogram>();
-  const counts = new Map<string, Counter>();
+  const byOperation = new Map<string, { duration: Histogram; counts: Map<string, Counter> }>();
   return (operation: string, code: string, seconds: number) => {
-    let d = durations.get(operation);
-    if (!d) durations.set(operation, (d = metrics.requestDuration.labels(operation, "dynamodb")));
-    d.observe(seconds);
-    const key = `${operation} ${code}`;
-    let c = counts.get(key);
-    if (!c) counts.set(key, (c = metrics.requests.labels(operation, code, "dynamodb")));
+    let m = byOperation.get(operation);
+    if (!m) byOperation.set(operation, (m = { duration: metrics.requestDuration.labels(operation, "dynamodb"), counts: new Map() }));
+    m.duration.observe(seconds);
+    let c = m.counts.get(code);
+    if (!c) m.counts.set(code, (c = metrics.requests.labels(operation, code, "dynamodb")));
     c.inc();
   };
 }
 type Histogram = ReturnType<Metrics["requestDuration"]["labels"]>;
 type Counter = ReturnType<Metrics["requests"]["labels"]>;
+
+/**
+ * A client gone before its answer cancels the store work not yet started (src/protocol/call.ts).
+ * HTTP/1.1 answers a connection's requests one at a time, so a request is unanswered exactly
+ * while its connection is open: one signal per connection, aborted when it closes, serves every
+ * request on it (an AbortSignal per request cost more than the rest of a GetItem's own work).
+ */
+const signals = new WeakMap<Socket, AbortSignal>();
+
+function watchConnection(socket: Socket): void {
+  const gone = new AbortController();
+  socket.once("close", () => gone.abort(new Error("the DynamoDB client closed its connection before the answer")));
+  signals.set(socket, gone.signal);
+}
+
+function connectionSignal(socket: Socket): AbortSignal {
+  const signal = signals.get(socket);
+  if (signal) return signal;
+  watchConnection(socket); // not met as a connection (handed over by another server): watched from here on
+  return signals.get(socket)!;
+}
 
 function errorBody(err: DynamoError): Record<string, unknown> {
   return { __type: `com.amazonaws.dynamodb.v20120810#${err.type}`, message: err.message, ...(err.extra ?? {}) };
@@ -148,12 +168,8 @@ export async function startDynamoFront(options: DynamoFrontOptions): Promise<Dyn
     }
   };
 
-  const server: Server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
-    // A client gone before its answer cancels the store work not yet started (src/protocol/call.ts).
-    const gone = new AbortController();
-    res.once("close", () => res.writableFinished || gone.abort(new Error("the DynamoDB client closed its connection before the answer")));
-    void withCall(gone.signal, () => handle(req, res));
-  });
+  const server: Server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => void withCall(connectionSignal(req.socket), () => handle(req, res)));
+  server.on("connection", watchConnection);
   const host = options.listen.slice(0, options.listen.lastIndexOf(":")).replace(/^\[|\]$/g, "");
   const port = Number(options.listen.slice(options.listen.lastIndexOf(":") + 1));
   await new Promise<void>((resolve, reject) => {

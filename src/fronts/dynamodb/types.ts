@@ -38,7 +38,11 @@ export interface KeySchema {
   range?: { name: string; type: "S" | "N" | "B" };
 }
 
-/** An operation's answer that is JSON already (a stored item spliced into its envelope): sent as it is. */
+/**
+ * An operation's answer that is JSON already (a stored item spliced into its envelope): sent as
+ * it is. A string, not bytes: Node writes a string body together with the headers in one write,
+ * a Buffer body in a second chunk (a writev and more stream work per response).
+ */
 export class RawJson {
-  constructor(readonly bytes: Buffer) {}
+  constructor(readonly text: string) {}
 }

@@ -124,6 +124,44 @@ describe("DynamoDB front: protocol, signatures, metrics, config", function () {
       expect(fromStoreError(new DecantError("invalid_argument", "bad")).type).to.equal("ValidationException");
       expect(fromStoreError(new Error("bug")).status).to.equal(500);
     });
+
+    it("a client gone before its answer cancels the store work not yet started; its connection's next requests were unaffected", async () => {
+      const memory = await openStore("memory:");
+      let hold: Promise<void> | undefined;
+      // The memory store, with reads that can be held (a slow store, so the client can leave mid-request).
+      const store = Object.create(memory) as typeof memory;
+      store.get = async (...args) => {
+        await hold;
+        return memory.get(...args);
+      };
+      const front = await startDynamoFront({ listen: "127.0.0.1:0", store, logger: silentLogger(), maxValueBytes: 400 * 1024 });
+      const endpoint = `http://127.0.0.1:${front.port}`;
+      try {
+        expect((await post(endpoint, "DynamoDB_20120810.CreateTable", JSON.stringify({ TableName: "gone", AttributeDefinitions: [{ AttributeName: "k", AttributeType: "S" }], KeySchema: [{ AttributeName: "k", KeyType: "HASH" }], BillingMode: "PAY_PER_REQUEST" }))).status).to.equal(200);
+        // Answered requests on one keep-alive connection leave its signal untouched.
+        const put = (k: string) => JSON.stringify({ TableName: "gone", Item: { k: { S: k } }, ConditionExpression: "attribute_not_exists(k)" });
+        for (const k of ["a", "b"]) expect((await post(endpoint, "DynamoDB_20120810.PutItem", put(k))).status).to.equal(200);
+        // A conditional put reads first (held here), then writes: the client leaves during the read.
+        let release!: () => void;
+        hold = new Promise<void>((r) => (release = r));
+        const socket = connect(front.port, "127.0.0.1");
+        await new Promise((r) => socket.once("connect", r));
+        const body = put("c");
+        socket.write(`POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-amz-json-1.0\r\nx-amz-target: DynamoDB_20120810.PutItem\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+        await new Promise((r) => setTimeout(r, 100));
+        socket.destroy();
+        await new Promise((r) => setTimeout(r, 100));
+        release();
+        hold = undefined;
+        await new Promise((r) => setTimeout(r, 100));
+        const got = await post(endpoint, "DynamoDB_20120810.GetItem", JSON.stringify({ TableName: "gone", Key: { k: { S: "c" } } }));
+        expect(await got.json()).to.deep.equal({});
+        expect(await (await post(endpoint, "DynamoDB_20120810.GetItem", JSON.stringify({ TableName: "gone", Key: { k: { S: "b" } } }))).json()).to.deep.equal({ Item: { k: { S: "b" } } });
+      } finally {
+        await front.close();
+        await memory.close();
+      }
+    });
   });
 
   describe("config", () => {

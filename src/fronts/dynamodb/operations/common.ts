@@ -138,8 +138,10 @@ export class Expressions {
 
 /** Refuses a request that mixes expression parameters with their legacy counterparts. */
 export function noMixing(input: Input, expression: string[], legacy: string[]): void {
-  const e = expression.filter((n) => input[n] !== undefined && input[n] !== null);
-  const l = legacy.filter((n) => input[n] !== undefined && input[n] !== null);
+  const present = (n: string) => input[n] !== undefined && input[n] !== null;
+  if (!legacy.some(present)) return; // the usual case, without building the lists
+  const e = expression.filter(present);
+  const l = legacy.filter(present);
   if (e.length && l.length) throw validation(`Can not use both expression and non-expression parameters in the same request: Non-expression parameters: {${l.join(", ")}} Expression parameters: {${e.join(", ")}}`);
 }
 

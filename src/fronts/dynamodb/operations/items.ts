@@ -5,6 +5,7 @@ import { isDecantError } from "../../../protocol/errors.js";
 import type { Item } from "../../../protocol/types.js";
 import type { TableInfo } from "../catalog.js";
 import { applyUpdate, checkUpdateKeys, evaluateCondition, legacyAttributeUpdates, legacyExpected, parseUpdate, project, updatedPaths, type Condition, type Update } from "../expressions/index.js";
+import { encodeKey } from "../keys.js";
 import { decodeItem, encodeItem, itemSize, MAX_ITEM_SIZE, validateItem } from "../item.js";
 import { DynamoError, RawJson, validation, type DItem } from "../types.js";
 import { Expressions, keyNames, keyParam, noMixing, optionalBoolean, optionalEnum, optionalString, projector, storeKeyOf, tableName, type Input, type OpContext } from "./common.js";
@@ -79,16 +80,13 @@ export async function getItem(ctx: OpContext, input: Input) {
   const exprs = new Expressions(input);
   const projection = projector(input, exprs);
   exprs.finish();
-  const table = await ctx.catalog.get(name);
-  const found = await ctx.store.get(table.namespace, keyParam(table, key).storeKey);
+  const table = ctx.catalog.cached(name) ?? (await ctx.catalog.get(name));
+  const found = await ctx.store.get(table.namespace, encodeKey(table.schema, key, "key"));
   if (!found) return {};
   // The stored value is the item's canonical JSON: without a projection it goes out as it is.
-  if (!projection) return new RawJson(Buffer.concat([ITEM_OPEN, found.value, CLOSE]));
+  if (!projection) return new RawJson(`{"Item":${found.value.toString("utf8")}}`);
   return { Item: projection(decodeItem(found.value)) };
 }
-
-const ITEM_OPEN = Buffer.from('{"Item":');
-const CLOSE = Buffer.from("}");
 
 /** ConditionExpression/Expected and ReturnValues of PutItem and DeleteItem. */
 function writeOptions(input: Input) {
@@ -121,7 +119,7 @@ export async function putItem(ctx: OpContext, input: Input) {
   if (input.Item === undefined || input.Item === null) throw validation("1 validation error detected: Value null at 'item' failed to satisfy constraint: Member must not be null");
   const item = validateItem(input.Item, "Item");
   const options = writeOptions(input);
-  const table = await ctx.catalog.get(name);
+  const table = ctx.catalog.cached(name) ?? (await ctx.catalog.get(name));
   const storeKey = storeKeyOf(table, item);
   return writeWhole(ctx, table, storeKey, options, () => ctx.store.put(table.namespace, storeKey, encodeForStore(ctx, item)), () => ({ put: item }));
 }
@@ -130,8 +128,8 @@ export async function deleteItem(ctx: OpContext, input: Input) {
   const name = tableName(input.TableName);
   const key = keyShape(input.Key);
   const options = writeOptions(input);
-  const table = await ctx.catalog.get(name);
-  const { storeKey } = keyParam(table, key);
+  const table = ctx.catalog.cached(name) ?? (await ctx.catalog.get(name));
+  const storeKey = encodeKey(table.schema, key, "key");
   return writeWhole(ctx, table, storeKey, options, () => ctx.store.delete(table.namespace, storeKey), (old) => (old ? { delete: true } : { none: true }));
 }
 
@@ -154,7 +152,7 @@ export async function updateItem(ctx: OpContext, input: Input) {
   exprs.finish();
   const returnValues = optionalEnum(input, "ReturnValues", ["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"] as const) ?? "NONE";
   const onFailure = returnOnFailure(input);
-  const table = await ctx.catalog.get(name);
+  const table = ctx.catalog.cached(name) ?? (await ctx.catalog.get(name));
   const { key, storeKey } = keyParam(table, rawKey);
   if (update) checkUpdateKeys(update, keyNames(table));
   const { old, decision } = await readModifyWrite(ctx, table, storeKey, (old) => {
