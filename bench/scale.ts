@@ -222,7 +222,7 @@ function targets(o: Options): Target[] {
   return [
     {
       name: "postgres",
-      n: o.quick ? 4096 : 8192,
+      n: o.quick ? 2048 : 8192,
       delays: [
         { ms: 5, shape: { segmentsPerWorker: 1, page: 16 } },
         { ms: 100, shape: { segmentsPerWorker: 1, page: 64 } },
@@ -233,7 +233,7 @@ function targets(o: Options): Target[] {
     },
     {
       name: "dynamodb (dynalite)",
-      n: o.quick ? 256 : 512,
+      n: o.quick ? 128 : 512,
       delays: [{ ms: 200, shape: { segmentsPerWorker: 1, page: 8 } }],
       url: (host, port, tag) => `dynamodb://bench_scale_tgt_${tag}_${o.run}?region=us-east-1&endpoint=http://${host}:${port}`,
       upstream: async () => {
