@@ -160,14 +160,17 @@ async function oneRun(currentUrl: string, targetUrl: string, n: number, workers:
     const cpu0 = pids.map(cpuSeconds);
     const t0 = performance.now();
     await client.call("migration", "ResumeBackfill", {});
+    // A worker exits as soon as it sees the backfill done, taking its /proc entry along: keep the last reading.
+    const last = [...cpu0];
     for (;;) {
+      pids.forEach((p, i) => (last[i] = Number.isNaN(cpuSeconds(p)) ? last[i]! : cpuSeconds(p)));
       const s = await client.call("migration", "GetStatus", {});
       if (s.backfill.state === "done") break;
       if (s.backfill.state === "failed") throw new Error(`backfill failed: ${s.backfill.error}`);
       if (runs.length > 0 && (await Promise.race([Promise.all(runs.map((r) => r.code)), sleep(100).then(() => undefined)])) !== undefined) throw new Error("every worker exited before the backfill was done");
     }
     const seconds = (performance.now() - t0) / 1000;
-    const share = pids.map((p, i) => (cpuSeconds(p) - cpu0[i]!) / seconds);
+    const share = pids.map((p, i) => ((Number.isNaN(cpuSeconds(p)) ? last[i]! : cpuSeconds(p)) - cpu0[i]!) / seconds);
     const pct = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? "?" : `${Math.round(x * 100)}%`);
     const cpu = `load ${loadavg()[0]!.toFixed(1)}; CPU of run time: workers ${share.slice(0, workers).map(pct).join(" ")}; bench+proxy ${pct(share[workers])}${others.some((p) => p !== undefined) ? `; dynalite ${pct(share[workers + 1])}` : ""}`;
     await Promise.all(runs.map((r) => r.code));
