@@ -5,6 +5,8 @@ import { serviceDefinition } from "../src/server/proto.js";
 
 export interface LoadResult {
   ops: number;
+  /** CPU µs per call of the server behind the op, counted over its own slices only (alternating with `cpu`). */
+  cpuUsPerCall?: number;
   seconds: number;
   opsPerSec: number;
   p50: number; // ms
@@ -19,8 +21,9 @@ export async function load(op: (i: number) => Promise<unknown>, inFlight: number
   return summary(latencies, seconds);
 }
 
-/** Latencies (ms) of every call after the warm-up, and the seconds they took. */
-async function measure(op: (i: number) => Promise<unknown>, inFlight: number, ms: number, warmupMs: number): Promise<{ latencies: number[]; seconds: number }> {
+/** Latencies (ms) of every call after the warm-up, the seconds they took, and how many calls ran in all (warm-up included). */
+async function measure(op: (i: number) => Promise<unknown>, inFlight: number, ms: number, warmupMs: number): Promise<{ latencies: number[]; seconds: number; calls: number }> {
+  let calls = 0;
   const run = async (durationMs: number, record: boolean) => {
     const latencies: number[] = [];
     let n = 0;
@@ -32,6 +35,7 @@ async function measure(op: (i: number) => Promise<unknown>, inFlight: number, ms
           const i = n++;
           const t = performance.now();
           await op(i);
+          calls++;
           if (record) latencies.push(performance.now() - t);
         }
       }),
@@ -39,7 +43,7 @@ async function measure(op: (i: number) => Promise<unknown>, inFlight: number, ms
     return { latencies, seconds: (performance.now() - start) / 1000 };
   };
   await run(warmupMs, false);
-  return run(ms, true);
+  return { ...(await run(ms, true)), calls };
 }
 
 function summary(latencies: number[], seconds: number): LoadResult {
@@ -86,17 +90,22 @@ export function table(): string {
  * after another kind of call pays for that one's leftover work (measured: the driver's Get
  * doubled between sidecar calls), which would favour whichever is measured against it.
  */
-export async function alternating(ops: ((i: number) => Promise<unknown>)[], inFlight: number, ms: number, slices = 4): Promise<LoadResult[]> {
+export async function alternating(ops: ((i: number) => Promise<unknown>)[], inFlight: number, ms: number, slices = 4, cpu?: (() => number)[]): Promise<LoadResult[]> {
   const slice = ms / slices / ops.length;
-  const all = ops.map(() => ({ latencies: [] as number[], seconds: 0 }));
+  const all = ops.map(() => ({ latencies: [] as number[], seconds: 0, calls: 0, cpuSeconds: 0 }));
   for (let s = 0; s < slices; s++) {
     for (const [k, op] of ops.entries()) {
+      // A server's CPU is read around its own slices only: its background work (timers, a
+      // control store's heartbeat) while the others run is not charged to its calls.
+      const cpu0 = cpu?.[k]?.();
       const part = await measure(op, inFlight, slice, s === 0 ? Math.min(500, slice / 4) : Math.min(100, slice / 4));
+      if (cpu0 !== undefined) all[k]!.cpuSeconds += cpu![k]!() - cpu0;
       for (const ms of part.latencies) all[k]!.latencies.push(ms); // not push(...): millions in-process
       all[k]!.seconds += part.seconds;
+      all[k]!.calls += part.calls;
     }
   }
-  return all.map(({ latencies, seconds }) => summary(latencies, seconds));
+  return all.map(({ latencies, seconds, calls, cpuSeconds }, k) => ({ ...summary(latencies, seconds), ...(cpu?.[k] ? { cpuUsPerCall: (cpuSeconds * 1e6) / calls } : {}) }));
 }
 
 /** The hop's baseline: a bare grpc-js server answering Store Get/Put from a Map (no validation, no store). */
@@ -114,6 +123,104 @@ export function bareStoreServer(): grpc.Server {
       map.set(k, { value: call.request.value, version });
       cb(null, { version: String(version) });
     },
+  });
+  return server;
+}
+
+/** One Store Get/Put done with a database driver alone, answered in the Store protocol's shape. */
+interface Forwarded {
+  get(ns: string, key: string): Promise<{ found: boolean; item?: { key: string; value: Buffer; version: string } }>;
+  put(ns: string, key: string, value: Buffer): Promise<{ version: string }>;
+}
+
+/**
+ * What Decant's backend sends for a Get and an unconditional Put, with the driver alone: the same
+ * statements (PostgreSQL's named ones, MySQL's Put in its transaction), no envelope, no checks.
+ * Redis: the read script's two HGETs, and a one-script upsert (Decant's write script also keeps
+ * its ordered key index and tombstones).
+ */
+export async function forwardingDriver(backend: string, url: string): Promise<Forwarded> {
+  const found = (key: string, value: Buffer, version: unknown) => ({ found: true, item: { key, value, version: String(version) } });
+  if (backend === "postgres") {
+    const pg = (await import("pg")).default;
+    const u = new URL(url);
+    const t = `"${u.searchParams.get("schema") ?? "public"}"."${u.searchParams.get("table")}"`;
+    u.search = "";
+    const pool = new pg.Pool({ connectionString: u.toString(), max: 10 });
+    return {
+      get: async (ns, key) => {
+        const { rows } = await pool.query({ text: `SELECT key, encode(value, 'base64') AS value, version FROM ${t} WHERE ns = $1 AND key = $2`, values: [ns, key], name: "decant_get" });
+        const r = rows[0] as { value: string | null; version: string } | undefined;
+        return r && r.value !== null ? found(key, Buffer.from(r.value, "base64"), r.version) : { found: false };
+      },
+      put: async (ns, key, value) => {
+        const text = `INSERT INTO ${t} AS t (ns, key, value, version) VALUES ($1, $2, $3, 1)
+      ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, version = t.version + 1 RETURNING version`;
+        const { rows } = await pool.query({ text, values: [ns, key, value], name: "decant_put" });
+        return { version: String((rows[0] as { version: string }).version) };
+      },
+    };
+  }
+  if (backend === "mysql") {
+    const mysql = (await import("mysql2/promise")).default;
+    const u = new URL(url);
+    const t = `\`${u.searchParams.get("table")}\``;
+    u.search = "";
+    const pool = mysql.createPool({ uri: u.toString(), connectionLimit: 10 });
+    return {
+      get: async (ns, key) => {
+        const [rows] = await pool.query({ sql: `SELECT k, value, version FROM ${t} WHERE ns = ? AND k = ?`, values: [Buffer.from(ns), Buffer.from(key)] });
+        const r = (rows as { value: Buffer | null; version: string }[])[0];
+        return r && r.value !== null ? found(key, r.value, r.version) : { found: false };
+      },
+      put: async (ns, key, value) => {
+        const conn = await pool.getConnection();
+        try {
+          await conn.query("START TRANSACTION");
+          const [res] = await conn.query({ sql: `INSERT INTO ${t} (ns, k, value, version) VALUES (?, ?, ?, 1) ON DUPLICATE KEY UPDATE value = VALUES(value), version = LAST_INSERT_ID(version + 1)`, values: [Buffer.from(ns), Buffer.from(key), value] });
+          await conn.query("COMMIT");
+          const r = res as { affectedRows: number; insertId: number };
+          return { version: r.affectedRows === 1 ? "1" : String(r.insertId) };
+        } finally {
+          conn.release();
+        }
+      },
+    };
+  }
+  if (backend === "redis") {
+    const { Redis } = await import("ioredis");
+    const u = new URL(url);
+    const prefix = u.searchParams.get("prefix") ?? "decant";
+    u.search = "";
+    const r = new Redis(u.toString());
+    const keys = (ns: string) => [`${prefix}:{${ns}}:ver`, `${prefix}:{${ns}}:val`];
+    return {
+      get: async (ns, key) => {
+        const [[, version], [, value]] = (await r.pipeline().hget(keys(ns)[0]!, key).hgetBuffer(keys(ns)[1]!, key).exec()) as [unknown, unknown][] as [[unknown, string | null], [unknown, Buffer | null]];
+        return version && value ? found(key, value, version) : { found: false };
+      },
+      put: async (ns, key, value) => {
+        const [ver, val] = keys(ns);
+        const version = await r.eval("redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]); return redis.call('HINCRBY', KEYS[1], ARGV[1], 1)", 2, ver!, val!, key, value);
+        return { version: String(version) };
+      },
+    };
+  }
+  throw new Error(`no forwarding driver for ${backend}`);
+}
+
+/** The structural baseline: a bare grpc-js server that answers Store Get/Put by calling the driver directly. */
+export async function bareForwarderServer(backend: string, url: string): Promise<grpc.Server> {
+  const driver = await forwardingDriver(backend, url);
+  const server = new grpc.Server();
+  const answer = <T>(p: Promise<T>, cb: grpc.sendUnaryData<unknown>) =>
+    p.then(
+      (r) => cb(null, r),
+      (err: Error) => cb({ code: grpc.status.UNAVAILABLE, details: err.message }),
+    );
+  server.addService(serviceDefinition("Store"), {
+    Get: (call: grpc.ServerUnaryCall<{ namespace: string; key: string }, unknown>, cb: grpc.sendUnaryData<unknown>) => answer(driver.get(call.request.namespace, call.request.key), cb),
+    Put: (call: grpc.ServerUnaryCall<{ namespace: string; key: string; value: Buffer }, unknown>, cb: grpc.sendUnaryData<unknown>) => answer(driver.put(call.request.namespace, call.request.key, call.request.value), cb),
   });
   return server;
 }

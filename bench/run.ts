@@ -283,7 +283,9 @@ async function sidecarProcess(env: Record<string, string>) {
   const metricsPort = await freePort();
   // The V8 flag the image and make run give it (deploy/Dockerfile NODE_OPTIONS, Makefile NODE_FLAGS).
   const started = Date.now();
-  const child = spawn(process.execPath, ["--max-semi-space-size=4", main, "serve"], {
+  // DECANT_BENCH_NODE_FLAGS: other V8 flags, for a section that compares them in one run.
+  const flags = env.DECANT_BENCH_NODE_FLAGS?.split(" ").filter(Boolean) ?? ["--max-semi-space-size=4"];
+  const child = spawn(process.execPath, [...flags, main, "serve"], {
     env: { ...process.env, DECANT_LISTEN: `127.0.0.1:${grpcPort}`, DECANT_METRICS_LISTEN: `127.0.0.1:${metricsPort}`, DECANT_LOG_FORMAT: "json", DECANT_HEARTBEAT_MS: "200", ...env },
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -715,7 +717,10 @@ async function main(): Promise<void> {
     if (want("dynamodb")) await dynamodbFront();
     if (want("status") && BACKENDS.includes("dynamodb")) await statusOnDynamo();
     // What Decant itself costs (issue 17): bench/cost.ts, with this file's helpers.
-    if (want("cost")) await (await import("./cost.js")).cost({ quick: QUICK, runMs: RUN_MS, backends: BACKENDS, storeUrl, directDriver, sidecarProcess, dynamoEndpoint, preloadPostgres, dropPg });
+    const costContext = { quick: QUICK, runMs: RUN_MS, backends: BACKENDS, storeUrl, directDriver, sidecarProcess, dynamoEndpoint, preloadPostgres, dropPg };
+    if (want("cost")) await (await import("./cost.js")).cost(costContext);
+    // --only cost-rss: section (iii) of cost.ts alone (peak RSS of a backfill).
+    else if (ONLY?.has("cost-rss")) await (await import("./cost.js")).backfillRss(costContext);
     if (want("scale")) await scale({ quick: QUICK, pgUrl: TEST_URLS.postgres, dynamoEndpoint, dynamoPid: () => dynalite?.pid, run, backends: BACKENDS });
   } finally {
     await dynalite?.stop();

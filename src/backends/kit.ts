@@ -69,15 +69,16 @@ function pause(ms: number, signals: (AbortSignal | undefined)[]): Promise<void> 
  * `cancelled`) when `stop` aborts (the deadline) or the caller goes away; either also ends a
  * backoff wait early.
  */
-export async function retry<T>(run: () => Promise<T>, isTransient: (err: unknown) => boolean, policy: RetryPolicy = DEFAULT_RETRY, stop?: AbortSignal): Promise<T> {
-  const caller = callSignal();
+export async function retry<T>(run: () => Promise<T>, isTransient: (err: unknown) => boolean, policy: RetryPolicy = DEFAULT_RETRY, stop?: AbortSignal | Deadline): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await run();
     } catch (err) {
-      const gone = () => stop?.aborted === true || caller?.aborted === true;
+      // Read only once an attempt failed: a signal asked for is a signal made (see Deadline).
+      const caller = callSignal();
+      const gone = () => (stop instanceof AbortSignal ? stop.aborted : stop?.expired === true) || caller?.aborted === true;
       if (attempt >= policy.attempts || gone() || !isTransient(err)) throw err;
-      await pause(Math.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1)), [stop, caller]);
+      await pause(Math.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1)), [stop instanceof AbortSignal ? stop : stop?.signal, caller]);
       if (gone()) throw err;
     }
   }
@@ -95,36 +96,61 @@ export interface Deadline {
 }
 
 /**
+ * A deadline whose AbortSignal is made only when a driver asks for one: most drivers only
+ * check `expired`, and an AbortController per store call was the sidecar's costliest JS
+ * function in a profile of Gets.
+ */
+class CallDeadline implements Deadline {
+  expired = false;
+  private controller?: AbortController;
+
+  constructor(readonly error: () => Error) {}
+
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    if (this.expired) this.controller.abort();
+    return this.controller.signal;
+  }
+
+  expire(): void {
+    this.expired = true;
+    this.controller?.abort();
+  }
+
+  check(): void {
+    if (this.expired) throw this.error();
+  }
+}
+
+/**
  * Bounds `run` by `ms`: the caller gets deadline_exceeded then, and the attempt, abandoned (not
  * cancelled: a request already sent runs on), sees its deadline expired.
  */
-export async function withDeadline<T>(store: string, op: string, ms: number, run: (deadline: Deadline) => Promise<T>): Promise<T> {
-  const abort = new AbortController();
-  const error = () => deadlineExceeded(store, op, ms);
-  const deadline: Deadline = {
-    signal: abort.signal,
-    get expired() {
-      return abort.signal.aborted;
-    },
-    check() {
-      if (abort.signal.aborted) throw error();
-    },
-  };
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      abort.abort();
-      reject(error());
+export function withDeadline<T>(store: string, op: string, ms: number, run: (deadline: Deadline) => Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const deadline = new CallDeadline(() => deadlineExceeded(store, op, ms));
+    const timer = setTimeout(() => {
+      deadline.expire();
+      reject(deadline.error());
     }, ms);
+    let work: Promise<T>;
+    try {
+      work = run(deadline);
+    } catch (err) {
+      work = Promise.reject(err);
+    }
+    work.then(
+      (result) => {
+        clearTimeout(timer);
+        resolve(result);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        deadline.expire(); // failed: no attempt goes on
+        reject(err);
+      },
+    );
   });
-  try {
-    return await Promise.race([run(deadline), timeout]);
-  } catch (err) {
-    abort.abort(); // failed or timed out: no attempt goes on
-    throw err;
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** How one backend calls its database: what bounds a call, what may be retried, how errors read. */
@@ -176,7 +202,7 @@ export class Envelope {
           }
         };
         if (repeatable === false) return attempt();
-        return retry(attempt, repeatable === true ? o.isTransient : repeatable, o.retry, deadline.signal);
+        return retry(attempt, repeatable === true ? o.isTransient : repeatable, o.retry, deadline);
       });
     } catch (err) {
       throw o.mapError ? o.mapError(op, err) : asStoreError(o.store, err);
@@ -185,7 +211,7 @@ export class Envelope {
 
   /** Retries a step that sends nothing the store could apply (connecting, say) within a call. */
   connect<T>(deadline: Deadline, step: () => Promise<T>): Promise<T> {
-    return retry(step, this.options.isTransient, this.options.retry, deadline.signal);
+    return retry(step, this.options.isTransient, this.options.retry, deadline);
   }
 }
 

@@ -22,6 +22,7 @@ Usage:
   decant delete <namespace> <key> [--if-version N]
   decant scan <namespace> [--prefix P] [--limit N] [--page-size N] [--json]
   decant migrate status|phase <name>|backfill start|pause|resume|verify   (see README)
+  decant control rebind --yes [--config decant.yaml]   re-bind the stores to a recreated control store (see decant control --help)
   decant backfill-worker [--config decant.yaml]   run backfill segments only (no gRPC); exits 0 when none is left
   decant demo [--keys N] [--seconds S]       a whole live migration on SQLite, with traffic, in one command
 
@@ -228,6 +229,8 @@ export async function main(argv: string[]): Promise<number | undefined> {
         return await (await import("./migrate.js")).migrate(rest, clientFrom);
       case "demo":
         return await (await import("./demo.js")).demo(rest);
+      case "control":
+        return await (await import("./control.js")).control(rest);
       case "backfill-worker":
         return await (await import("./backfill-worker.js")).backfillWorker(rest);
       case undefined:

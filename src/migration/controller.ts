@@ -10,11 +10,12 @@ import { CONTROL_NAMESPACE, MAX_KEY_BYTES, type RawItem } from "../protocol/type
 import type { Logger } from "../log.js";
 import type { MigrationMetrics } from "../metrics/migration-metrics.js";
 import { checkValueSize } from "../protocol/semantics.js";
-import { BACKFILL_KEY, BINDING_KEY, ControlStore, HEARTBEAT_PREFIX, IDENTITY_KEY, JOURNAL_PREFIX, PHASE_KEY, VERIFY_KEY, heartbeatKey, intentKey, isNewerSchema, type Heartbeat, type JournalEntry, type PhaseRecord, type Versioned } from "./control.js";
+import { BACKFILL_KEY, ControlStore, HEARTBEAT_PREFIX, JOURNAL_PREFIX, PHASE_KEY, VERIFY_KEY, heartbeatKey, intentKey, isNewerSchema, type Heartbeat, type JournalEntry, type PhaseRecord, type Versioned } from "./control.js";
 import { PHASES, ROLES, movesPrimary, transitionError, type Phase, type Role } from "./phases.js";
 import { Backfill, type BackfillRecord, type SegmentSummary } from "./backfill.js";
 import type { VerifyRecord, VerifyReport } from "./verify.js";
 import { backfillAllowed } from "./work-context.js";
+import { checkBinding, controlIdentity, touchBinding } from "./binding.js";
 
 export interface Timings {
   /** How often a replica re-reads the control record and heartbeats. */
@@ -174,6 +175,9 @@ export class MigrationController {
   /** The phase record is of a newer schema than this sidecar knows: it refuses writes while so. */
   private newerRecord?: string;
   private bound = false;
+  /** The control store's identity, once bound; and when this replica last touched the binding. */
+  private controlId?: string;
+  private touchedAt = -Infinity;
   /** Heartbeat records as this replica watched them: version and when it last changed (step 5). */
   private readonly watched = new Map<string, { version: bigint; changedAt: number }>();
   /** When this replica first saw the fence record it is looking at (step 13: abandoned fences). */
@@ -366,6 +370,7 @@ export class MigrationController {
   private housekeeping(): Promise<void> {
     this.housekeepingRun ??= (async () => {
       try {
+        await this.touchBinding();
         await this.refreshGauges();
         await this.clearAbandonedFence();
         await this.repairJournal();
@@ -1052,27 +1057,22 @@ export class MigrationController {
     }
   }
 
-  /**
-   * Rule 9 / finding 9: the current store records which control store coordinates it, so a
-   * replica configured with another control store (DECANT_CONTROL drift) refuses to start
-   * instead of acting as a second primary.
-   */
+  /** Rule 9 / finding 9 (binding.ts): the current store names the control store that coordinates it. */
   private async checkBinding(): Promise<void> {
-    let identity = await this.control.read<{ id: string }>(IDENTITY_KEY);
-    if (!identity) {
-      await this.control.compareAndSet(IDENTITY_KEY, { id: randomBytes(8).toString("hex") }, null);
-      identity = await this.control.read<{ id: string }>(IDENTITY_KEY);
-    }
-    const id = identity!.value.id;
-    const data = new ControlStore(this.current);
-    let binding = await data.read<{ control: string; description: string }>(BINDING_KEY);
-    if (!binding) {
-      await data.compareAndSet(BINDING_KEY, { control: id, description: this.control.store.description }, null);
-      binding = await data.read<{ control: string; description: string }>(BINDING_KEY);
-    }
-    if (binding!.value.control !== id) {
-      throw new DecantError("failed_precondition", `the current store ${this.current.description} is coordinated by the control store ${binding!.value.description}, but this sidecar's control store is ${this.control.store.description}: every replica must use the same control store (check DECANT_CONTROL)`);
-    }
+    await checkBinding(this.current, "current", this.control);
+    this.controlId = await controlIdentity(this.control);
+  }
+
+  /** Every third of the replica TTL: shows this replica runs, and stops writes if the store was re-bound under it. */
+  private async touchBinding(): Promise<void> {
+    if (!this.bound || this.controlId === undefined || now() - this.touchedAt < this.timings.replicaTtlMs / 3) return;
+    this.touchedAt = now();
+    // A touch that fails (the store is down) is retried next time; it must not stop the rest of housekeeping.
+    const refused = await touchBinding(this.current, "current", this.control, this.controlId, this.replicaId).catch((err: unknown) => {
+      this.logger.debug("could not touch the current store's binding; will retry", { error: describeError(err) });
+      return undefined;
+    });
+    if (refused && !this.fatal) this.failClosed(refused.message);
   }
 
   /** The binding check of a sidecar that started while its stores were down. */

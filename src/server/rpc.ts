@@ -4,7 +4,7 @@
 // stops: src/protocol/call.ts), and its errors mapped to gRPC statuses (status.ts).
 import type * as grpc from "@grpc/grpc-js";
 import type { Metrics } from "../metrics/metrics.js";
-import { withCall } from "../protocol/call.js";
+import { ServedCall, withCall } from "../protocol/call.js";
 import { invalidArgument } from "../protocol/errors.js";
 import { STATUS_NAMES } from "../wire/status.js";
 import type { MethodName, ReceivedOf, ReplyOf, ServiceName, StreamMethod, UnaryMethod, UnknownFields } from "../wire/types.js";
@@ -52,22 +52,25 @@ function instrumented<T>(service: string, rpc: string, policy: CallPolicy) {
   const { metrics, onError, authorize } = policy;
   const name = `${service}/${rpc}`;
   const duration = metrics.requestDuration.labels(name, "grpc");
+  // Each status's counter child, looked up once (labels() builds a key string per call).
+  const counted = new Map<string, { inc(): void }>();
+  const counter = (code: string) => counted.get(code) ?? counted.set(code, metrics.requests.labels(name, code, "grpc")).get(code)!;
   return (call: ServerCall, run: () => Promise<T>, done: (err: Partial<grpc.ServiceError> | null, result?: T) => void): void => {
     const start = process.hrtime.bigint();
     const finish = (code: string) => {
       duration.observe(Number(process.hrtime.bigint() - start) / 1e9);
-      metrics.requests.labels(name, code, "grpc").inc();
+      counter(code).inc();
     };
     // grpc-js emits "cancelled" on a client cancel, on the deadline, and also after any status
     // is sent: so the listener goes before `done`, or work the call left running (a backfill it
     // started) would be cancelled with it.
-    const abort = new AbortController();
-    const onCancel = () => abort.abort(new Error(`${name}: the client cancelled or its deadline passed`));
+    const caller = new ServedCall();
+    const onCancel = () => caller.cancel(new Error(`${name}: the client cancelled or its deadline passed`));
     call.once("cancelled", onCancel);
     if (call.cancelled) onCancel();
     let outcome: Promise<T>;
     try {
-      outcome = withCall(abort.signal, () => {
+      outcome = withCall(caller, () => {
         admit(call, authorize);
         return run();
       });
