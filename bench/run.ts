@@ -725,7 +725,7 @@ async function main(): Promise<void> {
       // --only cost-rss: section (iii) of cost.ts alone (peak RSS of a backfill).
       if (ONLY?.has("cost-rss")) await (await import("./cost.js")).backfillRss(costContext);
     }
-    if (want("scale")) await scale({ quick: QUICK, pgUrl: TEST_URLS.postgres, dynamoEndpoint, run, backends: BACKENDS });
+    if (want("scale")) await scale({ quick: QUICK, pgUrl: TEST_URLS.postgres, dynamoEndpoint, dynamoPid: () => dynalite?.pid, run, backends: BACKENDS });
   } finally {
     await dynalite?.stop();
     rmSync(scratch, { recursive: true, force: true });

@@ -1,12 +1,14 @@
 // decant backfill-worker: the backfill's segment loop alone, outside the service's pods (a
 // Kubernetes Job runs P of them). Same config, same binary; no gRPC front, no heartbeat as a
 // replica (it serves no writes, so no phase change waits for it). It follows the phase record,
-// leases segments like any sidecar, and exits 0 once no segment is left.
+// leases segments like any sidecar, and exits 0 once no segment is left. It serves /metrics on
+// metrics_listen as a sidecar does, so each worker's rate and CPU are scraped.
 import { parseArgs } from "node:util";
 import { openStore } from "../backends/index.js";
 import { ConfigError, loadConfig, type Config } from "../config/config.js";
 import { createLogger, type Logger } from "../log.js";
-import client from "prom-client";
+import { startMetricsServer, type RunningHttpServer } from "../metrics/http.js";
+import { Metrics } from "../metrics/metrics.js";
 import { MigrationMetrics } from "../metrics/migration-metrics.js";
 import { DecantError, describe as describeError } from "../protocol/errors.js";
 import type { Store } from "../protocol/store.js";
@@ -46,7 +48,7 @@ class PhaseView {
   }
 }
 
-function workContext(o: { current: Store; target: Store; control: ControlStore; view: PhaseView; config: Config; logger: Logger; timings: WorkTimings }): WorkContext {
+function workContext(o: { current: Store; target: Store; control: ControlStore; view: PhaseView; config: Config; logger: Logger; timings: WorkTimings; metrics: MigrationMetrics }): WorkContext {
   const { view } = o;
   return {
     current: o.current,
@@ -54,7 +56,7 @@ function workContext(o: { current: Store; target: Store; control: ControlStore; 
     control: o.control,
     replicaId: o.config.replicaId,
     timings: o.timings,
-    metrics: new MigrationMetrics(new client.Registry()),
+    metrics: o.metrics,
     logger: o.logger,
     get phase() {
       return view.phase;
@@ -100,10 +102,13 @@ export async function backfillWorker(args: string[]): Promise<number> {
     backfillLeaseMs: m.backfill_lease_ms ?? DEFAULT_TIMINGS.backfillLeaseMs,
     storeTimeoutMs: config.storeTimeoutMs || DEFAULT_TIMINGS.storeTimeoutMs,
     backfillSegments: config.backfillSegmentsPerReplica,
+    loopDelayBudgetMs: Number.POSITIVE_INFINITY, // no live requests here to rest for
   };
   const controlStore = new ControlStore(control);
   const view = new PhaseView(controlStore, m.lease_ms ?? DEFAULT_TIMINGS.leaseMs);
-  const backfill = new Backfill(workContext({ current, target, control: controlStore, view, config, logger, timings }));
+  const metrics = new Metrics();
+  const backfill = new Backfill(workContext({ current, target, control: controlStore, view, config, logger, timings, metrics: new MigrationMetrics(metrics.registry) }));
+  const http = await serveMetrics(config.metricsListen, metrics, logger);
   let stopping = false;
   const onSignal = (signal: string) => {
     logger.info(`received ${signal}: the segments held go back at their checkpoints`);
@@ -111,13 +116,14 @@ export async function backfillWorker(args: string[]): Promise<number> {
   };
   process.on("SIGTERM", () => onSignal("SIGTERM"));
   process.on("SIGINT", () => onSignal("SIGINT"));
-  logger.info("backfill-worker started", { replica: config.replicaId, segments_per_worker: timings.backfillSegments ?? 2 });
+  logger.info("backfill-worker started", { replica: config.replicaId, segments_per_worker: timings.backfillSegments ?? 2, metrics_port: http?.port });
   let code: number | undefined;
   try {
     while (code === undefined) {
       try {
         await view.refresh();
         await backfill.maybeTakeOver();
+        await backfill.refreshGauges();
         code = await exitCode(controlStore, view, backfill, logger);
       } catch (err) {
         logger.warn("cannot read the migration records; retrying", { error: describeError(err) });
@@ -127,6 +133,7 @@ export async function backfillWorker(args: string[]): Promise<number> {
     }
   } finally {
     await backfill.stop();
+    await http?.close();
     await current.close();
     await target.close();
     if (control !== current) await control.close();
@@ -134,6 +141,20 @@ export async function backfillWorker(args: string[]): Promise<number> {
   const cpu = process.cpuUsage();
   logger.info("backfill-worker exits", { code, cpu_ms: Math.round((cpu.user + cpu.system) / 1000) });
   return code;
+}
+
+/**
+ * /metrics (and /livez, /readyz) on metrics_listen, as a sidecar serves them. A port already
+ * taken (the default one, by a sidecar on the same host) is logged and the worker copies without
+ * it: the copy matters more than its gauges. In a Job's pod the port is the worker's own.
+ */
+async function serveMetrics(listen: string, metrics: Metrics, logger: Logger): Promise<RunningHttpServer | undefined> {
+  try {
+    return await startMetricsServer(listen, metrics);
+  } catch (err) {
+    logger.warn("backfill-worker serves no /metrics: set metrics_listen (DECANT_METRICS_LISTEN) to a free host:port", { error: (err as Error).message });
+    return undefined;
+  }
 }
 
 /** 0 once no segment is left (done, or no backfill of this attempt), 1 if it failed; undefined = keep working. */

@@ -435,7 +435,7 @@ export class Backfill {
         await yieldToEventLoop();
         const worstDelayMs = loopDelay.max / 1e6 - 10; // less the sampling resolution
         loopDelay.reset();
-        if (worstDelayMs > LOOP_DELAY_BUDGET_MS) await this.clock.sleep(Math.min(1000, worstDelayMs));
+        if (worstDelayMs > (this.c.timings.loopDelayBudgetMs ?? LOOP_DELAY_BUDGET_MS)) await this.clock.sleep(Math.min(1000, worstDelayMs));
       }
       if (!h.rec.done) await this.leases.release(h);
     } catch (err) {

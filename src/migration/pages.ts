@@ -13,5 +13,5 @@ export function nextPageLimit(page: RawItem[], current: number, max: number): nu
   if (page.length === 0) return current;
   let bytes = 0;
   for (const item of page) bytes += item.key.length + (item.value?.length ?? 0) + 64;
-  return Math.max(MIN_PAGE_ITEMS, Math.min(max, Math.floor(PAGE_BYTES / (bytes / page.length))));
+  return Math.min(max, Math.max(MIN_PAGE_ITEMS, Math.floor(PAGE_BYTES / (bytes / page.length))));
 }

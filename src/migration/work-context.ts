@@ -32,6 +32,12 @@ export interface WorkTimings {
   storeTimeoutMs: number;
   /** Segments one replica or worker runs at once (backfill.segments_per_replica). */
   backfillSegments?: number;
+  /**
+   * Event-loop delay a page may cause before its segment rests that long (absent = 50 ms), so a
+   * sidecar's live requests and renewals keep their turn. A backfill-worker serves none: on a
+   * busy host its loop delays are other processes' CPU, and resting only slowed it (Infinity).
+   */
+  loopDelayBudgetMs?: number;
 }
 
 export type WorkMetrics = Pick<MigrationMetrics, "backfillItems" | "backfillProgress" | "backfillRate" | "backfillRunning" | "backfillSegments" | "backfillEta" | "backfillWorkerRate">;

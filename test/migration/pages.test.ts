@@ -15,6 +15,11 @@ describe("page sizes of the backfill and the verifier", function () {
     expect(nextPageLimit(items(16, 400 * 1024), limit, 1024)).to.equal(16); // never below 16 items
   });
 
+  it("never asks for more than the page size it was given, even below 16 items", function () {
+    expect(nextPageLimit(items(8, 256), 8, 8)).to.equal(8);
+    expect(nextPageLimit(items(4, 400 * 1024), 4, 4)).to.equal(4);
+  });
+
   it("counts tombstones by their key and keeps the limit after an empty page", function () {
     expect(nextPageLimit([{ key: "gone", value: null, version: 3n }], 64, 1024)).to.equal(1024);
     expect(nextPageLimit([], 37, 1024)).to.equal(37);

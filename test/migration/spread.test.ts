@@ -11,6 +11,7 @@ import type { DecantClient } from "../../src/client/client.js";
 import type { Store } from "../../src/protocol/store.js";
 import type { RawItem } from "../../src/protocol/types.js";
 import { compareStores, waitFor } from "../support/migration.js";
+import { freePort } from "../support/ports.js";
 import { TEST_URLS, serverAvailable } from "../support/servers.js";
 import { killAllSidecars, scrapeMetric, startSidecarProcess, type LogLine, type SidecarProcess } from "../support/processes.js";
 
@@ -100,6 +101,12 @@ function startWorker(env: Record<string, string>): Worker {
   const logs: string[] = [];
   child.stderr!.setEncoding("utf8").on("data", (d: string) => logs.push(...d.split("\n").filter((l) => l.trim())));
   return { exit: new Promise((resolve) => child.once("exit", (code) => resolve(code))), logs, kill: () => child.kill("SIGKILL") };
+}
+
+/** Nothing listens on the port any more (the worker closed it on exit). */
+async function expectRefused(port: number): Promise<void> {
+  const err = await fetch(`http://127.0.0.1:${port}/metrics`).then(() => undefined, (e: unknown) => e);
+  expect(err, "the port is closed once the worker exits").to.be.instanceOf(Error);
 }
 
 const pageLines = (lines: string[]): LogLine[] => lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as LogLine).filter((l) => l.message === "backfill page");
@@ -219,6 +226,38 @@ if (ok) {
         const late = startWorker({ ...env, DECANT_REPLICA_ID: "w-late" });
         expect(await late.exit).to.equal(0);
         console.log(`      two workers: ${pages.length} pages; a late worker exited 0 after ${Date.now() - t0} ms`);
+      } finally {
+        await side.stop();
+      }
+    });
+    it("a backfill-worker serves /metrics on metrics_listen: its own copied items, its rate, its CPU; a port already taken is logged and the worker still copies", async function () {
+      const ns = "items";
+      const total = 4500; // 3 segments: each worker (1 at a time) copies at least one
+      const currentUrl = table("metrics_cur");
+      const targetUrl = table("metrics_tgt");
+      await preload(await open(currentUrl), ns, total);
+      const env = { DECANT_CURRENT: currentUrl, DECANT_TARGET: targetUrl, ...FAST, DECANT_LOG_LEVEL: "info", DECANT_BACKFILL_SEGMENTS_PER_REPLICA: "1" };
+      const side = await startSidecarProcess({ ...env, DECANT_REPLICA_ID: "m-side", DECANT_BACKFILL_SEGMENTS_PER_REPLICA: "0" });
+      try {
+        await side.client.call("migration", "SetPhase", { phase: "DUAL_WRITE" });
+        await waitFor(async () => (await status(side.client)).active, "DUAL_WRITE active");
+        // Slow (1,000 items/s over both workers), so the copy still runs when it is scraped; paused
+        // until both workers are up, so the second one meets the port the first one holds.
+        await side.client.call("migration", "StartBackfill", { rate_limit: 1000, concurrency: 4 });
+        await side.client.call("migration", "PauseBackfill", {});
+        const port = await freePort();
+        const worker = startWorker({ ...env, DECANT_REPLICA_ID: "m-1", DECANT_METRICS_LISTEN: `127.0.0.1:${port}` });
+        await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/livez`).then((r) => r.status, () => 0)) === 200, "the worker's /livez");
+        const other = startWorker({ ...env, DECANT_REPLICA_ID: "m-2", DECANT_METRICS_LISTEN: `127.0.0.1:${port}` });
+        await waitFor(async () => other.logs.some((l) => l.includes("backfill-worker started")), "the second worker started");
+        expect(other.logs.some((l) => l.includes("serves no /metrics")), "the second worker says its port is taken").to.equal(true);
+        await side.client.call("migration", "ResumeBackfill", {});
+        await waitFor(async () => (await scrapeMetric(port, "decant_backfill_items_total", { result: "copied" })) > 0, "the worker's copied items on its /metrics");
+        expect(await scrapeMetric(port, "decant_process_cpu_seconds_total")).to.be.greaterThan(0);
+        await waitFor(async () => (await scrapeMetric(port, "decant_backfill_worker_items_per_second", { worker: "m-1" })) > 0, "the worker's rate from the segment records");
+        expect(await Promise.all([worker.exit, other.exit])).to.deep.equal([0, 0]);
+        expect((await status(side.client)).backfill.state).to.equal("done");
+        await expectRefused(port);
       } finally {
         await side.stop();
       }
