@@ -27,8 +27,11 @@ class Sha256 {
 }
 
 const AUTH = /^AWS4-HMAC-SHA256 Credential=([^/,\s]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request,\s*SignedHeaders=([a-z0-9;._-]+),\s*Signature=([0-9a-f]{64})$/;
-/** How far a request's clock may be from ours, as in AWS. */
-const MAX_SKEW_MS = 15 * 60 * 1000;
+/** How far a request's signing time may be from ours: DynamoDB's replay window (5 minutes, not SigV4's usual 15). */
+const MAX_SKEW_MS = 5 * 60 * 1000;
+
+/** A time as X-Amz-Date writes it (20260101T000000Z), for DynamoDB's expiry messages. */
+const amzTime = (ms: number): string => new Date(ms).toISOString().replace(/[-:]|\.\d{3}/g, "");
 
 const refused = (type: string, message: string) => new DynamoError(type, message);
 
@@ -36,7 +39,7 @@ export class SigV4Verifier {
   private readonly signer: SignatureV4;
 
   constructor(private readonly credentials: Credentials) {
-    this.signer = new SignatureV4({ credentials, region: "us-east-1", service: "dynamodb", sha256: Sha256 as never, uriEscapePath: true });
+    this.signer = new SignatureV4({ credentials, region: "us-east-1", service: "dynamodb", sha256: Sha256 as never, uriEscapePath: true, applyChecksum: false });
   }
 
   /** Throws DynamoDB's error unless the request is signed with the configured credentials. */
@@ -51,7 +54,9 @@ export class SigV4Verifier {
     const d = typeof amzDate === "string" ? /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(amzDate) : null;
     if (!d || amzDate!.slice(0, 8) !== day) throw refused("IncompleteSignatureException", "the X-Amz-Date header is missing or does not match the credential scope's date");
     const date = new Date(Date.UTC(+d[1]!, +d[2]! - 1, +d[3]!, +d[4]!, +d[5]!, +d[6]!));
-    if (Math.abs(now - date.getTime()) > MAX_SKEW_MS) throw refused("InvalidSignatureException", `Signature expired: ${amzDate} is more than 15 minutes from the server's time`);
+    // DynamoDB's words: SDKs read "Signature expired" (and the answer's Date header) as clock skew, correct it and retry.
+    if (date.getTime() < now - MAX_SKEW_MS) throw refused("InvalidSignatureException", `Signature expired: ${amzDate} is now earlier than ${amzTime(now - MAX_SKEW_MS)} (${amzTime(now)} - 5 min.)`);
+    if (date.getTime() > now + MAX_SKEW_MS) throw refused("InvalidSignatureException", `Signature not yet current: ${amzDate} is still later than ${amzTime(now + MAX_SKEW_MS)} (${amzTime(now)} + 5 min.)`);
     const signed = signedList!.split(";");
     if (!signed.includes("host")) throw refused("InvalidSignatureException", "the signature must cover the host header");
     const headers: Record<string, string> = {};
@@ -59,6 +64,12 @@ export class SigV4Verifier {
       const v = req.headers[name];
       if (v === undefined) throw refused("InvalidSignatureException", `signed header ${name} is missing from the request`);
       headers[name] = Array.isArray(v) ? v.join(",") : v;
+    }
+    // The signer takes a signed payload-hash header at its word: it must be this body's, or a captured
+    // signature would carry any body. Without that header (it is optional) the signer hashes the body itself.
+    const claimed = headers["x-amz-content-sha256"];
+    if (claimed !== undefined && claimed !== createHash("sha256").update(body).digest("hex")) {
+      throw refused("InvalidSignatureException", "The provided x-amz-content-sha256 header does not match what was computed.");
     }
     const url = req.url ?? "/";
     const q = url.indexOf("?");

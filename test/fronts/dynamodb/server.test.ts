@@ -1,7 +1,7 @@
 // The front's HTTP protocol, outages, signatures, metrics and configuration, with real clients.
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { expect } from "chai";
-import { BatchGetItemCommand, BatchWriteItemCommand, CreateTableCommand, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { BatchGetItemCommand, BatchWriteItemCommand, CreateTableCommand, DynamoDBClient, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { openStore } from "../../../src/backends/index.js";
 import { ConfigError, loadConfig } from "../../../src/config/config.js";
 import { startDynamoFront } from "../../../src/fronts/dynamodb/server.js";
@@ -112,6 +112,52 @@ describe("DynamoDB front: protocol, signatures, metrics, config", function () {
       } finally {
         await f.stop();
       }
+    });
+  });
+
+  describe("SigV4 times and payloads", () => {
+    let f: Awaited<ReturnType<typeof startFront>>;
+    before(async () => {
+      f = await startFront("memory:", { DECANT_DYNAMODB_ACCESS_KEY_ID: CREDENTIALS.accessKeyId, DECANT_DYNAMODB_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey });
+      await f.client.send(new CreateTableCommand({ TableName: "timed", AttributeDefinitions: [{ AttributeName: "k", AttributeType: "S" }], KeySchema: [{ AttributeName: "k", KeyType: "HASH" }], BillingMode: "PAY_PER_REQUEST" }));
+    });
+    after(async () => f?.stop());
+
+    it("refuses a signature more than 5 minutes off as DynamoDB does (message and Date header), by which SDKs correct their clock", async () => {
+      for (const [offset, words] of [
+        [-6 * 60_000, /^Signature expired: \d{8}T\d{6}Z is now earlier than \d{8}T\d{6}Z \(\d{8}T\d{6}Z - 5 min\.\)$/],
+        [6 * 60_000, /^Signature not yet current: \d{8}T\d{6}Z is still later than \d{8}T\d{6}Z \(\d{8}T\d{6}Z \+ 5 min\.\)$/],
+      ] as const) {
+        const once = new DynamoDBClient({ endpoint: f.endpoint, region: "us-east-1", credentials: CREDENTIALS, maxAttempts: 1, systemClockOffset: offset });
+        const err = (await rejection(once.send(new GetItemCommand({ TableName: "timed", Key: { k: { S: "a" } } })))) as Error & { $response?: { headers: Record<string, string> } };
+        expect(err.name).to.equal("InvalidSignatureException");
+        expect(err.message).to.match(words);
+        expect(Math.abs(Date.parse(err.$response!.headers.date!) - Date.now())).to.be.below(5000);
+        // The SDK took the server's time from that Date header: its next call is signed right.
+        expect((await once.send(new GetItemCommand({ TableName: "timed", Key: { k: { S: "a" } } }))).Item).to.equal(undefined);
+        once.destroy();
+      }
+      // Within 5 minutes: accepted.
+      const near = new DynamoDBClient({ endpoint: f.endpoint, region: "us-east-1", credentials: CREDENTIALS, maxAttempts: 1, systemClockOffset: -4 * 60_000 });
+      await near.send(new GetItemCommand({ TableName: "timed", Key: { k: { S: "a" } } }));
+      near.destroy();
+    });
+
+    it("refuses a body other than the one the signed x-amz-content-sha256 names (a captured signature carries no other body)", async () => {
+      const c = new DynamoDBClient({ endpoint: f.endpoint, region: "us-east-1", credentials: CREDENTIALS, maxAttempts: 1 });
+      // After signing, before sending: the body swapped for another of the same length.
+      c.middlewareStack.add(
+        (next) => async (args) => {
+          const request = args.request as { body: string };
+          request.body = request.body.replace('"S":"good"', '"S":"evil"');
+          return next(args);
+        },
+        { step: "deserialize", priority: "low" },
+      );
+      const err = await rejection(c.send(new PutItemCommand({ TableName: "timed", Item: { k: { S: "good" } } })));
+      expect([err.name, err.message]).to.deep.equal(["InvalidSignatureException", "The provided x-amz-content-sha256 header does not match what was computed."]);
+      expect((await f.client.send(new GetItemCommand({ TableName: "timed", Key: { k: { S: "evil" } } }))).Item).to.equal(undefined);
+      c.destroy();
     });
   });
 
