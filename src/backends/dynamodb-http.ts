@@ -105,25 +105,45 @@ export interface DynamoHttpOptions {
   /** The endpoint= URL option, if any (a local server); otherwise the SDK's endpoint rules decide. */
   endpoint?: string;
   maxSockets: number;
+  /** This machine's time in ms (tests give a skewed one); Date.now by default. */
+  clock?: () => number;
 }
+
+/** The errors DynamoDB answers a request signed at the wrong time with (the SDK's list, @smithy/core retry). */
+const CLOCK_SKEW_ERRORS = new Set(["AccessDeniedException", "AuthFailure", "InvalidSignatureException", "RequestExpired", "RequestInTheFuture", "RequestTimeTooSkewed", "SignatureDoesNotMatch"]);
+/** A correction smaller than this is not why a request was refused (DynamoDB allows 5 minutes): the SDK's threshold. */
+const SKEW_THRESHOLD_MS = 240_000;
 
 interface Target {
   url: URL;
   region: string;
 }
 
-/** The lean client: one signed POST per call. */
+/** An HTTP answer, whole; `error` once an error answer has been parsed. */
+interface Answer {
+  status: number;
+  text: string;
+  date?: string;
+  age?: string;
+  error?: DynamoServiceError;
+}
+
+/** The lean client: one signed POST per call (two when a refusal corrects the clock). */
 export class DynamoHttp {
   private target?: Promise<Target>;
   private readonly signer: SignatureV4;
   private readonly httpAgent: HttpAgent;
   private readonly httpsAgent: HttpsAgent;
+  private readonly clock: () => number;
+  /** Server time minus ours, learnt from a refusal's Date header (as the SDK's systemClockOffset): every signature uses it. */
+  private clockOffset = 0;
 
   constructor(private readonly options: DynamoHttpOptions) {
     const config = options.sdk.config;
     this.signer = new SignatureV4({ service: "dynamodb", region: config.region, credentials: config.credentials, sha256: Sha256, applyChecksum: false });
     this.httpAgent = new HttpAgent({ keepAlive: true, maxSockets: options.maxSockets });
     this.httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: options.maxSockets });
+    this.clock = options.clock ?? Date.now;
   }
 
   /** Endpoint and region as the SDK resolves them (its endpoint rules: FIPS, dual-stack, partitions), once. */
@@ -141,8 +161,19 @@ export class DynamoHttp {
 
   async call<K extends DataOp>(op: K, input: DataOps[K][0], o: { abortSignal?: AbortSignal }): Promise<DataOps[K][1]> {
     o.abortSignal?.throwIfAborted();
-    const { url, region } = await this.resolve();
+    const target = await this.resolve();
     const body = JSON.stringify(input, binaryAsBase64);
+    const offset = this.clockOffset;
+    let answer = await this.attempt(target, op, body, offset, o.abortSignal);
+    // Refused as signed at the wrong time: correct the clock from the answer and try again, once, now.
+    if (answer.status !== 200 && this.correctClock(answer, offset)) answer = await this.attempt(target, op, body, this.clockOffset, o.abortSignal);
+    if (answer.status === 200) return (answer.text ? JSON.parse(answer.text, base64AsBinary) : {}) as DataOps[K][1];
+    throw answer.error ?? DynamoHttp.error(answer.status, answer.text);
+  }
+
+  /** One signed POST, signed at our time plus `offset`. */
+  private async attempt(target: Target, op: DataOp, body: string, offset: number, signal: AbortSignal | undefined): Promise<Answer> {
+    const { url, region } = target;
     const signed = await this.signer.sign(
       {
         method: "POST",
@@ -154,15 +185,29 @@ export class DynamoHttp {
         headers: { host: url.host, "content-type": CONTENT_TYPE, "x-amz-target": TARGET_PREFIX + op },
         body,
       },
-      { signingRegion: region },
+      { signingRegion: region, signingDate: new Date(this.clock() + offset) },
     );
-    const { status, text } = await this.post(url, signed.headers, body, o.abortSignal);
-    if (status === 200) return (text ? JSON.parse(text, base64AsBinary) : {}) as DataOps[K][1];
-    throw DynamoHttp.error(status, text);
+    return this.post(url, signed.headers, body, signal);
+  }
+
+  /**
+   * After a refusal: whether it was for a signature at the wrong time, by more than the SDK's threshold,
+   * by the answer's Date header (not one a cache served: Age). If so the offset becomes the server's time minus ours.
+   */
+  private correctClock(answer: Answer, usedOffset: number): boolean {
+    if (answer.date === undefined || answer.age !== undefined) return false;
+    const error = (answer.error = DynamoHttp.error(answer.status, answer.text));
+    if (!CLOCK_SKEW_ERRORS.has(error.name)) return false;
+    const serverTime = Date.parse(answer.date);
+    if (Number.isNaN(serverTime)) return false;
+    const offset = serverTime - this.clock();
+    if (Math.abs(offset - usedOffset) < SKEW_THRESHOLD_MS) return false;
+    this.clockOffset = offset;
+    return true;
   }
 
   /** One POST; resolves with the status and the whole body. */
-  private post(url: URL, headers: Record<string, string>, body: string, signal: AbortSignal | undefined): Promise<{ status: number; text: string }> {
+  private post(url: URL, headers: Record<string, string>, body: string, signal: AbortSignal | undefined): Promise<Answer> {
     const https = url.protocol === "https:";
     return new Promise((resolve, reject) => {
       const req = (https ? httpsRequest : httpRequest)(
@@ -178,7 +223,14 @@ export class DynamoHttp {
         (res: IncomingMessage) => {
           const chunks: Buffer[] = [];
           res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () => resolve({ status: res.statusCode ?? 0, text: chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8") }));
+          res.on("end", () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              text: chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8"),
+              date: res.headers.date,
+              age: res.headers.age,
+            }),
+          );
           res.on("error", reject);
         },
       );

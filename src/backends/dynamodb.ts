@@ -152,6 +152,8 @@ export interface DynamoOptions {
   timeoutMs: number;
   /** The data path's client: "lean" (dynamodb-http.ts), or "sdk" (the AWS SDK, as before it; a fallback, and the bench's baseline). */
   client: "lean" | "sdk";
+  /** The lean client's clock (tests skew it); Date.now by default. */
+  clock?: () => number;
 }
 
 /** The SDK's command for each data-path operation (client=sdk). */
@@ -235,7 +237,7 @@ class DynamoDriver implements Driver {
 
   /** The data path's client (dynamodb-http.ts): the SDK's credentials, region and endpoint, without its per-call cost. */
   private http(): DynamoHttp {
-    this.lean ??= new DynamoHttp({ sdk: this.db(), endpoint: this.options.endpoint, maxSockets: MAX_SOCKETS });
+    this.lean ??= new DynamoHttp({ sdk: this.db(), endpoint: this.options.endpoint, maxSockets: MAX_SOCKETS, clock: this.options.clock });
     return this.lean;
   }
 
@@ -863,8 +865,11 @@ class DynamoDriver implements Driver {
 
 export class DynamoStore extends KitStore<DynamoDriver> {}
 
-/** dynamodb://TABLE?region=R&endpoint=URL&create=true|false&timeout_ms=5000&client=lean|sdk (endpoint only for local servers). */
-export function createDynamoStore(url: URL, raw: string): DynamoStore {
+/**
+ * dynamodb://TABLE?region=R&endpoint=URL&create=true|false&timeout_ms=5000&client=lean|sdk (endpoint only for local servers).
+ * `testing` carries what no URL sets (a skewed clock).
+ */
+export function createDynamoStore(url: URL, raw: string, testing: Pick<DynamoOptions, "clock"> = {}): DynamoStore {
   const table = decodeURIComponent(url.hostname || url.pathname.replace(/^\/+/, ""));
   if (!/^[A-Za-z0-9_.-]{3,255}$/.test(table)) {
     throw invalidArgument("store", `dynamodb: needs a table name of 3-255 letters, digits, _ . or - (dynamodb://TABLE?region=...), got ${JSON.stringify(table)}`);
@@ -879,5 +884,5 @@ export function createDynamoStore(url: URL, raw: string): DynamoStore {
   const endpoint = o.endpoint;
   if (endpoint !== undefined && !/^https?:\/\/[^/]+/.test(endpoint)) throw invalidArgument("store", `dynamodb endpoint must be an http(s) URL, got ${JSON.stringify(endpoint)}`);
   const region = o.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined;
-  return new DynamoStore(new DynamoDriver({ table, region, endpoint, create: o.create, timeoutMs: o.timeout_ms, client: o.client as "lean" | "sdk" }, raw));
+  return new DynamoStore(new DynamoDriver({ table, region, endpoint, create: o.create, timeoutMs: o.timeout_ms, client: o.client as "lean" | "sdk", ...testing }, raw));
 }

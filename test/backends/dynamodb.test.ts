@@ -3,7 +3,10 @@ import { createServer, type AddressInfo, type Socket } from "node:net";
 import { expect } from "chai";
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, GetItemCommand, ListTablesCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { openStore } from "../../src/backends/index.js";
-import { bucketOf, DYNAMO_BUCKETS, itemAttrs } from "../../src/backends/dynamodb.js";
+import { bucketOf, createDynamoStore, DYNAMO_BUCKETS, itemAttrs } from "../../src/backends/dynamodb.js";
+import { DynamoHttp } from "../../src/backends/dynamodb-http.js";
+import { startDynamoFront, type DynamoFront } from "../../src/fronts/dynamodb/server.js";
+import { silentLogger } from "../../src/log.js";
 import type { Store } from "../../src/protocol/store.js";
 import { CONTROL_NAMESPACE } from "../../src/protocol/types.js";
 import { conformance } from "../conformance/suite.js";
@@ -371,3 +374,63 @@ if (ok) {
     });
   });
 }
+
+// A pod whose clock is off: DynamoDB refuses signatures more than 5 minutes from its time, with
+// the time in its answer's Date header. Decant's own front refuses as DynamoDB does, so it stands
+// in for it (with the credentials the backend signs with on a local endpoint).
+describe("dynamodb (lean client) with this machine's clock off by 10 minutes", function () {
+  const SKEW_MS = 10 * 60_000;
+  let front: DynamoFront;
+  let counter: ReadCounter;
+  before(async () => {
+    front = await startDynamoFront({ listen: "127.0.0.1:0", store: await openStore("memory:"), logger: silentLogger(), maxValueBytes: 400 * 1024, credentials: { accessKeyId: "decant-local", secretAccessKey: "decant-local" } });
+    counter = await startReadCounter(`http://127.0.0.1:${front.port}`);
+  });
+  after(async () => {
+    await counter?.stop();
+    await front?.close();
+  });
+
+  for (const [name, skew] of [
+    ["behind", -SKEW_MS],
+    ["ahead", SKEW_MS],
+  ] as const) {
+    it(`${name}: the first refusal corrects the clock, that call is retried once at once, later calls are signed at the server's time`, async () => {
+      const table = `decant_skew_${randomBytes(4).toString("hex")}`;
+      const raw = `dynamodb://${table}?region=us-east-1&endpoint=${counter.endpoint}`;
+      const store = createDynamoStore(new URL(raw), raw, { clock: () => Date.now() + skew });
+      try {
+        counter.reset();
+        const ns = freshNamespace();
+        for (let i = 0; i < 5; i++) await store.put(ns, `k${i}`, buf(`v${i}`));
+        expect((await store.get(ns, "k3"))?.value).to.deep.equal(buf("v3"));
+        // Table administration is the SDK's, on the right clock; the data path is the lean client's.
+        const data = counter.answers.filter((a) => a.op !== "DescribeTable" && a.op !== "CreateTable");
+        const signedAt = (a: { amzDate: string }) => Date.parse(a.amzDate.replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/, "$1-$2-$3T$4:$5:$6Z"));
+        expect(data.map((a) => a.status), JSON.stringify(data)).to.deep.equal([400, ...Array<number>(data.length - 1).fill(200)]);
+        expect(signedAt(data[0]!) - Date.now()).to.be.closeTo(skew, 60_000);
+        for (const a of data.slice(1)) expect(Math.abs(signedAt(a) - Date.now()), a.amzDate).to.be.below(60_000);
+        expect(data.length).to.be.at.least(7); // 5 puts, a get, and the refused attempt
+      } finally {
+        await store.close();
+      }
+    });
+  }
+
+  it("a refusal for another reason (a wrong secret, the clocks agreeing) is not retried and keeps its error", async () => {
+    const sdkClient = new DynamoDBClient({ region: "us-east-1", endpoint: counter.endpoint, credentials: { accessKeyId: "decant-local", secretAccessKey: "wrong" } });
+    const lean = new DynamoHttp({ sdk: sdkClient, endpoint: counter.endpoint, maxSockets: 2 });
+    try {
+      counter.reset();
+      const err = (await lean.call("GetItem", { TableName: "t", Key: { k: { S: "a" } } }, {}).then(
+        () => expect.fail("accepted"),
+        (e: unknown) => e,
+      )) as { name: string; $metadata?: { httpStatusCode: number } };
+      expect([err.name, err.$metadata?.httpStatusCode]).to.deep.equal(["InvalidSignatureException", 400]);
+      expect(counter.answers.map((a) => a.status)).to.deep.equal([400]);
+    } finally {
+      lean.destroy();
+      sdkClient.destroy();
+    }
+  });
+});

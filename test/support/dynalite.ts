@@ -126,6 +126,8 @@ export interface ReadCounter {
   items: number;
   /** Requests per operation (Query, Scan, GetItem, …) since the last reset. */
   requests: Record<string, number>;
+  /** Every answer since the last reset: operation, HTTP status, and the X-Amz-Date the request was signed with. */
+  answers: { op: string; status: number; amzDate: string }[];
   reset(): void;
   stop(): Promise<void>;
 }
@@ -137,9 +139,11 @@ export async function startReadCounter(target: string): Promise<ReadCounter> {
     endpoint: "",
     items: 0,
     requests: {},
+    answers: [],
     reset() {
       counter.items = 0;
       counter.requests = {};
+      counter.answers = [];
     },
     stop: async () => undefined,
   };
@@ -162,7 +166,9 @@ export async function startReadCounter(target: string): Promise<ReadCounter> {
         upRes.on("data", (c: Buffer) => body.push(c));
         upRes.on("end", () => {
           const all = Buffer.concat(body);
-          count(String(req.headers["x-amz-target"] ?? "").split(".").pop() ?? "", all);
+          const op = String(req.headers["x-amz-target"] ?? "").split(".").pop() ?? "";
+          count(op, all);
+          counter.answers.push({ op, status: upRes.statusCode ?? 0, amzDate: String(req.headers["x-amz-date"] ?? "") });
           res.writeHead(upRes.statusCode ?? 500, upRes.headers);
           res.end(all);
         });
