@@ -99,6 +99,44 @@ function base64AsBinary(key: string, value: unknown): unknown {
 const TARGET_PREFIX = "DynamoDB_20120810.";
 const CONTENT_TYPE = "application/x-amz-json-1.0";
 
+type CredentialsProvider = () => Promise<{ accessKeyId: string; secretAccessKey: string; sessionToken?: string }>;
+
+const sha256Hex = (data: string): string => createHash("sha256").update(data).digest("hex");
+
+/**
+ * SigV4 for the one request shape this client sends (POST /, four headers, a JSON body): the
+ * signature @smithy/signature-v4 computes, without its generic request preparation and its
+ * per-call HMAC of the credentials (its signing-key cache key), a tenth of the sidecar's CPU per
+ * Put in a profile. The signing key is kept per day, region and secret.
+ */
+export class PostSigner {
+  private key?: { scope: string; secret: string; key: Buffer };
+
+  constructor(private readonly credentials: CredentialsProvider) {}
+
+  async sign(host: string, region: string, target: string, body: string, at: Date): Promise<Record<string, string>> {
+    const c = await this.credentials();
+    const amzDate = at.toISOString().replace(/[-:]|\.\d{3}/g, "");
+    const scope = `${amzDate.slice(0, 8)}/${region}/dynamodb/aws4_request`;
+    if (this.key?.scope !== scope || this.key.secret !== c.secretAccessKey) {
+      let key = createHmac("sha256", `AWS4${c.secretAccessKey}`).update(amzDate.slice(0, 8)).digest();
+      for (const part of [region, "dynamodb", "aws4_request"]) key = createHmac("sha256", key).update(part).digest();
+      this.key = { scope, secret: c.secretAccessKey, key };
+    }
+    // Canonical headers in name order: content-type, host, x-amz-date, [x-amz-security-token,] x-amz-target.
+    const token = c.sessionToken ? `x-amz-security-token:${c.sessionToken.trim()}\n` : "";
+    const signedHeaders = c.sessionToken ? "content-type;host;x-amz-date;x-amz-security-token;x-amz-target" : "content-type;host;x-amz-date;x-amz-target";
+    const canonical = `POST\n/\n\ncontent-type:${CONTENT_TYPE}\nhost:${host}\nx-amz-date:${amzDate}\n${token}x-amz-target:${target}\n\n${signedHeaders}\n${sha256Hex(body)}`;
+    const toSign = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${sha256Hex(canonical)}`;
+    const signature = createHmac("sha256", this.key.key).update(toSign).digest("hex");
+    const headers: Record<string, string> = { "content-type": CONTENT_TYPE, host, "x-amz-date": amzDate, "x-amz-target": target };
+    if (c.sessionToken) headers["x-amz-security-token"] = c.sessionToken;
+    headers.authorization = `AWS4-HMAC-SHA256 Credential=${c.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
+    return headers;
+  }
+}
+
+
 export interface DynamoHttpOptions {
   /** The SDK client whose resolved config gives credentials, region and endpoint. */
   sdk: DynamoDBClient;
@@ -131,7 +169,9 @@ interface Answer {
 /** The lean client: one signed POST per call (two when a refusal corrects the clock). */
 export class DynamoHttp {
   private target?: Promise<Target>;
+  /** For an endpoint whose path is not "/" (a proxy's), whose canonical form the general signer knows. */
   private readonly signer: SignatureV4;
+  private readonly postSigner: PostSigner;
   private readonly httpAgent: HttpAgent;
   private readonly httpsAgent: HttpsAgent;
   private readonly clock: () => number;
@@ -141,6 +181,7 @@ export class DynamoHttp {
   constructor(private readonly options: DynamoHttpOptions) {
     const config = options.sdk.config;
     this.signer = new SignatureV4({ service: "dynamodb", region: config.region, credentials: config.credentials, sha256: Sha256, applyChecksum: false });
+    this.postSigner = new PostSigner(config.credentials as CredentialsProvider);
     this.httpAgent = new HttpAgent({ keepAlive: true, maxSockets: options.maxSockets });
     this.httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: options.maxSockets });
     this.clock = options.clock ?? Date.now;
@@ -174,18 +215,20 @@ export class DynamoHttp {
   /** One signed POST, signed at our time plus `offset`. */
   private async attempt(target: Target, op: DataOp, body: string, offset: number, signal: AbortSignal | undefined): Promise<Answer> {
     const { url, region } = target;
+    const at = new Date(this.clock() + offset);
+    if (url.pathname === "/" || url.pathname === "") return this.post(url, await this.postSigner.sign(url.host, region, TARGET_PREFIX + op, body, at), body, signal);
     const signed = await this.signer.sign(
       {
         method: "POST",
         protocol: url.protocol,
         hostname: url.hostname,
         port: url.port ? Number(url.port) : undefined,
-        path: url.pathname || "/",
+        path: url.pathname,
         query: {},
         headers: { host: url.host, "content-type": CONTENT_TYPE, "x-amz-target": TARGET_PREFIX + op },
         body,
       },
-      { signingRegion: region, signingDate: new Date(this.clock() + offset) },
+      { signingRegion: region, signingDate: at },
     );
     return this.post(url, signed.headers, body, signal);
   }
