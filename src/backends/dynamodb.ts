@@ -43,7 +43,7 @@ import { decodeCursor, encodeCursor, type Segment } from "../protocol/paging.js"
 import { checkCondition, conditionalWrite, normalizeCondition, notDeleted, type Attempt } from "../protocol/semantics.js";
 import type { Capabilities } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, type Condition, type DeleteResult, type Item, type LargeValueOptions, type RawItem, type RawScanOptions, type ScanOptions, type ScanPage, type ValueSize } from "../protocol/types.js";
-import { chunkBy, Envelope, isNetworkError, lazy, mapLimit, option, parseOptions, redactUrl, retry, type RetryPolicy } from "./kit.js";
+import { chunkBy, Envelope, isNetworkError, lazy, mapLimit, option, parseOptions, redactUrl, retry, type Deadline, type RetryPolicy } from "./kit.js";
 import { KitStore, type Driver } from "./store.js";
 import { DynamoHttp, type DataOp, type DataOps } from "./dynamodb-http.js";
 
@@ -247,11 +247,11 @@ class DynamoDriver implements Driver {
       const Command = SDK_COMMANDS[target] as unknown as new (i: DataOps[K][0]) => Parameters<DynamoDBClient["send"]>[0];
       return this.send(op, (c, o) => c.send(new Command(input), o) as Promise<DataOps[K][1]>, retryOn);
     }
-    return this.send(op, (_c, o) => this.http().call(target, input, o), retryOn);
+    return this.send(op, (_c, _o, deadline) => this.http().call(target, input, deadline), retryOn);
   }
 
   /** One bounded round trip (with retries where `retryOn` allows); errors become DecantErrors, a failed condition stays itself. */
-  private async send<T>(op: string, run: (c: DynamoDBClient, o: { abortSignal: AbortSignal }) => Promise<T>, retryOn: (e: unknown) => boolean, ensure = true): Promise<T> {
+  private async send<T>(op: string, run: (c: DynamoDBClient, o: { readonly abortSignal: AbortSignal }, deadline: Deadline) => Promise<T>, retryOn: (e: unknown) => boolean, ensure = true): Promise<T> {
     // Set while the retries wait out a throttle (no attempt in flight, nothing applied): a deadline
     // then is the store refusing us, UNAVAILABLE with its reason, not a store that did not answer.
     let throttled: unknown;
@@ -261,7 +261,16 @@ class DynamoDriver implements Driver {
         async (deadline) => {
           if (ensure) await this.ready.get();
           throttled = undefined;
-          return run(this.db(), { abortSignal: deadline.signal });
+          // The signal only when the SDK asks for it (the lean client watches the deadline itself).
+          return run(
+            this.db(),
+            {
+              get abortSignal() {
+                return deadline.signal;
+              },
+            },
+            deadline,
+          );
         },
         (e) => ((throttled = notExecuted(e) ? e : undefined), retryOn(e)),
       );

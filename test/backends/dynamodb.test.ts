@@ -435,6 +435,39 @@ describe("dynamodb (lean client) with this machine's clock off by 10 minutes", f
   });
 });
 
+describe("dynamodb lean client", () => {
+  it("ends the request of an abandoned call (its deadline expired) within a second or so, freeing its socket", async () => {
+    const held: Socket[] = [];
+    let closed = 0;
+    const silent = createServer((s) => {
+      held.push(s); // reads, never answers
+      s.resume().on("close", () => closed++);
+    });
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    const endpoint = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const sdkClient = new DynamoDBClient({ region: "us-east-1", endpoint, credentials: { accessKeyId: "x", secretAccessKey: "x" } });
+    const lean = new DynamoHttp({ sdk: sdkClient, endpoint, maxSockets: 2 });
+    try {
+      const deadline = { expired: false };
+      const call = lean.call("GetItem", { TableName: "t", Key: { k: { S: "a" } } }, deadline).then(
+        () => expect.fail("answered"),
+        (e: Error) => e,
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      const expiredAt = Date.now();
+      deadline.expired = true;
+      expect((await call).name).to.equal("AbortError");
+      expect(Date.now() - expiredAt).to.be.below(2500);
+      await waitFor(async () => held.length === 1 && closed === 1, "the abandoned request's socket to close", 5000);
+    } finally {
+      lean.destroy();
+      sdkClient.destroy();
+      for (const s of held) s.destroy();
+      silent.close();
+    }
+  });
+});
+
 describe("dynamodb lean client signing", () => {
   it("signs as @smithy/signature-v4 does, with and without a session token", async () => {
     const { SignatureV4 } = await import("@smithy/signature-v4");
