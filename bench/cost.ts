@@ -15,10 +15,8 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { itemAttrs } from "../src/backends/dynamodb.js";
-import { openStore } from "../src/backends/index.js";
-import { CONTROL_NAMESPACE } from "../src/protocol/types.js";
 import { DecantClient } from "../src/client/client.js";
-import { alternating, bareForwarderServer, bareStoreServer, record, type LoadResult } from "./lib.js";
+import { alternating, bareForwarderServer, bareStoreServer, forgetControl, record, type LoadResult } from "./lib.js";
 
 interface Direct {
   get(key: string): Promise<unknown>;
@@ -434,16 +432,6 @@ export async function backfillRss(ctx: CostContext): Promise<void> {
     }
   } finally {
     await ctx.dropPg(src);
-  }
-}
-
-/** The source forgets which control store coordinated it (each run is a migration of its own). */
-async function forgetControl(url: string): Promise<void> {
-  const store = await openStore(url);
-  try {
-    await store.dropNamespace(CONTROL_NAMESPACE);
-  } finally {
-    await store.close();
   }
 }
 
