@@ -1,6 +1,8 @@
 // Measurement helpers. Every figure is reported as a ratio to a baseline measured in the
 // same run, because these machines are small and noisy.
 import * as grpc from "@grpc/grpc-js";
+import { openStore } from "../src/backends/index.js";
+import { CONTROL_NAMESPACE } from "../src/protocol/types.js";
 import { serviceDefinition } from "../src/server/proto.js";
 
 export interface LoadResult {
@@ -223,4 +225,18 @@ export async function bareForwarderServer(backend: string, url: string): Promise
     Put: (call: grpc.ServerUnaryCall<{ namespace: string; key: string; value: Buffer }, unknown>, cb: grpc.sendUnaryData<unknown>) => answer(driver.put(call.request.namespace, call.request.key, call.request.value), cb),
   });
   return server;
+}
+
+/**
+ * The next run over the same source is a migration of its own with its own control store: the
+ * source forgets this run's (it records which control store coordinates it, and a sidecar with
+ * another one refuses to start).
+ */
+export async function forgetControl(url: string): Promise<void> {
+  const store = await openStore(url);
+  try {
+    await store.dropNamespace(CONTROL_NAMESPACE);
+  } finally {
+    await store.close();
+  }
 }

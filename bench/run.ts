@@ -10,7 +10,6 @@ import * as grpc from "@grpc/grpc-js";
 import pg from "pg";
 import { bucketOf, itemAttrs } from "../src/backends/dynamodb.js";
 import { openStore } from "../src/backends/index.js";
-import { CONTROL_NAMESPACE } from "../src/protocol/types.js";
 import { DecantClient } from "../src/client/client.js";
 import { loadConfig } from "../src/config/config.js";
 import { silentLogger } from "../src/log.js";
@@ -18,7 +17,7 @@ import { startSidecar } from "../src/server/sidecar.js";
 import { createLegacyDynamoTable, freePort, startDynalite, writeItems, type Dynalite } from "../test/support/dynalite.js";
 import { TEST_URLS } from "../test/support/servers.js";
 import { frontBench } from "./front.js";
-import { alternating, bareStoreServer, fmt, load, record, rows, table, type LoadResult } from "./lib.js";
+import { alternating, bareStoreServer, fmt, forgetControl, load, record, rows, table, type LoadResult } from "./lib.js";
 import { scale } from "./scale.js";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean" }, backend: { type: "string" }, only: { type: "string" } } });
@@ -560,20 +559,6 @@ async function backfillRun(currentUrl: string, targetUrl: string, n: number, wit
   } finally {
     await p.stop();
     await forgetControl(currentUrl);
-  }
-}
-
-/**
- * The next run over the same source is a migration of its own with its own control store: the
- * source forgets this run's (it records which control store coordinates it, and a sidecar with
- * another one refuses to start).
- */
-async function forgetControl(url: string): Promise<void> {
-  const store = await openStore(url);
-  try {
-    await store.dropNamespace(CONTROL_NAMESPACE);
-  } finally {
-    await store.close();
   }
 }
 
