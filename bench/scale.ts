@@ -162,12 +162,20 @@ async function oneRun(currentUrl: string, targetUrl: string, n: number, workers:
     await client.call("migration", "ResumeBackfill", {});
     // A worker exits as soon as it sees the backfill done, taking its /proc entry along: keep the last reading.
     const last = [...cpu0];
+    // Workers read the backfill record itself and may exit on "done" before the planner's view
+    // (refreshed every heartbeat) says so: after they all exited 0, its status has a few seconds.
+    let allExitedAt: number | undefined;
     for (;;) {
       pids.forEach((p, i) => (last[i] = Number.isNaN(cpuSeconds(p)) ? last[i]! : cpuSeconds(p)));
       const s = await client.call("migration", "GetStatus", {});
       if (s.backfill.state === "done") break;
       if (s.backfill.state === "failed") throw new Error(`backfill failed: ${s.backfill.error}`);
-      if (runs.length > 0 && (await Promise.race([Promise.all(runs.map((r) => r.code)), sleep(100).then(() => undefined)])) !== undefined) throw new Error("every worker exited before the backfill was done");
+      if (allExitedAt !== undefined && performance.now() - allExitedAt > 5000) throw new Error("every worker exited before the backfill was done");
+      const codes = runs.length > 0 ? await Promise.race([Promise.all(runs.map((r) => r.code)), sleep(100).then(() => undefined)]) : undefined;
+      if (codes !== undefined && allExitedAt === undefined) {
+        if (codes.some((c) => c !== 0)) throw new Error(`a worker exited with ${codes.join(", ")} before the backfill was done`);
+        allExitedAt = performance.now();
+      }
     }
     const seconds = (performance.now() - t0) / 1000;
     const share = pids.map((p, i) => ((Number.isNaN(cpuSeconds(p)) ? last[i]! : cpuSeconds(p)) - cpu0[i]!) / seconds);
