@@ -8,15 +8,11 @@ import type { DecantError } from "../../src/protocol/errors.js";
 import type { Store } from "../../src/protocol/store.js";
 import { conformance } from "../conformance/suite.js";
 import { buf, freshNamespace } from "../support/names.js";
-import { CLOSED_PORT, serverAvailable, TEST_URLS } from "../support/servers.js";
+import { CLOSED_PORT, postgresAvailable, TEST_URLS } from "../support/servers.js";
 import { waitFor } from "../support/migration.js";
 import { failure } from "../support/errors.js";
 
-const ok = await serverAvailable("postgres", async () => {
-  const client = new pg.Client({ connectionString: TEST_URLS.postgres, connectionTimeoutMillis: 2000 });
-  await client.connect();
-  await client.end();
-});
+const ok = await postgresAvailable();
 
 /** Random table/schema names per run, so runs never interfere; all dropped at the end. */
 const tag = randomBytes(4).toString("hex");

@@ -10,7 +10,7 @@ import pg from "pg";
 import { openStore } from "../../src/backends/index.js";
 import { rebind } from "../../src/migration/binding.js";
 import { BINDING_KEY, ControlStore, PHASE_KEY, type PhaseRecord } from "../../src/migration/control.js";
-import { serverAvailable, TEST_URLS } from "../support/servers.js";
+import { postgresAvailable, TEST_URLS } from "../support/servers.js";
 import { startTestSidecar } from "../support/sidecar.js";
 import { waitFor } from "../support/migration.js";
 
@@ -19,11 +19,7 @@ const ROOT = new URL("../../", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "decant-binding-"));
 const run = Math.random().toString(36).slice(2, 8);
 
-const pgOk = await serverAvailable("postgres", async () => {
-  const c = new pg.Client({ connectionString: TEST_URLS.postgres, connectionTimeoutMillis: 2000 });
-  await c.connect();
-  await c.end();
-});
+const pgOk = await postgresAvailable();
 
 /** A SQLite database is its file and its WAL: a lost file loses both. */
 const removeSqlite = (path: string) => ["", "-wal", "-shm"].forEach((s) => rmSync(path + s, { force: true }));

@@ -17,7 +17,7 @@ import { ControlStore, JOURNAL_PREFIX, type JournalEntry } from "../../src/migra
 import { DecantClient } from "../../src/client/client.js";
 import { compareStores, waitFor } from "../support/migration.js";
 import { dropRedisKeys } from "../support/cleanup.js";
-import { TEST_URLS, serverAvailable } from "../support/servers.js";
+import { postgresAvailable, serverAvailable, TEST_URLS } from "../support/servers.js";
 import { killAllSidecars, startSidecarProcess, type SidecarProcess } from "../support/processes.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -36,11 +36,7 @@ const TIMINGS = { DECANT_HEARTBEAT_MS: "100", DECANT_LEASE_MS: "2000", DECANT_RE
 const run = randomBytes(4).toString("hex");
 const prefix = `decant_chaos_${run}`;
 
-const pgOk = await serverAvailable("postgres", async () => {
-  const c = new pg.Client({ connectionString: TEST_URLS.postgres, connectionTimeoutMillis: 2000 });
-  await c.connect();
-  await c.end();
-});
+const pgOk = await postgresAvailable();
 const redisOk = await serverAvailable("redis", async () => {
   const r = new Redis(TEST_URLS.redis, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000 });
   r.on("error", () => undefined);

@@ -20,7 +20,7 @@ import type { RawItem } from "../../src/protocol/types.js";
 import type { DecantClient } from "../../src/client/client.js";
 import { compareStores, waitFor } from "../support/migration.js";
 import { dropRedisKeys } from "../support/cleanup.js";
-import { TEST_URLS, serverAvailable } from "../support/servers.js";
+import { postgresAvailable, serverAvailable, TEST_URLS } from "../support/servers.js";
 import { startDynalite, writeItems, type Dynalite } from "../support/dynalite.js";
 import { killAllSidecars, scrapeMetric, startSidecarProcess, type SidecarProcess } from "../support/processes.js";
 
@@ -83,11 +83,7 @@ let dynalite: Dynalite | undefined;
 const available: Partial<Record<Backend, boolean>> = { sqlite: true };
 const needed = new Set(PAIRS.flatMap((p) => [p.from, p.to]));
 if (needed.has("postgres")) {
-  available.postgres = await serverAvailable("postgres", async () => {
-    const c = new pg.Client({ connectionString: TEST_URLS.postgres, connectionTimeoutMillis: 2000 });
-    await c.connect();
-    await c.end();
-  });
+  available.postgres = await postgresAvailable();
 }
 if (needed.has("mysql")) {
   available.mysql = await serverAvailable("mysql", async () => (await mysql.createConnection({ uri: TEST_URLS.mysql, connectTimeout: 2000 })).end());

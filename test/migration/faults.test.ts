@@ -18,7 +18,7 @@ import { CONTROL_NAMESPACE, type RawItem } from "../../src/protocol/types.js";
 import { journalKey } from "../../src/migration/control.js";
 import type { DecantClient } from "../../src/client/client.js";
 import { compareStores, waitFor } from "../support/migration.js";
-import { TEST_URLS, serverAvailable } from "../support/servers.js";
+import { postgresAvailable, TEST_URLS } from "../support/servers.js";
 import { startDynalite } from "../support/dynalite.js";
 import { killAllSidecars, scrapeMetric, startSidecarProcess, type SidecarProcess } from "../support/processes.js";
 
@@ -122,11 +122,7 @@ const withParams = (base: string, params: Record<string, string>): string => {
   return url.href;
 };
 
-const ok = await serverAvailable("postgres", async () => {
-  const c = new pg.Client({ connectionString: TEST_URLS.postgres, connectionTimeoutMillis: 2000 });
-  await c.connect();
-  await c.end();
-});
+const ok = await postgresAvailable();
 
 const run = randomBytes(4).toString("hex");
 const prefix = `decant_faults_${run}`;

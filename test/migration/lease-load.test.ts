@@ -16,7 +16,7 @@ import { openStore } from "../../src/backends/index.js";
 import type { RawItem } from "../../src/protocol/types.js";
 import type { DecantClient } from "../../src/client/client.js";
 import { waitFor } from "../support/migration.js";
-import { TEST_URLS, serverAvailable } from "../support/servers.js";
+import { postgresAvailable, TEST_URLS } from "../support/servers.js";
 import { killAllSidecars, scrapeMetric, startSidecarProcess, type SidecarProcess } from "../support/processes.js";
 
 const LOAD_MS = 60_000;
@@ -28,11 +28,7 @@ const NS = ["lease_a", "lease_b"];
 const run = randomBytes(4).toString("hex");
 const prefix = `decant_lease_${run}`;
 
-const pgOk = await serverAvailable("postgres", async () => {
-  const c = new pg.Client({ connectionString: TEST_URLS.postgres, connectionTimeoutMillis: 2000 });
-  await c.connect();
-  await c.end();
-});
+const pgOk = await postgresAvailable();
 const hasTaskset = spawnSync("taskset", ["-V"]).status === 0;
 
 const withParams = (base: string, params: Record<string, string>): string => {

@@ -12,17 +12,13 @@ import type { Store } from "../../src/protocol/store.js";
 import type { RawItem } from "../../src/protocol/types.js";
 import { compareStores, waitFor } from "../support/migration.js";
 import { freePort } from "../support/ports.js";
-import { TEST_URLS, serverAvailable } from "../support/servers.js";
+import { postgresAvailable, TEST_URLS } from "../support/servers.js";
 import { killAllSidecars, scrapeMetric, startSidecarProcess, type LogLine, type SidecarProcess } from "../support/processes.js";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const run = randomBytes(4).toString("hex");
 const prefix = `decant_spread_${run}`;
-const ok = await serverAvailable("postgres", async () => {
-  const c = new pg.Client({ connectionString: TEST_URLS.postgres, connectionTimeoutMillis: 2000 });
-  await c.connect();
-  await c.end();
-});
+const ok = await postgresAvailable();
 const table = (name: string): string => {
   const url = new URL(TEST_URLS.postgres);
   url.searchParams.set("table", `${prefix}_${name}`);

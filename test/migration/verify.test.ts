@@ -10,18 +10,14 @@ import type { Store } from "../../src/protocol/store.js";
 import { startDynalite, type Dynalite } from "../support/dynalite.js";
 import { waitFor } from "../support/migration.js";
 import { buf } from "../support/names.js";
-import { TEST_URLS, serverAvailable } from "../support/servers.js";
+import { postgresAvailable, serverAvailable, TEST_URLS } from "../support/servers.js";
 import { startTestSidecar } from "../support/sidecar.js";
 
 const dir = mkdtempSync(join(tmpdir(), "decant-verify-"));
 const run = Math.random().toString(36).slice(2, 8);
 let dynalite: Dynalite | undefined;
 const dynamoOk = await serverAvailable("dynamodb (dynalite)", async () => (dynalite = await startDynalite()));
-const pgOk = await serverAvailable("postgres", async () => {
-  const c = new pg.Client({ connectionString: TEST_URLS.postgres, connectionTimeoutMillis: 2000 });
-  await c.connect();
-  await c.end();
-});
+const pgOk = await postgresAvailable();
 
 const PAIRS = [
   { name: "sqlite → sqlite (merge join)", ok: true, current: () => `sqlite:${join(dir, "a.db")}`, target: () => `sqlite:${join(dir, "b.db")}` },

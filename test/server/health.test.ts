@@ -6,16 +6,12 @@ import * as grpc from "@grpc/grpc-js";
 import pg from "pg";
 import { waitFor } from "../support/migration.js";
 import { startPausableProxy, type PausableProxy } from "../support/proxy.js";
-import { serverAvailable, TEST_URLS } from "../support/servers.js";
+import { postgresAvailable, TEST_URLS } from "../support/servers.js";
 import { startTestSidecar } from "../support/sidecar.js";
 
 type Running = Awaited<ReturnType<typeof startTestSidecar>>;
 
-const ok = await serverAvailable("postgres", async () => {
-  const client = new pg.Client({ connectionString: TEST_URLS.postgres, connectionTimeoutMillis: 2000 });
-  await client.connect();
-  await client.end();
-});
+const ok = await postgresAvailable();
 
 /** Readiness must drop within a probe interval plus a probe timeout (1 s + 2 s), with room for a loaded machine. */
 const BOUND_MS = 8000;

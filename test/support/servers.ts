@@ -1,6 +1,7 @@
 // Real servers for backend tests. Connection URLs come from the environment with loopback
 // defaults. With CI=true an unreachable server fails the run; locally the backend is
 // skipped with one loud line, so a laptop without MariaDB still runs everything else.
+import pg from "pg";
 
 export const TEST_URLS = {
   postgres: process.env.DECANT_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/decant_test",
@@ -41,3 +42,11 @@ export async function serverAvailable(name: string, probe: () => Promise<unknown
     return false;
   }
 }
+
+/** Whether the PostgreSQL test server answers (see serverAvailable): one probe for every test file. */
+export const postgresAvailable = (): Promise<boolean> =>
+  serverAvailable("postgres", async () => {
+    const c = new pg.Client({ connectionString: TEST_URLS.postgres, connectionTimeoutMillis: 2000 });
+    await c.connect();
+    await c.end();
+  });

@@ -11,16 +11,12 @@ import pg from "pg";
 import { openStore } from "../../../src/backends/index.js";
 import { startTestSidecar } from "../../support/sidecar.js";
 import { Redis } from "ioredis";
-import { serverAvailable, TEST_URLS } from "../../support/servers.js";
+import { postgresAvailable, serverAvailable, TEST_URLS } from "../../support/servers.js";
 
 /** Whether each test server answers (skipped with a loud line, or failing under CI, when not). */
 export const serverUp = {
   postgres: () =>
-    serverAvailable("postgres", async () => {
-      const c = new pg.Client({ connectionString: TEST_URLS.postgres, connectionTimeoutMillis: 2000 });
-      await c.connect();
-      await c.end();
-    }),
+    postgresAvailable(),
   mysql: () => serverAvailable("mysql", async () => (await mysql.createConnection(TEST_URLS.mysql)).end()),
   redis: () =>
     serverAvailable("redis", async () => {
