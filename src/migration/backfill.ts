@@ -133,6 +133,10 @@ export class Backfill {
   /** This process: a replica restarted under the same id is another holder. */
   readonly run = randomBytes(6).toString("hex");
   private readonly tasks = new Map<string, Promise<void>>();
+  /** Of the tasks, those planning ranges (cutRanges): they copy nothing, so they take no copy slot. */
+  private readonly planning = new Set<string>();
+  /** Whether the last listing showed a segment still planning (one this process may take). */
+  private plansLeft = false;
   private stopRequested = false;
   private job?: BackfillRecord;
   /** Segments running anywhere (not done, held, not lapsed), as last listed: the rate is split among them. */
@@ -320,18 +324,27 @@ export class Backfill {
     if (!job || job.value.state !== "running" || job.value.attempt !== this.c.attempt) return;
     if (job.value.segmentCount === undefined) return; // written by an earlier Decant (one runner): StartBackfill again
     // Nothing to take and no rate to split: spare the control store a listing (it also serves the phase renewals).
-    if (this.tasks.size >= this.perReplica && job.value.rateLimit === 0 && this.tasks.size > 0) return;
+    const copying = () => this.tasks.size - this.planning.size;
+    if (copying() >= this.perReplica && !this.plansLeft && job.value.rateLimit === 0 && this.tasks.size > 0) return;
     const segments = await listSegments(this.c.control, job.value.attempt);
+    this.plansLeft = segments.some((s) => s.value.plan !== undefined);
     if (segments.length >= job.value.segmentCount && segments.every((s) => s.value.done)) return this.finish(job.value, job.version, segments.map((s) => s.value));
     const { free, elsewhere } = this.leases.survey(segments, new Set(this.tasks.keys()));
-    this.runningEverywhere = Math.max(1, elsewhere + this.tasks.size);
+    // Segments copying anywhere, which share the rate and the concurrency (a planner copies nothing).
+    const planningElsewhere = segments.filter((s) => s.value.plan !== undefined && s.value.owner !== undefined && !this.tasks.has(s.key)).length;
+    this.runningEverywhere = Math.max(1, elsewhere - planningElsewhere + copying());
     for (const s of free) {
-      if (this.tasks.size >= this.perReplica || this.stopRequested) break;
+      if (this.stopRequested) break;
+      // One planner at a time beside the copy slots: a plan hands out work, it must not wait for a slot.
+      const plans = s.value.plan !== undefined;
+      if (plans ? this.planning.size > 0 || this.perReplica === 0 : copying() >= this.perReplica) continue;
       const held = await this.leases.take(s, "backfill");
       if (!held) continue; // another worker took it first
-      this.runningEverywhere++;
+      if (plans) this.planning.add(s.key);
+      else this.runningEverywhere++;
       const task = this.runSegment(held, job.value).finally(() => {
         this.tasks.delete(s.key);
+        this.planning.delete(s.key);
         if (!this.stopRequested) void this.maybeTakeOver().catch(() => undefined); // the next segment now, not a heartbeat later
       });
       this.tasks.set(s.key, task);
@@ -391,7 +404,9 @@ export class Backfill {
     const read = (cursor: string | undefined) =>
       current.scanRaw(ns, { limit: pageLimit, cursor, ...(h.rec.hash ? { segment: h.rec.hash.segment, totalSegments: h.rec.hash.total } : {}) });
     try {
-      if (h.rec.plan && !(await this.cutRanges(h))) {
+      if (h.rec.plan) {
+        // Planned or stopped, the planner gives its segment back: copying it takes a copy slot.
+        await this.cutRanges(h);
         if (!h.lost) await this.leases.release(h);
         return;
       }
@@ -461,15 +476,15 @@ export class Backfill {
   /**
    * The planner's part of a namespace's last segment (RangePlan): reads ahead without copying and
    * writes a segment for each range of about perSegment items, until the namespace has all its
-   * segments or ends; this segment then copies the last range. Checkpointed per page, so a lost
-   * planner resumes elsewhere. False when it stopped (paused, phase, attempt) with work left.
+   * segments or ends; this segment is then the last range, copied like any other. Checkpointed
+   * per page, so a lost planner resumes elsewhere. Returns early when the backfill stops.
    */
-  private async cutRanges(h: Held<SegmentRecord>): Promise<boolean> {
+  private async cutRanges(h: Held<SegmentRecord>): Promise<void> {
     let limit = FIRST_PAGE_ITEMS;
     while (h.rec.plan) {
-      if (this.stopRequested || this.job?.state !== "running" || !backfillAllowed(this.c.phase) || h.rec.attempt !== this.c.attempt) return false;
+      if (this.stopRequested || this.job?.state !== "running" || !backfillAllowed(this.c.phase) || h.rec.attempt !== this.c.attempt) return;
       const plan = h.rec.plan;
-      const page = await this.c.current.scanRaw(h.rec.ns, { limit, cursor: plan.scan ?? h.rec.start });
+      const page = await this.c.current.scanRaw(h.rec.ns, { limit, cursor: plan.scan ?? h.rec.start, keysOnly: true });
       limit = nextPageLimit(page.items, limit, 1024);
       // S3: no record is written unless the lease holds for the margin beyond now.
       if (!this.leases.holds(h)) throw new LeaseLost("the segment's lease lapsed while it planned ranges");
@@ -489,10 +504,10 @@ export class Backfill {
       if (finished) await this.fillUnused(h.rec, next.next);
       const saved = await this.leases.save(h, (r) => ({ ...r, ...moved, plan: finished ? undefined : next, updatedAt: this.clock.wall() }));
       if (!saved) throw new LeaseLost("the segment was taken over while it planned ranges");
-      if (moved) void this.maybeTakeOver().catch(() => undefined); // a new segment: take it now if there is room
+      // A new segment: taken now if this process copies nothing yet, else left a heartbeat for the others.
+      if (moved && this.tasks.size === this.planning.size) void this.maybeTakeOver().catch(() => undefined);
       await yieldToEventLoop();
     }
-    return true;
   }
 
   /**

@@ -209,8 +209,10 @@ describe("segmented backfill (memory store, injected clock)", function () {
     const a = new Backfill(context({ current, target, control, id: "a" }), clock);
     const b = new Backfill(context({ current, target, control, id: "b" }), clock);
     await a.start(0, 4);
+    // a plans the ranges, so each new one is free for a moment only: b looks first, as a replica
+    // whose heartbeat comes while a is busy copying would.
     await until(async () => (await a.read())!.value.state === "done", "the backfill to finish", async () => {
-      await Promise.all([a.maybeTakeOver(), b.maybeTakeOver()]);
+      await Promise.all([b.maybeTakeOver(), a.maybeTakeOver()]);
     });
     const owners = new Set((await listSegments(control, "a1")).flatMap((s) => s.value.history.map((h) => h.owner)));
     expect([...owners].sort()).to.deep.equal(["a", "b"]);
