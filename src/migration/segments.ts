@@ -126,7 +126,7 @@ async function planRanges(store: Store, ns: string, perSegment: number, wanted: 
   let sinceSplit = 0;
   let splitAt: string | undefined;
   do {
-    const page = await store.scanRaw(ns, { limit, cursor });
+    const page = await store.scanRaw(ns, { limit, cursor, keysOnly: true });
     limit = nextPageLimit(page.items, limit, 1024);
     const first: RawItem | undefined = page.items[0];
     if (splitAt !== undefined && first) {
