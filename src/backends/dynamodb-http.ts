@@ -1,5 +1,6 @@
 // The DynamoDB data path without the AWS SDK: the JSON protocol (POST, X-Amz-Target) over a
-// keep-alive node:http(s) Agent, signed with @smithy/signature-v4. The SDK's per-call machinery
+// pool of keep-alive HTTP/1.1 connections of its own (http1.ts), signed by PostSigner below
+// (@smithy/signature-v4 for an endpoint with a path). The SDK's per-call machinery
 // (a middleware stack built per command, endpoint rules evaluated per call, generic serde, a
 // dozen promises per call) cost about 0.7 ms of CPU per PutItem; this costs a fraction
 // (docs/PERFORMANCE.md, "CPU per item into DynamoDB"). Credentials, region and endpoint still
@@ -12,8 +13,6 @@
 // condition's Item) are on the error. Socket errors pass through with their codes; an aborted
 // call rejects with an AbortError.
 import { createHash, createHmac, type Hash, type Hmac } from "node:crypto";
-import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage } from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type {
   BatchGetItemCommandInput,
   BatchGetItemCommandOutput,
@@ -34,6 +33,7 @@ import type {
   UpdateItemCommandOutput,
 } from "@aws-sdk/client-dynamodb";
 import { SignatureV4 } from "@smithy/signature-v4";
+import { Http1Pool, type Exchange, type Reply } from "./http1.js";
 
 /** The operations on the data path, with the SDK's input and output shapes. */
 export interface DataOps {
@@ -213,6 +213,8 @@ const abandoned = (): Error => Object.assign(new Error("The operation was aborte
  */
 const SWEEP_MS = 1000;
 
+const answerOf = (r: Reply): Answer => ({ status: r.status, text: r.text, date: r.headers.date, age: r.headers.age });
+
 /** An HTTP answer, whole; `error` once an error answer has been parsed. */
 interface Answer {
   status: number;
@@ -230,11 +232,11 @@ export class DynamoHttp {
   /** For an endpoint whose path is not "/" (a proxy's), whose canonical form the general signer knows. */
   private readonly signer: SignatureV4;
   private readonly postSigner: PostSigner;
-  private readonly httpAgent: HttpAgent;
-  private readonly httpsAgent: HttpsAgent;
+  /** Keep-alive connections to the target (http1.ts), made with it. */
+  private pool?: Http1Pool;
   private readonly clock: () => number;
   /** Requests in flight of calls that can be abandoned, for the sweep. */
-  private readonly inflight = new Map<ClientRequest, Abandon>();
+  private readonly inflight = new Map<Exchange, Abandon>();
   private sweeper?: NodeJS.Timeout;
   /** Server time minus ours, learnt from a refusal's Date header (as the SDK's systemClockOffset): every signature uses it. */
   private clockOffset = 0;
@@ -243,8 +245,6 @@ export class DynamoHttp {
     const config = options.sdk.config;
     this.signer = new SignatureV4({ service: "dynamodb", region: config.region, credentials: config.credentials, sha256: Sha256, applyChecksum: false });
     this.postSigner = new PostSigner(config.credentials as CredentialsProvider);
-    this.httpAgent = new HttpAgent({ keepAlive: true, maxSockets: options.maxSockets });
-    this.httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: options.maxSockets });
     this.clock = options.clock ?? Date.now;
   }
 
@@ -316,53 +316,32 @@ export class DynamoHttp {
 
   /** One POST; resolves with the status and the whole body. `headers` (fresh, the signer's) gets the content-length. */
   private post(url: URL, headers: Record<string, string>, body: string, o: Abandon): Promise<Answer> {
-    const https = url.protocol === "https:";
     headers["content-length"] = String(Buffer.byteLength(body));
-    return new Promise((resolve, reject) => {
-      const settle = <T>(then: (v: T) => void) => (v: T) => {
-        if (o.expired !== undefined) this.inflight.delete(req);
-        then(v);
-      };
-      const req = (https ? httpsRequest : httpRequest)(
-        {
-          method: "POST",
-          hostname: url.hostname,
-          port: url.port || undefined,
-          path: url.pathname || "/",
-          headers,
-          agent: https ? this.httpsAgent : this.httpAgent,
-        },
-        (res: IncomingMessage) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () =>
-            settle(resolve)({
-              status: res.statusCode ?? 0,
-              text: chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8"),
-              date: res.headers.date,
-              age: res.headers.age,
-            }),
-          );
-          res.on("error", settle(reject));
+    this.pool ??= new Http1Pool({ url, maxSockets: this.options.maxSockets });
+    if (o.expired === undefined) return this.pool.post(url.pathname || "/", headers, body).then(answerOf);
+    let exchange: Exchange | undefined;
+    return this.pool
+      .post(url.pathname || "/", headers, body, (x) => this.track((exchange = x), o))
+      .then(
+        (reply) => (this.inflight.delete(exchange!), answerOf(reply)),
+        (err: unknown) => {
+          this.inflight.delete(exchange!);
+          throw err;
         },
       );
-      req.on("error", settle(reject));
-      if (o.expired !== undefined) this.track(req, o);
-      req.end(body);
-    });
   }
 
-  private track(req: ClientRequest, o: Abandon): void {
-    this.inflight.set(req, o);
+  private track(x: Exchange, o: Abandon): void {
+    this.inflight.set(x, o);
     this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
   }
 
   /** Ends the requests of abandoned calls; stops when none is in flight. */
   private sweep(): void {
-    for (const [req, o] of this.inflight) {
+    for (const [x, o] of this.inflight) {
       if (!o.expired) continue;
-      this.inflight.delete(req);
-      req.destroy(abandoned());
+      this.inflight.delete(x);
+      x.fail(abandoned());
     }
     if (this.inflight.size === 0) {
       clearInterval(this.sweeper);
@@ -387,9 +366,9 @@ export class DynamoHttp {
   destroy(): void {
     clearInterval(this.sweeper);
     this.sweeper = undefined;
-    for (const req of this.inflight.keys()) req.destroy(abandoned());
+    for (const x of this.inflight.keys()) x.fail(abandoned());
     this.inflight.clear();
-    this.httpAgent.destroy();
-    this.httpsAgent.destroy();
+    this.pool?.destroy();
+    this.pool = undefined;
   }
 }
