@@ -175,11 +175,17 @@ export async function forwardingDriver(backend: string, url: string): Promise<Fo
         const r = (rows as { value: Buffer | null; version: string }[])[0];
         return r && r.value !== null ? found(key, r.value, r.version) : { found: false };
       },
-      // The sidecar's unconditional Put is one autocommit upsert (fenced in the sidecar, like PostgreSQL's).
       put: async (ns, key, value) => {
-        const [res] = await pool.query({ sql: `INSERT INTO ${t} (ns, k, value, version) VALUES (?, ?, ?, 1) ON DUPLICATE KEY UPDATE value = VALUES(value), version = LAST_INSERT_ID(version + 1)`, values: [Buffer.from(ns), Buffer.from(key), value] });
-        const r = res as { affectedRows: number; insertId: number };
-        return { version: r.affectedRows === 1 ? "1" : String(r.insertId) };
+        const conn = await pool.getConnection();
+        try {
+          await conn.query("START TRANSACTION");
+          const [res] = await conn.query({ sql: `INSERT INTO ${t} (ns, k, value, version) VALUES (?, ?, ?, 1) ON DUPLICATE KEY UPDATE value = VALUES(value), version = LAST_INSERT_ID(version + 1)`, values: [Buffer.from(ns), Buffer.from(key), value] });
+          await conn.query("COMMIT");
+          const r = res as { affectedRows: number; insertId: number };
+          return { version: r.affectedRows === 1 ? "1" : String(r.insertId) };
+        } finally {
+          conn.release();
+        }
       },
     };
   }

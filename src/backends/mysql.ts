@@ -15,8 +15,8 @@
 // (utf8mb4_bin is PAD SPACE, so "a" and "a " would be the same key), and keep the primary key
 // at 1087 bytes, inside InnoDB's 3072-byte limit (VARCHAR(1024) utf8mb4 would need 4096).
 //
-// Writes: an unconditional Put is one autocommit upsert (see upsertOne). Every other write is
-// one transaction per call that locks its keys with SELECT … FOR UPDATE in key order,
+// Writes: an unconditional Put is one upsert in its transaction (see upsertOne). Every other
+// write is one transaction per call that locks its keys with SELECT … FOR UPDATE in key order,
 // decides with the shared condition rules (common.ts), then writes the final state of every
 // changed key with one multi-row INSERT … ON DUPLICATE KEY UPDATE. Deadlocks (gap locks on
 // absent keys) roll the transaction back and it is retried whole.
@@ -406,40 +406,37 @@ class MysqlDriver implements Driver {
   }
 
   /**
-   * An unconditional put needs no decision, so it is one autocommit statement, one round trip
-   * (it was START / fence read / upsert / COMMIT, four): the upsert takes the row lock itself,
-   * and LAST_INSERT_ID(expr) hands the new version back in the OK packet. Fenced, the row comes
-   * from an INSERT … SELECT over the fence row (share-locked, and the fence table's metadata
-   * lock held to the statement's end, which raiseFence's LOCK TABLES waits for) that yields
-   * nothing when the fence is above the epoch: fence and write in one statement. Like
-   * PostgreSQL's one-statement writes, a put whose caller gives up mid-statement may still land.
+   * An unconditional put needs no decision, so no locking read: the upsert takes the row lock
+   * itself, and LAST_INSERT_ID(expr) hands the new version back in the OK packet. Fenced, the row
+   * comes from an INSERT … SELECT over the fence row (share-locked until COMMIT, and the fence
+   * table's metadata lock held, which raiseFence's LOCK TABLES waits for) that yields nothing
+   * when the fence is above the epoch: fence and write in one statement, three round trips
+   * (START / upsert / COMMIT) where the separate fence read made four. Still a transaction, so a
+   * put whose caller gave up is rolled back instead of committed late (one autocommit statement
+   * could land after its deadline_exceeded, once the row lock it waited for is freed).
    */
   private upsertOne(ns: string, key: string, value: Buffer, fence: number | undefined): Promise<bigint> {
     const update = "ON DUPLICATE KEY UPDATE value = VALUES(value), version = LAST_INSERT_ID(version + 1)";
     const row = [keyBytes(ns), keyBytes(key), value];
-    return this.call("put", async () => {
+    return this.call("put", async (deadline) => {
       if (fence !== undefined) await this.fenceReady.get();
-      const res = await this.withConnection(async (q) => {
-        try {
-          return fence === undefined
+      return this.tx(deadline, async (q) => {
+        const res =
+          fence === undefined
             ? await q<ResultSetHeader>(`INSERT INTO ${this.t} (ns, k, value, version) VALUES (?, ?, ?, 1) ${update}`, row)
             : await q<ResultSetHeader>(`INSERT INTO ${this.t} (ns, k, value, version) SELECT ?, ?, ?, 1 FROM \`${FENCE_TABLE}\` WHERE tbl = ? AND epoch <= ? LOCK IN SHARE MODE ${update}`, [...row, this.options.table, fence]);
-        } catch (err) {
-          if (breaksConnection(err)) mark(err, AMBIGUOUS); // autocommit: the lost statement may have committed, so no retry
-          throw err;
-        }
+        if (res.affectedRows === 0) return this.refusedByFence(q, fence);
+        if (res.affectedRows === 1) return 1n; // inserted
+        // mysql2 reads the id as signed: a version above 2^63 arrives negative.
+        const version = BigInt(res.insertId);
+        return version < 0n ? version + 2n ** 64n : version;
       });
-      if (res.affectedRows === 0) return this.refusedByFence(fence);
-      if (res.affectedRows === 1) return 1n; // inserted
-      // mysql2 reads the id as signed: a version above 2^63 arrives negative.
-      const version = BigInt(res.insertId);
-      return version < 0n ? version + 2n ** 64n : version;
     });
   }
 
-  /** A fenced upsert that wrote nothing: the fence is above its epoch (fences only rise, so a read now shows it). */
-  private async refusedByFence(epoch: number | undefined): Promise<never> {
-    const [row] = await this.withConnection((q) => q<RowDataPacket[]>(`SELECT epoch FROM \`${FENCE_TABLE}\` WHERE tbl = ?`, [this.options.table]));
+  /** A fenced upsert that wrote nothing: the fence row, share-locked by it, is above its epoch. */
+  private async refusedByFence(q: Query, epoch: number | undefined): Promise<never> {
+    const [row] = await q<RowDataPacket[]>(`SELECT epoch FROM \`${FENCE_TABLE}\` WHERE tbl = ? LOCK IN SHARE MODE`, [this.options.table]);
     refuseIfFenced(this.description, epoch, row ? BigInt(row.epoch as string) : null);
     throw new DecantError("internal", `store ${this.description}: a put wrote nothing though the fence (${String(row?.epoch)}) is not above its epoch ${String(epoch)}`);
   }
