@@ -216,7 +216,8 @@ export class Backfill {
       segments: {
         done: segments.filter((s) => s.done).length,
         running: running.length,
-        waiting: segments.length - running.length - segments.filter((s) => s.done).length,
+        // Of segmentCount: ranges still to be found by a planner are waiting too.
+        waiting: Math.max(0, job.segmentCount - running.length - segments.filter((s) => s.done).length),
         workers: [...workers.values()].sort((a, b) => a.id.localeCompare(b.id)),
         etaSeconds: job.state === "done" ? 0 : rate > 0 ? left / rate : undefined,
       },
@@ -331,7 +332,7 @@ export class Backfill {
     if (segments.length >= job.value.segmentCount && segments.every((s) => s.value.done)) return this.finish(job.value, job.version, segments.map((s) => s.value));
     const { free, elsewhere } = this.leases.survey(segments, new Set(this.tasks.keys()));
     // Segments copying anywhere, which share the rate and the concurrency (a planner copies nothing).
-    const planningElsewhere = segments.filter((s) => s.value.plan !== undefined && s.value.owner !== undefined && !this.tasks.has(s.key)).length;
+    const planningElsewhere = segments.filter((s) => s.value.plan !== undefined && !s.value.done && !this.tasks.has(s.key) && !free.includes(s)).length;
     this.runningEverywhere = Math.max(1, elsewhere - planningElsewhere + copying());
     for (const s of free) {
       if (this.stopRequested) break;
@@ -490,16 +491,20 @@ export class Backfill {
       if (!this.leases.holds(h)) throw new LeaseLost("the segment's lease lapsed while it planned ranges");
       const next = { ...plan, scan: page.cursor, since: plan.since + page.items.length };
       let moved: Pick<SegmentRecord, "start" | "from"> | undefined;
+      let ended = false;
       const first = page.items[0];
       if (plan.splitAt !== undefined && first) {
-        moved = await this.writeRange(h.rec, plan.next, plan.splitAt, first.key);
-        next.next = plan.next + 1;
+        const range = await this.writeRange(h.rec, plan.next, plan.splitAt, first.key);
+        // An earlier planner found the namespace's end and wrote this index done: the plan ends,
+        // and this segment keeps its range, which runs to the end.
+        if (range === "ended") ended = true;
+        else [moved, next.next] = [range, plan.next + 1];
         next.splitAt = undefined;
       }
-      let finished = page.cursor === undefined;
+      // Ended, or every index handed out: this segment is the last range and runs to the end.
+      const finished = ended || page.cursor === undefined || next.next >= h.rec.index;
       if (!finished && next.splitAt === undefined && next.since >= plan.perSegment) {
-        if (next.next >= h.rec.index) finished = true; // every range found: this one runs to the end
-        else [next.splitAt, next.since] = [page.cursor, 0];
+        [next.splitAt, next.since] = [page.cursor, 0];
       }
       if (finished) await this.fillUnused(h.rec, next.next);
       const saved = await this.leases.save(h, (r) => ({ ...r, ...moved, plan: finished ? undefined : next, updatedAt: this.clock.wall() }));
@@ -512,16 +517,21 @@ export class Backfill {
 
   /**
    * Writes the range segment `index`, from the planner's start to the key `end` (the first after
-   * the cursor `splitAt`); returns the planner's own range from there on.
+   * the cursor `splitAt`); returns the planner's own range from there on, or "ended" when an
+   * earlier planner found the namespace's end there.
    */
-  private async writeRange(planner: SegmentRecord, index: number, splitAt: string, end: string): Promise<Pick<SegmentRecord, "start" | "from">> {
+  private async writeRange(planner: SegmentRecord, index: number, splitAt: string, end: string): Promise<Pick<SegmentRecord, "start" | "from"> | "ended"> {
     const key = segmentKey(planner.attempt, index);
     const seg = freshSegment(planner.attempt, index, planner.ns, { start: planner.start, from: planner.from, end }, this.clock.wall());
     if ((await this.c.control.compareAndSet(key, seg, null)) !== false) return { start: splitAt, from: end };
-    // An earlier planner wrote it and was lost before its checkpoint: its cut stands. Its end may
-    // lie before this cursor, so the planner's range starts where it did, from that end.
-    const existing = await this.c.control.read<SegmentRecord>(key);
-    return existing?.value.end !== undefined ? { start: planner.start, from: existing.value.end } : { start: splitAt, from: end };
+    const existing = (await this.c.control.read<SegmentRecord>(key))?.value;
+    if (existing?.end === undefined) return "ended"; // written done as unused (fillUnused)
+    // An earlier planner from this very checkpoint wrote it and was lost before saving: its cut
+    // stands, and its end may lie before this cursor, so this range starts where it did, from
+    // that end. Anything else (a stale planner of an earlier run) is not trusted: this range
+    // stays whole, so its keys may be copied twice but none is left out.
+    if (existing.from === planner.from && existing.start === planner.start) return { start: planner.start, from: existing.end };
+    return { start: planner.start, from: planner.from };
   }
 
   /** The namespace held fewer items than estimated: the indices left over are written done, so the count adds up. */

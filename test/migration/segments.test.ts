@@ -166,6 +166,18 @@ describe("segmented backfill (memory store, injected clock)", function () {
     expect(await differences(current, target)).to.deep.equal([]);
   });
 
+  it("a range written by a stale planner of an earlier run (another start) is not trusted: the keys before it are still copied", async () => {
+    const reads = gated(current);
+    const a = new Backfill(context({ current: reads.store, target, control, id: "a", segments: 4 }), clock);
+    reads.shut();
+    await a.start(0, 4);
+    await control.write("bfseg/a1/000000", { attempt: "a1", index: 0, ns: "items", from: "k000500", end: "k001000", done: false, token: 0, scanned: 0, copied: 0, skipped: 0, activeMs: 0, updatedAt: clock.t, history: [] });
+    reads.open();
+    await until(async () => (await a.read())!.value.state === "done", "the backfill to finish", () => a.maybeTakeOver());
+    expect((await a.read())!.value.scanned).to.be.at.least(12_000); // some keys twice, none left out
+    expect(await differences(current, target)).to.deep.equal([]);
+  });
+
   it("a planner paused mid-plan loses its lease: another resumes the plan from its checkpoint; the paused one writes no range", async () => {
     const reads = gated(current);
     const a = new Backfill(context({ current: reads.store, target, control, id: "a", segments: 1 }), clock);
@@ -188,6 +200,36 @@ describe("segmented backfill (memory store, injected clock)", function () {
     expect(planner.history.map((h) => h.owner).slice(0, 2)).to.deep.equal(["a", "b"]);
     expect((await a.read())!.value.scanned).to.equal(12_000);
     await expectContiguousRanges();
+    expect(await differences(current, target)).to.deep.equal([]);
+  });
+
+  it("a planner lost after writing the unused indices done but before its checkpoint: its successor (whose pages differ: keys appended meanwhile) must not take a done filler for a range and lose the keys before it", async () => {
+    const small = Object.create(current) as Store;
+    small.estimateCount = async () => 40_000; // 20 indices of ~2000 items; 12,000 items fill 6
+    // A is lost (hangs) on the write that ends its plan, after fillUnused wrote indices 5..18 done.
+    let hung = false;
+    const lossy = Object.create(control) as ControlStore;
+    lossy.compareAndSet = (<T,>(key: string, value: T, expected: bigint | null) => {
+      const v = value as { plan?: unknown; owner?: string };
+      if (key === "bfseg/a1/000019" && v.plan === undefined && v.owner === "a") {
+        hung = true;
+        return new Promise<bigint | false>(() => undefined);
+      }
+      return control.compareAndSet(key, value, expected);
+    }) as ControlStore["compareAndSet"];
+    const a = new Backfill(context({ current: small, target, control: lossy, id: "a", segments: 1 }), clock);
+    const b = new Backfill(context({ current: small, target, control, id: "b", segments: 8 }), clock);
+    await a.start(0, 4);
+    await until(() => hung, "a to be lost on its final planning checkpoint");
+    expect((await listSegments(control, "a1")).filter((x) => x.value.done && x.value.end === undefined).length, "fillers written").to.be.greaterThan(0);
+    // Live writes (DUAL_WRITE: both stores) append keys at the tail meanwhile.
+    const appended = Array.from({ length: 500 }, (_, j) => ({ key: `k${String(12_000 + j).padStart(6, "0")}`, value: Buffer.from(`w${j}`), version: 9n }));
+    await current.applyIfNewer("items", appended);
+    await target.applyIfNewer("items", appended);
+    clock.advance(LEASE + 1);
+    await b.maybeTakeOver(); // notes the planner's version; a lease later it has lapsed
+    clock.advance(LEASE + 1);
+    await until(async () => (await b.read())!.value.state === "done", "b to take over the plan and finish", () => b.maybeTakeOver());
     expect(await differences(current, target)).to.deep.equal([]);
   });
 
