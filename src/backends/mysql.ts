@@ -424,11 +424,12 @@ class MysqlDriver implements Driver {
     return this.call("put", async (deadline) => {
       if (fence !== undefined) await this.fenceReady.get();
       return this.tx(deadline, async (q) => {
-        const res =
+        const upsert = () =>
           fence === undefined
-            ? await q<ResultSetHeader>(`INSERT INTO ${this.t} (ns, k, value, version) VALUES (?, ?, ?, 1) ${update}`, row)
-            : await q<ResultSetHeader>(`INSERT INTO ${this.t} (ns, k, value, version) SELECT ?, ?, ?, 1 FROM \`${FENCE_TABLE}\` WHERE tbl = ? AND epoch <= ? LOCK IN SHARE MODE ${update}`, [...row, this.options.table, fence]);
-        if (res.affectedRows === 0) return this.refusedByFence(q, fence);
+            ? q<ResultSetHeader>(`INSERT INTO ${this.t} (ns, k, value, version) VALUES (?, ?, ?, 1) ${update}`, row)
+            : q<ResultSetHeader>(`INSERT INTO ${this.t} (ns, k, value, version) SELECT ?, ?, ?, 1 FROM \`${FENCE_TABLE}\` WHERE tbl = ? AND epoch <= ? LOCK IN SHARE MODE ${update}`, [...row, this.options.table, fence]);
+        let res = await upsert();
+        if (res.affectedRows === 0) res = await this.afterNoRow(q, fence, upsert);
         if (res.affectedRows === 1) return 1n; // inserted
         // mysql2 reads the id as signed: a version above 2^63 arrives negative.
         const version = BigInt(res.insertId);
@@ -437,9 +438,20 @@ class MysqlDriver implements Driver {
     });
   }
 
-  /** A fenced upsert that wrote nothing: the fence row, share-locked by it, is above its epoch. */
-  private async refusedByFence(q: Query, epoch: number | undefined): Promise<never> {
-    const [row] = await q<RowDataPacket[]>(`SELECT epoch FROM \`${FENCE_TABLE}\` WHERE tbl = ? LOCK IN SHARE MODE`, [this.options.table]);
+  /**
+   * A fenced upsert that wrote nothing: the fence is above its epoch (refused), or this store's
+   * fence row is gone (deleted by hand): as before it, a missing row counts as a fence at 0, so
+   * it is made again and the upsert repeated.
+   */
+  private async afterNoRow(q: Query, epoch: number | undefined, upsert: () => Promise<ResultSetHeader>): Promise<ResultSetHeader> {
+    const read = async () => (await q<RowDataPacket[]>(`SELECT epoch FROM \`${FENCE_TABLE}\` WHERE tbl = ? LOCK IN SHARE MODE`, [this.options.table]))[0];
+    let row = await read();
+    if (!row) {
+      await q(`INSERT IGNORE INTO \`${FENCE_TABLE}\` (tbl, epoch) VALUES (?, 0)`, [this.options.table]);
+      const res = await upsert();
+      if (res.affectedRows > 0) return res;
+      row = await read();
+    }
     refuseIfFenced(this.description, epoch, row ? BigInt(row.epoch as string) : null);
     throw new DecantError("internal", `store ${this.description}: a put wrote nothing though the fence (${String(row?.epoch)}) is not above its epoch ${String(epoch)}`);
   }
