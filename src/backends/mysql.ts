@@ -15,7 +15,8 @@
 // (utf8mb4_bin is PAD SPACE, so "a" and "a " would be the same key), and keep the primary key
 // at 1087 bytes, inside InnoDB's 3072-byte limit (VARCHAR(1024) utf8mb4 would need 4096).
 //
-// Writes: one transaction per call that locks its keys with SELECT … FOR UPDATE in key order,
+// Writes: an unconditional Put is one upsert in its transaction (see upsertOne). Every other
+// write is one transaction per call that locks its keys with SELECT … FOR UPDATE in key order,
 // decides with the shared condition rules (common.ts), then writes the final state of every
 // changed key with one multi-row INSERT … ON DUPLICATE KEY UPDATE. Deadlocks (gap locks on
 // absent keys) roll the transaction back and it is retried whole.
@@ -174,6 +175,9 @@ class MysqlDriver implements Driver {
       bigNumberStrings: true,
       // Without FOUND_ROWS a no-op upsert reports affectedRows 1, like a real update.
       flags: ["-FOUND_ROWS"],
+      // The promise API captured a stack trace per query for its errors (~5 % of the sidecar's
+      // CPU under MySQL Puts); Decant reports its own errors, so it does not need them.
+      trace: false,
       ssl: o.ssl ? {} : undefined,
     });
     // A lock wait must not outlive the caller's timeout (the server default is 50 s, and a
@@ -405,20 +409,51 @@ class MysqlDriver implements Driver {
   }
 
   /**
-   * An unconditional put needs no decision, so no locking read first: the upsert takes the row
-   * lock itself, and LAST_INSERT_ID(expr) hands the new version back in the OK packet (three
-   * round trips instead of four; adapter p50 0.62 → ~0.45 ms). Still a transaction, so a put
-   * whose caller gave up is rolled back instead of committed late.
+   * An unconditional put needs no decision, so no locking read: the upsert takes the row lock
+   * itself, and LAST_INSERT_ID(expr) hands the new version back in the OK packet. Fenced, the row
+   * comes from an INSERT … SELECT over the fence row (share-locked until COMMIT, and the fence
+   * table's metadata lock held, which raiseFence's LOCK TABLES waits for) that yields nothing
+   * when the fence is above the epoch: fence and write in one statement, three round trips
+   * (START / upsert / COMMIT) where the separate fence read made four. Still a transaction, so a
+   * put whose caller gave up is rolled back instead of committed late (one autocommit statement
+   * could land after its deadline_exceeded, once the row lock it waited for is freed).
    */
   private upsertOne(ns: string, key: string, value: Buffer, fence: number | undefined): Promise<bigint> {
-    return this.fencedTx("put", fence, async (q) => {
-      const sql = `INSERT INTO ${this.t} (ns, k, value, version) VALUES (?, ?, ?, 1) ON DUPLICATE KEY UPDATE value = VALUES(value), version = LAST_INSERT_ID(version + 1)`;
-      const res = await q<ResultSetHeader>(sql, [keyBytes(ns), keyBytes(key), value]);
-      if (res.affectedRows === 1) return 1n; // inserted
-      // mysql2 reads the id as signed: a version above 2^63 arrives negative.
-      const version = BigInt(res.insertId);
-      return version < 0n ? version + 2n ** 64n : version;
+    const update = "ON DUPLICATE KEY UPDATE value = VALUES(value), version = LAST_INSERT_ID(version + 1)";
+    const row = [keyBytes(ns), keyBytes(key), value];
+    return this.call("put", async (deadline) => {
+      if (fence !== undefined) await this.fenceReady.get();
+      return this.tx(deadline, async (q) => {
+        const upsert = () =>
+          fence === undefined
+            ? q<ResultSetHeader>(`INSERT INTO ${this.t} (ns, k, value, version) VALUES (?, ?, ?, 1) ${update}`, row)
+            : q<ResultSetHeader>(`INSERT INTO ${this.t} (ns, k, value, version) SELECT ?, ?, ?, 1 FROM \`${FENCE_TABLE}\` WHERE tbl = ? AND epoch <= ? LOCK IN SHARE MODE ${update}`, [...row, this.options.table, fence]);
+        let res = await upsert();
+        if (res.affectedRows === 0) res = await this.afterNoRow(q, fence, upsert);
+        if (res.affectedRows === 1) return 1n; // inserted
+        // mysql2 reads the id as signed: a version above 2^63 arrives negative.
+        const version = BigInt(res.insertId);
+        return version < 0n ? version + 2n ** 64n : version;
+      });
     });
+  }
+
+  /**
+   * A fenced upsert that wrote nothing: the fence is above its epoch (refused), or this store's
+   * fence row is gone (deleted by hand): as before it, a missing row counts as a fence at 0, so
+   * it is made again and the upsert repeated.
+   */
+  private async afterNoRow(q: Query, epoch: number | undefined, upsert: () => Promise<ResultSetHeader>): Promise<ResultSetHeader> {
+    const read = async () => (await q<RowDataPacket[]>(`SELECT epoch FROM \`${FENCE_TABLE}\` WHERE tbl = ? LOCK IN SHARE MODE`, [this.options.table]))[0];
+    let row = await read();
+    if (!row) {
+      await q(`INSERT IGNORE INTO \`${FENCE_TABLE}\` (tbl, epoch) VALUES (?, 0)`, [this.options.table]);
+      const res = await upsert();
+      if (res.affectedRows > 0) return res;
+      row = await read();
+    }
+    refuseIfFenced(this.description, epoch, row ? BigInt(row.epoch as string) : null);
+    throw new DecantError("internal", `store ${this.description}: a put wrote nothing though the fence (${String(row?.epoch)}) is not above its epoch ${String(epoch)}`);
   }
 
   async delete(ns: string, key: string, condition: Condition | undefined, fence: number | undefined): Promise<DeleteResult> {

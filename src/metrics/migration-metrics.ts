@@ -1,6 +1,9 @@
 import client from "prom-client";
 import { PHASES, type Phase } from "../protocol/phases.js";
 
+/** Longest a scrape waits for the control-store gauges before it shows their last values. */
+const SCRAPE_REFRESH_MS = 2000;
+
 /** The migration's Prometheus metrics (names fixed by the migration issue; the dashboard and alerts use them). */
 export class MigrationMetrics {
   readonly phase: client.Gauge<"phase">;
@@ -24,6 +27,12 @@ export class MigrationMetrics {
   readonly viewAge: client.Gauge;
   /** The age of this sidecar's view of the control record, in seconds (set by the controller). */
   viewAgeSeconds: () => number = () => Infinity;
+  /**
+   * Reads what the journal-depth and verification gauges show from the control store (set by the
+   * controller). Run when Prometheus scrapes, not every heartbeat: no one reads them in between.
+   */
+  refreshOnScrape: () => Promise<void> = async () => undefined;
+  private refreshing?: Promise<void>;
 
   constructor(registry: client.Registry) {
     const registers = [registry];
@@ -37,9 +46,10 @@ export class MigrationMetrics {
     this.backfillEta = new client.Gauge({ name: "decant_backfill_eta_seconds", help: "Seconds the backfill still needs at the merged rate of every worker (NaN while unknown, 0 when done).", registers });
     this.backfillWorkerRate = new client.Gauge({ name: "decant_backfill_worker_items_per_second", help: "Backfill items/s of each worker (sidecar or backfill-worker) running segments, from the segment records.", labelNames: ["worker"], registers });
     this.secondaryFailures = new client.Counter({ name: "decant_secondary_write_failures_total", help: "Writes to the secondary store that failed (their keys went to the repair journal).", labelNames: ["store"], registers });
-    this.journalDepth = new client.Gauge({ name: "decant_repair_journal_depth", help: "Keys waiting in the repair journal.", registers });
-    this.verifyItems = new client.Gauge({ name: "decant_verify_items", help: "Keys of the last verification by result.", labelNames: ["result"], registers });
-    this.inSyncRatio = new client.Gauge({ name: "decant_migration_in_sync_ratio", help: "In-sync share of the keys of the last verification (1 = equal).", registers });
+    const scraped = () => this.scraped();
+    this.journalDepth = new client.Gauge({ name: "decant_repair_journal_depth", help: "Keys waiting in the repair journal.", registers, collect: scraped });
+    this.verifyItems = new client.Gauge({ name: "decant_verify_items", help: "Keys of the last verification by result.", labelNames: ["result"], registers, collect: scraped });
+    this.inSyncRatio = new client.Gauge({ name: "decant_migration_in_sync_ratio", help: "In-sync share of the keys of the last verification (1 = equal).", registers, collect: scraped });
     this.shadowMismatches = new client.Counter({ name: "decant_shadow_read_mismatches_total", help: "Shadow reads where the target disagreed with the current store.", registers });
     this.repaired = new client.Counter({ name: "decant_repair_items_total", help: "Journal entries repaired.", registers });
     this.repairFailures = new client.Counter({ name: "decant_repair_failures_total", help: "Journal repair rounds that failed (they are retried): a journal that does not drain while this rises is stalled, by a store or a rolling upgrade.", registers });
@@ -51,6 +61,19 @@ export class MigrationMetrics {
     for (const r of ["in_sync", "missing", "stale", "extra"]) this.verifyItems.labels(r).set(0);
     this.secondaryFailures.labels("target").inc(0);
     this.secondaryFailures.labels("current").inc(0);
+  }
+
+  /**
+   * One refresh per scrape, shared by the gauges it feeds; bounded, so a slow control store
+   * makes the scrape show the last values rather than time out. A failure keeps them too.
+   */
+  private scraped(): Promise<void> {
+    this.refreshing ??= this.refreshOnScrape()
+      .catch(() => undefined)
+      .finally(() => (this.refreshing = undefined));
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((r) => (timer = setTimeout(r, SCRAPE_REFRESH_MS).unref()));
+    return Promise.race([this.refreshing, bound]).finally(() => clearTimeout(timer));
   }
 
   setPhase(phase: Phase): void {

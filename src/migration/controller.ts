@@ -206,6 +206,7 @@ export class MigrationController {
     this.migrationId = options.migrationId;
     this.backfill = new Backfill(this);
     this.metrics.viewAgeSeconds = () => (now() - this.renewedAt) / 1000;
+    this.metrics.refreshOnScrape = () => this.refreshScrapedGauges();
   }
 
   get phase(): Phase {
@@ -371,7 +372,8 @@ export class MigrationController {
     this.housekeepingRun ??= (async () => {
       try {
         await this.touchBinding();
-        await this.refreshGauges();
+        await this.watchReplicas();
+        await this.backfill.refreshGauges();
         await this.clearAbandonedFence();
         await this.repairJournal();
         if (!this.stopped && !this.fatal) await this.backfill.maybeTakeOver();
@@ -729,13 +731,20 @@ export class MigrationController {
     }
   }
 
-  private async refreshGauges(): Promise<void> {
+  /**
+   * Every round: lists the heartbeats, so liveness is judged on records watched at least once a
+   * round (step 5), and sets the replicas gauge from that list.
+   */
+  private async watchReplicas(): Promise<void> {
     const live = (await this.replicas()).filter((r) => r.live);
     const acked = live.filter((r) => r.epoch >= this.record.epoch).length;
     this.metrics.replicas.labels("acked").set(acked);
     this.metrics.replicas.labels("pending").set(live.length - acked);
+  }
+
+  /** The gauges only a scrape reads: the journal's depth and the last verification. */
+  private async refreshScrapedGauges(): Promise<void> {
     this.metrics.journalDepth.set(await this.journalDepth());
-    await this.backfill.refreshGauges();
     const vr = await this.control.read<VerifyRecord>(VERIFY_KEY);
     if (vr) this.publishVerify(vr.value);
   }

@@ -375,6 +375,23 @@ if (ok) {
       }
     });
 
+    it("a fenced put whose store's fence row was deleted by hand counts it as 0 (as before it existed) and makes it again", async function () {
+      const s = await openStore(urlWith({ table: tables.fenced }));
+      const conn = await direct();
+      try {
+        expect(await s.put(ns, "gone", buf("1"), undefined, 0)).to.equal(1n); // makes the fence row
+        await conn.query("DELETE FROM decant_fence WHERE tbl = ?", [tables.fenced]);
+        expect(await s.put(ns, "gone", buf("2"), undefined, 0)).to.equal(2n);
+        const [rows] = await conn.query<mysql.RowDataPacket[]>("SELECT epoch FROM decant_fence WHERE tbl = ?", [tables.fenced]);
+        expect(rows.map((r) => Number(r.epoch))).to.deep.equal([0]);
+        await s.raiseFence!(3);
+        expect(await failure(s.put(ns, "gone", buf("3"), undefined, 2))).to.have.property("kind", "fenced");
+      } finally {
+        await conn.end();
+        await s.close();
+      }
+    });
+
     it("refuses bad options, naming them", async function () {
       const cases: Array<[string, string]> = [
         ["mysql://root@127.0.0.1/decant?pool_max=0", "pool_max"],
