@@ -45,7 +45,7 @@ export class MigratingStore implements Store {
   }
 
   async get(ns: string, key: string): Promise<Item | null> {
-    await this.controller.freshView();
+    if (!this.controller.viewFresh()) await this.controller.freshView();
     const phase = this.controller.phase;
     const item = await this.readStore(phase).get(ns, key);
     if (ROLES[phase].shadowRead) this.shadowCompare(ns, key, item);
