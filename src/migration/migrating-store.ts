@@ -44,12 +44,24 @@ export class MigratingStore implements Store {
     return this.controller.store(ROLES[phase].reads);
   }
 
-  async get(ns: string, key: string): Promise<Item | null> {
-    if (!this.controller.viewFresh()) await this.controller.freshView();
+  // Not async: a Get while the view is fresh takes no promise of its own (on every request).
+  get(ns: string, key: string): Promise<Item | null> {
+    if (!this.controller.viewFresh()) return this.controller.freshView().then(() => this.readByPhase(ns, key));
+    try {
+      return this.readByPhase(ns, key);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private readByPhase(ns: string, key: string): Promise<Item | null> {
     const phase = this.controller.phase;
-    const item = await this.readStore(phase).get(ns, key);
-    if (ROLES[phase].shadowRead) this.shadowCompare(ns, key, item);
-    return item;
+    const read = this.readStore(phase).get(ns, key);
+    if (!ROLES[phase].shadowRead) return read;
+    return read.then((item) => {
+      this.shadowCompare(ns, key, item);
+      return item;
+    });
   }
 
   /** Off the request path: read the target too and count disagreements. */
