@@ -307,6 +307,17 @@ async function sidecarProcess(env: Record<string, string>) {
   };
   /** CPU time (user + system) the sidecar has used so far. */
   const cpuSeconds = () => processCpuSeconds(child.pid!);
+  /** Resident MB of glibc's main heap (`[heap]`: malloc, so most Buffers) and of the other anonymous mappings (V8's heap pages, thread arenas, mmapped Buffers). */
+  const anonSplitMb = () => {
+    let mapping = "";
+    const mb = { heap: 0, otherAnon: 0 };
+    for (const line of readFileSync(`/proc/${child.pid}/smaps`, "utf8").split("\n")) {
+      const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+      if (head) mapping = head[1]!;
+      else if (line.startsWith("Rss:") && (mapping === "" || mapping === "[heap]")) mb[mapping === "" ? "otherAnon" : "heap"] += Number(line.split(/\s+/)[1]) / 1024;
+    }
+    return mb;
+  };
   /**
    * RSS once idle. V8's memory reducer hands start-up garbage back 8-10 s after start, or, when
    * it judged the allocation rate too high then (a slow start on a busy machine), 8 s later:
@@ -329,6 +340,7 @@ async function sidecarProcess(env: Record<string, string>) {
     client,
     rssMb,
     cpuSeconds,
+    anonSplitMb,
     settledRssMb,
     stop: async () => {
       client.close();

@@ -505,7 +505,7 @@ class MysqlDriver implements Driver {
       where.push("CRC32(k) % ? = ?");
       values.push(segment.total, segment.segment);
     }
-    const rows = await this.select("scanRaw", `SELECT k, value, version FROM ${this.t} WHERE ${where.join(" AND ")} ORDER BY k LIMIT ?`, [...values, options.limit + 1]);
+    const rows = await this.select("scanRaw", `SELECT k, ${options.keysOnly ? "NULL AS value" : "value"}, version FROM ${this.t} WHERE ${where.join(" AND ")} ORDER BY k LIMIT ?`, [...values, options.limit + 1]);
     return pageOf(rows.map(toItem), options.limit, segment);
   }
 

@@ -468,7 +468,8 @@ class PostgresDriver implements Driver {
     // parameters, so the values are quoted literals (ns and key are text; the rest are checked
     // integers).
     const bucket = segment.total > 1 ? ` AND (hashtext(key) & 2147483647) % ${segment.total} = ${segment.segment}` : "";
-    const sql = `SELECT key, value, version FROM ${this.t} WHERE ns = ${pg.escapeLiteral(ns)} AND key > ${pg.escapeLiteral(after)}${bucket} ORDER BY key LIMIT ${limit + 1}`;
+    const value = options.keysOnly ? "NULL::bytea" : "value";
+    const sql = `SELECT key, ${value}, version FROM ${this.t} WHERE ns = ${pg.escapeLiteral(ns)} AND key > ${pg.escapeLiteral(after)}${bucket} ORDER BY key LIMIT ${limit + 1}`;
     return pageOf(parseBinaryCopy(await this.copyOut("scanRaw", sql)), limit, segment);
   }
 

@@ -157,16 +157,18 @@ for _, k in ipairs(redis.call('ZRANGEBYLEX', KEYS[3], ARGV[1], ARGV[2], 'LIMIT',
   out[#out + 1] = k; out[#out + 1] = redis.call('HGET', KEYS[1], k); out[#out + 1] = redis.call('HGET', KEYS[2], k)
 end
 return out`,
-  // ARGV: min, count. Live items and tombstones merged in byte order: (key, version, value or nil) each.
+  // ARGV: min, count, keysOnly ("1": every value nil). Live items and tombstones merged in byte
+  // order: (key, version, value or nil) each.
   decantScanRaw: `${LUA_HELPERS}
 local n = tonumber(ARGV[2])
+local values = ARGV[3] ~= '1'
 local a = redis.call('ZRANGEBYLEX', KEYS[3], ARGV[1], '+', 'LIMIT', 0, n)
 local b = redis.call('ZRANGEBYLEX', KEYS[4], ARGV[1], '+', 'LIMIT', 0, n)
 local out, i, j, taken = {}, 1, 1, 0
 while taken < n and (i <= #a or j <= #b) do
   local k
   if j > #b or (i <= #a and kless(a[i], b[j])) then k = a[i]; i = i + 1 else k = b[j]; j = j + 1 end
-  out[#out + 1] = k; out[#out + 1] = redis.call('HGET', KEYS[1], k); out[#out + 1] = redis.call('HGET', KEYS[2], k)
+  out[#out + 1] = k; out[#out + 1] = redis.call('HGET', KEYS[1], k); out[#out + 1] = values and redis.call('HGET', KEYS[2], k)
   taken = taken + 1
 end
 return out`,
@@ -486,7 +488,7 @@ class RedisDriver implements Driver {
   async scanRaw(ns: string, options: RawScanOptions, segment: Segment): Promise<ScanPage<RawItem>> {
     const after = keyAfter(options.cursor, segment);
     const min = after === "" ? "-" : `(${after}`;
-    const reply = (await this.call("scanRaw", true, (c) => this.script(c, "decantScanRaw", ns, [min, options.limit + 1], true))) as (Buffer | null)[];
+    const reply = (await this.call("scanRaw", true, (c) => this.script(c, "decantScanRaw", ns, [min, options.limit + 1, options.keysOnly ? "1" : "0"], true))) as (Buffer | null)[];
     return pageOf(triples(reply), options.limit, segment);
   }
 

@@ -115,6 +115,7 @@ class SqliteDriver implements Driver {
         "SELECT key, value, version FROM decant_items WHERE ns = ? AND key > ? AND key >= ? AND (? IS NULL OR key < ?) AND value IS NOT NULL ORDER BY key LIMIT ?",
       ),
       scanRaw: db.prepare<[string, string, bigint], Row>("SELECT key, value, version FROM decant_items WHERE ns = ? AND key > ? ORDER BY key LIMIT ?"),
+      scanKeys: db.prepare<[string, string, bigint], Row>("SELECT key, NULL AS value, version FROM decant_items WHERE ns = ? AND key > ? ORDER BY key LIMIT ?"),
       // length() of a BLOB reads its size from the record header, not the value.
       largeValues: db.prepare<[string, string, bigint, bigint], { key: string; bytes: bigint }>(
         "SELECT key, length(value) AS bytes FROM decant_items WHERE ns = ? AND key > ? AND value IS NOT NULL AND length(value) > ? ORDER BY key LIMIT ?",
@@ -199,7 +200,7 @@ class SqliteDriver implements Driver {
 
   async scanRaw(ns: string, options: RawScanOptions, segment: Segment): Promise<ScanPage<RawItem>> {
     const after = keyAfter(options.cursor, segment);
-    return pageOf(this.run(() => this.open().scanRaw.all(ns, after, BigInt(options.limit + 1))), options.limit, segment);
+    return pageOf(this.run(() => this.open()[options.keysOnly ? "scanKeys" : "scanRaw"].all(ns, after, BigInt(options.limit + 1))), options.limit, segment);
   }
 
   async largeValues(ns: string, options: LargeValueOptions): Promise<ScanPage<ValueSize>> {

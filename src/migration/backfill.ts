@@ -13,7 +13,7 @@ import type { Store } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, type RawItem, type ScanPage } from "../protocol/types.js";
 import { BACKFILL_KEY } from "./control.js";
 import { FIRST_PAGE_ITEMS, nextPageLimit } from "./pages.js";
-import { clipToRange, freshSegment, listSegments, planNamespace, removeSegments, segmentKey, type SegmentRecord } from "./segments.js";
+import { clipToRange, cutWithoutScan, freshSegment, listSegments, removeSegments, segmentKey, type SegmentRecord } from "./segments.js";
 import { LeaseLost, SegmentLeases, type Held } from "./segments-lease.js";
 import { VerifySegments } from "./segments-verify.js";
 import type { VerifyOptions } from "./verify.js";
@@ -133,6 +133,10 @@ export class Backfill {
   /** This process: a replica restarted under the same id is another holder. */
   readonly run = randomBytes(6).toString("hex");
   private readonly tasks = new Map<string, Promise<void>>();
+  /** Of the tasks, those planning ranges (cutRanges): they copy nothing, so they take no copy slot. */
+  private readonly planning = new Set<string>();
+  /** Whether the last listing showed a segment still planning (one this process may take). */
+  private plansLeft = false;
   private stopRequested = false;
   private job?: BackfillRecord;
   /** Segments running anywhere (not done, held, not lapsed), as last listed: the rate is split among them. */
@@ -212,7 +216,8 @@ export class Backfill {
       segments: {
         done: segments.filter((s) => s.done).length,
         running: running.length,
-        waiting: segments.length - running.length - segments.filter((s) => s.done).length,
+        // Of segmentCount: ranges still to be found by a planner are waiting too.
+        waiting: Math.max(0, job.segmentCount - running.length - segments.filter((s) => s.done).length),
         workers: [...workers.values()].sort((a, b) => a.id.localeCompare(b.id)),
         etaSeconds: job.state === "done" ? 0 : rate > 0 ? left / rate : undefined,
       },
@@ -240,7 +245,15 @@ export class Backfill {
     for (const ns of namespaces) {
       const estimate = await this.c.current.estimateCount(ns);
       estimatedTotal += estimate;
-      for (const part of await planNamespace(this.c.current, ns, estimate)) {
+      const cut = cutWithoutScan(this.c.current, estimate);
+      if ("ranges" in cut) {
+        // Key ranges are found as the backfill runs: the namespace's last segment plans them (cutRanges).
+        const last = index + cut.ranges - 1;
+        await this.c.control.write(segmentKey(this.c.attempt, last), { ...freshSegment(this.c.attempt, last, ns, {}, now), plan: { next: index, perSegment: cut.perSegment, since: 0 } });
+        index = last + 1;
+        continue;
+      }
+      for (const part of cut.parts) {
         await this.c.control.write(segmentKey(this.c.attempt, index), freshSegment(this.c.attempt, index, ns, part, now));
         index++;
       }
@@ -312,18 +325,27 @@ export class Backfill {
     if (!job || job.value.state !== "running" || job.value.attempt !== this.c.attempt) return;
     if (job.value.segmentCount === undefined) return; // written by an earlier Decant (one runner): StartBackfill again
     // Nothing to take and no rate to split: spare the control store a listing (it also serves the phase renewals).
-    if (this.tasks.size >= this.perReplica && job.value.rateLimit === 0 && this.tasks.size > 0) return;
+    const copying = () => this.tasks.size - this.planning.size;
+    if (copying() >= this.perReplica && !this.plansLeft && job.value.rateLimit === 0 && this.tasks.size > 0) return;
     const segments = await listSegments(this.c.control, job.value.attempt);
+    this.plansLeft = segments.some((s) => s.value.plan !== undefined);
     if (segments.length >= job.value.segmentCount && segments.every((s) => s.value.done)) return this.finish(job.value, job.version, segments.map((s) => s.value));
     const { free, elsewhere } = this.leases.survey(segments, new Set(this.tasks.keys()));
-    this.runningEverywhere = Math.max(1, elsewhere + this.tasks.size);
+    // Segments copying anywhere, which share the rate and the concurrency (a planner copies nothing).
+    const planningElsewhere = segments.filter((s) => s.value.plan !== undefined && !s.value.done && !this.tasks.has(s.key) && !free.includes(s)).length;
+    this.runningEverywhere = Math.max(1, elsewhere - planningElsewhere + copying());
     for (const s of free) {
-      if (this.tasks.size >= this.perReplica || this.stopRequested) break;
+      if (this.stopRequested) break;
+      // One planner at a time beside the copy slots: a plan hands out work, it must not wait for a slot.
+      const plans = s.value.plan !== undefined;
+      if (plans ? this.planning.size > 0 || this.perReplica === 0 : copying() >= this.perReplica) continue;
       const held = await this.leases.take(s, "backfill");
       if (!held) continue; // another worker took it first
-      this.runningEverywhere++;
+      if (plans) this.planning.add(s.key);
+      else this.runningEverywhere++;
       const task = this.runSegment(held, job.value).finally(() => {
         this.tasks.delete(s.key);
+        this.planning.delete(s.key);
         if (!this.stopRequested) void this.maybeTakeOver().catch(() => undefined); // the next segment now, not a heartbeat later
       });
       this.tasks.set(s.key, task);
@@ -383,6 +405,12 @@ export class Backfill {
     const read = (cursor: string | undefined) =>
       current.scanRaw(ns, { limit: pageLimit, cursor, ...(h.rec.hash ? { segment: h.rec.hash.segment, totalSegments: h.rec.hash.total } : {}) });
     try {
+      if (h.rec.plan) {
+        // Planned or stopped, the planner gives its segment back: copying it takes a copy slot.
+        await this.cutRanges(h);
+        if (!h.lost) await this.leases.release(h);
+        return;
+      }
       while (!h.rec.done) {
         if (this.stopRequested || this.job?.state !== "running" || !backfillAllowed(this.c.phase) || h.rec.attempt !== this.c.attempt) break;
         if (!this.leases.holds(h)) throw new LeaseLost("the segment's lease lapsed (this process was paused or the control store was slow)");
@@ -443,6 +471,73 @@ export class Backfill {
     } finally {
       stopRenewing();
       loopDelay.disable();
+    }
+  }
+
+  /**
+   * The planner's part of a namespace's last segment (RangePlan): reads ahead without copying and
+   * writes a segment for each range of about perSegment items, until the namespace has all its
+   * segments or ends; this segment is then the last range, copied like any other. Checkpointed
+   * per page, so a lost planner resumes elsewhere. Returns early when the backfill stops.
+   */
+  private async cutRanges(h: Held<SegmentRecord>): Promise<void> {
+    let limit = FIRST_PAGE_ITEMS;
+    while (h.rec.plan) {
+      if (this.stopRequested || this.job?.state !== "running" || !backfillAllowed(this.c.phase) || h.rec.attempt !== this.c.attempt) return;
+      const plan = h.rec.plan;
+      const page = await this.c.current.scanRaw(h.rec.ns, { limit, cursor: plan.scan ?? h.rec.start, keysOnly: true });
+      limit = nextPageLimit(page.items, limit, 1024);
+      // S3: no record is written unless the lease holds for the margin beyond now.
+      if (!this.leases.holds(h)) throw new LeaseLost("the segment's lease lapsed while it planned ranges");
+      const next = { ...plan, scan: page.cursor, since: plan.since + page.items.length };
+      let moved: Pick<SegmentRecord, "start" | "from"> | undefined;
+      let ended = false;
+      const first = page.items[0];
+      if (plan.splitAt !== undefined && first) {
+        const range = await this.writeRange(h.rec, plan.next, plan.splitAt, first.key);
+        // An earlier planner found the namespace's end and wrote this index done: the plan ends,
+        // and this segment keeps its range, which runs to the end.
+        if (range === "ended") ended = true;
+        else [moved, next.next] = [range, plan.next + 1];
+        next.splitAt = undefined;
+      }
+      // Ended, or every index handed out: this segment is the last range and runs to the end.
+      const finished = ended || page.cursor === undefined || next.next >= h.rec.index;
+      if (!finished && next.splitAt === undefined && next.since >= plan.perSegment) {
+        [next.splitAt, next.since] = [page.cursor, 0];
+      }
+      if (finished) await this.fillUnused(h.rec, next.next);
+      const saved = await this.leases.save(h, (r) => ({ ...r, ...moved, plan: finished ? undefined : next, updatedAt: this.clock.wall() }));
+      if (!saved) throw new LeaseLost("the segment was taken over while it planned ranges");
+      // A new segment: taken now if this process copies nothing yet, else left a heartbeat for the others.
+      if (moved && this.tasks.size === this.planning.size) void this.maybeTakeOver().catch(() => undefined);
+      await yieldToEventLoop();
+    }
+  }
+
+  /**
+   * Writes the range segment `index`, from the planner's start to the key `end` (the first after
+   * the cursor `splitAt`); returns the planner's own range from there on, or "ended" when an
+   * earlier planner found the namespace's end there.
+   */
+  private async writeRange(planner: SegmentRecord, index: number, splitAt: string, end: string): Promise<Pick<SegmentRecord, "start" | "from"> | "ended"> {
+    const key = segmentKey(planner.attempt, index);
+    const seg = freshSegment(planner.attempt, index, planner.ns, { start: planner.start, from: planner.from, end }, this.clock.wall());
+    if ((await this.c.control.compareAndSet(key, seg, null)) !== false) return { start: splitAt, from: end };
+    const existing = (await this.c.control.read<SegmentRecord>(key))?.value;
+    if (existing?.end === undefined) return "ended"; // written done as unused (fillUnused)
+    // An earlier planner from this very checkpoint wrote it and was lost before saving: its cut
+    // stands, and its end may lie before this cursor, so this range starts where it did, from
+    // that end. Anything else (a stale planner of an earlier run) is not trusted: this range
+    // stays whole, so its keys may be copied twice but none is left out.
+    if (existing.from === planner.from && existing.start === planner.start) return { start: planner.start, from: existing.end };
+    return { start: planner.start, from: planner.from };
+  }
+
+  /** The namespace held fewer items than estimated: the indices left over are written done, so the count adds up. */
+  private async fillUnused(planner: SegmentRecord, from: number): Promise<void> {
+    for (let i = from; i < planner.index; i++) {
+      await this.c.control.compareAndSet(segmentKey(planner.attempt, i), { ...freshSegment(planner.attempt, i, planner.ns, {}, this.clock.wall()), done: true }, null);
     }
   }
 

@@ -13,7 +13,7 @@ import type { Phase } from "./phases.js";
  * never let an old replica misread a new record). One kind moving on leaves the others readable,
  * so a new backfill record stops only the backfill on old replicas, not their writes.
  */
-export const SCHEMAS: Readonly<Record<string, number>> = { phase: 2, replica: 2, journal: 2, backfill: 3, verify: 2, identity: 2, binding: 2, bfseg: 1, vfseg: 1, "verify-job": 1 };
+export const SCHEMAS: Readonly<Record<string, number>> = { phase: 2, replica: 2, journal: 2, backfill: 3, verify: 2, identity: 2, binding: 2, bfseg: 2, vfseg: 1, "verify-job": 1 };
 /** The schema of a kind not listed above. */
 export const SCHEMA = 2;
 export const schemaOf = (key: string): number => SCHEMAS[key.slice(0, (key + "/").indexOf("/"))] ?? SCHEMA;

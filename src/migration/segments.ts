@@ -51,6 +51,25 @@ export interface SegmentRecord {
   /** The last failed page of this segment (it is retried from the checkpoint). */
   error?: string;
   history: SegmentHolder[];
+  /** Set while this segment still cuts its namespace into key ranges (see RangeCutter). */
+  plan?: RangePlan;
+}
+
+/**
+ * A namespace's range plan in progress, kept in its last segment: the planner scans ahead
+ * read-only from `scan` and writes segment `next` each time it passes `perSegment` items, then
+ * copies what is left of the namespace itself. A checkpoint, so a lost planner resumes elsewhere.
+ */
+export interface RangePlan {
+  /** The index the next range found gets; the planner's own index is the last. */
+  next: number;
+  perSegment: number;
+  /** Items read since the last cut. */
+  since: number;
+  /** Where the planning scan goes on (absent = at the segment's start). */
+  scan?: string;
+  /** A cut decided at this cursor, waiting for the first key after it. */
+  splitAt?: string;
 }
 
 export const freshSegment = (attempt: string | undefined, index: number, ns: string, part: Pick<SegmentRecord, "hash" | "start" | "from" | "end">, now: number): SegmentRecord => ({
@@ -70,6 +89,18 @@ export const freshSegment = (attempt: string | undefined, index: number, ns: str
 
 /** How many segments a namespace of about `estimate` items is cut into. */
 export const segmentsFor = (estimate: number): number => Math.max(1, Math.min(MAX_SEGMENTS_PER_NAMESPACE, Math.ceil(estimate / ITEMS_PER_SEGMENT)));
+
+/**
+ * How a backfill cuts a namespace without reading it: parts it can write now, or, for an ordered
+ * store, the number of key ranges to find while the backfill runs (a planning scan of a large
+ * table takes minutes, longer than StartBackfill may).
+ */
+export function cutWithoutScan(store: Store, estimate: number): { parts: Pick<SegmentRecord, "hash">[] } | { ranges: number; perSegment: number } {
+  const wanted = segmentsFor(estimate);
+  if (wanted <= 1 || !(store.capabilities.orderedScan || store.capabilities.segmentedScan)) return { parts: [{}] };
+  if (!store.capabilities.orderedScan) return { parts: Array.from({ length: wanted }, (_, segment) => ({ hash: { segment, total: wanted } })) };
+  return { ranges: wanted, perSegment: Math.ceil(estimate / wanted) };
+}
 
 /**
  * Cuts a namespace into parts. Unordered stores with parallel scans use them (each segment is a
@@ -95,7 +126,7 @@ async function planRanges(store: Store, ns: string, perSegment: number, wanted: 
   let sinceSplit = 0;
   let splitAt: string | undefined;
   do {
-    const page = await store.scanRaw(ns, { limit, cursor });
+    const page = await store.scanRaw(ns, { limit, cursor, keysOnly: true });
     limit = nextPageLimit(page.items, limit, 1024);
     const first: RawItem | undefined = page.items[0];
     if (splitAt !== undefined && first) {

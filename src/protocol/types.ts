@@ -66,6 +66,11 @@ export interface RawScanOptions {
   /** For parallel scans: this segment of totalSegments (only if the backend declares segmentedScan). */
   segment?: number;
   totalSegments?: number;
+  /**
+   * Only keys, versions and cursors are wanted (planning key ranges): a backend may leave every
+   * value out (null) rather than read it. Such items are never copied.
+   */
+  keysOnly?: boolean;
 }
 
 export const NAMESPACE_PATTERN = /^[a-z][a-z0-9_]{0,62}$/;

@@ -46,6 +46,12 @@ if (ok) {
   const serverUrl = (host: string, port: number, _password: string, timeoutMs: number) => urlFor("decant_faults", `&timeout_ms=${timeoutMs}`, `http://${host}:${port}`);
   const reopen = (store: Store) => openStore(store.description);
   conformance("dynamodb", { open: () => openStore(urlFor(freshTable())), serverUrl, reopen });
+  // client=sdk, the documented fallback data path, keeps the same contract.
+  conformance("dynamodb (client=sdk)", {
+    open: () => openStore(urlFor(freshTable(), "&client=sdk")),
+    serverUrl: (host, port, password, timeoutMs) => `${serverUrl(host, port, password, timeoutMs)}&client=sdk`,
+    reopen,
+  });
   // Tables created by earlier versions keep working, with the old costs.
   conformance("dynamodb (legacy layout)", {
     open: async () => {

@@ -530,6 +530,19 @@ export function replication(t: Subject): void {
       expect(items.find((i) => i.key === "k05")!.value!.toString()).to.equal("k05");
     });
 
+    it("scanRaw with keysOnly pages through the same keys, versions and cursors (values may be left out)", async function () {
+      await store.batchWrite(ns, Array.from({ length: 7 }, (_, i) => ({ type: "put" as const, key: `k${i}`, value: buf(`v${i}`) })));
+      await store.delete(ns, "k2");
+      let cursor: string | undefined;
+      do {
+        const [full, keys] = [await store.scanRaw(ns, { limit: 3, cursor }), await store.scanRaw(ns, { limit: 3, cursor, keysOnly: true })];
+        expect(keys.items.map((i) => [i.key, i.version])).to.deep.equal(full.items.map((i) => [i.key, i.version]));
+        expect(keys.cursor).to.equal(full.cursor);
+        for (const [i, item] of keys.items.entries()) if (item.value !== null) expect(item.value.equals(full.items[i]!.value!)).to.equal(true);
+        cursor = full.cursor;
+      } while (cursor !== undefined);
+    });
+
     it("scanRaw splits into segments when it declares segmentedScan, and refuses them otherwise", async function () {
       const keys = Array.from({ length: 40 }, (_, i) => `s${i}`);
       await store.batchWrite(ns, keys.map((key) => ({ type: "put" as const, key, value: buf(key) })));

@@ -123,12 +123,138 @@ describe("segmented backfill (memory store, injected clock)", function () {
     for (let i = 1; i < parts.length; i++) expect(parts[i]!.from, `range ${i} starts where ${i - 1} ends`).to.equal(parts[i - 1]!.end);
   });
 
+  /** The backfill's range segments in index order: each starts where the one before ends, and all are done. */
+  async function expectContiguousRanges(): Promise<void> {
+    const segs = (await listSegments(control, "a1")).map((x) => x.value).filter((v) => v.scanned > 0 || v.end !== undefined || v.from !== undefined);
+    expect(segs.every((v) => v.done && v.plan === undefined)).to.equal(true);
+    for (let i = 1; i < segs.length; i++) expect(segs[i]!.from, `segment ${segs[i]!.index} starts where ${segs[i - 1]!.index} ends`).to.equal(segs[i - 1]!.end);
+  }
+
+  it("StartBackfill reads no item of an ordered namespace: its key ranges are cut while the backfill runs (a large table's planning scan outlasts any call)", async () => {
+    const reads = gated(current);
+    const a = new Backfill(context({ current: reads.store, target, control, id: "a", segments: 4 }), clock);
+    const b = new Backfill(context({ current: reads.store, target, control, id: "b", segments: 4 }), clock);
+    reads.shut();
+    await a.start(0, 4);
+    const planned = await listSegments(control, "a1");
+    expect(planned.map((x) => x.value.plan !== undefined)).to.deep.equal([true]); // only the planner, holding the last index
+    expect(planned[0]!.value.index).to.equal((await a.read())!.value.segmentCount - 1);
+    reads.open();
+    await until(async () => (await a.read())!.value.state === "done", "the backfill to finish", async () => {
+      await Promise.all([a.maybeTakeOver(), b.maybeTakeOver()]);
+    });
+    const bf = (await a.read())!.value;
+    expect(bf.scanned).to.equal(12_000); // every key copied by exactly one range
+    expect(bf.segmentCount).to.be.at.least(4);
+    expect(bf.segments!.done).to.equal(bf.segmentCount);
+    await expectContiguousRanges();
+    expect(await differences(current, target)).to.deep.equal([]);
+  });
+
+  it("a planner lost before its checkpoint: the next one keeps the range it wrote, even one ending before its own cut, and no key is lost or copied twice", async () => {
+    const reads = gated(current);
+    const a = new Backfill(context({ current: reads.store, target, control, id: "a", segments: 4 }), clock);
+    reads.shut();
+    await a.start(0, 4);
+    // What a planner leaves when it is lost between writing range 0 and its own checkpoint (its pages ended elsewhere).
+    await control.write("bfseg/a1/000000", { attempt: "a1", index: 0, ns: "items", end: "k000700", done: false, token: 0, scanned: 0, copied: 0, skipped: 0, activeMs: 0, updatedAt: clock.t, history: [] });
+    reads.open();
+    await until(async () => (await a.read())!.value.state === "done", "the backfill to finish", () => a.maybeTakeOver());
+    const bf = (await a.read())!.value;
+    expect(bf.scanned).to.equal(12_000);
+    await expectContiguousRanges();
+    expect(await differences(current, target)).to.deep.equal([]);
+  });
+
+  it("a range written by a stale planner of an earlier run (another start) is not trusted: the keys before it are still copied", async () => {
+    const reads = gated(current);
+    const a = new Backfill(context({ current: reads.store, target, control, id: "a", segments: 4 }), clock);
+    reads.shut();
+    await a.start(0, 4);
+    await control.write("bfseg/a1/000000", { attempt: "a1", index: 0, ns: "items", from: "k000500", end: "k001000", done: false, token: 0, scanned: 0, copied: 0, skipped: 0, activeMs: 0, updatedAt: clock.t, history: [] });
+    reads.open();
+    await until(async () => (await a.read())!.value.state === "done", "the backfill to finish", () => a.maybeTakeOver());
+    expect((await a.read())!.value.scanned).to.be.at.least(12_000); // some keys twice, none left out
+    expect(await differences(current, target)).to.deep.equal([]);
+  });
+
+  it("a planner paused mid-plan loses its lease: another resumes the plan from its checkpoint; the paused one writes no range", async () => {
+    const reads = gated(current);
+    const a = new Backfill(context({ current: reads.store, target, control, id: "a", segments: 1 }), clock);
+    const b = new Backfill(context({ current, target, control, id: "b", segments: 8 }), clock);
+    await a.start(0, 4);
+    await until(async () => (await listSegments(control, "a1")).some((x) => x.value.plan?.scan !== undefined), "a to checkpoint a planning page");
+    reads.shut();
+    await until(() => reads.waiting() > 0, "a to be held mid-plan");
+    expect((await listSegments(control, "a1")).at(-1)!.value.plan, "still planning when paused").to.not.equal(undefined);
+    clock.advance(LEASE + 1);
+    await b.maybeTakeOver(); // notes the planner's version; a lease later it has lapsed
+    clock.advance(LEASE + 1);
+    await until(async () => (await a.read())!.value.state === "done", "b to take over the plan and finish", () => b.maybeTakeOver());
+    const before = JSON.stringify((await listSegments(control, "a1")).map((x) => x.value));
+    reads.open();
+    await until(async () => !(await listSegments(control, "a1")).some((x) => x.value.owner === "a"), "a to let go");
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect(JSON.stringify((await listSegments(control, "a1")).map((x) => x.value))).to.equal(before);
+    const planner = (await listSegments(control, "a1")).at(-1)!.value;
+    expect(planner.history.map((h) => h.owner).slice(0, 2)).to.deep.equal(["a", "b"]);
+    expect((await a.read())!.value.scanned).to.equal(12_000);
+    await expectContiguousRanges();
+    expect(await differences(current, target)).to.deep.equal([]);
+  });
+
+  it("a planner lost after writing the unused indices done but before its checkpoint: its successor (whose pages differ: keys appended meanwhile) must not take a done filler for a range and lose the keys before it", async () => {
+    const small = Object.create(current) as Store;
+    small.estimateCount = async () => 40_000; // 20 indices of ~2000 items; 12,000 items fill 6
+    // A is lost (hangs) on the write that ends its plan, after fillUnused wrote indices 5..18 done.
+    let hung = false;
+    const lossy = Object.create(control) as ControlStore;
+    lossy.compareAndSet = (<T,>(key: string, value: T, expected: bigint | null) => {
+      const v = value as { plan?: unknown; owner?: string };
+      if (key === "bfseg/a1/000019" && v.plan === undefined && v.owner === "a") {
+        hung = true;
+        return new Promise<bigint | false>(() => undefined);
+      }
+      return control.compareAndSet(key, value, expected);
+    }) as ControlStore["compareAndSet"];
+    const a = new Backfill(context({ current: small, target, control: lossy, id: "a", segments: 1 }), clock);
+    const b = new Backfill(context({ current: small, target, control, id: "b", segments: 8 }), clock);
+    await a.start(0, 4);
+    await until(() => hung, "a to be lost on its final planning checkpoint");
+    expect((await listSegments(control, "a1")).filter((x) => x.value.done && x.value.end === undefined).length, "fillers written").to.be.greaterThan(0);
+    // Live writes (DUAL_WRITE: both stores) append keys at the tail meanwhile.
+    const appended = Array.from({ length: 500 }, (_, j) => ({ key: `k${String(12_000 + j).padStart(6, "0")}`, value: Buffer.from(`w${j}`), version: 9n }));
+    await current.applyIfNewer("items", appended);
+    await target.applyIfNewer("items", appended);
+    clock.advance(LEASE + 1);
+    await b.maybeTakeOver(); // notes the planner's version; a lease later it has lapsed
+    clock.advance(LEASE + 1);
+    await until(async () => (await b.read())!.value.state === "done", "b to take over the plan and finish", () => b.maybeTakeOver());
+    expect(await differences(current, target)).to.deep.equal([]);
+  });
+
+  it("a namespace smaller than its estimate: the planner writes the indices it did not need as done", async () => {
+    const a = new Backfill(context({ current, target, control, id: "a" }), clock);
+    const small = Object.create(current) as Store;
+    small.estimateCount = async () => 40_000; // far more segments than 12,000 items fill
+    const c = new Backfill(context({ current: small, target, control, id: "a" }), clock);
+    await c.start(0, 4);
+    await until(async () => (await a.read())!.value.state === "done", "the backfill to finish", () => c.maybeTakeOver());
+    const bf = (await a.read())!.value;
+    expect(bf.segments!.done).to.equal(bf.segmentCount);
+    expect(bf.scanned).to.equal(12_000);
+    await expectContiguousRanges();
+    expect(await differences(current, target)).to.deep.equal([]);
+  });
+
   it("spreads the segments over two workers; the copy equals the source", async () => {
     const a = new Backfill(context({ current, target, control, id: "a" }), clock);
     const b = new Backfill(context({ current, target, control, id: "b" }), clock);
     await a.start(0, 4);
+    // a plans the ranges, so each new one is free for a moment only: b looks first, as a replica
+    // whose heartbeat comes while a is busy copying would.
     await until(async () => (await a.read())!.value.state === "done", "the backfill to finish", async () => {
-      await Promise.all([a.maybeTakeOver(), b.maybeTakeOver()]);
+      await Promise.all([b.maybeTakeOver(), a.maybeTakeOver()]);
     });
     const owners = new Set((await listSegments(control, "a1")).flatMap((s) => s.value.history.map((h) => h.owner)));
     expect([...owners].sort()).to.deep.equal(["a", "b"]);

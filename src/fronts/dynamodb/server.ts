@@ -4,6 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
+import { crc32 } from "node:zlib";
 import { withCall } from "../../protocol/call.js";
 import type { Logger } from "../../log.js";
 import type { Metrics } from "../../metrics/metrics.js";
@@ -48,7 +49,9 @@ const tooLarge = () => new DynamoError("ValidationException", `the request body 
 function send(res: ServerResponse, status: number, body: unknown, requestId: string, closing: boolean): void {
   // An operation may hand back JSON it already holds (a stored item), which is sent as it is.
   const payload = body instanceof RawJson ? body.text : JSON.stringify(body);
-  const headers: Record<string, string | number> = { "content-type": CONTENT_TYPE, "content-length": Buffer.byteLength(payload), "x-amzn-requestid": requestId };
+  // x-amz-crc32, as DynamoDB sends on every answer: Go's SDK checks it and logs a mismatch on every
+  // call when it is missing; botocore checks it when present.
+  const headers: Record<string, string | number> = { "content-type": CONTENT_TYPE, "content-length": Buffer.byteLength(payload), "x-amzn-requestid": requestId, "x-amz-crc32": crc32(payload) };
   if (closing) headers.connection = "close";
   res.writeHead(status, headers);
   res.end(payload);

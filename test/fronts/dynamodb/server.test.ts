@@ -1,5 +1,6 @@
 // The front's HTTP protocol, outages, signatures, metrics and configuration, with real clients.
 import { createServer, connect, type Server, type Socket } from "node:net";
+import { crc32 } from "node:zlib";
 import { expect } from "chai";
 import { BatchGetItemCommand, BatchWriteItemCommand, CreateTableCommand, DynamoDBClient, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { openStore } from "../../../src/backends/index.js";
@@ -99,6 +100,20 @@ describe("DynamoDB front: protocol, signatures, metrics, config", function () {
       const health = await fetch(f.endpoint);
       expect(health.status).to.equal(200);
       expect(await health.text()).to.match(/healthy/);
+    });
+
+    it("sends x-amz-crc32, the CRC32 of the body's bytes, on answers and errors (Go's SDK checks it on every call)", async () => {
+      await f.client.send(new CreateTableCommand({ TableName: "crc", AttributeDefinitions: [{ AttributeName: "k", AttributeType: "S" }], KeySchema: [{ AttributeName: "k", KeyType: "HASH" }], BillingMode: "PAY_PER_REQUEST" }));
+      await f.client.send(new PutItemCommand({ TableName: "crc", Item: { k: { S: "ключ 🔑" }, v: { S: "värde" } } }));
+      for (const [target, body, status] of [
+        ["DynamoDB_20120810.GetItem", '{"TableName":"crc","Key":{"k":{"S":"ключ 🔑"}}}', 200],
+        ["DynamoDB_20120810.GetItem", '{"TableName":"nope","Key":{"k":{"S":"x"}}}', 400],
+      ] as const) {
+        const res = await post(f.endpoint, target, body);
+        const bytes = Buffer.from(await res.arrayBuffer());
+        expect(res.status).to.equal(status);
+        expect(res.headers.get("x-amz-crc32")).to.equal(String(crc32(bytes)));
+      }
     });
 
     it("refuses a parameter it does not know, and the table options it does not serve, by name; accepts the no-op ones", async () => {
