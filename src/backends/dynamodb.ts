@@ -91,10 +91,22 @@ class Unprocessed extends Error {
   }
 }
 
-/** Expression attribute names for every #name used (DynamoDB refuses unused ones). */
+/** names() of each set of expressions seen: they are the adapter's constants, so few (bounded anyway). */
+const NAMES = new Map<string, Readonly<Record<string, string>>>();
+const NAMES_KEPT = 256;
+
+/**
+ * Expression attribute names for every #name used (DynamoDB refuses unused ones). Shared and
+ * frozen: a Put no longer scans its expressions with a regex per call.
+ */
 function names(...expressions: (string | undefined)[]): Record<string, string> {
+  const key = expressions.join("\u0000");
+  const hit = NAMES.get(key);
+  if (hit) return hit as Record<string, string>;
   const out: Record<string, string> = {};
   for (const e of expressions) for (const m of (e ?? "").matchAll(/#(\w+)/g)) out[m[0]] = m[1]!;
+  if (NAMES.size >= NAMES_KEPT) NAMES.clear();
+  NAMES.set(key, Object.freeze(out));
   return out;
 }
 
@@ -208,8 +220,10 @@ class DynamoDriver implements Driver {
   private readonly calls: Envelope;
   /** Checks (and, with create=true, creates) the table once; a failure is retried on the next call. */
   private readonly ready = lazy(() => this.prepareTable());
+  /** Set once `ready` resolved, cleared with it: a call then skips the await (a promise per call, each hooked by the AsyncLocalStorage). */
+  private prepared = false;
   private tableLayout?: DynamoLayout;
-  private readonly registered = new Map<string, { until: number; done: Promise<unknown> }>();
+  private readonly registered = new Map<string, { until: number; done: Promise<unknown>; ok: boolean }>();
 
   constructor(
     private readonly options: DynamoOptions,
@@ -259,7 +273,7 @@ class DynamoDriver implements Driver {
       return await this.calls.run(
         op,
         async (deadline) => {
-          if (ensure) await this.ready.get();
+          if (ensure && !this.prepared) await this.ready.get();
           throttled = undefined;
           // The signal only when the SDK asks for it (the lean client watches the deadline itself).
           return run(
@@ -277,7 +291,7 @@ class DynamoDriver implements Driver {
     } catch (err) {
       if (throttled !== undefined && isDecantError(err, "deadline_exceeded")) throw unavailable(this.description, throttled);
       // The table was deleted under us: check (and maybe create) it again next time.
-      if (ensure && isDecantError(err) && errName(err.cause) === "ResourceNotFoundException") this.ready.reset();
+      if (ensure && isDecantError(err) && errName(err.cause) === "ResourceNotFoundException") this.unprepare();
       throw err;
     }
   }
@@ -294,6 +308,12 @@ class DynamoDriver implements Driver {
     } catch (err) {
       throw err instanceof Unprocessed ? unavailable(this.description, err) : err;
     }
+  }
+
+  /** The table is checked (and maybe created) again on the next call. */
+  private unprepare(): void {
+    this.prepared = false;
+    this.ready.reset();
   }
 
   private fail(err: unknown, op: string): DecantError {
@@ -377,6 +397,7 @@ class DynamoDriver implements Driver {
       table = await this.describeTable();
     }
     this.tableLayout = this.layoutOf(table);
+    this.prepared = true;
   }
 
   /** Recognises this version's key schema and the legacy one; anything else is someone else's table. */
@@ -412,13 +433,17 @@ class DynamoDriver implements Driver {
     return { key: (a.sk ?? a.k)!.S!, value: val ? Buffer.from(val.buffer, val.byteOffset, val.byteLength) : null, version: BigInt(a.ver!.N!) };
   }
 
-  /** Makes sure namespaces() lists ns before its first item is written (cached for a while). */
-  private async register(ns: string): Promise<void> {
+  /**
+   * Makes sure namespaces() lists ns before its first item is written (cached for a while).
+   * Undefined when it is known listed: the caller's write goes on without an await.
+   */
+  private register(ns: string): Promise<void> | undefined {
     const hit = this.registered.get(ns);
-    if (hit && hit.until > Date.now()) {
-      await hit.done;
-      return;
-    }
+    if (hit && hit.until > Date.now()) return hit.ok ? undefined : hit.done.then(() => undefined);
+    return this.registerNow(ns);
+  }
+
+  private async registerNow(ns: string): Promise<void> {
     const done = this.layout("register namespace").then((layout) =>
       this.call(
         "register namespace",
@@ -433,8 +458,12 @@ class DynamoDriver implements Driver {
         transient, // adding to a set is idempotent
       ),
     );
-    this.registered.set(ns, { until: Date.now() + REGISTRY_TTL_MS, done });
-    done.catch(() => this.registered.delete(ns));
+    const entry = { until: Date.now() + REGISTRY_TTL_MS, done, ok: false };
+    this.registered.set(ns, entry);
+    done.then(
+      () => (entry.ok = true),
+      () => this.registered.get(ns) === entry && this.registered.delete(ns),
+    );
     await done;
   }
 
@@ -502,8 +531,9 @@ class DynamoDriver implements Driver {
   }
 
   async put(ns: string, key: string, value: Buffer, condition: Condition | undefined): Promise<bigint> {
-    await this.register(ns);
-    const layout = await this.layout("put");
+    const registering = this.register(ns);
+    if (registering) await registering;
+    const layout = this.tableLayout ?? (await this.layout("put"));
     const mustBeAbsent = normalizeCondition(condition)?.kind === "must_not_exist";
     const guard = !condition ? undefined : mustBeAbsent ? "attribute_not_exists(#val)" : "attribute_exists(#val) AND #ver = :expected";
     const legacy = layout === "legacy";
@@ -534,8 +564,9 @@ class DynamoDriver implements Driver {
   }
 
   async applyIfNewer(ns: string, items: RawItem[]): Promise<boolean[]> {
-    await this.register(ns);
-    const layout = await this.layout("applyIfNewer");
+    const registering = this.register(ns);
+    if (registering) await registering;
+    const layout = this.tableLayout ?? (await this.layout("applyIfNewer"));
     // BatchWriteItem cannot carry conditions, so: one conditional PutItem per item, in parallel.
     const guard = "attribute_not_exists(#pk) OR #ver < :v";
     return mapLimit(items, WRITE_CONCURRENCY, async (item) => {
@@ -866,7 +897,7 @@ class DynamoDriver implements Driver {
     this.lean = undefined;
     this.client?.destroy();
     this.client = undefined;
-    this.ready.reset();
+    this.unprepare();
     this.tableLayout = undefined;
     this.registered.clear();
   }
