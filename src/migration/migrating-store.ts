@@ -145,7 +145,7 @@ export class MigratingStore implements Store {
     try {
       const roles = ROLES[w.phase];
       const intent = roles.secondary ? await c.writeIntent(ns, key) : undefined;
-      await c.hooks.beforePrimary?.({ ...w, ns, key });
+      if (c.hooks.beforePrimary) await c.hooks.beforePrimary({ ...w, ns, key }); // test hooks: no await per write without one
       // Model finding N3: the intent write took time; the view must still hold as the primary call starts.
       if (!c.leaseHeld(w)) {
         if (intent) detached(() => c.dropIntent(intent));
@@ -174,7 +174,7 @@ export class MigratingStore implements Store {
         detached(() => c.dropIntent(intent)); // nothing was deleted: nothing to copy
         return result;
       }
-      await c.hooks.beforeSecondary?.({ ...w, ns, key });
+      if (c.hooks.beforeSecondary) await c.hooks.beforeSecondary({ ...w, ns, key });
       // The primary has the write: its copy and the intent's removal finish even if the caller has gone.
       await detached(() => this.replicate(w.phase, ns, item, intent));
       return result;
