@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { crc32 } from "node:zlib";
-import { withCall } from "../../protocol/call.js";
+import { ServedCall, withCall } from "../../protocol/call.js";
 import type { Logger } from "../../log.js";
 import type { Metrics } from "../../metrics/metrics.js";
 import type { Store } from "../../protocol/store.js";
@@ -83,22 +83,23 @@ type Counter = ReturnType<Metrics["requests"]["labels"]>;
 /**
  * A client gone before its answer cancels the store work not yet started (src/protocol/call.ts).
  * HTTP/1.1 answers a connection's requests one at a time, so a request is unanswered exactly
- * while its connection is open: one signal per connection, aborted when it closes, serves every
- * request on it (an AbortSignal per request cost more than the rest of a GetItem's own work).
+ * while its connection is open: one caller per connection, cancelled when it closes, serves every
+ * request on it (an AbortSignal per request cost more than the rest of a GetItem's own work; a
+ * ServedCall makes its signal only if a driver asks for one).
  */
-const signals = new WeakMap<Socket, AbortSignal>();
+const callers = new WeakMap<Socket, ServedCall>();
 
 function watchConnection(socket: Socket): void {
-  const gone = new AbortController();
-  socket.once("close", () => gone.abort(new Error("the DynamoDB client closed its connection before the answer")));
-  signals.set(socket, gone.signal);
+  const call = new ServedCall();
+  socket.once("close", () => call.cancel(new Error("the DynamoDB client closed its connection before the answer")));
+  callers.set(socket, call);
 }
 
-function connectionSignal(socket: Socket): AbortSignal {
-  const signal = signals.get(socket);
-  if (signal) return signal;
+function connectionCall(socket: Socket): ServedCall {
+  const call = callers.get(socket);
+  if (call) return call;
   watchConnection(socket); // not met as a connection (handed over by another server): watched from here on
-  return signals.get(socket)!;
+  return callers.get(socket)!;
 }
 
 function errorBody(err: DynamoError): Record<string, unknown> {
@@ -150,7 +151,7 @@ export async function startDynamoFront(options: DynamoFrontOptions): Promise<Dyn
       }
       if (typeof input !== "object" || input === null || Array.isArray(input)) throw new DynamoError("SerializationException", "the request body must be a JSON object");
       checkParameters(operation, input as Record<string, unknown>);
-      output = withCall(connectionSignal(req.socket), () => op(ctx, input as Record<string, unknown>));
+      output = withCall(connectionCall(req.socket), () => op(ctx, input as Record<string, unknown>));
     } catch (caught) {
       return fail(res, requestId, operation, started, caught);
     }
