@@ -25,6 +25,16 @@ const CRLF = Buffer.from("\r\n");
 /** An answer's head larger than this is not DynamoDB's. */
 const MAX_HEAD = 64 * 1024;
 
+/**
+ * How long an idle connection may wait for reuse: the server's Keep-Alive timeout less a second
+ * (a request written as the server closes it would fail with ECONNRESET; Node servers, dynalite
+ * among them, close idle sockets after 5 s), at most 30 s (a NAT may drop a quiet one unseen).
+ */
+export function idleLimit(keepAlive: string | undefined): number {
+  const m = keepAlive ? /(?:^|[,\s])timeout=(\d+)/i.exec(keepAlive) : null;
+  return m ? Math.max(0, Math.min(30_000, (Number(m[1]) - 1) * 1000)) : 30_000;
+}
+
 /** One request on one connection, until its answer is whole or it fails. */
 export class Exchange {
   private conn?: Conn;
@@ -50,7 +60,9 @@ export class Exchange {
     this.settled = true;
     const conn = this.conn!;
     conn.exchange = undefined;
-    this.pool.release(conn, reusable);
+    // An answer that came before the request was sent whole (a big body to a server that answered
+    // early) leaves the rest of it queued on the socket: the next request cannot follow it.
+    this.pool.release(conn, reusable && conn.socket.writableLength === 0);
     this.resolve(reply);
   }
 
@@ -69,6 +81,9 @@ export class Exchange {
 /** A connection and the parse state of the answer it is reading. */
 class Conn {
   exchange?: Exchange;
+  /** How long it may wait idle for reuse (from its last answer's Keep-Alive), and until when. */
+  idleLimitMs = 30_000;
+  idleUntil = 0;
   private buffered: Buffer[] = [];
   private size = 0;
   /** The answer's head once read; then the body's framing. */
@@ -152,12 +167,18 @@ class Conn {
       const line = lines[i]!;
       const colon = line.indexOf(":");
       if (colon <= 0) throw malformed("header line");
-      this.headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+      const name = line.slice(0, colon).trim().toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      // Two lengths that differ: no way to know where the answer ends (node:http refuses it too).
+      if (name === "content-length" && this.headers[name] !== undefined && this.headers[name] !== value) throw malformed("conflicting content-length");
+      this.headers[name] = value;
     }
     const connection = (this.headers.connection ?? "").toLowerCase();
     this.keepAlive = m[1] === "1" ? !connection.includes("close") : connection.includes("keep-alive");
     this.chunked = (this.headers["transfer-encoding"] ?? "").toLowerCase().includes("chunked");
     const length = this.headers["content-length"];
+    if (this.chunked && length !== undefined) this.keepAlive = false; // framed by the chunks; the socket is not trusted after
+    this.idleLimitMs = idleLimit(this.headers["keep-alive"]);
     if (this.chunked) this.length = -1;
     else if (length !== undefined) {
       if (!/^\d+$/.test(length)) throw malformed("content-length");
@@ -182,7 +203,7 @@ class Conn {
     const all = this.take();
     const need = this.length - this.bodySize;
     this.addBody(all.subarray(0, need));
-    if (all.length > need) throw malformed("bytes after the answer");
+    if (all.length > need) this.keepAlive = false; // bytes after the answer: it is whole, the connection out of step
     return true;
   }
 
@@ -195,8 +216,9 @@ class Conn {
         this.keep(all);
         return false;
       }
-      const size = parseInt(all.toString("latin1", 0, eol).split(";")[0]!.trim(), 16);
-      if (!Number.isInteger(size) || size < 0) throw malformed("chunk size");
+      const sizeText = all.toString("latin1", 0, eol).split(";")[0]!.trim();
+      if (!/^[0-9a-fA-F]{1,8}$/.test(sizeText)) throw malformed("chunk size");
+      const size = parseInt(sizeText, 16);
       if (size === 0) {
         // Trailers, if any, then an empty line: the first CRLF CRLF from the size line's own CRLF.
         const end = all.indexOf(HEAD_END, eol);
@@ -204,13 +226,14 @@ class Conn {
           this.keep(all);
           return false;
         }
-        if (all.length > end + 4) throw malformed("bytes after the answer");
+        if (all.length > end + 4) this.keepAlive = false; // as after a content-length answer
         return true;
       }
       if (all.length < eol + 2 + size + 2) {
         this.keep(all);
         return false;
       }
+      if (all[eol + 2 + size] !== 0x0d || all[eol + 3 + size] !== 0x0a) throw malformed("chunk not followed by CRLF");
       this.addBody(all.subarray(eol + 2, eol + 2 + size));
       this.keep(all.subarray(eol + 2 + size + 2));
     }
@@ -280,13 +303,24 @@ export class Http1Pool {
       const x = new Exchange(head, body, resolve, reject, this);
       track?.(x);
       if (this.closed) return x.fail(Object.assign(new Error("the client was closed"), { code: "ERR_HTTP1_CLOSED" }));
-      const conn = this.idle.pop();
+      const conn = this.reusable();
       if (conn) {
         conn.socket.ref();
         x.start(conn);
       } else if (this.open < this.options.maxSockets) x.start(this.connect());
       else this.queue.push(x);
     });
+  }
+
+  /** The most recently used idle connection still within its server's keep-alive timeout; older ones are closed. */
+  private reusable(): Conn | undefined {
+    const now = Date.now();
+    for (let conn = this.idle.pop(); conn; conn = this.idle.pop()) {
+      if (now < conn.idleUntil) return conn;
+      this.forget(conn);
+      conn.socket.destroy();
+    }
+    return undefined;
   }
 
   private connect(): Conn {
@@ -311,6 +345,7 @@ export class Http1Pool {
     const waiting = this.queue.shift();
     if (waiting) return waiting.start(conn);
     conn.socket.unref(); // an idle connection does not keep the process alive
+    conn.idleUntil = Date.now() + conn.idleLimitMs;
     this.idle.push(conn);
   }
 

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer as createTlsServer } from "node:tls";
 import { expect } from "chai";
-import { Http1Pool, type Exchange } from "../../src/backends/http1.js";
+import { Http1Pool, idleLimit, type Exchange } from "../../src/backends/http1.js";
 
 /** A server whose `answer` gets each request's raw text and the socket to answer on. */
 async function rawServer(answer: (request: string, socket: Socket) => void): Promise<{ url: URL; server: Server; connections: () => number; stop(): Promise<void> }> {
@@ -69,6 +69,21 @@ describe("http1 pool (the lean DynamoDB client's HTTP/1.1)", function () {
         expect(r.headers.date).to.equal("Sun, 06 Dec 2026 16:00:00 GMT");
       }
       expect(s.connections()).to.equal(1);
+    } finally {
+      pool.destroy();
+      await s.stop();
+    }
+  });
+
+  it("does not reuse a connection past its server's Keep-Alive timeout (less a second): a request written as the server closes it would fail", async () => {
+    expect([idleLimit(undefined), idleLimit("timeout=5"), idleLimit("max=100, timeout=2"), idleLimit("timeout=1"), idleLimit("timeout=600")]).to.deep.equal([30_000, 4000, 1000, 0, 30_000]);
+    const s = await rawServer((_req, socket) => socket.write("HTTP/1.1 200 OK\r\nKeep-Alive: timeout=1\r\nContent-Length: 2\r\n\r\n{}"));
+    const pool = new Http1Pool({ url: s.url, maxSockets: 4 });
+    try {
+      await post(pool);
+      await new Promise((r) => setTimeout(r, 5));
+      await post(pool);
+      expect(s.connections(), "the idle one was past its limit: closed, and a new one opened").to.equal(2);
     } finally {
       pool.destroy();
       await s.stop();
