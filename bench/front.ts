@@ -108,10 +108,21 @@ export const bareServer = async (profileDir?: string) => {
   return child("bare HTTP server", [...flags, "--input-type=module", "-e", BARE_SERVER], { PORT: String(port) }, port);
 };
 
+/**
+ * The V8 flags the image starts the sidecar with (deploy/Dockerfile's NODE_OPTIONS, which the
+ * Makefile and k8s repeat): Decant is measured as it ships (the young generation's size sets how
+ * often it collects garbage). Read from the Dockerfile, so the two cannot drift apart.
+ */
+function shippedNodeFlags(): string[] {
+  const options = /^ENV NODE_OPTIONS=(.*)$/m.exec(readFileSync(new URL("../deploy/Dockerfile", import.meta.url), "utf8"))?.[1];
+  if (options === undefined) throw new Error("deploy/Dockerfile sets no NODE_OPTIONS: say here which flags the sidecar ships with");
+  return options.trim().split(/\s+/);
+}
+
 /** `decant serve` on the memory store with the DynamoDB front (the sources through tsx, as bin/decant.js runs them). */
 export const decantServer = async (profileDir?: string, checkout = ".") => {
   const [grpc, metrics, port] = [await freePort(), await freePort(), await freePort()];
-  const flags = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+  const flags = [...shippedNodeFlags(), ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [])];
   return child("decant", [...flags, `${checkout}/bin/decant.js`, "serve"], { DECANT_CURRENT: "memory:", DECANT_LISTEN: `127.0.0.1:${grpc}`, DECANT_METRICS_LISTEN: `127.0.0.1:${metrics}`, DECANT_DYNAMODB_LISTEN: `127.0.0.1:${port}`, DECANT_LOG_LEVEL: "error" }, port);
 };
 

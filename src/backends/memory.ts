@@ -28,6 +28,10 @@ class MemoryDriver implements Driver {
     return this.data.get(ns)?.get(key) ?? null;
   }
 
+  async readOne(ns: string, key: string): Promise<RawItem | null> {
+    return this.raw(ns, key);
+  }
+
   async readRaw(ns: string, keys: string[]): Promise<RawItem[]> {
     return keys.flatMap((k) => this.raw(ns, k) ?? []);
   }

@@ -35,6 +35,8 @@ export interface Driver extends Pick<Store, "kind" | "description" | "capabiliti
  * batches, raiseFence) honour a caller that has gone only before they start: once started they
  * run to their end, so `cancelled` always means that nothing was written.
  */
+const firstOrNull = (rows: RawItem[]): RawItem | null => rows[0] ?? null;
+
 export class KitStore<D extends Driver = Driver> implements Store {
   readonly kind: string;
   readonly description: string;
@@ -53,17 +55,24 @@ export class KitStore<D extends Driver = Driver> implements Store {
     }
   }
 
-  async get(ns: string, key: string): Promise<Item | null> {
-    return liveItem(await this.readOne(ns, key));
+  // get, readOne and put are not async functions: on every request each promise counts (more so
+  // under the call's AsyncLocalStorage hooks). A refusal before the driver is a rejection all the same.
+
+  get(ns: string, key: string): Promise<Item | null> {
+    return this.readOne(ns, key).then(liveItem);
   }
 
   getRaw(ns: string, key: string): Promise<RawItem | null> {
     return this.readOne(ns, key);
   }
 
-  private async readOne(ns: string, key: string): Promise<RawItem | null> {
-    throwIfCancelled("get");
-    return this.driver.readOne ? this.driver.readOne(ns, key) : ((await this.driver.readRaw(ns, [key]))[0] ?? null);
+  private readOne(ns: string, key: string): Promise<RawItem | null> {
+    try {
+      throwIfCancelled("get");
+      return this.driver.readOne ? this.driver.readOne(ns, key) : this.driver.readRaw(ns, [key]).then(firstOrNull);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   async batchGet(ns: string, keys: string[]): Promise<Item[]> {
@@ -77,11 +86,15 @@ export class KitStore<D extends Driver = Driver> implements Store {
     return this.driver.readRaw(ns, unique);
   }
 
-  async put(ns: string, key: string, value: Buffer, condition?: Condition, fence?: number): Promise<bigint> {
-    checkValueSize(this, key, value);
-    checkEpoch(fence);
-    throwIfCancelled("put");
-    return this.driver.put(ns, key, value, condition, fence);
+  put(ns: string, key: string, value: Buffer, condition?: Condition, fence?: number): Promise<bigint> {
+    try {
+      checkValueSize(this, key, value);
+      checkEpoch(fence);
+      throwIfCancelled("put");
+      return this.driver.put(ns, key, value, condition, fence);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   async delete(ns: string, key: string, condition?: Condition, fence?: number): Promise<DeleteResult> {

@@ -45,17 +45,28 @@ export function instrumentStore(store: Store, role: string, metrics: Metrics): S
     if (method === undefined) continue;
     const original = method.bind(store);
     const timer = metrics.storeDuration.labels(label, op);
-    (wrapped as unknown as Record<string, unknown>)[op] = async (...args: unknown[]) => {
-      const start = process.hrtime.bigint();
+    const failed = (err: unknown, start: number): never => {
+      const kind = isDecantError(err) ? err.kind : "internal";
+      if (kind !== "version_mismatch" && kind !== "invalid_argument") metrics.storeErrors.labels(label, op, kind).inc();
+      timer.observe((performance.now() - start) / 1000);
+      throw err;
+    };
+    // then() rather than an async wrapper: one promise fewer per store call on every request.
+    (wrapped as unknown as Record<string, unknown>)[op] = (...args: unknown[]) => {
+      const start = performance.now();
+      let pending: Promise<unknown>;
       try {
-        return await original(...args);
+        pending = Promise.resolve(original(...args)); // the same promise when it is one
       } catch (err) {
-        const kind = isDecantError(err) ? err.kind : "internal";
-        if (kind !== "version_mismatch" && kind !== "invalid_argument") metrics.storeErrors.labels(label, op, kind).inc();
-        throw err;
-      } finally {
-        timer.observe(Number(process.hrtime.bigint() - start) / 1e9);
+        return Promise.reject(err).catch((e: unknown) => failed(e, start));
       }
+      return pending.then(
+        (result) => {
+          timer.observe((performance.now() - start) / 1000);
+          return result;
+        },
+        (err: unknown) => failed(err, start),
+      );
     };
   }
   return wrapped;

@@ -426,7 +426,7 @@ export class MigrationController {
    * last view after at most 500 ms, except where that view may miss writes (finding N2).
    */
   async freshView(): Promise<void> {
-    if (now() - this.renewedAt <= this.timings.leaseMs || this.fatal) return;
+    if (this.viewFresh()) return;
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<void>((r) => (timer = setTimeout(r, Math.min(this.timings.leaseMs, 500))));
     await Promise.race([this.tick(), bound]);
@@ -436,6 +436,11 @@ export class MigrationController {
     if (this.target && now() - this.renewedAt > this.timings.leaseMs && ROLES[this.record.phase].reads === "current") {
       throw new DecantError("unavailable", `${this.outageText()} for over ${this.timings.leaseMs} ms; during a migration it refuses reads too, rather than read by a phase that may have moved on`);
     }
+  }
+
+  /** Whether freshView has nothing to wait for (a read can skip its await). */
+  viewFresh(): boolean {
+    return now() - this.renewedAt <= this.timings.leaseMs || Boolean(this.fatal);
   }
 
   /** True while the view this write was admitted under is still within its lease (step 7). */

@@ -5,13 +5,14 @@ import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { crc32 } from "node:zlib";
-import { withCall } from "../../protocol/call.js";
+import { ServedCall, withCall } from "../../protocol/call.js";
 import type { Logger } from "../../log.js";
 import type { Metrics } from "../../metrics/metrics.js";
 import type { Store } from "../../protocol/store.js";
 import { Catalog } from "./catalog.js";
 import { fromStoreError } from "./errors.js";
 import { OPERATIONS, type OpContext } from "./operations/index.js";
+import type { Operation } from "./operations/common.js";
 import { checkParameters } from "./operations/parameters.js";
 import { SigV4Verifier, type Credentials } from "./sigv4.js";
 import { DynamoError, RawJson } from "./types.js";
@@ -40,24 +41,10 @@ const TARGET_PREFIX = "DynamoDB_20120810.";
 const CONTENT_TYPE = "application/x-amz-json-1.0";
 /** DynamoDB's largest request (a BatchWriteItem of 25 items of 400 KB is 10 MB; 16 MB allowed). */
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
+const EMPTY_BODY = Buffer.alloc(0);
 
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        reject(new DynamoError("ValidationException", `the request body exceeds ${MAX_BODY_BYTES} bytes`, 413));
-        req.destroy();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
-    req.on("error", reject);
-  });
-}
+/** A body beyond MAX_BODY_BYTES: refused, and the rest of it not read. */
+const tooLarge = () => new DynamoError("ValidationException", `the request body exceeds ${MAX_BODY_BYTES} bytes`, 413);
 
 function send(res: ServerResponse, status: number, body: unknown, requestId: string, closing: boolean): void {
   // An operation may hand back JSON it already holds (a stored item), which is sent as it is.
@@ -96,22 +83,23 @@ type Counter = ReturnType<Metrics["requests"]["labels"]>;
 /**
  * A client gone before its answer cancels the store work not yet started (src/protocol/call.ts).
  * HTTP/1.1 answers a connection's requests one at a time, so a request is unanswered exactly
- * while its connection is open: one signal per connection, aborted when it closes, serves every
- * request on it (an AbortSignal per request cost more than the rest of a GetItem's own work).
+ * while its connection is open: one caller per connection, cancelled when it closes, serves every
+ * request on it (an AbortSignal per request cost more than the rest of a GetItem's own work; a
+ * ServedCall makes its signal only if a driver asks for one).
  */
-const signals = new WeakMap<Socket, AbortSignal>();
+const callers = new WeakMap<Socket, ServedCall>();
 
 function watchConnection(socket: Socket): void {
-  const gone = new AbortController();
-  socket.once("close", () => gone.abort(new Error("the DynamoDB client closed its connection before the answer")));
-  signals.set(socket, gone.signal);
+  const call = new ServedCall();
+  socket.once("close", () => call.cancel(new Error("the DynamoDB client closed its connection before the answer")));
+  callers.set(socket, call);
 }
 
-function connectionSignal(socket: Socket): AbortSignal {
-  const signal = signals.get(socket);
-  if (signal) return signal;
+function connectionCall(socket: Socket): ServedCall {
+  const call = callers.get(socket);
+  if (call) return call;
   watchConnection(socket); // not met as a connection (handed over by another server): watched from here on
-  return signals.get(socket)!;
+  return callers.get(socket)!;
 }
 
 function errorBody(err: DynamoError): Record<string, unknown> {
@@ -129,27 +117,32 @@ export async function startDynamoFront(options: DynamoFrontOptions): Promise<Dyn
   let closing = false; // once set, responses end their connection, so a drain does not wait on keep-alive
   const ctx: OpContext = { store: options.store, catalog, maxValueBytes: options.maxValueBytes, region: "us-east-1" };
 
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const requestId = nextRequestId();
-    const started = performance.now();
-    let operation = "unknown";
-    let code = "OK";
+  /** Ends a request: its answer (or the error an operation threw) and its metrics. */
+  const answer = (res: ServerResponse, requestId: string, operation: string, started: number, output: unknown): void => {
     try {
-      if (req.method === "GET" && (req.url === "/" || req.url === "")) {
-        res.writeHead(200, { "content-type": "text/plain", "x-amzn-requestid": requestId }).end("healthy: decant dynamodb front\n");
-        return;
-      }
-      if (req.method !== "POST") throw new DynamoError("UnknownOperationException", `${req.method} is not supported; DynamoDB's protocol is POST /`);
-      const target = req.headers["x-amz-target"];
-      if (typeof target !== "string" || !target.startsWith(TARGET_PREFIX)) throw new DynamoError("UnknownOperationException", "the X-Amz-Target header must name a DynamoDB_20120810 operation");
-      operation = target.slice(TARGET_PREFIX.length);
-      const op = Object.hasOwn(OPERATIONS, operation) ? OPERATIONS[operation] : undefined;
-      if (!op) {
-        operation = "unknown";
-        throw new DynamoError("UnknownOperationException", `unknown operation ${JSON.stringify(target.slice(TARGET_PREFIX.length))}`);
-      }
-      const body = await readBody(req);
-      if (verifier) await verifier.verify(req, body);
+      send(res, 200, output, requestId, closing);
+    } catch (caught) {
+      return fail(res, requestId, operation, started, caught);
+    }
+    meter?.(operation, "OK", (performance.now() - started) / 1000);
+  };
+
+  const fail = (res: ServerResponse, requestId: string, operation: string, started: number, caught: unknown): void => {
+    const err = caught instanceof DynamoError ? caught : fromStoreError(caught);
+    if (err.status >= 500 && err.type === "InternalServerError") logger.error("DynamoDB request failed unexpectedly", { operation, error: caught instanceof Error ? caught.stack : String(caught) });
+    if (!res.headersSent) send(res, err.status, errorBody(err), requestId, closing);
+    else res.destroy();
+    meter?.(operation, err.type, (performance.now() - started) / 1000);
+  };
+
+  /**
+   * Parses the body and runs the operation, within the call of the client's connection. An
+   * operation's promise is answered through then() (no async layers of our own: each costs
+   * promises, which the call's AsyncLocalStorage hooks make dearer).
+   */
+  const run = (req: IncomingMessage, res: ServerResponse, requestId: string, operation: string, op: Operation, started: number, body: Buffer): void => {
+    let output: unknown;
+    try {
       let input: unknown;
       try {
         input = body.length === 0 ? {} : JSON.parse(body.toString("utf8"));
@@ -158,20 +151,75 @@ export async function startDynamoFront(options: DynamoFrontOptions): Promise<Dyn
       }
       if (typeof input !== "object" || input === null || Array.isArray(input)) throw new DynamoError("SerializationException", "the request body must be a JSON object");
       checkParameters(operation, input as Record<string, unknown>);
-      const output = await op(ctx, input as Record<string, unknown>);
-      send(res, 200, output, requestId, closing);
+      output = withCall(connectionCall(req.socket), () => op(ctx, input as Record<string, unknown>));
     } catch (caught) {
-      const err = caught instanceof DynamoError ? caught : fromStoreError(caught);
-      code = err.type;
-      if (err.status >= 500 && err.type === "InternalServerError") logger.error("DynamoDB request failed unexpectedly", { operation, error: caught instanceof Error ? caught.stack : String(caught) });
-      if (!res.headersSent) send(res, err.status, errorBody(err), requestId, closing);
-      else res.destroy();
-    } finally {
-      meter?.(operation, code, (performance.now() - started) / 1000);
+      return fail(res, requestId, operation, started, caught);
     }
+    if (output instanceof Promise) {
+      output.then(
+        (out: unknown) => answer(res, requestId, operation, started, out),
+        (caught: unknown) => fail(res, requestId, operation, started, caught),
+      );
+    } else answer(res, requestId, operation, started, output);
   };
 
-  const server: Server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => void withCall(connectionSignal(req.socket), () => handle(req, res)));
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const requestId = nextRequestId();
+    const started = performance.now();
+    let operation = "unknown";
+    let op: Operation | undefined;
+    try {
+      if (req.method === "GET" && (req.url === "/" || req.url === "")) {
+        res.writeHead(200, { "content-type": "text/plain", "x-amzn-requestid": requestId }).end("healthy: decant dynamodb front\n");
+        meter?.(operation, "OK", (performance.now() - started) / 1000);
+        return;
+      }
+      if (req.method !== "POST") throw new DynamoError("UnknownOperationException", `${req.method} is not supported; DynamoDB's protocol is POST /`);
+      const target = req.headers["x-amz-target"];
+      if (typeof target !== "string" || !target.startsWith(TARGET_PREFIX)) throw new DynamoError("UnknownOperationException", "the X-Amz-Target header must name a DynamoDB_20120810 operation");
+      operation = target.slice(TARGET_PREFIX.length);
+      op = Object.hasOwn(OPERATIONS, operation) ? OPERATIONS[operation] : undefined;
+      if (!op) {
+        operation = "unknown";
+        throw new DynamoError("UnknownOperationException", `unknown operation ${JSON.stringify(target.slice(TARGET_PREFIX.length))}`);
+      }
+    } catch (caught) {
+      return fail(res, requestId, operation, started, caught);
+    }
+    // The body, read with the request's own events (no promise per request). `size` past the
+    // limit also marks a request already answered (by the refusal or an error).
+    let chunks: Buffer[] | Buffer | undefined;
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      if (size > MAX_BODY_BYTES) return;
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        req.destroy();
+        fail(res, requestId, operation, started, tooLarge());
+        return;
+      }
+      if (chunks === undefined) chunks = chunk;
+      else if (Array.isArray(chunks)) chunks.push(chunk);
+      else chunks = [chunks, chunk];
+    });
+    req.on("end", () => {
+      if (size > MAX_BODY_BYTES) return;
+      size = Infinity;
+      const body = chunks === undefined ? EMPTY_BODY : Array.isArray(chunks) ? Buffer.concat(chunks) : chunks;
+      if (!verifier) return run(req, res, requestId, operation, op!, started, body);
+      verifier.verify(req, body).then(
+        () => run(req, res, requestId, operation, op!, started, body),
+        (caught: unknown) => fail(res, requestId, operation, started, caught),
+      );
+    });
+    req.on("error", (caught: unknown) => {
+      if (size > MAX_BODY_BYTES) return;
+      size = Infinity;
+      fail(res, requestId, operation, started, caught);
+    });
+  };
+
+  const server: Server = createServer({ keepAliveTimeout: 60_000 }, handle);
   server.on("connection", watchConnection);
   const host = options.listen.slice(0, options.listen.lastIndexOf(":")).replace(/^\[|\]$/g, "");
   const port = Number(options.listen.slice(options.listen.lastIndexOf(":") + 1));

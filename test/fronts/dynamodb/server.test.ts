@@ -66,6 +66,42 @@ describe("DynamoDB front: protocol, signatures, metrics, config", function () {
       expect(status.requests.dynamodb_total).to.be.at.least(5);
     });
 
+    it("GetItem and PutItem without expression parameters take a shorter path that refuses what the general one refuses", async () => {
+      await f.client.send(new CreateTableCommand({ TableName: "plain", AttributeDefinitions: [{ AttributeName: "k", AttributeType: "S" }], KeySchema: [{ AttributeName: "k", KeyType: "HASH" }], BillingMode: "PAY_PER_REQUEST" }));
+      const answer = async (target: string, body: string) => {
+        const r = await post(f.endpoint, `DynamoDB_20120810.${target}`, body);
+        return { status: r.status, json: (await r.json()) as Record<string, unknown> };
+      };
+      expect(await answer("PutItem", '{"TableName":"plain","Item":{"k":{"S":"a"},"n":{"N":"1.50"}}}')).to.deep.equal({ status: 200, json: {} });
+      expect(await answer("GetItem", '{"TableName":"plain","Key":{"k":{"S":"a"}}}')).to.deep.equal({ status: 200, json: { Item: { k: { S: "a" }, n: { N: "1.5" } } } });
+      expect(await answer("GetItem", '{"TableName":"plain","Key":{"k":{"S":"b"}}}')).to.deep.equal({ status: 200, json: {} });
+      const refused: [string, string, RegExp][] = [
+        ["GetItem", '{"TableName":"plain","Key":{"k":{"S":"a"}},"ExpressionAttributeNames":{"#n":"n"}}', /ExpressionAttributeNames can only be specified when using expressions/],
+        ["PutItem", '{"TableName":"plain","Item":{"k":{"S":"a"}},"ExpressionAttributeValues":{":v":{"S":"x"}}}', /ExpressionAttributeValues can only be specified when using expressions/],
+        ["PutItem", '{"TableName":"plain","Item":{"k":{"S":"a"}},"ReturnValues":"ALL_NEW"}', /ReturnValues can only be ALL_OLD or NONE/],
+        ["PutItem", '{"TableName":"plain","Item":{"k":{"S":"a"}},"ConditionalOperator":"AND"}', /ConditionalOperator can only be used when Expected/],
+        ["PutItem", '{"TableName":"plain","Item":{"n":{"S":"a"}}}', /Missing the key k/],
+        ["GetItem", '{"TableName":"plain","Key":{"k":{"S":"a"},"n":{"S":"x"}}}', /does not match the schema/],
+        ["PutItem", '{"TableName":"nosuchtable","Item":{"k":{"S":"a"}},"ReturnValues":"ALL_NEW"}', /ReturnValues can only be ALL_OLD or NONE/],
+      ];
+      for (const [target, body, message] of refused) {
+        const { status, json } = await answer(target, body);
+        expect(status, body).to.equal(400);
+        expect(json.__type, body).to.equal("com.amazonaws.dynamodb.v20120810#ValidationException");
+        expect(json.message, body).to.match(message);
+      }
+      expect((await answer("GetItem", '{"TableName":"nosuchtable","Key":{"k":{"S":"a"}}}')).json.__type).to.equal("com.amazonaws.dynamodb.v20120810#ResourceNotFoundException");
+    });
+
+    it("refuses a body over 16 MB with a 413, and answers a health check", async () => {
+      const res = await post(f.endpoint, "DynamoDB_20120810.PutItem", `{"TableName":"plain","Item":{"k":{"S":"${"x".repeat(16 * 1024 * 1024)}"}}}`).catch((err: Error) => err);
+      // The server answers, then ends the connection while the body is still coming: a client sees the answer or the reset.
+      if (!(res instanceof Error)) expect(res.status).to.equal(413);
+      const health = await fetch(f.endpoint);
+      expect(health.status).to.equal(200);
+      expect(await health.text()).to.match(/healthy/);
+    });
+
     it("sends x-amz-crc32, the CRC32 of the body's bytes, on answers and errors (Go's SDK checks it on every call)", async () => {
       await f.client.send(new CreateTableCommand({ TableName: "crc", AttributeDefinitions: [{ AttributeName: "k", AttributeType: "S" }], KeySchema: [{ AttributeName: "k", KeyType: "HASH" }], BillingMode: "PAY_PER_REQUEST" }));
       await f.client.send(new PutItemCommand({ TableName: "crc", Item: { k: { S: "ключ 🔑" }, v: { S: "värde" } } }));

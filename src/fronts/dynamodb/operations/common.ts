@@ -16,6 +16,7 @@ export interface OpContext {
 }
 
 export type Input = Record<string, unknown>;
+/** An operation: its answer's promise. It may also throw its validation errors at once (the server catches both). */
 export type Operation = (ctx: OpContext, input: Input) => Promise<unknown>;
 
 const constraint = (value: unknown, field: string, rule: string) =>
@@ -138,8 +139,8 @@ export class Expressions {
 
 /** Refuses a request that mixes expression parameters with their legacy counterparts. */
 export function noMixing(input: Input, expression: string[], legacy: string[]): void {
+  if (!legacy.some((n) => input[n] !== undefined && input[n] !== null)) return; // the usual case, without building the lists
   const present = (n: string) => input[n] !== undefined && input[n] !== null;
-  if (!legacy.some(present)) return; // the usual case, without building the lists
   const e = expression.filter(present);
   const l = legacy.filter(present);
   if (e.length && l.length) throw validation(`Can not use both expression and non-expression parameters in the same request: Non-expression parameters: {${l.join(", ")}} Expression parameters: {${e.join(", ")}}`);

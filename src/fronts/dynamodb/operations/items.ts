@@ -8,7 +8,7 @@ import { applyUpdate, checkUpdateKeys, evaluateCondition, legacyAttributeUpdates
 import { encodeKey } from "../keys.js";
 import { decodeItem, encodeItem, itemSize, MAX_ITEM_SIZE, validateItem } from "../item.js";
 import { DynamoError, RawJson, validation, type DItem } from "../types.js";
-import { Expressions, keyNames, keyParam, noMixing, optionalBoolean, optionalEnum, optionalString, projector, storeKeyOf, tableName, type Input, type OpContext } from "./common.js";
+import { Expressions, keyNames, keyParam, noMixing, optionalBoolean, optionalEnum, optionalString, projector, storeKeyOf, tableName, type Input, type OpContext, type Projector } from "./common.js";
 
 /** Conflicting writers to one item: tries before the client is told to retry later. */
 const MAX_ATTEMPTS = 50;
@@ -72,24 +72,48 @@ function keyShape(value: unknown): DItem {
   return validateItem(value, "Key");
 }
 
-export async function getItem(ctx: OpContext, input: Input) {
-  const name = tableName(input.TableName);
-  const key = keyShape(input.Key);
-  optionalBoolean(input, "ConsistentRead"); // every read is consistent
+/** GetItem's projection, if it asks for one (none of its expression or legacy parameters: nothing to check). */
+function getProjection(input: Input): Projector | undefined {
+  if (input.ProjectionExpression == null && input.ExpressionAttributeNames == null && input.ExpressionAttributeValues == null && input.AttributesToGet == null) return undefined;
   noMixing(input, ["ProjectionExpression"], ["AttributesToGet"]);
   const exprs = new Expressions(input);
   const projection = projector(input, exprs);
   exprs.finish();
-  const table = ctx.catalog.cached(name) ?? (await ctx.catalog.get(name));
-  const found = await ctx.store.get(table.namespace, encodeKey(table.schema, key, "key"));
-  if (!found) return {};
-  // The stored value is the item's canonical JSON: without a projection it goes out as it is.
-  if (!projection) return new RawJson(`{"Item":${found.value.toString("utf8")}}`);
-  return { Item: projection(decodeItem(found.value)) };
+  return projection;
+}
+
+const NO_ITEM = new RawJson("{}");
+
+function readItem(ctx: OpContext, table: TableInfo, key: DItem, projection: Projector | undefined): Promise<unknown> {
+  return ctx.store.get(table.namespace, encodeKey(table.schema, key, "key")).then((found) => {
+    if (!found) return NO_ITEM;
+    // The stored value is the item's canonical JSON: without a projection it goes out as it is.
+    if (!projection) return new RawJson(`{"Item":${found.value.toString("utf8")}}`);
+    return { Item: projection(decodeItem(found.value)) };
+  });
+}
+
+// GetItem and PutItem are plain functions returning the store's promise (they may throw their
+// validation errors at once): the commonest calls, kept to the fewest promises.
+export function getItem(ctx: OpContext, input: Input): Promise<unknown> {
+  const name = tableName(input.TableName);
+  const key = keyShape(input.Key);
+  optionalBoolean(input, "ConsistentRead"); // every read is consistent
+  const projection = getProjection(input);
+  const table = ctx.catalog.cached(name);
+  if (table) return readItem(ctx, table, key, projection);
+  return ctx.catalog.get(name).then((t) => readItem(ctx, t, key, projection));
+}
+
+interface WriteOptions {
+  condition: Condition | undefined;
+  allOld: boolean;
+  onFailure: boolean;
 }
 
 /** ConditionExpression/Expected and ReturnValues of PutItem and DeleteItem. */
-function writeOptions(input: Input) {
+function writeOptions(input: Input): WriteOptions {
+  if (plainWrite(input)) return PLAIN_WRITE;
   const exprs = new Expressions(input);
   const condition = conditionOf(input, exprs);
   exprs.finish();
@@ -98,11 +122,27 @@ function writeOptions(input: Input) {
   return { condition, allOld: returnValues === "ALL_OLD", onFailure: returnOnFailure(input) };
 }
 
+/** What writeOptions makes of a write without any of its parameters (every check passes: nothing to check). */
+const PLAIN_WRITE: WriteOptions = { condition: undefined, allOld: false, onFailure: false };
+
+const plainWrite = (input: Input): boolean =>
+  input.ConditionExpression == null &&
+  input.ExpressionAttributeNames == null &&
+  input.ExpressionAttributeValues == null &&
+  input.Expected == null &&
+  input.ConditionalOperator == null &&
+  input.ReturnValues == null &&
+  input.ReturnValuesOnConditionCheckFailure == null &&
+  input.UpdateExpression == null &&
+  input.ProjectionExpression == null &&
+  input.AttributeUpdates == null &&
+  input.AttributesToGet == null;
+
 /**
  * PutItem and DeleteItem: with no condition and no ReturnValues a blind write (no read);
  * otherwise read-modify-write, returning the old item for ALL_OLD.
  */
-async function writeWhole(ctx: OpContext, table: TableInfo, storeKey: string, o: ReturnType<typeof writeOptions>, blind: () => Promise<unknown>, decide: (old: DItem | undefined) => Decision) {
+async function writeWhole(ctx: OpContext, table: TableInfo, storeKey: string, o: WriteOptions, blind: () => Promise<unknown>, decide: (old: DItem | undefined) => Decision) {
   if (o.condition === undefined && !o.allOld) {
     await blind();
     return {};
@@ -114,13 +154,23 @@ async function writeWhole(ctx: OpContext, table: TableInfo, storeKey: string, o:
   return o.allOld && old ? { Attributes: old } : {};
 }
 
-export async function putItem(ctx: OpContext, input: Input) {
+const EMPTY = new RawJson("{}");
+const answerEmpty = () => EMPTY;
+
+export function putItem(ctx: OpContext, input: Input): Promise<unknown> {
   const name = tableName(input.TableName);
   if (input.Item === undefined || input.Item === null) throw validation("1 validation error detected: Value null at 'item' failed to satisfy constraint: Member must not be null");
   const item = validateItem(input.Item, "Item");
   const options = writeOptions(input);
-  const table = ctx.catalog.cached(name) ?? (await ctx.catalog.get(name));
+  const table = ctx.catalog.cached(name);
+  if (table) return putWith(ctx, table, item, options);
+  return ctx.catalog.get(name).then((t) => putWith(ctx, t, item, options));
+}
+
+function putWith(ctx: OpContext, table: TableInfo, item: DItem, options: WriteOptions): Promise<unknown> {
   const storeKey = storeKeyOf(table, item);
+  // The commonest write: blind, with no read and no async layer of its own.
+  if (options.condition === undefined && !options.allOld) return ctx.store.put(table.namespace, storeKey, encodeForStore(ctx, item)).then(answerEmpty);
   return writeWhole(ctx, table, storeKey, options, () => ctx.store.put(table.namespace, storeKey, encodeForStore(ctx, item)), () => ({ put: item }));
 }
 
