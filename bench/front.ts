@@ -20,7 +20,7 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { freePort, startDynalite } from "../test/support/dynalite.js";
-import { alternating, fmt, record, type LoadResult } from "./lib.js";
+import { alternating, buildOnce, fmt, record, type LoadResult } from "./lib.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -119,11 +119,15 @@ function shippedNodeFlags(): string[] {
   return options.trim().split(/\s+/);
 }
 
-/** `decant serve` on the memory store with the DynamoDB front (the sources through tsx, as bin/decant.js runs them). */
+/**
+ * `decant serve` on the memory store with the DynamoDB front: this checkout compiled by tsc, as
+ * the image runs it; another checkout (--compare) through its bin/decant.js (tsx).
+ */
 export const decantServer = async (profileDir?: string, checkout = ".") => {
   const [grpc, metrics, port] = [await freePort(), await freePort(), await freePort()];
   const flags = [...shippedNodeFlags(), ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [])];
-  return child("decant", [...flags, `${checkout}/bin/decant.js`, "serve"], { DECANT_CURRENT: "memory:", DECANT_LISTEN: `127.0.0.1:${grpc}`, DECANT_METRICS_LISTEN: `127.0.0.1:${metrics}`, DECANT_DYNAMODB_LISTEN: `127.0.0.1:${port}`, DECANT_LOG_LEVEL: "error" }, port);
+  const main = checkout === "." ? await buildOnce() : `${checkout}/bin/decant.js`;
+  return child("decant", [...flags, main, "serve"], { DECANT_CURRENT: "memory:", DECANT_LISTEN: `127.0.0.1:${grpc}`, DECANT_METRICS_LISTEN: `127.0.0.1:${metrics}`, DECANT_DYNAMODB_LISTEN: `127.0.0.1:${port}`, DECANT_LOG_LEVEL: "error" }, port);
 };
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux

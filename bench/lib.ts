@@ -1,9 +1,25 @@
 // Measurement helpers. Every figure is reported as a ratio to a baseline measured in the
 // same run, because these machines are small and noisy.
+import { spawn } from "node:child_process";
 import * as grpc from "@grpc/grpc-js";
 import { openStore } from "../src/backends/index.js";
 import { CONTROL_NAMESPACE } from "../src/protocol/types.js";
 import { serviceDefinition } from "../src/server/proto.js";
+
+/**
+ * Compiles once into .tmp/bench-dist and returns its main: the sidecar as the image runs it
+ * (tsc's output), not through tsx, whose loader and helpers cost CPU and memory of their own.
+ */
+let built: string | undefined;
+export async function buildOnce(): Promise<string> {
+  if (built) return built;
+  const out = ".tmp/bench-dist";
+  await new Promise<void>((resolve, reject) => {
+    const tsc = spawn(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json", "--outDir", out], { stdio: "inherit" });
+    tsc.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`tsc exited ${code}`))));
+  });
+  return (built = `${out}/src/cli/main.js`);
+}
 
 export interface LoadResult {
   ops: number;

@@ -17,7 +17,7 @@ import { startSidecar } from "../src/server/sidecar.js";
 import { createLegacyDynamoTable, freePort, startDynalite, writeItems, type Dynalite } from "../test/support/dynalite.js";
 import { TEST_URLS } from "../test/support/servers.js";
 import { frontBench } from "./front.js";
-import { alternating, bareStoreServer, fmt, forgetControl, load, record, rows, table, type LoadResult } from "./lib.js";
+import { alternating, bareStoreServer, fmt, forgetControl, load, record, rows, table, type LoadResult, buildOnce } from "./lib.js";
 import { scale } from "./scale.js";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean" }, backend: { type: "string" }, only: { type: "string" } } });
@@ -261,18 +261,6 @@ async function storeMeansMs(metricsPort: number): Promise<Record<string, number>
     else if (Number(m[4]) > 0) means[key] = ((sums.get(key) ?? NaN) / Number(m[4])) * 1000;
   }
   return means;
-}
-
-/** Compiles once into .tmp/bench-dist, so process figures (memory above all) are those of the built sidecar, not of tsx. */
-let built: string | undefined;
-async function buildOnce(): Promise<string> {
-  if (built) return built;
-  const out = ".tmp/bench-dist";
-  await new Promise<void>((resolve, reject) => {
-    const tsc = spawn(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json", "--outDir", out], { stdio: "inherit" });
-    tsc.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`tsc exited ${code}`))));
-  });
-  return (built = `${out}/src/cli/main.js`);
 }
 
 /** A sidecar in its own process, so its memory can be read from /proc. */
