@@ -52,17 +52,25 @@ export class Exchange {
   start(conn: Conn): void {
     this.conn = conn;
     conn.exchange = this;
-    conn.socket.write(this.head + this.body);
+    conn.socket.write(this.head + this.body, () => {
+      this.sent = true;
+      this.afterSent?.();
+    });
   }
+
+  /** Whether the whole request has left (write's callback); a connection is reused only then. */
+  private sent = false;
+  private afterSent?: () => void;
 
   done(reply: Reply, reusable: boolean): void {
     if (this.settled) return;
     this.settled = true;
     const conn = this.conn!;
     conn.exchange = undefined;
-    // An answer that came before the request was sent whole (a big body to a server that answered
-    // early) leaves the rest of it queued on the socket: the next request cannot follow it.
-    this.pool.release(conn, reusable && conn.socket.writableLength === 0);
+    // An answer can come before the request has left whole (a big body to a server that answered
+    // early): the connection waits for it, as node:http's does, before the next request follows.
+    if (this.sent) this.pool.release(conn, reusable);
+    else this.afterSent = () => this.pool.release(conn, reusable);
     this.resolve(reply);
   }
 
@@ -336,6 +344,7 @@ export class Http1Pool {
 
   /** An exchange is over on `conn`: it serves the next waiting one, waits idle, or closes. */
   release(conn: Conn, reusable: boolean): void {
+    if (!this.conns.has(conn)) return; // gone meanwhile (closed while its request was still leaving)
     if (!reusable || this.closed) {
       this.forget(conn);
       conn.socket.destroy();

@@ -4,57 +4,16 @@
 // the deadline sweep of DynamoHttp, big bodies.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { type Socket, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer as createTlsServer, type TLSSocket } from "node:tls";
 import { expect } from "chai";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoHttp } from "../../src/backends/dynamodb-http.js";
-import { Http1Pool, type Exchange } from "../../src/backends/http1.js";
+import { Http1Pool } from "../../src/backends/http1.js";
+import { post, rawServer } from "../support/raw-http.js";
 
-type Answer = (request: string, socket: Socket, n: number) => void | Promise<void>;
-
-/** A raw server: `answer` gets each whole request (framed by content-length) and the socket; n counts requests. */
-async function rawServer(answer: Answer): Promise<{ url: URL; server: Server; connections: () => number; open: () => number; stop(): Promise<void> }> {
-  let connections = 0;
-  let n = 0;
-  const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
-    connections++;
-    sockets.add(socket);
-    socket.setNoDelay(true);
-    socket.on("error", () => undefined);
-    socket.on("close", () => sockets.delete(socket));
-    let buffered = Buffer.alloc(0);
-    socket.on("data", (d: Buffer) => {
-      buffered = Buffer.concat([buffered, d]);
-      for (;;) {
-        const end = buffered.indexOf("\r\n\r\n");
-        if (end < 0) return;
-        const length = Number(/content-length: (\d+)/i.exec(buffered.toString("latin1", 0, end))?.[1] ?? 0);
-        if (buffered.length < end + 4 + length) return;
-        const request = buffered.toString("utf8", 0, end + 4 + length);
-        buffered = buffered.subarray(end + 4 + length);
-        void answer(request, socket, n++);
-      }
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: new URL(`http://127.0.0.1:${port}/`),
-    server,
-    connections: () => connections,
-    open: () => sockets.size,
-    stop: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((r) => server.close(r));
-    },
-  };
-}
-
-const post = (pool: Http1Pool, body = "{}", track?: (x: Exchange) => void) => pool.post("/", { host: "h", "content-length": String(Buffer.byteLength(body)) }, body, track);
 const outcome = <T>(p: Promise<T>) => p.then((v) => ({ ok: v }), (e: unknown) => ({ err: e as { code?: string; message?: string } }));
 const turn = () => new Promise((r) => setImmediate(r));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -3,49 +3,14 @@
 // closed under a request, and the bound on connections.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { type Socket, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer as createTlsServer } from "node:tls";
 import { expect } from "chai";
 import { Http1Pool, idleLimit, type Exchange } from "../../src/backends/http1.js";
+import { post, rawServer } from "../support/raw-http.js";
 
-/** A server whose `answer` gets each request's raw text and the socket to answer on. */
-async function rawServer(answer: (request: string, socket: Socket) => void): Promise<{ url: URL; server: Server; connections: () => number; stop(): Promise<void> }> {
-  let connections = 0;
-  const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
-    connections++;
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-    let buffered = "";
-    socket.on("data", (d: Buffer) => {
-      buffered += d.toString("latin1");
-      for (;;) {
-        const end = buffered.indexOf("\r\n\r\n");
-        if (end < 0) return;
-        const length = Number(/content-length: (\d+)/i.exec(buffered.slice(0, end))?.[1] ?? 0);
-        if (buffered.length < end + 4 + length) return;
-        const request = Buffer.from(buffered.slice(0, end + 4 + length), "latin1").toString("utf8"); // framed by bytes, read as UTF-8
-        buffered = buffered.slice(end + 4 + length);
-        answer(request, socket);
-      }
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: new URL(`http://127.0.0.1:${port}/`),
-    server,
-    connections: () => connections,
-    stop: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((r) => server.close(r));
-    },
-  };
-}
-
-const post = (pool: Http1Pool, body = "{}", track?: (x: Exchange) => void) => pool.post("/", { host: "h", "content-length": String(Buffer.byteLength(body)) }, body, track);
 
 /** Writes `text` a few bytes at a time, as a slow network would. */
 function dribble(socket: Socket, text: string, step = 3): void {
