@@ -151,32 +151,30 @@ describe("segmented backfill (memory store, injected clock)", function () {
     expect(await differences(current, target)).to.deep.equal([]);
   });
 
-  it("a planner lost before its checkpoint: the next one keeps the range it wrote, even one ending before its own cut, and no key is lost or copied twice", async () => {
+  /** A backfill whose planner finds range 0 already written as `planted`, run to done: its record. */
+  async function withPlantedRange(planted: { from?: string; end: string }) {
     const reads = gated(current);
     const a = new Backfill(context({ current: reads.store, target, control, id: "a", segments: 4 }), clock);
     reads.shut();
     await a.start(0, 4);
-    // What a planner leaves when it is lost between writing range 0 and its own checkpoint (its pages ended elsewhere).
-    await control.write("bfseg/a1/000000", { attempt: "a1", index: 0, ns: "items", end: "k000700", done: false, token: 0, scanned: 0, copied: 0, skipped: 0, activeMs: 0, updatedAt: clock.t, history: [] });
+    await control.write("bfseg/a1/000000", { attempt: "a1", index: 0, ns: "items", ...planted, done: false, token: 0, scanned: 0, copied: 0, skipped: 0, activeMs: 0, updatedAt: clock.t, history: [] });
     reads.open();
     await until(async () => (await a.read())!.value.state === "done", "the backfill to finish", () => a.maybeTakeOver());
-    const bf = (await a.read())!.value;
-    expect(bf.scanned).to.equal(12_000);
+    return (await a.read())!.value;
+  }
+
+  it("a planner lost before its checkpoint: the next one keeps the range it wrote, even one ending before its own cut, and no key is lost or copied twice", async () => {
+    // What a planner leaves when it is lost between writing range 0 and its own checkpoint (its pages ended elsewhere).
+    expect((await withPlantedRange({ end: "k000700" })).scanned).to.equal(12_000);
     await expectContiguousRanges();
     expect(await differences(current, target)).to.deep.equal([]);
   });
 
   it("a range written by a stale planner of an earlier run (another start) is not trusted: the keys before it are still copied", async () => {
-    const reads = gated(current);
-    const a = new Backfill(context({ current: reads.store, target, control, id: "a", segments: 4 }), clock);
-    reads.shut();
-    await a.start(0, 4);
-    await control.write("bfseg/a1/000000", { attempt: "a1", index: 0, ns: "items", from: "k000500", end: "k001000", done: false, token: 0, scanned: 0, copied: 0, skipped: 0, activeMs: 0, updatedAt: clock.t, history: [] });
-    reads.open();
-    await until(async () => (await a.read())!.value.state === "done", "the backfill to finish", () => a.maybeTakeOver());
-    expect((await a.read())!.value.scanned).to.be.at.least(12_000); // some keys twice, none left out
+    expect((await withPlantedRange({ from: "k000500", end: "k001000" })).scanned).to.be.at.least(12_000); // some keys twice, none left out
     expect(await differences(current, target)).to.deep.equal([]);
   });
+
 
   it("a planner paused mid-plan loses its lease: another resumes the plan from its checkpoint; the paused one writes no range", async () => {
     const reads = gated(current);
