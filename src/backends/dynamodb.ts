@@ -220,8 +220,6 @@ class DynamoDriver implements Driver {
   private readonly calls: Envelope;
   /** Checks (and, with create=true, creates) the table once; a failure is retried on the next call. */
   private readonly ready = lazy(() => this.prepareTable());
-  /** Set once `ready` resolved, cleared with it: a call then skips the await (a promise per call, each hooked by the AsyncLocalStorage). */
-  private prepared = false;
   private tableLayout?: DynamoLayout;
   private readonly registered = new Map<string, { until: number; done: Promise<unknown>; ok: boolean }>();
 
@@ -273,7 +271,8 @@ class DynamoDriver implements Driver {
       return await this.calls.run(
         op,
         async (deadline) => {
-          if (ensure && !this.prepared) await this.ready.get();
+          // Once the table is ready a call skips the await (a promise per call, each hooked by the AsyncLocalStorage).
+          if (ensure && !this.ready.done) await this.ready.get();
           throttled = undefined;
           // The signal only when the SDK asks for it (the lean client watches the deadline itself).
           return run(
@@ -291,7 +290,7 @@ class DynamoDriver implements Driver {
     } catch (err) {
       if (throttled !== undefined && isDecantError(err, "deadline_exceeded")) throw unavailable(this.description, throttled);
       // The table was deleted under us: check (and maybe create) it again next time.
-      if (ensure && isDecantError(err) && errName(err.cause) === "ResourceNotFoundException") this.unprepare();
+      if (ensure && isDecantError(err) && errName(err.cause) === "ResourceNotFoundException") this.ready.reset();
       throw err;
     }
   }
@@ -308,12 +307,6 @@ class DynamoDriver implements Driver {
     } catch (err) {
       throw err instanceof Unprocessed ? unavailable(this.description, err) : err;
     }
-  }
-
-  /** The table is checked (and maybe created) again on the next call. */
-  private unprepare(): void {
-    this.prepared = false;
-    this.ready.reset();
   }
 
   private fail(err: unknown, op: string): DecantError {
@@ -397,7 +390,6 @@ class DynamoDriver implements Driver {
       table = await this.describeTable();
     }
     this.tableLayout = this.layoutOf(table);
-    this.prepared = true;
   }
 
   /** Recognises this version's key schema and the legacy one; anything else is someone else's table. */
@@ -897,7 +889,7 @@ class DynamoDriver implements Driver {
     this.lean = undefined;
     this.client?.destroy();
     this.client = undefined;
-    this.unprepare();
+    this.ready.reset();
     this.tableLayout = undefined;
     this.registered.clear();
   }

@@ -220,6 +220,8 @@ export class Envelope {
 export interface Lazy<T> {
   /** The value, made on first use and shared by concurrent callers. */
   get(): Promise<T>;
+  /** Whether it is made (get() would resolve at once): a hot path can then skip the await. */
+  readonly done: boolean;
   /** Forgets it, so the next get() makes it again (the table was dropped, the store closed). */
   reset(): void;
 }
@@ -227,18 +229,24 @@ export interface Lazy<T> {
 /** A value made on first use; a failure is forgotten, so the next call tries again. */
 export function lazy<T>(make: () => Promise<T>): Lazy<T> {
   let pending: Promise<T> | undefined;
+  let done = false;
   return {
     get() {
       if (pending) return pending;
       const made = make();
       pending = made;
-      made.catch(() => {
-        if (pending === made) pending = undefined;
-      });
+      made.then(
+        () => void (pending === made && (done = true)),
+        () => void (pending === made && (pending = undefined)),
+      );
       return made;
+    },
+    get done() {
+      return done;
     },
     reset() {
       pending = undefined;
+      done = false;
     },
   };
 }

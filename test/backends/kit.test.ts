@@ -1,7 +1,7 @@
 // The kit's call envelope: `cancelled` means nothing was written, so only a call's first
 // attempt may end that way (src/protocol/store.ts).
 import { expect } from "chai";
-import { Envelope } from "../../src/backends/kit.js";
+import { Envelope, lazy } from "../../src/backends/kit.js";
 import { throwIfCancelled, withCall } from "../../src/protocol/call.js";
 import { isDecantError } from "../../src/protocol/errors.js";
 
@@ -43,5 +43,26 @@ describe("kit envelope and cancellation", function () {
     expect(isDecantError(err, "cancelled"), String(err)).to.equal(false);
     expect(isDecantError(err, "unavailable"), String(err)).to.equal(true);
     expect((err as Error).message).to.match(/connection reset/);
+  });
+});
+
+describe("kit lazy", () => {
+  it("makes once for concurrent callers, says when it is made, makes again after a failure or a reset", async () => {
+    let made = 0;
+    let fail = true;
+    const l = lazy(async () => {
+      made++;
+      if (fail) throw new Error("not yet");
+      return made;
+    });
+    await l.get().catch(() => undefined);
+    expect(l.done).to.equal(false);
+    fail = false;
+    const [a, b] = await Promise.all([l.get(), l.get()]);
+    expect([a, b, made, l.done]).to.deep.equal([2, 2, 2, true]);
+    l.reset();
+    expect(l.done).to.equal(false);
+    expect(await l.get()).to.equal(3);
+    expect(l.done).to.equal(true);
   });
 });
