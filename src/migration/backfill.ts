@@ -332,7 +332,8 @@ export class Backfill {
     if (segments.length >= job.value.segmentCount && segments.every((s) => s.value.done)) return this.finish(job.value, job.version, segments.map((s) => s.value));
     const { free, elsewhere } = this.leases.survey(segments, new Set(this.tasks.keys()));
     // Segments copying anywhere, which share the rate and the concurrency (a planner copies nothing).
-    const planningElsewhere = segments.filter((s) => s.value.plan !== undefined && !s.value.done && !this.tasks.has(s.key) && !free.includes(s)).length;
+    const takeable = new Set(free);
+    const planningElsewhere = segments.filter((s) => s.value.plan !== undefined && !s.value.done && !this.tasks.has(s.key) && !takeable.has(s)).length;
     this.runningEverywhere = Math.max(1, elsewhere - planningElsewhere + copying());
     for (const s of free) {
       if (this.stopRequested) break;
@@ -412,7 +413,7 @@ export class Backfill {
         return;
       }
       while (!h.rec.done) {
-        if (this.stopRequested || this.job?.state !== "running" || !backfillAllowed(this.c.phase) || h.rec.attempt !== this.c.attempt) break;
+        if (this.stops(h)) break;
         if (!this.leases.holds(h)) throw new LeaseLost("the segment's lease lapsed (this process was paused or the control store was slow)");
         const rate = job.rateLimit > 0 ? job.rateLimit / this.runningEverywhere : 0;
         if (rate > 0) pageLimit = Math.max(1, Math.min(pageLimit, Math.ceil(rate)));
@@ -474,6 +475,11 @@ export class Backfill {
     }
   }
 
+  /** Whether a segment's work stops before its next page: stopping, paused, the phase or the attempt moved on. */
+  private stops(h: Held<SegmentRecord>): boolean {
+    return this.stopRequested || this.job?.state !== "running" || !backfillAllowed(this.c.phase) || h.rec.attempt !== this.c.attempt;
+  }
+
   /**
    * The planner's part of a namespace's last segment (RangePlan): reads ahead without copying and
    * writes a segment for each range of about perSegment items, until the namespace has all its
@@ -483,7 +489,7 @@ export class Backfill {
   private async cutRanges(h: Held<SegmentRecord>): Promise<void> {
     let limit = FIRST_PAGE_ITEMS;
     while (h.rec.plan) {
-      if (this.stopRequested || this.job?.state !== "running" || !backfillAllowed(this.c.phase) || h.rec.attempt !== this.c.attempt) return;
+      if (this.stops(h)) return;
       const plan = h.rec.plan;
       const page = await this.c.current.scanRaw(h.rec.ns, { limit, cursor: plan.scan ?? h.rec.start, keysOnly: true });
       limit = nextPageLimit(page.items, limit, 1024);

@@ -51,14 +51,15 @@ export interface SegmentRecord {
   /** The last failed page of this segment (it is retried from the checkpoint). */
   error?: string;
   history: SegmentHolder[];
-  /** Set while this segment still cuts its namespace into key ranges (see RangeCutter). */
+  /** Set while this segment still cuts its namespace into key ranges (Backfill.cutRanges). */
   plan?: RangePlan;
 }
 
 /**
  * A namespace's range plan in progress, kept in its last segment: the planner scans ahead
- * read-only from `scan` and writes segment `next` each time it passes `perSegment` items, then
- * copies what is left of the namespace itself. A checkpoint, so a lost planner resumes elsewhere.
+ * read-only from `scan` and writes segment `next` each time it passes `perSegment` items; what
+ * is left of the namespace is then that segment's range, copied like any other. A checkpoint, so
+ * a lost planner resumes elsewhere.
  */
 export interface RangePlan {
   /** The index the next range found gets; the planner's own index is the last. */
@@ -103,20 +104,15 @@ export function cutWithoutScan(store: Store, estimate: number): { parts: Pick<Se
 }
 
 /**
- * Cuts a namespace into parts. Unordered stores with parallel scans use them (each segment is a
- * scan of its own). Ordered stores are cut into key ranges by one sequential scan that notes a
- * split point every `estimate / wanted` items (PostgreSQL's and MariaDB's hash buckets would each
- * read the whole key index, so N buckets cost N full scans; ranges cost one planning scan).
- * Other stores are one segment.
+ * Cuts a namespace into parts now (the verifier; the backfill cuts ranges as it runs). Unordered
+ * stores with parallel scans use them (each segment is a scan of its own). Ordered stores are cut
+ * into key ranges by one sequential keys-only scan that notes a split point every `estimate /
+ * wanted` items (PostgreSQL's and MariaDB's hash buckets would each read the whole key index, so
+ * N buckets cost N full scans; ranges cost one planning scan). Other stores are one segment.
  */
 export async function planNamespace(store: Store, ns: string, estimate: number): Promise<Pick<SegmentRecord, "hash" | "start" | "from" | "end">[]> {
-  const wanted = segmentsFor(estimate);
-  if (wanted <= 1) return [{}];
-  if (store.capabilities.segmentedScan && !store.capabilities.orderedScan) {
-    return Array.from({ length: wanted }, (_, segment) => ({ hash: { segment, total: wanted } }));
-  }
-  if (!store.capabilities.orderedScan) return [{}];
-  return planRanges(store, ns, Math.ceil(estimate / wanted), wanted);
+  const cut = cutWithoutScan(store, estimate);
+  return "parts" in cut ? cut.parts : planRanges(store, ns, cut.perSegment, cut.ranges);
 }
 
 async function planRanges(store: Store, ns: string, perSegment: number, wanted: number): Promise<Pick<SegmentRecord, "start" | "from" | "end">[]> {
