@@ -63,8 +63,8 @@ export class DynamoServiceError extends Error {
 const bytes = (d: string | ArrayBuffer | ArrayBufferView): string | Uint8Array =>
   typeof d === "string" ? d : ArrayBuffer.isView(d) ? new Uint8Array(d.buffer, d.byteOffset, d.byteLength) : new Uint8Array(d);
 
-/** SHA-256 and HMAC-SHA-256 on node:crypto, in the shape the signer takes. */
-class Sha256 {
+/** SHA-256 and HMAC-SHA-256 on node:crypto, in the shape the signer (@smithy/signature-v4) takes. */
+export class Sha256 {
   private readonly hash: Hash | Hmac;
   constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
     this.hash = secret === undefined ? createHash("sha256") : createHmac("sha256", bytes(secret));

@@ -4,7 +4,7 @@ import { expect } from "chai";
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, GetItemCommand, ListTablesCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { openStore } from "../../src/backends/index.js";
 import { bucketOf, createDynamoStore, DYNAMO_BUCKETS, itemAttrs } from "../../src/backends/dynamodb.js";
-import { DynamoHttp, PostSigner } from "../../src/backends/dynamodb-http.js";
+import { DynamoHttp, PostSigner, Sha256 } from "../../src/backends/dynamodb-http.js";
 import { startDynamoFront, type DynamoFront } from "../../src/fronts/dynamodb/server.js";
 import { silentLogger } from "../../src/log.js";
 import type { Store } from "../../src/protocol/store.js";
@@ -477,19 +477,6 @@ describe("dynamodb lean client", () => {
 describe("dynamodb lean client signing", () => {
   it("signs as @smithy/signature-v4 does, with and without a session token", async () => {
     const { SignatureV4 } = await import("@smithy/signature-v4");
-    const { createHash, createHmac } = await import("node:crypto");
-    class Sha256 {
-      private readonly h;
-      constructor(secret?: string | Uint8Array) {
-        this.h = secret === undefined ? createHash("sha256") : createHmac("sha256", secret);
-      }
-      update(d: string | Uint8Array): void {
-        this.h.update(d);
-      }
-      async digest(): Promise<Uint8Array> {
-        return this.h.digest();
-      }
-    }
     const host = "dynamodb.eu-west-1.amazonaws.com";
     const body = '{"TableName":"t","Key":{"k":{"S":"ü"}}}';
     for (const at of [new Date("2026-12-06T14:30:05.123Z"), new Date("2026-12-07T00:00:00.000Z")]) {
