@@ -233,6 +233,24 @@ if (ok) {
       expect(count.rows[0].n).to.be.greaterThan(0); // the table is still there
     });
 
+    it("applyIfNewer says per item what it wrote across statements, and scanRaw reads rows that cross socket chunks", async function () {
+      const big = randomBytes(3 * 1024 * 1024);
+      const spread = freshNamespace("spread");
+      // Four 3 MB values: the call takes several statements (8 MB each); tombstones, empty values.
+      const items = Array.from({ length: 600 }, (_, i) => ({
+        key: `x${String(i).padStart(4, "0")}`,
+        value: i % 97 === 0 ? null : i % 150 === 1 ? big.subarray(i) : randomBytes(i % 7 === 0 ? 0 : 900 + i),
+        version: BigInt(i + 1),
+      }));
+      expect(await store.applyIfNewer(spread, items)).to.deep.equal(items.map(() => true));
+      const again = items.map((item, i) => ({ ...item, version: item.version + BigInt(i % 2) }));
+      expect(await store.applyIfNewer(spread, again)).to.deep.equal(again.map((_, i) => i % 2 === 1));
+      const { items: read } = await store.scanRaw(spread, { limit: 1000 });
+      expect(read.map((i) => [i.key, i.version, i.value === null ? null : Buffer.from(i.value).toString("base64")])).to.deep.equal(
+        again.map((i) => [i.key, i.version, i.value === null ? null : i.value.toString("base64")]),
+      );
+    });
+
     it("a raw scan (COPY) leaves no timer behind", async function () {
       await store.put(ns, "k", buf("v"));
       await store.scanRaw(ns, { limit: 1 });
