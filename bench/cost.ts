@@ -85,8 +85,9 @@ async function serveForwarder(backend: string, url: string, address: string): Pr
 if (process.argv[2] === "--bare-forwarder") void serveForwarder(process.argv[3]!, process.argv[4]!, process.argv[5]!);
 
 /** Starts a child process: the bare server, or `decant serve`; resolves once a client call works. */
-async function child(args: string[], env: Record<string, string>, address: (out: string) => string, nodeFlags: string[] = []): Promise<{ proc: ChildProcess; client: DecantClient; stop(): Promise<void> }> {
-  const proc = spawn(process.execPath, [...nodeFlags, "--import", "tsx", ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+async function child(args: string[], env: Record<string, string>, address: (out: string) => string, nodeFlags: string[] = [], tsx = true): Promise<{ proc: ChildProcess; client: DecantClient; stop(): Promise<void> }> {
+  // A compiled build runs without tsx, as run.ts starts the sidecar (tsx's hooks add a thread).
+  const proc = spawn(process.execPath, [...nodeFlags, ...(tsx ? ["--import", "tsx"] : []), ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let err = "";
   proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
@@ -292,7 +293,7 @@ async function sidecarPutCpu(targets: PutTarget[], n: number, inFlight: number, 
  */
 async function compareSidecar(main: string, env: Record<string, string>, nodeFlags: string[]): Promise<PutTarget & { stop(): Promise<void> }> {
   const port = await freeTcpPort();
-  const c = await child([main, "serve"], { DECANT_LISTEN: `127.0.0.1:${port}`, DECANT_METRICS_LISTEN: "127.0.0.1:0", DECANT_LOG_FORMAT: "json", DECANT_HEARTBEAT_MS: "200", ...env }, () => `127.0.0.1:${port}`, nodeFlags);
+  const c = await child([main, "serve"], { DECANT_LISTEN: `127.0.0.1:${port}`, DECANT_METRICS_LISTEN: "127.0.0.1:0", DECANT_LOG_FORMAT: "json", DECANT_HEARTBEAT_MS: "200", ...env }, () => `127.0.0.1:${port}`, nodeFlags, false);
   return { client: c.client, cpuSeconds: () => procCpuSeconds(c.proc.pid!), stop: c.stop };
 }
 
@@ -392,7 +393,8 @@ export async function dynamoCpu(ctx: CostContext): Promise<void> {
     // DECANT_BENCH_PROFILE=DIR: the lean Put sidecars run with --cpu-prof (profiles land in DIR as they exit).
     const profileDir = process.env.DECANT_BENCH_PROFILE;
     const compareMain = process.env.DECANT_BENCH_COMPARE;
-    const profileFlags = (name: string) => (profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : []);
+    // A directory each: a fixed --cpu-prof-name would let a worker thread's profile overwrite the main one.
+    const profileFlags = (name: string) => (profileDir ? ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, name)}`] : []);
     for (const client of ["sdk", "lean"]) {
       const url = `${await ctx.storeUrl("dynamodb", `costput${client}`)}&client=${client}`;
       const control = () => `sqlite:${join(tmpdir(), `decant-cost-control-${Math.random().toString(36).slice(2)}.db`)}`;
