@@ -193,7 +193,11 @@ export class CopyOutRows {
 
   // pg calls these as for any query.
   handleError(err: Error): void {
-    this.detach(Buffer.alloc(0));
+    // pg failed the query while the copy still runs (its query_timeout): the part of a message
+    // read so far is pg's too, or its parser starts mid-message and the connection never syncs.
+    const carried = Buffer.concat(this.parts, this.partsLength);
+    [this.parts, this.partsLength] = [[], 0];
+    this.detach(carried);
     this.done(err);
   }
 

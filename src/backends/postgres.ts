@@ -86,7 +86,7 @@ let scratch = Buffer.alloc(0);
  * parameter is written into one reused buffer instead of a new one each. A retried statement
  * writes it again.
  */
-class WrittenParam {
+export class WrittenParam {
   constructor(
     private readonly bytes: number,
     private readonly write: (into: Buffer) => void,
