@@ -37,9 +37,10 @@ class MemoryDriver implements Driver {
   }
 
   private write(ns: string, op: Parameters<typeof planWrite>[1], fence: number | undefined) {
-    refuseIfFenced(this.description, fence, this.fence);
+    if (fence !== undefined && this.fence > fence) refuseIfFenced(this.description, fence, this.fence); // no BigInts per write unless refused
     const plan = planWrite(this.raw(ns, op.key), op);
-    if (plan.write) this.table(ns).set(op.key, { ...plan.write, value: plan.write.value && Buffer.from(plan.write.value) });
+    const w = plan.write;
+    if (w) this.table(ns).set(op.key, { key: w.key, value: w.value && Buffer.from(w.value), version: w.version });
     return plan.outcome;
   }
 

@@ -462,6 +462,20 @@ export class MigrationController {
       await sleep(10);
       this.checkLease();
     }
+    return this.admit();
+  }
+
+  /**
+   * admitWrite without a promise, for the write path's usual case: the write admitted at once,
+   * or undefined while a fence is up (then admitWrite waits it out).
+   */
+  admitNow(): AdmittedWrite | undefined {
+    this.checkLease();
+    return this.record.fence ? undefined : this.admit();
+  }
+
+  /** Step 3 once no fence holds: counts the write in flight under the record's epoch. */
+  private admit(): AdmittedWrite {
     if (!this.canServe()) {
       throw new DecantError("unavailable", `the migration is in ${this.record.phase} but this sidecar has no target configured; configure the target (or, after COMPLETE, the target as current)`);
     }

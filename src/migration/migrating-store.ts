@@ -7,7 +7,7 @@ import type { Capabilities, Store } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
 import { describe as describeError } from "../protocol/errors.js";
 import { runBatch } from "../protocol/batch.js";
-import { strictSecondary, type Intent, type MigrationController } from "./controller.js";
+import { strictSecondary, type AdmittedWrite, type Intent, type MigrationController } from "./controller.js";
 import { ROLES, type Phase, type Role } from "./phases.js";
 
 /** Kinds after which a store guarantees nothing was written (the Store contract). */
@@ -15,6 +15,9 @@ const DEFINITE = new Set(["invalid_argument", "version_mismatch", "failed_precon
 const definite = (err: unknown): boolean => isDecantError(err) && DEFINITE.has(err.kind);
 
 const MAX_SHADOW_READS_IN_FLIGHT = 32;
+
+const LAPSED_BEFORE = "this sidecar's view of the migration phase lapsed before the write reached the store; nothing was written";
+const LAPSED_DURING = "this sidecar's view of the migration phase lapsed while the write ran; it is not acknowledged (if it landed, the repair journal copies it)";
 
 export class MigratingStore implements Store {
   readonly kind = "migration";
@@ -98,8 +101,13 @@ export class MigratingStore implements Store {
     return { items: page.items, cursor: page.cursor === undefined ? undefined : `${role}:${page.cursor}` };
   }
 
-  async put(ns: string, key: string, value: Buffer, condition?: Condition): Promise<bigint> {
-    this.controller.checkValueFits(key, value);
+  // Not async, as get: a write in a phase without a secondary takes no promise of its own.
+  put(ns: string, key: string, value: Buffer, condition?: Condition): Promise<bigint> {
+    try {
+      this.controller.checkValueFits(key, value);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return this.write(
       ns,
       key,
@@ -128,10 +136,22 @@ export class MigratingStore implements Store {
    * store's fence, a lease check after it, then the secondary. A write refused by the fence
    * wrote nothing: it is admitted again under the phase the record says now.
    */
-  private async write<T>(ns: string, key: string, primaryWrite: (store: Store, fence?: number) => Promise<T>, replica: (result: T) => RawItem | null): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
+  private write<T>(ns: string, key: string, primaryWrite: (store: Store, fence?: number) => Promise<T>, replica: (result: T) => RawItem | null): Promise<T> {
+    const c = this.controller;
+    let w: AdmittedWrite | undefined;
+    try {
+      w = c.admitNow();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (w && !ROLES[w.phase].secondary && !c.hooks.beforePrimary) return this.primaryOnly(w, ns, key, primaryWrite, replica);
+    return this.writeAttempts(ns, key, primaryWrite, replica, 0, w);
+  }
+
+  private async writeAttempts<T>(ns: string, key: string, primaryWrite: (store: Store, fence?: number) => Promise<T>, replica: (result: T) => RawItem | null, first: number, admitted?: AdmittedWrite): Promise<T> {
+    for (let attempt = first; ; attempt++) {
       try {
-        return await this.writeOnce(ns, key, primaryWrite, replica);
+        return await this.writeOnce(ns, key, primaryWrite, replica, attempt === first ? admitted : undefined);
       } catch (err) {
         if (!isDecantError(err, "fenced") || attempt >= 2) throw err;
         await this.controller.tick();
@@ -139,9 +159,46 @@ export class MigratingStore implements Store {
     }
   }
 
-  private async writeOnce<T>(ns: string, key: string, primaryWrite: (store: Store, fence?: number) => Promise<T>, replica: (result: T) => RawItem | null): Promise<T> {
+  /**
+   * writeOnce for a write admitted at once in a phase without a secondary (no intent, no test
+   * hook), step for step, in then() callbacks rather than async layers: the commonest write,
+   * and each promise is dearer under the call's AsyncLocalStorage hooks.
+   */
+  private primaryOnly<T>(w: AdmittedWrite, ns: string, key: string, primaryWrite: (store: Store, fence?: number) => Promise<T>, replica: (result: T) => RawItem | null): Promise<T> {
     const c = this.controller;
-    const w = await c.admitWrite();
+    let started = 0;
+    let pending: Promise<T>;
+    try {
+      if (!c.leaseHeld(w)) throw new DecantError("unavailable", LAPSED_BEFORE);
+      const primary = c.store(ROLES[w.phase].primary);
+      started = performance.now();
+      pending = primaryWrite(primary, primary.capabilities.fencing ? w.epoch : undefined);
+    } catch (err) {
+      w.done();
+      return Promise.reject(err);
+    }
+    return pending.then(
+      (result) => {
+        try {
+          c.backfill.observeLiveLatency(performance.now() - started);
+          if (!c.leaseHeld(w)) throw new DecantError("unavailable", LAPSED_DURING);
+          return result;
+        } finally {
+          w.done();
+        }
+      },
+      (err: unknown) => {
+        w.done();
+        // A write the store fenced wrote nothing: admitted again, as write() does.
+        if (!isDecantError(err, "fenced")) throw err;
+        return c.tick().then(() => this.writeAttempts(ns, key, primaryWrite, replica, 1));
+      },
+    );
+  }
+
+  private async writeOnce<T>(ns: string, key: string, primaryWrite: (store: Store, fence?: number) => Promise<T>, replica: (result: T) => RawItem | null, admitted?: AdmittedWrite): Promise<T> {
+    const c = this.controller;
+    const w = admitted ?? (await c.admitWrite());
     try {
       const roles = ROLES[w.phase];
       const intent = roles.secondary ? await c.writeIntent(ns, key) : undefined;
@@ -149,7 +206,7 @@ export class MigratingStore implements Store {
       // Model finding N3: the intent write took time; the view must still hold as the primary call starts.
       if (!c.leaseHeld(w)) {
         if (intent) detached(() => c.dropIntent(intent));
-        throw new DecantError("unavailable", "this sidecar's view of the migration phase lapsed before the write reached the store; nothing was written");
+        throw new DecantError("unavailable", LAPSED_BEFORE);
       }
       const primary = c.store(roles.primary);
       let result: T;
@@ -164,7 +221,7 @@ export class MigratingStore implements Store {
       c.backfill.observeLiveLatency(performance.now() - started);
       if (!c.leaseHeld(w)) {
         // Step 7: the view lapsed during the call, so the phase may have moved meanwhile.
-        const err = new DecantError("unavailable", "this sidecar's view of the migration phase lapsed while the write ran; it is not acknowledged (if it landed, the repair journal copies it)");
+        const err = new DecantError("unavailable", LAPSED_DURING);
         if (intent) await detached(() => c.leaveForRepair(roles.secondary!, intent, true, err));
         throw err;
       }

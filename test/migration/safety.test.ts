@@ -301,6 +301,21 @@ describe("migration safety: issue 12's interleavings", function () {
     expect(await value(current, "k")).to.equal("1:v");
   });
 
+  it("a SINGLE write the store fences (no test hook: the write path's promise-free way) is admitted again, three tries in all, then refused with nothing written", async function () {
+    const current = new MemoryStore();
+    const a = await replica("a", { current, control: new MemoryStore() });
+    const put = current.put.bind(current);
+    let tries = 0;
+    current.put = (...args: Parameters<typeof put>) => (tries++, put(...args));
+    await a.s.put("users", "k", Buffer.from("v"));
+    expect(tries).to.equal(1);
+    await current.raiseFence(a.c.epoch + 5);
+    const err = await a.s.put("users", "k", Buffer.from("w")).catch((e) => e);
+    expect(isDecantError(err, "fenced"), String(err)).to.equal(true);
+    expect(tries).to.equal(4);
+    expect(await value(current, "k")).to.equal("1:v");
+  });
+
   it("an intent whose write timed out (it landed, the answer was lost) is not left in the journal", async function () {
     const control = faulty(new MemoryStore());
     const a = await replica("a", { current: new MemoryStore(), target: new MemoryStore(), control: control.store });

@@ -243,7 +243,38 @@ const isCanonicalValue = (v: AttributeValue): boolean => ("M" in v ? isCanonical
 
 /** Canonical encoding of a (validated) item: JSON, attribute names sorted at every level. */
 export function encodeItem(item: DItem): Buffer {
-  return Buffer.from(JSON.stringify(isCanonical(item) ? item : sortedMap(item)), "utf8");
+  return Buffer.from(canonicalJson(item), "utf8");
+}
+
+/** What JSON.stringify escapes (and the surrogates it may): a string without any is written as it is. */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+const jsonString = (s: string): string => (NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`);
+
+/** A name every JavaScript object enumerates first, in numeric order, whatever order it was set in. */
+const isIndex = (name: string): boolean => /^(?:0|[1-9]\d*)$/.test(name) && Number(name) < 2 ** 32 - 1;
+
+/**
+ * JSON.stringify(sortedMap(item)), byte for byte, without the sorted copy: the top level is
+ * written by hand in sorted order, each value as JSON.stringify writes it (nested maps sorted by
+ * canonical()). An item with an index-like name takes the general way (objects put those first).
+ */
+function canonicalJson(item: DItem): string {
+  const names = Object.keys(item);
+  for (let i = 1; i < names.length; i++) {
+    if (!(names[i - 1]! < names[i]!)) {
+      names.sort();
+      break;
+    }
+  }
+  let out = "{";
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!;
+    if (isIndex(name)) return JSON.stringify(isCanonical(item) ? item : sortedMap(item));
+    const v = item[name]!;
+    const value = "S" in v ? `{"S":${jsonString(v.S)}}` : "N" in v ? `{"N":${jsonString(v.N)}}` : JSON.stringify(canonical(v));
+    out += (i === 0 ? "" : ",") + jsonString(name) + ":" + value;
+  }
+  return out + "}";
 }
 
 export function decodeItem(buf: Buffer): DItem {

@@ -48,10 +48,14 @@ const tooLarge = () => new DynamoError("ValidationException", `the request body 
 
 function send(res: ServerResponse, status: number, body: unknown, requestId: string, closing: boolean): void {
   // An operation may hand back JSON it already holds (a stored item), which is sent as it is.
-  const payload = body instanceof RawJson ? body.text : JSON.stringify(body);
+  const raw = body instanceof RawJson ? body : undefined;
+  const payload = raw ? raw.text : JSON.stringify(body);
   // x-amz-crc32, as DynamoDB sends on every answer: Go's SDK checks it and logs a mismatch on every
-  // call when it is missing; botocore checks it when present.
-  const headers: Record<string, string | number> = { "content-type": CONTENT_TYPE, "content-length": Buffer.byteLength(payload), "x-amzn-requestid": requestId, "x-amz-crc32": crc32(payload) };
+  // call when it is missing; botocore checks it when present. A constant answer ("{}") keeps its
+  // length and CRC from its first use.
+  const length = raw ? (raw.bytes ??= Buffer.byteLength(payload)) : Buffer.byteLength(payload);
+  const crc = raw ? (raw.crc32 ??= crc32(payload)) : crc32(payload);
+  const headers: Record<string, string | number> = { "content-type": CONTENT_TYPE, "content-length": length, "x-amzn-requestid": requestId, "x-amz-crc32": crc };
   if (closing) headers.connection = "close";
   res.writeHead(status, headers);
   res.end(payload);

@@ -44,5 +44,8 @@ export interface KeySchema {
  * a Buffer body in a second chunk (a writev and more stream work per response).
  */
 export class RawJson {
+  /** Its UTF-8 length and CRC32, worked out on its first answer (the constant answers' only one). */
+  bytes?: number;
+  crc32?: number;
   constructor(readonly text: string) {}
 }

@@ -138,6 +138,16 @@ describe("dynamodb items", () => {
       expect(encodeItem(numeric).toString()).to.equal(JSON.stringify({ "9": { S: "9" }, "10": { S: "10" }, a: { S: "a" } }));
       expect(encodeItem({ a: { S: "1" }, b: { M: { c: { S: "2" }, d: { S: "3" } } } }).toString()).to.equal('{"a":{"S":"1"},"b":{"M":{"c":{"S":"2"},"d":{"S":"3"}}}}');
     });
+    it("writes names and strings that need escaping (quotes, controls, lone surrogates) as JSON.stringify does (the hand-written top level)", () => {
+      const sorted = (m: Record<string, unknown>): Record<string, unknown> => Object.fromEntries(Object.keys(m).sort().map((k) => [k, m[k]]));
+      const tricky = ["", "a", '"', "\\", "\n", "\u0000", "\u001f", "\u007f", "é", "😀", "\ud800", "\udc00x", "\u2028", "01", "4294967295", "-1"];
+      for (const name of tricky) {
+        for (const text of tricky) {
+          const item = { z: { S: text }, [name || "e"]: { S: text }, n: { N: "-1.5" }, m: { M: { [text || "k"]: { S: name } } } } as DItem;
+          expect(encodeItem(item).toString(), JSON.stringify([name, text])).to.equal(JSON.stringify(sorted({ ...item, m: { M: sorted((item.m as { M: Record<string, unknown> }).M) } })));
+        }
+      }
+    });
     it("refuses the attribute name __proto__ by name at any level (an assignment would lose it)", () => {
       for (const raw of ['{"__proto__":{"S":"x"}}', '{"a":{"M":{"__proto__":{"S":"x"}}}}', '{"a":{"L":[{"M":{"__proto__":{"N":"1"}}}]}}']) {
         expect(refusal(() => validateItem(JSON.parse(raw), "Item")), raw).to.match(/__proto__ is not supported/);
