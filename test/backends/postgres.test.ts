@@ -253,6 +253,8 @@ if (ok) {
 
     for (const fenced of [false, true]) {
       it(`applyIfNewer agrees with a model: only strictly newer wins, duplicates, unsorted, multi-byte keys, empty values vs tombstones, across statements (fenced=${fenced})`, async function () {
+        // A table of its own: other tests raise the shared table's fence.
+        const store = await openStore(pgUrl({ table: `${table}_model${fenced}` }));
         const space = freshNamespace(`model${fenced}`);
         // Keys whose UTF-16 order differs from their byte order (an astral character sorts
         // before U+FFxx in JS, after it in bytes), 1-4 byte characters, an empty-string-like key.
@@ -289,6 +291,7 @@ if (ok) {
           const plain = (v: Buffer | null) => (v === null ? null : Buffer.from(v).toString("hex"));
           expect(new Map(read.map((i) => [i.key, [plain(i.value), i.version]]))).to.deep.equal(new Map([...model].map(([k, v]) => [k, [plain(v.value), v.version]])));
         }
+        await store.close();
       });
     }
 
