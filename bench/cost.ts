@@ -481,13 +481,25 @@ const RSS_VARIANTS: { name: string; env: Record<string, string> }[] = [
   { name: "smallest found (--max-semi-space-size=2 --max-old-space-size=256, MALLOC_MMAP_THRESHOLD_=131072)", env: { DECANT_BENCH_NODE_FLAGS: "--max-old-space-size=256 --max-semi-space-size=2", MALLOC_MMAP_THRESHOLD_: "131072" } },
 ];
 
+/**
+ * DECANT_BENCH_RSS_BEFORE=path/to/main.js (another checkout's build, e.g. tsc -p tsconfig.build.json
+ * --outDir .tmp/base-dist) adds that build under the image's flags, first, as the baseline of
+ * every row; DECANT_BENCH_RSS=0,2 runs only those variants (indices into RSS_VARIANTS).
+ */
+function rssVariants(): { name: string; env: Record<string, string> }[] {
+  const only = process.env.DECANT_BENCH_RSS?.split(",").map(Number);
+  const chosen = RSS_VARIANTS.filter((_, i) => !only || only.includes(i));
+  const before = process.env.DECANT_BENCH_RSS_BEFORE;
+  return before ? [{ name: `BEFORE (${before}), image flags`, env: { ...RSS_VARIANTS[0]!.env, DECANT_BENCH_MAIN: before } }, ...chosen] : chosen;
+}
+
 export async function backfillRss(ctx: CostContext): Promise<void> {
   const n = ctx.quick ? 2000 : 200_000;
   const src = await ctx.storeUrl("postgres", "costrss");
   await ctx.preloadPostgres(src, n, 1024);
   let first: { peak: number; cpuMsPerItem: number } | undefined;
   try {
-    for (const [i, variant] of RSS_VARIANTS.entries()) {
+    for (const [i, variant] of rssVariants().entries()) {
       const dst = await ctx.storeUrl("postgres", `costrsst${i}`);
       try {
         const bf = await backfill(ctx, src, dst, n, variant.env);

@@ -265,7 +265,8 @@ async function storeMeansMs(metricsPort: number): Promise<Record<string, number>
 
 /** A sidecar in its own process, so its memory can be read from /proc. */
 async function sidecarProcess(env: Record<string, string>) {
-  const main = await buildOnce();
+  // DECANT_BENCH_MAIN: another build's main.js (a before/after row of one run).
+  const main = env.DECANT_BENCH_MAIN ?? (await buildOnce());
   const grpcPort = await freePort();
   const metricsPort = await freePort();
   // The V8 flag the image and make run give it (deploy/Dockerfile NODE_OPTIONS, Makefile NODE_FLAGS).

@@ -27,7 +27,6 @@
 // write to commit, then raises the row, so when it returns, every fenced write that passed the
 // old fence has committed and none can pass any more.
 import pg from "pg";
-import { to as copyTo } from "pg-copy-streams";
 import { throwIfCancelled } from "../protocol/call.js";
 import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable } from "../protocol/errors.js";
 import { keyAfter, pageOf, prefixEnd, type Segment } from "../protocol/paging.js";
@@ -35,6 +34,7 @@ import { conditionalWrite, normalizeCondition, notDeleted, refuseIfFenced, type 
 import type { Capabilities } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize } from "../protocol/types.js";
 import { chunkBy, codeOf, Envelope, isNetworkError, lazy, option, parseOptions, redactUrl, retry, type Deadline } from "./kit.js";
+import { CopyOutRows } from "./postgres-copy.js";
 import { KitStore, type Driver } from "./store.js";
 
 /** Versions are BIGINT (signed): the largest one PostgreSQL can hold. */
@@ -74,6 +74,62 @@ export interface PostgresOptions {
   poolMax: number;
   timeoutMs: number;
   prepared: boolean;
+}
+
+/** Up to this size, a WrittenParam is written into one reused buffer. */
+const SCRATCH_BYTES = 2 * 1024 * 1024;
+let scratch = Buffer.alloc(0);
+
+/**
+ * A statement parameter written only when pg serializes it: pg calls toPostgres while it writes
+ * the Bind message and copies the result into it at once (one synchronous step), so every such
+ * parameter is written into one reused buffer instead of a new one each. A retried statement
+ * writes it again.
+ */
+export class WrittenParam {
+  constructor(
+    private readonly bytes: number,
+    private readonly write: (into: Buffer) => void,
+  ) {}
+
+  toPostgres(): Buffer {
+    if (this.bytes > SCRATCH_BYTES) {
+      const own = Buffer.allocUnsafeSlow(this.bytes);
+      this.write(own);
+      return own;
+    }
+    if (this.bytes > scratch.length) scratch = Buffer.allocUnsafeSlow(Math.min(SCRATCH_BYTES, Math.max(this.bytes, 2 * scratch.length)));
+    const into = scratch.subarray(0, this.bytes);
+    this.write(into);
+    return into;
+  }
+}
+
+const INT4 = 23;
+const INT8 = 20;
+
+/** A one-dimensional array without NULLs in PostgreSQL's binary format (array_recv): pg sends a Buffer parameter as binary. */
+function binaryArray(length: number, elementType: number, elementBytes: number, writeElements: (into: Buffer, at: number) => void): WrittenParam {
+  return new WrittenParam(20 + length * (4 + elementBytes), (into) => {
+    let at = into.writeInt32BE(1, 0); // dimensions
+    at = into.writeInt32BE(0, at); // no NULLs
+    at = into.writeInt32BE(elementType, at);
+    at = into.writeInt32BE(length, at);
+    writeElements(into, into.writeInt32BE(1, at)); // lower bound
+  });
+}
+
+/** Writes an int8, without BigInt arithmetic for the usual versions (below 2^53). */
+function writeInt8(into: Buffer, value: bigint, at: number): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) return into.writeBigInt64BE(value, at);
+  return into.writeUInt32BE(n >>> 0, into.writeUInt32BE(Math.floor(n / 2 ** 32), at));
+}
+
+/** What an applyIfNewer statement returns: rows written, and their keys only when that is not all. */
+interface ApplyRow {
+  n: number;
+  keys: string[] | null;
 }
 
 const toRaw = (r: Row): RawItem => ({ key: r.key, value: r.value === null ? null : Buffer.from(r.value, "base64"), version: BigInt(r.version) });
@@ -116,7 +172,7 @@ class PostgresDriver implements Driver {
       (err) => isTransient(err) || isCreateRace(err),
     ),
   );
-  private readonly applyStatements = new Map<number, string>();
+  private applyText?: string;
 
   constructor(private readonly options: PostgresOptions) {
     this.description = options.description;
@@ -204,17 +260,13 @@ class PostgresDriver implements Driver {
     return { text: sql, values: params, name: this.options.prepared ? name : undefined };
   }
 
-  /** COPY … TO STDOUT (FORMAT binary) of a read-only query: all its bytes, in one buffer. */
-  private copyOut(op: string, sql: string): Promise<Buffer> {
-    return this.withClient(op, true, async (client) => {
-      const chunks: Buffer[] = [];
-      const stream = client.query(copyTo(`COPY (${sql}) TO STDOUT (FORMAT binary)`));
-      for await (const chunk of stream) chunks.push(chunk as Buffer);
-      // pg arms its query_timeout timer for every query and clears it in the query's callback,
-      // which a COPY stream never calls: without this, each COPY left a timer that fired later.
-      (stream as { callback?: (err: Error | null) => void }).callback?.(null);
-      return Buffer.concat(chunks);
-    });
+  /** The rows (key, value, version) of a read-only query, through COPY … TO STDOUT (FORMAT binary): see postgres-copy.ts. */
+  private copyRows(op: string, sql: string): Promise<RawItem[]> {
+    return this.withClient(
+      op,
+      true,
+      (client) => new Promise<RawItem[]>((resolve, reject) => void client.query(new CopyOutRows(sql, (err, rows) => (err ? reject(err) : resolve(rows!))) as unknown as pg.Submittable)),
+    );
   }
 
   /** A pooled client for `run`, in the call envelope. `fenced`: the call touches the fence table, so make sure it exists first. */
@@ -381,30 +433,67 @@ class PostgresDriver implements Driver {
     // ON CONFLICT cannot touch a row twice in one statement: keep the highest version per key
     // (the others would lose to it anyway). Sorting by key makes concurrent batches lock rows
     // in the same order, so they cannot deadlock.
+    // A backfill's page comes sorted and unique already: then it is used as it is.
+    let sorted = true;
+    for (let i = 1; i < items.length && sorted; i++) sorted = items[i - 1]!.key < items[i]!.key;
     const winner = new Map<string, number>();
-    items.forEach((item, i) => {
-      const w = winner.get(item.key);
-      if (w === undefined || item.version > items[w]!.version) winner.set(item.key, i);
-    });
-    const chosen = [...winner.values()].map((i) => items[i]!).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    const statements: pg.QueryConfig[] = [];
-    for (const chunk of chunkBy(chosen, (i) => (i.value?.length ?? 0) + Buffer.byteLength(i.key), APPLY_BATCH.items, APPLY_BATCH.bytes)) {
-      // One multi-row statement per piece. VALUES with one parameter per field (not unnest of
-      // arrays) because pg sends Buffer parameters as binary, while a bytea[] goes as hex text:
-      // measured 2-6x faster for values of a few KiB and up. Pieces have power-of-two sizes so
-      // that a connection prepares at most 11 of these statements (1 … 1024 rows).
-      for (let at = 0; at < chunk.length; ) {
-        const size = 2 ** Math.floor(Math.log2(chunk.length - at));
-        const piece = chunk.slice(at, at + size);
-        at += size;
-        const params: unknown[] = [ns];
-        for (const i of piece) params.push(i.key, i.value, String(i.version));
-        statements.push(this.query(this.applySql(size), params, `decant_apply_${size}`));
-      }
+    if (!sorted) {
+      items.forEach((item, i) => {
+        const w = winner.get(item.key);
+        if (w === undefined || item.version > items[w]!.version) winner.set(item.key, i);
+      });
     }
-    const applied = new Set<string>();
-    for (const result of await this.runApply(statements, fence)) for (const r of result.rows) applied.add(r.key);
-    return items.map((item, i) => winner.get(item.key) === i && applied.has(item.key));
+    const chosen = sorted ? items : [...winner.values()].map((i) => items[i]!).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const chunks = chunkBy(chosen, (i) => (i.value?.length ?? 0) + Buffer.byteLength(i.key), APPLY_BATCH.items, APPLY_BATCH.bytes);
+    const results = await this.runApply(
+      chunks.map((chunk) => this.applyStatement(ns, chunk)),
+      fence,
+    );
+    // Each statement says how many rows it wrote and, only when that is not all, which keys.
+    const skipped = new Set<string>();
+    results.forEach(({ rows: [row] }, c) => {
+      if (row?.keys == null) return;
+      const written = new Set(row.keys);
+      for (const item of chunks[c]!) if (!written.has(item.key)) skipped.add(item.key);
+    });
+    return items.map((item, i) => (sorted || winner.get(item.key) === i) && !skipped.has(item.key));
+  }
+
+  /**
+   * One applyIfNewer statement for `rows`: every key and value in ONE bytea parameter, cut by
+   * offsets and lengths, which go with the versions as binary int4[]/int8[] parameters. pg copies
+   * each parameter into its Bind message by growing a buffer 1.5x from 256 B, so the
+   * many-parameter VALUES form made ~4x its size in Buffer garbage per statement (most of a
+   * backfill's garbage, which sets its peak RSS); a few large parameters are copied once.
+   */
+  private applyStatement(ns: string, rows: RawItem[]): pg.QueryConfig {
+    const keyBytes = rows.map((r) => Buffer.byteLength(r.key));
+    const valueBytes = rows.map((r) => (r.value === null ? -1 : r.value.length)); // -1: a tombstone
+    let bytes = 0;
+    for (let i = 0; i < rows.length; i++) bytes += keyBytes[i]! + Math.max(0, valueBytes[i]!);
+    // Each writer starts from scratch: a retried statement is serialized again.
+    const data = new WrittenParam(bytes, (into) => {
+      let at = 0;
+      for (const r of rows) {
+        at += into.write(r.key, at, "utf8");
+        if (r.value !== null) at += r.value.copy(into, at);
+      }
+    });
+    const offsets = binaryArray(rows.length, INT4, 4, (into, at) => {
+      let offset = 1; // substring counts from 1
+      for (let i = 0; i < rows.length; i++) {
+        at = into.writeInt32BE(offset, into.writeInt32BE(4, at));
+        offset += keyBytes[i]! + Math.max(0, valueBytes[i]!);
+      }
+    });
+    const ints = (values: number[]) =>
+      binaryArray(values.length, INT4, 4, (into, at) => {
+        for (const v of values) at = into.writeInt32BE(v, into.writeInt32BE(4, at));
+      });
+    const versions = binaryArray(rows.length, INT8, 8, (into, at) => {
+      for (const r of rows) at = writeInt8(into, r.version, into.writeInt32BE(8, at));
+    });
+    return this.query(this.applySql(), [ns, data, offsets, ints(keyBytes), ints(valueBytes), versions], "decant_apply");
   }
 
   /**
@@ -412,10 +501,10 @@ class PostgresDriver implements Driver {
    * attempt has the same version and is skipped. Fenced, they run in one transaction that first
    * locks the fence row FOR SHARE: the whole call is applied under the fence, or refused.
    */
-  private async runApply(statements: pg.QueryConfig[], epoch: number | undefined): Promise<pg.QueryResult<{ key: string }>[]> {
-    const results: pg.QueryResult<{ key: string }>[] = [];
+  private async runApply(statements: pg.QueryConfig[], epoch: number | undefined): Promise<pg.QueryResult<ApplyRow>[]> {
+    const results: pg.QueryResult<ApplyRow>[] = [];
     if (epoch === undefined) {
-      for (const statement of statements) results.push(await this.withClient("applyIfNewer", true, (client) => client.query<{ key: string }>(statement)));
+      for (const statement of statements) results.push(await this.withClient("applyIfNewer", true, (client) => client.query<ApplyRow>(statement)));
       return results;
     }
     const refusedBy = await this.withClient(
@@ -430,7 +519,7 @@ class PostgresDriver implements Driver {
           await client.query("ROLLBACK");
           return fence;
         }
-        for (const statement of statements) results.push(await client.query<{ key: string }>(statement));
+        for (const statement of statements) results.push(await client.query<ApplyRow>(statement));
         await client.query("COMMIT");
         return undefined;
       },
@@ -440,18 +529,16 @@ class PostgresDriver implements Driver {
     return results;
   }
 
-  /** The applyIfNewer statement for `rows` rows, built once per size. */
-  private applySql(rows: number): string {
-    let sql = this.applyStatements.get(rows);
-    if (sql === undefined) {
-      const values = Array.from({ length: rows }, (_, i) => `($1, $${3 * i + 2}, $${3 * i + 3}::bytea, $${3 * i + 4}::int8)`).join(", ");
-      sql = `INSERT INTO ${this.t} AS t (ns, key, value, version) VALUES ${values}
+  /** The applyIfNewer statement (see applyStatement), built once. */
+  private applySql(): string {
+    return (this.applyText ??= `WITH w AS (
+        INSERT INTO ${this.t} AS t (ns, key, value, version)
+        SELECT $1, convert_from(substring($2::bytea FROM u.o FOR u.kl), 'UTF8'), CASE WHEN u.vl < 0 THEN NULL ELSE substring($2::bytea FROM u.o + u.kl FOR u.vl) END, u.v
+        FROM unnest($3::int4[], $4::int4[], $5::int4[], $6::int8[]) AS u(o, kl, vl, v)
         ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, version = excluded.version
         WHERE t.version < excluded.version
-        RETURNING key`;
-      this.applyStatements.set(rows, sql);
-    }
-    return sql;
+        RETURNING t.key)
+      SELECT count(*)::int4 AS n, CASE WHEN count(*) < cardinality($3::int4[]) THEN coalesce(array_agg(key), '{}') END AS keys FROM w`);
   }
 
   /**
@@ -470,7 +557,7 @@ class PostgresDriver implements Driver {
     const bucket = segment.total > 1 ? ` AND (hashtext(key) & 2147483647) % ${segment.total} = ${segment.segment}` : "";
     const value = options.keysOnly ? "NULL::bytea" : "value";
     const sql = `SELECT key, ${value}, version FROM ${this.t} WHERE ns = ${pg.escapeLiteral(ns)} AND key > ${pg.escapeLiteral(after)}${bucket} ORDER BY key LIMIT ${limit + 1}`;
-    return pageOf(parseBinaryCopy(await this.copyOut("scanRaw", sql)), limit, segment);
+    return pageOf(await this.copyRows("scanRaw", sql), limit, segment);
   }
 
   async largeValues(ns: string, options: LargeValueOptions): Promise<ScanPage<ValueSize>> {
@@ -579,32 +666,4 @@ export function createPostgresStore(url: URL, raw: string): PostgresStore {
   return new PostgresStore(
     new PostgresDriver({ connectionString: forPg.href, description: redactUrl(raw), table: o.table, schema: o.schema, poolMax: o.pool_max, timeoutMs: o.timeout_ms, prepared: o.prepared }),
   );
-}
-
-const COPY_SIGNATURE = Buffer.from("PGCOPY\n\xff\r\n\0", "latin1");
-
-/**
- * Rows (key text, value bytea, version int8) of COPY's binary format: a header, then per row
- * a field count and each field as a length (-1 = NULL) and its bytes, then -1. Values are
- * views into `data`, not copies.
- */
-export function parseBinaryCopy(data: Buffer): RawItem[] {
-  const malformed = () => new Error("COPY returned data in an unexpected format");
-  if (data.length < 19 || !data.subarray(0, 11).equals(COPY_SIGNATURE)) throw malformed();
-  let at = 19 + data.readInt32BE(15); // signature, flags, header extension
-  const items: RawItem[] = [];
-  for (;;) {
-    const fields = data.readInt16BE(at);
-    at += 2;
-    if (fields === -1) return items;
-    if (fields !== 3) throw malformed();
-    const keyLength = data.readInt32BE(at);
-    const key = data.toString("utf8", at + 4, (at += 4 + keyLength));
-    const valueLength = data.readInt32BE(at);
-    at += 4;
-    const value = valueLength < 0 ? null : data.subarray(at, (at += valueLength));
-    if (data.readInt32BE(at) !== 8) throw malformed();
-    items.push({ key, value, version: data.readBigInt64BE(at + 4) });
-    at += 12;
-  }
 }

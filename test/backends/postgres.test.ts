@@ -164,7 +164,7 @@ if (ok) {
     });
 
     for (const prepared of ["true", "false"]) {
-      it(`applyIfNewer of an odd-sized batch (statements of 1024, 8, 4 and 1 rows) applies each newer item once (prepared=${prepared})`, async function () {
+      it(`applyIfNewer of a batch above one statement (1024 and 13 rows) applies each newer item once (prepared=${prepared})`, async function () {
         const s = await openStore(pgUrl({ table, prepared }));
         try {
           const n = 1037;
@@ -232,6 +232,68 @@ if (ok) {
       const count = await admin((c) => c.query(`SELECT count(*)::int AS n FROM ${table}`));
       expect(count.rows[0].n).to.be.greaterThan(0); // the table is still there
     });
+
+    it("applyIfNewer says per item what it wrote across statements, and scanRaw reads rows that cross socket chunks", async function () {
+      const big = randomBytes(3 * 1024 * 1024);
+      const spread = freshNamespace("spread");
+      // Four 3 MB values: the call takes several statements (8 MB each); tombstones, empty values.
+      const items = Array.from({ length: 600 }, (_, i) => ({
+        key: `x${String(i).padStart(4, "0")}`,
+        value: i % 97 === 0 ? null : i % 150 === 1 ? big.subarray(i) : randomBytes(i % 7 === 0 ? 0 : 900 + i),
+        version: BigInt(i + 1),
+      }));
+      expect(await store.applyIfNewer(spread, items)).to.deep.equal(items.map(() => true));
+      const again = items.map((item, i) => ({ ...item, version: item.version + BigInt(i % 2) }));
+      expect(await store.applyIfNewer(spread, again)).to.deep.equal(again.map((_, i) => i % 2 === 1));
+      const { items: read } = await store.scanRaw(spread, { limit: 1000 });
+      expect(read.map((i) => [i.key, i.version, i.value === null ? null : Buffer.from(i.value).toString("base64")])).to.deep.equal(
+        again.map((i) => [i.key, i.version, i.value === null ? null : i.value.toString("base64")]),
+      );
+    });
+
+    for (const fenced of [false, true]) {
+      it(`applyIfNewer agrees with a model: only strictly newer wins, duplicates, unsorted, multi-byte keys, empty values vs tombstones, across statements (fenced=${fenced})`, async function () {
+        // A table of its own: other tests raise the shared table's fence.
+        const store = await openStore(pgUrl({ table: `${table}_model${fenced}` }));
+        const space = freshNamespace(`model${fenced}`);
+        // Keys whose UTF-16 order differs from their byte order (an astral character sorts
+        // before U+FFxx in JS, after it in bytes), 1-4 byte characters, an empty-string-like key.
+        const keys = ["a", "é", "\u{1F600}x", "\uFF5Ez", "ü✓ñ", "z", "\u4E2D\u6587", "k 0"];
+        const rng = (() => {
+          let x = 12345;
+          return () => (x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+        })();
+        const valueOf = (i: number) => (i % 5 === 0 ? null : i % 5 === 1 ? Buffer.alloc(0) : i % 17 === 0 ? randomBytes(5 * 1024 * 1024) : randomBytes(1 + (i % 300))); // two 5 MiB values: two statements
+        const model = new Map<string, { value: Buffer | null; version: bigint }>();
+        await store.applyIfNewer(space, keys.slice(0, 4).map((key, i) => ({ key, value: buf(`old${i}`), version: 10n })), fenced ? 0 : undefined);
+        for (const key of keys.slice(0, 4)) model.set(key, { value: null, version: 10n });
+        keys.slice(0, 4).forEach((key, i) => (model.get(key)!.value = buf(`old${i}`)));
+        for (let round = 0; round < 4; round++) {
+          let batch = Array.from({ length: 40 }, (_, i) => ({ key: keys[Math.floor(rng() * keys.length)]!, value: valueOf(round * 40 + i), version: BigInt(8 + Math.floor(rng() * 6)) }));
+          // The last round is sorted and unique, as a backfill's page (the path without a winner map).
+          if (round === 3) batch = [...keys].sort().map((key, i) => ({ key, value: valueOf(i), version: BigInt(11 + (i % 4)) }));
+          // The model: per key the first item of the highest version wins, if above what is stored.
+          const expected = batch.map(() => false);
+          const best = new Map<string, number>();
+          batch.forEach((item, i) => {
+            const b = best.get(item.key);
+            if (b === undefined || item.version > batch[b]!.version) best.set(item.key, i);
+          });
+          for (const [key, i] of best) {
+            const stored = model.get(key);
+            if (stored === undefined || stored.version < batch[i]!.version) {
+              expected[i] = true;
+              model.set(key, { value: batch[i]!.value, version: batch[i]!.version });
+            }
+          }
+          expect(await store.applyIfNewer(space, batch, fenced ? 0 : undefined), `round ${round}`).to.deep.equal(expected);
+          const { items: read } = await store.scanRaw(space, { limit: 100 });
+          const plain = (v: Buffer | null) => (v === null ? null : Buffer.from(v).toString("hex"));
+          expect(new Map(read.map((i) => [i.key, [plain(i.value), i.version]]))).to.deep.equal(new Map([...model].map(([k, v]) => [k, [plain(v.value), v.version]])));
+        }
+        await store.close();
+      });
+    }
 
     it("a raw scan (COPY) leaves no timer behind", async function () {
       await store.put(ns, "k", buf("v"));
