@@ -236,8 +236,9 @@ class PostgresDriver implements Driver {
     return this.calls.run(
       op,
       async (deadline: Deadline) => {
-        await this.schema.get();
-        if (fenced) await this.fence.get();
+        // Once made, the Lazies' awaits are skipped: a microtask each per call, each hooked by the call's AsyncLocalStorage.
+        if (!this.schema.done) await this.schema.get();
+        if (fenced && !this.fence.done) await this.fence.get();
         const connect = () => this.getPool().connect();
         const client = await (repeatable ? connect() : this.calls.connect(deadline, connect));
         try {

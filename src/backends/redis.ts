@@ -334,7 +334,9 @@ class RedisDriver implements Driver {
     return this.calls.run(
       op,
       async (deadline) => {
-        const client = idempotent ? await this.ready() : await this.calls.connect(deadline, () => this.ready());
+        // A connected client skips ready()'s promise and the connect step: nothing to wait for.
+        const live = this.client;
+        const client = !this.closed && live?.status === "ready" ? live : idempotent ? await this.ready() : await this.calls.connect(deadline, () => this.ready());
         throwIfCancelled(op); // connected, nothing sent yet
         return run(client);
       },
