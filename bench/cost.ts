@@ -6,6 +6,9 @@
 //  (ii)  Sidecar CPU ms per backfilled item and per Put into DynamoDB (dynalite), with the lean
 //        data-path client (the default) and with client=sdk (the AWS SDK, as before it), next to
 //        each client alone and to @aws-lite doing the same calls. Goal ≤ 0.4 ms CPU per item.
+//        DECANT_BENCH_PROFILE=DIR: the lean Put sidecars run with --cpu-prof into DIR.
+//        DECANT_BENCH_COMPARE=MAIN_JS: the lean Put figure A/B against another build's compiled
+//        src/cli/main.js, the two sidecars alternating in one run.
 //  (iii) Peak RSS during a 200k × 1 KiB backfill (postgres → postgres). Goal ≤ 100 MB.
 // Run as a script with --bare-server ADDRESS, this file is the bare grpc-js server (its own
 // process, like the sidecar, so both hops cross the same process boundary).
@@ -82,8 +85,9 @@ async function serveForwarder(backend: string, url: string, address: string): Pr
 if (process.argv[2] === "--bare-forwarder") void serveForwarder(process.argv[3]!, process.argv[4]!, process.argv[5]!);
 
 /** Starts a child process: the bare server, or `decant serve`; resolves once a client call works. */
-async function child(args: string[], env: Record<string, string>, address: (out: string) => string, nodeFlags: string[] = []): Promise<{ proc: ChildProcess; client: DecantClient; stop(): Promise<void> }> {
-  const proc = spawn(process.execPath, [...nodeFlags, "--import", "tsx", ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+async function child(args: string[], env: Record<string, string>, address: (out: string) => string, nodeFlags: string[] = [], tsx = true): Promise<{ proc: ChildProcess; client: DecantClient; stop(): Promise<void> }> {
+  // A compiled build runs without tsx, as run.ts starts the sidecar (tsx's hooks add a thread).
+  const proc = spawn(process.execPath, [...nodeFlags, ...(tsx ? ["--import", "tsx"] : []), ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let err = "";
   proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
@@ -238,13 +242,18 @@ async function cpuPerCall(n: number, fn: (i: number) => Promise<unknown>): Promi
   return (used.user + used.system) / 1000 / n;
 }
 
+type PutTarget = { client: DecantClient; cpuSeconds(): number };
+
 /**
  * Sidecar CPU ms per 1 KiB Put: `n` Puts at `inFlight`, after n/4 unmeasured ones (JIT warm-up,
- * as cpuPerCall gives the clients alone), CPU from /proc (10 ms ticks).
+ * as cpuPerCall gives the clients alone), CPU from /proc (10 ms ticks). With several sidecars
+ * (an A/B of two builds) each gets `n` Puts in `rounds` slices, alternating, so load drifts
+ * fall on both alike. The note says the sidecar's CPU with no requests (heartbeat, control
+ * store: not per Put, but in the figure) measured over a second before.
  */
-async function sidecarPutCpu(p: { client: DecantClient; cpuSeconds(): number }, n: number, inFlight: number, key: (i: number) => string): Promise<{ ms: number; note: string }> {
+async function sidecarPutCpu(targets: PutTarget[], n: number, inFlight: number, key: (i: number) => string, rounds = 1): Promise<{ ms: number[]; note: string }> {
   const errors: string[] = [];
-  const puts = async (from: number, to: number) => {
+  const puts = async (p: PutTarget, from: number, to: number) => {
     let next = from;
     await Promise.all(
       Array.from({ length: inFlight }, async () => {
@@ -252,12 +261,40 @@ async function sidecarPutCpu(p: { client: DecantClient; cpuSeconds(): number }, 
       }),
     );
   };
-  await puts(n, n + Math.ceil(n / 4));
-  const before = p.cpuSeconds();
-  await puts(0, n);
-  const ms = ((p.cpuSeconds() - before) * 1000) / n;
+  // Each target its own keys: target t writes keys t·2n… (its own table or store anyway).
+  for (const [t, p] of targets.entries()) await puts(p, 2 * n * t + n, 2 * n * t + n + Math.ceil(n / 4));
+  const idle = targets.map((p) => p.cpuSeconds());
+  await sleep(1000);
+  const idleMsPerS = targets.map((p, t) => (p.cpuSeconds() - idle[t]!) * 1000);
+  const cpu = targets.map(() => 0);
+  let seconds = 0;
+  const slice = Math.ceil(n / rounds);
+  for (let r = 0; r < rounds; r++) {
+    for (const t of r % 2 ? [...targets.keys()].reverse() : targets.keys()) {
+      const p = targets[t]!;
+      const [before, began] = [p.cpuSeconds(), performance.now()];
+      await puts(p, 2 * n * t + r * slice, 2 * n * t + Math.min(n, (r + 1) * slice));
+      cpu[t]! += p.cpuSeconds() - before;
+      if (t === 0) seconds += (performance.now() - began) / 1000;
+    }
+  }
+  const ms = cpu.map((c) => (c * 1000) / n);
   const failed = errors.length ? `; ${errors.length} Puts failed, e.g. ${errors[0]!.slice(0, 100)}` : "";
-  return { ms, note: `${n} Puts after ${Math.ceil(n / 4)} unmeasured; load average ${loadavg()[0]!.toFixed(1)}${failed}` };
+  const idleShare = (idleMsPerS[0]! * seconds) / n;
+  return {
+    ms,
+    note: `${n} Puts after ${Math.ceil(n / 4)} unmeasured${rounds > 1 ? `, in ${rounds} alternating slices` : ""}; with no requests the sidecar used ${idleMsPerS[0]!.toFixed(0)} ms/s, ~${idleShare.toFixed(3)} ms of each Put's figure; load average ${loadavg()[0]!.toFixed(1)}${failed}`,
+  };
+}
+
+/**
+ * DECANT_BENCH_COMPARE=MAIN_JS: another build's compiled src/cli/main.js (tsc -p tsconfig.build.json
+ * of another checkout), started as run.ts starts this one, for the same-run A/B of the Put figure.
+ */
+async function compareSidecar(main: string, env: Record<string, string>, nodeFlags: string[]): Promise<PutTarget & { stop(): Promise<void> }> {
+  const port = await freeTcpPort();
+  const c = await child([main, "serve"], { DECANT_LISTEN: `127.0.0.1:${port}`, DECANT_METRICS_LISTEN: "127.0.0.1:0", DECANT_LOG_FORMAT: "json", DECANT_HEARTBEAT_MS: "200", ...env }, () => `127.0.0.1:${port}`, nodeFlags, false);
+  return { client: c.client, cpuSeconds: () => procCpuSeconds(c.proc.pid!), stop: c.stop };
 }
 
 const VALUE_B64 = Buffer.alloc(1024, 0xab).toString("base64");
@@ -346,26 +383,36 @@ export async function dynamoCpu(ctx: CostContext): Promise<void> {
     const mem = await ctx.sidecarProcess({ DECANT_CURRENT: "memory:", DECANT_CONTROL: memoryControl });
     try {
       for (const inFlight of [16, 1]) {
-        const r = await sidecarPutCpu(mem, n, inFlight, (i) => `k${i % 1000}`);
-        perPut[`memory${inFlight}`] = r.ms;
-        record({ section: "cost", figure: `sidecar CPU per Put on the memory store, ${inFlight} in flight`, value: r.ms, unit: "ms", note: `the hop and Decant's own work${inFlight === 16 ? ", batched" : ", unbatched"}; ${r.note}` });
+        const r = await sidecarPutCpu([mem], n, inFlight, (i) => `k${i % 1000}`);
+        perPut[`memory${inFlight}`] = r.ms[0]!;
+        record({ section: "cost", figure: `sidecar CPU per Put on the memory store, ${inFlight} in flight`, value: r.ms[0]!, unit: "ms", note: `the hop and Decant's own work${inFlight === 16 ? ", batched" : ", unbatched"}; ${r.note}` });
       }
     } finally {
       await mem.stop();
     }
+    // DECANT_BENCH_PROFILE=DIR: the lean Put sidecars run with --cpu-prof (profiles land in DIR as they exit).
+    const profileDir = process.env.DECANT_BENCH_PROFILE;
+    const compareMain = process.env.DECANT_BENCH_COMPARE;
+    // A directory each: a fixed --cpu-prof-name would let a worker thread's profile overwrite the main one.
+    const profileFlags = (name: string) => (profileDir ? ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, name)}`] : []);
     for (const client of ["sdk", "lean"]) {
       const url = `${await ctx.storeUrl("dynamodb", `costput${client}`)}&client=${client}`;
-      const p = await ctx.sidecarProcess({ DECANT_CURRENT: url, DECANT_CONTROL: `sqlite:${join(tmpdir(), `decant-cost-control-${Math.random().toString(36).slice(2)}.db`)}` });
+      const control = () => `sqlite:${join(tmpdir(), `decant-cost-control-${Math.random().toString(36).slice(2)}.db`)}`;
+      const flags = ["--max-semi-space-size=4", ...(client === "lean" ? profileFlags("put-lean") : [])];
+      const p = await ctx.sidecarProcess({ DECANT_CURRENT: url, DECANT_CONTROL: control(), DECANT_BENCH_NODE_FLAGS: flags.join(" ") });
+      const other = client === "lean" && compareMain ? await compareSidecar(compareMain, { DECANT_CURRENT: `${await ctx.storeUrl("dynamodb", "costputcmp")}&client=lean`, DECANT_CONTROL: control() }, ["--max-semi-space-size=4", ...profileFlags("put-lean-compare")]).catch(async (e) => (await p.stop(), Promise.reject(e))) : undefined;
       try {
-        const r = await sidecarPutCpu(p, n, 16, (i) => `k${i}`);
-        const v = (perPut[client] = r.ms);
+        const r = await sidecarPutCpu(other ? [p, other] : [p], n, 16, (i) => `k${i}`, other ? 8 : 1);
+        const v = (perPut[client] = r.ms[0]!);
         if (client === "sdk") record({ section: "cost", figure: "sidecar CPU per Put into DynamoDB (dynalite), 16 in flight, client=sdk (before)", value: v, unit: "ms", baseline: sdkTuned, note: `baseline: the AWS SDK alone, Decant's client config; ${r.note}` });
         else {
           const parts = `memory store 1 in flight ${perPut.memory1!.toFixed(3)} + lean client alone ${leanPer.toFixed(3)} = ${(perPut.memory1! + leanPer).toFixed(3)} ms`;
           record({ section: "cost", figure: "sidecar CPU per Put into DynamoDB (dynalite), 16 in flight, lean client", value: v, unit: "ms", baseline: perPut.sdk, goal: "≤ 0.4 ms", met: v <= 0.4, note: `baseline: the same sidecar with client=sdk; ${parts}; ${r.note}` });
+          if (other) record({ section: "cost", figure: `sidecar CPU per Put into DynamoDB (dynalite), 16 in flight, lean client: this build vs ${compareMain}`, value: v, unit: "ms", baseline: r.ms[1], note: "the two sidecars alternating in one run (DECANT_BENCH_COMPARE)" });
         }
       } finally {
         await p.stop();
+        await other?.stop();
       }
     }
     const m = ctx.quick ? 500 : 10_000;

@@ -12,7 +12,7 @@
 // DynamoDB's), `$metadata.httpStatusCode` the status, and the error body's fields (a failed
 // condition's Item) are on the error. Socket errors pass through with their codes; an aborted
 // call rejects with an AbortError.
-import { createHash, createHmac, type Hash, type Hmac } from "node:crypto";
+import { createHash, createHmac, createSecretKey, hash, type Hash, type Hmac, type KeyObject } from "node:crypto";
 import type {
   BatchGetItemCommandInput,
   BatchGetItemCommandOutput,
@@ -129,9 +129,16 @@ const parseAnswer = (text: string): unknown => base64AsBinary(JSON.parse(text));
 const TARGET_PREFIX = "DynamoDB_20120810.";
 const CONTENT_TYPE = "application/x-amz-json-1.0";
 
-type CredentialsProvider = () => Promise<{ accessKeyId: string; secretAccessKey: string; sessionToken?: string }>;
+type Identity = { accessKeyId: string; secretAccessKey: string; sessionToken?: string; expiration?: Date };
+type CredentialsProvider = () => Promise<Identity>;
 
-const sha256Hex = (data: string): string => createHash("sha256").update(data).digest("hex");
+/** One-shot: half the CPU of createHash().update().digest() for a Put's body. */
+const sha256Hex = (data: string): string => hash("sha256", data, "hex");
+/**
+ * Credentials that expire are asked of the provider again this long before they do: the SDK's
+ * memoized providers refresh 5 minutes ahead, so we never sign with what they would replace.
+ */
+const IDENTITY_MARGIN_MS = 6 * 60_000;
 
 /**
  * SigV4 for the one request shape this client sends (POST /, four headers, a JSON body): the
@@ -140,24 +147,49 @@ const sha256Hex = (data: string): string => createHash("sha256").update(data).di
  * Put in a profile. The signing key is kept per day, region and secret.
  */
 export class PostSigner {
-  private key?: { scope: string; secret: string; key: Buffer };
+  private key?: { scope: string; secret: string; key: KeyObject };
   /** The last X-Amz-Date made, for its second: most calls come within the same one. */
   private date = { second: NaN, text: "" };
+  /** The provider's last answer, reused while it cannot have changed (see current). */
+  private identity?: Identity;
 
   constructor(private readonly credentials: CredentialsProvider) {}
 
-  async sign(host: string, region: string, target: string, body: string, at: Date): Promise<Record<string, string>> {
-    return this.signWith(await this.credentials(), host, region, target, body, at);
+  /** `at`: the signing time (a Date, or ms since the epoch). */
+  async sign(host: string, region: string, target: string, body: string, at: Date | number): Promise<Record<string, string>> {
+    return this.signWith(this.current() ?? (await this.fetch()), host, region, target, body, typeof at === "number" ? at : at.getTime());
   }
 
-  /** The headers of a signed POST (content-length is the caller's: it is not signed). */
-  signWith(c: Awaited<ReturnType<CredentialsProvider>>, host: string, region: string, target: string, body: string, at: Date): Record<string, string> {
+  /**
+   * The credentials without a call to the provider (a promise or more per Put), while the
+   * provider would answer the same: ones with no expiration (static, env, a profile: the
+   * SDK's providers never refresh them), or ones that expire more than IDENTITY_MARGIN_MS from
+   * now. Undefined otherwise: then fetch().
+   */
+  current(): Identity | undefined {
+    const c = this.identity;
+    if (c === undefined) return undefined;
+    if (c.expiration === undefined || c.expiration.getTime() - Date.now() > IDENTITY_MARGIN_MS) return c;
+    this.identity = undefined;
+    return undefined;
+  }
+
+  /** Asks the provider (which refreshes what is about to expire), and keeps its answer. */
+  async fetch(): Promise<Identity> {
+    const c = await this.credentials();
+    this.identity = c;
+    return c;
+  }
+
+  /** The headers of a signed POST (content-length is the caller's: it is not signed). `at`: ms since the epoch. */
+  signWith(c: Identity, host: string, region: string, target: string, body: string, at: number): Record<string, string> {
     const amzDate = this.amzDate(at);
     const scope = `${amzDate.slice(0, 8)}/${region}/dynamodb/aws4_request`;
     if (this.key?.scope !== scope || this.key.secret !== c.secretAccessKey) {
       let key = createHmac("sha256", `AWS4${c.secretAccessKey}`).update(amzDate.slice(0, 8)).digest();
       for (const part of [region, "dynamodb", "aws4_request"]) key = createHmac("sha256", key).update(part).digest();
-      this.key = { scope, secret: c.secretAccessKey, key };
+      // A KeyObject: createHmac takes it without preparing the key again per call.
+      this.key = { scope, secret: c.secretAccessKey, key: createSecretKey(key) };
     }
     // Canonical headers in name order: content-type, host, x-amz-date, [x-amz-security-token,] x-amz-target.
     const token = c.sessionToken ? `x-amz-security-token:${c.sessionToken.trim()}\n` : "";
@@ -172,9 +204,9 @@ export class PostSigner {
   }
 
   /** ISO 8601 basic format, to the second (20261206T155500Z). */
-  private amzDate(at: Date): string {
-    const second = Math.floor(at.getTime() / 1000);
-    if (second !== this.date.second) this.date = { second, text: at.toISOString().replace(/[-:]|\.\d{3}/g, "") };
+  private amzDate(at: number): string {
+    const second = Math.floor(at / 1000);
+    if (second !== this.date.second) this.date = { second, text: new Date(at).toISOString().replace(/[-:]|\.\d{3}/g, "") };
     return this.date.text;
   }
 }
@@ -264,8 +296,12 @@ export class DynamoHttp {
     return this.target;
   }
 
-  /** One call; `o.expired` (the backend's Deadline) turning true abandons it: its request is ended within a second. */
-  async call<K extends DataOp>(op: K, input: DataOps[K][0], o: Abandon): Promise<DataOps[K][1]> {
+  /**
+   * One call; `o.expired` (the backend's Deadline) turning true abandons it: its request is ended within a second.
+   * `binary` false: the answer's B values stay base64 text, for a caller that reads none (a Put's
+   * UPDATED_NEW answer carries the value back). An error answer is always decoded whole.
+   */
+  async call<K extends DataOp>(op: K, input: DataOps[K][0], o: Abandon, binary = true): Promise<DataOps[K][1]> {
     if (o.expired) throw abandoned();
     const target = this.resolved ?? (await this.resolve());
     const body = JSON.stringify(binaryAsBase64(input));
@@ -273,15 +309,24 @@ export class DynamoHttp {
     let answer = await this.attempt(target, op, body, offset, o);
     // Refused as signed at the wrong time: correct the clock from the answer and try again, once, now.
     if (answer.status !== 200 && this.correctClock(answer, offset)) answer = await this.attempt(target, op, body, this.clockOffset, o);
-    if (answer.status === 200) return (answer.text ? parseAnswer(answer.text) : {}) as DataOps[K][1];
+    if (answer.status === 200) return (answer.text ? (binary ? parseAnswer(answer.text) : JSON.parse(answer.text)) : {}) as DataOps[K][1];
     throw answer.error ?? DynamoHttp.error(answer.status, answer.text);
   }
 
-  /** One signed POST, signed at our time plus `offset`. */
-  private async attempt(target: Target, op: DataOp, body: string, offset: number, o: Abandon): Promise<Answer> {
+  /** One signed POST, signed at our time plus `offset`. Not async: with known credentials the request leaves without a promise of its own. */
+  private attempt(target: Target, op: DataOp, body: string, offset: number, o: Abandon): Promise<Answer> {
     const { url, region } = target;
-    const at = new Date(this.clock() + offset);
-    if (url.pathname === "/" || url.pathname === "") return this.post(url, await this.postSigner.sign(url.host, region, TARGET_PREFIX + op, body, at), body, o);
+    const at = this.clock() + offset;
+    if (url.pathname === "/" || url.pathname === "") {
+      const known = this.postSigner.current();
+      if (known) return this.post(url, this.postSigner.signWith(known, url.host, region, TARGET_PREFIX + op, body, at), body, o);
+      return this.postSigner.sign(url.host, region, TARGET_PREFIX + op, body, at).then((headers) => this.post(url, headers, body, o));
+    }
+    return this.signGeneral(url, region, op, body, at).then((headers) => this.post(url, headers, body, o));
+  }
+
+  /** The general signer's headers, for an endpoint with a path. */
+  private async signGeneral(url: URL, region: string, op: DataOp, body: string, at: number): Promise<Record<string, string>> {
     const signed = await this.signer.sign(
       {
         method: "POST",
@@ -293,9 +338,9 @@ export class DynamoHttp {
         headers: { host: url.host, "content-type": CONTENT_TYPE, "x-amz-target": TARGET_PREFIX + op },
         body,
       },
-      { signingRegion: region, signingDate: at },
+      { signingRegion: region, signingDate: new Date(at) },
     );
-    return this.post(url, signed.headers, body, o);
+    return signed.headers;
   }
 
   /**

@@ -16,7 +16,7 @@
 // Tables written by earlier versions ("legacy": pk = "<ns>#<key>", no sort key, ns and k as
 // attributes) are recognised by their key schema and still served, but a namespace there costs
 // a filtered Scan of the whole table; README says how to move one into a new table.
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import {
@@ -84,6 +84,14 @@ const isConditionFailed = (err: unknown): err is { Item?: Attrs } => errName(err
 /** The SDK names a reset connection "TimeoutError" too; only a real timeout is one. */
 const isReset = (err: unknown): boolean => errCode(err) === "ECONNRESET" || errCode(err) === "EPIPE";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The SDK's per-call options: the deadline's signal, made only when the SDK reads it. A class: no getter defined per call. */
+class SdkCallOptions {
+  constructor(private readonly deadline: Deadline) {}
+  get abortSignal(): AbortSignal {
+    return this.deadline.signal;
+  }
+}
+
 /** What DynamoDB left undone of a batch call (throttled): the rest is asked again after a backoff. */
 class Unprocessed extends Error {
   constructor(readonly pending: number) {
@@ -110,12 +118,29 @@ function names(...expressions: (string | undefined)[]): Record<string, string> {
   return out;
 }
 
+/** An update's expressions and their names, made once: a Put builds no expression strings. */
+interface UpdateExpr {
+  update: string;
+  guard?: string;
+  names: Record<string, string>;
+}
+const updateExpr = (update: string, guard?: string): UpdateExpr => ({ update, guard, names: names(update, guard) });
+
+/** A Put: the version bumped, the value set, a tombstone mark removed; guarded by its condition (none, must be absent, a version). */
+const putExprs = (layout: DynamoLayout) => {
+  const update = `SET #ver = if_not_exists(#ver, :zero) + :one, #val = :val${layout === "legacy" ? ", #ns = :ns, #k = :k" : ""} REMOVE #tomb`;
+  return { none: updateExpr(update), absent: updateExpr(update, "attribute_not_exists(#val)"), version: updateExpr(update, "attribute_exists(#val) AND #ver = :expected") };
+};
+const PUT_EXPRS = { buckets: putExprs("buckets"), legacy: putExprs("legacy") };
+const DELETE_UPDATE = "SET #ver = #ver + :one, #tomb = :true REMOVE #val";
+const DELETE_EXPRS = { any: updateExpr(DELETE_UPDATE, "attribute_exists(#val)"), version: updateExpr(DELETE_UPDATE, "attribute_exists(#val) AND #ver = :expected") };
+
 const bucketsOf = (ns: string): number => (ns === CONTROL_NAMESPACE ? 1 : DYNAMO_BUCKETS);
 
 /** The bucket of a key: a stable hash of its UTF-8 bytes, so every sidecar agrees. */
 export function bucketOf(ns: string, key: string): number {
   const n = bucketsOf(ns);
-  return n === 1 ? 0 : createHash("md5").update(key, "utf8").digest().readUInt32BE(0) % n;
+  return n === 1 ? 0 : hash("md5", key, "buffer").readUInt32BE(0) % n; // one-shot: a third of createHash's CPU
 }
 
 /** The table key of (ns, key) in a layout. */
@@ -254,12 +279,12 @@ class DynamoDriver implements Driver {
   }
 
   /** One data-path call (see send), on the client the URL chose. */
-  private call<K extends DataOp>(op: string, target: K, input: DataOps[K][0], retryOn: (e: unknown) => boolean): Promise<DataOps[K][1]> {
+  private call<K extends DataOp>(op: string, target: K, input: DataOps[K][0], retryOn: (e: unknown) => boolean, binary = true): Promise<DataOps[K][1]> {
     if (this.options.client === "sdk") {
       const Command = SDK_COMMANDS[target] as unknown as new (i: DataOps[K][0]) => Parameters<DynamoDBClient["send"]>[0];
       return this.send(op, (c, o) => c.send(new Command(input), o) as Promise<DataOps[K][1]>, retryOn);
     }
-    return this.send(op, (_c, _o, deadline) => this.http().call(target, input, deadline), retryOn);
+    return this.send(op, (_c, _o, deadline) => this.http().call(target, input, deadline, binary), retryOn);
   }
 
   /** One bounded round trip (with retries where `retryOn` allows); errors become DecantErrors, a failed condition stays itself. */
@@ -275,15 +300,7 @@ class DynamoDriver implements Driver {
           if (ensure && !this.ready.done) await this.ready.get();
           throttled = undefined;
           // The signal only when the SDK asks for it (the lean client watches the deadline itself).
-          return run(
-            this.db(),
-            {
-              get abortSignal() {
-                return deadline.signal;
-              },
-            },
-            deadline,
-          );
+          return run(this.db(), new SdkCallOptions(deadline), deadline);
         },
         (e) => ((throttled = notExecuted(e) ? e : undefined), retryOn(e)),
       );
@@ -498,7 +515,8 @@ class DynamoDriver implements Driver {
    * saw (AWS returns it; dynalite does not, and conditionalWrite then reads it back). Never
    * repeated once sent: it may have bumped the version already.
    */
-  private async update(op: string, layout: DynamoLayout, ns: string, key: string, update: string, guard: string | undefined, values: Attrs): Promise<Attempt<bigint>> {
+  private async update(op: string, layout: DynamoLayout, ns: string, key: string, expr: UpdateExpr, values: Attrs): Promise<Attempt<bigint>> {
+    const { update, guard } = expr;
     try {
       const out = await this.call(
         op,
@@ -508,12 +526,13 @@ class DynamoDriver implements Driver {
           Key: keyOf(layout, ns, key),
           UpdateExpression: update,
           ConditionExpression: guard,
-          ExpressionAttributeNames: names(update, guard),
+          ExpressionAttributeNames: expr.names,
           ExpressionAttributeValues: values,
           ReturnValues: "UPDATED_NEW",
           ReturnValuesOnConditionCheckFailure: guard ? "ALL_OLD" : undefined,
         },
         notExecuted,
+        false, // only the new version is read (UPDATED_NEW carries the value back too: not decoded)
       );
       return { done: BigInt(out.Attributes!.ver!.N!) };
     } catch (err) {
@@ -527,13 +546,12 @@ class DynamoDriver implements Driver {
     if (registering) await registering;
     const layout = this.tableLayout ?? (await this.layout("put"));
     const mustBeAbsent = normalizeCondition(condition)?.kind === "must_not_exist";
-    const guard = !condition ? undefined : mustBeAbsent ? "attribute_not_exists(#val)" : "attribute_exists(#val) AND #ver = :expected";
-    const legacy = layout === "legacy";
-    const update = `SET #ver = if_not_exists(#ver, :zero) + :one, #val = :val${legacy ? ", #ns = :ns, #k = :k" : ""} REMOVE #tomb`;
+    const exprs = PUT_EXPRS[layout];
+    const expr = !condition ? exprs.none : mustBeAbsent ? exprs.absent : exprs.version;
     const values: Attrs = { ":zero": { N: "0" }, ":one": { N: "1" }, ":val": { B: value } };
-    if (legacy) Object.assign(values, { ":ns": { S: ns }, ":k": { S: key } });
+    if (layout === "legacy") Object.assign(values, { ":ns": { S: ns }, ":k": { S: key } });
     if (condition?.kind === "expected_version" && !mustBeAbsent) values[":expected"] = { N: condition.version.toString() };
-    return conditionalWrite(key, condition, () => this.update("put", layout, ns, key, update, guard, values), () => this.readOne(ns, key));
+    return conditionalWrite(key, condition, () => this.update("put", layout, ns, key, expr, values), () => this.readOne(ns, key));
   }
 
   async delete(ns: string, key: string, condition: Condition | undefined): Promise<DeleteResult> {
@@ -544,12 +562,11 @@ class DynamoDriver implements Driver {
       return { deleted: false, version: stored?.version ?? 0n };
     }
     const layout = await this.layout("delete");
-    const update = "SET #ver = #ver + :one, #tomb = :true REMOVE #val";
-    const guard = condition ? "attribute_exists(#val) AND #ver = :expected" : "attribute_exists(#val)";
+    const expr = condition ? DELETE_EXPRS.version : DELETE_EXPRS.any;
     const values: Attrs = { ":one": { N: "1" }, ":true": { BOOL: true } };
     if (condition?.kind === "expected_version") values[":expected"] = { N: condition.version.toString() };
     const attempt = async (): Promise<Attempt<DeleteResult>> => {
-      const r = await this.update("delete", layout, ns, key, update, guard, values);
+      const r = await this.update("delete", layout, ns, key, expr, values);
       return "done" in r ? { done: { deleted: true, version: r.done } } : r;
     };
     return conditionalWrite(key, condition, attempt, () => this.readOne(ns, key), notDeleted);

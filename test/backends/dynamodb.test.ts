@@ -490,4 +490,20 @@ describe("dynamodb lean client signing", () => {
       }
     }
   });
+
+  it("asks the credentials provider again for credentials that expire within minutes, and only then", async () => {
+    const cases = [
+      { expiration: undefined, asked: 1 }, // static, env, a profile: never refreshed
+      { expiration: new Date(Date.now() + 3600_000), asked: 1 },
+      { expiration: new Date(Date.now() + 120_000), asked: 3 }, // the SDK's provider would refresh these: ask it every time
+    ];
+    for (const { expiration, asked } of cases) {
+      let calls = 0;
+      const signer = new PostSigner(async () => (calls++, { accessKeyId: `AK${calls}`, secretAccessKey: "sec", expiration }));
+      const auth: string[] = [];
+      for (let i = 0; i < 3; i++) auth.push((await signer.sign("h", "eu-west-1", "DynamoDB_20120810.GetItem", "{}", Date.now())).authorization!);
+      expect(calls, String(expiration)).to.equal(asked);
+      expect(auth[2]).to.include(`Credential=AK${asked}/`);
+    }
+  });
 });
