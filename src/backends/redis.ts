@@ -252,6 +252,8 @@ class RedisDriver implements Driver {
   private closed = false;
   /** Namespaces this process has registered already (registry entries are never removed). */
   private readonly registered = new Set<string>();
+  private readonly nsKeys = new Map<string, readonly [string, string, string, string]>();
+  private fenceKeyText?: string;
 
   constructor(
     private readonly options: RedisStoreOptions,
@@ -332,7 +334,9 @@ class RedisDriver implements Driver {
     return this.calls.run(
       op,
       async (deadline) => {
-        const client = idempotent ? await this.ready() : await this.calls.connect(deadline, () => this.ready());
+        // A connected client skips ready()'s promise and the connect step: nothing to wait for.
+        const live = this.client;
+        const client = !this.closed && live?.status === "ready" ? live : idempotent ? await this.ready() : await this.calls.connect(deadline, () => this.ready());
         throwIfCancelled(op); // connected, nothing sent yet
         return run(client);
       },
@@ -348,9 +352,14 @@ class RedisDriver implements Driver {
     return unavailable(this.description, cause);
   }
 
-  private keys(ns: string): [string, string, string, string] {
-    const base = `${this.options.prefix}:{${ns}}:`;
-    return [`${base}ver`, `${base}val`, `${base}live`, `${base}tomb`];
+  /** A namespace's four keys, built once per namespace (every call of every script names them). */
+  private keys(ns: string): readonly [string, string, string, string] {
+    let keys = this.nsKeys.get(ns);
+    if (!keys) {
+      const base = `${this.options.prefix}:{${ns}}:`;
+      this.nsKeys.set(ns, (keys = [`${base}ver`, `${base}val`, `${base}live`, `${base}tomb`]));
+    }
+    return keys;
   }
 
   private get registryKey(): string {
@@ -358,7 +367,7 @@ class RedisDriver implements Driver {
   }
 
   private get fenceKey(): string {
-    return `${this.options.prefix}:fence`;
+    return (this.fenceKeyText ??= `${this.options.prefix}:fence`);
   }
 
   private script(client: Redis, name: ScriptName, ns: string, args: (string | Buffer | number)[], buffers = false): Promise<Reply> {

@@ -454,8 +454,13 @@ export class MigrationController {
    * Admits a write: checks the lease, waits out a fence (bounded), and counts the write as in
    * flight under its epoch until `done` is called (step 3).
    */
-  async admitWrite(): Promise<AdmittedWrite> {
+  admitWrite(): AdmittedWrite | Promise<AdmittedWrite> {
     this.checkLease();
+    // Not async unless a fence holds writes: no promise of its own on every write.
+    return this.record.fence ? this.admitAfterFence() : this.admit();
+  }
+
+  private async admitAfterFence(): Promise<AdmittedWrite> {
     const deadline = now() + this.timings.fenceHoldMs;
     while (this.record.fence) {
       if (now() > deadline) throw new DecantError("unavailable", `writes are fenced while the primary moves to ${this.record.pending}; try again`);
@@ -465,16 +470,6 @@ export class MigrationController {
     return this.admit();
   }
 
-  /**
-   * admitWrite without a promise, for the write path's usual case: the write admitted at once,
-   * or undefined while a fence is up (then admitWrite waits it out).
-   */
-  admitNow(): AdmittedWrite | undefined {
-    this.checkLease();
-    return this.record.fence ? undefined : this.admit();
-  }
-
-  /** Step 3 once no fence holds: counts the write in flight under the record's epoch. */
   private admit(): AdmittedWrite {
     if (!this.canServe()) {
       throw new DecantError("unavailable", `the migration is in ${this.record.phase} but this sidecar has no target configured; configure the target (or, after COMPLETE, the target as current)`);

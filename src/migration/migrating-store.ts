@@ -138,17 +138,17 @@ export class MigratingStore implements Store {
    */
   private write<T>(ns: string, key: string, primaryWrite: (store: Store, fence?: number) => Promise<T>, replica: (result: T) => RawItem | null): Promise<T> {
     const c = this.controller;
-    let w: AdmittedWrite | undefined;
+    let w: AdmittedWrite | Promise<AdmittedWrite>;
     try {
-      w = c.admitNow();
+      w = c.admitWrite(); // a promise only while a fence holds writes
     } catch (err) {
       return Promise.reject(err);
     }
-    if (w && !ROLES[w.phase].secondary && !c.hooks.beforePrimary) return this.primaryOnly(w, ns, key, primaryWrite, replica);
+    if (!(w instanceof Promise) && !ROLES[w.phase].secondary && !c.hooks.beforePrimary) return this.primaryOnly(w, ns, key, primaryWrite, replica);
     return this.writeAttempts(ns, key, primaryWrite, replica, 0, w);
   }
 
-  private async writeAttempts<T>(ns: string, key: string, primaryWrite: (store: Store, fence?: number) => Promise<T>, replica: (result: T) => RawItem | null, first: number, admitted?: AdmittedWrite): Promise<T> {
+  private async writeAttempts<T>(ns: string, key: string, primaryWrite: (store: Store, fence?: number) => Promise<T>, replica: (result: T) => RawItem | null, first: number, admitted?: AdmittedWrite | Promise<AdmittedWrite>): Promise<T> {
     for (let attempt = first; ; attempt++) {
       try {
         return await this.writeOnce(ns, key, primaryWrite, replica, attempt === first ? admitted : undefined);
@@ -196,9 +196,9 @@ export class MigratingStore implements Store {
     );
   }
 
-  private async writeOnce<T>(ns: string, key: string, primaryWrite: (store: Store, fence?: number) => Promise<T>, replica: (result: T) => RawItem | null, admitted?: AdmittedWrite): Promise<T> {
+  private async writeOnce<T>(ns: string, key: string, primaryWrite: (store: Store, fence?: number) => Promise<T>, replica: (result: T) => RawItem | null, admitted?: AdmittedWrite | Promise<AdmittedWrite>): Promise<T> {
     const c = this.controller;
-    const w = admitted ?? (await c.admitWrite());
+    const w = await (admitted ?? c.admitWrite());
     try {
       const roles = ROLES[w.phase];
       const intent = roles.secondary ? await c.writeIntent(ns, key) : undefined;

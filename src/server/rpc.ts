@@ -53,21 +53,19 @@ function instrumented<T>(service: string, rpc: string, policy: CallPolicy) {
   const name = `${service}/${rpc}`;
   const duration = metrics.requestDuration.labels(name, "grpc");
   // Each status's counter child, looked up once (labels() builds a key string per call).
+  const ok = metrics.requests.labels(name, "OK", "grpc");
   const counted = new Map<string, { inc(): void }>();
   const counter = (code: string) => counted.get(code) ?? counted.set(code, metrics.requests.labels(name, code, "grpc")).get(code)!;
   return (call: ServerCall, run: () => Promise<T>, done: (err: Partial<grpc.ServiceError> | null, result?: T) => void): void => {
-    const start = process.hrtime.bigint();
-    const finish = (code: string) => {
-      duration.observe(Number(process.hrtime.bigint() - start) / 1e9);
-      counter(code).inc();
-    };
+    const start = performance.now();
     // grpc-js emits "cancelled" on a client cancel, on the deadline, and also after any status
-    // is sent: so the listener goes before `done`, or work the call left running (a backfill it
-    // started) would be cancelled with it.
+    // is sent: so the listener is disarmed before `done`, or work the call left running (a
+    // backfill it started) would be cancelled with it. Disarmed by a flag, not removed: the call
+    // object goes with its listener, and once()/off() were a listener wrapper and a scan per call.
     const caller = new ServedCall();
-    const onCancel = () => caller.cancel(new Error(`${name}: the client cancelled or its deadline passed`));
-    call.once("cancelled", onCancel);
-    if (call.cancelled) onCancel();
+    let settled = false;
+    call.on("cancelled", () => settled || caller.cancel(new Error(`${name}: the client cancelled or its deadline passed`)));
+    if (call.cancelled) caller.cancel(new Error(`${name}: the client cancelled or its deadline passed`));
     let outcome: Promise<T>;
     try {
       outcome = withCall(caller, () => {
@@ -79,13 +77,15 @@ function instrumented<T>(service: string, rpc: string, policy: CallPolicy) {
     }
     outcome.then(
       (result) => {
-        call.off("cancelled", onCancel);
-        finish("OK");
+        settled = true;
+        duration.observe((performance.now() - start) / 1000);
+        ok.inc();
         done(null, result);
       },
       (err: unknown) => {
-        call.off("cancelled", onCancel);
-        finish(STATUS_NAMES[codeOf(err)] ?? "UNKNOWN");
+        settled = true;
+        duration.observe((performance.now() - start) / 1000);
+        counter(STATUS_NAMES[codeOf(err)] ?? "UNKNOWN").inc();
         onError(name, err);
         done(toServiceError(err));
       },

@@ -35,6 +35,28 @@ describe("metrics", function () {
     expect(text).to.include('decant_request_duration_seconds_bucket{le="0.0025",rpc="Store/Get",front="grpc"} 1');
   });
 
+  it("renders its per-request counter and histograms exactly as prom-client's own would", async function () {
+    const metrics = new Metrics(false);
+    const reference = new client.Registry();
+    const registers = [reference];
+    const h = new client.Histogram({ name: "decant_request_duration_seconds", help: "Request latency by front (grpc, dynamodb) and method.", labelNames: ["rpc", "front"], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers });
+    const c = new client.Counter({ name: "decant_requests_total", help: "Requests by front (grpc, dynamodb), method and status code.", labelNames: ["rpc", "code", "front"], registers });
+    for (const v of [0.0001, 0.0005, 0.002, 0.7, 9]) {
+      h.labels("Store/Get", "grpc").observe(v);
+      metrics.requestDuration.labels("Store/Get", "grpc").observe(v);
+    }
+    h.labels("GetItem", "dynamodb").observe(0.01);
+    metrics.requestDuration.labels("GetItem", "dynamodb").observe(0.01);
+    metrics.requestDuration.labels("Store/Delete", "grpc"); // made, never observed: not shown, as in prom-client
+    for (let i = 0; i < 3; i++) {
+      c.labels("Store/Get", "OK", "grpc").inc();
+      metrics.requests.labels("Store/Get", "OK", "grpc").inc();
+    }
+    const lines = (text: string) => text.split("\n").filter((l) => l.includes("decant_request")).sort();
+    expect(lines((await metrics.render()).body)).to.deep.equal(lines(await reference.metrics()));
+    expect(() => metrics.requestDuration.labels("Store/Get")).to.throw(/2 label values expected/);
+  });
+
   it("an instrumented store times raiseFence where the store has one, and has none where it has not", async function () {
     const metrics = new Metrics(false);
     const store = instrumentStore(new MemoryStore(), "current", metrics);
