@@ -172,8 +172,11 @@ describe("http1 pool: edges", function () {
       }
       expect(s.connections()).to.equal(64);
       // The queue is served in order: no request reaches the server far from its turn (64 sockets
-      // deliver in any order among themselves, so the bound is two socket-counts).
-      for (let round = 0; round < 5; round++) order.slice(round * 400, round * 400 + 400).forEach((v, at) => expect(Math.abs(v - at), `request ${v}`).to.be.lessThan(128));
+      // deliver in any order among themselves, so the bound is two socket-counts). Not the first
+      // round: its first 64 requests each wait for a new socket's connect, which completes in
+      // whatever order the kernel and the server accept them (one came 136 places late in a CI
+      // run on a quiet machine), so that round says nothing about the queue.
+      for (let round = 1; round < 5; round++) order.slice(round * 400, round * 400 + 400).forEach((v, at) => expect(Math.abs(v - at), `request ${v}`).to.be.lessThan(128));
       const p = pool as unknown as { idle: { socket: Socket }[]; queue: unknown[]; conns: Set<{ socket: Socket }>; open: number };
       expect(p.queue.length).to.equal(0);
       expect(p.open).to.equal(64);
