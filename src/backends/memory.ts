@@ -37,7 +37,7 @@ class MemoryDriver implements Driver {
   }
 
   private write(ns: string, op: Parameters<typeof planWrite>[1], fence: number | undefined) {
-    if (fence !== undefined && this.fence > fence) refuseIfFenced(this.description, fence, this.fence); // no BigInts per write unless refused
+    refuseIfFenced(this.description, fence, this.fence);
     const plan = planWrite(this.raw(ns, op.key), op);
     const w = plan.write;
     if (w) this.table(ns).set(op.key, { key: w.key, value: w.value && Buffer.from(w.value), version: w.version });
