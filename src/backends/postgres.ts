@@ -172,7 +172,6 @@ class PostgresDriver implements Driver {
       (err) => isTransient(err) || isCreateRace(err),
     ),
   );
-  private applyText?: string;
   /**
    * Each named statement's text, built once: pg compares a named statement's text with the one it
    * prepared on every call, and a text rebuilt per call is a new rope it must flatten first.
@@ -552,7 +551,7 @@ class PostgresDriver implements Driver {
 
   /** The applyIfNewer statement (see applyStatement), built once. */
   private applySql(): string {
-    return (this.applyText ??= `WITH w AS (
+    return this.text("decant_apply", () => `WITH w AS (
         INSERT INTO ${this.t} AS t (ns, key, value, version)
         SELECT $1, convert_from(substring($2::bytea FROM u.o FOR u.kl), 'UTF8'), CASE WHEN u.vl < 0 THEN NULL ELSE substring($2::bytea FROM u.o + u.kl FOR u.vl) END, u.v
         FROM unnest($3::int4[], $4::int4[], $5::int4[], $6::int8[]) AS u(o, kl, vl, v)
