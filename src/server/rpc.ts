@@ -53,9 +53,9 @@ function instrumented<T>(service: string, rpc: string, policy: CallPolicy) {
   const name = `${service}/${rpc}`;
   const duration = metrics.requestDuration.labels(name, "grpc");
   // Each status's counter child, looked up once (labels() builds a key string per call).
-  const ok = metrics.requests.labels(name, "OK", "grpc");
   const counted = new Map<string, { inc(): void }>();
   const counter = (code: string) => counted.get(code) ?? counted.set(code, metrics.requests.labels(name, code, "grpc")).get(code)!;
+  const ok = counter("OK");
   return (call: ServerCall, run: () => Promise<T>, done: (err: Partial<grpc.ServiceError> | null, result?: T) => void): void => {
     const start = performance.now();
     // grpc-js emits "cancelled" on a client cancel, on the deadline, and also after any status
@@ -64,8 +64,14 @@ function instrumented<T>(service: string, rpc: string, policy: CallPolicy) {
     // object goes with its listener, and once()/off() were a listener wrapper and a scan per call.
     const caller = new ServedCall();
     let settled = false;
-    call.on("cancelled", () => settled || caller.cancel(new Error(`${name}: the client cancelled or its deadline passed`)));
-    if (call.cancelled) caller.cancel(new Error(`${name}: the client cancelled or its deadline passed`));
+    const cancel = () => settled || caller.cancel(new Error(`${name}: the client cancelled or its deadline passed`));
+    call.on("cancelled", cancel);
+    if (call.cancelled) cancel();
+    const finish = (count: { inc(): void }) => {
+      settled = true;
+      duration.observe((performance.now() - start) / 1000);
+      count.inc();
+    };
     let outcome: Promise<T>;
     try {
       outcome = withCall(caller, () => {
@@ -77,15 +83,11 @@ function instrumented<T>(service: string, rpc: string, policy: CallPolicy) {
     }
     outcome.then(
       (result) => {
-        settled = true;
-        duration.observe((performance.now() - start) / 1000);
-        ok.inc();
+        finish(ok);
         done(null, result);
       },
       (err: unknown) => {
-        settled = true;
-        duration.observe((performance.now() - start) / 1000);
-        counter(STATUS_NAMES[codeOf(err)] ?? "UNKNOWN").inc();
+        finish(counter(STATUS_NAMES[codeOf(err)] ?? "UNKNOWN"));
         onError(name, err);
         done(toServiceError(err));
       },
