@@ -10,6 +10,8 @@ const ok = await postgresAvailable();
 
 const copy = (client: pg.ClientBase, sql: string) =>
   new Promise<RawItem[]>((resolve, reject) => void client.query(new CopyOutRows(sql, (err, rows) => (err ? reject(err) : resolve(rows!))) as unknown as pg.Submittable));
+/** The error a copy failed with (undefined if it did not fail). */
+const failure = (client: pg.ClientBase, sql: string): Promise<unknown> => copy(client, sql).then(() => undefined, (err: unknown) => err);
 
 /** Rows of 200 KB values: each is cut across socket chunks. */
 const bigRows = (n: number, where = "true") =>
@@ -78,8 +80,7 @@ if (ok) {
 
     it("an error in the middle of the rows fails the copy, and the client runs its next query", async function () {
       await withClient({}, async (client) => {
-        let err: unknown;
-        await copy(client, bigRows(30, "1 / (15 - i) IS NOT NULL")).catch((e) => (err = e));
+        const err = await failure(client, bigRows(30, "1 / (15 - i) IS NOT NULL"));
         expect((err as { code?: string }).code).to.equal("22012");
         await expectClean(client);
       });
@@ -87,8 +88,7 @@ if (ok) {
 
     it("statement_timeout in the middle of the rows fails the copy, and the client runs its next query", async function () {
       await withClient({ statement_timeout: 500 }, async (client) => {
-        let err: unknown;
-        await copy(client, bigRows(30, "i < 5 OR pg_sleep(2) IS NOT NULL")).catch((e) => (err = e));
+        const err = await failure(client, bigRows(30, "i < 5 OR pg_sleep(2) IS NOT NULL"));
         expect((err as { code?: string }).code).to.equal("57014");
         await expectClean(client);
       });
@@ -98,8 +98,7 @@ if (ok) {
       // The server sends row 1 but keeps its last bytes buffered while it sleeps before row 2:
       // the timeout hits with part of a message read. pg waits out the copy before the next query.
       await withClient({ query_timeout: 500 }, async (client) => {
-        let err: unknown;
-        await copy(client, bigRows(3, "i = 1 OR pg_sleep(1.5) IS NOT NULL")).catch((e) => (err = e));
+        const err = await failure(client, bigRows(3, "i = 1 OR pg_sleep(1.5) IS NOT NULL"));
         expect((err as Error).message).to.match(/timeout/);
         await new Promise((r) => setTimeout(r, 3500)); // the server ends the copy meanwhile
         await expectClean(client);

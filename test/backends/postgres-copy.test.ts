@@ -97,13 +97,19 @@ describe("postgres binary COPY reader", function () {
     }
   });
 
-  it("gives pg an error response at once, and reports the error once", function () {
+  /** A CopyOutRows on a fake connection: the bytes pg's own reader got back, and every outcome reported. */
+  function fakeCopy() {
     const stream = new EventEmitter();
     const pgRead: Buffer[] = [];
     stream.on("data", (b: Buffer) => pgRead.push(b));
     const outcomes: (Error | null)[] = [];
     const query = new CopyOutRows("SELECT 1", (err) => outcomes.push(err));
     query.submit({ stream, query: () => undefined });
+    return { stream, pgRead, outcomes, query };
+  }
+
+  it("gives pg an error response at once, and reports the error once", function () {
+    const { stream, pgRead, outcomes, query } = fakeCopy();
     const error = message("E", Buffer.from("SERROR\0\0"));
     stream.emit("data", error);
     expect(Buffer.concat(pgRead).equals(error)).to.equal(true);
@@ -113,12 +119,7 @@ describe("postgres binary COPY reader", function () {
   });
 
   it("fails a copy whose rows are malformed at its end, reading the rest", function () {
-    const stream = new EventEmitter();
-    const pgRead: Buffer[] = [];
-    stream.on("data", (b: Buffer) => pgRead.push(b));
-    const outcomes: (Error | null)[] = [];
-    const query = new CopyOutRows("SELECT 1", (err) => outcomes.push(err));
-    query.submit({ stream, query: () => undefined });
+    const { stream, pgRead, outcomes, query } = fakeCopy();
     const after = Buffer.concat([message("c", Buffer.alloc(0)), message("Z", Buffer.from("I"))]);
     stream.emit("data", Buffer.concat([message("d", Buffer.from("NOTPGCOPY-HEADER-XXXXXX")), message("d", Buffer.alloc(30)), after]));
     expect(Buffer.concat(pgRead).equals(after)).to.equal(true);
