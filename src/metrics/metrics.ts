@@ -45,6 +45,9 @@ abstract class LabelledMetric<L extends string, C> {
 class CounterChild {
   value = 0;
   inc(by = 1): void {
+    // As prom-client's: a counter only goes up by a finite number (NaN too, which prom-client lets through and which would poison the series).
+    if (!Number.isFinite(by)) throw new TypeError(`Value is not a valid number: ${by}`);
+    if (by < 0) throw new Error("It is not possible to decrease a counter");
     this.value += by;
   }
 }

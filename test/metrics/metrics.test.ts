@@ -57,6 +57,21 @@ describe("metrics", function () {
     expect(() => metrics.requestDuration.labels("Store/Get")).to.throw(/2 label values expected/);
   });
 
+  it("refuses what prom-client refuses (a counter going down, by Infinity; an observation not a number), and NaN", function () {
+    const metrics = new Metrics(false);
+    const counter = metrics.requests.labels("Store/Get", "OK", "grpc");
+    const reference = new client.Counter({ name: "c", help: "c", registers: [] });
+    expect(() => reference.inc(-1)).to.throw(/not possible to decrease/);
+    expect(() => counter.inc(-1)).to.throw(/not possible to decrease/);
+    expect(() => reference.inc(Number.POSITIVE_INFINITY)).to.throw(/not a valid number/);
+    expect(() => counter.inc(Number.POSITIVE_INFINITY)).to.throw(/not a valid number/);
+    expect(() => counter.inc(Number.NaN)).to.throw(/not a valid number/); // prom-client would add it
+    counter.inc(0);
+    counter.inc(2);
+    expect(counter.value).to.equal(2);
+    expect(() => metrics.requestDuration.labels("Store/Get", "grpc").observe(Number.NaN)).to.throw(/not a valid number/);
+  });
+
   it("an instrumented store times raiseFence where the store has one, and has none where it has not", async function () {
     const metrics = new Metrics(false);
     const store = instrumentStore(new MemoryStore(), "current", metrics);
