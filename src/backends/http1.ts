@@ -103,6 +103,8 @@ class Conn {
   private body: Buffer[] = [];
   private bodySize = 0;
   private inBody = false;
+  /** Bytes the buffered data must reach before the chunk it starts with is whole (not re-joined per read). */
+  private chunkNeed = 0;
 
   constructor(
     readonly socket: Socket | TLSSocket,
@@ -198,6 +200,7 @@ class Conn {
     }
     this.body = [];
     this.bodySize = 0;
+    this.chunkNeed = 0;
   }
 
   /** Whether the content-length body is whole. */
@@ -217,6 +220,8 @@ class Conn {
 
   /** Whether the last chunk (and the trailers) have been read. */
   private readChunks(): boolean {
+    if (this.size < this.chunkNeed) return false; // the current chunk's size is known and its bytes are not all here
+    this.chunkNeed = 0;
     for (;;) {
       const all = this.take();
       const eol = all.indexOf(CRLF);
@@ -239,6 +244,7 @@ class Conn {
       }
       if (all.length < eol + 2 + size + 2) {
         this.keep(all);
+        this.chunkNeed = eol + 2 + size + 2;
         return false;
       }
       if (all[eol + 2 + size] !== 0x0d || all[eol + 3 + size] !== 0x0a) throw malformed("chunk not followed by CRLF");

@@ -222,7 +222,8 @@ describe("http1 pool: edges", function () {
       const r = await post(pool);
       const cpu = process.cpuUsage(t0);
       expect(r.text.length).to.equal(size);
-      expect((cpu.user + cpu.system) / 1000, "ms of CPU for an 8 MB chunked answer").to.be.lessThan(1500);
+      // Re-joining the unfinished chunk per read took ~560 ms here, reading it once ~20 ms.
+      expect((cpu.user + cpu.system) / 1000, "ms of CPU for an 8 MB chunked answer").to.be.lessThan(250);
     } finally {
       pool.destroy();
       await s.stop();
