@@ -13,6 +13,7 @@
 // condition's Item) are on the error. Socket errors pass through with their codes; an aborted
 // call rejects with an AbortError.
 import { createHash, createHmac, createSecretKey, hash, type Hash, type Hmac, type KeyObject } from "node:crypto";
+import { crc32 } from "node:zlib";
 import type {
   BatchGetItemCommandInput,
   BatchGetItemCommandOutput,
@@ -245,7 +246,22 @@ const abandoned = (): Error => Object.assign(new Error("The operation was aborte
  */
 const SWEEP_MS = 1000;
 
-const answerOf = (r: Reply): Answer => ({ status: r.status, text: r.text, date: r.headers.date, age: r.headers.age });
+/** The error of an answer whose bytes do not match its x-amz-crc32: damaged on the way (a proxy, a plain-HTTP link). */
+export const DAMAGED_ANSWER = "CRC32CheckFailed";
+
+/**
+ * The answer, once its bytes match the CRC32 DynamoDB sends with every answer (as botocore and
+ * Go's SDK check it; an emulator that sends none is not checked). A damaged answer is an error
+ * the backend retries where a retry is safe (reads, idempotent writes) and reports as unavailable
+ * elsewhere: the write may have landed.
+ */
+function answerOf(r: Reply): Answer {
+  const sent = r.headers["x-amz-crc32"];
+  if (sent !== undefined && String(crc32(r.bytes)) !== sent) {
+    throw Object.assign(new Error(`DynamoDB's answer (HTTP ${r.status}, ${r.bytes.length} bytes) does not match its x-amz-crc32 ${sent}: damaged on the way`), { name: DAMAGED_ANSWER });
+  }
+  return { status: r.status, text: r.text, date: r.headers.date, age: r.headers.age };
+}
 
 /** An HTTP answer, whole; `error` once an error answer has been parsed. */
 interface Answer {

@@ -45,7 +45,7 @@ import type { Capabilities } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, type Condition, type DeleteResult, type Item, type LargeValueOptions, type RawItem, type RawScanOptions, type ScanOptions, type ScanPage, type ValueSize } from "../protocol/types.js";
 import { chunkBy, Envelope, isNetworkError, lazy, mapLimit, option, parseOptions, redactUrl, retry, type Deadline, type RetryPolicy } from "./kit.js";
 import { KitStore, type Driver } from "./store.js";
-import { DynamoHttp, type DataOp, type DataOps } from "./dynamodb-http.js";
+import { DAMAGED_ANSWER, DynamoHttp, type DataOp, type DataOps } from "./dynamodb-http.js";
 
 type Attrs = Record<string, AttributeValue>;
 
@@ -72,7 +72,8 @@ const RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 25, maxDelayMs: 1000 };
 
 /** Rejected before execution: safe to repeat even for a write that bumps a version. */
 const THROTTLED = new Set(["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"]);
-const SERVER_FAULTS = new Set(["InternalServerError", "ServiceUnavailable", "InternalFailure"]);
+/** Failures that may pass on their own; an answer damaged on the way (its x-amz-crc32) among them. */
+const SERVER_FAULTS = new Set(["InternalServerError", "ServiceUnavailable", "InternalFailure", DAMAGED_ANSWER]);
 
 const httpStatus = (err: unknown): number => (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode ?? 0;
 const errName = (err: unknown): string => (typeof err === "object" && err !== null ? String((err as { name?: unknown }).name ?? "") : "");

@@ -14,6 +14,8 @@ import { isIP } from "node:net";
 export interface Reply {
   status: number;
   text: string;
+  /** The body's bytes, as they came (a checksum of them is checked above this layer). */
+  bytes: Buffer;
   /** Lower-cased header names; the last value of a repeated header. */
   headers: Record<string, string>;
 }
@@ -259,8 +261,8 @@ class Conn {
   }
 
   private finish(): void {
-    const text = this.body.length === 1 ? this.body[0]!.toString("utf8") : Buffer.concat(this.body, this.bodySize).toString("utf8");
-    const reply: Reply = { status: this.status, text, headers: this.headers };
+    const bytes = this.body.length === 1 ? this.body[0]! : Buffer.concat(this.body, this.bodySize);
+    const reply: Reply = { status: this.status, text: bytes.toString("utf8"), bytes, headers: this.headers };
     const reusable = this.keepAlive;
     this.inBody = false;
     this.body = [];

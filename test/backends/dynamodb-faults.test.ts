@@ -129,6 +129,20 @@ if (ok) {
       expect(await store.put(ns, "five_hundred", buf("v"))).to.equal(1n);
     });
 
+    it("checks every answer's x-amz-crc32: a damaged read is retried, a damaged write's answer is UNAVAILABLE and not repeated", async function () {
+      proxy!.inject("GetItem", { kind: "damage" }, 2);
+      expect((await store.get(ns, "warm"))?.value.toString()).to.equal("up");
+      expect(proxy!.requests.GetItem).to.equal(3);
+
+      proxy!.inject("UpdateItem", { kind: "damage" }, 1);
+      const err = await failure(store.put(ns, "damaged", buf("v")));
+      expect(err.kind).to.equal("unavailable");
+      expect(err.message).to.match(/x-amz-crc32/);
+      expect(proxy!.requests.UpdateItem).to.equal(1); // it landed; the answer was what was lost
+      expect((await store.get(ns, "damaged"))?.version).to.equal(1n);
+      expect(await store.put(ns, "damaged", buf("w"))).to.equal(2n);
+    });
+
     it("retries a read whose connection was reset before it reached the store", async function () {
       proxy!.inject("GetItem", { kind: "reset", when: "before" }, 2);
       expect((await store.get(ns, "warm"))?.version).to.equal(1n);

@@ -6,6 +6,7 @@
 // taken in order: inject("GetItem", throttle(), 2) fails the next two GetItems, then they pass.
 import { Agent, createServer, request, type IncomingHttpHeaders, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import { crc32 } from "node:zlib";
 
 export type Fault =
   /** Answer with a DynamoDB error without forwarding: nothing is applied. */
@@ -15,7 +16,9 @@ export type Fault =
   /** Hold the request for `ms`, then forward it (it applies even if the caller gave up). */
   | { kind: "delay"; ms: number }
   /** Reset the connection: before forwarding (nothing applied) or after dynalite answered (applied, answer lost). */
-  | { kind: "reset"; when: "before" | "after" };
+  | { kind: "reset"; when: "before" | "after" }
+  /** Forward it (it applies), then damage a byte of the answer on the way: its x-amz-crc32 no longer matches. */
+  | { kind: "damage" };
 
 export const throttle = (): Fault => ({ kind: "error", status: 400, type: "ProvisionedThroughputExceededException" });
 export const throttling = (): Fault => ({ kind: "error", status: 400, type: "ThrottlingException" });
@@ -60,9 +63,13 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       up.end(body);
     });
 
-  const reply = (res: ServerResponse, status: number, headers: IncomingHttpHeaders, body: Buffer) => {
-    const out: IncomingHttpHeaders = { ...headers, "content-length": String(body.length) };
-    delete out["x-amz-crc32"]; // the body may have changed
+  /** Answers as DynamoDB does, with the CRC32 of the body (which a fault may have rewritten); `damage` then flips a byte of it. */
+  const reply = (res: ServerResponse, status: number, headers: IncomingHttpHeaders, body: Buffer, damage = false) => {
+    const out: IncomingHttpHeaders = { ...headers, "content-length": String(body.length), "x-amz-crc32": String(crc32(body)) };
+    if (damage) {
+      body = Buffer.from(body);
+      body[body.length >> 1] = body[body.length >> 1]! ^ 0x01;
+    }
     delete out["transfer-encoding"];
     res.writeHead(status, out);
     res.end(body);
@@ -144,7 +151,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
           answer = { ...answer, body: Buffer.from(JSON.stringify(out)) };
         }
         if (answer.status === 400) answer = await withOldItem(op, req.url ?? "/", req.headers, json, answer);
-        reply(res, answer.status, answer.headers, answer.body);
+        reply(res, answer.status, answer.headers, answer.body, fault?.kind === "damage");
       })().catch(() => res.destroy());
     });
   });
