@@ -1,9 +1,9 @@
 // Background work a request starts (a renewal round from freshView or a fenced write's retry,
-// and the housekeeping it starts) is shared by every request: it must not run under the caller's
-// cancel signal (src/protocol/call.ts), or one client leaving stops the journal repair.
+// and the housekeeping it starts) is shared by every request: it must not be given the caller
+// (src/protocol/call.ts), or one client leaving stops the journal repair.
 import { expect } from "chai";
 import { MemoryStore } from "../../src/backends/memory.js";
-import { callSignal, withCall } from "../../src/protocol/call.js";
+import { signalCaller } from "../../src/protocol/call.js";
 import type { Store } from "../../src/protocol/store.js";
 import { isDecantError } from "../../src/protocol/errors.js";
 import { MigrationController } from "../../src/migration/controller.js";
@@ -21,7 +21,7 @@ function watched(store: Store) {
   const scans: { prefix?: string; signal?: AbortSignal; failed?: unknown }[] = [];
   const s = Object.create(store) as Store;
   s.scan = async (...args: Parameters<Store["scan"]>) => {
-    const seen: (typeof scans)[number] = { prefix: args[1]?.prefix, signal: callSignal() };
+    const seen: (typeof scans)[number] = { prefix: args[1]?.prefix, signal: args[2]?.signal };
     scans.push(seen);
     try {
       return await store.scan(...args);
@@ -38,7 +38,7 @@ describe("migration background work: the caller's cancel, repair failures", func
   let c: MigrationController | undefined;
   afterEach(async () => c?.stop());
 
-  it("a round started by a request whose caller then cancels renews and runs its housekeeping, detached from that caller", async function () {
+  it("a round started by a request whose caller then cancels renews and runs its housekeeping, without that caller", async function () {
     const current = new MemoryStore();
     const control = watched(current);
     // Rounds only when asked: no timer ticks interleave.
@@ -48,9 +48,10 @@ describe("migration background work: the caller's cancel, repair failures", func
     await new Promise((r) => setTimeout(r, 50)); // let it finish
     control.scans.length = 0;
 
+    // A request starts the round (tick() takes no caller: nothing of the request's can reach it)...
     const caller = new AbortController();
-    const round = withCall(caller.signal, () => c!.tick());
-    caller.abort(); // the client leaves at once
+    const round = c.tick();
+    caller.abort(); // ...and its client leaves at once
     await round;
     await waitFor(async () => control.scans.some((s) => s.prefix === JOURNAL_PREFIX && !s.failed), "the journal repair of the round's housekeeping", 5000);
     for (const s of control.scans) {
@@ -91,7 +92,7 @@ describe("migration background work: the caller's cancel, repair failures", func
       await c.setPhase(p, true);
       await waitFor(async () => c!.isActive(), `${p} active`);
     }
-    await withCall(caller.signal, () => c!.setPhase("TARGET_PRIMARY", true)).catch(() => undefined); // the client has gone: its answer does not matter
+    await c.setPhase("TARGET_PRIMARY", true, signalCaller(caller.signal)).catch(() => undefined); // the client has gone: its answer does not matter
     const rec = await c.control.read<PhaseRecord>(PHASE_KEY);
     expect({ phase: rec?.value.phase, fence: rec?.value.fence }).to.deep.equal({ phase: "TARGET_PRIMARY", fence: false });
   });
@@ -102,13 +103,14 @@ describe("migration background work: the caller's cancel, repair failures", func
     const control = Object.create(current) as Store;
     control.put = async (...args: Parameters<Store["put"]>) => {
       const version = await current.put(...args);
-      if (args[1] === PHASE_KEY && callSignal() === caller.signal) caller.abort(); // the record is committed; the client goes
+      const committed = args[1] === PHASE_KEY && (JSON.parse(args[2].toString("utf8")) as PhaseRecord).phase === "DUAL_WRITE";
+      if (committed) caller.abort(); // the record is committed; the client goes
       return version;
     };
     c = new MigrationController({ current, target: new MemoryStore(), control, replicaId: "r1", metrics: new MigrationMetrics(new Metrics(false).registry), logger: silentLogger(), timings: { heartbeatMs: 20, leaseMs: 2000 } });
     await c.start();
     const before = c.epoch;
-    await withCall(caller.signal, () => c!.setPhase("DUAL_WRITE", true)).catch(() => undefined);
+    await c.setPhase("DUAL_WRITE", true, signalCaller(caller.signal)).catch(() => undefined);
     expect(caller.signal.aborted).to.equal(true);
     // A SINGLE write still on its way (admitted under the old epoch) is refused by the store.
     const late = await current.put("users", "late", Buffer.from("x"), undefined, before).catch((e: unknown) => e);
