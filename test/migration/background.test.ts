@@ -82,6 +82,57 @@ describe("migration background work: the caller's cancel, repair failures", func
     await waitFor(async () => (await c!.journalDepth()) === 0, "the repair once the secondary is back");
   });
 
+  it("a write whose caller goes after the primary has it: the secondary, the intent's repair mark and its repair get no caller and finish", async function () {
+    const current = new MemoryStore();
+    const target = faulty(new MemoryStore());
+    // The control store (the current store, as in a sidecar without its own), recording the caller of each journal write.
+    const journal: { op: string; key: string; call: unknown }[] = [];
+    const control = Object.create(current) as Store;
+    control.put = (...args: Parameters<Store["put"]>) => {
+      if (args[1].startsWith(JOURNAL_PREFIX)) journal.push({ op: "put", key: args[1], call: args[5] });
+      return current.put(...args);
+    };
+    control.delete = (...args: Parameters<Store["delete"]>) => {
+      if (args[1].startsWith(JOURNAL_PREFIX)) journal.push({ op: "delete", key: args[1], call: args[4] });
+      return current.delete(...args);
+    };
+    const applied: unknown[] = [];
+    const apply = target.store.applyIfNewer;
+    target.store.applyIfNewer = (...args: Parameters<Store["applyIfNewer"]>) => {
+      applied.push(args[3]);
+      return apply(...args);
+    };
+    const caller = new AbortController();
+    c = new MigrationController({ current, target: target.store, control, replicaId: "r1", metrics: new MigrationMetrics(new Metrics(false).registry), logger: silentLogger(), timings: { heartbeatMs: 20, leaseMs: 2000, storeTimeoutMs: 0 }, hooks: { beforeSecondary: () => caller.abort() } });
+    await c.start();
+    await c.setPhase("DUAL_WRITE", true);
+    await waitFor(async () => c!.isActive(), "DUAL_WRITE active");
+    const store = new MigratingStore(c);
+    const call = signalCaller(caller.signal);
+
+    // The secondary is up: the copy lands although the caller left once the primary had the write.
+    expect(await store.put("users", "a", Buffer.from("1"), undefined, undefined, call)).to.equal(1n);
+    expect((await target.store.getRaw("users", "a"))?.version).to.equal(1n);
+    await waitFor(async () => (await c!.journalDepth()) === 0, "the intent of a removed");
+
+    // The secondary is down: the write is still acknowledged (DUAL_WRITE), its intent marked for repair, then repaired.
+    caller.abort();
+    const second = new AbortController();
+    c.hooks.beforeSecondary = () => second.abort();
+    target.faults.applyIfNewer = true;
+    expect(await store.put("users", "b", Buffer.from("2"), undefined, undefined, signalCaller(second.signal))).to.equal(1n);
+    const marked = await c.control.list<{ failed?: boolean }>(JOURNAL_PREFIX);
+    expect(marked.map((e) => e.value.failed), "the intent marked for repair").to.deep.equal([true]);
+    target.faults.applyIfNewer = false;
+    await waitFor(async () => (await target.store.getRaw("users", "b"))?.version === 1n, "the repair to copy b");
+    await waitFor(async () => (await c!.journalDepth()) === 0, "the repaired intent removed");
+
+    // Only the intents (written before the primary write, while the caller was still there) carry it.
+    expect(journal.filter((j) => j.call !== undefined).map((j) => j.op), "journal writes given the caller").to.deep.equal(["put", "put"]);
+    expect(journal.filter((j) => j.op === "put" && j.call === undefined).length, "the repair mark, without the caller").to.be.greaterThan(0);
+    expect(applied.every((a) => a === undefined), "a copy to the secondary given the caller").to.equal(true);
+  });
+
   it("a SetPhase whose caller cancels while its write fence stands still finishes the switch and lifts the fence", async function () {
     const current = new MemoryStore();
     const caller = new AbortController();
