@@ -3,6 +3,8 @@
 //  (i)   Decant's own work per request = p50 through the sidecar − p50 of the bare grpc-js hop −
 //        p50 of the same driver call alone; Get and Put on postgres, mysql, redis; 1 and 16 in
 //        flight. Goal ≤ 0.1 ms. Beside it: the hop over a Unix socket vs TCP loopback.
+//        DECANT_BENCH_COMPARE=MAIN_JS: a sidecar of that build joins the alternating slices too,
+//        for a same-run A/B of the sidecar's CPU per call.
 //  (ii)  Sidecar CPU ms per backfilled item and per Put into DynamoDB (dynalite), with the lean
 //        data-path client (the default) and with client=sdk (the AWS SDK, as before it), next to
 //        each client alone and to @aws-lite doing the same calls. Goal ≤ 0.4 ms CPU per item.
@@ -122,6 +124,7 @@ const bareForwarder = (backend: string, url: string) => child(["bench/cost.ts", 
 // ---- (i) Decant's own work per request --------------------------------------------------------
 
 async function ownWork(ctx: CostContext, scratch: string): Promise<void> {
+  const compareMain = process.env.DECANT_BENCH_COMPARE;
   const bare = await bareServer("127.0.0.1:0");
   try {
     for (let i = 0; i < 200; i++) await bare.client.put("bench", `k${i}`, value100);
@@ -130,15 +133,19 @@ async function ownWork(ctx: CostContext, scratch: string): Promise<void> {
       let decant: SidecarProc | undefined;
       let direct: Direct | undefined;
       let forwarder: Awaited<ReturnType<typeof bareForwarder>> | undefined;
+      let before: SidecarProc | undefined;
       try {
         url = await ctx.storeUrl(backend, "cost");
         decant = await ctx.sidecarProcess({ DECANT_CURRENT: url, DECANT_CONTROL: `sqlite:${join(scratch, `control-cost-${backend}.db`)}` });
+        // The same control store: a store is coordinated by one control store (its binding), so the two are replicas of one deployment.
+        if (compareMain) before = await ctx.sidecarProcess({ DECANT_CURRENT: url, DECANT_CONTROL: `sqlite:${join(scratch, `control-cost-${backend}.db`)}`, DECANT_BENCH_MAIN: compareMain });
         direct = await ctx.directDriver(backend, url);
         for (let i = 0; i < 200; i++) await decant.client.put("bench", `k${i}`, value100); // the sidecar made the table
         forwarder = await bareForwarder(backend, url);
       } catch (err) {
         record({ section: "cost", figure: `${backend}: not measured`, value: NaN, unit: "", note: (err as Error).message.slice(0, 80) });
         await decant?.stop();
+        await before?.stop();
         await direct?.close();
         await forwarder?.stop();
         continue;
@@ -155,8 +162,10 @@ async function ownWork(ctx: CostContext, scratch: string): Promise<void> {
           const fwdPid = forwarder.proc.pid!;
           // CPU per call of each server process over its own slices: a load-proof measure next to
           // the p50s, which include waiting for a core on a busy machine.
-          const cpu = [() => procCpuSeconds(bare.proc.pid!), () => 0, () => procCpuSeconds(fwdPid), () => decant!.cpuSeconds()];
-          const [h, drv, f, d] = (await alternating([via(bare.client), viaDriver, via(forwarder.client), via(decant.client)], inFlight, 4 * ctx.runMs, 4, cpu)) as [LoadResult, LoadResult, LoadResult, LoadResult];
+          const cpu = [() => procCpuSeconds(bare.proc.pid!), () => 0, () => procCpuSeconds(fwdPid), () => decant!.cpuSeconds(), ...(before ? [() => before!.cpuSeconds()] : [])];
+          const targets = [via(bare.client), viaDriver, via(forwarder.client), via(decant.client), ...(before ? [via(before.client)] : [])];
+          const [h, drv, f, d, b] = (await alternating(targets, inFlight, targets.length * ctx.runMs, 4, cpu)) as [LoadResult, LoadResult, LoadResult, LoadResult, LoadResult?];
+          if (b) record({ section: "cost", figure: `${backend} ${op}, ${inFlight} in flight: server CPU per call, this build vs ${compareMain}`, value: d.cpuUsPerCall!, unit: "µs", baseline: b.cpuUsPerCall!, note: `the two sidecars alternating in one run (DECANT_BENCH_COMPARE); p50 ${d.p50.toFixed(3)} vs ${b.p50.toFixed(3)} ms; load average ${loadavg()[0]!.toFixed(1)}` });
           const [bareCpuUs, fwdCpuUs, sidecarCpuUs] = [h.cpuUsPerCall!, f.cpuUsPerCall!, d.cpuUsPerCall!];
           const own = d.p50 - h.p50 - drv.p50;
           // The same process structure with no Decant code in it: what is left is Decant's own.
@@ -186,6 +195,7 @@ async function ownWork(ctx: CostContext, scratch: string): Promise<void> {
         await direct.close();
         await forwarder.stop();
         await decant.stop();
+        await before?.stop();
       }
     }
   } finally {

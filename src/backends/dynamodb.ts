@@ -41,6 +41,7 @@ import {
 import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable } from "../protocol/errors.js";
 import { decodeCursor, encodeCursor, type Segment } from "../protocol/paging.js";
 import { checkCondition, conditionalWrite, normalizeCondition, notDeleted, type Attempt } from "../protocol/semantics.js";
+import type { Caller } from "../protocol/call.js";
 import type { Capabilities } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, type Condition, type DeleteResult, type Item, type LargeValueOptions, type RawItem, type RawScanOptions, type ScanOptions, type ScanPage, type ValueSize } from "../protocol/types.js";
 import { chunkBy, Envelope, isNetworkError, lazy, mapLimit, option, parseOptions, redactUrl, retry, type Deadline, type RetryPolicy } from "./kit.js";
@@ -280,16 +281,19 @@ class DynamoDriver implements Driver {
   }
 
   /** One data-path call (see send), on the client the URL chose. */
-  private call<K extends DataOp>(op: string, target: K, input: DataOps[K][0], retryOn: (e: unknown) => boolean, binary = true): Promise<DataOps[K][1]> {
+  private call<K extends DataOp>(op: string, target: K, input: DataOps[K][0], retryOn: (e: unknown) => boolean, binary = true, caller?: Caller): Promise<DataOps[K][1]> {
     if (this.options.client === "sdk") {
       const Command = SDK_COMMANDS[target] as unknown as new (i: DataOps[K][0]) => Parameters<DynamoDBClient["send"]>[0];
-      return this.send(op, (c, o) => c.send(new Command(input), o) as Promise<DataOps[K][1]>, retryOn);
+      return this.send(op, (c, o) => c.send(new Command(input), o) as Promise<DataOps[K][1]>, retryOn, true, caller);
     }
-    return this.send(op, (_c, _o, deadline) => this.http().call(target, input, deadline, binary), retryOn);
+    return this.send(op, (_c, _o, deadline) => this.http().call(target, input, deadline, binary), retryOn, true, caller);
   }
 
-  /** One bounded round trip (with retries where `retryOn` allows); errors become DecantErrors, a failed condition stays itself. */
-  private async send<T>(op: string, run: (c: DynamoDBClient, o: { readonly abortSignal: AbortSignal }, deadline: Deadline) => Promise<T>, retryOn: (e: unknown) => boolean, ensure = true): Promise<T> {
+  /**
+   * One bounded round trip (with retries where `retryOn` allows); errors become DecantErrors, a
+   * failed condition stays itself. `caller`: who it runs for (see Driver), if anyone.
+   */
+  private async send<T>(op: string, run: (c: DynamoDBClient, o: { readonly abortSignal: AbortSignal }, deadline: Deadline) => Promise<T>, retryOn: (e: unknown) => boolean, ensure = true, caller?: Caller): Promise<T> {
     // Set while the retries wait out a throttle (no attempt in flight, nothing applied): a deadline
     // then is the store refusing us, UNAVAILABLE with its reason, not a store that did not answer.
     let throttled: unknown;
@@ -297,13 +301,14 @@ class DynamoDriver implements Driver {
       return await this.calls.run(
         op,
         async (deadline) => {
-          // Once the table is ready a call skips the await (a promise per call, each hooked by the AsyncLocalStorage).
+          // Once the table is ready a call skips the await (a promise and a microtask per call, on every request).
           if (ensure && !this.ready.done) await this.ready.get();
           throttled = undefined;
           // The signal only when the SDK asks for it (the lean client watches the deadline itself).
           return run(this.db(), new SdkCallOptions(deadline), deadline);
         },
         (e) => ((throttled = notExecuted(e) ? e : undefined), retryOn(e)),
+        caller,
       );
     } catch (err) {
       if (throttled !== undefined && isDecantError(err, "deadline_exceeded")) throw unavailable(this.description, throttled);
@@ -477,7 +482,7 @@ class DynamoDriver implements Driver {
     await done;
   }
 
-  async readOne(ns: string, key: string): Promise<RawItem | null> {
+  async readOne(ns: string, key: string, caller?: Caller): Promise<RawItem | null> {
     const layout = await this.layout("get");
     const projection = `#${DynamoDriver.keyAttr(layout)}, #ver, #val`;
     const out = await this.call(
@@ -485,11 +490,13 @@ class DynamoDriver implements Driver {
       "GetItem",
       { TableName: this.table, Key: keyOf(layout, ns, key), ConsistentRead: true, ProjectionExpression: projection, ExpressionAttributeNames: names(projection) },
       transient,
+      true,
+      caller,
     );
     return out.Item ? DynamoDriver.toRaw(out.Item) : null;
   }
 
-  async readRaw(ns: string, keys: string[]): Promise<RawItem[]> {
+  async readRaw(ns: string, keys: string[], caller?: Caller): Promise<RawItem[]> {
     const layout = await this.layout("batchGet");
     const projection = `#${DynamoDriver.keyAttr(layout)}, #ver, #val`;
     const found: RawItem[] = [];
@@ -502,6 +509,8 @@ class DynamoDriver implements Driver {
             "BatchGetItem",
             { RequestItems: { [this.table]: { Keys: pending, ConsistentRead: true, ProjectionExpression: projection, ExpressionAttributeNames: names(projection) } } },
             transient,
+            true,
+            caller,
           );
           for (const a of out.Responses?.[this.table] ?? []) found.push(DynamoDriver.toRaw(a));
           return out.UnprocessedKeys?.[this.table]?.Keys ?? [];
@@ -516,7 +525,7 @@ class DynamoDriver implements Driver {
    * saw (AWS returns it; dynalite does not, and conditionalWrite then reads it back). Never
    * repeated once sent: it may have bumped the version already.
    */
-  private async update(op: string, layout: DynamoLayout, ns: string, key: string, expr: UpdateExpr, values: Attrs): Promise<Attempt<bigint>> {
+  private async update(op: string, layout: DynamoLayout, ns: string, key: string, expr: UpdateExpr, values: Attrs, caller: Caller | undefined): Promise<Attempt<bigint>> {
     const { update, guard } = expr;
     try {
       const out = await this.call(
@@ -534,6 +543,7 @@ class DynamoDriver implements Driver {
         },
         notExecuted,
         false, // only the new version is read (UPDATED_NEW carries the value back too: not decoded)
+        caller,
       );
       return { done: BigInt(out.Attributes!.ver!.N!) };
     } catch (err) {
@@ -542,7 +552,7 @@ class DynamoDriver implements Driver {
     }
   }
 
-  async put(ns: string, key: string, value: Buffer, condition: Condition | undefined): Promise<bigint> {
+  async put(ns: string, key: string, value: Buffer, condition: Condition | undefined, _fence?: number, caller?: Caller): Promise<bigint> {
     const registering = this.register(ns);
     if (registering) await registering;
     const layout = this.tableLayout ?? (await this.layout("put"));
@@ -552,13 +562,13 @@ class DynamoDriver implements Driver {
     const values: Attrs = { ":zero": { N: "0" }, ":one": { N: "1" }, ":val": { B: value } };
     if (layout === "legacy") Object.assign(values, { ":ns": { S: ns }, ":k": { S: key } });
     if (condition?.kind === "expected_version" && !mustBeAbsent) values[":expected"] = { N: condition.version.toString() };
-    return conditionalWrite(key, condition, () => this.update("put", layout, ns, key, expr, values), () => this.readOne(ns, key));
+    return conditionalWrite(key, condition, () => this.update("put", layout, ns, key, expr, values, caller), () => this.readOne(ns, key, caller));
   }
 
-  async delete(ns: string, key: string, condition: Condition | undefined): Promise<DeleteResult> {
+  async delete(ns: string, key: string, condition: Condition | undefined, _fence?: number, caller?: Caller): Promise<DeleteResult> {
     if (normalizeCondition(condition)?.kind === "must_not_exist") {
       // Only an absent key passes, and then there is nothing to delete: no write at all.
-      const stored = await this.readOne(ns, key);
+      const stored = await this.readOne(ns, key, caller);
       checkCondition(key, stored, condition);
       return { deleted: false, version: stored?.version ?? 0n };
     }
@@ -567,10 +577,10 @@ class DynamoDriver implements Driver {
     const values: Attrs = { ":one": { N: "1" }, ":true": { BOOL: true } };
     if (condition?.kind === "expected_version") values[":expected"] = { N: condition.version.toString() };
     const attempt = async (): Promise<Attempt<DeleteResult>> => {
-      const r = await this.update("delete", layout, ns, key, expr, values);
+      const r = await this.update("delete", layout, ns, key, expr, values, caller);
       return "done" in r ? { done: { deleted: true, version: r.done } } : r;
     };
-    return conditionalWrite(key, condition, attempt, () => this.readOne(ns, key), notDeleted);
+    return conditionalWrite(key, condition, attempt, () => this.readOne(ns, key, caller), notDeleted);
   }
 
   async applyIfNewer(ns: string, items: RawItem[]): Promise<boolean[]> {
@@ -602,10 +612,10 @@ class DynamoDriver implements Driver {
   // ---- scans -------------------------------------------------------------------------------
 
   /** A page of a namespace's items matching `spec`, from whichever layout the table has. */
-  private async scanItems(op: string, ns: string, limit: number, cursor: string | undefined, spec: ScanSpec, segment = 0, total = 1): Promise<ScanPage<RawItem>> {
+  private async scanItems(op: string, ns: string, limit: number, cursor: string | undefined, spec: ScanSpec, segment = 0, total = 1, caller?: Caller): Promise<ScanPage<RawItem>> {
     return (await this.layout(op)) === "legacy"
-      ? this.scanTable(op, ns, limit, cursor, spec, total > 1 ? { segment, total } : undefined)
-      : this.queryBuckets(op, ns, limit, cursor, spec, segment, total);
+      ? this.scanTable(op, ns, limit, cursor, spec, total > 1 ? { segment, total } : undefined, caller)
+      : this.queryBuckets(op, ns, limit, cursor, spec, segment, total, caller);
   }
 
   /**
@@ -615,7 +625,7 @@ class DynamoDriver implements Driver {
    * last sort key returned, so nothing is buffered and nothing is skipped. Only the
    * namespace's items are read, and with a prefix only the keys that have it.
    */
-  private async queryBuckets(op: string, ns: string, limit: number, cursor: string | undefined, spec: ScanSpec, segment: number, total: number): Promise<ScanPage<RawItem>> {
+  private async queryBuckets(op: string, ns: string, limit: number, cursor: string | undefined, spec: ScanSpec, segment: number, total: number, caller?: Caller): Promise<ScanPage<RawItem>> {
     const count = bucketsOf(ns);
     let at: BucketCursor = cursor === undefined ? { b: segment, n: total } : decodeCursor(cursor, isBucketCursor);
     if (at.n !== total || at.b % total !== segment || at.b < 0) throw invalidArgument("page_token", "is not a token this server issued for this segment");
@@ -639,7 +649,7 @@ class DynamoDriver implements Driver {
           ConsistentRead: true,
         },
       };
-      const page = await this.readPage(op, query);
+      const page = await this.readPage(op, query, caller);
       const items = page.Items ?? [];
       const last = !page.LastEvaluatedKey && at.b + total >= count;
       for (let i = 0; i < items.length; i++) {
@@ -662,7 +672,7 @@ class DynamoDriver implements Driver {
    * DynamoDB applies Limit before the filter, so pages are read until `limit` items matched or
    * the table ends; the cursor is the pk of the last item returned (a valid ExclusiveStartKey).
    */
-  private async scanTable(op: string, ns: string, limit: number, cursor: string | undefined, spec: ScanSpec, segment?: { segment: number; total: number }): Promise<ScanPage<RawItem>> {
+  private async scanTable(op: string, ns: string, limit: number, cursor: string | undefined, spec: ScanSpec, segment?: { segment: number; total: number }, caller?: Caller): Promise<ScanPage<RawItem>> {
     let start = cursor === undefined ? undefined : decodeCursor(cursor, isLegacyCursor).s;
     const filterExpression = this.legacyFilter(spec);
     const projection = "#pk, #k, #ver, #val";
@@ -685,7 +695,7 @@ class DynamoDriver implements Driver {
           TotalSegments: segment?.total,
         },
       };
-      const page = await this.readPage(op, scan);
+      const page = await this.readPage(op, scan, caller);
       const items = page.Items ?? [];
       for (let i = 0; i < items.length; i++) {
         out.push(DynamoDriver.toRaw(items[i]!));
@@ -710,18 +720,18 @@ class DynamoDriver implements Driver {
     return { ":ns": { S: ns }, ...(spec.prefix ? { ":prefix": { S: spec.prefix } } : {}), ...spec.values };
   }
 
-  async scan(ns: string, options: ScanOptions): Promise<ScanPage<Item>> {
-    const page = await this.scanItems("scan", ns, options.limit, options.cursor, { filter: "attribute_exists(#val)", prefix: options.prefix || undefined });
+  async scan(ns: string, options: ScanOptions, caller?: Caller): Promise<ScanPage<Item>> {
+    const page = await this.scanItems("scan", ns, options.limit, options.cursor, { filter: "attribute_exists(#val)", prefix: options.prefix || undefined }, 0, 1, caller);
     return page as ScanPage<Item>;
   }
 
-  async scanRaw(ns: string, options: RawScanOptions, segment: Segment): Promise<ScanPage<RawItem>> {
-    return this.scanItems("scanRaw", ns, options.limit, options.cursor, {}, segment.segment, segment.total);
+  async scanRaw(ns: string, options: RawScanOptions, segment: Segment, caller?: Caller): Promise<ScanPage<RawItem>> {
+    return this.scanItems("scanRaw", ns, options.limit, options.cursor, {}, segment.segment, segment.total, caller);
   }
 
   /** The size filter runs in DynamoDB; only the few large items come back, values included. */
-  async largeValues(ns: string, options: LargeValueOptions): Promise<ScanPage<ValueSize>> {
-    const page = await this.scanItems("largeValues", ns, options.limit, options.cursor, { filter: "size(#val) > :min", values: { ":min": { N: String(options.minBytes) } } });
+  async largeValues(ns: string, options: LargeValueOptions, caller?: Caller): Promise<ScanPage<ValueSize>> {
+    const page = await this.scanItems("largeValues", ns, options.limit, options.cursor, { filter: "size(#val) > :min", values: { ":min": { N: String(options.minBytes) } } }, 0, 1, caller);
     return { items: page.items.map((i) => ({ key: i.key, bytes: i.value!.length })), cursor: page.cursor };
   }
 
@@ -773,9 +783,9 @@ class DynamoDriver implements Driver {
     }
   }
 
-  async namespaces(): Promise<string[]> {
+  async namespaces(caller?: Caller): Promise<string[]> {
     const layout = await this.layout("namespaces");
-    const out = await this.call("namespaces", "GetItem", { TableName: this.table, Key: DynamoDriver.registryKey(layout), ConsistentRead: true }, transient);
+    const out = await this.call("namespaces", "GetItem", { TableName: this.table, Key: DynamoDriver.registryKey(layout), ConsistentRead: true }, transient, true, caller);
     return [...(out.Item?.names?.SS ?? [])].sort();
   }
 
@@ -832,8 +842,8 @@ class DynamoDriver implements Driver {
   }
 
   /** One page of a Query or a Scan (reads: retried while the failure may pass). */
-  private readPage(op: string, page: Page): Promise<QueryCommandOutput> {
-    return page.target === "Query" ? this.call(op, "Query", page.input, transient) : this.call(op, "Scan", page.input, transient);
+  private readPage(op: string, page: Page, caller?: Caller): Promise<QueryCommandOutput> {
+    return page.target === "Query" ? this.call(op, "Query", page.input, transient, true, caller) : this.call(op, "Scan", page.input, transient, true, caller);
   }
 
   /** Counts what a COUNT Query or Scan finds, page by page, until it ends or half of timeout_ms has passed since `began`. */

@@ -3,7 +3,7 @@
 // a typed URL option parser, chunking and a bounded worker pool. The contract semantics
 // (conditions, pages, batches) live in src/protocol; KitStore (store.ts) derives a whole Store
 // from the few operations a database supplies.
-import { callSignal, throwIfCancelled } from "../protocol/call.js";
+import { throwIfCancelled, type Caller } from "../protocol/call.js";
 import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable } from "../protocol/errors.js";
 
 // ---- errors -------------------------------------------------------------------------------
@@ -66,19 +66,18 @@ function pause(ms: number, signals: (AbortSignal | undefined)[]): Promise<void> 
  * Retries `run` while `isTransient` says the failure may pass, with full-jitter exponential
  * backoff, a bounded number of times. Only for operations that are safe to repeat. It stops
  * (throwing the last failure: an attempt was made, so its outcome is the store's, never
- * `cancelled`) when `stop` aborts (the deadline) or the caller goes away; either also ends a
+ * `cancelled`) when `stop` aborts (the deadline) or `caller` goes away; either also ends a
  * backoff wait early.
  */
-export async function retry<T>(run: () => Promise<T>, isTransient: (err: unknown) => boolean, policy: RetryPolicy = DEFAULT_RETRY, stop?: AbortSignal | Deadline): Promise<T> {
+export async function retry<T>(run: () => Promise<T>, isTransient: (err: unknown) => boolean, policy: RetryPolicy = DEFAULT_RETRY, stop?: AbortSignal | Deadline, caller?: Caller): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await run();
     } catch (err) {
-      // Read only once an attempt failed: a signal asked for is a signal made (see Deadline).
-      const caller = callSignal();
       const gone = () => (stop instanceof AbortSignal ? stop.aborted : stop?.expired === true) || caller?.aborted === true;
       if (attempt >= policy.attempts || gone() || !isTransient(err)) throw err;
-      await pause(Math.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1)), [stop instanceof AbortSignal ? stop : stop?.signal, caller]);
+      // The signals are read only once an attempt failed: a signal asked for is a signal made (see Deadline).
+      await pause(Math.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1)), [stop instanceof AbortSignal ? stop : stop?.signal, caller?.signal]);
       if (gone()) throw err;
     }
   }
@@ -181,9 +180,11 @@ export class Envelope {
    * `repeatable`: the whole work may run again after a transient failure (reads, idempotent
    * writes, or work that sends its statement only after the last step that can fail); a
    * function says itself which failures may be retried.
+   * `call`: the caller the operation runs for (absent: nobody can cancel it); a driver that
+   * waits before it sends (a pooled connection) checks it again itself.
    */
-  async run<T>(op: string, work: (deadline: Deadline) => Promise<T>, repeatable: boolean | ((err: unknown) => boolean) = false): Promise<T> {
-    throwIfCancelled(op);
+  async run<T>(op: string, work: (deadline: Deadline) => Promise<T>, repeatable: boolean | ((err: unknown) => boolean) = false, call?: Caller): Promise<T> {
+    throwIfCancelled(op, call);
     const o = this.options;
     try {
       return await withDeadline(o.store, op, o.timeoutMs, (deadline) => {
@@ -202,7 +203,7 @@ export class Envelope {
           }
         };
         if (repeatable === false) return attempt();
-        return retry(attempt, repeatable === true ? o.isTransient : repeatable, o.retry, deadline);
+        return retry(attempt, repeatable === true ? o.isTransient : repeatable, o.retry, deadline, call);
       });
     } catch (err) {
       throw o.mapError ? o.mapError(op, err) : asStoreError(o.store, err);
@@ -210,8 +211,8 @@ export class Envelope {
   }
 
   /** Retries a step that sends nothing the store could apply (connecting, say) within a call. */
-  connect<T>(deadline: Deadline, step: () => Promise<T>): Promise<T> {
-    return retry(step, this.options.isTransient, this.options.retry, deadline);
+  connect<T>(deadline: Deadline, step: () => Promise<T>, call?: Caller): Promise<T> {
+    return retry(step, this.options.isTransient, this.options.retry, deadline, call);
   }
 }
 

@@ -29,7 +29,7 @@
 import mysql from "mysql2/promise";
 import type { Pool, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { settleSync } from "../protocol/batch.js";
-import { throwIfCancelled } from "../protocol/call.js";
+import { throwIfCancelled, type Caller } from "../protocol/call.js";
 import { DecantError, deadlineExceeded, describe, invalidArgument, isDecantError, unavailable } from "../protocol/errors.js";
 import { keyAfter, pageOf, prefixEnd, type Segment } from "../protocol/paging.js";
 import { planWrite, refuseIfFenced } from "../protocol/semantics.js";
@@ -218,16 +218,18 @@ class MysqlDriver implements Driver {
   /**
    * Runs one operation: bounded by timeout_ms as a whole, retried on transient errors that
    * left nothing half-done (see isTransient), and every failure turned into a DecantError.
+   * `caller`: who it runs for (see Driver), if anyone.
    */
-  private call<T>(op: string, work: (deadline: Deadline) => Promise<T>): Promise<T> {
+  private call<T>(op: string, work: (deadline: Deadline) => Promise<T>, caller?: Caller): Promise<T> {
     return this.calls.run(
       op,
-      // Once made, the Lazy's await is skipped: a microtask per call, each hooked by the call's AsyncLocalStorage.
+      // Once made, the Lazy's await is skipped: a microtask per call on every request.
       async (deadline) => {
         if (!this.readying.done) await this.readying.get();
         return work(deadline);
       },
       true,
+      caller,
     );
   }
 
@@ -258,10 +260,10 @@ class MysqlDriver implements Driver {
   }
 
   /** Lends a pooled connection; one that failed at the connection level or timed out is destroyed, not reused. */
-  private async withConnection<T>(fn: (q: Query) => Promise<T>): Promise<T> {
+  private async withConnection<T>(fn: (q: Query) => Promise<T>, caller?: Caller): Promise<T> {
     const conn = await this.pool!.getConnection();
     try {
-      throwIfCancelled("mysql"); // nothing sent yet: a caller who has gone stops here
+      throwIfCancelled("mysql", caller); // nothing sent yet: a caller who has gone stops here
     } catch (err) {
       conn.release();
       throw err;
@@ -280,7 +282,7 @@ class MysqlDriver implements Driver {
   }
 
   /** One transaction; rolled back on any error, and never committed once the caller gave up. */
-  private tx<T>(deadline: Deadline, fn: (q: Query) => Promise<T>): Promise<T> {
+  private tx<T>(deadline: Deadline, fn: (q: Query) => Promise<T>, caller?: Caller): Promise<T> {
     return this.withConnection(async (q) => {
       await q("START TRANSACTION");
       try {
@@ -298,7 +300,7 @@ class MysqlDriver implements Driver {
         if (!breaksConnection(err)) await q("ROLLBACK").catch(() => mark(err, BROKEN));
         throw err;
       }
-    });
+    }, caller);
   }
 
   /**
@@ -312,14 +314,22 @@ class MysqlDriver implements Driver {
   }
 
   /** A write transaction, preceded by lockFence where the write is fenced. */
-  private fencedTx<T>(op: string, epoch: number | undefined, fn: (q: Query) => Promise<T>): Promise<T> {
-    return this.call(op, async (deadline) => {
-      if (epoch !== undefined && !this.fenceReady.done) await this.fenceReady.get();
-      return this.tx(deadline, async (q) => {
-        await this.lockFence(q, epoch);
-        return fn(q);
-      });
-    });
+  private fencedTx<T>(op: string, epoch: number | undefined, fn: (q: Query) => Promise<T>, caller?: Caller): Promise<T> {
+    return this.call(
+      op,
+      async (deadline) => {
+        if (epoch !== undefined && !this.fenceReady.done) await this.fenceReady.get();
+        return this.tx(
+          deadline,
+          async (q) => {
+            await this.lockFence(q, epoch);
+            return fn(q);
+          },
+          caller,
+        );
+      },
+      caller,
+    );
   }
 
   async raiseFence(epoch: number): Promise<number> {
@@ -388,23 +398,26 @@ class MysqlDriver implements Driver {
 
   // ---- client operations --------------------------------------------------------------------
 
-  async readRaw(ns: string, keys: string[]): Promise<RawItem[]> {
-    const found = await this.call("batchGet", () =>
-      this.withConnection(async (q) => {
-        const out: RawItem[] = [];
-        for (const part of chunk(keys, hexSize, this.budget)) {
-          const rows = await q<ItemRow[]>(`SELECT k, value, version FROM ${this.t} WHERE ns = ? AND k IN (${part.map(() => "?").join(",")})`, [keyBytes(ns), ...part.map(keyBytes)]);
-          out.push(...rows.map(toItem));
-        }
-        return out;
-      }),
+  async readRaw(ns: string, keys: string[], caller?: Caller): Promise<RawItem[]> {
+    const found = await this.call(
+      "batchGet",
+      () =>
+        this.withConnection(async (q) => {
+          const out: RawItem[] = [];
+          for (const part of chunk(keys, hexSize, this.budget)) {
+            const rows = await q<ItemRow[]>(`SELECT k, value, version FROM ${this.t} WHERE ns = ? AND k IN (${part.map(() => "?").join(",")})`, [keyBytes(ns), ...part.map(keyBytes)]);
+            out.push(...rows.map(toItem));
+          }
+          return out;
+        }, caller),
+      caller,
     );
     return found;
   }
 
-  async put(ns: string, key: string, value: Buffer, condition: Condition | undefined, fence: number | undefined): Promise<bigint> {
-    if (!condition) return this.upsertOne(ns, key, value, fence);
-    const [r] = await this.write("put", ns, [{ type: "put", key, value, condition }], fence);
+  async put(ns: string, key: string, value: Buffer, condition: Condition | undefined, fence: number | undefined, caller?: Caller): Promise<bigint> {
+    if (!condition) return this.upsertOne(ns, key, value, fence, caller);
+    const [r] = await this.write("put", ns, [{ type: "put", key, value, condition }], fence, caller);
     if (!r!.ok) throw r!.error;
     return r!.version;
   }
@@ -419,7 +432,7 @@ class MysqlDriver implements Driver {
    * put whose caller gave up is rolled back instead of committed late (one autocommit statement
    * could land after its deadline_exceeded, once the row lock it waited for is freed).
    */
-  private upsertOne(ns: string, key: string, value: Buffer, fence: number | undefined): Promise<bigint> {
+  private upsertOne(ns: string, key: string, value: Buffer, fence: number | undefined, caller: Caller | undefined): Promise<bigint> {
     const update = "ON DUPLICATE KEY UPDATE value = VALUES(value), version = LAST_INSERT_ID(version + 1)";
     const row = [keyBytes(ns), keyBytes(key), value];
     return this.call("put", async (deadline) => {
@@ -435,8 +448,8 @@ class MysqlDriver implements Driver {
         // mysql2 reads the id as signed: a version above 2^63 arrives negative.
         const version = BigInt(res.insertId);
         return version < 0n ? version + 2n ** 64n : version;
-      });
-    });
+      }, caller);
+    }, caller);
   }
 
   /**
@@ -457,8 +470,8 @@ class MysqlDriver implements Driver {
     throw new DecantError("internal", `store ${this.description}: a put wrote nothing though the fence (${String(row?.epoch)}) is not above its epoch ${String(epoch)}`);
   }
 
-  async delete(ns: string, key: string, condition: Condition | undefined, fence: number | undefined): Promise<DeleteResult> {
-    const [r] = await this.write("delete", ns, [{ type: "delete", key, condition }], fence);
+  async delete(ns: string, key: string, condition: Condition | undefined, fence: number | undefined, caller?: Caller): Promise<DeleteResult> {
+    const [r] = await this.write("delete", ns, [{ type: "delete", key, condition }], fence, caller);
     if (!r!.ok) throw r!.error;
     return { deleted: r!.deleted === true, version: r!.version };
   }
@@ -468,7 +481,7 @@ class MysqlDriver implements Driver {
   }
 
   /** Applies ops in order in one transaction; each succeeds or fails on its own (the batch rule), a failed one writes nothing. */
-  private write(op: string, ns: string, ops: WriteOp[], fence?: number): Promise<WriteOutcome[]> {
+  private write(op: string, ns: string, ops: WriteOp[], fence?: number, caller?: Caller): Promise<WriteOutcome[]> {
     return this.fencedTx(op, fence, async (q) => {
       const state = await this.lockKeys(q, ns, ops.map((o) => o.key));
       const changed = new Map<string, RawItem>();
@@ -484,10 +497,10 @@ class MysqlDriver implements Driver {
       );
       if (changed.size > 0) await this.upsert(q, ns, [...changed.values()], false);
       return outcomes;
-    });
+    }, caller);
   }
 
-  async scan(ns: string, options: ScanOptions): Promise<ScanPage<Item>> {
+  async scan(ns: string, options: ScanOptions, caller?: Caller): Promise<ScanPage<Item>> {
     const prefix = options.prefix ?? "";
     const end = prefixEnd(prefix);
     const where = ["ns = ?", "value IS NOT NULL", "k > ?"];
@@ -498,14 +511,14 @@ class MysqlDriver implements Driver {
     };
     if (prefix !== "") bound("k >= ?", prefix);
     if (prefix !== "" && end !== null) bound("k < ?", end);
-    const rows = await this.select("scan", `SELECT k, value, version FROM ${this.t} WHERE ${where.join(" AND ")} ORDER BY k LIMIT ?`, [...values, options.limit + 1]);
+    const rows = await this.select("scan", `SELECT k, value, version FROM ${this.t} WHERE ${where.join(" AND ")} ORDER BY k LIMIT ?`, [...values, options.limit + 1], caller);
     return pageOf(rows.map(toItem) as Item[], options.limit);
   }
 
   // ---- replication operations ---------------------------------------------------------------
 
-  async readOne(ns: string, key: string): Promise<RawItem | null> {
-    const rows = await this.select("get", `SELECT k, value, version FROM ${this.t} WHERE ns = ? AND k = ?`, [keyBytes(ns), keyBytes(key)]);
+  async readOne(ns: string, key: string, caller?: Caller): Promise<RawItem | null> {
+    const rows = await this.select("get", `SELECT k, value, version FROM ${this.t} WHERE ns = ? AND k = ?`, [keyBytes(ns), keyBytes(key)], caller);
     return rows[0] ? toItem(rows[0]) : null;
   }
 
@@ -534,33 +547,33 @@ class MysqlDriver implements Driver {
     });
   }
 
-  async scanRaw(ns: string, options: RawScanOptions, segment: Segment): Promise<ScanPage<RawItem>> {
+  async scanRaw(ns: string, options: RawScanOptions, segment: Segment, caller?: Caller): Promise<ScanPage<RawItem>> {
     const where = ["ns = ?", "k > ?"];
     const values: unknown[] = [keyBytes(ns), keyBytes(keyAfter(options.cursor, segment))];
     if (segment.total > 1) {
       where.push("CRC32(k) % ? = ?");
       values.push(segment.total, segment.segment);
     }
-    const rows = await this.select("scanRaw", `SELECT k, ${options.keysOnly ? "NULL AS value" : "value"}, version FROM ${this.t} WHERE ${where.join(" AND ")} ORDER BY k LIMIT ?`, [...values, options.limit + 1]);
+    const rows = await this.select("scanRaw", `SELECT k, ${options.keysOnly ? "NULL AS value" : "value"}, version FROM ${this.t} WHERE ${where.join(" AND ")} ORDER BY k LIMIT ?`, [...values, options.limit + 1], caller);
     return pageOf(rows.map(toItem), options.limit, segment);
   }
 
-  async largeValues(ns: string, options: LargeValueOptions): Promise<ScanPage<ValueSize>> {
+  async largeValues(ns: string, options: LargeValueOptions, caller?: Caller): Promise<ScanPage<ValueSize>> {
     const sql = `SELECT k, LENGTH(value) AS bytes FROM ${this.t} WHERE ns = ? AND k > ? AND value IS NOT NULL AND LENGTH(value) > ? ORDER BY k LIMIT ?`;
     const values = [keyBytes(ns), keyBytes(keyAfter(options.cursor)), options.minBytes, options.limit + 1];
-    const rows = await this.call("largeValues", () => this.withConnection((q) => q<RowDataPacket[]>(sql, values)));
+    const rows = await this.call("largeValues", () => this.withConnection((q) => q<RowDataPacket[]>(sql, values), caller), caller);
     return pageOf(rows.map((r) => ({ key: (r.k as Buffer).toString("utf8"), bytes: Number(r.bytes) })), options.limit);
   }
 
-  async namespaces(): Promise<string[]> {
+  async namespaces(caller?: Caller): Promise<string[]> {
     // DISTINCT on the primary key's first column: a loose index scan, not a table scan.
-    const rows = await this.call("namespaces", () => this.withConnection((q) => q<RowDataPacket[]>(`SELECT DISTINCT ns FROM ${this.t} ORDER BY ns`)));
+    const rows = await this.call("namespaces", () => this.withConnection((q) => q<RowDataPacket[]>(`SELECT DISTINCT ns FROM ${this.t} ORDER BY ns`), caller), caller);
     return rows.map((r) => (r.ns as Buffer).toString("utf8"));
   }
 
   /** The optimizer's row estimate for the namespace's key range: cheap at any size. */
-  async estimateCount(ns: string): Promise<number> {
-    const rows = await this.call("estimateCount", () => this.withConnection((q) => q<RowDataPacket[]>(`EXPLAIN SELECT k FROM ${this.t} WHERE ns = ?`, [keyBytes(ns)])));
+  async estimateCount(ns: string, caller?: Caller): Promise<number> {
+    const rows = await this.call("estimateCount", () => this.withConnection((q) => q<RowDataPacket[]>(`EXPLAIN SELECT k FROM ${this.t} WHERE ns = ?`, [keyBytes(ns)]), caller), caller);
     const n = Number(rows[0]?.rows ?? 0);
     return Number.isFinite(n) ? n : 0;
   }
@@ -583,8 +596,8 @@ class MysqlDriver implements Driver {
     }
   }
 
-  private select(op: string, sql: string, values: unknown[]): Promise<ItemRow[]> {
-    return this.call(op, () => this.withConnection((q) => q<ItemRow[]>(sql, values)));
+  private select(op: string, sql: string, values: unknown[], caller?: Caller): Promise<ItemRow[]> {
+    return this.call(op, () => this.withConnection((q) => q<ItemRow[]>(sql, values), caller), caller);
   }
 
   async close(): Promise<void> {

@@ -27,7 +27,7 @@
 // write to commit, then raises the row, so when it returns, every fenced write that passed the
 // old fence has committed and none can pass any more.
 import pg from "pg";
-import { throwIfCancelled } from "../protocol/call.js";
+import { throwIfCancelled, type Caller } from "../protocol/call.js";
 import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable } from "../protocol/errors.js";
 import { keyAfter, pageOf, prefixEnd, type Segment } from "../protocol/paging.js";
 import { conditionalWrite, normalizeCondition, notDeleted, refuseIfFenced, type Attempt } from "../protocol/semantics.js";
@@ -255,9 +255,9 @@ class PostgresDriver implements Driver {
    * chunked deletes) are retried on transient failures; others only while getting a
    * connection, since a statement that was never sent cannot have been applied.
    */
-  private q<R extends pg.QueryResultRow>(op: string, sql: string, params: unknown[], repeatable: boolean, name?: string, fenced = false): Promise<pg.QueryResult<R>> {
+  private q<R extends pg.QueryResultRow>(op: string, sql: string, params: unknown[], repeatable: boolean, name?: string, fenced = false, caller?: Caller): Promise<pg.QueryResult<R>> {
     const query = this.query(sql, params, name);
-    return this.withClient(op, repeatable, (client) => client.query<R>(query), fenced);
+    return this.withClient(op, repeatable, (client) => client.query<R>(query), fenced, caller);
   }
 
   /** The text of the statement called `name`, built by `build` on its first use. */
@@ -274,28 +274,33 @@ class PostgresDriver implements Driver {
   }
 
   /** The rows (key, value, version) of a read-only query, through COPY … TO STDOUT (FORMAT binary): see postgres-copy.ts. */
-  private copyRows(op: string, sql: string): Promise<RawItem[]> {
+  private copyRows(op: string, sql: string, caller?: Caller): Promise<RawItem[]> {
     return this.withClient(
       op,
       true,
       (client) => new Promise<RawItem[]>((resolve, reject) => void client.query(new CopyOutRows(sql, (err, rows) => (err ? reject(err) : resolve(rows!))) as unknown as pg.Submittable)),
+      false,
+      caller,
     );
   }
 
-  /** A pooled client for `run`, in the call envelope. `fenced`: the call touches the fence table, so make sure it exists first. */
-  private withClient<T>(op: string, repeatable: boolean, run: (client: pg.PoolClient) => Promise<T>, fenced = false): Promise<T> {
+  /**
+   * A pooled client for `run`, in the call envelope. `fenced`: the call touches the fence table,
+   * so make sure it exists first. `caller`: who it runs for (see Driver), if anyone.
+   */
+  private withClient<T>(op: string, repeatable: boolean, run: (client: pg.PoolClient) => Promise<T>, fenced = false, caller?: Caller): Promise<T> {
     return this.calls.run(
       op,
       async (deadline: Deadline) => {
-        // Once made, the Lazies' awaits are skipped: a microtask each per call, each hooked by the call's AsyncLocalStorage.
+        // Once made, the Lazies' awaits are skipped: a microtask each per call, on every request.
         if (!this.schema.done) await this.schema.get();
         if (fenced && !this.fence.done) await this.fence.get();
         const connect = () => this.getPool().connect();
-        const client = await (repeatable ? connect() : this.calls.connect(deadline, connect));
+        const client = await (repeatable ? connect() : this.calls.connect(deadline, connect, caller));
         try {
           // The caller already got deadline_exceeded, or has gone: a statement not yet sent must not run.
           deadline.check();
-          throwIfCancelled(op);
+          throwIfCancelled(op, caller);
         } catch (err) {
           client.release();
           throw err;
@@ -317,6 +322,7 @@ class PostgresDriver implements Driver {
         }
       },
       repeatable,
+      caller,
     );
   }
 
@@ -335,18 +341,18 @@ class PostgresDriver implements Driver {
 
   // ---- client operations ----------------------------------------------------------------
 
-  async readOne(ns: string, key: string): Promise<RawItem | null> {
+  async readOne(ns: string, key: string, caller?: Caller): Promise<RawItem | null> {
     const sql = this.text("decant_get", () => `SELECT ${COLUMNS} FROM ${this.t} WHERE ns = $1 AND key = $2`);
-    const { rows } = await this.q<Row>("get", sql, [ns, key], true, "decant_get");
+    const { rows } = await this.q<Row>("get", sql, [ns, key], true, "decant_get", false, caller);
     return rows[0] ? toRaw(rows[0]) : null;
   }
 
-  async readRaw(ns: string, keys: string[]): Promise<RawItem[]> {
+  async readRaw(ns: string, keys: string[], caller?: Caller): Promise<RawItem[]> {
     const sql = this.text("decant_read_many", () => `SELECT ${COLUMNS} FROM ${this.t} WHERE ns = $1 AND key = ANY($2::text[])`);
-    return (await this.q<Row>("batchGet", sql, [ns, keys], true, "decant_read_many")).rows.map(toRaw);
+    return (await this.q<Row>("batchGet", sql, [ns, keys], true, "decant_read_many", false, caller)).rows.map(toRaw);
   }
 
-  async put(ns: string, key: string, value: Buffer, condition: Condition | undefined, fence: number | undefined): Promise<bigint> {
+  async put(ns: string, key: string, value: Buffer, condition: Condition | undefined, fence: number | undefined, caller?: Caller): Promise<bigint> {
     const cond = normalizeCondition(condition);
     // Fenced, the row to insert comes from a SELECT that yields nothing when the fence is above the epoch.
     const source = (guard?: string) => (guard === undefined ? "VALUES ($1, $2, $3, 1)" : `SELECT $1::text, $2::text, $3::bytea, 1 WHERE ${guard}`);
@@ -356,31 +362,31 @@ class PostgresDriver implements Driver {
     // upsert/update); the follow-up read only builds the error.
     const attempt = async (): Promise<Attempt<bigint>> => {
       let version: string | undefined;
-      if (!cond) version = await this.write("put", fence, (g) => `${upsert(g)} RETURNING version`, [ns, key, value], "decant_put");
-      else if (cond.kind === "must_not_exist") version = await this.write("put", fence, (g) => `${upsert(g)} WHERE t.value IS NULL RETURNING version`, [ns, key, value], "decant_put_new");
+      if (!cond) version = await this.write("put", fence, (g) => `${upsert(g)} RETURNING version`, [ns, key, value], "decant_put", caller);
+      else if (cond.kind === "must_not_exist") version = await this.write("put", fence, (g) => `${upsert(g)} WHERE t.value IS NULL RETURNING version`, [ns, key, value], "decant_put_new", caller);
       else if (cond.version <= MAX_VERSION) {
         const sql = (g?: string) => `UPDATE ${this.t} SET value = $3, version = version + 1 WHERE ns = $1 AND key = $2 AND value IS NOT NULL AND version = $4${and(g)} RETURNING version`;
-        version = await this.write("put", fence, sql, [ns, key, value, String(cond.version)], "decant_put_if");
-      } else await this.refuseIfFenced("put", fence);
+        version = await this.write("put", fence, sql, [ns, key, value, String(cond.version)], "decant_put_if", caller);
+      } else await this.refuseIfFenced("put", fence, caller);
       return version === undefined ? { refused: undefined } : { done: BigInt(version) };
     };
-    return conditionalWrite(key, cond, attempt, () => this.readOne(ns, key));
+    return conditionalWrite(key, cond, attempt, () => this.readOne(ns, key, caller));
   }
 
-  async delete(ns: string, key: string, condition: Condition | undefined, fence: number | undefined): Promise<DeleteResult> {
+  async delete(ns: string, key: string, condition: Condition | undefined, fence: number | undefined, caller?: Caller): Promise<DeleteResult> {
     const cond = normalizeCondition(condition);
     const attempt = async (): Promise<Attempt<DeleteResult>> => {
       // must_not_exist on a delete can only succeed when there is nothing to delete.
       if (cond?.kind === "must_not_exist" || (cond && cond.version > MAX_VERSION)) {
-        await this.refuseIfFenced("delete", fence);
+        await this.refuseIfFenced("delete", fence, caller);
         return { refused: undefined };
       }
       const check = cond ? " AND version = $3" : "";
       const sql = (g?: string) => `UPDATE ${this.t} SET value = NULL, version = version + 1 WHERE ns = $1 AND key = $2 AND value IS NOT NULL${check}${and(g)} RETURNING version`;
-      const version = await this.write("delete", fence, sql, cond ? [ns, key, String(cond.version)] : [ns, key], cond ? "decant_delete_if" : "decant_delete");
+      const version = await this.write("delete", fence, sql, cond ? [ns, key, String(cond.version)] : [ns, key], cond ? "decant_delete_if" : "decant_delete", caller);
       return version === undefined ? { refused: undefined } : { done: { deleted: true, version: BigInt(version) } };
     };
-    return conditionalWrite(key, cond, attempt, () => this.readOne(ns, key), notDeleted);
+    return conditionalWrite(key, cond, attempt, () => this.readOne(ns, key, caller), notDeleted);
   }
 
   /**
@@ -389,8 +395,8 @@ class PostgresDriver implements Driver {
    * that locks the fence row FOR SHARE until commit, and writes only where the guard (the epoch
    * is not below the fence) holds; a write refused by the guard throws `fenced`.
    */
-  private async write(op: string, epoch: number | undefined, sql: (guard?: string) => string, params: unknown[], name: string): Promise<string | undefined> {
-    if (epoch === undefined) return (await this.q<{ version: string }>(op, this.text(name, sql), params, false, name)).rows[0]?.version;
+  private async write(op: string, epoch: number | undefined, sql: (guard?: string) => string, params: unknown[], name: string, caller?: Caller): Promise<string | undefined> {
+    if (epoch === undefined) return (await this.q<{ version: string }>(op, this.text(name, sql), params, false, name, false, caller)).rows[0]?.version;
     // A name always has the same number of parameters, so its fenced text is built once.
     let fenced = this.fencedTexts.get(name);
     if (fenced === undefined) {
@@ -399,16 +405,16 @@ class PostgresDriver implements Driver {
       SELECT (SELECT version FROM w) AS version, (SELECT epoch FROM f) AS fence`;
       this.fencedTexts.set(name, (fenced = { name: `${name}_fenced`, text }));
     }
-    const { rows } = await this.q<{ version: string | null; fence: string | null }>(op, fenced.text, [...params, String(epoch)], false, fenced.name, true);
+    const { rows } = await this.q<{ version: string | null; fence: string | null }>(op, fenced.text, [...params, String(epoch)], false, fenced.name, true, caller);
     const row = rows[0]!;
     if (row.version === null) refuseIfFenced(this.description, epoch, row.fence === null ? null : BigInt(row.fence));
     return row.version ?? undefined;
   }
 
   /** For a fenced write that needs no statement (its condition cannot hold): refused all the same if the fence is above it. */
-  private async refuseIfFenced(op: string, epoch: number | undefined): Promise<void> {
+  private async refuseIfFenced(op: string, epoch: number | undefined, caller?: Caller): Promise<void> {
     if (epoch === undefined) return;
-    const { rows } = await this.q<{ epoch: string }>(op, `SELECT epoch FROM ${this.fenceTable} WHERE ${this.fenceRow}`, [], true, undefined, true);
+    const { rows } = await this.q<{ epoch: string }>(op, `SELECT epoch FROM ${this.fenceTable} WHERE ${this.fenceRow}`, [], true, undefined, true, caller);
     refuseIfFenced(this.description, epoch, rows[0] ? BigInt(rows[0].epoch) : null);
   }
 
@@ -434,7 +440,7 @@ class PostgresDriver implements Driver {
     return Number(fence);
   }
 
-  async scan(ns: string, options: ScanOptions): Promise<ScanPage<Item>> {
+  async scan(ns: string, options: ScanOptions, caller?: Caller): Promise<ScanPage<Item>> {
     const prefix = options.prefix ?? "";
     const end = prefixEnd(prefix);
     const limit = Math.max(1, options.limit);
@@ -443,7 +449,7 @@ class PostgresDriver implements Driver {
     const sql = `SELECT ${COLUMNS} FROM ${this.t}
       WHERE ns = $1 AND key > $2 AND key >= $3${end !== null ? " AND key < $5" : ""} AND value IS NOT NULL
       ORDER BY key LIMIT $4`;
-    const { rows } = await this.q<Row>("scan", sql, params, true, end !== null ? "decant_scan_prefix" : "decant_scan");
+    const { rows } = await this.q<Row>("scan", sql, params, true, end !== null ? "decant_scan_prefix" : "decant_scan", false, caller);
     return pageOf(rows.map(toRaw) as Item[], limit);
   }
 
@@ -566,7 +572,7 @@ class PostgresDriver implements Driver {
    * covering, with no need to know the key distribution. Each segment still pages by key on
    * the primary key (and skips the other buckets' rows), so a cursor is just the last key.
    */
-  async scanRaw(ns: string, options: RawScanOptions, segment: Segment): Promise<ScanPage<RawItem>> {
+  async scanRaw(ns: string, options: RawScanOptions, segment: Segment, caller?: Caller): Promise<ScanPage<RawItem>> {
     const after = keyAfter(options.cursor, segment);
     const limit = Math.max(1, options.limit);
     // scanRaw carries the backfill and the verifier, so it reads through binary COPY: values
@@ -577,30 +583,30 @@ class PostgresDriver implements Driver {
     const bucket = segment.total > 1 ? ` AND (hashtext(key) & 2147483647) % ${segment.total} = ${segment.segment}` : "";
     const value = options.keysOnly ? "NULL::bytea" : "value";
     const sql = `SELECT key, ${value}, version FROM ${this.t} WHERE ns = ${pg.escapeLiteral(ns)} AND key > ${pg.escapeLiteral(after)}${bucket} ORDER BY key LIMIT ${limit + 1}`;
-    return pageOf(await this.copyRows("scanRaw", sql), limit, segment);
+    return pageOf(await this.copyRows("scanRaw", sql, caller), limit, segment);
   }
 
-  async largeValues(ns: string, options: LargeValueOptions): Promise<ScanPage<ValueSize>> {
+  async largeValues(ns: string, options: LargeValueOptions, caller?: Caller): Promise<ScanPage<ValueSize>> {
     // octet_length of a stored (even TOASTed) bytea comes from its header: the values stay put.
     const sql = `SELECT key, octet_length(value) AS bytes FROM ${this.t}
       WHERE ns = $1 AND key > $2 AND value IS NOT NULL AND octet_length(value) > $3 ORDER BY key LIMIT $4`;
-    const { rows } = await this.q<ValueSize>("largeValues", sql, [ns, keyAfter(options.cursor), options.minBytes, options.limit + 1], true, "decant_large_values");
+    const { rows } = await this.q<ValueSize>("largeValues", sql, [ns, keyAfter(options.cursor), options.minBytes, options.limit + 1], true, "decant_large_values", false, caller);
     return pageOf(rows, options.limit);
   }
 
-  async namespaces(): Promise<string[]> {
+  async namespaces(caller?: Caller): Promise<string[]> {
     // A loose index scan: one primary-key probe per namespace instead of reading every row.
     const sql = `WITH RECURSIVE n AS (
         (SELECT ns FROM ${this.t} ORDER BY ns LIMIT 1)
         UNION ALL
         SELECT (SELECT t.ns FROM ${this.t} t WHERE t.ns > n.ns ORDER BY t.ns LIMIT 1) FROM n WHERE n.ns IS NOT NULL
       ) SELECT ns FROM n WHERE ns IS NOT NULL`;
-    return (await this.q<{ ns: string }>("namespaces", sql, [], true)).rows.map((r) => r.ns);
+    return (await this.q<{ ns: string }>("namespaces", sql, [], true, undefined, false, caller)).rows.map((r) => r.ns);
   }
 
-  async estimateCount(ns: string): Promise<number> {
+  async estimateCount(ns: string, caller?: Caller): Promise<number> {
     const sql = `SELECT count(*) AS n FROM (SELECT 1 FROM ${this.t} WHERE ns = $1 LIMIT ${EXACT_COUNT_CAP + 1}) s`;
-    const exact = Number((await this.q<{ n: string }>("estimateCount", sql, [ns], true)).rows[0]!.n);
+    const exact = Number((await this.q<{ n: string }>("estimateCount", sql, [ns], true, undefined, false, caller)).rows[0]!.n);
     if (exact <= EXACT_COUNT_CAP) return exact;
     // Large: the planner's estimate (statistics, no scan) is good enough for progress.
     const { rows } = await this.q<{ "QUERY PLAN": [{ Plan: { "Plan Rows": number } }] }>(
@@ -608,6 +614,9 @@ class PostgresDriver implements Driver {
       `EXPLAIN (FORMAT JSON) SELECT 1 FROM ${this.t} WHERE ns = $1`,
       [ns],
       true,
+      undefined,
+      false,
+      caller,
     );
     return Math.max(exact, Math.round(rows[0]?.["QUERY PLAN"][0].Plan["Plan Rows"] ?? 0));
   }

@@ -35,7 +35,7 @@
 // digit by digit in Lua.
 import { Redis } from "ioredis";
 import { settleSync } from "../protocol/batch.js";
-import { throwIfCancelled } from "../protocol/call.js";
+import { throwIfCancelled, type Caller } from "../protocol/call.js";
 import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable } from "../protocol/errors.js";
 import { encodeCursor, keyAfter, pageOf, prefixEnd, type Segment } from "../protocol/paging.js";
 import { checkCondition, liveItems, refuseIfFenced } from "../protocol/semantics.js";
@@ -328,19 +328,20 @@ class RedisDriver implements Driver {
 
   /**
    * Runs one operation, bounded by timeout_ms. Connecting is always retried (nothing was sent);
-   * the operation itself only when `idempotent`.
+   * the operation itself only when `idempotent`. `caller`: who it runs for (see Driver), if anyone.
    */
-  private call<T>(op: string, idempotent: boolean, run: (client: Redis) => Promise<T>): Promise<T> {
+  private call<T>(op: string, idempotent: boolean, run: (client: Redis) => Promise<T>, caller?: Caller): Promise<T> {
     return this.calls.run(
       op,
       async (deadline) => {
         // A connected client skips ready()'s promise and the connect step: nothing to wait for.
         const live = this.client;
-        const client = !this.closed && live?.status === "ready" ? live : idempotent ? await this.ready() : await this.calls.connect(deadline, () => this.ready());
-        throwIfCancelled(op); // connected, nothing sent yet
+        const client = !this.closed && live?.status === "ready" ? live : idempotent ? await this.ready() : await this.calls.connect(deadline, () => this.ready(), caller);
+        throwIfCancelled(op, caller); // connected, nothing sent yet
         return run(client);
       },
       idempotent,
+      caller,
     );
   }
 
@@ -398,11 +399,11 @@ class RedisDriver implements Driver {
 
   // ---- client operations ------------------------------------------------------------------
 
-  async readRaw(ns: string, keys: string[]): Promise<RawItem[]> {
+  async readRaw(ns: string, keys: string[], caller?: Caller): Promise<RawItem[]> {
     const out: RawItem[] = [];
     for (let i = 0; i < keys.length; i += CHUNK_ITEMS * 2) {
       const chunk = keys.slice(i, i + CHUNK_ITEMS * 2);
-      const reply = (await this.call("get", true, (c) => this.script(c, "decantRead", ns, chunk, true))) as (Buffer | null)[];
+      const reply = (await this.call("get", true, (c) => this.script(c, "decantRead", ns, chunk, true), caller)) as (Buffer | null)[];
       chunk.forEach((key, j) => {
         const version = reply[2 * j];
         if (version) out.push({ key, version: BigInt(version.toString()), value: reply[2 * j + 1] ?? null });
@@ -411,14 +412,14 @@ class RedisDriver implements Driver {
     return out;
   }
 
-  async put(ns: string, key: string, value: Buffer, condition: Condition | undefined, fence: number | undefined): Promise<bigint> {
-    const [outcome] = await this.write(ns, [{ type: "put", key, value, condition }], fence);
+  async put(ns: string, key: string, value: Buffer, condition: Condition | undefined, fence: number | undefined, caller?: Caller): Promise<bigint> {
+    const [outcome] = await this.write(ns, [{ type: "put", key, value, condition }], fence, caller);
     if (!outcome!.ok) throw outcome!.error;
     return outcome!.version;
   }
 
-  async delete(ns: string, key: string, condition: Condition | undefined, fence: number | undefined): Promise<DeleteResult> {
-    const [outcome] = await this.write(ns, [{ type: "delete", key, condition }], fence);
+  async delete(ns: string, key: string, condition: Condition | undefined, fence: number | undefined, caller?: Caller): Promise<DeleteResult> {
+    const [outcome] = await this.write(ns, [{ type: "delete", key, condition }], fence, caller);
     if (!outcome!.ok) throw outcome!.error;
     return { deleted: outcome!.deleted === true, version: outcome!.version };
   }
@@ -432,8 +433,8 @@ class RedisDriver implements Driver {
     return this.write(ns, ops);
   }
 
-  /** batchWrite, fenced where `epoch` is given (put and delete: one op, so one script). */
-  private async write(ns: string, ops: WriteOp[], epoch?: number): Promise<WriteOutcome[]> {
+  /** batchWrite, fenced where `epoch` is given (put and delete: one op, so one script, and their caller). */
+  private async write(ns: string, ops: WriteOp[], epoch?: number, caller?: Caller): Promise<WriteOutcome[]> {
     const results: WriteOutcome[] = [];
     for (const chunk of chunkBy(ops, (op) => (op.type === "put" ? op.value.length : 0), CHUNK_ITEMS, CHUNK_BYTES)) {
       const args: (string | Buffer)[] = [];
@@ -444,7 +445,7 @@ class RedisDriver implements Driver {
       const reply = (await this.call("write", false, async (c) => {
         await this.register(c, ns);
         return this.writeScript(c, "decantWrite", ns, args, epoch);
-      })) as string[];
+      }, caller)) as string[];
       this.refused(reply, epoch);
       chunk.forEach((op, j) => results.push(settleSync(op.key, () => this.outcome(op, reply[2 * j]!, BigInt(reply[2 * j + 1]!)))));
     }
@@ -460,13 +461,13 @@ class RedisDriver implements Driver {
     throw new DecantError("internal", `redis write script returned ${status} for key ${JSON.stringify(op.key)}`);
   }
 
-  async scan(ns: string, options: ScanOptions): Promise<ScanPage<Item>> {
+  async scan(ns: string, options: ScanOptions, caller?: Caller): Promise<ScanPage<Item>> {
     const prefix = options.prefix ?? "";
     const after = keyAfter(options.cursor);
     const min = after !== "" && compareKeys(after, prefix) >= 0 ? `(${after}` : prefix ? `[${prefix}` : "-";
     const end = prefix ? prefixEnd(prefix) : null;
     const max = end === null ? "+" : `(${end}`;
-    const reply = (await this.call("scan", true, (c) => this.script(c, "decantScan", ns, [min, max, options.limit + 1], true))) as (Buffer | null)[];
+    const reply = (await this.call("scan", true, (c) => this.script(c, "decantScan", ns, [min, max, options.limit + 1], true), caller)) as (Buffer | null)[];
     return pageOf(liveItems(triples(reply)), options.limit);
   }
 
@@ -494,10 +495,10 @@ class RedisDriver implements Driver {
     return applied;
   }
 
-  async scanRaw(ns: string, options: RawScanOptions, segment: Segment): Promise<ScanPage<RawItem>> {
+  async scanRaw(ns: string, options: RawScanOptions, segment: Segment, caller?: Caller): Promise<ScanPage<RawItem>> {
     const after = keyAfter(options.cursor, segment);
     const min = after === "" ? "-" : `(${after}`;
-    const reply = (await this.call("scanRaw", true, (c) => this.script(c, "decantScanRaw", ns, [min, options.limit + 1, options.keysOnly ? "1" : "0"], true))) as (Buffer | null)[];
+    const reply = (await this.call("scanRaw", true, (c) => this.script(c, "decantScanRaw", ns, [min, options.limit + 1, options.keysOnly ? "1" : "0"], true), caller)) as (Buffer | null)[];
     return pageOf(triples(reply), options.limit, segment);
   }
 
@@ -505,17 +506,17 @@ class RedisDriver implements Driver {
    * Walks `limit` live keys per call: a page may hold fewer items (even none) and still have a
    * cursor, but each call does bounded work on the server.
    */
-  async largeValues(ns: string, options: LargeValueOptions): Promise<ScanPage<ValueSize>> {
+  async largeValues(ns: string, options: LargeValueOptions, caller?: Caller): Promise<ScanPage<ValueSize>> {
     const after = keyAfter(options.cursor);
     const min = after === "" ? "-" : `(${after}`;
-    const reply = (await this.call("largeValues", true, (c) => this.script(c, "decantLargeValues", ns, [min, options.limit, options.minBytes], true))) as (Buffer | number | null)[];
+    const reply = (await this.call("largeValues", true, (c) => this.script(c, "decantLargeValues", ns, [min, options.limit, options.minBytes], true), caller)) as (Buffer | number | null)[];
     const items: ValueSize[] = [];
     for (let i = 1; i + 1 < reply.length; i += 2) items.push({ key: (reply[i] as Buffer).toString("utf8"), bytes: Number(reply[i + 1]) });
     const last = reply[0];
     return { items, cursor: last ? encodeCursor({ k: (last as Buffer).toString("utf8") }) : undefined };
   }
 
-  async namespaces(): Promise<string[]> {
+  async namespaces(caller?: Caller): Promise<string[]> {
     return this.call("namespaces", true, async (c) => {
       const names = await c.smembers(this.registryKey);
       const pipeline = c.pipeline();
@@ -528,12 +529,12 @@ class RedisDriver implements Driver {
           return Number(n) > 0;
         })
         .sort();
-    });
+    }, caller);
   }
 
-  async estimateCount(ns: string): Promise<number> {
+  async estimateCount(ns: string, caller?: Caller): Promise<number> {
     const [, , live, tomb] = this.keys(ns);
-    return this.call("estimateCount", true, async (c) => (await c.zcard(live)) + (await c.zcard(tomb)));
+    return this.call("estimateCount", true, async (c) => (await c.zcard(live)) + (await c.zcard(tomb)), caller);
   }
 
   async dropNamespace(ns: string): Promise<void> {

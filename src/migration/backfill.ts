@@ -7,7 +7,6 @@
 import { randomBytes } from "node:crypto";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { applyChunkSize } from "../protocol/batch.js";
-import { detached } from "../protocol/call.js";
 import { DecantError, describe as describeError, isDecantError } from "../protocol/errors.js";
 import type { Store } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, type RawItem, type ScanPage } from "../protocol/types.js";
@@ -308,8 +307,8 @@ export class Backfill {
    * segments this process can lease, and marks the backfill done once every segment is.
    */
   maybeTakeOver(): Promise<void> {
-    // Detached: a StartBackfill/ResumeBackfill caller that goes must not stop the segments it started.
-    this.ticking ??= detached(() => Promise.all([this.takeOver(), this.verifier.takeOver()]))
+    // No caller is passed into it: a StartBackfill/ResumeBackfill caller that goes must not stop the segments it started.
+    this.ticking ??= Promise.all([this.takeOver(), this.verifier.takeOver()])
       .then(() => undefined)
       .finally(() => (this.ticking = undefined));
     return this.ticking;

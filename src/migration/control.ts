@@ -3,6 +3,7 @@
 // are compare-and-set on the item version, so two replicas never overwrite each other.
 import { createHash } from "node:crypto";
 import { DecantError, isDecantError } from "../protocol/errors.js";
+import type { Caller } from "../protocol/call.js";
 import type { Store } from "../protocol/store.js";
 import { CONTROL_NAMESPACE } from "../protocol/types.js";
 import type { Phase } from "./phases.js";
@@ -105,8 +106,9 @@ export class ControlStore {
     }
   }
 
-  async write<T>(key: string, value: T): Promise<bigint> {
-    return this.store.put(CONTROL_NAMESPACE, key, encode(key, value));
+  /** `call`: the caller of the write this record is for (a write's journal intent), if any. */
+  async write<T>(key: string, value: T, call?: Caller): Promise<bigint> {
+    return this.store.put(CONTROL_NAMESPACE, key, encode(key, value), undefined, undefined, call);
   }
 
   async remove(key: string, expected?: bigint): Promise<boolean> {

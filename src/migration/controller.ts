@@ -3,7 +3,7 @@
 // fence, keeps the repair journal, and runs the backfill when it holds the lease. The safety
 // argument, step by step, is docs/PROTOCOL.md; the step numbers below refer to it.
 import { randomBytes } from "node:crypto";
-import { detached } from "../protocol/call.js";
+import { throwIfCancelled, type Caller } from "../protocol/call.js";
 import { DecantError, describe as describeError } from "../protocol/errors.js";
 import type { Store } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, MAX_KEY_BYTES, type RawItem } from "../protocol/types.js";
@@ -119,6 +119,8 @@ export interface AdmittedWrite {
   viewAt: number;
   ns?: string;
   key?: string;
+  /** The write's caller (test hooks see it; the write itself passes it only to its intent and primary write). */
+  call?: Caller;
   done: () => void;
 }
 
@@ -290,16 +292,14 @@ export class MigrationController {
   /**
    * One round: renew the view and acknowledge with a heartbeat. Kept short, so a slow store
    * does not stretch it: housekeeping (gauges, journal repair, backfill lease) runs beside it.
-   * Detached from the caller: a request may start it (freshView, a fenced write's retry), but
-   * the round and the housekeeping it starts are shared work that its client's cancel must not stop.
+   * Takes no caller: a request may start it (freshView, a fenced write's retry), but the round
+   * and the housekeeping it starts are shared work that its client's cancel must not stop.
    */
   tick(): Promise<void> {
-    this.ticking ??= detached(() =>
-      this.renew()
-        .then(() => this.renewed())
-        .catch((err: unknown) => this.renewalFailed(err))
-        .finally(() => (this.ticking = undefined)),
-    );
+    this.ticking ??= this.renew()
+      .then(() => this.renewed())
+      .catch((err: unknown) => this.renewalFailed(err))
+      .finally(() => (this.ticking = undefined));
     return this.ticking;
   }
 
@@ -498,12 +498,12 @@ export class MigrationController {
   }
 
   /** Step 6: the intent goes into the journal before the primary write; if it cannot, nothing is written. */
-  async writeIntent(ns: string, key: string): Promise<Intent> {
+  async writeIntent(ns: string, key: string, call?: Caller): Promise<Intent> {
     const k = intentKey(ns, key, this.incarnation, ++this.intentSeq);
     const entry: JournalEntry = { ns, key, owner: this.replicaId, incarnation: this.incarnation, at: Date.now() };
     this.ownIntents.set(k, undefined);
     try {
-      await this.control.write<JournalEntry>(k, entry);
+      await this.control.write<JournalEntry>(k, entry, call);
     } catch (err) {
       // The intent may have landed all the same (a timeout): settled, so this replica removes it later.
       this.ownIntents.set(k, now() + this.timings.storeTimeoutMs);
@@ -514,8 +514,8 @@ export class MigrationController {
 
   /** The write reached the secondary: its intent is no longer needed (a failed removal is repaired later). */
   clearIntent(intent: Intent): void {
-    // Off the request path: the answer may already be on its way, and the caller gone.
-    detached(() => this.control.remove(intent.key)).then(
+    // Off the request path, without the caller: the answer may already be on its way, and the caller gone.
+    this.control.remove(intent.key).then(
       () => this.ownIntents.delete(intent.key),
       () => this.ownIntents.set(intent.key, 0),
     );
@@ -537,8 +537,8 @@ export class MigrationController {
     this.metrics.secondaryFailures.labels(role).inc();
     this.ownIntents.set(intent.key, now() + (ambiguous ? this.timings.storeTimeoutMs : 0));
     this.logger.warn(`a write of ${intent.entry.ns}/${intent.entry.key} did not reach the ${role} store; it is in the repair journal`, { error: describeError(err) });
-    // The write was sent: its record must land even if the caller has gone meanwhile.
-    await detached(() => this.control.write<JournalEntry>(intent.key, { ...intent.entry, failed: true })).catch(() => undefined);
+    // The write was sent: its record must land even if the caller has gone meanwhile (so: no caller).
+    await this.control.write<JournalEntry>(intent.key, { ...intent.entry, failed: true }).catch(() => undefined);
   }
 
   /** Who may repair an entry now (step 10): its owner once settled, anyone once the owner is dead. */
@@ -789,26 +789,30 @@ export class MigrationController {
     return true;
   }
 
-  /** SetPhase: validates the step and its gates, then changes the record (fenced if the primary moves). */
-  async setPhase(to: Phase, force: boolean): Promise<void> {
+  /**
+   * SetPhase: validates the step and its gates, then changes the record (fenced if the primary
+   * moves). `call`, the SetPhase caller, is checked before the gates and again just before the
+   * commit: a caller gone by then changes nothing (`cancelled`). Nothing after the check is
+   * given it: once committed, the change's follow-up runs to its end even if the caller goes,
+   * so it is never left half done (a store fence not raised, a write fence standing).
+   */
+  async setPhase(to: Phase, force: boolean, call?: Caller): Promise<void> {
+    throwIfCancelled("setPhase", call);
     const rec = await this.readForChange();
     const from = rec.value;
     this.checkStep(from, to);
-    const attempt = await this.passGates(from, to, force);
+    const attempt = await this.passGates(from, to, force, call);
     const base = { migrationId: from.migrationId ?? this.migrationId, attempt: to === "SINGLE" ? undefined : attempt, changedAt: Date.now(), changedBy: this.replicaId };
-    // Once committed, the change's follow-up runs detached: a SetPhase caller that goes must not
-    // leave it half done (a store fence not raised, a write fence standing).
+    throwIfCancelled("setPhase", call);
     if (!movesPrimary(from.phase, to)) {
       await this.commit(rec.version, { ...base, phase: to, epoch: from.epoch + 1, fence: false });
-      await detached(async () => {
-        // A write of SINGLE still on its way to the current store would miss the target: once
-        // the fence is raised it is refused and admitted again as a DUAL_WRITE write.
-        if (from.phase === "SINGLE" && to === "DUAL_WRITE") await this.raiseFence(this.current, from.epoch + 1);
-        await this.afterChange(from.phase, to);
-      });
+      // A write of SINGLE still on its way to the current store would miss the target: once
+      // the fence is raised it is refused and admitted again as a DUAL_WRITE write.
+      if (from.phase === "SINGLE" && to === "DUAL_WRITE") await this.raiseFence(this.current, from.epoch + 1);
+      await this.afterChange(from.phase, to);
     } else {
       await this.fencedSwitch(rec.version, from, to, base);
-      await detached(() => this.afterChange(from.phase, to));
+      await this.afterChange(from.phase, to);
     }
   }
 
@@ -839,12 +843,12 @@ export class MigrationController {
   }
 
   /** The gates of the step (rules 6 and 8, steps 11 and 12); returns the attempt the new record belongs to. */
-  private async passGates(from: PhaseRecord, to: Phase, force: boolean): Promise<string | undefined> {
+  private async passGates(from: PhaseRecord, to: Phase, force: boolean, call: Caller | undefined): Promise<string | undefined> {
     if ((to === "SINGLE" || to === "DUAL_WRITE") && from.phase === "SHADOW_READ") {
       await this.waitActive(from.epoch, "SHADOW_READ is not active yet: a replica may still read the target; try again in a few seconds");
     }
     if (from.phase === "SINGLE" && to === "DUAL_WRITE") {
-      await this.checkTargetReady(force);
+      await this.checkTargetReady(force, call);
       await this.backfill.abandon(); // the record and its segments
       await this.control.remove(VERIFY_KEY);
       return randomBytes(8).toString("hex"); // step 11: a new attempt; earlier records no longer count
@@ -918,16 +922,15 @@ export class MigrationController {
     const fenceEpoch = from.epoch + 1;
     const version = await this.commit(expected, { ...base, phase: from.phase, epoch: fenceEpoch, fence: true, pending: to });
     // From here every replica's writes are held: the switch ends, committed or rolled back, even
-    // if the SetPhase caller has gone (its cancel would leave the fence until it is abandoned).
-    await detached(async () => {
-      let failure: string | undefined;
-      try {
-        failure = await this.holdFence(from.phase, fenceEpoch);
-      } catch (err) {
-        failure = describeError(err);
-      }
-      await this.liftFence(version, from, to, base, failure);
-    });
+    // if the SetPhase caller has gone (its cancel would leave the fence until it is abandoned):
+    // nothing here is given the caller.
+    let failure: string | undefined;
+    try {
+      failure = await this.holdFence(from.phase, fenceEpoch);
+    } catch (err) {
+      failure = describeError(err);
+    }
+    await this.liftFence(version, from, to, base, failure);
   }
 
   /** With the fence committed: fence the old primary, wait for every replica, drain the journal. Returns why not, if not. */
@@ -967,19 +970,19 @@ export class MigrationController {
     throw new DecantError("unavailable", `stayed in ${from.phase}: ${failure}`);
   }
 
-  /** Rule 8 and §1: the target must be empty, every stored value must fit it, and every version too. */
-  private async checkTargetReady(force: boolean): Promise<void> {
+  /** Rule 8 and §1: the target must be empty, every stored value must fit it, and every version too. The reads stop once `call` has gone. */
+  private async checkTargetReady(force: boolean, call: Caller | undefined): Promise<void> {
     const target = this.store("target");
-    const leftovers = (await target.namespaces()).filter((ns) => ns !== CONTROL_NAMESPACE);
+    const leftovers = (await target.namespaces(call)).filter((ns) => ns !== CONTROL_NAMESPACE);
     if (leftovers.length > 0) {
       if (!force) {
         throw new DecantError("failed_precondition", `the target already holds items in namespaces ${leftovers.slice(0, 5).join(", ")}${leftovers.length > 5 ? ", …" : ""}; a migration starts on an empty target (force clears it)`);
       }
-      for (const ns of leftovers) await target.dropNamespace(ns);
+      for (const ns of leftovers) await target.dropNamespace(ns, call);
       this.logger.warn("cleared the target before starting the migration (forced)", { namespaces: leftovers.length });
     }
-    await this.checkValuesFit(target);
-    await this.checkVersionsFit(target);
+    await this.checkValuesFit(target, call);
+    await this.checkVersionsFit(target, call);
   }
 
   /**
@@ -987,15 +990,15 @@ export class MigrationController {
    * store can, there is nothing to look for. Otherwise the current store lists the values above
    * it (sizes only, filtered in the store), and each is checked for its own key.
    */
-  private async checkValuesFit(target: Store): Promise<void> {
+  private async checkValuesFit(target: Store, call: Caller | undefined): Promise<void> {
     const lowest = target.capabilities.maxValueBytes("k".repeat(MAX_KEY_BYTES));
     if (lowest >= this.current.capabilities.maxValueBytes("")) return;
     const tooBig: string[] = [];
-    for (const ns of await this.current.namespaces()) {
+    for (const ns of await this.current.namespaces(call)) {
       if (ns === CONTROL_NAMESPACE) continue;
       let cursor: string | undefined;
       do {
-        const page = await this.current.largeValues(ns, { minBytes: lowest, limit: 500, cursor });
+        const page = await this.current.largeValues(ns, { minBytes: lowest, limit: 500, cursor }, call);
         for (const { key, bytes } of page.items) {
           if (bytes > target.capabilities.maxValueBytes(key)) tooBig.push(`${ns}/${key} (${bytes} bytes)`);
         }
@@ -1012,16 +1015,16 @@ export class MigrationController {
    * BIGINT) must not meet a version it cannot hold mid-write, after the primary applied it.
    * Versions grow by one per write, so a wide margin below the target's limit is kept.
    */
-  private async checkVersionsFit(target: Store): Promise<void> {
+  private async checkVersionsFit(target: Store, call: Caller | undefined): Promise<void> {
     const targetMax = target.capabilities.maxVersion ?? MAX_U64;
     if (targetMax >= (this.current.capabilities.maxVersion ?? MAX_U64)) return;
     const limit = targetMax - VERSION_HEADROOM;
     const over: string[] = [];
-    for (const ns of await this.current.namespaces()) {
+    for (const ns of await this.current.namespaces(call)) {
       if (ns === CONTROL_NAMESPACE) continue;
       let cursor: string | undefined;
       do {
-        const page = await this.current.scanRaw(ns, { limit: 1000, cursor });
+        const page = await this.current.scanRaw(ns, { limit: 1000, cursor }, call);
         for (const item of page.items) if (item.version > limit) over.push(`${ns}/${item.key} (version ${item.version})`);
         cursor = page.cursor;
       } while (cursor !== undefined && over.length < 10);

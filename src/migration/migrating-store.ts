@@ -1,7 +1,7 @@
 // The migration layer is itself a store built from two stores (like unstorage's overlay):
 // reads go where the phase says, writes go to the primary (which assigns the version) and
 // then to the secondary through applyIfNewer. It never speaks SQL or DynamoDB itself.
-import { detached } from "../protocol/call.js";
+import type { Caller } from "../protocol/call.js";
 import { DecantError, isDecantError } from "../protocol/errors.js";
 import type { Capabilities, Store } from "../protocol/store.js";
 import type { Condition, DeleteResult, Item, LargeValueOptions, RawItem, RawScanOptions, ScanOptions, ScanPage, ValueSize, WriteOp, WriteOutcome } from "../protocol/types.js";
@@ -48,18 +48,19 @@ export class MigratingStore implements Store {
   }
 
   // Not async: a Get while the view is fresh takes no promise of its own (on every request).
-  get(ns: string, key: string): Promise<Item | null> {
-    if (!this.controller.viewFresh()) return this.controller.freshView().then(() => this.readByPhase(ns, key));
+  // The caller goes with the read to the store that serves it (not with the view's renewal, nor the shadow read).
+  get(ns: string, key: string, call?: Caller): Promise<Item | null> {
+    if (!this.controller.viewFresh()) return this.controller.freshView().then(() => this.readByPhase(ns, key, call));
     try {
-      return this.readByPhase(ns, key);
+      return this.readByPhase(ns, key, call);
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
-  private readByPhase(ns: string, key: string): Promise<Item | null> {
+  private readByPhase(ns: string, key: string, call: Caller | undefined): Promise<Item | null> {
     const phase = this.controller.phase;
-    const read = this.readStore(phase).get(ns, key);
+    const read = this.readStore(phase).get(ns, key, call);
     if (!ROLES[phase].shadowRead) return read;
     return read.then((item) => {
       this.shadowCompare(ns, key, item);
@@ -71,8 +72,9 @@ export class MigratingStore implements Store {
   private shadowCompare(ns: string, key: string, seen: Item | null): void {
     if (this.shadowInFlight >= MAX_SHADOW_READS_IN_FLIGHT || !this.controller.target) return;
     this.shadowInFlight++;
-    // Detached: a client that leaves once answered must not count as a mismatch.
-    detached(() => this.controller.target!.get(ns, key))
+    // Without the caller: a client that leaves once answered must not count as a mismatch.
+    this.controller.target
+      .get(ns, key)
       .then((other) => {
         const same = seen === null ? other === null : other !== null && other.version === seen.version && other.value.equals(seen.value);
         if (!same) this.controller.metrics.shadowMismatches.inc();
@@ -81,13 +83,13 @@ export class MigratingStore implements Store {
       .finally(() => this.shadowInFlight--);
   }
 
-  async batchGet(ns: string, keys: string[]): Promise<Item[]> {
+  async batchGet(ns: string, keys: string[], call?: Caller): Promise<Item[]> {
     await this.controller.freshView();
-    return this.readStore().batchGet(ns, keys);
+    return this.readStore().batchGet(ns, keys, call);
   }
 
   /** Cursors name the store they came from: a scan cannot continue on the other store's cursor. */
-  async scan(ns: string, options: ScanOptions): Promise<ScanPage<Item>> {
+  async scan(ns: string, options: ScanOptions, call?: Caller): Promise<ScanPage<Item>> {
     await this.controller.freshView();
     const role = ROLES[this.controller.phase].reads;
     let cursor = options.cursor;
@@ -97,12 +99,13 @@ export class MigratingStore implements Store {
       if (from !== role) throw new DecantError("failed_precondition", `the migration moved reads from the ${from} store to the ${role} store during this scan; start the scan again`);
       cursor = rest;
     }
-    const page = await this.controller.store(role).scan(ns, { ...options, cursor });
+    const page = await this.controller.store(role).scan(ns, { ...options, cursor }, call);
     return { items: page.items, cursor: page.cursor === undefined ? undefined : `${role}:${page.cursor}` };
   }
 
   // Not async, as get: a write in a phase without a secondary takes no promise of its own.
-  put(ns: string, key: string, value: Buffer, condition?: Condition): Promise<bigint> {
+  // No fence of the client's own: the migration layer fences its primary writes itself.
+  put(ns: string, key: string, value: Buffer, condition?: Condition, _fence?: number, call?: Caller): Promise<bigint> {
     try {
       this.controller.checkValueFits(key, value);
     } catch (err) {
@@ -111,23 +114,25 @@ export class MigratingStore implements Store {
     return this.write(
       ns,
       key,
-      (store, fence) => store.put(ns, key, value, condition, fence),
+      call,
+      (store, fence) => store.put(ns, key, value, condition, fence, call),
       (version) => ({ key, value, version }),
     );
   }
 
-  async delete(ns: string, key: string, condition?: Condition): Promise<DeleteResult> {
+  async delete(ns: string, key: string, condition?: Condition, _fence?: number, call?: Caller): Promise<DeleteResult> {
     return this.write(
       ns,
       key,
-      (store, fence) => store.delete(ns, key, condition, fence),
+      call,
+      (store, fence) => store.delete(ns, key, condition, fence, call),
       (result) => (result.deleted ? { key, value: null, version: result.version } : null),
     );
   }
 
-  /** Each write on its own (not atomic), in order per key, a few keys at a time. */
-  async batchWrite(ns: string, ops: WriteOp[]): Promise<WriteOutcome[]> {
-    return runBatch(this, ns, ops, 8);
+  /** Each write on its own (not atomic), in order per key, a few keys at a time; the caller stops it only before it starts (runBatch). */
+  async batchWrite(ns: string, ops: WriteOp[], call?: Caller): Promise<WriteOutcome[]> {
+    return runBatch(this, ns, ops, 8, call);
   }
 
   /**
@@ -135,8 +140,11 @@ export class MigratingStore implements Store {
    * journal first whenever there is a secondary, the primary write carrying the epoch for the
    * store's fence, a lease check after it, then the secondary. A write refused by the fence
    * wrote nothing: it is admitted again under the phase the record says now.
+   * `call` goes only to the intent and (inside `primaryWrite`) to the primary write: everything
+   * after the primary write (the copy to the secondary, the intent's removal or its repair mark)
+   * is never given it, so it finishes even when the caller has gone.
    */
-  private write<T>(ns: string, key: string, primaryWrite: (store: Store, fence?: number) => Promise<T>, replica: (result: T) => RawItem | null): Promise<T> {
+  private write<T>(ns: string, key: string, call: Caller | undefined, primaryWrite: (store: Store, fence?: number) => Promise<T>, replica: (result: T) => RawItem | null): Promise<T> {
     const c = this.controller;
     let w: AdmittedWrite | Promise<AdmittedWrite>;
     try {
@@ -144,14 +152,14 @@ export class MigratingStore implements Store {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (!(w instanceof Promise) && !ROLES[w.phase].secondary && !c.hooks.beforePrimary) return this.primaryOnly(w, ns, key, primaryWrite, replica);
-    return this.writeAttempts(ns, key, primaryWrite, replica, 0, w);
+    if (!(w instanceof Promise) && !ROLES[w.phase].secondary && !c.hooks.beforePrimary) return this.primaryOnly(w, ns, key, call, primaryWrite, replica);
+    return this.writeAttempts(ns, key, call, primaryWrite, replica, 0, w);
   }
 
-  private async writeAttempts<T>(ns: string, key: string, primaryWrite: (store: Store, fence?: number) => Promise<T>, replica: (result: T) => RawItem | null, first: number, admitted?: AdmittedWrite | Promise<AdmittedWrite>): Promise<T> {
+  private async writeAttempts<T>(ns: string, key: string, call: Caller | undefined, primaryWrite: (store: Store, fence?: number) => Promise<T>, replica: (result: T) => RawItem | null, first: number, admitted?: AdmittedWrite | Promise<AdmittedWrite>): Promise<T> {
     for (let attempt = first; ; attempt++) {
       try {
-        return await this.writeOnce(ns, key, primaryWrite, replica, attempt === first ? admitted : undefined);
+        return await this.writeOnce(ns, key, call, primaryWrite, replica, attempt === first ? admitted : undefined);
       } catch (err) {
         if (!isDecantError(err, "fenced") || attempt >= 2) throw err;
         await this.controller.tick();
@@ -162,9 +170,9 @@ export class MigratingStore implements Store {
   /**
    * writeOnce for a write admitted at once in a phase without a secondary (no intent, no test
    * hook), step for step, in then() callbacks rather than async layers: the commonest write,
-   * and each promise is dearer under the call's AsyncLocalStorage hooks.
+   * so each promise and microtask saved counts on every request.
    */
-  private primaryOnly<T>(w: AdmittedWrite, ns: string, key: string, primaryWrite: (store: Store, fence?: number) => Promise<T>, replica: (result: T) => RawItem | null): Promise<T> {
+  private primaryOnly<T>(w: AdmittedWrite, ns: string, key: string, call: Caller | undefined, primaryWrite: (store: Store, fence?: number) => Promise<T>, replica: (result: T) => RawItem | null): Promise<T> {
     const c = this.controller;
     let started = 0;
     let pending: Promise<T>;
@@ -191,21 +199,23 @@ export class MigratingStore implements Store {
         w.done();
         // A write the store fenced wrote nothing: admitted again, as write() does.
         if (!isDecantError(err, "fenced")) throw err;
-        return c.tick().then(() => this.writeAttempts(ns, key, primaryWrite, replica, 1));
+        return c.tick().then(() => this.writeAttempts(ns, key, call, primaryWrite, replica, 1));
       },
     );
   }
 
-  private async writeOnce<T>(ns: string, key: string, primaryWrite: (store: Store, fence?: number) => Promise<T>, replica: (result: T) => RawItem | null, admitted?: AdmittedWrite | Promise<AdmittedWrite>): Promise<T> {
+  private async writeOnce<T>(ns: string, key: string, call: Caller | undefined, primaryWrite: (store: Store, fence?: number) => Promise<T>, replica: (result: T) => RawItem | null, admitted?: AdmittedWrite | Promise<AdmittedWrite>): Promise<T> {
     const c = this.controller;
     const w = await (admitted ?? c.admitWrite());
     try {
       const roles = ROLES[w.phase];
-      const intent = roles.secondary ? await c.writeIntent(ns, key) : undefined;
-      if (c.hooks.beforePrimary) await c.hooks.beforePrimary({ ...w, ns, key }); // test hooks: no await per write without one
+      // The intent goes with the caller: one gone already refuses it, and so the write (nothing written).
+      const intent = roles.secondary ? await c.writeIntent(ns, key, call) : undefined;
+      if (c.hooks.beforePrimary) await c.hooks.beforePrimary({ ...w, ns, key, call }); // test hooks: no await per write without one
       // Model finding N3: the intent write took time; the view must still hold as the primary call starts.
+      // From here on nothing but the primary write itself is given the caller.
       if (!c.leaseHeld(w)) {
-        if (intent) detached(() => c.dropIntent(intent));
+        if (intent) c.dropIntent(intent);
         throw new DecantError("unavailable", LAPSED_BEFORE);
       }
       const primary = c.store(roles.primary);
@@ -214,26 +224,26 @@ export class MigratingStore implements Store {
       try {
         result = await primaryWrite(primary, primary.capabilities.fencing ? w.epoch : undefined);
       } catch (err) {
-        if (intent && definite(err)) detached(() => c.dropIntent(intent));
-        else if (intent) await detached(() => c.leaveForRepair(roles.secondary!, intent, true, err));
+        if (intent && definite(err)) c.dropIntent(intent);
+        else if (intent) await c.leaveForRepair(roles.secondary!, intent, true, err);
         throw err;
       }
       c.backfill.observeLiveLatency(performance.now() - started);
       if (!c.leaseHeld(w)) {
         // Step 7: the view lapsed during the call, so the phase may have moved meanwhile.
         const err = new DecantError("unavailable", LAPSED_DURING);
-        if (intent) await detached(() => c.leaveForRepair(roles.secondary!, intent, true, err));
+        if (intent) await c.leaveForRepair(roles.secondary!, intent, true, err);
         throw err;
       }
       const item = replica(result);
       if (!intent) return result;
       if (!item) {
-        detached(() => c.dropIntent(intent)); // nothing was deleted: nothing to copy
+        c.dropIntent(intent); // nothing was deleted: nothing to copy
         return result;
       }
-      if (c.hooks.beforeSecondary) await c.hooks.beforeSecondary({ ...w, ns, key });
-      // The primary has the write: its copy and the intent's removal finish even if the caller has gone.
-      await detached(() => this.replicate(w.phase, ns, item, intent));
+      if (c.hooks.beforeSecondary) await c.hooks.beforeSecondary({ ...w, ns, key, call });
+      // The primary has the write: its copy and the intent's removal finish even if the caller has gone (no caller given).
+      await this.replicate(w.phase, ns, item, intent);
       return result;
     } finally {
       w.done();
@@ -272,19 +282,20 @@ export class MigratingStore implements Store {
 
   // Replication operations address the primary (and carry the write to the secondary), so the
   // migration layer passes the same conformance suite as any backend.
-  getRaw(ns: string, key: string): Promise<RawItem | null> {
-    return this.readStore().getRaw(ns, key);
+  getRaw(ns: string, key: string, call?: Caller): Promise<RawItem | null> {
+    return this.readStore().getRaw(ns, key, call);
   }
 
-  batchGetRaw(ns: string, keys: string[]): Promise<RawItem[]> {
-    return this.readStore().batchGetRaw(ns, keys);
+  batchGetRaw(ns: string, keys: string[], call?: Caller): Promise<RawItem[]> {
+    return this.readStore().batchGetRaw(ns, keys, call);
   }
 
-  async applyIfNewer(ns: string, items: RawItem[]): Promise<boolean[]> {
+  /** The caller can stop it only before the primary's applyIfNewer starts; the secondary's copy is not given it. */
+  async applyIfNewer(ns: string, items: RawItem[], _fence?: number, call?: Caller): Promise<boolean[]> {
     for (const item of items) this.controller.checkValueFits(item.key, item.value);
     const { phase, done } = await this.controller.admitWrite();
     try {
-      const applied = await this.controller.store(ROLES[phase].primary).applyIfNewer(ns, items);
+      const applied = await this.controller.store(ROLES[phase].primary).applyIfNewer(ns, items, undefined, call);
       const role = ROLES[phase].secondary;
       if (role) await this.controller.store(role).applyIfNewer(ns, items);
       return applied;
@@ -293,25 +304,26 @@ export class MigratingStore implements Store {
     }
   }
 
-  scanRaw(ns: string, options: RawScanOptions): Promise<ScanPage<RawItem>> {
-    return this.readStore().scanRaw(ns, options);
+  scanRaw(ns: string, options: RawScanOptions, call?: Caller): Promise<ScanPage<RawItem>> {
+    return this.readStore().scanRaw(ns, options, call);
   }
 
-  largeValues(ns: string, options: LargeValueOptions): Promise<ScanPage<ValueSize>> {
-    return this.readStore().largeValues(ns, options);
+  largeValues(ns: string, options: LargeValueOptions, call?: Caller): Promise<ScanPage<ValueSize>> {
+    return this.readStore().largeValues(ns, options, call);
   }
 
-  namespaces(): Promise<string[]> {
-    return this.readStore().namespaces();
+  namespaces(call?: Caller): Promise<string[]> {
+    return this.readStore().namespaces(call);
   }
 
-  estimateCount(ns: string): Promise<number> {
-    return this.readStore().estimateCount(ns);
+  estimateCount(ns: string, call?: Caller): Promise<number> {
+    return this.readStore().estimateCount(ns, call);
   }
 
-  async dropNamespace(ns: string): Promise<void> {
+  /** The caller can stop it only before the primary's drop starts; the secondary's is not given it. */
+  async dropNamespace(ns: string, call?: Caller): Promise<void> {
     const roles = ROLES[this.controller.phase];
-    await this.controller.store(roles.primary).dropNamespace(ns);
+    await this.controller.store(roles.primary).dropNamespace(ns, call);
     if (roles.secondary) await this.controller.store(roles.secondary).dropNamespace(ns);
   }
 

@@ -2,6 +2,7 @@
 // mismatches to rule out writes in flight, and reports missing / stale / extra keys (rule 6).
 // Two ordered stores are walked side by side (a merge join); otherwise each key of one store
 // is looked up in the other.
+import type { Caller } from "../protocol/call.js";
 import type { Store } from "../protocol/store.js";
 import { compareKeys, CONTROL_NAMESPACE, type RawItem, type ScanPage } from "../protocol/types.js";
 import { VERIFY_KEY } from "./control.js";
@@ -53,9 +54,9 @@ function judge(source: RawItem | null, copy: RawItem | null): Verdict {
 }
 
 /** The stored items (tombstones included) of these keys, by key. */
-async function lookup(store: Store, ns: string, keys: string[]): Promise<Map<string, RawItem>> {
+async function lookup(store: Store, ns: string, keys: string[], call: Caller | undefined): Promise<Map<string, RawItem>> {
   const found = new Map<string, RawItem>();
-  if (keys.length > 0) for (const item of await store.batchGetRaw(ns, keys)) found.set(item.key, item);
+  if (keys.length > 0) for (const item of await store.batchGetRaw(ns, keys, call)) found.set(item.key, item);
   return found;
 }
 
@@ -66,7 +67,7 @@ class ScanCursor {
   private next: Promise<ScanPage<RawItem>> | undefined;
   private limit = FIRST_PAGE_ITEMS;
 
-  constructor(private readonly store: Store, private readonly ns: string, private readonly pageSize: number) {
+  constructor(private readonly store: Store, private readonly ns: string, private readonly pageSize: number, private readonly call: Caller | undefined) {
     this.next = this.read(undefined);
   }
 
@@ -88,7 +89,7 @@ class ScanCursor {
   }
 
   private read(cursor: string | undefined): Promise<ScanPage<RawItem>> {
-    const page = this.store.scanRaw(this.ns, { limit: this.limit, cursor });
+    const page = this.store.scanRaw(this.ns, { limit: this.limit, cursor }, this.call);
     page.catch(() => undefined); // reported when head() awaits it
     return page;
   }
@@ -122,6 +123,8 @@ export interface Comparison {
   repair: boolean;
   clock: Clock;
   tally: Tally;
+  /** The Verify caller: the comparison's reads (and a repair, before it starts) stop once it has gone. Absent in segments. */
+  call?: Caller;
 }
 
 /**
@@ -134,7 +137,7 @@ async function settle(k: Comparison, ns: string, findings: Finding[]): Promise<v
   for (let i = 0; i < RECHECKS && open.length > 0; i++) {
     await clock.sleep(RECHECK_DELAY_MS * (i + 1));
     const keys = open.map((f) => f.key);
-    const [src, cp] = await Promise.all([lookup(source, ns, keys), lookup(copy, ns, keys)]);
+    const [src, cp] = await Promise.all([lookup(source, ns, keys, k.call), lookup(copy, ns, keys, k.call)]);
     for (const f of open) {
       f.src = src.get(f.key) ?? null;
       f.cp = cp.get(f.key) ?? null;
@@ -145,9 +148,9 @@ async function settle(k: Comparison, ns: string, findings: Finding[]): Promise<v
   const repairable = k.repair ? open.filter((f) => f.src !== null) : [];
   for (let i = 0; i < repairable.length; i += MERGE_PAGE) {
     const part = repairable.slice(i, i + MERGE_PAGE);
-    const applied = await copy.applyIfNewer(ns, part.map((f) => f.src!));
+    const applied = await copy.applyIfNewer(ns, part.map((f) => f.src!), undefined, k.call);
     const fixed = part.filter((_, j) => applied[j]);
-    const now = await lookup(copy, ns, fixed.map((f) => f.key));
+    const now = await lookup(copy, ns, fixed.map((f) => f.key), k.call);
     for (const f of fixed) {
       k.tally.report.repaired++;
       f.verdict = judge(f.src, now.get(f.key) ?? null);
@@ -159,7 +162,7 @@ async function settle(k: Comparison, ns: string, findings: Finding[]): Promise<v
 /** A page of the source: each of its keys must be in the copy with the same version and value. */
 export async function checkSourcePage(k: Comparison, ns: string, items: RawItem[]): Promise<void> {
   const findings: Finding[] = [];
-  const copies = await lookup(k.copy, ns, items.map((i) => i.key));
+  const copies = await lookup(k.copy, ns, items.map((i) => i.key), k.call);
   for (const item of items) {
     const cp = copies.get(item.key) ?? null;
     const verdict = judge(item, cp);
@@ -171,7 +174,7 @@ export async function checkSourcePage(k: Comparison, ns: string, items: RawItem[
 
 /** A page of the copy: its keys the source does not hold are extra (the others are the source pages' to count). */
 export async function checkCopyPage(k: Comparison, ns: string, items: RawItem[]): Promise<void> {
-  const sources = await lookup(k.source, ns, items.map((i) => i.key));
+  const sources = await lookup(k.source, ns, items.map((i) => i.key), k.call);
   await settle(
     k,
     ns,
@@ -181,8 +184,8 @@ export async function checkCopyPage(k: Comparison, ns: string, items: RawItem[])
 
 /** Both stores scan in key order: walk the two scans side by side, no per-key reads. */
 async function mergeNamespace(k: Comparison, ns: string): Promise<void> {
-  const a = new ScanCursor(k.source, ns, MERGE_PAGE);
-  const b = new ScanCursor(k.copy, ns, MERGE_PAGE);
+  const a = new ScanCursor(k.source, ns, MERGE_PAGE, k.call);
+  const b = new ScanCursor(k.copy, ns, MERGE_PAGE, k.call);
   let findings: Finding[] = [];
   let sinceYield = 0;
   for (;;) {
@@ -214,7 +217,7 @@ async function lookupNamespace(k: Comparison, ns: string): Promise<void> {
     let cursor: string | undefined;
     let limit = FIRST_PAGE_ITEMS;
     do {
-      const page = await store.scanRaw(ns, { limit, cursor });
+      const page = await store.scanRaw(ns, { limit, cursor }, k.call);
       limit = nextPageLimit(page.items, limit, LOOKUP_PAGE);
       await check(k, ns, page.items);
       cursor = page.cursor;
@@ -224,8 +227,8 @@ async function lookupNamespace(k: Comparison, ns: string): Promise<void> {
 }
 
 /** Namespaces to verify: the one asked for, or every namespace either store holds. */
-export async function namespacesOf(source: Store, copy: Store, namespace?: string): Promise<string[]> {
-  return namespace ? [namespace] : [...new Set([...(await source.namespaces()), ...(await copy.namespaces())])].filter((ns) => ns !== CONTROL_NAMESPACE).sort();
+export async function namespacesOf(source: Store, copy: Store, namespace?: string, call?: Caller): Promise<string[]> {
+  return namespace ? [namespace] : [...new Set([...(await source.namespaces(call)), ...(await copy.namespaces(call))])].filter((ns) => ns !== CONTROL_NAMESPACE).sort();
 }
 
 export interface VerifyOptions {
@@ -233,6 +236,11 @@ export interface VerifyOptions {
   repair: boolean;
   onProgress?: (r: VerifyReport) => void;
   clock?: Clock;
+  /**
+   * The Verify caller: once it has gone, this process's comparison stops at its next store read
+   * (`cancelled`) and no record is written. Segments spread to other replicas are not given it.
+   */
+  call?: Caller;
   /**
    * Spreads the work over every replica with the target (segments with fenced leases, like the
    * backfill): given here by the backfill's segment runner; absent = this process alone.
@@ -250,7 +258,7 @@ export async function verify(c: WorkContext, options: VerifyOptions): Promise<Ve
   const attempt = c.attempt;
   const epoch = c.epoch;
   const failures = await c.failureCounts();
-  const namespaces = await namespacesOf(source, copy, options.namespace);
+  const namespaces = await namespacesOf(source, copy, options.namespace, options.call);
   let lastProgress = 0;
   const tally = new Tally(() => {
     if (options.onProgress && clock.wall() - lastProgress > 250) {
@@ -258,7 +266,7 @@ export async function verify(c: WorkContext, options: VerifyOptions): Promise<Ve
       options.onProgress({ ...tally.report, sample_keys: [...tally.report.sample_keys] });
     }
   });
-  const k: Comparison = { source, copy, repair: options.repair, clock, tally };
+  const k: Comparison = { source, copy, repair: options.repair, clock, tally, call: options.call };
   const spread = options.spread ?? c.backfill?.spreadVerify;
   let report = await spread?.({ source, copy, repair: options.repair, clock }, namespaces, options.onProgress);
   if (!report) {
@@ -269,7 +277,7 @@ export async function verify(c: WorkContext, options: VerifyOptions): Promise<Ve
     report = tally.report;
   }
   report.done = true;
-  await c.control.write<VerifyRecord>(VERIFY_KEY, { report, namespace: options.namespace ?? "", attempt, epoch, failures, startedAt, finishedAt: clock.wall(), by: c.replicaId });
+  await c.control.write<VerifyRecord>(VERIFY_KEY, { report, namespace: options.namespace ?? "", attempt, epoch, failures, startedAt, finishedAt: clock.wall(), by: c.replicaId }, options.call);
   c.publishVerify({ report, namespace: options.namespace ?? "", startedAt, by: c.replicaId });
   c.logger.info("verification done", { ...report, sample_keys: report.sample_keys.slice(0, 5) });
   options.onProgress?.(report);

@@ -9,7 +9,7 @@
 //     unimplemented, internal, or anything untyped) is about the store or the call, and fails
 //     the whole BatchWrite with that error. As for any such error, the writes sent before it may
 //     or may not have been applied (cancelled: none were).
-import { callSignal, detached, throwIfCancelled } from "./call.js";
+import { throwIfCancelled, type Caller } from "./call.js";
 import { isDecantError, type DecantError, type ErrorKind } from "./errors.js";
 import type { Store } from "./store.js";
 import type { RawItem, WriteOp, WriteOutcome } from "./types.js";
@@ -43,11 +43,11 @@ export function settleSync(key: string, write: () => WriteOutcome): WriteOutcome
 /**
  * Runs a batch through the store's single-item operations, `concurrency` at a time, keeping
  * the order of writes to the same key. A caller that has gone stops the batch only before its
- * first write: once started it runs to its end, so `cancelled` always means nothing was written.
+ * first write: once started it runs to its end (its writes are not given the caller), so
+ * `cancelled` always means nothing was written.
  */
-export async function runBatch(store: Store, ns: string, ops: WriteOp[], concurrency: number): Promise<WriteOutcome[]> {
-  throwIfCancelled("batchWrite");
-  if (callSignal() !== undefined) return detached(() => runBatch(store, ns, ops, concurrency));
+export async function runBatch(store: Store, ns: string, ops: WriteOp[], concurrency: number, call?: Caller): Promise<WriteOutcome[]> {
+  throwIfCancelled("batchWrite", call);
   const results: WriteOutcome[] = new Array(ops.length);
   const byKey = new Map<string, number[]>();
   ops.forEach((op, i) => byKey.set(op.key, [...(byKey.get(op.key) ?? []), i]));

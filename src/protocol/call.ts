@@ -1,21 +1,20 @@
-// The caller of the operation running now (deadline, client cancel), passed down to store
-// operations without threading a parameter through every Store method: the server runs each
-// call's work inside `withCall`, and the backend kit asks `callSignal()` before it starts a
-// store round trip. A write already sent is never "cancelled": its outcome stays what the store
-// says (see Store), so only work not yet started stops.
-import { AsyncLocalStorage } from "node:async_hooks";
+// The caller of a served call (deadline, client cancel), passed down explicitly: the server makes
+// one per call (a ServedCall), hands it to its handler, and the handler passes it as the trailing
+// `call` argument of each Store method it calls on the client's behalf (see Store). The backend
+// kit checks it before it starts a store round trip. A write already sent is never "cancelled":
+// its outcome stays what the store says (see Store), so only work not yet started stops. Work
+// that must finish whatever the caller does (replication to the secondary, repair, journal
+// intents, the controller's rounds) is simply not given the caller.
+//
+// Why not an AsyncLocalStorage: once one has run, Node hooks every promise of the process, and
+// that alone was 10-16 % of the sidecar's CPU per gRPC call (Decant issue 17).
 import { DecantError } from "./errors.js";
 
-/** The caller of the work running now: whether it has gone, and a signal for drivers that take one. */
-interface Caller {
+/** The caller of some work: whether it has gone, and a signal for drivers that take one. */
+export interface Caller {
   readonly aborted: boolean;
   readonly signal: AbortSignal;
 }
-
-// One store per process, even when a test runner or a bundler loads this module twice (as
-// CommonJS and as ESM): otherwise a backend loaded by the other copy never sees the caller.
-const KEY = Symbol.for("decant.call");
-const current: AsyncLocalStorage<Caller> = ((globalThis as Record<symbol, unknown>)[KEY] ??= new AsyncLocalStorage<Caller>()) as AsyncLocalStorage<Caller>;
 
 /**
  * A served call's caller, cancelled by the server when the client goes or its deadline passes.
@@ -45,21 +44,15 @@ export class ServedCall implements Caller {
   }
 }
 
-/** Runs fn with `caller` (a served call, or the signal of one) as the caller of the call it serves. */
-export function withCall<T>(caller: AbortSignal | ServedCall, fn: () => T): T {
-  return current.run(caller instanceof ServedCall ? caller : { get aborted() { return caller.aborted; }, signal: caller }, fn);
-}
-
-/** Runs fn detached from any caller: work that must finish even when the caller has gone (replication, repair). */
-export const detached = <T>(fn: () => T): T => current.exit(fn);
-
-/** The signal of the call being served, if any. */
-export const callSignal = (): AbortSignal | undefined => current.getStore()?.signal;
-
-/** Whether some call's caller is being served (without making its signal). */
-export const inCall = (): boolean => current.getStore() !== undefined;
+/** The caller whose going is `signal` aborting (tests, and callers that already hold a signal). */
+export const signalCaller = (signal: AbortSignal): Caller => ({
+  get aborted() {
+    return signal.aborted;
+  },
+  signal,
+});
 
 /** Throws `cancelled` (nothing was started, so nothing was written) if the caller has gone. */
-export function throwIfCancelled(op: string): void {
-  if (current.getStore()?.aborted) throw new DecantError("cancelled", `${op} was not started: the caller cancelled or its deadline passed`);
+export function throwIfCancelled(op: string, call: Caller | undefined): void {
+  if (call?.aborted) throw new DecantError("cancelled", `${op} was not started: the caller cancelled or its deadline passed`);
 }

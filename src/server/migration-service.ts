@@ -62,9 +62,9 @@ export function migrationHandlers(c: MigrationController, unary: UnaryHandlerFac
   const guarded = unary; // every call is authorised for the whole service (sidecar.ts: requireToken)
   return {
     GetStatus: guarded("GetStatus", () => migrationStatus(c)),
-    SetPhase: guarded("SetPhase", async (req) => {
+    SetPhase: guarded("SetPhase", async (req, _call, caller) => {
       if (!isPhase(req.phase)) throw invalidArgument("phase", `must be one of ${PHASES.join(", ")}`);
-      await c.setPhase(req.phase, Boolean(req.force));
+      await c.setPhase(req.phase, Boolean(req.force), caller);
       return migrationStatus(c);
     }),
     StartBackfill: guarded("StartBackfill", async (req) => {
@@ -83,9 +83,9 @@ export function migrationHandlers(c: MigrationController, unary: UnaryHandlerFac
       await c.reset();
       return migrationStatus(c);
     }),
-    Verify: serverStream("Verify", async (req, call) => {
+    Verify: serverStream("Verify", async (req, call, caller) => {
       const namespace = req.namespace ? validateNamespace(req.namespace) : undefined;
-      await verify(c, { namespace, repair: Boolean(req.repair), onProgress: (r) => call.write(verifyMessage(r)) });
+      await verify(c, { namespace, repair: Boolean(req.repair), onProgress: (r) => call.write(verifyMessage(r)), call: caller });
     }),
   };
 }

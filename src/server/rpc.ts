@@ -1,10 +1,11 @@
 // The one place handlers are built. Every call of every service is counted, timed, checked
-// (the wire check, then the service's authorisation), run inside its call context (a signal
-// that aborts when the client cancels or the deadline passes, so store work not yet started
-// stops: src/protocol/call.ts), and its errors mapped to gRPC statuses (status.ts).
+// (the wire check, then the service's authorisation), given its caller (a ServedCall, cancelled
+// when the client cancels or the deadline passes; the handler passes it down to the store, so
+// store work not yet started stops: src/protocol/call.ts), and its errors mapped to gRPC
+// statuses (status.ts).
 import type * as grpc from "@grpc/grpc-js";
 import type { Metrics } from "../metrics/metrics.js";
-import { ServedCall, withCall } from "../protocol/call.js";
+import { ServedCall, type Caller } from "../protocol/call.js";
 import { invalidArgument } from "../protocol/errors.js";
 import { STATUS_NAMES } from "../wire/status.js";
 import type { MethodName, ReceivedOf, ReplyOf, ServiceName, StreamMethod, UnaryMethod, UnknownFields } from "../wire/types.js";
@@ -22,13 +23,13 @@ type NoUnknownFields<R, Reply> = [UnknownFields<R, Reply>] extends [never] ? [] 
 
 export type UnaryHandlerFactory<S extends ServiceName> = <M extends UnaryMethod<S>, R extends ReplyOf<S, M>>(
   rpc: M,
-  fn: (req: ReceivedOf<S, M>, call: grpc.ServerUnaryCall<ReceivedOf<S, M>, ReplyOf<S, M>>) => Promise<R>,
+  fn: (req: ReceivedOf<S, M>, call: grpc.ServerUnaryCall<ReceivedOf<S, M>, ReplyOf<S, M>>, caller: Caller) => Promise<R>,
   ...check: NoUnknownFields<R, ReplyOf<S, M>>
 ) => BuiltHandler;
-/** fn writes the stream's messages; the stream ends when it resolves, with its error's status when it rejects. */
+/** fn writes the stream's messages; the stream ends when it resolves, with its error's status when it rejects. `caller`: as for unary calls. */
 export type ServerStreamHandlerFactory<S extends ServiceName> = <M extends StreamMethod<S>>(
   rpc: M,
-  fn: (req: ReceivedOf<S, M>, call: grpc.ServerWritableStream<ReceivedOf<S, M>, ReplyOf<S, M>>) => Promise<void>,
+  fn: (req: ReceivedOf<S, M>, call: grpc.ServerWritableStream<ReceivedOf<S, M>, ReplyOf<S, M>>, caller: Caller) => Promise<void>,
 ) => BuiltHandler;
 
 type OnError = (rpc: string, err: unknown) => void;
@@ -56,7 +57,7 @@ function instrumented<T>(service: string, rpc: string, policy: CallPolicy) {
   const counted = new Map<string, { inc(): void }>();
   const counter = (code: string) => counted.get(code) ?? counted.set(code, metrics.requests.labels(name, code, "grpc")).get(code)!;
   const ok = counter("OK");
-  return (call: ServerCall, run: () => Promise<T>, done: (err: Partial<grpc.ServiceError> | null, result?: T) => void): void => {
+  return (call: ServerCall, run: (caller: Caller) => Promise<T>, done: (err: Partial<grpc.ServiceError> | null, result?: T) => void): void => {
     const start = performance.now();
     // grpc-js emits "cancelled" on a client cancel, on the deadline, and also after any status
     // is sent: so the listener is disarmed before `done`, or work the call left running (a
@@ -74,10 +75,8 @@ function instrumented<T>(service: string, rpc: string, policy: CallPolicy) {
     };
     let outcome: Promise<T>;
     try {
-      outcome = withCall(caller, () => {
-        admit(call, authorize);
-        return run();
-      });
+      admit(call, authorize);
+      outcome = run(caller);
     } catch (err) {
       outcome = Promise.reject(err);
     }
@@ -107,7 +106,7 @@ export function unaryFactory<S extends ServiceName>(service: S, policy: CallPoli
   return (rpc, fn, ..._typeCheckOnly) => {
     const call = instrumented<ReplyOf<S, typeof rpc>>(service, rpc, policy);
     const handler: grpc.handleUnaryCall<ReceivedOf<S, typeof rpc>, ReplyOf<S, typeof rpc>> = (unary, callback) =>
-      call(unary as ServerCall, () => fn(unary.request, unary), (err, res) => (err ? callback(err) : callback(null, res)));
+      call(unary as ServerCall, (caller) => fn(unary.request, unary, caller), (err, res) => (err ? callback(err) : callback(null, res)));
     return handler as unknown as BuiltHandler;
   };
 }
@@ -119,7 +118,7 @@ export function serverStreamFactory<S extends ServiceName>(service: S, policy: C
     const handler: grpc.handleServerStreamingCall<ReceivedOf<S, typeof rpc>, ReplyOf<S, typeof rpc>> = (stream) =>
       call(
         stream as ServerCall,
-        () => fn(stream.request, stream),
+        (caller) => fn(stream.request, stream, caller),
         // emit("error"), not destroy(): grpc-js sends the status only through its error listener.
         (err) => (err ? stream.emit("error", err) : stream.end()),
       );

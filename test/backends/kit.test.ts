@@ -2,7 +2,7 @@
 // attempt may end that way (src/protocol/store.ts).
 import { expect } from "chai";
 import { Envelope, lazy } from "../../src/backends/kit.js";
-import { throwIfCancelled, withCall } from "../../src/protocol/call.js";
+import { signalCaller, throwIfCancelled } from "../../src/protocol/call.js";
 import { isDecantError } from "../../src/protocol/errors.js";
 
 const lost = () => Object.assign(new Error("connection reset while the write was in flight"), { code: "ECONNRESET" });
@@ -12,7 +12,7 @@ describe("kit envelope and cancellation", function () {
 
   it("a caller gone before the call starts gets cancelled and no attempt runs", async function () {
     let attempts = 0;
-    const err = await withCall(AbortSignal.abort(), () => envelope.run("applyIfNewer", async () => attempts++, true)).then(
+    const err = await envelope.run("applyIfNewer", async () => attempts++, true, signalCaller(AbortSignal.abort())).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -22,20 +22,22 @@ describe("kit envelope and cancellation", function () {
 
   it("a retried write whose caller goes during the retry ends with the first attempt's failure, not cancelled", async function () {
     const caller = new AbortController();
+    const call = signalCaller(caller.signal);
     let attempts = 0;
-    const err = await withCall(caller.signal, () =>
-      envelope.run(
+    const err = await envelope
+      .run(
         "applyIfNewer",
         async () => {
           attempts++;
           if (attempts === 1) throw lost(); // sent, maybe applied, answer lost
           caller.abort(); // the caller leaves while the retry reconnects...
-          throwIfCancelled("applyIfNewer"); // ...and the driver checks before it sends again
+          throwIfCancelled("applyIfNewer", call); // ...and the driver checks before it sends again
           return true;
         },
         true,
-      ),
-    ).then(
+        call,
+      )
+      .then(
       () => undefined,
       (e: unknown) => e,
     );

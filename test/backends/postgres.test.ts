@@ -3,7 +3,7 @@ import { createServer, type AddressInfo, type Socket } from "node:net";
 import { expect } from "chai";
 import pg from "pg";
 import { openStore } from "../../src/backends/index.js";
-import { withCall } from "../../src/protocol/call.js";
+import { signalCaller } from "../../src/protocol/call.js";
 import type { DecantError } from "../../src/protocol/errors.js";
 import type { Store } from "../../src/protocol/store.js";
 import { conformance } from "../conformance/suite.js";
@@ -437,11 +437,11 @@ if (ok) {
         await holder.query(`SELECT 1 FROM public.${table} WHERE ns = $1 AND key = 'locked' FOR UPDATE`, [ns]);
         // Sent: waits on the row lock, holding the pool's only connection.
         const sentCaller = new AbortController();
-        const sent = withCall(sentCaller.signal, () => one.put(ns, "locked", buf("v2")));
+        const sent = one.put(ns, "locked", buf("v2"), undefined, undefined, signalCaller(sentCaller.signal));
         await waitFor(async () => (await admin((c) => c.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'", [`${appName}_cancel`]))).rows[0]!.n === 1, "the put to wait on the row lock", 5000);
         // Not sent: waits for the pool.
         const waitingCaller = new AbortController();
-        const waiting = withCall(waitingCaller.signal, () => one.put(ns, "other", buf("x"))).then(
+        const waiting = one.put(ns, "other", buf("x"), undefined, undefined, signalCaller(waitingCaller.signal)).then(
           () => "written",
           (err: DecantError) => err.kind,
         );

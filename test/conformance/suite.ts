@@ -6,7 +6,7 @@ import { createServer, type AddressInfo, type Socket } from "node:net";
 import { expect } from "chai";
 import { openStore } from "../../src/backends/index.js";
 import { ITEM_ERROR_KINDS } from "../../src/protocol/batch.js";
-import { withCall } from "../../src/protocol/call.js";
+import { signalCaller } from "../../src/protocol/call.js";
 import { DecantError, isDecantError, type ErrorKind } from "../../src/protocol/errors.js";
 import type { Store } from "../../src/protocol/store.js";
 import type { RawItem, ScanPage, ValueSize } from "../../src/protocol/types.js";
@@ -791,7 +791,7 @@ export function batchRule(t: Subject): void {
     });
 
     it("a caller that has gone fails the whole call (cancelled), and nothing is written", async function () {
-      await rejects(withCall(AbortSignal.abort(), () => store.batchWrite(ns, [{ type: "put", key: "a", value: buf("1") }, { type: "delete", key: "b" }])), "cancelled");
+      await rejects(store.batchWrite(ns, [{ type: "put", key: "a", value: buf("1") }, { type: "delete", key: "b" }], signalCaller(AbortSignal.abort())), "cancelled");
       expect(await store.batchGetRaw(ns, ["a", "b"])).to.deep.equal([]);
     });
 
@@ -816,27 +816,27 @@ export function cancellation(t: Subject): void {
 
     it("every operation refuses with cancelled once the caller's signal has aborted, writing nothing", async function () {
       await store.put(ns, "live", buf("v"));
-      const gone = AbortSignal.abort();
+      const gone = signalCaller(AbortSignal.abort());
       const calls: [string, () => Promise<unknown>][] = [
-        ["get", () => store.get(ns, "live")],
-        ["batchGet", () => store.batchGet(ns, ["live"])],
-        ["put", () => store.put(ns, "k", buf("v"))],
-        ["put (conditional)", () => store.put(ns, "live", buf("w"), { kind: "expected_version", version: 1n })],
-        ["delete", () => store.delete(ns, "live")],
-        ["applyIfNewer", () => store.applyIfNewer(ns, [{ key: "r", value: buf("r"), version: 5n }])],
-        ["scan", () => store.scan(ns, { limit: 5 })],
-        ["scanRaw", () => store.scanRaw(ns, { limit: 5 })],
-        ["dropNamespace", () => store.dropNamespace(ns)],
+        ["get", () => store.get(ns, "live", gone)],
+        ["batchGet", () => store.batchGet(ns, ["live"], gone)],
+        ["put", () => store.put(ns, "k", buf("v"), undefined, undefined, gone)],
+        ["put (conditional)", () => store.put(ns, "live", buf("w"), { kind: "expected_version", version: 1n }, undefined, gone)],
+        ["delete", () => store.delete(ns, "live", undefined, undefined, gone)],
+        ["applyIfNewer", () => store.applyIfNewer(ns, [{ key: "r", value: buf("r"), version: 5n }], undefined, gone)],
+        ["scan", () => store.scan(ns, { limit: 5 }, gone)],
+        ["scanRaw", () => store.scanRaw(ns, { limit: 5 }, gone)],
+        ["dropNamespace", () => store.dropNamespace(ns, gone)],
       ];
-      for (const [what, call] of calls) expect((await rejects(withCall(gone, call), "cancelled")).message, what).to.match(/not started/);
+      for (const [what, call] of calls) expect((await rejects(call(), "cancelled")).message, what).to.match(/not started/);
       expect(await store.batchGetRaw(ns, ["k", "r"])).to.deep.equal([]);
       expect(await store.getRaw(ns, "live")).to.deep.equal({ key: "live", value: buf("v"), version: 1n });
     });
 
     it("a live signal changes nothing", async function () {
-      const live = new AbortController().signal;
-      expect(await withCall(live, () => store.put(ns, "k", buf("v")))).to.equal(1n);
-      expect(await withCall(live, () => store.get(ns, "k"))).to.deep.include({ version: 1n });
+      const live = signalCaller(new AbortController().signal);
+      expect(await store.put(ns, "k", buf("v"), undefined, undefined, live)).to.equal(1n);
+      expect(await store.get(ns, "k", live)).to.deep.include({ version: 1n });
     });
   });
 }

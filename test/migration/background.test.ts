@@ -1,9 +1,9 @@
 // Background work a request starts (a renewal round from freshView or a fenced write's retry,
-// and the housekeeping it starts) is shared by every request: it must not run under the caller's
-// cancel signal (src/protocol/call.ts), or one client leaving stops the journal repair.
+// and the housekeeping it starts) is shared by every request: it must not be given the caller
+// (src/protocol/call.ts), or one client leaving stops the journal repair.
 import { expect } from "chai";
 import { MemoryStore } from "../../src/backends/memory.js";
-import { callSignal, withCall } from "../../src/protocol/call.js";
+import { signalCaller } from "../../src/protocol/call.js";
 import type { Store } from "../../src/protocol/store.js";
 import { isDecantError } from "../../src/protocol/errors.js";
 import { MigrationController } from "../../src/migration/controller.js";
@@ -21,7 +21,7 @@ function watched(store: Store) {
   const scans: { prefix?: string; signal?: AbortSignal; failed?: unknown }[] = [];
   const s = Object.create(store) as Store;
   s.scan = async (...args: Parameters<Store["scan"]>) => {
-    const seen: (typeof scans)[number] = { prefix: args[1]?.prefix, signal: callSignal() };
+    const seen: (typeof scans)[number] = { prefix: args[1]?.prefix, signal: args[2]?.signal };
     scans.push(seen);
     try {
       return await store.scan(...args);
@@ -38,7 +38,7 @@ describe("migration background work: the caller's cancel, repair failures", func
   let c: MigrationController | undefined;
   afterEach(async () => c?.stop());
 
-  it("a round started by a request whose caller then cancels renews and runs its housekeeping, detached from that caller", async function () {
+  it("a round started by a request whose caller then cancels renews and runs its housekeeping, without that caller", async function () {
     const current = new MemoryStore();
     const control = watched(current);
     // Rounds only when asked: no timer ticks interleave.
@@ -48,9 +48,10 @@ describe("migration background work: the caller's cancel, repair failures", func
     await new Promise((r) => setTimeout(r, 50)); // let it finish
     control.scans.length = 0;
 
+    // A request starts the round (tick() takes no caller: nothing of the request's can reach it)...
     const caller = new AbortController();
-    const round = withCall(caller.signal, () => c!.tick());
-    caller.abort(); // the client leaves at once
+    const round = c.tick();
+    caller.abort(); // ...and its client leaves at once
     await round;
     await waitFor(async () => control.scans.some((s) => s.prefix === JOURNAL_PREFIX && !s.failed), "the journal repair of the round's housekeeping", 5000);
     for (const s of control.scans) {
@@ -81,6 +82,57 @@ describe("migration background work: the caller's cancel, repair failures", func
     await waitFor(async () => (await c!.journalDepth()) === 0, "the repair once the secondary is back");
   });
 
+  it("a write whose caller goes after the primary has it: the secondary, the intent's repair mark and its repair get no caller and finish", async function () {
+    const current = new MemoryStore();
+    const target = faulty(new MemoryStore());
+    // The control store (the current store, as in a sidecar without its own), recording the caller of each journal write.
+    const journal: { op: string; key: string; call: unknown }[] = [];
+    const control = Object.create(current) as Store;
+    control.put = (...args: Parameters<Store["put"]>) => {
+      if (args[1].startsWith(JOURNAL_PREFIX)) journal.push({ op: "put", key: args[1], call: args[5] });
+      return current.put(...args);
+    };
+    control.delete = (...args: Parameters<Store["delete"]>) => {
+      if (args[1].startsWith(JOURNAL_PREFIX)) journal.push({ op: "delete", key: args[1], call: args[4] });
+      return current.delete(...args);
+    };
+    const applied: unknown[] = [];
+    const apply = target.store.applyIfNewer;
+    target.store.applyIfNewer = (...args: Parameters<Store["applyIfNewer"]>) => {
+      applied.push(args[3]);
+      return apply(...args);
+    };
+    const caller = new AbortController();
+    c = new MigrationController({ current, target: target.store, control, replicaId: "r1", metrics: new MigrationMetrics(new Metrics(false).registry), logger: silentLogger(), timings: { heartbeatMs: 20, leaseMs: 2000, storeTimeoutMs: 0 }, hooks: { beforeSecondary: () => caller.abort() } });
+    await c.start();
+    await c.setPhase("DUAL_WRITE", true);
+    await waitFor(async () => c!.isActive(), "DUAL_WRITE active");
+    const store = new MigratingStore(c);
+    const call = signalCaller(caller.signal);
+
+    // The secondary is up: the copy lands although the caller left once the primary had the write.
+    expect(await store.put("users", "a", Buffer.from("1"), undefined, undefined, call)).to.equal(1n);
+    expect((await target.store.getRaw("users", "a"))?.version).to.equal(1n);
+    await waitFor(async () => (await c!.journalDepth()) === 0, "the intent of a removed");
+
+    // The secondary is down: the write is still acknowledged (DUAL_WRITE), its intent marked for repair, then repaired.
+    caller.abort();
+    const second = new AbortController();
+    c.hooks.beforeSecondary = () => second.abort();
+    target.faults.applyIfNewer = true;
+    expect(await store.put("users", "b", Buffer.from("2"), undefined, undefined, signalCaller(second.signal))).to.equal(1n);
+    const marked = await c.control.list<{ failed?: boolean }>(JOURNAL_PREFIX);
+    expect(marked.map((e) => e.value.failed), "the intent marked for repair").to.deep.equal([true]);
+    target.faults.applyIfNewer = false;
+    await waitFor(async () => (await target.store.getRaw("users", "b"))?.version === 1n, "the repair to copy b");
+    await waitFor(async () => (await c!.journalDepth()) === 0, "the repaired intent removed");
+
+    // Only the intents (written before the primary write, while the caller was still there) carry it.
+    expect(journal.filter((j) => j.call !== undefined).map((j) => j.op), "journal writes given the caller").to.deep.equal(["put", "put"]);
+    expect(journal.filter((j) => j.op === "put" && j.call === undefined).length, "the repair mark, without the caller").to.be.greaterThan(0);
+    expect(applied.every((a) => a === undefined), "a copy to the secondary given the caller").to.equal(true);
+  });
+
   it("a SetPhase whose caller cancels while its write fence stands still finishes the switch and lifts the fence", async function () {
     const current = new MemoryStore();
     const caller = new AbortController();
@@ -91,7 +143,7 @@ describe("migration background work: the caller's cancel, repair failures", func
       await c.setPhase(p, true);
       await waitFor(async () => c!.isActive(), `${p} active`);
     }
-    await withCall(caller.signal, () => c!.setPhase("TARGET_PRIMARY", true)).catch(() => undefined); // the client has gone: its answer does not matter
+    await c.setPhase("TARGET_PRIMARY", true, signalCaller(caller.signal)).catch(() => undefined); // the client has gone: its answer does not matter
     const rec = await c.control.read<PhaseRecord>(PHASE_KEY);
     expect({ phase: rec?.value.phase, fence: rec?.value.fence }).to.deep.equal({ phase: "TARGET_PRIMARY", fence: false });
   });
@@ -102,13 +154,14 @@ describe("migration background work: the caller's cancel, repair failures", func
     const control = Object.create(current) as Store;
     control.put = async (...args: Parameters<Store["put"]>) => {
       const version = await current.put(...args);
-      if (args[1] === PHASE_KEY && callSignal() === caller.signal) caller.abort(); // the record is committed; the client goes
+      const committed = args[1] === PHASE_KEY && (JSON.parse(args[2].toString("utf8")) as PhaseRecord).phase === "DUAL_WRITE";
+      if (committed) caller.abort(); // the record is committed; the client goes
       return version;
     };
     c = new MigrationController({ current, target: new MemoryStore(), control, replicaId: "r1", metrics: new MigrationMetrics(new Metrics(false).registry), logger: silentLogger(), timings: { heartbeatMs: 20, leaseMs: 2000 } });
     await c.start();
     const before = c.epoch;
-    await withCall(caller.signal, () => c!.setPhase("DUAL_WRITE", true)).catch(() => undefined);
+    await c.setPhase("DUAL_WRITE", true, signalCaller(caller.signal)).catch(() => undefined);
     expect(caller.signal.aborted).to.equal(true);
     // A SINGLE write still on its way (admitted under the old epoch) is refused by the store.
     const late = await current.put("users", "late", Buffer.from("x"), undefined, before).catch((e: unknown) => e);

@@ -1,6 +1,6 @@
-// A caller who has gone stops the store work not yet started: each gRPC call runs with a signal
-// (src/protocol/call.ts) that aborts on the client's cancel and on its deadline, and the store
-// operations it reaches see it. The sidecar's own stores are wrapped here in recording proxies
+// A caller who has gone stops the store work not yet started: each gRPC call has a caller
+// (src/protocol/call.ts) whose signal aborts on the client's cancel and on its deadline, passed
+// down to the store operations it reaches (their last argument). The sidecar's own stores are wrapped here in recording proxies
 // (every call still reaches the real store), in the style of test/support/faulty-store.ts.
 import { expect } from "chai";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -10,7 +10,7 @@ import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { startDynamoFront, type DynamoFront } from "../../src/fronts/dynamodb/server.js";
 import { silentLogger } from "../../src/log.js";
-import { callSignal } from "../../src/protocol/call.js";
+import type { Caller } from "../../src/protocol/call.js";
 import type { Store } from "../../src/protocol/store.js";
 import { waitFor } from "../support/migration.js";
 import { freshNamespace } from "../support/names.js";
@@ -25,6 +25,9 @@ const aborted = (signal: AbortSignal | undefined): Promise<void> =>
     signal.addEventListener("abort", () => resolve(), { once: true });
   });
 
+/** Where each intercepted operation takes its `call` (Store: the last parameter). */
+const CALL_ARG = { get: 2, put: 5, applyIfNewer: 3 } as const;
+
 /**
  * Wraps one operation of a store: `before` runs first with the call's signal (it may wait),
  * then the real operation runs; what the signal said when the real operation started is kept.
@@ -33,8 +36,8 @@ function intercept<K extends "get" | "put" | "applyIfNewer">(store: Store, op: K
   const seen: { signal: AbortSignal | undefined; abortedAtStart: boolean | undefined; args: Parameters<Store[K]> }[] = [];
   const real = store[op].bind(store) as (...args: Parameters<Store[K]>) => ReturnType<Store[K]>;
   (store as unknown as Record<string, unknown>)[op] = async (...args: Parameters<Store[K]>) => {
-    await before(callSignal(), args);
-    const signal = callSignal();
+    const signal = (args[CALL_ARG[op]] as Caller | undefined)?.signal;
+    await before(signal, args);
     seen.push({ signal, abortedAtStart: signal?.aborted, args });
     return real(...args);
   };
@@ -117,9 +120,7 @@ describe("a DynamoDB-front client that closes its connection before the answer",
   let front: DynamoFront;
   before(async () => {
     s = await startTestSidecar();
-    // Started here rather than by the sidecar: the sidecar loads the front with import(), which
-    // under mocha's CommonJS loading of the tests makes a second copy of its modules (call.ts
-    // included), so the served store would not see the front's call context.
+    // Started here rather than by the sidecar, on the sidecar's store: the test needs the front's port.
     front = await startDynamoFront({ listen: "127.0.0.1:0", store: s.sidecar.store, logger: silentLogger(), maxValueBytes: 400_000 });
   });
   after(async () => {
@@ -129,11 +130,22 @@ describe("a DynamoDB-front client that closes its connection before the answer",
 
   it("cancels the store work not yet started, like a gRPC call", async function () {
     const table = `t${Date.now()}`;
+    const ddb = (target: string, input: object) =>
+      new Promise<number>((resolve, reject) => {
+        const r = httpRequest({ host: "127.0.0.1", port: front.port, method: "POST", path: "/", headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": `DynamoDB_20120810.${target}` } }, (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode ?? 0));
+        });
+        r.on("error", reject);
+        r.end(JSON.stringify(input));
+      });
+    expect(await ddb("CreateTable", { TableName: table, KeySchema: [{ AttributeName: "id", KeyType: "HASH" }], AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }], BillingMode: "PAY_PER_REQUEST" })).to.equal(200);
     let reached!: () => void;
     const atStore = new Promise<void>((resolve) => (reached = resolve));
-    // GetItem reads the table's catalog entry first: held there until the request's signal aborts.
-    const get = intercept(s.sidecar.controller.current, "get", async (signal, [n, key]) => {
-      if (n !== "_ddb_tables" || key !== table) return;
+    // GetItem's read of the item (the table's catalog entry is cached by now, and catalog reads
+    // take no caller): held there until the request's signal aborts.
+    const get = intercept(s.sidecar.controller.current, "get", async (signal, [n]) => {
+      if (!n.startsWith("_ddb_t_")) return; // the table's own namespace
       reached();
       await aborted(signal);
     });
@@ -144,8 +156,8 @@ describe("a DynamoDB-front client that closes its connection before the answer",
       req.end(body);
       await atStore;
       req.destroy();
-      await waitFor(async () => get.seen.some((x) => x.args[1] === table), "the catalog read to go on after the close", 10_000);
-      expect(get.seen.find((x) => x.args[1] === table)!.abortedAtStart).to.equal(true);
+      await waitFor(async () => get.seen.some((x) => x.args[0].startsWith("_ddb_t_")), "the item read to go on after the close", 10_000);
+      expect(get.seen.find((x) => x.args[0].startsWith("_ddb_t_"))!.abortedAtStart).to.equal(true);
     } finally {
       get.restore();
     }
@@ -160,7 +172,7 @@ describe("a migrating write whose caller has gone still reaches the secondary", 
     s = await startTestSidecar(
       { DECANT_TARGET: `sqlite:${join(dir, "target.db")}`, DECANT_HEARTBEAT_MS: "50" },
       // Holds the write after the primary has it until its caller's deadline has passed.
-      { hooks: { migration: { beforeSecondary: async (w) => (w.ns === ns ? aborted(callSignal()) : undefined) } } },
+      { hooks: { migration: { beforeSecondary: async (w) => (w.ns === ns ? aborted(w.call?.signal) : undefined) } } },
     );
     await s.client.request("migration", "SetPhase", { phase: "DUAL_WRITE" });
     await waitFor(async () => (await s.client.status()).active, "DUAL_WRITE active", 10_000);
@@ -170,7 +182,7 @@ describe("a migrating write whose caller has gone still reaches the secondary", 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("the secondary write and the intent's removal run detached from the call (DUAL_WRITE)", async function () {
+  it("the secondary write and the intent's removal are not given the call's caller (DUAL_WRITE)", async function () {
     ns = freshNamespace();
     const target = s.sidecar.controller.target!;
     const apply = intercept(target, "applyIfNewer", () => undefined);

@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { crc32 } from "node:zlib";
-import { ServedCall, withCall } from "../../protocol/call.js";
+import { ServedCall } from "../../protocol/call.js";
 import type { Logger } from "../../log.js";
 import type { Metrics } from "../../metrics/metrics.js";
 import type { Store } from "../../protocol/store.js";
@@ -84,27 +84,6 @@ function meters(metrics: Metrics) {
 type Histogram = ReturnType<Metrics["requestDuration"]["labels"]>;
 type Counter = ReturnType<Metrics["requests"]["labels"]>;
 
-/**
- * A client gone before its answer cancels the store work not yet started (src/protocol/call.ts).
- * HTTP/1.1 answers a connection's requests one at a time, so a request is unanswered exactly
- * while its connection is open: one caller per connection, cancelled when it closes, serves every
- * request on it (an AbortSignal per request cost more than the rest of a GetItem's own work; a
- * ServedCall makes its signal only if a driver asks for one).
- */
-const callers = new WeakMap<Socket, ServedCall>();
-
-function watchConnection(socket: Socket): void {
-  const call = new ServedCall();
-  socket.once("close", () => call.cancel(new Error("the DynamoDB client closed its connection before the answer")));
-  callers.set(socket, call);
-}
-
-function connectionCall(socket: Socket): ServedCall {
-  const call = callers.get(socket);
-  if (call) return call;
-  watchConnection(socket); // not met as a connection (handed over by another server): watched from here on
-  return callers.get(socket)!;
-}
 
 function errorBody(err: DynamoError): Record<string, unknown> {
   return { __type: `com.amazonaws.dynamodb.v20120810#${err.type}`, message: err.message, ...(err.extra ?? {}) };
@@ -119,7 +98,26 @@ export async function startDynamoFront(options: DynamoFrontOptions): Promise<Dyn
   if (!verifier) logger.warn("the DynamoDB front does not check request signatures (no dynamodb.access_key_id configured): any client that reaches it can read and write");
   const meter = metrics ? meters(metrics) : undefined;
   let closing = false; // once set, responses end their connection, so a drain does not wait on keep-alive
-  const ctx: OpContext = { store: options.store, catalog, maxValueBytes: options.maxValueBytes, region: "us-east-1" };
+  const shared: OpContext = { store: options.store, catalog, maxValueBytes: options.maxValueBytes, region: "us-east-1" };
+
+  /**
+   * A client gone before its answer cancels the store work not yet started (src/protocol/call.ts).
+   * HTTP/1.1 answers a connection's requests one at a time, so a request is unanswered exactly
+   * while its connection is open: one caller per connection, cancelled when it closes, serves every
+   * request on it (an AbortSignal per request cost more than the rest of a GetItem's own work; a
+   * ServedCall makes its signal only if a driver asks for one). Each connection has its own
+   * operation context, carrying that caller to every Store call its requests make.
+   */
+  const contexts = new WeakMap<Socket, OpContext>();
+  const watchConnection = (socket: Socket): OpContext => {
+    const call = new ServedCall();
+    socket.once("close", () => call.cancel(new Error("the DynamoDB client closed its connection before the answer")));
+    const ctx: OpContext = { ...shared, call };
+    contexts.set(socket, ctx);
+    return ctx;
+  };
+  // A socket not met as a connection (handed over by another server) is watched from its first request on.
+  const contextOf = (socket: Socket): OpContext => contexts.get(socket) ?? watchConnection(socket);
 
   /** Ends a request: its answer (or the error an operation threw) and its metrics. */
   const answer = (res: ServerResponse, requestId: string, operation: string, started: number, output: unknown): void => {
@@ -140,9 +138,9 @@ export async function startDynamoFront(options: DynamoFrontOptions): Promise<Dyn
   };
 
   /**
-   * Parses the body and runs the operation, within the call of the client's connection. An
-   * operation's promise is answered through then() (no async layers of our own: each costs
-   * promises, which the call's AsyncLocalStorage hooks make dearer).
+   * Parses the body and runs the operation, with the context (and so the caller) of the client's
+   * connection. An operation's promise is answered through then() (no async layers of our own:
+   * each costs a promise and microtasks on every request).
    */
   const run = (req: IncomingMessage, res: ServerResponse, requestId: string, operation: string, op: Operation, started: number, body: Buffer): void => {
     let output: unknown;
@@ -155,7 +153,7 @@ export async function startDynamoFront(options: DynamoFrontOptions): Promise<Dyn
       }
       if (typeof input !== "object" || input === null || Array.isArray(input)) throw new DynamoError("SerializationException", "the request body must be a JSON object");
       checkParameters(operation, input as Record<string, unknown>);
-      output = withCall(connectionCall(req.socket), () => op(ctx, input as Record<string, unknown>));
+      output = op(contextOf(req.socket), input as Record<string, unknown>);
     } catch (caught) {
       return fail(res, requestId, operation, started, caught);
     }

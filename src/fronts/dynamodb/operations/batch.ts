@@ -52,7 +52,7 @@ export async function batchGetItem(ctx: OpContext, input: Input) {
   await Promise.all(
     plans.map(async (p) => {
       try {
-        const found = await ctx.store.batchGet(p.table.namespace, p.storeKeys);
+        const found = await ctx.store.batchGet(p.table.namespace, p.storeKeys, ctx.call);
         responses[p.name] = found.map((f) => {
           const item = decodeItem(f.value);
           return p.project ? p.project(item) : item;
@@ -96,7 +96,7 @@ export async function batchWriteItem(ctx: OpContext, input: Input) {
     plans.map(async (p) => {
       let left: unknown[];
       try {
-        const outcomes = await ctx.store.batchWrite(p.table.namespace, p.ops);
+        const outcomes = await ctx.store.batchWrite(p.table.namespace, p.ops, ctx.call);
         left = p.requests.filter((_, i) => {
           const o = outcomes[i]!;
           if (o.ok) return false;

@@ -1,5 +1,6 @@
 // What every operation needs: its context, parameter checks with DynamoDB's messages, keys as
 // store keys, and the expression parameters.
+import type { Caller } from "../../../protocol/call.js";
 import type { Store } from "../../../protocol/store.js";
 import type { Catalog, TableInfo } from "../catalog.js";
 import { checkAllUsed, validateExpressionContext, parseCondition, parseProjection, project, type Condition, type Projection } from "../expressions/index.js";
@@ -13,6 +14,13 @@ export interface OpContext {
   /** Largest encoded item handed to the store. */
   maxValueBytes: number;
   region: string;
+  /**
+   * The caller of the request (the server makes one context per connection: see server.ts):
+   * passed as the `call` of every Store call made for the request, so store work not yet started
+   * stops once the client has gone. The catalog's calls are not given it (a table's metadata is
+   * shared by every request, and its changes are several writes best not stopped halfway).
+   */
+  call?: Caller;
 }
 
 export type Input = Record<string, unknown>;

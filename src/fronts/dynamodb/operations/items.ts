@@ -33,13 +33,13 @@ export type Decision = { put: DItem } | { delete: true } | { none: true };
  */
 export async function readModifyWrite(ctx: OpContext, table: TableInfo, storeKey: string, decide: (old: DItem | undefined) => Decision): Promise<{ old: DItem | undefined; decision: Decision }> {
   for (let attempt = 1; ; attempt++) {
-    const current: Item | null = await ctx.store.get(table.namespace, storeKey);
+    const current: Item | null = await ctx.store.get(table.namespace, storeKey, ctx.call);
     const old = current ? decodeItem(current.value) : undefined;
     const decision = decide(old);
     try {
       const condition = current ? { kind: "expected_version" as const, version: current.version } : { kind: "must_not_exist" as const };
-      if ("put" in decision) await ctx.store.put(table.namespace, storeKey, encodeForStore(ctx, decision.put), condition);
-      else if ("delete" in decision && current) await ctx.store.delete(table.namespace, storeKey, condition);
+      if ("put" in decision) await ctx.store.put(table.namespace, storeKey, encodeForStore(ctx, decision.put), condition, undefined, ctx.call);
+      else if ("delete" in decision && current) await ctx.store.delete(table.namespace, storeKey, condition, undefined, ctx.call);
       return { old, decision };
     } catch (err) {
       if (!isDecantError(err, "version_mismatch")) throw err;
@@ -85,7 +85,7 @@ function getProjection(input: Input): Projector | undefined {
 const NO_ITEM = new RawJson("{}");
 
 function readItem(ctx: OpContext, table: TableInfo, key: DItem, projection: Projector | undefined): Promise<unknown> {
-  return ctx.store.get(table.namespace, encodeKey(table.schema, key, "key")).then((found) => {
+  return ctx.store.get(table.namespace, encodeKey(table.schema, key, "key"), ctx.call).then((found) => {
     if (!found) return NO_ITEM;
     // The stored value is the item's canonical JSON: without a projection it goes out as it is.
     if (!projection) return new RawJson(`{"Item":${found.value.toString("utf8")}}`);
@@ -170,8 +170,8 @@ export function putItem(ctx: OpContext, input: Input): Promise<unknown> {
 function putWith(ctx: OpContext, table: TableInfo, item: DItem, options: WriteOptions): Promise<unknown> {
   const storeKey = storeKeyOf(table, item);
   // The commonest write: blind, with no read and no async layer of its own.
-  if (options.condition === undefined && !options.allOld) return ctx.store.put(table.namespace, storeKey, encodeForStore(ctx, item)).then(answerEmpty);
-  return writeWhole(ctx, table, storeKey, options, () => ctx.store.put(table.namespace, storeKey, encodeForStore(ctx, item)), () => ({ put: item }));
+  if (options.condition === undefined && !options.allOld) return ctx.store.put(table.namespace, storeKey, encodeForStore(ctx, item), undefined, undefined, ctx.call).then(answerEmpty);
+  return writeWhole(ctx, table, storeKey, options, () => ctx.store.put(table.namespace, storeKey, encodeForStore(ctx, item), undefined, undefined, ctx.call), () => ({ put: item }));
 }
 
 export async function deleteItem(ctx: OpContext, input: Input) {
@@ -180,7 +180,7 @@ export async function deleteItem(ctx: OpContext, input: Input) {
   const options = writeOptions(input);
   const table = ctx.catalog.cached(name) ?? (await ctx.catalog.get(name));
   const storeKey = encodeKey(table.schema, key, "key");
-  return writeWhole(ctx, table, storeKey, options, () => ctx.store.delete(table.namespace, storeKey), (old) => (old ? { delete: true } : { none: true }));
+  return writeWhole(ctx, table, storeKey, options, () => ctx.store.delete(table.namespace, storeKey, undefined, undefined, ctx.call), (old) => (old ? { delete: true } : { none: true }));
 }
 
 /** ReturnValues UPDATED_OLD / UPDATED_NEW: the item projected on the paths the update names. */

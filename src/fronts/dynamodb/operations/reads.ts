@@ -65,7 +65,7 @@ async function* inKeyOrder(ctx: OpContext, ns: string, prefix: string, after: st
     for (;;) {
       let page;
       try {
-        page = await ctx.store.scan(ns, { prefix: prefix || undefined, limit: Math.min(STORE_PAGE, pageHint), cursor });
+        page = await ctx.store.scan(ns, { prefix: prefix || undefined, limit: Math.min(STORE_PAGE, pageHint), cursor }, ctx.call);
       } catch (err) {
         // A hint from before reads moved stores (a migration) is no use: start over.
         if (hinted && (isDecantError(err, "failed_precondition") || isDecantError(err, "invalid_argument"))) {
@@ -99,7 +99,7 @@ async function* inKeyOrder(ctx: OpContext, ns: string, prefix: string, after: st
   };
   let cursor: string | undefined;
   walking: do {
-    const page = await ctx.store.scan(ns, { prefix: prefix || undefined, limit: STORE_PAGE, cursor });
+    const page = await ctx.store.scan(ns, { prefix: prefix || undefined, limit: STORE_PAGE, cursor }, ctx.call);
     for (const item of page.items) {
       if (ordered && after !== undefined && compareKeys(item.key, after) >= 0) break walking;
       if (!beyond(item.key)) continue;

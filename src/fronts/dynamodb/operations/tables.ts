@@ -99,7 +99,7 @@ export async function describeTable(ctx: OpContext, input: Input) {
   const t = await ctx.catalog.describe(tableName(input.TableName));
   if (t.deleting !== undefined) return { Table: describe(ctx, t, "DELETING") };
   // An estimate, as DynamoDB's is (it refreshes every few hours); it counts tombstones.
-  return { Table: describe(ctx, t, "ACTIVE", await ctx.store.estimateCount(t.namespace)) };
+  return { Table: describe(ctx, t, "ACTIVE", await ctx.store.estimateCount(t.namespace, ctx.call)) };
 }
 
 export async function listTables(ctx: OpContext, input: Input) {
