@@ -4,7 +4,7 @@
 // argument, step by step, is docs/PROTOCOL.md; the step numbers below refer to it.
 import { randomBytes } from "node:crypto";
 import { throwIfCancelled, type Caller } from "../protocol/call.js";
-import { DecantError, describe as describeError } from "../protocol/errors.js";
+import { DecantError, describe as describeError, isDecantError } from "../protocol/errors.js";
 import type { Store } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, MAX_KEY_BYTES, type RawItem } from "../protocol/types.js";
 import type { Logger } from "../log.js";
@@ -505,6 +505,12 @@ export class MigrationController {
     try {
       await this.control.write<JournalEntry>(k, entry, call);
     } catch (err) {
+      // A caller gone before the intent was sent: nothing was written (the Store contract), so
+      // there is no intent to remove later, and the write is `cancelled`, not a journal outage.
+      if (isDecantError(err, "cancelled")) {
+        this.ownIntents.delete(k);
+        throw err;
+      }
       // The intent may have landed all the same (a timeout): settled, so this replica removes it later.
       this.ownIntents.set(k, now() + this.timings.storeTimeoutMs);
       throw new DecantError("unavailable", `the repair journal on ${this.control.store.description} cannot be written, so the write was refused (nothing was written): ${describeError(err)}`, { cause: err });

@@ -133,6 +133,31 @@ describe("migration background work: the caller's cancel, repair failures", func
     expect(applied.every((a) => a === undefined), "a copy to the secondary given the caller").to.equal(true);
   });
 
+  it("a write whose caller has gone before its intent: refused cancelled (nothing written), and no own intent is left behind", async function () {
+    const current = new MemoryStore();
+    const target = new MemoryStore();
+    c = new MigrationController({ current, target, control: current, replicaId: "r1", metrics: new MigrationMetrics(new Metrics(false).registry), logger: silentLogger(), timings: { heartbeatMs: 20, leaseMs: 2000 } });
+    await c.start();
+    await c.setPhase("DUAL_WRITE", true);
+    await waitFor(async () => c!.isActive(), "DUAL_WRITE active");
+    const store = new MigratingStore(c);
+    const gone = signalCaller(AbortSignal.abort());
+    for (let i = 0; i < 3; i++) {
+      const err = await store.put("users", `k${i}`, Buffer.from("v"), undefined, undefined, gone).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      // The intent was refused before it was sent: the whole write was never started (the Store
+      // contract's `cancelled`), not an outage of the repair journal (`unavailable`).
+      expect(isDecantError(err, "cancelled"), String(err)).to.equal(true);
+    }
+    expect(await current.batchGetRaw("users", ["k0", "k1", "k2"])).to.deep.equal([]);
+    expect(await target.batchGetRaw("users", ["k0", "k1", "k2"])).to.deep.equal([]);
+    expect(await c.journalDepth()).to.equal(0);
+    // An intent that was never written is not kept for a repair that can never find it (it would stay for good).
+    expect((c as unknown as { ownIntents: Map<string, unknown> }).ownIntents.size).to.equal(0);
+  });
+
   it("a SetPhase whose caller cancels while its write fence stands still finishes the switch and lifts the fence", async function () {
     const current = new MemoryStore();
     const caller = new AbortController();

@@ -4,7 +4,7 @@
 // (every call still reaches the real store), in the style of test/support/faulty-store.ts.
 import { expect } from "chai";
 import { mkdtempSync, rmSync } from "node:fs";
-import { request as httpRequest } from "node:http";
+import { Agent, request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -160,6 +160,74 @@ describe("a DynamoDB-front client that closes its connection before the answer",
       expect(get.seen.find((x) => x.args[0].startsWith("_ddb_t_"))!.abortedAtStart).to.equal(true);
     } finally {
       get.restore();
+    }
+  });
+});
+
+describe("a DynamoDB-front connection's caller is its own", function () {
+  let s: Running;
+  let front: DynamoFront;
+  before(async () => {
+    s = await startTestSidecar();
+    front = await startDynamoFront({ listen: "127.0.0.1:0", store: s.sidecar.store, logger: silentLogger(), maxValueBytes: 400_000 });
+  });
+  after(async () => {
+    await front?.close(0);
+    await s?.stop();
+  });
+
+  it("a connection that closes cancels only its own requests: another keep-alive connection's requests, before and after, run with a live caller", async function () {
+    const table = `c${Date.now()}`;
+    const keepAlive = new Agent({ keepAlive: true, maxSockets: 1 }); // connection B: every request on one socket
+    const sockets = new Set<unknown>();
+    const ddb = (target: string, input: object, agent?: Agent) =>
+      new Promise<number>((resolve, reject) => {
+        const r = httpRequest({ host: "127.0.0.1", port: front.port, method: "POST", path: "/", agent, headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": `DynamoDB_20120810.${target}` } }, (res) => {
+          sockets.add(res.socket);
+          res.resume();
+          res.on("end", () => resolve(res.statusCode ?? 0));
+        });
+        r.on("error", reject);
+        r.end(JSON.stringify(input));
+      });
+    expect(await ddb("CreateTable", { TableName: table, KeySchema: [{ AttributeName: "id", KeyType: "HASH" }], AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }], BillingMode: "PAY_PER_REQUEST" })).to.equal(200);
+    let reached!: () => void;
+    const atStore = new Promise<void>((resolve) => (reached = resolve));
+    let held = false;
+    // The first item read (connection A's) is held until its caller goes; the others pass.
+    const get = intercept(s.sidecar.controller.current, "get", async (signal, [n]) => {
+      if (!n.startsWith("_ddb_t_") || held) return;
+      held = true;
+      reached();
+      await aborted(signal);
+    });
+    try {
+      const a = httpRequest({ host: "127.0.0.1", port: front.port, method: "POST", path: "/", headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": "DynamoDB_20120810.GetItem" } });
+      a.on("error", () => undefined); // the test closes it
+      a.end(JSON.stringify({ TableName: table, Key: { id: { S: "a" } } }));
+      await atStore;
+      const item = (id: string) => ({ TableName: table, Key: { id: { S: id } } });
+      expect(await ddb("PutItem", { TableName: table, Item: { id: { S: "b" } } }, keepAlive)).to.equal(200);
+      expect(await ddb("GetItem", item("b"), keepAlive)).to.equal(200);
+      a.destroy(); // connection A goes
+      // (The held read is recorded once it is let go, so after B's first one.)
+      await waitFor(async () => get.seen.some((x) => x.abortedAtStart === true), "A's read to go on with its caller gone", 10_000);
+      // Connection B, still open, goes on: its reads and writes are not cancelled by A's close.
+      expect(await ddb("PutItem", { TableName: table, Item: { id: { S: "b" }, v: { S: "2" } } }, keepAlive)).to.equal(200);
+      expect(await ddb("GetItem", item("b"), keepAlive)).to.equal(200);
+      const aRead = get.seen.filter((x) => x.abortedAtStart === true);
+      const bReads = get.seen.filter((x) => x.abortedAtStart !== true);
+      expect(aRead.length, "only A's read saw its caller gone").to.equal(1);
+      expect(bReads.length, "B's two reads").to.equal(2);
+      for (const r of bReads) {
+        expect(r.signal, "B's read carries B's caller").to.not.equal(undefined);
+        expect(r.signal, "B's caller is not A's").to.not.equal(aRead[0]!.signal);
+        expect(r.abortedAtStart, "B's read ran with a live caller").to.equal(false);
+      }
+      expect(new Set(bReads.map((r) => r.signal)).size, "one caller for connection B").to.equal(1);
+    } finally {
+      get.restore();
+      keepAlive.destroy();
     }
   });
 });
