@@ -798,7 +798,9 @@ export class MigrationController {
   /**
    * SetPhase: validates the step and its gates, then changes the record (fenced if the primary
    * moves). `call`, the SetPhase caller, is checked before the gates and again just before the
-   * commit: a caller gone by then changes nothing (`cancelled`). Nothing after the check is
+   * commit: a caller gone by then leaves the phase as it was (`cancelled`), though a forced
+   * SINGLE → DUAL_WRITE may already have cleared the target's leftovers and the old backfill and
+   * verify records (a rerun finds them gone). Nothing after the check is
    * given it: once committed, the change's follow-up runs to its end even if the caller goes,
    * so it is never left half done (a store fence not raised, a write fence standing).
    */
