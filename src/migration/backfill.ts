@@ -106,12 +106,15 @@ class Writer {
         this.failure ??= new LeaseLost("the segment's lease ends too soon to start another write");
         break;
       }
-      const part = items.slice(at, at + chunk);
+      const part = at === 0 && chunk >= items.length ? items : items.slice(at, at + chunk);
       const done: Promise<void> = this.target
         .applyIfNewer(this.ns, part)
         .then(
           (applied) => {
-            for (const a of applied) a ? this.copied++ : this.skipped++;
+            let copied = 0;
+            for (let i = 0; i < applied.length; i++) if (applied[i]) copied++;
+            this.copied += copied;
+            this.skipped += applied.length - copied;
           },
           (err) => void (this.failure ??= err),
         )

@@ -144,7 +144,8 @@ async function planRanges(store: Store, ns: string, perSegment: number, wanted: 
 /** The items of a page that belong to a range segment, and whether the range ends in it. */
 export function clipToRange(rec: Pick<SegmentRecord, "from" | "end">, items: RawItem[]): { items: RawItem[]; ended: boolean } {
   let out = items;
-  if (rec.from !== undefined) out = out.filter((i) => compareKeys(i.key, rec.from!) >= 0);
+  // Only a range's first pages hold keys before its start: the others are kept as they are, not copied.
+  if (rec.from !== undefined && items.some((i) => compareKeys(i.key, rec.from!) < 0)) out = out.filter((i) => compareKeys(i.key, rec.from!) >= 0);
   if (rec.end === undefined) return { items: out, ended: false };
   const at = out.findIndex((i) => compareKeys(i.key, rec.end!) >= 0);
   return at < 0 ? { items: out, ended: false } : { items: out.slice(0, at), ended: true };

@@ -55,10 +55,15 @@ export function keyAfter(cursor: string | undefined, segment?: Segment): string 
   return c.k;
 }
 
-/** A page from limit+1 rows read in key order: the extra row says another page exists, so the last page is never empty. */
+/**
+ * A page from limit+1 rows read in key order: the extra row says another page exists, so the last
+ * page is never empty. `rows` is the driver's own fresh array: it is cut to the page in place (a
+ * copy of every page was garbage of the backfill's, whose timing sets its peak memory).
+ */
 export function pageOf<T extends { key: string }>(rows: T[], limit: number, segment?: Segment): ScanPage<T> {
-  const items = rows.length > limit ? rows.slice(0, limit) : rows;
-  return { items, cursor: rows.length > limit ? encodeCursor({ k: items[items.length - 1]!.key, seg: segment?.tag }) : undefined };
+  if (rows.length <= limit) return { items: rows, cursor: undefined };
+  rows.length = limit;
+  return { items: rows, cursor: encodeCursor({ k: rows[limit - 1]!.key, seg: segment?.tag }) };
 }
 
 /**
