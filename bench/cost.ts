@@ -494,11 +494,14 @@ const RSS_VARIANTS: { name: string; env: Record<string, string> }[] = [
 /**
  * DECANT_BENCH_RSS_BEFORE=path/to/main.js (another checkout's build, e.g. tsc -p tsconfig.build.json
  * --outDir .tmp/base-dist) adds that build under the image's flags, first, as the baseline of
- * every row; DECANT_BENCH_RSS=0,2 runs only those variants (indices into RSS_VARIANTS).
+ * every row; DECANT_BENCH_RSS=0,2 runs only those variants (indices into RSS_VARIANTS), and
+ * DECANT_BENCH_RSS_FLAGS adds rows of other node flags.
  */
 function rssVariants(): { name: string; env: Record<string, string> }[] {
   const only = process.env.DECANT_BENCH_RSS?.split(",").map(Number);
-  const chosen = RSS_VARIANTS.filter((_, i) => !only || only.includes(i));
+  // DECANT_BENCH_RSS_FLAGS="--a --b;--c": more rows, one per ;-separated set of node flags.
+  const more = (process.env.DECANT_BENCH_RSS_FLAGS ?? "").split(";").filter((f) => f.trim() !== "");
+  const chosen = [...RSS_VARIANTS.filter((_, i) => !only || only.includes(i)), ...more.map((flags) => ({ name: flags.trim(), env: { DECANT_BENCH_NODE_FLAGS: flags.trim() } }))];
   const before = process.env.DECANT_BENCH_RSS_BEFORE;
   return before ? [{ name: `BEFORE (${before}), image flags`, env: { ...RSS_VARIANTS[0]!.env, DECANT_BENCH_MAIN: before } }, ...chosen] : chosen;
 }

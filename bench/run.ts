@@ -2,7 +2,7 @@
 // Prints every figure next to a baseline measured in the same run, writes
 // bench/results/<date>.json and (on a full run) docs/PERFORMANCE.md.
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -263,6 +263,8 @@ async function storeMeansMs(metricsPort: number): Promise<Record<string, number>
   return means;
 }
 
+let sidecarsStarted = 0;
+
 /** A sidecar in its own process, so its memory can be read from /proc. */
 async function sidecarProcess(env: Record<string, string>) {
   // DECANT_BENCH_MAIN: another build's main.js (a before/after row of one run).
@@ -273,10 +275,16 @@ async function sidecarProcess(env: Record<string, string>) {
   const started = Date.now();
   // DECANT_BENCH_NODE_FLAGS: other V8 flags, for a section that compares them in one run.
   const flags = env.DECANT_BENCH_NODE_FLAGS?.split(" ").filter(Boolean) ?? ["--max-semi-space-size=4"];
-  const child = spawn(process.execPath, [...flags, main, "serve"], {
+  // DECANT_BENCH_TRACE=dir: every sidecar also runs with DECANT_BENCH_TRACE_FLAGS (say --trace-gc)
+  // and its stdout goes to dir/sidecar-N.log, N counting the sidecars this run started.
+  const trace = process.env.DECANT_BENCH_TRACE;
+  const extra = trace ? (process.env.DECANT_BENCH_TRACE_FLAGS ?? "--trace-gc").split(" ").filter(Boolean) : [];
+  const stdout = trace ? openSync(join(trace, `sidecar-${++sidecarsStarted}.log`), "w") : "ignore";
+  const child = spawn(process.execPath, [...flags, ...extra, main, "serve"], {
     env: { ...process.env, DECANT_LISTEN: `127.0.0.1:${grpcPort}`, DECANT_METRICS_LISTEN: `127.0.0.1:${metricsPort}`, DECANT_LOG_FORMAT: "json", DECANT_HEARTBEAT_MS: "200", ...env },
-    stdio: ["ignore", "ignore", "pipe"],
+    stdio: ["ignore", stdout, "pipe"],
   });
+  if (typeof stdout === "number") closeSync(stdout); // the child has its own
   let log = "";
   child.stderr!.on("data", (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
   const client = new DecantClient(`127.0.0.1:${grpcPort}`);
