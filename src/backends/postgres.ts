@@ -545,7 +545,10 @@ class PostgresDriver implements Driver {
     const versions = binaryArray(rows.length, INT8, 8, (into, at) => {
       for (let i = 0; i < rows.length; i++) at = writeInt8(into, rows[i]!.version, into.writeInt32BE(8, at));
     });
-    return this.query(this.applySql(), [ns, data, offsets, ints(keyBytes), ints(valueBytes), versions], "decant_apply");
+    // The large parameter last: pg's Bind writer grows its buffer by 1.5x plus what it adds, so
+    // with the bytes first the next small array regrew (and copied) the whole message: 2.5x its
+    // size in Buffer garbage per statement, now ~1.1x.
+    return this.query(this.applySql(), [ns, offsets, ints(keyBytes), ints(valueBytes), versions, data], "decant_apply");
   }
 
   /**
@@ -585,12 +588,12 @@ class PostgresDriver implements Driver {
   private applySql(): string {
     return this.text("decant_apply", () => `WITH w AS (
         INSERT INTO ${this.t} AS t (ns, key, value, version)
-        SELECT $1, convert_from(substring($2::bytea FROM u.o FOR u.kl), 'UTF8'), CASE WHEN u.vl < 0 THEN NULL ELSE substring($2::bytea FROM u.o + u.kl FOR u.vl) END, u.v
-        FROM unnest($3::int4[], $4::int4[], $5::int4[], $6::int8[]) AS u(o, kl, vl, v)
+        SELECT $1, convert_from(substring($6::bytea FROM u.o FOR u.kl), 'UTF8'), CASE WHEN u.vl < 0 THEN NULL ELSE substring($6::bytea FROM u.o + u.kl FOR u.vl) END, u.v
+        FROM unnest($2::int4[], $3::int4[], $4::int4[], $5::int8[]) AS u(o, kl, vl, v)
         ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, version = excluded.version
         WHERE t.version < excluded.version
         RETURNING t.key)
-      SELECT count(*)::int4 AS n, CASE WHEN count(*) < cardinality($3::int4[]) THEN coalesce(array_agg(key), '{}') END AS keys FROM w`);
+      SELECT count(*)::int4 AS n, CASE WHEN count(*) < cardinality($2::int4[]) THEN coalesce(array_agg(key), '{}') END AS keys FROM w`);
   }
 
   /**
