@@ -5,6 +5,7 @@ import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import mysql from "mysql2/promise";
 import pg from "pg";
+import { freePort } from "./support/ports.js";
 import { TEST_URLS } from "./support/servers.js";
 
 describe("test harness", function () {
@@ -18,6 +19,12 @@ describe("test harness", function () {
     expect(run.status, output).to.not.equal(0);
     expect(output).to.include("imaginary test server is not reachable and CI is set: connect ECONNREFUSED 127.0.0.1:1 (the fixture's own reason)");
     expect(output).to.not.include("Top-level await");
+  });
+
+  it("freePort never hands out one port twice in a process (a child told two ports binds neither until it starts)", async () => {
+    const ports = [];
+    for (let i = 0; i < 300; i++) ports.push(await freePort());
+    expect(new Set(ports).size).to.equal(ports.length);
   });
 
   it("scripts/test-prepare.sh creates the databases DECANT_TEST_PG_URL and DECANT_TEST_MYSQL_URL name", async () => {

@@ -13,6 +13,9 @@ function ephemeralRange(): [number, number] {
   return [32768, 60999];
 }
 
+/** Ports this process has handed out (one set even if this module is loaded twice, as ESM and CommonJS). */
+const handedOut: Set<number> = ((globalThis as Record<symbol, unknown>)[Symbol.for("decant.test.ports")] ??= new Set<number>()) as Set<number>;
+
 const canListen = (port: number): Promise<boolean> =>
   new Promise((resolve) => {
     const server = createServer();
@@ -32,9 +35,16 @@ export async function freePort(): Promise<number> {
   const [lo] = ephemeralRange();
   const base = Math.max(1024, Math.min(lo, 32768) - 12_000);
   const span = Math.min(lo, 32768) - base;
+  if (handedOut.size > span / 2) handedOut.clear();
   for (let i = 0; i < 200; i++) {
     const port = base + Math.floor(Math.random() * span);
-    if (await canListen(port)) return port;
+    // A port handed out before may not be bound yet (a child told two ports binds them later, and
+    // drew the same one twice once: EADDRINUSE), so one process never hands a port out twice.
+    if (handedOut.has(port)) continue;
+    if (await canListen(port)) {
+      handedOut.add(port);
+      return port;
+    }
   }
   throw new Error("no free loopback port below the ephemeral range after 200 tries");
 }
