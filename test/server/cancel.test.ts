@@ -128,18 +128,22 @@ describe("a DynamoDB-front client that closes its connection before the answer",
     await s?.stop();
   });
 
+  /** One DynamoDB call (its HTTP status), on a new connection or on `agent`'s. */
+  const ddb = (target: string, input: object, agent?: Agent) =>
+    new Promise<number>((resolve, reject) => {
+      const r = httpRequest({ host: "127.0.0.1", port: front.port, method: "POST", path: "/", agent, headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": `DynamoDB_20120810.${target}` } }, (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode ?? 0));
+      });
+      r.on("error", reject);
+      r.end(JSON.stringify(input));
+    });
+  const createTable = async (table: string) =>
+    expect(await ddb("CreateTable", { TableName: table, KeySchema: [{ AttributeName: "id", KeyType: "HASH" }], AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }], BillingMode: "PAY_PER_REQUEST" })).to.equal(200);
+
   it("cancels the store work not yet started, like a gRPC call", async function () {
     const table = `t${Date.now()}`;
-    const ddb = (target: string, input: object) =>
-      new Promise<number>((resolve, reject) => {
-        const r = httpRequest({ host: "127.0.0.1", port: front.port, method: "POST", path: "/", headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": `DynamoDB_20120810.${target}` } }, (res) => {
-          res.resume();
-          res.on("end", () => resolve(res.statusCode ?? 0));
-        });
-        r.on("error", reject);
-        r.end(JSON.stringify(input));
-      });
-    expect(await ddb("CreateTable", { TableName: table, KeySchema: [{ AttributeName: "id", KeyType: "HASH" }], AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }], BillingMode: "PAY_PER_REQUEST" })).to.equal(200);
+    await createTable(table);
     let reached!: () => void;
     const atStore = new Promise<void>((resolve) => (reached = resolve));
     // GetItem's read of the item (the table's catalog entry is cached by now, and catalog reads
@@ -162,35 +166,11 @@ describe("a DynamoDB-front client that closes its connection before the answer",
       get.restore();
     }
   });
-});
-
-describe("a DynamoDB-front connection's caller is its own", function () {
-  let s: Running;
-  let front: DynamoFront;
-  before(async () => {
-    s = await startTestSidecar();
-    front = await startDynamoFront({ listen: "127.0.0.1:0", store: s.sidecar.store, logger: silentLogger(), maxValueBytes: 400_000 });
-  });
-  after(async () => {
-    await front?.close(0);
-    await s?.stop();
-  });
 
   it("a connection that closes cancels only its own requests: another keep-alive connection's requests, before and after, run with a live caller", async function () {
     const table = `c${Date.now()}`;
     const keepAlive = new Agent({ keepAlive: true, maxSockets: 1 }); // connection B: every request on one socket
-    const sockets = new Set<unknown>();
-    const ddb = (target: string, input: object, agent?: Agent) =>
-      new Promise<number>((resolve, reject) => {
-        const r = httpRequest({ host: "127.0.0.1", port: front.port, method: "POST", path: "/", agent, headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": `DynamoDB_20120810.${target}` } }, (res) => {
-          sockets.add(res.socket);
-          res.resume();
-          res.on("end", () => resolve(res.statusCode ?? 0));
-        });
-        r.on("error", reject);
-        r.end(JSON.stringify(input));
-      });
-    expect(await ddb("CreateTable", { TableName: table, KeySchema: [{ AttributeName: "id", KeyType: "HASH" }], AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }], BillingMode: "PAY_PER_REQUEST" })).to.equal(200);
+    await createTable(table);
     let reached!: () => void;
     const atStore = new Promise<void>((resolve) => (reached = resolve));
     let held = false;
