@@ -566,7 +566,10 @@ export class MigrationController {
     const epoch = this.record.epoch;
     try {
       if (!all) await this.hooks.beforeRepair?.(phase);
-      const entries = await this.control.list<JournalEntry>(JOURNAL_PREFIX, all ? 100_000 : 500);
+      const limit = all ? 100_000 : 500;
+      const listedAt = now();
+      const entries = await this.control.list<JournalEntry>(JOURNAL_PREFIX, limit);
+      if (entries.length < limit) this.forgetUnlanded(entries, listedAt);
       if (entries.length === 0) return 0;
       // This replica keeps acknowledging while its repair runs, so a fenced switch can pass
       // between taking the phase and listing: an entry of the new phase must not be copied
@@ -588,6 +591,17 @@ export class MigrationController {
     } finally {
       this.repairing = false;
     }
+  }
+
+  /**
+   * Own intents settled before a whole listing of the journal that it does not hold: never landed
+   * (or removed since), since a store call lands within storeTimeoutMs of its start or not at all.
+   * Forgotten, or an intent whose write failed without landing would be kept for good.
+   */
+  private forgetUnlanded(entries: { key: string }[], listedAt: number): void {
+    if (this.ownIntents.size === 0) return;
+    const listed = new Set(entries.map((e) => e.key));
+    for (const [key, due] of this.ownIntents) if (due !== undefined && due <= listedAt && !listed.has(key)) this.ownIntents.delete(key);
   }
 
   /** Repair failures (retried every round): counted, and logged at warn once a minute per distinct reason. */

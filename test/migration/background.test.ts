@@ -5,7 +5,7 @@ import { expect } from "chai";
 import { MemoryStore } from "../../src/backends/memory.js";
 import { signalCaller } from "../../src/protocol/call.js";
 import type { Store } from "../../src/protocol/store.js";
-import { isDecantError } from "../../src/protocol/errors.js";
+import { DecantError, isDecantError } from "../../src/protocol/errors.js";
 import { MigrationController } from "../../src/migration/controller.js";
 import { JOURNAL_PREFIX, PHASE_KEY, type PhaseRecord } from "../../src/migration/control.js";
 import { MigrationMetrics } from "../../src/metrics/migration-metrics.js";
@@ -156,6 +156,30 @@ describe("migration background work: the caller's cancel, repair failures", func
     expect(await c.journalDepth()).to.equal(0);
     // An intent that was never written is not kept for a repair that can never find it (it would stay for good).
     expect((c as unknown as { ownIntents: Map<string, unknown> }).ownIntents.size).to.equal(0);
+  });
+
+  it("an intent whose write failed without landing is forgotten once a whole listing of the journal, taken after storeTimeoutMs, does not hold it", async function () {
+    const current = new MemoryStore();
+    const control = Object.create(current) as Store;
+    let refuseIntents = true;
+    // The control store fails intent writes as an outage would (nothing written, outcome unknown to the caller).
+    control.put = (...args: Parameters<Store["put"]>) =>
+      refuseIntents && args[1].startsWith(JOURNAL_PREFIX) ? Promise.reject(new DecantError("unavailable", "control store down (test)")) : current.put(...args);
+    c = new MigrationController({ current, target: new MemoryStore(), control, replicaId: "r1", metrics: new MigrationMetrics(new Metrics(false).registry), logger: silentLogger(), timings: { heartbeatMs: 20, leaseMs: 2000, storeTimeoutMs: 200 } });
+    await c.start();
+    await c.setPhase("DUAL_WRITE", true);
+    await waitFor(async () => c!.isActive(), "DUAL_WRITE active");
+    const store = new MigratingStore(c);
+    const own = (c as unknown as { ownIntents: Map<string, number | undefined> }).ownIntents;
+    for (let i = 0; i < 3; i++) {
+      const err = await store.put("users", `k${i}`, Buffer.from("v")).then(() => undefined, (e: unknown) => e);
+      expect(isDecantError(err, "unavailable"), String(err)).to.equal(true);
+    }
+    expect(own.size, "kept while they may still land").to.equal(3);
+    refuseIntents = false;
+    await store.put("users", "ok", Buffer.from("v")); // a write whose intent lands and is removed as usual
+    await waitFor(async () => own.size === 0, "the unlanded intents forgotten after storeTimeoutMs", 5000);
+    expect(await c.journalDepth()).to.equal(0);
   });
 
   it("a SetPhase whose caller cancels while its write fence stands still finishes the switch and lifts the fence", async function () {
