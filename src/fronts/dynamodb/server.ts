@@ -3,7 +3,7 @@
 // plain client of the Store the gRPC server serves, so every migration phase applies to it.
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { Socket } from "node:net";
+import { createServer as createNetServer, type Socket } from "node:net";
 import { crc32 } from "node:zlib";
 import { ServedCall } from "../../protocol/call.js";
 import type { Logger } from "../../log.js";
@@ -14,7 +14,8 @@ import { fromStoreError } from "./errors.js";
 import { OPERATIONS, type OpContext } from "./operations/index.js";
 import type { Operation } from "./operations/common.js";
 import { checkParameters } from "./operations/parameters.js";
-import { SigV4Verifier, type Credentials } from "./sigv4.js";
+import { LeanServer, type LeanReply, type LeanRequest } from "../lean-http.js";
+import { SigV4Verifier, type Credentials, type SignedRequest } from "./sigv4.js";
 import { DynamoError, RawJson } from "./types.js";
 
 export interface DynamoFrontOptions {
@@ -42,11 +43,35 @@ const CONTENT_TYPE = "application/x-amz-json-1.0";
 /** DynamoDB's largest request (a BatchWriteItem of 25 items of 400 KB is 10 MB; 16 MB allowed). */
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
 const EMPTY_BODY = Buffer.alloc(0);
+/** How long an idle keep-alive connection stays open. */
+const KEEP_ALIVE_MS = 60_000;
 
 /** A body beyond MAX_BODY_BYTES: refused, and the rest of it not read. */
 const tooLarge = () => new DynamoError("ValidationException", `the request body exceeds ${MAX_BODY_BYTES} bytes`, 413);
 
-function send(res: ServerResponse, status: number, body: unknown, requestId: string, closing: boolean): void {
+/** A request's answer on either path: the lean one (LeanReply) or node:http's (NodeReply). */
+type Reply = LeanReply;
+
+/** node:http's response as a Reply; a draining front ends each connection after its answer. */
+class NodeReply implements Reply {
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly closing: () => boolean,
+  ) {}
+  get answered(): boolean {
+    return this.res.headersSent;
+  }
+  send(status: number, headers: Record<string, string | number>, payload: string): void {
+    if (this.closing()) headers.connection = "close";
+    this.res.writeHead(status, headers);
+    this.res.end(payload);
+  }
+  abort(): void {
+    this.res.destroy();
+  }
+}
+
+function send(reply: Reply, status: number, body: unknown, requestId: string): void {
   // An operation may hand back JSON it already holds (a stored item), which is sent as it is.
   const raw = body instanceof RawJson ? body : undefined;
   const payload = raw ? raw.text : JSON.stringify(body);
@@ -55,10 +80,7 @@ function send(res: ServerResponse, status: number, body: unknown, requestId: str
   // length and CRC from its first use.
   const length = raw ? (raw.bytes ??= Buffer.byteLength(payload)) : Buffer.byteLength(payload);
   const crc = raw ? (raw.crc32 ??= crc32(payload)) : crc32(payload);
-  const headers: Record<string, string | number> = { "content-type": CONTENT_TYPE, "content-length": length, "x-amzn-requestid": requestId, "x-amz-crc32": crc };
-  if (closing) headers.connection = "close";
-  res.writeHead(status, headers);
-  res.end(payload);
+  reply.send(status, { "content-type": CONTENT_TYPE, "content-length": length, "x-amzn-requestid": requestId, "x-amz-crc32": crc }, payload);
 }
 
 /**
@@ -120,20 +142,20 @@ export async function startDynamoFront(options: DynamoFrontOptions): Promise<Dyn
   const contextOf = (socket: Socket): OpContext => contexts.get(socket) ?? watchConnection(socket);
 
   /** Ends a request: its answer (or the error an operation threw) and its metrics. */
-  const answer = (res: ServerResponse, requestId: string, operation: string, started: number, output: unknown): void => {
+  const answer = (reply: Reply, requestId: string, operation: string, started: number, output: unknown): void => {
     try {
-      send(res, 200, output, requestId, closing);
+      send(reply, 200, output, requestId);
     } catch (caught) {
-      return fail(res, requestId, operation, started, caught);
+      return fail(reply, requestId, operation, started, caught);
     }
     meter?.(operation, "OK", (performance.now() - started) / 1000);
   };
 
-  const fail = (res: ServerResponse, requestId: string, operation: string, started: number, caught: unknown): void => {
+  const fail = (reply: Reply, requestId: string, operation: string, started: number, caught: unknown): void => {
     const err = caught instanceof DynamoError ? caught : fromStoreError(caught);
     if (err.status >= 500 && err.type === "InternalServerError") logger.error("DynamoDB request failed unexpectedly", { operation, error: caught instanceof Error ? caught.stack : String(caught) });
-    if (!res.headersSent) send(res, err.status, errorBody(err), requestId, closing);
-    else res.destroy();
+    if (!reply.answered) send(reply, err.status, errorBody(err), requestId);
+    else reply.abort();
     meter?.(operation, err.type, (performance.now() - started) / 1000);
   };
 
@@ -142,7 +164,7 @@ export async function startDynamoFront(options: DynamoFrontOptions): Promise<Dyn
    * connection. An operation's promise is answered through then() (no async layers of our own:
    * each costs a promise and microtasks on every request).
    */
-  const run = (req: IncomingMessage, res: ServerResponse, requestId: string, operation: string, op: Operation, started: number, body: Buffer): void => {
+  const run = (socket: Socket, reply: Reply, requestId: string, operation: string, op: Operation, started: number, body: Buffer): void => {
     let output: unknown;
     try {
       let input: unknown;
@@ -153,23 +175,56 @@ export async function startDynamoFront(options: DynamoFrontOptions): Promise<Dyn
       }
       if (typeof input !== "object" || input === null || Array.isArray(input)) throw new DynamoError("SerializationException", "the request body must be a JSON object");
       checkParameters(operation, input as Record<string, unknown>);
-      output = op(contextOf(req.socket), input as Record<string, unknown>);
+      output = op(contextOf(socket), input as Record<string, unknown>);
     } catch (caught) {
-      return fail(res, requestId, operation, started, caught);
+      return fail(reply, requestId, operation, started, caught);
     }
     if (output instanceof Promise) {
       output.then(
-        (out: unknown) => answer(res, requestId, operation, started, out),
-        (caught: unknown) => fail(res, requestId, operation, started, caught),
+        (out: unknown) => answer(reply, requestId, operation, started, out),
+        (caught: unknown) => fail(reply, requestId, operation, started, caught),
       );
-    } else answer(res, requestId, operation, started, output);
+    } else answer(reply, requestId, operation, started, output);
   };
 
+  /** The operation a POST names in X-Amz-Target (throws DynamoDB's error for none or an unknown one). */
+  const operationOf = (target: string | string[] | undefined): [string, Operation] => {
+    if (typeof target !== "string" || !target.startsWith(TARGET_PREFIX)) throw new DynamoError("UnknownOperationException", "the X-Amz-Target header must name a DynamoDB_20120810 operation");
+    const operation = target.slice(TARGET_PREFIX.length);
+    const op = Object.hasOwn(OPERATIONS, operation) ? OPERATIONS[operation] : undefined;
+    if (!op) throw new DynamoError("UnknownOperationException", `unknown operation ${JSON.stringify(operation)}`);
+    return [operation, op];
+  };
+
+  /** A request with its whole body: its signature checked (when configured), then run. */
+  const serve = (req: SignedRequest & { socket: Socket }, reply: Reply, requestId: string, operation: string, op: Operation, started: number, body: Buffer): void => {
+    if (!verifier) return run(req.socket, reply, requestId, operation, op, started, body);
+    verifier.verify(req, body).then(
+      () => run(req.socket, reply, requestId, operation, op, started, body),
+      (caught: unknown) => fail(reply, requestId, operation, started, caught),
+    );
+  };
+
+  /** A plain POST on the lean path (src/fronts/lean-http.ts), its body already whole. */
+  const handleLean = (req: LeanRequest, body: Buffer, reply: LeanReply): void => {
+    const requestId = nextRequestId();
+    const started = performance.now();
+    let found: [string, Operation];
+    try {
+      found = operationOf(req.headers["x-amz-target"]);
+    } catch (caught) {
+      return fail(reply, requestId, "unknown", started, caught);
+    }
+    serve(req, reply, requestId, found[0], found[1], started, body);
+  };
+
+  /** Any other request, through node:http. */
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const requestId = nextRequestId();
     const started = performance.now();
+    const reply = new NodeReply(res, () => closing);
     let operation = "unknown";
-    let op: Operation | undefined;
+    let op: Operation;
     try {
       if (req.method === "GET" && (req.url === "/" || req.url === "")) {
         res.writeHead(200, { "content-type": "text/plain", "x-amzn-requestid": requestId }).end("healthy: decant dynamodb front\n");
@@ -177,16 +232,9 @@ export async function startDynamoFront(options: DynamoFrontOptions): Promise<Dyn
         return;
       }
       if (req.method !== "POST") throw new DynamoError("UnknownOperationException", `${req.method} is not supported; DynamoDB's protocol is POST /`);
-      const target = req.headers["x-amz-target"];
-      if (typeof target !== "string" || !target.startsWith(TARGET_PREFIX)) throw new DynamoError("UnknownOperationException", "the X-Amz-Target header must name a DynamoDB_20120810 operation");
-      operation = target.slice(TARGET_PREFIX.length);
-      op = Object.hasOwn(OPERATIONS, operation) ? OPERATIONS[operation] : undefined;
-      if (!op) {
-        operation = "unknown";
-        throw new DynamoError("UnknownOperationException", `unknown operation ${JSON.stringify(target.slice(TARGET_PREFIX.length))}`);
-      }
+      [operation, op] = operationOf(req.headers["x-amz-target"]);
     } catch (caught) {
-      return fail(res, requestId, operation, started, caught);
+      return fail(reply, requestId, operation, started, caught);
     }
     // The body, read with the request's own events (no promise per request). `size` past the
     // limit also marks a request already answered (by the refusal or an error).
@@ -197,7 +245,7 @@ export async function startDynamoFront(options: DynamoFrontOptions): Promise<Dyn
       size += chunk.length;
       if (size > MAX_BODY_BYTES) {
         req.destroy();
-        fail(res, requestId, operation, started, tooLarge());
+        fail(reply, requestId, operation, started, tooLarge());
         return;
       }
       if (chunks === undefined) chunks = chunk;
@@ -207,22 +255,24 @@ export async function startDynamoFront(options: DynamoFrontOptions): Promise<Dyn
     req.on("end", () => {
       if (size > MAX_BODY_BYTES) return;
       size = Infinity;
-      const body = chunks === undefined ? EMPTY_BODY : Array.isArray(chunks) ? Buffer.concat(chunks) : chunks;
-      if (!verifier) return run(req, res, requestId, operation, op!, started, body);
-      verifier.verify(req, body).then(
-        () => run(req, res, requestId, operation, op!, started, body),
-        (caught: unknown) => fail(res, requestId, operation, started, caught),
-      );
+      serve(req, reply, requestId, operation, op, started, chunks === undefined ? EMPTY_BODY : Array.isArray(chunks) ? Buffer.concat(chunks) : chunks);
     });
     req.on("error", (caught: unknown) => {
       if (size > MAX_BODY_BYTES) return;
       size = Infinity;
-      fail(res, requestId, operation, started, caught);
+      fail(reply, requestId, operation, started, caught);
     });
   };
 
-  const server: Server = createServer({ keepAliveTimeout: 60_000 }, handle);
-  server.on("connection", watchConnection);
+  // node:http serves what the lean path hands it; it never listens itself. Its 'listening' event
+  // starts its tracking of connections (for closeIdleConnections and its header timeouts).
+  const fallback: Server = createServer({ keepAliveTimeout: KEEP_ALIVE_MS }, handle);
+  fallback.emit("listening");
+  const lean = new LeanServer({ fallback, maxBodyBytes: MAX_BODY_BYTES, keepAliveMs: KEEP_ALIVE_MS, handle: handleLean });
+  const server = createNetServer({ allowHalfOpen: true }, (socket) => {
+    watchConnection(socket);
+    lean.accept(socket);
+  });
   const host = options.listen.slice(0, options.listen.lastIndexOf(":")).replace(/^\[|\]$/g, "");
   const port = Number(options.listen.slice(options.listen.lastIndexOf(":") + 1));
   await new Promise<void>((resolve, reject) => {
@@ -236,8 +286,13 @@ export async function startDynamoFront(options: DynamoFrontOptions): Promise<Dyn
       new Promise<void>((resolve) => {
         closing = true;
         server.close(() => resolve());
-        server.closeIdleConnections();
-        setTimeout(() => server.closeAllConnections(), drainMs).unref();
+        lean.closeIdle();
+        fallback.closeIdleConnections();
+        setTimeout(() => {
+          lean.closeAll();
+          fallback.closeAllConnections();
+          fallback.close(() => undefined); // its connection-checking timer
+        }, drainMs).unref();
       }),
   };
 }

@@ -2,9 +2,15 @@
 // signed again with the configured secret, the date, scope and signed headers the client
 // named, and the two signatures compared in constant time.
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
-import type { IncomingMessage } from "node:http";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { DynamoError } from "./types.js";
+
+/** What verification reads of a request (node:http's IncomingMessage and the lean path's request both have it). */
+export interface SignedRequest {
+  method?: string;
+  url?: string;
+  headers: Record<string, string | string[] | undefined>;
+}
 
 export interface Credentials {
   accessKeyId: string;
@@ -43,9 +49,9 @@ export class SigV4Verifier {
   }
 
   /** Throws DynamoDB's error unless the request is signed with the configured credentials. */
-  async verify(req: IncomingMessage, body: Buffer, now = Date.now()): Promise<void> {
+  async verify(req: SignedRequest, body: Buffer, now = Date.now()): Promise<void> {
     const header = req.headers.authorization;
-    if (!header) throw refused("MissingAuthenticationTokenException", "Request is missing Authentication Token");
+    if (typeof header !== "string" || !header) throw refused("MissingAuthenticationTokenException", "Request is missing Authentication Token");
     const m = AUTH.exec(header.trim());
     if (!m) throw refused("IncompleteSignatureException", "Authorization header requires a Credential, SignedHeaders and Signature of AWS4-HMAC-SHA256");
     const [, accessKeyId, day, region, service, signedList, signature] = m as unknown as string[];

@@ -102,6 +102,96 @@ describe("DynamoDB front: protocol, signatures, metrics, config", function () {
       expect(await health.text()).to.match(/healthy/);
     });
 
+    describe("the lean HTTP path, and what it hands to node:http", () => {
+      const port = () => Number(new URL(f.endpoint).port);
+      const plain = (body: string, extra = "") => `POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-amz-json-1.0\r\nx-amz-target: DynamoDB_20120810.ListTables\r\n${extra}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+      const put = (k: string) => JSON.stringify({ TableName: "lean", Item: { k: { S: k } } });
+      const putRequest = (k: string, extra = "") => plain(put(k), extra).replace("ListTables", "PutItem");
+      const get = async (k: string) => (await (await post(f.endpoint, "DynamoDB_20120810.GetItem", JSON.stringify({ TableName: "lean", Key: { k: { S: k } } }))).json()) as { Item?: unknown };
+      before(async () => {
+        await f.client.send(new CreateTableCommand({ TableName: "lean", AttributeDefinitions: [{ AttributeName: "k", AttributeType: "S" }], KeySchema: [{ AttributeName: "k", KeyType: "HASH" }], BillingMode: "PAY_PER_REQUEST" }));
+      });
+
+      /** Writes the parts (a pause between each), reads until `answers` whole answers came or the server closed. */
+      async function raw(parts: (string | Buffer)[], answers: number, pauseMs = 0): Promise<{ answers: { status: number; head: string; body: string }[]; closed: boolean }> {
+        const socket = connect(port(), "127.0.0.1");
+        await new Promise((r) => socket.once("connect", r));
+        let data = Buffer.alloc(0);
+        let closed = false;
+        const got: { status: number; head: string; body: string }[] = [];
+        const done = new Promise<void>((resolve) => {
+          const parse = () => {
+            for (;;) {
+              const end = data.indexOf("\r\n\r\n");
+              if (end < 0) return;
+              const head = data.toString("latin1", 0, end);
+              const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]);
+              if (status === 100) {
+                data = data.subarray(end + 4);
+                continue;
+              }
+              const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+              if (data.length < end + 4 + length) return;
+              got.push({ status, head, body: data.toString("utf8", end + 4, end + 4 + length) });
+              data = data.subarray(end + 4 + length);
+              if (got.length === answers) resolve();
+            }
+          };
+          socket.on("data", (d: Buffer) => ((data = Buffer.concat([data, d])), parse()));
+          socket.on("close", () => ((closed = true), resolve()));
+          socket.on("error", () => undefined);
+        });
+        for (const part of parts) {
+          socket.write(part);
+          if (pauseMs) await new Promise((r) => setTimeout(r, pauseMs));
+        }
+        await done;
+        await new Promise((r) => setTimeout(r, 50)); // a close that follows the last answer
+        socket.destroy();
+        return { answers: got, closed };
+      }
+
+      it("answers pipelined requests in order, and a request that arrives a byte at a time, on one keep-alive connection", async () => {
+        const two = await raw([putRequest("p1") + putRequest("p2") + plain("{}")], 3);
+        expect(two.answers.map((a) => a.status)).to.deep.equal([200, 200, 200]);
+        expect(JSON.parse(two.answers[2]!.body).TableNames).to.include("lean");
+        expect(two.answers[0]!.head).to.match(/\r\nconnection: keep-alive\r\n/i).and.match(/\r\ndate: /i).and.match(/\r\nx-amz-crc32: \d+/i);
+        expect(two.closed).to.equal(false);
+        const bytes = Buffer.from(putRequest("p3"));
+        const slow = await raw([...bytes].map((b) => Buffer.from([b])), 1, 1);
+        expect(slow.answers.map((a) => a.status)).to.deep.equal([200]);
+        for (const k of ["p1", "p2", "p3"]) expect((await get(k)).Item).to.deep.equal({ k: { S: k } });
+      });
+
+      it("hands a chunked body, Expect: 100-continue, HTTP/1.0, a repeated header and a malformed head to node:http, which answers each as it would", async () => {
+        const body = put("c1");
+        const chunked = `POST / HTTP/1.1\r\nhost: x\r\nx-amz-target: DynamoDB_20120810.PutItem\r\ntransfer-encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
+        // A plain request first (the lean path), then a chunked one on the same connection (handed over), then a plain one (node:http's now).
+        const mixed = await raw([putRequest("c0"), chunked, putRequest("c2")], 3, 30);
+        expect(mixed.answers.map((a) => a.status)).to.deep.equal([200, 200, 200]);
+        for (const k of ["c0", "c1", "c2"]) expect((await get(k)).Item).to.deep.equal({ k: { S: k } });
+        const expect100 = await raw([putRequest("e1", "expect: 100-continue\r\n")], 1);
+        expect(expect100.answers.map((a) => a.status)).to.deep.equal([200]);
+        expect((await get("e1")).Item).to.deep.equal({ k: { S: "e1" } });
+        const http10 = await raw([putRequest("h1").replace("HTTP/1.1", "HTTP/1.0")], 1);
+        expect([http10.answers[0]?.status, http10.closed]).to.deep.equal([200, true]);
+        const repeated = await raw([putRequest("r1", "x-amz-target: DynamoDB_20120810.PutItem\r\n")], 1);
+        expect(repeated.answers.length).to.equal(1); // answered (node:http's rules for repeated headers), not left hanging
+        const malformed = await raw(["POST / HTTP/1.1\r\nbad header line\r\n\r\n"], 1);
+        expect(malformed.answers[0]?.status ?? 400).to.equal(400);
+        expect(malformed.closed).to.equal(true);
+        const huge = await raw([putRequest("big", `x-pad: ${"y".repeat(20_000)}\r\n`)], 1);
+        expect(huge.answers[0]?.status ?? 431).to.equal(431);
+      });
+
+      it("Connection: close is answered, then the connection ended", async () => {
+        const closing = await raw([putRequest("cl", "connection: close\r\n")], 1);
+        expect([closing.answers[0]?.status, closing.closed]).to.deep.equal([200, true]);
+        expect(closing.answers[0]!.head).to.match(/\r\nconnection: close(\r\n|$)/i);
+        expect((await get("cl")).Item).to.deep.equal({ k: { S: "cl" } });
+      });
+    });
+
     it("sends x-amz-crc32, the CRC32 of the body's bytes, on answers and errors (Go's SDK checks it on every call)", async () => {
       await f.client.send(new CreateTableCommand({ TableName: "crc", AttributeDefinitions: [{ AttributeName: "k", AttributeType: "S" }], KeySchema: [{ AttributeName: "k", KeyType: "HASH" }], BillingMode: "PAY_PER_REQUEST" }));
       await f.client.send(new PutItemCommand({ TableName: "crc", Item: { k: { S: "ключ 🔑" }, v: { S: "värde" } } }));

@@ -1,0 +1,110 @@
+// The lean HTTP/1.1 path on its own: timeouts as node:http's, answers held while a client does not
+// read them, and the hand-over to node:http. (The DynamoDB front's tests drive it with real SDKs.)
+import { createServer as createHttpServer } from "node:http";
+import { connect, createServer, type Server, type Socket } from "node:net";
+import { expect } from "chai";
+import { LeanServer, type LeanServerOptions } from "../../src/fronts/lean-http.js";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const request = (body: string) => `POST / HTTP/1.1\r\nhost: x\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+
+describe("lean HTTP path", function () {
+  this.timeout(30_000);
+  let server: Server;
+  let lean: LeanServer;
+  let port: number;
+  let handled: string[];
+  const sockets: Socket[] = [];
+
+  async function start(options: Partial<LeanServerOptions> = {}, payload = (body: string) => `echo ${body}`, delayMs = 0): Promise<void> {
+    handled = [];
+    const fallback = createHttpServer((req, res) => res.end("fallback"));
+    fallback.emit("listening");
+    lean = new LeanServer({
+      fallback,
+      maxBodyBytes: 1024 * 1024,
+      keepAliveMs: 60_000,
+      handle: (_req, body, reply) => {
+        handled.push(body.toString());
+        const answer = () => reply.send(200, { "content-length": Buffer.byteLength(payload(body.toString())) }, payload(body.toString()));
+        if (delayMs) setTimeout(answer, delayMs);
+        else answer();
+      },
+      ...options,
+    });
+    server = createServer({ allowHalfOpen: true }, (s) => lean.accept(s));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    port = (server.address() as { port: number }).port;
+  }
+
+  async function open(): Promise<{ socket: Socket; received: () => string; closed: Promise<void> }> {
+    const socket = connect(port, "127.0.0.1");
+    sockets.push(socket);
+    await new Promise((r) => socket.once("connect", r));
+    let text = "";
+    socket.on("data", (d: Buffer) => (text += d.toString("latin1")));
+    socket.on("error", () => undefined);
+    const closed = new Promise<void>((r) => socket.once("close", () => r()));
+    return { socket, received: () => text, closed };
+  }
+
+  afterEach(async () => {
+    for (const s of sockets.splice(0)) s.destroy();
+    lean?.closeAll();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+
+  it("cuts off a client that trickles its head past the headers timeout, or its body past the request timeout", async () => {
+    await start({ headersTimeoutMs: 300, requestTimeoutMs: 600, checkEveryMs: 50 });
+    const head = await open();
+    for (const part of ["POST / HT", "TP/1.1\r\nho", "st: x\r\n"]) {
+      head.socket.write(part);
+      await sleep(150);
+    }
+    await head.closed; // within ~300 ms of its first byte, though bytes kept coming
+    const body = await open();
+    body.socket.write("POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\n12");
+    await sleep(400);
+    expect(body.socket.destroyed, "a whole head: the request timeout applies").to.equal(false);
+    await body.closed;
+    expect(handled).to.deep.equal([]);
+  });
+
+  it("does not time out a request while it is being answered, however long that takes", async () => {
+    await start({ keepAliveMs: 200, headersTimeoutMs: 200, checkEveryMs: 50 }, (b) => `echo ${b}`, 600);
+    const c = await open();
+    c.socket.write(request("slow") + request("next")); // the second waits, buffered, for the first's answer
+    await sleep(1500);
+    expect(c.received()).to.contain("echo slow").and.contain("echo next");
+  });
+
+  it("holds pipelined requests while the client does not read its answers, and answers every one in order once it does", async () => {
+    const big = "x".repeat(1024 * 1024);
+    await start({}, (b) => `${b}:${big}`);
+    const socket = connect(port, "127.0.0.1");
+    sockets.push(socket);
+    socket.pause(); // reads nothing yet
+    await new Promise((r) => socket.once("connect", r));
+    for (let i = 0; i < 40; i++) socket.write(request(`r${i}`));
+    await sleep(500);
+    // TCP holds a few MB of answers; the rest wait for the client (40 MB of answers were asked for).
+    expect(handled.length).to.be.greaterThan(0).and.lessThan(40);
+    let text = "";
+    socket.on("data", (d: Buffer) => (text += d.toString("latin1")));
+    socket.resume();
+    for (let t = 0; t < 100 && handled.length < 40; t++) await sleep(50);
+    await sleep(200);
+    expect(handled).to.deep.equal(Array.from({ length: 40 }, (_, i) => `r${i}`));
+    const order = [...text.matchAll(/\r\n\r\n(r\d+):/g)].map((m) => m[1]);
+    expect(order).to.deep.equal(handled);
+  });
+
+  it("hands a request it does not take to node:http with the bytes already read, at a request boundary", async () => {
+    await start();
+    const c = await open();
+    c.socket.write(request("lean") + "GET /other HTTP/1.1\r\nhost: x\r\n\r\n");
+    for (let t = 0; t < 40 && !c.received().includes("fallback"); t++) await sleep(25);
+    expect(c.received()).to.match(/echo lean[\s\S]*HTTP\/1\.1 200 OK[\s\S]*fallback$/);
+    expect(handled).to.deep.equal(["lean"]);
+  });
+});
