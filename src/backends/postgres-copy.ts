@@ -193,8 +193,9 @@ export class CopyOutRows {
 
   // pg calls these as for any query.
   handleError(err: Error): void {
-    // pg failed the query while the copy still runs (its query_timeout): the part of a message
-    // read so far is pg's too, or its parser starts mid-message and the connection never syncs.
+    // pg failed the query while the copy still runs (its query_timeout, or the connection failed:
+    // the driver's read backstop): the part of a message read so far is pg's too, or its parser
+    // starts mid-message and the connection never syncs.
     const carried = Buffer.concat(this.parts, this.partsLength);
     [this.parts, this.partsLength] = [[], 0];
     this.detach(carried);

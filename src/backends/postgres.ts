@@ -180,7 +180,7 @@ class PostgresDriver implements Driver {
     retry(
       async () => {
         if (!(await this.tableExists(this.fenceTable))) await this.createTable(this.fenceTable, `CREATE TABLE IF NOT EXISTS ${this.fenceTable} (tbl TEXT PRIMARY KEY, epoch BIGINT NOT NULL)`);
-        await this.getPool().query(`INSERT INTO ${this.fenceTable} (tbl, epoch) VALUES ($1, 0) ON CONFLICT (tbl) DO NOTHING`, [this.options.table]);
+        await this.poolQuery(`INSERT INTO ${this.fenceTable} (tbl, epoch) VALUES ($1, 0) ON CONFLICT (tbl) DO NOTHING`, [this.options.table]);
       },
       (err) => isTransient(err) || isCreateRace(err),
     ),
@@ -215,7 +215,7 @@ class PostgresDriver implements Driver {
       // a write stuck behind a lock is then cancelled by the server rather than applied just
       // after the caller was told deadline_exceeded.
       statement_timeout: Math.max(1, timeoutMs - Math.min(100, Math.floor(timeoutMs / 10))),
-      query_timeout: timeoutMs + 1000, // backstop if the server does not answer at all
+      // No query_timeout: every query is sent through send(), which keeps the same backstop itself.
       idleTimeoutMillis: 30_000,
       application_name: "decant",
       allowExitOnIdle: true,
@@ -228,11 +228,10 @@ class PostgresDriver implements Driver {
   }
 
   private async createSchema(): Promise<void> {
-    const pool = this.getPool();
     const { schema } = this.options;
     if (await this.tableExists(this.t)) return;
-    const ns = await pool.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [schema]);
-    if (ns.rowCount === 0) await pool.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+    const ns = await this.poolQuery("SELECT 1 FROM pg_namespace WHERE nspname = $1", [schema]);
+    if (ns.rowCount === 0) await this.poolQuery(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
     await this.createTable(
       this.t,
       `
@@ -247,7 +246,7 @@ class PostgresDriver implements Driver {
   }
 
   private async tableExists(table: string): Promise<boolean> {
-    return (await this.getPool().query<{ found: boolean }>("SELECT to_regclass($1::text) IS NOT NULL AS found", [table])).rows[0]?.found === true;
+    return (await this.poolQuery<{ found: boolean }>("SELECT to_regclass($1::text) IS NOT NULL AS found", [table])).rows[0]?.found === true;
   }
 
   /**
@@ -256,11 +255,9 @@ class PostgresDriver implements Driver {
    * other creator won and we are done; if not yet, the caller retries.
    */
   private async createTable(table: string, ddl: string): Promise<void> {
-    await this.getPool()
-      .query(ddl)
-      .catch(async (err) => {
-        if (!(isCreateRace(err) && (await this.tableExists(table)))) throw err;
-      });
+    await this.poolQuery(ddl).catch(async (err) => {
+      if (!(isCreateRace(err) && (await this.tableExists(table)))) throw err;
+    });
   }
 
   /**
@@ -270,7 +267,7 @@ class PostgresDriver implements Driver {
    */
   private q<R extends pg.QueryResultRow>(op: string, sql: string, params: unknown[], repeatable: boolean, name?: string, fenced = false, caller?: Caller): Promise<pg.QueryResult<R>> {
     const query = this.query(sql, params, name);
-    return this.withClient(op, repeatable, (client) => client.query<R>(query), fenced, caller);
+    return this.withClient(op, repeatable, (client) => this.send<R>(client, query), fenced, caller);
   }
 
   /** The text of the statement called `name`, built by `build` on its first use. */
@@ -291,7 +288,7 @@ class PostgresDriver implements Driver {
     return this.withClient(
       op,
       true,
-      (client) => new Promise<RawItem[]>((resolve, reject) => void client.query(new CopyOutRows(sql, (err, rows) => (err ? reject(err) : resolve(rows!))) as unknown as pg.Submittable)),
+      (client) => sent<RawItem[]>(client, this.options.timeoutMs + READ_BACKSTOP_MS, (callback) => client.query(new CopyOutRows(sql, callback) as unknown as pg.Submittable)),
       false,
       caller,
     );
@@ -318,25 +315,21 @@ class PostgresDriver implements Driver {
           client.release();
           throw err;
         }
-        // pg-pool drops its idle 'error' listener on checkout: without one of ours, a connection
-        // dying mid-query is an uncaught 'error' event that kills the process. The query itself
-        // still rejects, which is where the failure is reported.
-        const onError = () => undefined;
-        client.on("error", onError);
-        try {
-          const result = await run(client);
-          client.removeListener("error", onError);
-          client.release();
-          return result;
-        } catch (err) {
-          client.removeListener("error", onError);
-          client.release(err as Error); // never reuse a connection in an unknown state
-          throw err;
-        }
+        return borrowed(client, run);
       },
       repeatable,
       caller,
     );
+  }
+
+  /** One statement on a pooled client outside the call envelope (schema and fence set-up). */
+  private async poolQuery<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    return borrowed(await this.getPool().connect(), (client) => this.send<R>(client, { text, values }));
+  }
+
+  /** A statement on `client`, with the read backstop (see sent). */
+  private send<R extends pg.QueryResultRow>(client: pg.PoolClient, query: string | pg.QueryConfig): Promise<pg.QueryResult<R>> {
+    return sent<pg.QueryResult<R>>(client, this.options.timeoutMs + READ_BACKSTOP_MS, (callback) => client.query<R>(query, callback));
   }
 
   private mapError(op: string, err: unknown): DecantError {
@@ -442,10 +435,10 @@ class PostgresDriver implements Driver {
       "raiseFence",
       true,
       async (client) => {
-        await client.query("BEGIN");
-        await client.query(`LOCK TABLE ${this.fenceTable} IN EXCLUSIVE MODE`);
-        const { rows } = await client.query<{ epoch: string }>(upsert, [this.options.table, String(epoch)]);
-        await client.query("COMMIT");
+        await this.send(client, "BEGIN");
+        await this.send(client, `LOCK TABLE ${this.fenceTable} IN EXCLUSIVE MODE`);
+        const { rows } = await this.send<{ epoch: string }>(client, { text: upsert, values: [this.options.table, String(epoch)] });
+        await this.send(client, "COMMIT");
         return rows[0]!.epoch;
       },
       true,
@@ -559,7 +552,7 @@ class PostgresDriver implements Driver {
   private async runApply(statements: pg.QueryConfig[], epoch: number | undefined): Promise<pg.QueryResult<ApplyRow>[]> {
     const results: pg.QueryResult<ApplyRow>[] = [];
     if (epoch === undefined) {
-      for (const statement of statements) results.push(await this.withClient("applyIfNewer", true, (client) => client.query<ApplyRow>(statement)));
+      for (const statement of statements) results.push(await this.withClient("applyIfNewer", true, (client) => this.send<ApplyRow>(client, statement)));
       return results;
     }
     const refusedBy = await this.withClient(
@@ -567,15 +560,15 @@ class PostgresDriver implements Driver {
       true,
       async (client) => {
         results.length = 0; // a retried attempt starts over
-        await client.query("BEGIN");
-        const { rows } = await client.query<{ epoch: string }>(`SELECT epoch FROM ${this.fenceTable} WHERE ${this.fenceRow} FOR SHARE`);
+        await this.send(client, "BEGIN");
+        const { rows } = await this.send<{ epoch: string }>(client, `SELECT epoch FROM ${this.fenceTable} WHERE ${this.fenceRow} FOR SHARE`);
         const fence = rows[0] ? BigInt(rows[0].epoch) : 0n;
         if (fence > BigInt(epoch)) {
-          await client.query("ROLLBACK");
+          await this.send(client, "ROLLBACK");
           return fence;
         }
-        for (const statement of statements) results.push(await client.query<ApplyRow>(statement));
-        await client.query("COMMIT");
+        for (const statement of statements) results.push(await this.send<ApplyRow>(client, statement));
+        await this.send(client, "COMMIT");
         return undefined;
       },
       true,
@@ -689,6 +682,59 @@ export class PostgresStore extends KitStore<PostgresDriver> {}
 
 /** The fenced form's extra condition in a WHERE clause (nothing when unfenced). */
 const and = (guard: string | undefined): string => (guard === undefined ? "" : ` AND ${guard}`);
+
+/**
+ * `fn` on a pooled client, which goes back to the pool after it, or is dropped if it failed.
+ * pg-pool drops its idle 'error' listener on checkout: without one of ours, a connection dying
+ * mid-query is an uncaught 'error' event that kills the process. The query itself still rejects,
+ * which is where the failure is reported.
+ */
+async function borrowed<T>(client: pg.PoolClient, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const onError = () => undefined;
+  client.on("error", onError);
+  try {
+    const result = await fn(client);
+    client.removeListener("error", onError);
+    client.release();
+    return result;
+  } catch (err) {
+    client.removeListener("error", onError);
+    client.release(err as Error); // never reuse a connection in an unknown state
+    throw err;
+  }
+}
+
+/** How long past timeout_ms a statement may go unanswered before its connection is given up (the backstop if the server does not answer at all). */
+const READ_BACKSTOP_MS = 1000;
+
+/**
+ * Runs one query in pg's callback form (`submit` hands `callback` to client.query), failing it
+ * with pg's "Query read timeout" and dropping its connection if nothing answers within `ms`.
+ *
+ * Not pg's promise form nor its query_timeout: each assigns a function literal to the query's
+ * `callback` property (the promise's settler; query_timeout's wrapper that clears its timer),
+ * and V8 allocates a function literal assigned to a property in the old generation, as it would
+ * a method. Dead once its query is answered, that closure stays until the next mark-compact, and
+ * every scavenge meanwhile treats it as a root: through its context it kept the query alive (a
+ * COPY's parsed page with its socket chunks, an applyIfNewer statement's items through its
+ * parameters), so nearly every backfilled item was promoted (~1 MB per scavenge) and its page's
+ * Buffers stayed in glibc's heap until a mark-compact: the backfill's peak RSS.
+ */
+function sent<T>(client: pg.ClientBase, ms: number, submit: (callback: (err: Error | null | undefined, result?: T) => void) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(giveUp, ms, client);
+    submit((err, result) => {
+      clearTimeout(timer);
+      if (err) reject(err);
+      else resolve(result as T);
+    });
+  });
+}
+
+/** The backstop fired: the connection fails (pg fails its query with this error), and the caller drops it. */
+function giveUp(client: pg.ClientBase): void {
+  (client as unknown as { connection: { stream: { destroy(err: Error): void } } }).connection.stream.destroy(new Error("Query read timeout"));
+}
 
 const TIMEOUT_MESSAGES = ["Query read timeout", "timeout exceeded when trying to connect", "Connection terminated due to connection timeout"];
 const CONNECTION_MESSAGES = ["Connection terminated", "connection error", "not queryable", "Client was closed"];

@@ -11,6 +11,7 @@ import { buf, freshNamespace } from "../support/names.js";
 import { CLOSED_PORT, postgresAvailable, TEST_URLS } from "../support/servers.js";
 import { waitFor } from "../support/migration.js";
 import { failure } from "../support/errors.js";
+import { startPausableProxy } from "../support/proxy.js";
 
 const ok = await postgresAvailable();
 
@@ -120,6 +121,29 @@ if (ok) {
       }
       expect((await quick.get(ns, "locked"))!.version).to.equal(1n);
       await quick.close();
+    });
+
+    it("gives up a connection whose server stopped answering a second past timeout_ms, so a pool of one serves again", async function () {
+      const server = new URL(TEST_URLS.postgres);
+      const proxy = await startPausableProxy({ host: server.hostname, port: Number(server.port || 5432) });
+      const url = new URL(pgUrl({ table, timeout_ms: "300", pool_max: "1" }));
+      url.host = proxy.address;
+      const one = await openStore(url.href);
+      try {
+        await one.put(ns, "stalled", buf("v"));
+        const connections = await proxy.settled();
+        proxy.pause();
+        expect((await failure(one.get(ns, "stalled"))).kind).to.equal("deadline_exceeded");
+        await new Promise((r) => setTimeout(r, 1500)); // the backstop: timeout_ms + 1 s after the statement
+        proxy.resume();
+        // The stalled connection was dropped: the next call opens another (kept, it would have been reused once answered).
+        expect((await one.get(ns, "stalled"))!.value).to.deep.equal(buf("v"));
+        expect(await proxy.settled()).to.equal(connections + 1);
+      } finally {
+        proxy.resume();
+        await one.close();
+        await proxy.close();
+      }
     });
 
     it("keeps versions above 2^53 exact", async function () {
