@@ -7,16 +7,20 @@
 // the figure least moved by other processes on the machine.
 //
 //   npx tsx bench/front.ts [--quick] [--seconds N] [--profile DIR] [--compare CHECKOUT]
+//   npx tsx bench/front.ts --instructions [--quick]
 //
 // --profile starts Decant with --cpu-prof (the profile lands in DIR when it exits). --compare
 // runs a second Decant from another checkout (say `git archive OLD bin src | tar -x -C DIR` with
 // node_modules linked) in the same alternating slices: before/after figures from one run.
-// Registered in bench/run.ts as the `dynamodb` section.
+// --instructions counts each server's main-thread instructions per call under callgrind instead
+// (minutes; a figure the machine's load barely moves). Registered in bench/run.ts as the
+// `dynamodb` section (the timed figures).
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { Agent, request as httpRequest } from "node:http";
 import { connect } from "node:net";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { freePort, startDynalite } from "../test/support/dynalite.js";
@@ -64,6 +68,38 @@ const server = createServer((req, res) => {
   });
 });
 server.listen(Number(process.env.PORT), "127.0.0.1");
+process.on("SIGTERM", () => process.exit(0));
+`;
+
+/**
+ * The same answers from node:net with a minimal hand-made HTTP/1.1 parse (no checks): the least a
+ * Node server can spend on this exchange, the floor under the front's lean path.
+ */
+const BARE_NET_SERVER = `
+import { createServer } from "node:net";
+const map = new Map();
+createServer((socket) => {
+  let buf = null;
+  socket.on("data", (chunk) => {
+    buf = buf ? Buffer.concat([buf, chunk]) : chunk;
+    for (;;) {
+      const end = buf.indexOf("\\r\\n\\r\\n");
+      if (end < 0) return;
+      const head = buf.toString("latin1", 0, end);
+      const length = Number(/\\r\\ncontent-length: *(\\d+)/i.exec(head)?.[1] ?? 0);
+      if (buf.length < end + 4 + length) return;
+      const input = JSON.parse(buf.toString("utf8", end + 4, end + 4 + length));
+      buf = buf.length > end + 4 + length ? buf.subarray(end + 4 + length) : null;
+      const op = /\\r\\nx-amz-target: *DynamoDB_20120810\\.(\\w+)/i.exec(head)?.[1];
+      let out = {};
+      if (op === "PutItem") map.set(input.Item.id.S, input.Item);
+      else if (op === "GetItem") out = map.has(input.Key.id.S) ? { Item: map.get(input.Key.id.S) } : {};
+      const body = JSON.stringify(out);
+      socket.write("HTTP/1.1 200 OK\\r\\ncontent-type: application/x-amz-json-1.0\\r\\ncontent-length: " + Buffer.byteLength(body) + "\\r\\nx-amzn-requestid: bare\\r\\n\\r\\n" + body);
+      if (!buf) return;
+    }
+  });
+}).listen(Number(process.env.PORT), "127.0.0.1");
 process.on("SIGTERM", () => process.exit(0));
 `;
 
@@ -200,8 +236,75 @@ export async function frontBench(options: FrontBenchOptions): Promise<void> {
   }
 }
 
+/**
+ * Instructions per call on a server's main thread, counted by valgrind's callgrind: a figure the
+ * machine's load barely moves (timings on these shared 2-core machines swing by ±30 %). The
+ * server runs under callgrind, is warmed up until its hot code is optimized, then counted over
+ * `calls` sequential calls, less its idle rate (timers, heartbeats) over the same wall time.
+ */
+async function instructionsPerCall(name: string, args: string[], env: Record<string, string>, port: number, op: "GetItem" | "PutItem", warm: number, calls: number): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), "decant-cg-"));
+  const proc = spawn("valgrind", ["--tool=callgrind", "--separate-threads=yes", `--callgrind-out-file=${dir}/cg.%p`, process.execPath, ...args], { env: { ...process.env, ...env }, stdio: "ignore" });
+  const control = (flag: string) => new Promise<void>((r) => spawn("callgrind_control", [flag, String(proc.pid)], { stdio: "ignore" }).once("exit", () => r()));
+  let dumps = 0;
+  /** Main-thread instructions since the last zeroing. */
+  const dump = async (): Promise<number> => {
+    await control("-d");
+    const file = join(dir, `cg.${proc.pid}.${++dumps}-01`);
+    for (let t = 0; t < 100 && !existsSync(file); t++) await sleep(100);
+    return Number(/^(?:summary|totals): (\d+)/m.exec(readFileSync(file, "utf8"))?.[1]);
+  };
+  try {
+    const deadline = Date.now() + 180_000;
+    while (!(await accepts(port))) {
+      if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`${name} did not start under valgrind`);
+      await sleep(200);
+    }
+    const c = dynamoCaller(`http://127.0.0.1:${port}`, 1);
+    const put = (i: number) => JSON.stringify({ TableName: "bench", Item: { id: { S: `k${i % 1000}` }, v: { S: "x".repeat(100) }, n: { N: String(i % 977) } } });
+    const get = (i: number) => JSON.stringify({ TableName: "bench", Key: { id: { S: `k${i % 1000}` } } });
+    if (name !== "bare") await c.call("CreateTable", JSON.stringify({ TableName: "bench", AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }], KeySchema: [{ AttributeName: "id", KeyType: "HASH" }], BillingMode: "PAY_PER_REQUEST" }));
+    for (let i = 0; i < 1000; i++) await c.call("PutItem", put(i));
+    for (let i = 0; i < warm; i++) await c.call(op, op === "GetItem" ? get(i) : put(i));
+    await control("-z");
+    let t = performance.now();
+    await sleep(3000);
+    const idlePerMs = (await dump()) / (performance.now() - t);
+    await control("-z");
+    t = performance.now();
+    for (let i = 0; i < calls; i++) await c.call(op, op === "GetItem" ? get(i) : put(i));
+    const busy = await dump();
+    c.close();
+    return (busy - idlePerMs * (performance.now() - t)) / calls;
+  } finally {
+    proc.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** --instructions: Decant's front, the bare node:http server and a bare server on node:net (the lean path's floor), counted by callgrind. */
+async function instructionsBench(warm: number, calls: number): Promise<void> {
+  const main = await buildOnce();
+  for (const op of ["PutItem", "GetItem"] as const) {
+    const count = async (name: string, args: (port: number) => string[], env: (port: number) => Record<string, string>) => {
+      const port = await freePort();
+      return instructionsPerCall(name, args(port), env(port), port, op, warm, calls);
+    };
+    const decant = await count("decant", () => [...shippedNodeFlags(), main, "serve"], (port) => ({ DECANT_CURRENT: "memory:", DECANT_LISTEN: "127.0.0.1:0", DECANT_METRICS_LISTEN: "127.0.0.1:0", DECANT_DYNAMODB_LISTEN: `127.0.0.1:${port}`, DECANT_LOG_LEVEL: "error" }));
+    const bare = await count("bare", () => ["--input-type=module", "-e", BARE_SERVER], (port) => ({ PORT: String(port) }));
+    const net = await count("bare", () => ["--input-type=module", "-e", BARE_NET_SERVER], (port) => ({ PORT: String(port) }));
+    record({ section: "dynamodb", figure: `${op}: main-thread instructions per call vs bare node:http server (callgrind)`, value: Math.round(decant), unit: "instr", baseline: Math.round(bare) });
+    record({ section: "dynamodb", figure: `${op}: main-thread instructions per call vs bare node:net server (callgrind)`, value: Math.round(decant), unit: "instr", baseline: Math.round(net) });
+  }
+}
+
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  const { values } = parseArgs({ options: { quick: { type: "boolean" }, seconds: { type: "string" }, profile: { type: "string" }, compare: { type: "string" } } });
+  const { values } = parseArgs({ options: { quick: { type: "boolean" }, seconds: { type: "string" }, profile: { type: "string" }, compare: { type: "string" }, instructions: { type: "boolean" } } });
+  if (values.instructions) {
+    console.log(`decant front bench — ${new Date().toISOString()} — main-thread instructions per call under callgrind`);
+    await instructionsBench(values.quick ? 2000 : 8000, values.quick ? 500 : 3000);
+    process.exit(0);
+  }
   const seconds = values.seconds ? Number(values.seconds) : values.quick ? 1 : 12;
   console.log(`decant front bench — ${new Date().toISOString()} — ${fmt(seconds)} s per operation and in-flight level, 3 servers alternating`);
   await frontBench({ ms: seconds * 1000, profileDir: values.profile, compare: values.compare });
