@@ -69,7 +69,11 @@ class LeanConnection {
   /** A request is being answered: later (pipelined) bytes wait for its answer. */
   private busy = false;
   private closeAfter = false;
+  /** An answer that ends the connection was sent: no further request is taken (node:http refuses data after it). */
+  private finished = false;
   private handedOver = false;
+  /** next() is taking requests: an answer sent synchronously returns to its loop instead of recursing. */
+  private dispatching = false;
   /** When the bytes of a request not yet whole began to arrive (for the server's header and request timeouts). */
   partialSince = 0;
   private readonly onData = (d: Buffer) => this.received(d);
@@ -102,6 +106,7 @@ class LeanConnection {
   }
 
   private received(d: Buffer): void {
+    if (this.finished) return;
     if (this.size === 0) this.partialSince = Date.now();
     this.chunks.push(d);
     this.size += d.length;
@@ -115,21 +120,35 @@ class LeanConnection {
     return this.chunks[0]!;
   }
 
-  /** Takes the next whole request from the buffered bytes, if there is one. */
+  /**
+   * Takes the buffered requests while each is answered at once. A loop, not recursion: a request
+   * answered synchronously calls ready() and so next() again, and thousands of pipelined requests
+   * buffered behind a slow one would otherwise each add frames to the stack until it overflowed.
+   */
   private next(): void {
-    if (this.size === 0) return;
+    if (this.dispatching) return;
+    this.dispatching = true;
+    try {
+      while (!this.busy && !this.finished && !this.handedOver && this.size > 0 && this.take());
+    } finally {
+      this.dispatching = false;
+    }
+  }
+
+  /** Takes the next whole request from the buffered bytes: whether one was taken. */
+  private take(): boolean {
     let head = this.pending;
     if (!head) {
       const all = this.joined(); // a head is small: joined until it is whole
       const end = all.indexOf(HEAD_END);
       if (end < 0 ? all.length > MAX_HEAD : end > MAX_HEAD) return this.handOver();
-      if (end < 0) return;
+      if (end < 0) return false;
       const parsed = parseHead(all.toString("latin1", 0, end), this.server.options.maxBodyBytes);
       if (!parsed) return this.handOver();
       head = this.pending = { ...parsed, start: end + 4 };
     }
     const whole = head.start + head.length;
-    if (this.size < whole) return; // the body is still coming
+    if (this.size < whole) return false; // the body is still coming
     const all = this.joined();
     const body = all.subarray(head.start, whole);
     this.pending = undefined;
@@ -138,6 +157,7 @@ class LeanConnection {
     this.busy = true;
     if (head.close || this.server.closing) this.closeAfter = true;
     this.server.options.handle({ method: "POST", url: "/", headers: head.headers, socket: this.socket }, body, new LeanAnswer(this));
+    return true;
   }
 
   /** The current request's answer (LeanAnswer lets each request answer once). */
@@ -149,6 +169,9 @@ class LeanConnection {
     text += this.closeAfter ? `date: ${httpDate()}\r\nconnection: close\r\n\r\n` : `date: ${httpDate()}\r\nconnection: keep-alive\r\nkeep-alive: timeout=${Math.floor(this.server.options.keepAliveMs / 1000)}\r\n\r\n`;
     if (this.closeAfter) {
       this.busy = false;
+      this.finished = true;
+      this.chunks = [];
+      this.size = 0;
       this.socket.end(text + payload);
       return;
     }
@@ -166,8 +189,8 @@ class LeanConnection {
   }
 
   /** Gives the connection, and the bytes read but not served, to node:http. */
-  private handOver(): void {
-    if (this.handedOver) return;
+  private handOver(): false {
+    if (this.handedOver) return false;
     this.handedOver = true;
     this.server.forget(this);
     this.socket.removeListener("data", this.onData);
@@ -179,6 +202,7 @@ class LeanConnection {
     this.size = 0;
     this.server.options.fallback.emit("connection", this.socket);
     if (rest !== undefined) this.socket.unshift(rest);
+    return false;
   }
 }
 

@@ -99,6 +99,38 @@ describe("lean HTTP path", function () {
     expect(order).to.deep.equal(handled);
   });
 
+  it("answers thousands of pipelined requests queued behind a slow one, each answered at once, without a call stack per request", async () => {
+    // The first answer is late; the 20 000 behind it are buffered meanwhile, then answered synchronously one after another.
+    let first = true;
+    await start({ handle: (_req, body, reply) => {
+      handled.push(body.toString());
+      const answer = () => reply.send(200, { "content-length": 2 }, "ok");
+      if (first) (first = false), setTimeout(answer, 300);
+      else answer();
+    } });
+    const c = await open();
+    let all = "";
+    for (let i = 0; i < 20_000; i++) all += request(`r${i}`);
+    c.socket.write(all);
+    for (let t = 0; t < 200 && handled.length < 20_000; t++) await sleep(25);
+    await sleep(100);
+    expect(handled.length).to.equal(20_000);
+    expect(c.received().split("HTTP/1.1 200 OK").length - 1).to.equal(20_000);
+  });
+
+  it("takes no further request on a connection after answering one with Connection: close (node:http refuses data after it)", async () => {
+    await start({}, (b) => `echo ${b}`, 50);
+    const socket = connect({ port, host: "127.0.0.1", allowHalfOpen: true }); // a client slow to see the server's end
+    sockets.push(socket);
+    socket.on("data", () => undefined);
+    await new Promise((r) => socket.once("connect", r));
+    socket.write(request("first").replace("host: x\r\n", "host: x\r\nconnection: close\r\n") + request("after"));
+    await sleep(200);
+    socket.write(request("later"));
+    await sleep(200);
+    expect(handled).to.deep.equal(["first"]);
+  });
+
   it("hands a request it does not take to node:http with the bytes already read, at a request boundary", async () => {
     await start();
     const c = await open();
