@@ -80,7 +80,8 @@ class LeanConnection {
   /** The client ended its side: as node:http (without httpAllowHalfOpen), its request is abandoned. */
   private readonly onEnd = () => this.socket.end();
   private readonly onError = () => this.socket.destroy();
-  /** Idle between requests for keepAliveMs: closed (a request being answered is not idle). */
+  /** Idle between requests for keepAliveMs: closed (a request being answered is not idle). A listener
+   * for every timeout, not once: a timeout met while answering must not leave the next idle one unheard. */
   private readonly onTimeout = () => (this.busy ? undefined : this.socket.destroy());
 
   constructor(
@@ -88,7 +89,8 @@ class LeanConnection {
     private readonly server: LeanServer,
   ) {
     socket.setNoDelay(true);
-    socket.setTimeout(server.options.keepAliveMs, this.onTimeout);
+    socket.setTimeout(server.options.keepAliveMs);
+    socket.on("timeout", this.onTimeout);
     socket.on("data", this.onData);
     socket.on("end", this.onEnd);
     socket.on("error", this.onError);
@@ -196,6 +198,7 @@ class LeanConnection {
     this.socket.removeListener("data", this.onData);
     this.socket.removeListener("end", this.onEnd);
     this.socket.removeListener("error", this.onError);
+    this.socket.removeListener("timeout", this.onTimeout);
     this.socket.setTimeout(0);
     const rest = this.size > 0 ? this.joined() : undefined;
     this.chunks = [];

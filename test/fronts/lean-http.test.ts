@@ -131,6 +131,17 @@ describe("lean HTTP path", function () {
     expect(handled).to.deep.equal(["first"]);
   });
 
+  it("closes a connection idle for keepAliveMs after a request whose answer took longer than that", async () => {
+    await start({ keepAliveMs: 200 }, (b) => `echo ${b}`, 400);
+    const c = await open();
+    c.socket.write(request("slow"));
+    const t0 = Date.now();
+    await Promise.race([c.closed, sleep(2000)]);
+    expect(c.received()).to.contain("echo slow");
+    expect(c.socket.destroyed || c.socket.readableEnded, "closed by the server").to.equal(true);
+    expect(Date.now() - t0).to.be.lessThan(1500);
+  });
+
   it("hands a request it does not take to node:http with the bytes already read, at a request boundary", async () => {
     await start();
     const c = await open();
