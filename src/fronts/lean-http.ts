@@ -45,8 +45,22 @@ const MAX_HEAD = 16 * 1024;
 /** node:http's defaults: the whole head within a minute, the whole request within five. */
 const HEADERS_TIMEOUT_MS = 60_000;
 const REQUEST_TIMEOUT_MS = 300_000;
-/** Headers whose presence means a framing or protocol the lean path leaves to node:http. */
-const NOT_PLAIN = new Set(["transfer-encoding", "expect", "upgrade", "te", "trailer"]);
+/**
+ * Headers whose presence means a framing or protocol the lean path leaves to node:http
+ * (its parser, llhttp, reads Proxy-Connection as Connection).
+ */
+const NOT_PLAIN = new Set(["transfer-encoding", "expect", "upgrade", "te", "trailer", "proxy-connection"]);
+
+/**
+ * Whether a head not yet whole has a LF without its CR, or a CR without its LF: node:http refuses
+ * it at once (400), and its CRLF CRLF may never come, so it is handed over now rather than held
+ * until the headers timeout.
+ */
+function bareLineEnd(b: Buffer): boolean {
+  for (let i = b.indexOf(10); i >= 0; i = b.indexOf(10, i + 1)) if (i === 0 || b[i - 1] !== 13) return true;
+  for (let i = b.indexOf(13); i >= 0 && i < b.length - 1; i = b.indexOf(13, i + 1)) if (b[i + 1] !== 10) return true;
+  return false;
+}
 
 /** The Date header, made once per second as node:http does. */
 let dateSecond = -1;
@@ -143,7 +157,7 @@ class LeanConnection {
     if (!head) {
       const all = this.joined(); // a head is small: joined until it is whole
       const end = all.indexOf(HEAD_END);
-      if (end < 0 ? all.length > MAX_HEAD : end > MAX_HEAD) return this.handOver();
+      if (end < 0 ? all.length > MAX_HEAD || bareLineEnd(all) : end > MAX_HEAD) return this.handOver();
       if (end < 0) return false;
       const parsed = parseHead(all.toString("latin1", 0, end), this.server.options.maxBodyBytes);
       if (!parsed) return this.handOver();
@@ -257,6 +271,8 @@ function parseHead(text: string, maxBody: number): Head | undefined {
     headers[name] = trimValue(text, colon + 1, eol);
     pos = eol + 2;
   }
+  // node:http answers a request without Host with a 400 (requireHostHeader).
+  if (headers.host === undefined) return undefined;
   const length = headers["content-length"];
   if (length === undefined || !/^\d{1,9}$/.test(length) || Number(length) > maxBody) return undefined;
   const connection = headers.connection;

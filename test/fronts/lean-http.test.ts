@@ -142,6 +142,28 @@ describe("lean HTTP path", function () {
     expect(Date.now() - t0).to.be.lessThan(1500);
   });
 
+  it("hands to node:http, at once, what node:http refuses: bare LF line ends (before the head is whole), no Host, Proxy-Connection", async () => {
+    await start();
+    const cases = [
+      "POST / HTTP/1.1\nhost: x\ncontent-length: 1\n\nx", // no CRLF CRLF ever comes
+      "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 1\r\n\nx",
+      "POST / HTTP/1.1\r\ncontent-length: 1\r\n\r\nx",
+    ];
+    for (const text of cases) {
+      const c = await open();
+      c.socket.write(text);
+      for (let t = 0; t < 20 && !c.received(); t++) await sleep(25);
+      expect(c.received(), JSON.stringify(text)).to.match(/^HTTP\/1\.1 400 Bad Request/);
+    }
+    // node:http ends the connection after the first request's answer, and runs nothing after it.
+    const c = await open();
+    c.socket.write("POST / HTTP/1.1\r\nhost: x\r\nproxy-connection: close\r\ncontent-length: 1\r\n\r\nx" + request("after"));
+    await Promise.race([c.closed, sleep(1000)]);
+    expect(c.received().split("HTTP/1.1 ").length - 1).to.equal(1);
+    expect(c.socket.destroyed || c.socket.readableEnded).to.equal(true);
+    expect(handled).to.deep.equal([]);
+  });
+
   it("hands a request it does not take to node:http with the bytes already read, at a request boundary", async () => {
     await start();
     const c = await open();
