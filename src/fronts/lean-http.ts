@@ -199,6 +199,13 @@ class LeanConnection {
 
   private ready(): void {
     this.busy = false;
+    if (this.server.closing && this.size === 0) {
+      // The server began draining while this (keep-alive) answer waited on its client: the
+      // connection is idle now, and closeIdle() has already passed it by.
+      this.finished = true;
+      this.socket.end();
+      return;
+    }
     this.partialSince = this.size > 0 ? Date.now() : 0;
     if (this.socket.isPaused()) this.socket.resume();
     this.next();

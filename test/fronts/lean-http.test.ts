@@ -164,6 +164,26 @@ describe("lean HTTP path", function () {
     expect(handled).to.deep.equal([]);
   });
 
+  it("a draining server ends a connection whose keep-alive answer was still being taken by its client when the drain began", async () => {
+    const big = "x".repeat(8 * 1024 * 1024);
+    await start({}, () => big);
+    const socket = connect(port, "127.0.0.1");
+    sockets.push(socket);
+    socket.pause(); // reads nothing yet: the answer waits on TCP, its connection busy
+    await new Promise((r) => socket.once("connect", r));
+    socket.write(request("big"));
+    await sleep(200);
+    lean.closeIdle();
+    let bytes = 0;
+    socket.on("data", (d: Buffer) => (bytes += d.length));
+    const closed = new Promise<void>((r) => socket.once("close", () => r()));
+    socket.on("end", () => socket.end());
+    socket.resume();
+    await Promise.race([closed, sleep(2000)]);
+    expect(bytes).to.be.greaterThan(big.length);
+    expect(socket.destroyed, "ended by the server once its answer was taken").to.equal(true);
+  });
+
   it("hands a request it does not take to node:http with the bytes already read, at a request boundary", async () => {
     await start();
     const c = await open();
