@@ -94,9 +94,10 @@ class LeanConnection {
   /** The client ended its side: as node:http (without httpAllowHalfOpen), its request is abandoned. */
   private readonly onEnd = () => this.socket.end();
   private readonly onError = () => this.socket.destroy();
-  /** Idle between requests for keepAliveMs: closed (a request being answered is not idle). A listener
+  /** Idle between requests for keepAliveMs: closed. A request being answered is not idle, nor one
+   * still arriving (the headers and request timeouts are its limits, as node:http's). A listener
    * for every timeout, not once: a timeout met while answering must not leave the next idle one unheard. */
-  private readonly onTimeout = () => (this.busy ? undefined : this.socket.destroy());
+  private readonly onTimeout = () => (this.busy || this.size > 0 ? undefined : this.socket.destroy());
 
   constructor(
     readonly socket: Socket,

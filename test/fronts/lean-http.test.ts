@@ -70,6 +70,16 @@ describe("lean HTTP path", function () {
     expect(handled).to.deep.equal([]);
   });
 
+  it("does not apply the keep-alive timeout to a request still arriving (node:http's headers and request timeouts do)", async () => {
+    await start({ keepAliveMs: 200, headersTimeoutMs: 2000, requestTimeoutMs: 2000, checkEveryMs: 50 });
+    const c = await open();
+    c.socket.write("POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 4\r\n\r\nsl");
+    await sleep(500);
+    c.socket.write("ow");
+    for (let t = 0; t < 20 && !c.received().includes("echo slow"); t++) await sleep(25);
+    expect(c.received()).to.contain("echo slow");
+  });
+
   it("does not time out a request while it is being answered, however long that takes", async () => {
     await start({ keepAliveMs: 200, headersTimeoutMs: 200, checkEveryMs: 50 }, (b) => `echo ${b}`, 600);
     const c = await open();
