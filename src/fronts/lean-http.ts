@@ -45,8 +45,22 @@ const MAX_HEAD = 16 * 1024;
 /** node:http's defaults: the whole head within a minute, the whole request within five. */
 const HEADERS_TIMEOUT_MS = 60_000;
 const REQUEST_TIMEOUT_MS = 300_000;
-/** Headers whose presence means a framing or protocol the lean path leaves to node:http. */
-const NOT_PLAIN = new Set(["transfer-encoding", "expect", "upgrade", "te", "trailer"]);
+/**
+ * Headers whose presence means a framing or protocol the lean path leaves to node:http
+ * (its parser, llhttp, reads Proxy-Connection as Connection).
+ */
+const NOT_PLAIN = new Set(["transfer-encoding", "expect", "upgrade", "te", "trailer", "proxy-connection"]);
+
+/**
+ * Whether a head not yet whole has a LF without its CR, or a CR without its LF: node:http refuses
+ * it at once (400), and its CRLF CRLF may never come, so it is handed over now rather than held
+ * until the headers timeout.
+ */
+function bareLineEnd(b: Buffer): boolean {
+  for (let i = b.indexOf(10); i >= 0; i = b.indexOf(10, i + 1)) if (i === 0 || b[i - 1] !== 13) return true;
+  for (let i = b.indexOf(13); i >= 0 && i < b.length - 1; i = b.indexOf(13, i + 1)) if (b[i + 1] !== 10) return true;
+  return false;
+}
 
 /** The Date header, made once per second as node:http does. */
 let dateSecond = -1;
@@ -69,22 +83,29 @@ class LeanConnection {
   /** A request is being answered: later (pipelined) bytes wait for its answer. */
   private busy = false;
   private closeAfter = false;
+  /** An answer that ends the connection was sent: no further request is taken (node:http refuses data after it). */
+  private finished = false;
   private handedOver = false;
+  /** next() is taking requests: an answer sent synchronously returns to its loop instead of recursing. */
+  private dispatching = false;
   /** When the bytes of a request not yet whole began to arrive (for the server's header and request timeouts). */
   partialSince = 0;
   private readonly onData = (d: Buffer) => this.received(d);
   /** The client ended its side: as node:http (without httpAllowHalfOpen), its request is abandoned. */
   private readonly onEnd = () => this.socket.end();
   private readonly onError = () => this.socket.destroy();
-  /** Idle between requests for keepAliveMs: closed (a request being answered is not idle). */
-  private readonly onTimeout = () => (this.busy ? undefined : this.socket.destroy());
+  /** Idle between requests for keepAliveMs: closed. A request being answered is not idle, nor one
+   * still arriving (the headers and request timeouts are its limits, as node:http's). A listener
+   * for every timeout, not once: a timeout met while answering must not leave the next idle one unheard. */
+  private readonly onTimeout = () => (this.busy || this.size > 0 ? undefined : this.socket.destroy());
 
   constructor(
     readonly socket: Socket,
     private readonly server: LeanServer,
   ) {
     socket.setNoDelay(true);
-    socket.setTimeout(server.options.keepAliveMs, this.onTimeout);
+    socket.setTimeout(server.options.keepAliveMs);
+    socket.on("timeout", this.onTimeout);
     socket.on("data", this.onData);
     socket.on("end", this.onEnd);
     socket.on("error", this.onError);
@@ -102,6 +123,7 @@ class LeanConnection {
   }
 
   private received(d: Buffer): void {
+    if (this.finished) return;
     if (this.size === 0) this.partialSince = Date.now();
     this.chunks.push(d);
     this.size += d.length;
@@ -115,21 +137,35 @@ class LeanConnection {
     return this.chunks[0]!;
   }
 
-  /** Takes the next whole request from the buffered bytes, if there is one. */
+  /**
+   * Takes the buffered requests while each is answered at once. A loop, not recursion: a request
+   * answered synchronously calls ready() and so next() again, and thousands of pipelined requests
+   * buffered behind a slow one would otherwise each add frames to the stack until it overflowed.
+   */
   private next(): void {
-    if (this.size === 0) return;
+    if (this.dispatching) return;
+    this.dispatching = true;
+    try {
+      while (!this.busy && !this.finished && !this.handedOver && this.size > 0 && this.take());
+    } finally {
+      this.dispatching = false;
+    }
+  }
+
+  /** Takes the next whole request from the buffered bytes: whether one was taken. */
+  private take(): boolean {
     let head = this.pending;
     if (!head) {
       const all = this.joined(); // a head is small: joined until it is whole
       const end = all.indexOf(HEAD_END);
-      if (end < 0 ? all.length > MAX_HEAD : end > MAX_HEAD) return this.handOver();
-      if (end < 0) return;
+      if (end < 0 ? all.length > MAX_HEAD || bareLineEnd(all) : end > MAX_HEAD) return this.handOver();
+      if (end < 0) return false;
       const parsed = parseHead(all.toString("latin1", 0, end), this.server.options.maxBodyBytes);
       if (!parsed) return this.handOver();
       head = this.pending = { ...parsed, start: end + 4 };
     }
     const whole = head.start + head.length;
-    if (this.size < whole) return; // the body is still coming
+    if (this.size < whole) return false; // the body is still coming
     const all = this.joined();
     const body = all.subarray(head.start, whole);
     this.pending = undefined;
@@ -138,6 +174,7 @@ class LeanConnection {
     this.busy = true;
     if (head.close || this.server.closing) this.closeAfter = true;
     this.server.options.handle({ method: "POST", url: "/", headers: head.headers, socket: this.socket }, body, new LeanAnswer(this));
+    return true;
   }
 
   /** The current request's answer (LeanAnswer lets each request answer once). */
@@ -149,6 +186,9 @@ class LeanConnection {
     text += this.closeAfter ? `date: ${httpDate()}\r\nconnection: close\r\n\r\n` : `date: ${httpDate()}\r\nconnection: keep-alive\r\nkeep-alive: timeout=${Math.floor(this.server.options.keepAliveMs / 1000)}\r\n\r\n`;
     if (this.closeAfter) {
       this.busy = false;
+      this.finished = true;
+      this.chunks = [];
+      this.size = 0;
       this.socket.end(text + payload);
       return;
     }
@@ -160,25 +200,34 @@ class LeanConnection {
 
   private ready(): void {
     this.busy = false;
+    if (this.server.closing && this.size === 0) {
+      // The server began draining while this (keep-alive) answer waited on its client: the
+      // connection is idle now, and closeIdle() has already passed it by.
+      this.finished = true;
+      this.socket.end();
+      return;
+    }
     this.partialSince = this.size > 0 ? Date.now() : 0;
     if (this.socket.isPaused()) this.socket.resume();
     this.next();
   }
 
   /** Gives the connection, and the bytes read but not served, to node:http. */
-  private handOver(): void {
-    if (this.handedOver) return;
+  private handOver(): false {
+    if (this.handedOver) return false;
     this.handedOver = true;
     this.server.forget(this);
     this.socket.removeListener("data", this.onData);
     this.socket.removeListener("end", this.onEnd);
     this.socket.removeListener("error", this.onError);
+    this.socket.removeListener("timeout", this.onTimeout);
     this.socket.setTimeout(0);
     const rest = this.size > 0 ? this.joined() : undefined;
     this.chunks = [];
     this.size = 0;
     this.server.options.fallback.emit("connection", this.socket);
     if (rest !== undefined) this.socket.unshift(rest);
+    return false;
   }
 }
 
@@ -230,6 +279,8 @@ function parseHead(text: string, maxBody: number): Head | undefined {
     headers[name] = trimValue(text, colon + 1, eol);
     pos = eol + 2;
   }
+  // node:http answers a request without Host with a 400 (requireHostHeader).
+  if (headers.host === undefined) return undefined;
   const length = headers["content-length"];
   if (length === undefined || !/^\d{1,9}$/.test(length) || Number(length) > maxBody) return undefined;
   const connection = headers.connection;

@@ -70,6 +70,16 @@ describe("lean HTTP path", function () {
     expect(handled).to.deep.equal([]);
   });
 
+  it("does not apply the keep-alive timeout to a request still arriving (node:http's headers and request timeouts do)", async () => {
+    await start({ keepAliveMs: 200, headersTimeoutMs: 2000, requestTimeoutMs: 2000, checkEveryMs: 50 });
+    const c = await open();
+    c.socket.write("POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 4\r\n\r\nsl");
+    await sleep(500);
+    c.socket.write("ow");
+    for (let t = 0; t < 20 && !c.received().includes("echo slow"); t++) await sleep(25);
+    expect(c.received()).to.contain("echo slow");
+  });
+
   it("does not time out a request while it is being answered, however long that takes", async () => {
     await start({ keepAliveMs: 200, headersTimeoutMs: 200, checkEveryMs: 50 }, (b) => `echo ${b}`, 600);
     const c = await open();
@@ -97,6 +107,91 @@ describe("lean HTTP path", function () {
     expect(handled).to.deep.equal(Array.from({ length: 40 }, (_, i) => `r${i}`));
     const order = [...text.matchAll(/\r\n\r\n(r\d+):/g)].map((m) => m[1]);
     expect(order).to.deep.equal(handled);
+  });
+
+  it("answers thousands of pipelined requests queued behind a slow one, each answered at once, without a call stack per request", async () => {
+    // The first answer is late; the 20 000 behind it are buffered meanwhile, then answered synchronously one after another.
+    let first = true;
+    await start({ handle: (_req, body, reply) => {
+      handled.push(body.toString());
+      const answer = () => reply.send(200, { "content-length": 2 }, "ok");
+      if (first) (first = false), setTimeout(answer, 300);
+      else answer();
+    } });
+    const c = await open();
+    let all = "";
+    for (let i = 0; i < 20_000; i++) all += request(`r${i}`);
+    c.socket.write(all);
+    for (let t = 0; t < 200 && handled.length < 20_000; t++) await sleep(25);
+    await sleep(100);
+    expect(handled.length).to.equal(20_000);
+    expect(c.received().split("HTTP/1.1 200 OK").length - 1).to.equal(20_000);
+  });
+
+  it("takes no further request on a connection after answering one with Connection: close (node:http refuses data after it)", async () => {
+    await start({}, (b) => `echo ${b}`, 50);
+    const socket = connect({ port, host: "127.0.0.1", allowHalfOpen: true }); // a client slow to see the server's end
+    sockets.push(socket);
+    socket.on("data", () => undefined);
+    await new Promise((r) => socket.once("connect", r));
+    socket.write(request("first").replace("host: x\r\n", "host: x\r\nconnection: close\r\n") + request("after"));
+    await sleep(200);
+    socket.write(request("later"));
+    await sleep(200);
+    expect(handled).to.deep.equal(["first"]);
+  });
+
+  it("closes a connection idle for keepAliveMs after a request whose answer took longer than that", async () => {
+    await start({ keepAliveMs: 200 }, (b) => `echo ${b}`, 400);
+    const c = await open();
+    c.socket.write(request("slow"));
+    const t0 = Date.now();
+    await Promise.race([c.closed, sleep(2000)]);
+    expect(c.received()).to.contain("echo slow");
+    expect(c.socket.destroyed || c.socket.readableEnded, "closed by the server").to.equal(true);
+    expect(Date.now() - t0).to.be.lessThan(1500);
+  });
+
+  it("hands to node:http, at once, what node:http refuses: bare LF line ends (before the head is whole), no Host, Proxy-Connection", async () => {
+    await start();
+    const cases = [
+      "POST / HTTP/1.1\nhost: x\ncontent-length: 1\n\nx", // no CRLF CRLF ever comes
+      "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 1\r\n\nx",
+      "POST / HTTP/1.1\r\ncontent-length: 1\r\n\r\nx",
+    ];
+    for (const text of cases) {
+      const c = await open();
+      c.socket.write(text);
+      for (let t = 0; t < 20 && !c.received(); t++) await sleep(25);
+      expect(c.received(), JSON.stringify(text)).to.match(/^HTTP\/1\.1 400 Bad Request/);
+    }
+    // node:http ends the connection after the first request's answer, and runs nothing after it.
+    const c = await open();
+    c.socket.write("POST / HTTP/1.1\r\nhost: x\r\nproxy-connection: close\r\ncontent-length: 1\r\n\r\nx" + request("after"));
+    await Promise.race([c.closed, sleep(1000)]);
+    expect(c.received().split("HTTP/1.1 ").length - 1).to.equal(1);
+    expect(c.socket.destroyed || c.socket.readableEnded).to.equal(true);
+    expect(handled).to.deep.equal([]);
+  });
+
+  it("a draining server ends a connection whose keep-alive answer was still being taken by its client when the drain began", async () => {
+    const big = "x".repeat(8 * 1024 * 1024);
+    await start({}, () => big);
+    const socket = connect(port, "127.0.0.1");
+    sockets.push(socket);
+    socket.pause(); // reads nothing yet: the answer waits on TCP, its connection busy
+    await new Promise((r) => socket.once("connect", r));
+    socket.write(request("big"));
+    await sleep(200);
+    lean.closeIdle();
+    let bytes = 0;
+    socket.on("data", (d: Buffer) => (bytes += d.length));
+    const closed = new Promise<void>((r) => socket.once("close", () => r()));
+    socket.on("end", () => socket.end());
+    socket.resume();
+    await Promise.race([closed, sleep(2000)]);
+    expect(bytes).to.be.greaterThan(big.length);
+    expect(socket.destroyed, "ended by the server once its answer was taken").to.equal(true);
   });
 
   it("hands a request it does not take to node:http with the bytes already read, at a request boundary", async () => {

@@ -184,6 +184,21 @@ describe("DynamoDB front: protocol, signatures, metrics, config", function () {
         expect(huge.answers[0]?.status ?? 431).to.equal(431);
       });
 
+      it("runs no request sent after one with Connection: close (node:http refuses data after it)", async () => {
+        const socket = connect({ port: port(), host: "127.0.0.1", allowHalfOpen: true }); // a client slow to see the front's end
+        socket.on("data", () => undefined);
+        socket.on("error", () => undefined);
+        await new Promise((r) => socket.once("connect", r));
+        socket.write(putRequest("cc1", "connection: close\r\n") + putRequest("cc2"));
+        await new Promise((r) => setTimeout(r, 200));
+        socket.write(putRequest("cc3"));
+        await new Promise((r) => setTimeout(r, 200));
+        socket.destroy();
+        expect((await get("cc1")).Item).to.deep.equal({ k: { S: "cc1" } });
+        expect((await get("cc2")).Item).to.equal(undefined);
+        expect((await get("cc3")).Item).to.equal(undefined);
+      });
+
       it("Connection: close is answered, then the connection ended", async () => {
         const closing = await raw([putRequest("cl", "connection: close\r\n")], 1);
         expect([closing.answers[0]?.status, closing.closed]).to.deep.equal([200, true]);
@@ -310,6 +325,47 @@ describe("DynamoDB front: protocol, signatures, metrics, config", function () {
       }
       expect(fromStoreError(new DecantError("invalid_argument", "bad")).type).to.equal("ValidationException");
       expect(fromStoreError(new Error("bug")).status).to.equal(500);
+    });
+
+    it("20 000 pipelined requests refused at once (no X-Amz-Target), queued behind one waiting on the store, are each answered: no call stack per request, no overflow", async () => {
+      const memory = await openStore("memory:");
+      let hold: Promise<void> | undefined;
+      const store = Object.create(memory) as typeof memory;
+      store.get = async (...args) => {
+        await hold;
+        return memory.get(...args);
+      };
+      const front = await startDynamoFront({ listen: "127.0.0.1:0", store, logger: silentLogger(), maxValueBytes: 400 * 1024 });
+      const endpoint = `http://127.0.0.1:${front.port}`;
+      try {
+        expect((await post(endpoint, "DynamoDB_20120810.CreateTable", JSON.stringify({ TableName: "deep", AttributeDefinitions: [{ AttributeName: "k", AttributeType: "S" }], KeySchema: [{ AttributeName: "k", KeyType: "HASH" }], BillingMode: "PAY_PER_REQUEST" }))).status).to.equal(200);
+        const request = (target: string, body: string) => `POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-amz-json-1.0\r\n${target}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+        let all = request("x-amz-target: DynamoDB_20120810.GetItem\r\n", JSON.stringify({ TableName: "deep", Key: { k: { S: "a" } } }));
+        for (let i = 0; i < 20_000; i++) all += request("", "{}");
+        let release!: () => void;
+        hold = new Promise<void>((r) => (release = r));
+        const socket = connect(front.port, "127.0.0.1");
+        let count = 0;
+        let tail = "";
+        socket.setEncoding("latin1");
+        socket.on("data", (d: string) => {
+          const t = tail + d;
+          count += t.split("HTTP/1.1 ").length - 1;
+          tail = t.slice(-8);
+        });
+        socket.on("error", () => undefined);
+        await new Promise((r) => socket.once("connect", r));
+        socket.write(all);
+        await new Promise((r) => setTimeout(r, 300)); // the rest arrives, buffered, while the first waits on the store
+        release();
+        hold = undefined;
+        for (let t = 0; t < 200 && count < 20_001 && !socket.destroyed; t++) await new Promise((r) => setTimeout(r, 25));
+        socket.destroy();
+        expect(count).to.equal(20_001);
+      } finally {
+        await front.close();
+        await memory.close();
+      }
     });
 
     it("a client gone before its answer cancels the store work not yet started; its connection's next requests were unaffected", async () => {
