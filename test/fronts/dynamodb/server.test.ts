@@ -16,6 +16,40 @@ import { CREDENTIALS, rejection, sdkClient, serverUp, startFront } from "./suppo
 const post = (endpoint: string, target: string | undefined, body: string) =>
   fetch(endpoint, { method: "POST", headers: { "content-type": "application/x-amz-json-1.0", ...(target ? { "x-amz-target": target } : {}) }, body });
 
+/**
+ * A front on the memory store whose reads can be held (a slow store: a client can leave, or
+ * requests pile up, while one waits), with the table `name` created. hold() returns its release.
+ */
+async function frontWithHeldReads(name: string) {
+  const memory = await openStore("memory:");
+  let held: Promise<void> | undefined;
+  const store = Object.create(memory) as typeof memory;
+  store.get = async (...args) => {
+    await held;
+    return memory.get(...args);
+  };
+  const front = await startDynamoFront({ listen: "127.0.0.1:0", store, logger: silentLogger(), maxValueBytes: 400 * 1024 });
+  const endpoint = `http://127.0.0.1:${front.port}`;
+  const created = await post(endpoint, "DynamoDB_20120810.CreateTable", JSON.stringify({ TableName: name, AttributeDefinitions: [{ AttributeName: "k", AttributeType: "S" }], KeySchema: [{ AttributeName: "k", KeyType: "HASH" }], BillingMode: "PAY_PER_REQUEST" }));
+  expect(created.status).to.equal(200);
+  return {
+    front,
+    endpoint,
+    hold(): () => void {
+      let release!: () => void;
+      held = new Promise<void>((r) => (release = r));
+      return () => {
+        release();
+        held = undefined;
+      };
+    },
+    close: async () => {
+      await front.close();
+      await memory.close();
+    },
+  };
+}
+
 describe("DynamoDB front: protocol, signatures, metrics, config", function () {
   this.timeout(60_000);
 
@@ -328,22 +362,12 @@ describe("DynamoDB front: protocol, signatures, metrics, config", function () {
     });
 
     it("20 000 pipelined requests refused at once (no X-Amz-Target), queued behind one waiting on the store, are each answered: no call stack per request, no overflow", async () => {
-      const memory = await openStore("memory:");
-      let hold: Promise<void> | undefined;
-      const store = Object.create(memory) as typeof memory;
-      store.get = async (...args) => {
-        await hold;
-        return memory.get(...args);
-      };
-      const front = await startDynamoFront({ listen: "127.0.0.1:0", store, logger: silentLogger(), maxValueBytes: 400 * 1024 });
-      const endpoint = `http://127.0.0.1:${front.port}`;
+      const { front, hold, close } = await frontWithHeldReads("deep");
       try {
-        expect((await post(endpoint, "DynamoDB_20120810.CreateTable", JSON.stringify({ TableName: "deep", AttributeDefinitions: [{ AttributeName: "k", AttributeType: "S" }], KeySchema: [{ AttributeName: "k", KeyType: "HASH" }], BillingMode: "PAY_PER_REQUEST" }))).status).to.equal(200);
         const request = (target: string, body: string) => `POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-amz-json-1.0\r\n${target}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
         let all = request("x-amz-target: DynamoDB_20120810.GetItem\r\n", JSON.stringify({ TableName: "deep", Key: { k: { S: "a" } } }));
         for (let i = 0; i < 20_000; i++) all += request("", "{}");
-        let release!: () => void;
-        hold = new Promise<void>((r) => (release = r));
+        const release = hold();
         const socket = connect(front.port, "127.0.0.1");
         let count = 0;
         let tail = "";
@@ -358,35 +382,22 @@ describe("DynamoDB front: protocol, signatures, metrics, config", function () {
         socket.write(all);
         await new Promise((r) => setTimeout(r, 300)); // the rest arrives, buffered, while the first waits on the store
         release();
-        hold = undefined;
         for (let t = 0; t < 200 && count < 20_001 && !socket.destroyed; t++) await new Promise((r) => setTimeout(r, 25));
         socket.destroy();
         expect(count).to.equal(20_001);
       } finally {
-        await front.close();
-        await memory.close();
+        await close();
       }
     });
 
     it("a client gone before its answer cancels the store work not yet started; its connection's next requests were unaffected", async () => {
-      const memory = await openStore("memory:");
-      let hold: Promise<void> | undefined;
-      // The memory store, with reads that can be held (a slow store, so the client can leave mid-request).
-      const store = Object.create(memory) as typeof memory;
-      store.get = async (...args) => {
-        await hold;
-        return memory.get(...args);
-      };
-      const front = await startDynamoFront({ listen: "127.0.0.1:0", store, logger: silentLogger(), maxValueBytes: 400 * 1024 });
-      const endpoint = `http://127.0.0.1:${front.port}`;
+      const { front, endpoint, hold, close } = await frontWithHeldReads("gone");
       try {
-        expect((await post(endpoint, "DynamoDB_20120810.CreateTable", JSON.stringify({ TableName: "gone", AttributeDefinitions: [{ AttributeName: "k", AttributeType: "S" }], KeySchema: [{ AttributeName: "k", KeyType: "HASH" }], BillingMode: "PAY_PER_REQUEST" }))).status).to.equal(200);
         // Answered requests on one keep-alive connection leave its signal untouched.
         const put = (k: string) => JSON.stringify({ TableName: "gone", Item: { k: { S: k } }, ConditionExpression: "attribute_not_exists(k)" });
         for (const k of ["a", "b"]) expect((await post(endpoint, "DynamoDB_20120810.PutItem", put(k))).status).to.equal(200);
         // A conditional put reads first (held here), then writes: the client leaves during the read.
-        let release!: () => void;
-        hold = new Promise<void>((r) => (release = r));
+        const release = hold();
         const socket = connect(front.port, "127.0.0.1");
         await new Promise((r) => socket.once("connect", r));
         const body = put("c");
@@ -395,14 +406,12 @@ describe("DynamoDB front: protocol, signatures, metrics, config", function () {
         socket.destroy();
         await new Promise((r) => setTimeout(r, 100));
         release();
-        hold = undefined;
         await new Promise((r) => setTimeout(r, 100));
         const got = await post(endpoint, "DynamoDB_20120810.GetItem", JSON.stringify({ TableName: "gone", Key: { k: { S: "c" } } }));
         expect(await got.json()).to.deep.equal({});
         expect(await (await post(endpoint, "DynamoDB_20120810.GetItem", JSON.stringify({ TableName: "gone", Key: { k: { S: "b" } } }))).json()).to.deep.equal({ Item: { k: { S: "b" } } });
       } finally {
-        await front.close();
-        await memory.close();
+        await close();
       }
     });
   });
