@@ -495,13 +495,19 @@ const RSS_VARIANTS: { name: string; env: Record<string, string> }[] = [
  * DECANT_BENCH_RSS_BEFORE=path/to/main.js (another checkout's build, e.g. tsc -p tsconfig.build.json
  * --outDir .tmp/base-dist) adds that build under the image's flags, first, as the baseline of
  * every row; DECANT_BENCH_RSS=0,2 runs only those variants (indices into RSS_VARIANTS), and
- * DECANT_BENCH_RSS_FLAGS adds rows of other node flags.
+ * DECANT_BENCH_RSS_FLAGS adds rows of other node flags (and NAME=value environment variables).
  */
 function rssVariants(): { name: string; env: Record<string, string> }[] {
   const only = process.env.DECANT_BENCH_RSS?.split(",").map(Number);
   // DECANT_BENCH_RSS_FLAGS="--a --b;--c": more rows, one per ;-separated set of node flags.
   const more = (process.env.DECANT_BENCH_RSS_FLAGS ?? "").split(";").filter((f) => f.trim() !== "");
-  const chosen = [...RSS_VARIANTS.filter((_, i) => !only || only.includes(i)), ...more.map((flags) => ({ name: flags.trim(), env: { DECANT_BENCH_NODE_FLAGS: flags.trim() } }))];
+  // A NAME=value word in a set is an environment variable of that row (say MALLOC_MMAP_THRESHOLD_=131072).
+  const row = (set: string) => {
+    const words = set.trim().split(/\s+/);
+    const vars = Object.fromEntries(words.filter((w) => /^[A-Z_][A-Z0-9_]*=/.test(w)).map((w) => [w.slice(0, w.indexOf("=")), w.slice(w.indexOf("=") + 1)]));
+    return { name: set.trim(), env: { ...vars, DECANT_BENCH_NODE_FLAGS: words.filter((w) => !/^[A-Z_][A-Z0-9_]*=/.test(w)).join(" ") } };
+  };
+  const chosen = [...RSS_VARIANTS.filter((_, i) => !only || only.includes(i)), ...more.map(row)];
   const before = process.env.DECANT_BENCH_RSS_BEFORE;
   return before ? [{ name: `BEFORE (${before}), image flags`, env: { ...RSS_VARIANTS[0]!.env, DECANT_BENCH_MAIN: before } }, ...chosen] : chosen;
 }

@@ -56,13 +56,21 @@ export class Exchange {
     conn.exchange = this;
     conn.socket.write(this.head + this.body, () => {
       this.sent = true;
-      this.afterSent?.();
+      if (this.releaseWhenSent !== undefined) this.pool.release(conn, this.releaseWhenSent);
     });
   }
 
   /** Whether the whole request has left (write's callback); a connection is reused only then. */
   private sent = false;
-  private afterSent?: () => void;
+  /**
+   * Answered before the request had left whole: whether its connection is reusable, released
+   * once it has. A flag, not a function stored in a property: until the code that makes it is
+   * optimized, V8 allocates a function literal assigned to a property in the old generation, where,
+   * dead, it would keep this exchange (its body, and through `resolve` the answer) until the next
+   * full GC. (Rare either way: a write's callback runs before any answer can be read, unless the
+   * body filled the socket's buffer.)
+   */
+  private releaseWhenSent?: boolean;
 
   done(reply: Reply, reusable: boolean): void {
     if (this.settled) return;
@@ -72,7 +80,7 @@ export class Exchange {
     // An answer can come before the request has left whole (a big body to a server that answered
     // early): the connection waits for it, as node:http's does, before the next request follows.
     if (this.sent) this.pool.release(conn, reusable);
-    else this.afterSent = () => this.pool.release(conn, reusable);
+    else this.releaseWhenSent = reusable;
     this.resolve(reply);
   }
 

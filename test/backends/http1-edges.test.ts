@@ -4,7 +4,7 @@
 // the deadline sweep of DynamoHttp, big bodies.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { type Socket, type AddressInfo } from "node:net";
+import { createServer as createNetServer, type Socket, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer as createTlsServer, type TLSSocket } from "node:tls";
@@ -202,6 +202,52 @@ describe("http1 pool: edges", function () {
     } finally {
       pool.destroy();
       await s.stop();
+    }
+  });
+
+  it("an answer that comes before its request has left whole: the connection carries the next request once it has", async () => {
+    // The server answers the first request on its first bytes, then stops reading for a while: the
+    // 16 MB body is still being written when the answer is read.
+    const big = "a".repeat(16 * 1024 * 1024);
+    let received = 0;
+    let connections = 0;
+    const server = createNetServer((socket) => {
+      connections++;
+      socket.on("error", () => undefined);
+      let answered = 0;
+      let firstEnd = 0; // the first request's length, head and body
+      let tail = "";
+      socket.on("data", (d: Buffer) => {
+        received += d.length;
+        if (answered === 0) {
+          answered = 1;
+          const head = d.toString("latin1", 0, d.indexOf("\r\n\r\n") + 4);
+          firstEnd = head.length + Number(/content-length: (\d+)/i.exec(head)![1]);
+          socket.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nearly");
+          socket.pause();
+          setTimeout(() => socket.resume(), 200);
+        }
+        tail = (tail + d.toString("latin1", Math.max(0, d.length - 2))).slice(-2);
+        // The first request whole, then the second one's ("{}"): answer that.
+        if (answered === 1 && received > firstEnd && tail === "{}") {
+          answered = 2;
+          socket.write("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond");
+        }
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const pool = new Http1Pool({ url: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`), maxSockets: 1 });
+    try {
+      const first = post(pool, big).then((r) => ({ text: r.text, receivedThen: received }));
+      const second = post(pool, "{}");
+      const a = await first;
+      expect(a.text).to.equal("early");
+      expect(a.receivedThen).to.be.below(big.length); // answered before the request had left
+      expect((await second).text).to.equal("second");
+      expect(connections).to.equal(1);
+    } finally {
+      pool.destroy();
+      await new Promise((r) => server.close(r));
     }
   });
 
