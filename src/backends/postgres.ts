@@ -468,21 +468,6 @@ class PostgresDriver implements Driver {
     // A backfill's page comes sorted and unique already: then it is used as it is.
     let sorted = true;
     for (let i = 1; i < items.length && sorted; i++) sorted = items[i - 1]!.key < items[i]!.key;
-    // The backfill's path (sorted, one statement: its chunks are sized for it) makes no per-item
-    // objects beyond the result: a page's garbage sets when V8 collects it, hence the peak memory.
-    if (sorted && items.length <= APPLY_BATCH.items) {
-      const [key, value, bytes] = statementBytes(items);
-      if (bytes <= APPLY_BATCH.bytes) {
-        const [result] = await this.runApply([this.applyStatement(ns, items, key, value, bytes)], fence);
-        const written = result!.rows[0]?.keys;
-        const applied = new Array<boolean>(items.length).fill(true);
-        if (written != null) {
-          const keys = new Set(written);
-          for (let i = 0; i < items.length; i++) applied[i] = keys.has(items[i]!.key);
-        }
-        return applied;
-      }
-    }
     const winner = new Map<string, number>();
     if (!sorted) {
       items.forEach((item, i) => {
@@ -491,9 +476,12 @@ class PostgresDriver implements Driver {
       });
     }
     const chosen = sorted ? items : [...winner.values()].map((i) => items[i]!).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    const chunks = chunkBy(chosen, (i) => (i.value?.length ?? 0) + Buffer.byteLength(i.key), APPLY_BATCH.items, APPLY_BATCH.bytes);
+    // One statement when the batch fits (a backfill's page is sized to): no chunk copies and each
+    // key measured once, so a page makes no per-item garbage beyond its result.
+    const whole = chosen.length <= APPLY_BATCH.items ? statementBytes(chosen) : undefined;
+    const chunks = whole && whole[2] <= APPLY_BATCH.bytes ? [chosen] : chunkBy(chosen, (i) => (i.value?.length ?? 0) + Buffer.byteLength(i.key), APPLY_BATCH.items, APPLY_BATCH.bytes);
     const results = await this.runApply(
-      chunks.map((chunk) => this.applyStatement(ns, chunk, ...statementBytes(chunk))),
+      chunks.map((chunk) => this.applyStatement(ns, chunk, ...(chunk === chosen ? whole! : statementBytes(chunk)))),
       fence,
     );
     // Each statement says how many rows it wrote and, only when that is not all, which keys.
