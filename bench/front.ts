@@ -103,6 +103,11 @@ createServer((socket) => {
 process.on("SIGTERM", () => process.exit(0));
 `;
 
+/** The bench's table, and the calls every server gets: 1,000 keys, a 100-byte string and a number per item. */
+const create = JSON.stringify({ TableName: "bench", AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }], KeySchema: [{ AttributeName: "id", KeyType: "HASH" }], BillingMode: "PAY_PER_REQUEST" });
+const put = (i: number) => JSON.stringify({ TableName: "bench", Item: { id: { S: `k${i % 1000}` }, v: { S: "x".repeat(100) }, n: { N: String(i % 977) } } });
+const get = (i: number) => JSON.stringify({ TableName: "bench", Key: { id: { S: `k${i % 1000}` } } });
+
 const accepts = (port: number): Promise<boolean> =>
   new Promise((resolve) => {
     const s = connect({ host: "127.0.0.1", port });
@@ -186,9 +191,6 @@ export async function frontBench(options: FrontBenchOptions): Promise<void> {
   const servers: Record<string, Served | Awaited<ReturnType<typeof startDynalite>>> = { bare: await bareServer(), decant: await decantServer(options.profileDir), dynalite: await startDynalite() };
   if (options.compare) servers.before = await decantServer(undefined, options.compare);
   const names = Object.keys(servers);
-  const create = JSON.stringify({ TableName: "bench", AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }], KeySchema: [{ AttributeName: "id", KeyType: "HASH" }], BillingMode: "PAY_PER_REQUEST" });
-  const put = (i: number) => JSON.stringify({ TableName: "bench", Item: { id: { S: `k${i % 1000}` }, v: { S: "x".repeat(100) }, n: { N: String(i % 977) } } });
-  const get = (i: number) => JSON.stringify({ TableName: "bench", Key: { id: { S: `k${i % 1000}` } } });
   try {
     for (const name of names) {
       const c = dynamoCaller(servers[name]!.endpoint, 1);
@@ -261,9 +263,7 @@ async function instructionsPerCall(name: string, args: string[], env: Record<str
       await sleep(200);
     }
     const c = dynamoCaller(`http://127.0.0.1:${port}`, 1);
-    const put = (i: number) => JSON.stringify({ TableName: "bench", Item: { id: { S: `k${i % 1000}` }, v: { S: "x".repeat(100) }, n: { N: String(i % 977) } } });
-    const get = (i: number) => JSON.stringify({ TableName: "bench", Key: { id: { S: `k${i % 1000}` } } });
-    if (name !== "bare") await c.call("CreateTable", JSON.stringify({ TableName: "bench", AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }], KeySchema: [{ AttributeName: "id", KeyType: "HASH" }], BillingMode: "PAY_PER_REQUEST" }));
+    if (name !== "bare") await c.call("CreateTable", create);
     for (let i = 0; i < 1000; i++) await c.call("PutItem", put(i));
     for (let i = 0; i < warm; i++) await c.call(op, op === "GetItem" ? get(i) : put(i));
     await control("-z");

@@ -89,7 +89,7 @@ class LeanConnection {
   /** next() is taking requests: an answer sent synchronously returns to its loop instead of recursing. */
   private dispatching = false;
   /** When the bytes of a request not yet whole began to arrive (for the server's header and request timeouts). */
-  partialSince = 0;
+  private partialSince = 0;
   private readonly onData = (d: Buffer) => this.received(d);
   /** The client ended its side: as node:http (without httpAllowHalfOpen), its request is abandoned. */
   private readonly onEnd = () => this.socket.end();
