@@ -26,7 +26,8 @@
 // epoch is not below it; raiseFence locks the fence table EXCLUSIVE, which waits for every such
 // write to commit, then raises the row, so when it returns, every fenced write that passed the
 // old fence has committed and none can pass any more.
-import pg from "pg";
+import type pg from "pg";
+import { escapeLiteral, Pool } from "./pg-driver.js";
 import { throwIfCancelled, type Caller } from "../protocol/call.js";
 import { DecantError, deadlineExceeded, invalidArgument, isDecantError, unavailable } from "../protocol/errors.js";
 import { keyAfter, pageOf, prefixEnd, type Segment } from "../protocol/paging.js";
@@ -198,7 +199,7 @@ class PostgresDriver implements Driver {
     this.batchConcurrency = Math.min(options.poolMax, 8);
     this.t = `"${options.schema}"."${options.table}"`;
     this.fenceTable = `"${options.schema}"."${FENCE_TABLE}"`;
-    this.fenceRow = `tbl = ${pg.escapeLiteral(options.table)}`;
+    this.fenceRow = `tbl = ${escapeLiteral(options.table)}`;
     this.calls = new Envelope({ store: this.description, timeoutMs: options.timeoutMs, isTransient, mapError: (op, err) => this.mapError(op, err) });
   }
 
@@ -207,7 +208,7 @@ class PostgresDriver implements Driver {
   private getPool(): pg.Pool {
     if (this.pool) return this.pool;
     const { connectionString, poolMax, timeoutMs } = this.options;
-    const pool = new pg.Pool({
+    const pool = new Pool({
       connectionString,
       max: poolMax,
       connectionTimeoutMillis: timeoutMs, // connect and wait for a free client
@@ -592,7 +593,7 @@ class PostgresDriver implements Driver {
     // integers).
     const bucket = segment.total > 1 ? ` AND (hashtext(key) & 2147483647) % ${segment.total} = ${segment.segment}` : "";
     const value = options.keysOnly ? "NULL::bytea" : "value";
-    const sql = `SELECT key, ${value}, version FROM ${this.t} WHERE ns = ${pg.escapeLiteral(ns)} AND key > ${pg.escapeLiteral(after)}${bucket} ORDER BY key LIMIT ${limit + 1}`;
+    const sql = `SELECT key, ${value}, version FROM ${this.t} WHERE ns = ${escapeLiteral(ns)} AND key > ${escapeLiteral(after)}${bucket} ORDER BY key LIMIT ${limit + 1}`;
     return pageOf(await this.copyRows("scanRaw", sql, caller), limit, segment);
   }
 
