@@ -21,7 +21,7 @@ import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { itemAttrs } from "../src/backends/dynamodb.js";
 import { DecantClient } from "../src/client/client.js";
-import { alternating, bareForwarderServer, bareStoreServer, forgetControl, record, type LoadResult } from "./lib.js";
+import { alternating, bareForwarderServer, bareStoreServer, forgetControl, record, shippedNodeFlags, type LoadResult } from "./lib.js";
 
 interface Direct {
   get(key: string): Promise<unknown>;
@@ -119,7 +119,7 @@ async function child(args: string[], env: Record<string, string>, address: (out:
 const printedPort = (out: string) => (/^(\d+)$/m.test(out) ? `127.0.0.1:${/^(\d+)$/m.exec(out)![1]}` : "");
 const bareServer = (address: string) => child(["bench/cost.ts", "--bare-server", address], {}, (out) => (address.startsWith("unix:") ? (out ? address : "") : printedPort(out)));
 /** With the sidecar's V8 flag (run.ts sidecarProcess), so the two differ only in what runs per call. */
-const bareForwarder = (backend: string, url: string) => child(["bench/cost.ts", "--bare-forwarder", backend, url, "127.0.0.1:0"], {}, printedPort, ["--max-semi-space-size=4"]);
+const bareForwarder = (backend: string, url: string) => child(["bench/cost.ts", "--bare-forwarder", backend, url, "127.0.0.1:0"], {}, printedPort, shippedNodeFlags());
 
 // ---- (i) Decant's own work per request --------------------------------------------------------
 
@@ -408,9 +408,9 @@ export async function dynamoCpu(ctx: CostContext): Promise<void> {
     for (const client of ["sdk", "lean"]) {
       const url = `${await ctx.storeUrl("dynamodb", `costput${client}`)}&client=${client}`;
       const control = () => `sqlite:${join(tmpdir(), `decant-cost-control-${Math.random().toString(36).slice(2)}.db`)}`;
-      const flags = ["--max-semi-space-size=4", ...(client === "lean" ? profileFlags("put-lean") : [])];
+      const flags = [...shippedNodeFlags(), ...(client === "lean" ? profileFlags("put-lean") : [])];
       const p = await ctx.sidecarProcess({ DECANT_CURRENT: url, DECANT_CONTROL: control(), DECANT_BENCH_NODE_FLAGS: flags.join(" ") });
-      const other = client === "lean" && compareMain ? await compareSidecar(compareMain, { DECANT_CURRENT: `${await ctx.storeUrl("dynamodb", "costputcmp")}&client=lean`, DECANT_CONTROL: control() }, ["--max-semi-space-size=4", ...profileFlags("put-lean-compare")]).catch(async (e) => (await p.stop(), Promise.reject(e))) : undefined;
+      const other = client === "lean" && compareMain ? await compareSidecar(compareMain, { DECANT_CURRENT: `${await ctx.storeUrl("dynamodb", "costputcmp")}&client=lean`, DECANT_CONTROL: control() }, [...shippedNodeFlags(), ...profileFlags("put-lean-compare")]).catch(async (e) => (await p.stop(), Promise.reject(e))) : undefined;
       try {
         const r = await sidecarPutCpu(other ? [p, other] : [p], n, 16, (i) => `k${i}`, other ? 8 : 1);
         const v = (perPut[client] = r.ms[0]!);
@@ -476,6 +476,14 @@ async function backfill(ctx: CostContext, currentUrl: string, targetUrl: string,
 
 // ---- (iii) peak RSS during a backfill ---------------------------------------------------------
 
+/** The NODE_OPTIONS k8s/base/deployment.yaml gives the sidecar (it replaces the image's). */
+function k8sNodeOptions(): string {
+  const yaml = readFileSync(new URL("../k8s/base/deployment.yaml", import.meta.url), "utf8");
+  const value = /- name: NODE_OPTIONS\s+value: (.*)$/m.exec(yaml)?.[1];
+  if (value === undefined) throw new Error("k8s/base/deployment.yaml sets no NODE_OPTIONS: say here which flags it starts the sidecar with");
+  return value.trim();
+}
+
 /**
  * The same backfill under each way the sidecar is started: as `make run` and the image start it
  * (the figure with the goal), with a fixed glibc mmap threshold alone, with V8's old generation
@@ -484,14 +492,15 @@ async function backfill(ctx: CostContext, currentUrl: string, targetUrl: string,
  * image with one backfill segment at a time instead of two (docs/PERFORMANCE.md, "Peak memory of
  * a backfill"). In one run, so the RSS and CPU ratios hold on a loaded machine.
  */
+const IMAGE = shippedNodeFlags().join(" ");
 const RSS_VARIANTS: { name: string; env: Record<string, string> }[] = [
-  { name: "as the image and make run start it (--max-semi-space-size=4)", env: { DECANT_BENCH_NODE_FLAGS: "--max-semi-space-size=4" } },
-  { name: "image + MALLOC_MMAP_THRESHOLD_=131072 alone", env: { DECANT_BENCH_NODE_FLAGS: "--max-semi-space-size=4", MALLOC_MMAP_THRESHOLD_: "131072" } },
-  { name: "image + --heap-growing-percent=50", env: { DECANT_BENCH_NODE_FLAGS: "--max-semi-space-size=4 --heap-growing-percent=50" } },
-  { name: "as k8s/base starts it (+ --max-old-space-size=256)", env: { DECANT_BENCH_NODE_FLAGS: "--max-old-space-size=256 --max-semi-space-size=4" } },
+  { name: `as the image and make run start it (${IMAGE})`, env: { DECANT_BENCH_NODE_FLAGS: IMAGE } },
+  { name: "image + MALLOC_MMAP_THRESHOLD_=131072 alone", env: { DECANT_BENCH_NODE_FLAGS: IMAGE, MALLOC_MMAP_THRESHOLD_: "131072" } },
+  { name: "image + --heap-growing-percent=50", env: { DECANT_BENCH_NODE_FLAGS: `${IMAGE} --heap-growing-percent=50` } },
+  { name: `as k8s/base starts it (${k8sNodeOptions()})`, env: { DECANT_BENCH_NODE_FLAGS: k8sNodeOptions() } },
   { name: "smallest found (--max-semi-space-size=2 --max-old-space-size=256, MALLOC_MMAP_THRESHOLD_=131072)", env: { DECANT_BENCH_NODE_FLAGS: "--max-old-space-size=256 --max-semi-space-size=2", MALLOC_MMAP_THRESHOLD_: "131072" } },
   // Memory follows the segments a sidecar copies at once, not its writes in flight (PERFORMANCE.md).
-  { name: "image + backfill.segments_per_replica: 1 (one segment at a time, its writes still 4 in flight)", env: { DECANT_BENCH_NODE_FLAGS: "--max-semi-space-size=4", DECANT_BACKFILL_SEGMENTS_PER_REPLICA: "1" } },
+  { name: "image + backfill.segments_per_replica: 1 (one segment at a time, its writes still 4 in flight)", env: { DECANT_BENCH_NODE_FLAGS: IMAGE, DECANT_BACKFILL_SEGMENTS_PER_REPLICA: "1" } },
 ];
 
 /**

@@ -24,7 +24,7 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { freePort, startDynalite } from "../test/support/dynalite.js";
-import { alternating, buildOnce, fmt, record, type LoadResult } from "./lib.js";
+import { alternating, buildOnce, fmt, record, shippedNodeFlags, type LoadResult } from "./lib.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -148,17 +148,6 @@ export const bareServer = async (profileDir?: string) => {
   const flags = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
   return child("bare HTTP server", [...flags, "--input-type=module", "-e", BARE_SERVER], { PORT: String(port) }, port);
 };
-
-/**
- * The V8 flags the image starts the sidecar with (deploy/Dockerfile's NODE_OPTIONS, which the
- * Makefile and k8s repeat): Decant is measured as it ships (the young generation's size sets how
- * often it collects garbage). Read from the Dockerfile, so the two cannot drift apart.
- */
-function shippedNodeFlags(): string[] {
-  const options = /^ENV NODE_OPTIONS=(.*)$/m.exec(readFileSync(new URL("../deploy/Dockerfile", import.meta.url), "utf8"))?.[1];
-  if (options === undefined) throw new Error("deploy/Dockerfile sets no NODE_OPTIONS: say here which flags the sidecar ships with");
-  return options.trim().split(/\s+/);
-}
 
 /**
  * `decant serve` on the memory store with the DynamoDB front: this checkout compiled by tsc, as

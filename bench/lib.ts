@@ -1,10 +1,22 @@
 // Measurement helpers. Every figure is reported as a ratio to a baseline measured in the
 // same run, because these machines are small and noisy.
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { openStore } from "../src/backends/index.js";
 import { CONTROL_NAMESPACE } from "../src/protocol/types.js";
 import { serviceDefinition } from "../src/server/proto.js";
+
+/**
+ * The V8 flags the image starts the sidecar with (deploy/Dockerfile's NODE_OPTIONS, which the
+ * Makefile and k8s repeat): Decant is measured as it ships (the young generation's size sets how
+ * often it collects garbage). Read from the Dockerfile, so the two cannot drift apart.
+ */
+export function shippedNodeFlags(): string[] {
+  const options = /^ENV NODE_OPTIONS=(.*)$/m.exec(readFileSync(new URL("../deploy/Dockerfile", import.meta.url), "utf8"))?.[1];
+  if (options === undefined) throw new Error("deploy/Dockerfile sets no NODE_OPTIONS: say here which flags the sidecar ships with");
+  return options.trim().split(/\s+/);
+}
 
 /**
  * Compiles once into .tmp/bench-dist and returns its main: the sidecar as the image runs it

@@ -17,7 +17,7 @@ import { startSidecar } from "../src/server/sidecar.js";
 import { createLegacyDynamoTable, freePort, startDynalite, writeItems, type Dynalite } from "../test/support/dynalite.js";
 import { TEST_URLS } from "../test/support/servers.js";
 import { frontBench } from "./front.js";
-import { alternating, bareStoreServer, fmt, forgetControl, load, record, rows, table, type LoadResult, buildOnce } from "./lib.js";
+import { alternating, bareStoreServer, fmt, forgetControl, load, record, rows, table, type LoadResult, buildOnce, shippedNodeFlags } from "./lib.js";
 import { scale } from "./scale.js";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean" }, backend: { type: "string" }, only: { type: "string" } } });
@@ -271,10 +271,10 @@ async function sidecarProcess(env: Record<string, string>) {
   const main = env.DECANT_BENCH_MAIN ?? (await buildOnce());
   const grpcPort = await freePort();
   const metricsPort = await freePort();
-  // The V8 flag the image and make run give it (deploy/Dockerfile NODE_OPTIONS, Makefile NODE_FLAGS).
+  // The V8 flags the image and make run give it (deploy/Dockerfile NODE_OPTIONS, Makefile NODE_FLAGS).
   const started = Date.now();
   // DECANT_BENCH_NODE_FLAGS: other V8 flags, for a section that compares them in one run.
-  const flags = env.DECANT_BENCH_NODE_FLAGS?.split(" ").filter(Boolean) ?? ["--max-semi-space-size=4"];
+  const flags = env.DECANT_BENCH_NODE_FLAGS?.split(" ").filter(Boolean) ?? shippedNodeFlags();
   // DECANT_BENCH_TRACE=dir: every sidecar also runs with DECANT_BENCH_TRACE_FLAGS (say --trace-gc)
   // and its stdout goes to dir/sidecar-N.log, N counting the sidecars this run started.
   const trace = process.env.DECANT_BENCH_TRACE;
