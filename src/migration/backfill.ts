@@ -222,7 +222,8 @@ export class Backfill {
         running: running.length,
         // Of segmentCount: ranges still to be found by a planner are waiting too.
         waiting: Math.max(0, job.segmentCount - running.length - segments.filter((s) => s.done).length),
-        workers: [...workers.values()].sort((a, b) => a.id.localeCompare(b.id)),
+        // Code-unit order, as `runner`: localeCompare would load ICU's collation data (~3 MB of RSS).
+        workers: [...workers.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
         etaSeconds: job.state === "done" ? 0 : rate > 0 ? left / rate : undefined,
       },
     };
