@@ -8,12 +8,15 @@ import type { Logger } from "../../src/log.js";
 import { MigrationMetrics } from "../../src/metrics/migration-metrics.js";
 import { DecantError } from "../../src/protocol/errors.js";
 import type { Store } from "../../src/protocol/store.js";
+import type { RawItem } from "../../src/protocol/types.js";
 import { Backfill } from "../../src/migration/backfill.js";
 import { ControlStore } from "../../src/migration/control.js";
 import { readAllRaw, describeRaw } from "../../src/migration/compare.js";
 import { listSegments, planNamespace } from "../../src/migration/segments.js";
 import type { Clock, WorkContext } from "../../src/migration/work-context.js";
 import { verify } from "../../src/migration/verify.js";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 
 const LEASE = 1000;
 
@@ -394,5 +397,31 @@ describe("segmented backfill (memory store, injected clock)", function () {
     const achieved = 12_000 / seconds;
     console.log(`      rate limit ${rate}/s over 3 workers: ${Math.round(achieved)} items/s (${(achieved / rate).toFixed(2)} × the limit)`);
     expect(achieved).to.be.at.most(1.1 * rate);
+  });
+  it("a page whose checkpoint is saved is unreachable while the segment reads its next pages (nothing long-lived holds it for V8's scavenges to promote)", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    // Copy reads after the first two wait: the segment stops reading ahead at its third page.
+    const pages: WeakRef<RawItem[]>[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const reads = Object.create(current) as Store;
+    reads.scanRaw = async (...a: Parameters<Store["scanRaw"]>) => {
+      const page = await current.scanRaw(...a);
+      if (a[1].keysOnly) return page;
+      if (pages.length >= 2) await held;
+      const items = [...page.items]; // only the backfill holds this array
+      pages.push(new WeakRef(items));
+      return { ...page, items };
+    };
+    const a = new Backfill(context({ current: reads, target, control, id: "a", segments: 1 }), clock);
+    await a.start(0, 4);
+    await until(async () => (await control.read<{ scanned: number }>((await listSegments(control, "a1")).find((s) => s.value.scanned > 0)?.key ?? "-"))?.value.scanned === 64 + 1024 || false, "two pages checkpointed", () => a.maybeTakeOver());
+    await new Promise((r) => setImmediate(r)); // WeakRefs hold until the end of the job that made them
+    gc();
+    expect(pages.map((p) => p.deref() === undefined)).to.deep.equal([true, true]);
+    release();
+    await until(async () => (await a.read())!.value.state === "done", "the backfill to finish", () => a.maybeTakeOver());
+    expect(await differences(current, target)).to.deep.equal([]);
   });
 });
