@@ -72,6 +72,14 @@ export const isPermanent = (err: unknown): boolean => isDecantError(err) && PERM
 export const DEFAULT_SEGMENTS_PER_REPLICA = 2;
 /** Writes of at least this many items where the backend allows (see Writer). */
 const MIN_CHUNK = 64;
+/**
+ * And of at most this many bytes, rounded down to a power of two of items (256 of 1 KiB), not
+ * below MIN_CHUNK: a statement is built and sent as one message (PostgreSQL's Bind), and with two
+ * segments sharing the default concurrency each page went as two statements of 512 KiB, which
+ * left 3-5 MB more in glibc's heap at a backfill's peak than four of 256 KiB (PERFORMANCE.md).
+ */
+const STATEMENT_BYTES = 512 * 1024;
+const SMALL_STATEMENTS = { items: Number.MAX_SAFE_INTEGER, bytes: STATEMENT_BYTES };
 /** Event-loop delay a page may cause before the segment rests: live requests and lease renewals wait that long. */
 const LOOP_DELAY_BUDGET_MS = 50;
 /** How often the backfill gauges are refreshed from the segment records. */
@@ -113,8 +121,9 @@ class Writer {
 
   async write(items: RawItem[]): Promise<void> {
     // Chunks of at least MIN_CHUNK items (within the backend's limits): a high concurrency split
-    // over many segments must not turn pages into tiny statements.
-    const chunk = applyChunkSize(items, Math.min(this.concurrency, Math.ceil(items.length / MIN_CHUNK)), this.target.capabilities.applyBatch);
+    // over many segments must not turn pages into tiny statements; nor large ones (STATEMENT_BYTES).
+    const shares = applyChunkSize(items, Math.min(this.concurrency, Math.ceil(items.length / MIN_CHUNK)), this.target.capabilities.applyBatch);
+    const chunk = Math.min(shares, Math.max(MIN_CHUNK, applyChunkSize(items, 1, SMALL_STATEMENTS)));
     for (let at = 0; at < items.length && this.failure === undefined; at += chunk) {
       while (this.inFlight.size >= this.concurrency) await Promise.race(this.inFlight);
       if (!this.mayStart()) {
@@ -189,6 +198,11 @@ export class Backfill {
    */
   private get marginMs(): number {
     return Math.min(this.c.timings.storeTimeoutMs, this.leaseMs / 2);
+  }
+
+  /** Segments this process copies now (planners copy nothing). */
+  private get copyingHere(): number {
+    return this.tasks.size - this.planning.size;
   }
 
   private get perReplica(): number {
@@ -345,8 +359,7 @@ export class Backfill {
     if (!job || job.value.state !== "running" || job.value.attempt !== this.c.attempt) return;
     if (job.value.segmentCount === undefined) return; // written by an earlier Decant (one runner): StartBackfill again
     // Nothing to take and no rate to split: spare the control store a listing (it also serves the phase renewals).
-    const copying = () => this.tasks.size - this.planning.size;
-    if (copying() >= this.perReplica && !this.plansLeft && job.value.rateLimit === 0 && this.tasks.size > 0) return;
+    if (this.copyingHere >= this.perReplica && !this.plansLeft && job.value.rateLimit === 0 && this.tasks.size > 0) return;
     const segments = await listSegments(this.c.control, job.value.attempt);
     this.plansLeft = segments.some((s) => s.value.plan !== undefined);
     if (segments.length >= job.value.segmentCount && segments.every((s) => s.value.done)) return this.finish(job.value, job.version, segments.map((s) => s.value));
@@ -354,12 +367,12 @@ export class Backfill {
     // Segments copying anywhere, which share the rate and the concurrency (a planner copies nothing).
     const takeable = new Set(free);
     const planningElsewhere = segments.filter((s) => s.value.plan !== undefined && !s.value.done && !this.tasks.has(s.key) && !takeable.has(s)).length;
-    this.runningEverywhere = Math.max(1, elsewhere - planningElsewhere + copying());
+    this.runningEverywhere = Math.max(1, elsewhere - planningElsewhere + this.copyingHere);
     for (const s of free) {
       if (this.stopRequested) break;
       // One planner at a time beside the copy slots: a plan hands out work, it must not wait for a slot.
       const plans = s.value.plan !== undefined;
-      if (plans ? this.planning.size > 0 || this.perReplica === 0 : copying() >= this.perReplica) continue;
+      if (plans ? this.planning.size > 0 || this.perReplica === 0 : this.copyingHere >= this.perReplica) continue;
       const held = await this.leases.take(s, "backfill");
       if (!held) continue; // another worker took it first
       if (plans) this.planning.add(s.key);
@@ -476,7 +489,10 @@ export class Backfill {
     s.limit = nextPageLimit(page.items, s.limit, job.pageSize);
     const { items, ended } = clipToRange(h.rec, page.items);
     const done = ended || page.cursor === undefined;
-    if (!done && rate === 0) {
+    // Read ahead only while this process copies one segment: with more, their reads already
+    // overlap each other's writes, and a page read ahead waited through two writes, long enough
+    // to outlive two scavenges and be promoted with its socket chunks (measured: PERFORMANCE.md).
+    if (!done && rate === 0 && this.copyingHere <= 1) {
       s.prefetch = { cursor: page.cursor, page: read(page.cursor) };
       // A failed prefetch is retried by the next page's own read. The handler is not made here: a
       // closure made in this frame would hold the page until the next one arrives.
