@@ -424,4 +424,59 @@ describe("segmented backfill (memory store, injected clock)", function () {
     await until(async () => (await a.read())!.value.state === "done", "the backfill to finish", () => a.maybeTakeOver());
     expect(await differences(current, target)).to.deep.equal([]);
   });
+
+  /** A backfill of `segments` at once whose value reads and target writes wait until let go: how many value reads it has made once its first pages are all being written. */
+  async function readsWhileWriting(segments: number): Promise<number> {
+    const reads = { made: 0, waiting: [] as (() => void)[], open: false };
+    const writes = { waiting: [] as (() => void)[], open: false };
+    const cur = Object.create(current) as Store;
+    cur.scanRaw = async (...a: Parameters<Store["scanRaw"]>) => {
+      if (a[1].keysOnly) return current.scanRaw(...a); // the planner's
+      reads.made++;
+      if (!reads.open) await new Promise<void>((r) => reads.waiting.push(r));
+      return current.scanRaw(...a);
+    };
+    const tgt = Object.create(target) as Store;
+    tgt.applyIfNewer = async (...a: Parameters<Store["applyIfNewer"]>) => {
+      if (!writes.open) await new Promise<void>((r) => writes.waiting.push(r));
+      return target.applyIfNewer(...a);
+    };
+    const a = new Backfill(context({ current: cur, target: tgt, control, id: "a", segments }), clock);
+    await a.start(0, 4);
+    await until(() => reads.waiting.length === segments, `${segments} segments reading`, () => a.maybeTakeOver());
+    reads.open = true;
+    for (const r of reads.waiting.splice(0)) r();
+    await until(() => writes.waiting.length === segments, "their first pages in writes");
+    for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+    const made = reads.made;
+    writes.open = true;
+    for (const w of writes.waiting.splice(0)) w();
+    await a.stop();
+    return made;
+  }
+
+  it("reads a page ahead while it copies one segment", async () => {
+    expect(await readsWhileWriting(1)).to.equal(2);
+  });
+
+  it("reads no page ahead while it copies two segments (a page read ahead then outlived two scavenges: PERFORMANCE.md)", async () => {
+    expect(await readsWhileWriting(2)).to.equal(2);
+  });
+
+  it("writes statements of at most 512 KiB (256 items of 1 KiB), and does not cut small items finer than the concurrency does", async () => {
+    const value = Buffer.alloc(1024, 1);
+    for (let i = 0; i < 3000; i += 500) await current.applyIfNewer("big", Array.from({ length: 500 }, (_, j) => ({ key: `b${String(i + j).padStart(6, "0")}`, value, version: 1n })));
+    const sizes: Record<string, number[]> = { big: [], items: [] };
+    const tgt = Object.create(target) as Store;
+    tgt.applyIfNewer = async (...a: Parameters<Store["applyIfNewer"]>) => {
+      sizes[a[0]]!.push(a[1].length);
+      return target.applyIfNewer(...a);
+    };
+    const a = new Backfill(context({ current, target: tgt, control, id: "a", segments: 2 }), clock);
+    await a.start(0, 4);
+    await until(async () => (await a.read())!.value.state === "done", "the backfill to finish", () => a.maybeTakeOver());
+    expect(Math.max(...sizes.big!)).to.equal(256);
+    expect(Math.max(...sizes.items!)).to.equal(512); // two segments share 4 writes: a 1,024-item page in two
+    expect(await differences(current, target)).to.deep.equal([]);
+  });
 });
