@@ -6,7 +6,7 @@
 // segments resume from their checkpoints elsewhere. Memory stays flat: it streams pages.
 import { randomBytes } from "node:crypto";
 import { monitorEventLoopDelay, type IntervalHistogram } from "node:perf_hooks";
-import { applyChunkSize } from "../protocol/batch.js";
+import { applyChunkSize, type SoftLimit } from "../protocol/batch.js";
 import { DecantError, describe as describeError, isDecantError } from "../protocol/errors.js";
 import type { Store } from "../protocol/store.js";
 import { CONTROL_NAMESPACE, type RawItem, type ScanPage } from "../protocol/types.js";
@@ -79,7 +79,7 @@ const MIN_CHUNK = 64;
  * left 3-5 MB more in glibc's heap at a backfill's peak than four of 256 KiB (PERFORMANCE.md).
  */
 const STATEMENT_BYTES = 512 * 1024;
-const SMALL_STATEMENTS = { items: Number.MAX_SAFE_INTEGER, bytes: STATEMENT_BYTES };
+const STATEMENTS: SoftLimit = { bytes: STATEMENT_BYTES, minItems: MIN_CHUNK };
 /** Event-loop delay a page may cause before the segment rests: live requests and lease renewals wait that long. */
 const LOOP_DELAY_BUDGET_MS = 50;
 /** How often the backfill gauges are refreshed from the segment records. */
@@ -122,8 +122,7 @@ class Writer {
   async write(items: RawItem[]): Promise<void> {
     // Chunks of at least MIN_CHUNK items (within the backend's limits): a high concurrency split
     // over many segments must not turn pages into tiny statements; nor large ones (STATEMENT_BYTES).
-    const shares = applyChunkSize(items, Math.min(this.concurrency, Math.ceil(items.length / MIN_CHUNK)), this.target.capabilities.applyBatch);
-    const chunk = Math.min(shares, Math.max(MIN_CHUNK, applyChunkSize(items, 1, SMALL_STATEMENTS)));
+    const chunk = applyChunkSize(items, Math.min(this.concurrency, Math.ceil(items.length / MIN_CHUNK)), this.target.capabilities.applyBatch, STATEMENTS);
     for (let at = 0; at < items.length && this.failure === undefined; at += chunk) {
       while (this.inFlight.size >= this.concurrency) await Promise.race(this.inFlight);
       if (!this.mayStart()) {

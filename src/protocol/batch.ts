@@ -83,16 +83,24 @@ export interface BatchLimits {
   bytes: number;
 }
 
+/** A caller's own preferred bound on a call: about `bytes` at most, but not below `minItems` items. */
+export interface SoftLimit {
+  bytes: number;
+  minItems: number;
+}
+
 /**
  * How many of `items` to hand to one applyIfNewer call when `concurrency` calls run at once: an
- * even share, within the store's declared limits (items, and bytes at the items' average size),
- * rounded down to a power of two (SQL stores prepare one statement per size, see postgres.ts).
+ * even share, within the store's declared limits (items, and bytes at the items' average size)
+ * and the caller's soft one, rounded down to a power of two (SQL stores prepare one statement per
+ * size, see postgres.ts).
  */
-export function applyChunkSize(items: RawItem[], concurrency: number, limits: BatchLimits | undefined): number {
+export function applyChunkSize(items: RawItem[], concurrency: number, limits: BatchLimits | undefined, soft?: SoftLimit): number {
   let n = Math.ceil(items.length / Math.max(1, concurrency));
-  if (limits) {
+  if (limits || soft) {
     const bytes = items.reduce((sum, i) => sum + Buffer.byteLength(i.key) + (i.value?.length ?? 0), 0) / Math.max(1, items.length);
-    n = Math.min(n, limits.items, bytes > 0 ? Math.floor(limits.bytes / bytes) : limits.items);
+    if (limits) n = Math.min(n, limits.items, bytes > 0 ? Math.floor(limits.bytes / bytes) : limits.items);
+    if (soft && bytes > 0) n = Math.min(n, Math.max(soft.minItems, Math.floor(soft.bytes / bytes)));
   }
   return 2 ** Math.max(0, Math.floor(Math.log2(Math.max(1, n))));
 }
