@@ -493,11 +493,12 @@ function k8sNodeOptions(): string {
  * a backfill"). In one run, so the RSS and CPU ratios hold on a loaded machine.
  */
 const IMAGE = shippedNodeFlags().join(" ");
+const K8S = k8sNodeOptions();
 const RSS_VARIANTS: { name: string; env: Record<string, string> }[] = [
   { name: `as the image and make run start it (${IMAGE})`, env: { DECANT_BENCH_NODE_FLAGS: IMAGE } },
   { name: "image + MALLOC_MMAP_THRESHOLD_=131072 alone", env: { DECANT_BENCH_NODE_FLAGS: IMAGE, MALLOC_MMAP_THRESHOLD_: "131072" } },
   { name: "image + --heap-growing-percent=50", env: { DECANT_BENCH_NODE_FLAGS: `${IMAGE} --heap-growing-percent=50` } },
-  { name: `as k8s/base starts it (${k8sNodeOptions()})`, env: { DECANT_BENCH_NODE_FLAGS: k8sNodeOptions() } },
+  { name: `as k8s/base starts it (${K8S})`, env: { DECANT_BENCH_NODE_FLAGS: K8S } },
   { name: "smallest found (--max-semi-space-size=2 --max-old-space-size=256, MALLOC_MMAP_THRESHOLD_=131072)", env: { DECANT_BENCH_NODE_FLAGS: "--max-old-space-size=256 --max-semi-space-size=2", MALLOC_MMAP_THRESHOLD_: "131072" } },
   // Two segments at a time (the default) used to cost ~7 MB more than one (PERFORMANCE.md).
   { name: "image + backfill.segments_per_replica: 1 (one segment at a time, its writes still 4 in flight)", env: { DECANT_BENCH_NODE_FLAGS: IMAGE, DECANT_BACKFILL_SEGMENTS_PER_REPLICA: "1" } },
